@@ -1,0 +1,43 @@
+"""`malabot …` (also `python -m malabot`): run, sandbox, tenants …, legacy split.
+
+Every failure a person can cause ends as one readable line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from malabot.errors import MalabotError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here so `malabot --help` stays fast and each group owns its own arguments.
+    from malabot.cli import legacy, runtime, tenants
+
+    parser = argparse.ArgumentParser(prog="malabot", description="MalaBoT: one SQLite file per server.")
+    groups = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (runtime, tenants, legacy):
+        module.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MalabotError as error:
+        print(f"malabot: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("malabot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

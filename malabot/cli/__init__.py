@@ -1,0 +1,1 @@
+"""The `malabot` command line: each module here registers one group of sub-commands."""

@@ -1,0 +1,49 @@
+"""Domain errors. Each carries the sentence a user or operator sees; no traceback reaches them."""
+
+from __future__ import annotations
+
+
+class MalabotError(Exception):
+    """Base of every error the bot or the CLI explains to a person in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidGuildId(MalabotError):
+    """Something that is not a Discord guild id was used where one is needed."""
+
+
+class TenantError(MalabotError):
+    """A tenant file cannot be opened, migrated, restored or archived."""
+
+
+class MigrationError(TenantError):
+    """The migrations folder or a tenant's migration history is not acceptable."""
+
+
+class RestoreRefused(TenantError):
+    """A file offered for restore is not a valid MalaBoT file for this guild."""
+
+
+class TenantsLocked(MalabotError):
+    """Another process (a running bot) holds the tenants folder."""
+
+
+class NotInGuild(MalabotError):
+    """A server-only command was used in a direct message."""
+
+    def __init__(self) -> None:
+        super().__init__("This command only works in a server.")
+
+
+class UserInputError(MalabotError):
+    """A slash command option or setting value was not acceptable; the text says what was wrong."""
+
+
+class PermissionRefused(MalabotError):
+    """The member (or the bot) lacks what the action needs."""

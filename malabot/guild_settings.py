@@ -1,0 +1,135 @@
+"""Per-server settings: one validated pydantic model, stored key by key as JSON in the tenant file.
+
+Only values an admin changed are stored; everything else takes the default below, so a new default
+reaches every server that never touched it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LevelCurveName = Literal["standard", "basic", "gradual", "custom"]
+LevelRoleMode = Literal["stack", "replace"]
+ThresholdAction = Literal["timeout", "kick", "ban"]
+
+Snowflake = int  # a Discord id; validated positive by the fields that hold one
+
+
+class WarnThreshold(BaseModel):
+    """N warnings within D days → an automatic action."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int = Field(ge=1, le=100)
+    days: int = Field(ge=1, le=365)
+    action: ThresholdAction
+    timeout_minutes: int | None = Field(default=None, ge=1, le=28 * 24 * 60)
+
+
+class GuildSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_assignment=True)
+
+    # General
+    timezone: str = "UTC"
+
+    # XP and levels
+    xp_enabled: bool = True
+    xp_min: int = Field(default=15, ge=0, le=10_000)
+    xp_max: int = Field(default=25, ge=0, le=10_000)
+    xp_cooldown_seconds: int = Field(default=60, ge=0, le=86_400)
+    level_curve: LevelCurveName = "standard"
+    no_xp_channel_ids: tuple[Snowflake, ...] = ()
+    no_xp_role_ids: tuple[Snowflake, ...] = ()
+    levelup_enabled: bool = True
+    levelup_channel_id: Snowflake | None = None  # None: the channel the member chatted in
+    levelup_template: str = Field(default="GG {member}, you reached level {level}!", min_length=1,
+                                  max_length=1500)
+    level_role_mode: LevelRoleMode = "stack"
+
+    # Daily check-ins
+    checkin_base_xp: int = Field(default=50, ge=0, le=100_000)
+    checkin_streak_bonus_xp: int = Field(default=10, ge=0, le=100_000)
+    checkin_bonus_cap_days: int = Field(default=7, ge=0, le=365)
+
+    # Birthdays
+    birthday_channel_id: Snowflake | None = None
+    birthday_hour: int = Field(default=9, ge=0, le=23)
+    birthday_template: str = Field(default="Happy birthday {member}! 🎂", min_length=1, max_length=1500)
+    birthday_role_id: Snowflake | None = None
+    birthday_xp: int = Field(default=100, ge=0, le=100_000)
+
+    # Moderation
+    mod_log_channel_id: Snowflake | None = None
+    warn_thresholds: tuple[WarnThreshold, ...] = ()
+
+    # Verification
+    verified_role_id: Snowflake | None = None
+    unverified_role_id: Snowflake | None = None
+    verify_min_account_age_days: int = Field(default=0, ge=0, le=3650)
+    verify_review_channel_id: Snowflake | None = None  # set: requests go to manual review
+
+    # Welcome and goodbye
+    welcome_enabled: bool = False
+    welcome_channel_id: Snowflake | None = None
+    welcome_template: str = Field(default="Welcome to {server}, {member}! You are member #{member_count}.",
+                                  min_length=1, max_length=1500)
+    welcome_dm_enabled: bool = False
+    welcome_dm_template: str = Field(default="Welcome to {server}, {member}!", min_length=1, max_length=1500)
+    goodbye_enabled: bool = False
+    goodbye_channel_id: Snowflake | None = None
+    goodbye_template: str = Field(default="{member} left {server}.", min_length=1, max_length=1500)
+    autorole_id: Snowflake | None = None
+
+    # Backups
+    backup_keep: int = Field(default=7, ge=1, le=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        value = value.strip()
+        if value not in available_timezones() and value != "UTC":
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @field_validator(
+        "levelup_channel_id", "birthday_channel_id", "birthday_role_id", "mod_log_channel_id",
+        "verified_role_id", "unverified_role_id", "verify_review_channel_id", "welcome_channel_id",
+        "goodbye_channel_id", "autorole_id",
+    )
+    @classmethod
+    def _positive_id(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value < 2**63:
+            raise ValueError("must be a Discord id")
+        return value
+
+    @field_validator("no_xp_channel_ids", "no_xp_role_ids")
+    @classmethod
+    def _positive_ids(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 < item < 2**63 for item in value):
+            raise ValueError("must be Discord ids")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _xp_range_ordered(self) -> GuildSettings:
+        if self.xp_min > self.xp_max:
+            raise ValueError(f"xp_min ({self.xp_min}) must not exceed xp_max ({self.xp_max})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def changed(self, **values: object) -> GuildSettings:
+        """A validated copy with some values replaced (raises pydantic.ValidationError when invalid)."""
+        return GuildSettings.model_validate({**self.model_dump(), **values})
+
+    def stored_values(self) -> dict[str, object]:
+        """Only the values that differ from the defaults, as JSON-ready data."""
+        return self.model_dump(mode="json", exclude_defaults=True)

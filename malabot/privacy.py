@@ -1,0 +1,68 @@
+"""Member data: every feature says which of its rows belong to a member, and how to purge and export them.
+
+When a member leaves a server (or asks with `/mydata delete`), every handler purges that member's rows
+in that server's file, all in one transaction. Moderation cases where the member is the target are
+kept on purpose: a ban must not erase its own record.
+
+Column rule (see migrations/0001_initial.sql): a column that holds a member's id is named `user_id` or
+ends in `_user_id`, `target_id`, `actor_id`, `moderator_id` or `reviewer_id`. A meta-test fails when
+such a column is not covered by a handler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import aiosqlite
+
+MEMBER_COLUMN = re.compile(r"^(user_id|.*_user_id|.*target_id|.*actor_id|.*moderator_id|.*reviewer_id)$")
+
+Rows = list[dict[str, Any]]
+
+
+class MemberDataHandler(Protocol):
+    """What each feature provides about the member data it stores."""
+
+    name: str
+    # Every (table, column) holding a member id that this handler is responsible for,
+    # including columns it deliberately keeps (and says why in its docstring).
+    covers: frozenset[tuple[str, str]]
+
+    async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
+        """Delete (or anonymise) the member's rows; returns how many rows changed."""
+        ...
+
+    async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
+        """Every row about the member, by table name."""
+        ...
+
+
+async def rows_as_dicts(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> Rows:
+    async with conn.execute(sql, params) as cursor:
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+class SimpleTableHandler:
+    """Handler for tables whose member rows are simply deleted by one column."""
+
+    def __init__(self, name: str, tables: Sequence[tuple[str, str]]) -> None:
+        self.name = name
+        self._tables = tuple(tables)
+        self.covers = frozenset(self._tables)
+
+    async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
+        changed = 0
+        for table, column in self._tables:
+            cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
+            changed += cursor.rowcount
+        return changed
+
+    async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
+        exported: dict[str, Rows] = {}
+        for table, column in self._tables:
+            rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
+            exported.setdefault(table, []).extend(rows)
+        return exported

@@ -1,0 +1,110 @@
+"""Process settings, read from MALABOT_* environment variables and an optional `.env` file.
+
+The names are a public interface used by operators; keep them. Settings are built once by the
+composition root and passed along, never imported as a global.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# A bot token is three dot-separated base64url parts; this catches pasted garbage early
+# without pretending to validate it (only Discord can do that).
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{20,}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MALABOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MALABOT_TOKEN", "DISCORD_TOKEN", "token"),
+        description="Discord bot token; MALABOT_TOKEN, or DISCORD_TOKEN as a fallback.",
+    )
+    tenants_dir: Path = Field(default=Path("tenants"), description="Folder of the per-server files.")
+    api_base_url: str = Field(
+        default="https://discord.com/api/v10",
+        description="REST base of the Discord API, including the version path.",
+    )
+    owner_ids: Annotated[frozenset[int], NoDecode] = Field(
+        default=frozenset(), description="Bot owners' user ids (comma-separated or JSON list)."
+    )
+    max_open_tenants: int = Field(default=256, ge=1, le=65536)
+    tenant_idle_seconds: float = Field(default=300.0, gt=0)
+    archive_retention_days: int = Field(default=30, ge=0)
+    log_level: LogLevel = "INFO"
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must be an http(s) URL such as https://discord.com/api/v10")
+        return value
+
+    @field_validator("owner_ids", mode="before")
+    @classmethod
+    def _parse_owner_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().strip("[]")
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            try:
+                return frozenset(int(part) for part in parts)
+            except ValueError:
+                raise ValueError("must be a comma-separated list of user ids") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("owner_ids")
+    @classmethod
+    def _positive_ids(cls, value: frozenset[int]) -> frozenset[int]:
+        if any(item <= 0 for item in value):
+            raise ValueError("user ids are positive integers")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def token_problem(self) -> str | None:
+        """Why the token cannot be used to log in, or None when it looks usable."""
+        if self.token is None:
+            return "no Discord token: set MALABOT_TOKEN (or DISCORD_TOKEN)"
+        if not _TOKEN_SHAPE.match(self.token.get_secret_value().strip()):
+            return "MALABOT_TOKEN does not look like a Discord bot token"
+        return None
+
+
+def describe_validation_error(error: Exception) -> str:
+    """One readable line from a pydantic ValidationError about settings."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return str(error)
+    parts = []
+    for item in errors():
+        location = ".".join(str(part) for part in item.get("loc", ())) or "settings"
+        parts.append(f"MALABOT_{location.upper()}: {item.get('msg', 'invalid')}")
+    return "invalid settings: " + "; ".join(parts)

@@ -1,0 +1,88 @@
+"""Guild ids and the paths of their files. Ids are validated before any path is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from malabot.errors import InvalidGuildId
+
+MAX_SNOWFLAKE = 2**63 - 1
+TENANT_SUFFIX = ".sqlite3"
+
+
+def parse_guild_id(value: object) -> int:
+    """The guild id as a positive 64-bit int; anything else (text, paths, bools, 0, huge) is refused."""
+    if isinstance(value, bool):
+        raise InvalidGuildId(f"not a guild id: {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+    else:
+        raise InvalidGuildId(f"not a guild id: {value!r} (a guild id is a positive whole number)")
+    if not 0 < number <= MAX_SNOWFLAKE:
+        raise InvalidGuildId(f"not a guild id: {value!r} (out of range)")
+    return number
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """A UTC timestamp safe for file names and sortable as text, e.g. 20261125T174501Z."""
+    return (moment or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class TenantPaths:
+    """Where the files of the tenants folder live."""
+
+    root: Path
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".malabot.lock"
+
+    def live(self, guild_id: int) -> Path:
+        return self.root / f"{parse_guild_id(guild_id)}{TENANT_SUFFIX}"
+
+    def staging(self, guild_id: int, purpose: str) -> Path:
+        """A temporary name in the same folder, so the final rename is atomic."""
+        return self.root / f".{parse_guild_id(guild_id)}.{purpose}.tmp"
+
+    def archive(self, guild_id: int, moment: datetime | None = None) -> Path:
+        return self.archive_dir / f"{parse_guild_id(guild_id)}-{utc_stamp(moment)}{TENANT_SUFFIX}"
+
+    def backup(self, guild_id: int, moment: datetime | None = None, folder: Path | None = None) -> Path:
+        target = folder if folder is not None else self.backups_dir / str(parse_guild_id(guild_id))
+        return target / f"{parse_guild_id(guild_id)}-{utc_stamp(moment)}{TENANT_SUFFIX}"
+
+    def live_guild_ids(self) -> list[int]:
+        """Guild ids of the live files, sorted; stray files with other names are ignored."""
+        found = []
+        if not self.root.is_dir():
+            return found
+        for path in self.root.glob(f"*{TENANT_SUFFIX}"):
+            try:
+                found.append(parse_guild_id(path.name.removesuffix(TENANT_SUFFIX)))
+            except InvalidGuildId:
+                continue
+        return sorted(found)
+
+    def archives_of(self, guild_id: int) -> list[Path]:
+        """Archived files of one guild, oldest first."""
+        if not self.archive_dir.is_dir():
+            return []
+        return sorted(self.archive_dir.glob(f"{parse_guild_id(guild_id)}-*{TENANT_SUFFIX}"))
+
+
+def sidecars(path: Path) -> tuple[Path, Path]:
+    """The -wal and -shm files SQLite keeps beside a database in WAL mode."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
