@@ -66,3 +66,35 @@ class SimpleTableHandler:
             rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
             exported.setdefault(table, []).extend(rows)
         return exported
+
+
+class AnonymisingHandler:
+    """Handler for rows that must survive a member leaving (records of what others did): the member's
+    id in the given columns is replaced by NULL; rows where the member is the subject are deleted
+    (`delete_by`), or kept entirely (`keep_by`, e.g. a ban's own case)."""
+
+    def __init__(self, name: str, *, delete_by: Sequence[tuple[str, str]] = (),
+                 anonymise: Sequence[tuple[str, str]] = (), keep_by: Sequence[tuple[str, str]] = ()) -> None:
+        self.name = name
+        self._delete_by = tuple(delete_by)
+        self._anonymise = tuple(anonymise)
+        self._keep_by = tuple(keep_by)
+        self.covers = frozenset(self._delete_by + self._anonymise + self._keep_by)
+
+    async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
+        changed = 0
+        for table, column in self._delete_by:
+            cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
+            changed += cursor.rowcount
+        for table, column in self._anonymise:
+            cursor = await conn.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ?", (user_id,))
+            changed += cursor.rowcount
+        return changed
+
+    async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
+        exported: dict[str, Rows] = {}
+        for table, column in self._delete_by + self._anonymise + self._keep_by:
+            rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
+            known = exported.setdefault(table, [])
+            known.extend(row for row in rows if row not in known)
+        return exported

@@ -1,0 +1,78 @@
+"""The composition root: settings → tenant manager → scheduler → services → bot.
+
+Nothing else builds these objects, and nothing reaches them through globals; tests build the same
+graph on a temporary folder with `build_services(Settings(tenants_dir=tmp_path))`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from malabot.features.audit.member_data import audit_member_data
+from malabot.features.moderation.member_data import moderation_member_data
+from malabot.features.settings.service import SettingsService
+from malabot.features.verification.member_data import verification_member_data
+from malabot.member_data import MemberData
+from malabot.settings import Settings
+from malabot.tenancy.lock import TenantsLock
+from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tenants: TenantManager
+    guild_settings: SettingsService
+    member_data: MemberData
+    scheduler: AsyncIOScheduler
+
+
+def build_services(settings: Settings) -> Services:
+    tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
+                            idle_seconds=settings.tenant_idle_seconds)
+    guild_settings = SettingsService(tenants)
+    member_data = MemberData(tenants, [
+        audit_member_data(),
+        moderation_member_data(),
+        verification_member_data(),
+    ])
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
+                    member_data=member_data, scheduler=scheduler)
+
+
+async def start_services(services: Services) -> None:
+    await services.tenants.start()
+    services.scheduler.start()
+
+
+async def stop_services(services: Services) -> None:
+    """Flush pending writes and close every tenant; safe to call twice."""
+    if services.scheduler.running:
+        services.scheduler.shutdown(wait=False)
+    await services.tenants.close_all()
+
+
+def point_pycord_at(api_base_url: str) -> None:
+    """py-cord reads its REST base from a class attribute; the gateway URL then comes from /gateway."""
+    discord.http.Route.API_BASE_URL = api_base_url
+
+
+def build_bot(services: Services, **options: Any) -> discord.Bot:
+    from malabot.bot import MalaBot
+
+    point_pycord_at(services.settings.api_base_url)
+    return MalaBot(services, **options)
+
+
+def tenants_lock(settings: Settings, holder: str) -> TenantsLock:
+    from malabot.tenancy.paths import TenantPaths
+
+    return TenantsLock(TenantPaths(settings.tenants_dir).lock_file, holder)

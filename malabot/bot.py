@@ -1,0 +1,62 @@
+"""MalaBot: the py-cord bot. It holds the services built by the composition root and loads the cogs."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from malabot.commands import RefusedCheck, answer, only_in_guilds
+from malabot.errors import MalabotError
+
+if TYPE_CHECKING:
+    from malabot.app import Services
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong on our side. The error was logged; please try again later."
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.default()
+    wanted.members = True  # member join/leave events and chunking for leaderboards
+    return wanted
+
+
+class MalaBot(discord.Bot):
+    def __init__(self, services: Services, **options: Any) -> None:
+        options.setdefault("intents", intents())
+        options.setdefault("cache_default_sounds", False)
+        options.setdefault("allowed_mentions", discord.AllowedMentions(everyone=False, roles=False))
+        super().__init__(**options)
+        self.services = services
+        self.add_check(only_in_guilds)
+        from malabot.cogs import all_cogs
+
+        for cog in all_cogs(self):
+            self.add_cog(cog)
+
+    async def on_application_command_error(
+        self, context: discord.ApplicationContext, exception: discord.DiscordException
+    ) -> None:
+        await self.explain_error(context, exception)
+
+    async def explain_error(self, ctx: discord.ApplicationContext, exception: BaseException) -> None:
+        """Domain errors and refused checks become ephemeral answers; anything else is logged with
+        the guild id and answered with a short apology, never a traceback."""
+        error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
+        if isinstance(error, MalabotError):
+            message = error.message
+        elif isinstance(error, RefusedCheck):
+            message = error.message
+        elif isinstance(error, discord.CheckFailure):
+            message = "You are not allowed to use this command."
+        else:
+            log.error("command /%s failed in guild %s", ctx.command.qualified_name if ctx.command else "?",
+                      ctx.guild_id, exc_info=error)
+            message = APOLOGY
+        try:
+            await answer(ctx, message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error in guild %s", ctx.guild_id)

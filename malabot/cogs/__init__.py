@@ -1,0 +1,16 @@
+"""Cogs: thin Discord adapters over the services. `all_cogs` is the one list the bot loads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+
+def all_cogs(bot: MalaBot) -> list[discord.Cog]:
+    from malabot.cogs.lifecycle import Lifecycle
+
+    return [Lifecycle(bot)]

@@ -1,0 +1,71 @@
+"""What every slash command shares: the guild it runs in, permission checks, ephemeral answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import discord
+
+from malabot.errors import NotInGuild
+
+
+class RefusedCheck(discord.CheckFailure):
+    """A check that failed with a sentence for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def guild_id_of(ctx: discord.ApplicationContext | discord.Interaction) -> int:
+    """The id of the server the interaction came from; raises NotInGuild in a DM."""
+    guild_id = ctx.guild_id
+    if guild_id is None:
+        raise NotInGuild()
+    return guild_id
+
+
+async def only_in_guilds(ctx: discord.ApplicationContext) -> bool:
+    """Global check: every MalaBoT command works on a server's data, so none runs in DMs."""
+    if ctx.guild_id is None:
+        raise RefusedCheck(NotInGuild().message)
+    return True
+
+
+def _permission_label(name: str) -> str:
+    return {"manage_guild": "Manage Server"}.get(name, name.replace("_", " ").title())
+
+
+def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Coroutine[Any, Any, bool]]:
+    """Enforce at run time what `default_member_permissions` only suggests to Discord's client:
+    the member's resolved permissions in the channel, as Discord sent them with the interaction."""
+    wanted = discord.Permissions(**perms)
+
+    async def predicate(ctx: discord.ApplicationContext) -> bool:
+        granted = ctx.interaction.permissions
+        if granted.administrator or wanted.is_subset(granted):
+            return True
+        missing = [_permission_label(name) for name, value in wanted if value and not getattr(granted, name)]
+        raise RefusedCheck(f"You need the {', '.join(missing)} permission to use this command.")
+
+    return predicate
+
+
+def admin_group(name: str, description: str, **perms: bool) -> discord.SlashCommandGroup:
+    """A command group hidden from members without `perms` and enforced at run time too."""
+    return discord.SlashCommandGroup(
+        name, description,
+        default_member_permissions=discord.Permissions(**perms),
+        contexts={discord.InteractionContextType.guild},
+        checks=[permission_check(**perms)],
+    )
+
+
+async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,
+                 **kwargs: Any) -> None:
+    """Reply, or follow up when the interaction was already answered or deferred."""
+    if ctx.interaction.response.is_done():
+        await ctx.followup.send(content, ephemeral=ephemeral, **kwargs)
+    else:
+        await ctx.respond(content, ephemeral=ephemeral, **kwargs)

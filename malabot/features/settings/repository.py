@@ -1,0 +1,31 @@
+"""SQL of per-server settings: one JSON value per key in the tenant's `settings` table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+
+async def load_values(conn: aiosqlite.Connection) -> dict[str, Any]:
+    async with conn.execute("SELECT key, value FROM settings") as cursor:
+        return {key: json.loads(value) for key, value in await cursor.fetchall()}
+
+
+async def replace_values(conn: aiosqlite.Connection, values: dict[str, Any]) -> None:
+    """Store exactly `values` (the non-default settings); keys not in it go back to their defaults."""
+    now = datetime.now(UTC).isoformat()
+    await conn.execute("DELETE FROM settings")
+    await conn.executemany(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+        [(key, json.dumps(value), now) for key, value in sorted(values.items())],
+    )
+
+
+async def record_change(conn: aiosqlite.Connection, actor_id: int | None, changes: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (at, category, action, actor_id, details) VALUES (?, 'settings', 'update', ?, ?)",
+        (datetime.now(UTC).isoformat(), actor_id, json.dumps(changes, sort_keys=True)),
+    )

@@ -1,0 +1,55 @@
+"""Per-server settings with an in-memory cache: read on every chat message, written by /config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from malabot.errors import UserInputError
+from malabot.features.settings import repository
+from malabot.guild_settings import GuildSettings
+from malabot.tenancy.manager import TenantManager
+
+
+class SettingsService:
+    def __init__(self, tenants: TenantManager) -> None:
+        self._tenants = tenants
+        self._cache: dict[int, GuildSettings] = {}
+        # The file may be replaced (restore) or moved away (archive): read it afresh afterwards.
+        tenants.add_before_file_operation(self._forget)
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        cached = self._cache.get(guild_id)
+        if cached is not None:
+            return cached
+        async with self._tenants.reading(guild_id) as conn:
+            values = await repository.load_values(conn)
+        settings = GuildSettings.model_validate(values)
+        self._cache[guild_id] = settings
+        return settings
+
+    async def update(self, guild_id: int, actor_id: int | None, **changes: Any) -> GuildSettings:
+        """Validate and store changes; raises UserInputError saying what was wrong, storing nothing."""
+        current = await self.get(guild_id)
+        try:
+            updated = current.changed(**changes)
+        except ValidationError as error:
+            raise UserInputError(describe_settings_error(error)) from None
+        async with self._tenants.transaction(guild_id) as conn:
+            await repository.replace_values(conn, updated.stored_values())
+            await repository.record_change(conn, actor_id, updated.model_dump(mode="json", include=set(changes)))
+        self._cache[guild_id] = updated
+        return updated
+
+    async def _forget(self, guild_id: int) -> None:
+        self._cache.pop(guild_id, None)
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item.get("loc", ())) or "settings"
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)

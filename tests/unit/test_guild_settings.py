@@ -1,0 +1,38 @@
+"""Per-server settings validate every value and store only what differs from the defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from malabot.features.settings.service import describe_settings_error
+from malabot.guild_settings import GuildSettings
+
+
+def test_defaults_are_the_documented_numbers() -> None:
+    settings = GuildSettings()
+    assert (settings.xp_min, settings.xp_max, settings.xp_cooldown_seconds) == (15, 25, 60)
+    assert settings.level_curve == "standard"
+    assert (settings.checkin_base_xp, settings.checkin_streak_bonus_xp, settings.checkin_bonus_cap_days) == (50, 10, 7)
+    assert (settings.birthday_hour, settings.birthday_xp, settings.timezone) == (9, 100, "UTC")
+    assert settings.stored_values() == {}
+
+
+def test_only_changed_values_are_stored() -> None:
+    settings = GuildSettings().changed(timezone="Europe/Berlin", no_xp_channel_ids=[5, 5, 6])
+    assert settings.stored_values() == {"timezone": "Europe/Berlin", "no_xp_channel_ids": [5, 6]}
+    assert GuildSettings.model_validate(settings.stored_values()) == settings
+
+
+@pytest.mark.parametrize(("changes", "fragment"), [
+    ({"timezone": "Mars/Olympus"}, "unknown timezone 'Mars/Olympus'"),
+    ({"birthday_hour": 24}, "birthday_hour"),
+    ({"xp_min": 30, "xp_max": 20}, "xp_min (30) must not exceed xp_max (20)"),
+    ({"level_curve": "steep"}, "level_curve"),
+    ({"mod_log_channel_id": -4}, "must be a Discord id"),
+    ({"unknown_key": 1}, "unknown_key"),
+])
+def test_invalid_changes_are_refused_with_the_reason(changes: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        GuildSettings().changed(**changes)
+    assert fragment in describe_settings_error(caught.value)
