@@ -1,0 +1,1 @@
+"""Birthdays: dates (rules), storage (repository), commands (service) and the hourly pass."""

@@ -1,0 +1,150 @@
+"""Birthday rules: pure functions of dates, zones and instants. No clock, no I/O.
+
+A birthday is a month and a day, with an optional year. It is celebrated on that date each year,
+except February 29, which is celebrated on February 28 in years that have no February 29.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from malabot.errors import UserInputError
+
+EARLIEST_YEAR = 1900
+# Any leap year: used to ask "can this month and day exist at all?" so that February 29 is accepted.
+_LEAP_YEAR = 2000
+MAX_UPCOMING_DAYS = 365
+
+Key = TypeVar("Key")
+
+
+@dataclass(frozen=True)
+class Birthday:
+    month: int
+    day: int
+    year: int | None = None
+
+    def celebrated_in(self, year: int) -> date:
+        return celebration_date(self.month, self.day, year)
+
+    def next_celebration(self, today: date) -> date:
+        """The next day it is celebrated, today included."""
+        this_year = self.celebrated_in(today.year)
+        return this_year if this_year >= today else self.celebrated_in(today.year + 1)
+
+    def age_on(self, day: date) -> int | None:
+        """Age on `day`, counting the Feb 28 celebration of a Feb 29 birthday; None without a year."""
+        if self.year is None:
+            return None
+        had_birthday = day >= self.celebrated_in(day.year)
+        return day.year - self.year - (0 if had_birthday else 1)
+
+
+@dataclass(frozen=True)
+class LocalMoment:
+    """Where an instant falls on a server's wall clock."""
+
+    day: date
+    hour: int
+
+
+def validate_birthday(month: int, day: int, year: int | None, today: date) -> Birthday:
+    """The birthday if it can be someone's; otherwise UserInputError with the sentence to show."""
+    if not 1 <= month <= 12:
+        raise UserInputError(f"There is no month {month}: use 1 (January) to 12 (December).")
+    longest = calendar.monthrange(_LEAP_YEAR, month)[1]
+    if not 1 <= day <= longest:
+        raise UserInputError(f"{calendar.month_name[month]} has no day {day}: use 1 to {longest}.")
+    if year is not None:
+        if year < EARLIEST_YEAR:
+            raise UserInputError(f"Use a birth year from {EARLIEST_YEAR} on, or leave the year out.")
+        if year > today.year:
+            raise UserInputError(f"{year} is in the future: use your birth year, or leave the year out.")
+        if month == 2 and day == 29 and not calendar.isleap(year):
+            raise UserInputError(f"February 29, {year} did not exist: {year} was not a leap year.")
+        if date(year, month, day) > today:
+            raise UserInputError(f"{format_day(month, day)}, {year} is in the future.")
+    return Birthday(month, day, year)
+
+
+def celebration_date(month: int, day: int, year: int) -> date:
+    """The date a birthday is celebrated in `year` (February 29 falls back to February 28)."""
+    if month == 2 and day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return date(year, month, day)
+
+
+def dates_celebrated_on(day: date) -> tuple[tuple[int, int], ...]:
+    """The (month, day) birthdays celebrated on `day`: itself, plus Feb 29 on a non-leap Feb 28."""
+    if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+        return ((2, 28), (2, 29))
+    return ((day.month, day.day),)
+
+
+def local_moment(instant: datetime, zone: ZoneInfo) -> LocalMoment:
+    """The server-local calendar day and hour of an aware instant."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("local_moment needs an aware datetime")
+    local = instant.astimezone(zone)
+    return LocalMoment(local.date(), local.hour)
+
+
+def announcement_due(moment: LocalMoment, birthday_hour: int) -> bool:
+    """True from the announcement hour to the end of the local day.
+
+    `>=` rather than `==`: a pass that runs late (downtime, a DST gap that skips the hour) still
+    catches up the same day; the next day is a different day and announces nothing for this one.
+    """
+    return moment.hour >= birthday_hour
+
+
+def validate_upcoming_days(days: int) -> int:
+    if not 1 <= days <= MAX_UPCOMING_DAYS:
+        raise UserInputError(f"Choose between 1 and {MAX_UPCOMING_DAYS} days.")
+    return days
+
+
+def upcoming(birthdays: Iterable[tuple[Key, Birthday]], today: date, days: int
+             ) -> list[tuple[date, Key, Birthday]]:
+    """Birthdays celebrated from today through `days` days ahead (both included), soonest first."""
+    last = today + timedelta(days=days)
+    found = []
+    for key, birthday in birthdays:
+        when = birthday.next_celebration(today)
+        if when <= last:
+            found.append((when, key, birthday))
+    found.sort(key=lambda item: item[0])  # stable: same-day birthdays keep the caller's order
+    return found
+
+
+def format_day(month: int, day: int) -> str:
+    """E.g. "March 5"; never shows a year."""
+    return f"{calendar.month_name[month]} {day}"
+
+
+def mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+_PLACEHOLDER = re.compile(r" ?\{age\}|\{member\}")
+
+
+def render_announcement(template: str, user_id: int, age: int | None) -> str:
+    """Fill `{member}` and `{age}`; `{age}` (with one space before it) disappears when the age is unknown.
+
+    Plain substitution, not str.format: a template is admin text and must not reach attributes.
+    """
+    def fill(match: re.Match[str]) -> str:
+        if match.group(0) == "{member}":
+            return mention(user_id)
+        if age is None:
+            return ""
+        return match.group(0).replace("{age}", str(age))
+
+    return _PLACEHOLDER.sub(fill, template)
