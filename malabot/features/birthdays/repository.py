@@ -1,0 +1,142 @@
+"""SQL of birthdays: the `birthdays` table and the per-year `birthday_celebrations` ledger.
+
+Every function takes the tenant's connection; the caller decides the transaction. Dates are stored as
+ISO text (YYYY-MM-DD), instants as UTC ISO text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import aiosqlite
+
+from malabot.features.birthdays.rules import Birthday
+
+
+@dataclass(frozen=True)
+class PendingRole:
+    """A birthday role that was given on a past day and not yet taken back."""
+
+    user_id: int
+    year: int
+    local_day: date
+    role_id: int
+
+
+def _birthday(row: Sequence[object]) -> Birthday:
+    month, day, year = row
+    assert isinstance(month, int) and isinstance(day, int)
+    return Birthday(month, day, year if isinstance(year, int) else None)
+
+
+async def save_birthday(conn: aiosqlite.Connection, user_id: int, birthday: Birthday, now: datetime) -> None:
+    """Insert or replace the member's birthday; `created_at` is when it was last set."""
+    await conn.execute(
+        """INSERT INTO birthdays (user_id, month, day, year, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET
+             month = excluded.month, day = excluded.day, year = excluded.year,
+             created_at = excluded.created_at""",
+        (user_id, birthday.month, birthday.day, birthday.year, now.isoformat()),
+    )
+
+
+async def delete_birthday(conn: aiosqlite.Connection, user_id: int) -> bool:
+    cursor = await conn.execute("DELETE FROM birthdays WHERE user_id = ?", (user_id,))
+    return cursor.rowcount > 0
+
+
+async def get_birthday(conn: aiosqlite.Connection, user_id: int) -> Birthday | None:
+    async with conn.execute("SELECT month, day, year FROM birthdays WHERE user_id = ?", (user_id,)) as cursor:
+        row = await cursor.fetchone()
+    return _birthday(row) if row is not None else None
+
+
+async def all_birthdays(conn: aiosqlite.Connection) -> list[tuple[int, Birthday]]:
+    """Every stored birthday in calendar order (January first), then by member id."""
+    async with conn.execute(
+        "SELECT user_id, month, day, year FROM birthdays ORDER BY month, day, user_id"
+    ) as cursor:
+        return [(row[0], _birthday(row[1:])) for row in await cursor.fetchall()]
+
+
+async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, int]], year: int
+                       ) -> list[tuple[int, Birthday]]:
+    """Birthdays falling on one of `dates` (month, day) that have no celebration row for `year` yet.
+
+    Uses the birthdays_by_date index and the celebrations primary key: cheap enough to run for every
+    tenant in every hourly pass.
+    """
+    found: list[tuple[int, Birthday]] = []
+    for month, day in dates:
+        async with conn.execute(
+            """SELECT b.user_id, b.month, b.day, b.year FROM birthdays AS b
+               WHERE b.month = ? AND b.day = ?
+                 AND NOT EXISTS (SELECT 1 FROM birthday_celebrations AS c
+                                 WHERE c.user_id = b.user_id AND c.year = ?)
+               ORDER BY b.user_id""",
+            (month, day, year),
+        ) as cursor:
+            found.extend((row[0], _birthday(row[1:])) for row in await cursor.fetchall())
+    return found
+
+
+async def claim_celebration(conn: aiosqlite.Connection, user_id: int, year: int, local_day: date,
+                            xp_awarded: int, role_id: int | None) -> bool:
+    """Record the member's celebration for `year`; False when it was already recorded.
+
+    Run inside the tenant's write transaction before anything visible happens: of two passes (or two
+    processes) only the one whose INSERT lands goes on to announce, give the role and award XP.
+    `role_id` is the role about to be given, recorded first so that a crash cannot leave it unremoved.
+    """
+    cursor = await conn.execute(
+        """INSERT INTO birthday_celebrations (user_id, year, local_day, xp_awarded, role_id)
+           VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, year) DO NOTHING""",
+        (user_id, year, local_day.isoformat(), xp_awarded, role_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def mark_announced(conn: aiosqlite.Connection, user_id: int, year: int, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE birthday_celebrations SET announced_at = ? WHERE user_id = ? AND year = ?",
+        (at.isoformat(), user_id, year),
+    )
+
+
+async def forget_role(conn: aiosqlite.Connection, user_id: int, year: int) -> None:
+    """The role could not be given: there is nothing to take back."""
+    await conn.execute(
+        "UPDATE birthday_celebrations SET role_id = NULL WHERE user_id = ? AND year = ?", (user_id, year))
+
+
+async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
+    """Roles given on a day before `before` that have not been removed."""
+    async with conn.execute(
+        """SELECT user_id, year, local_day, role_id FROM birthday_celebrations
+           WHERE role_id IS NOT NULL AND role_removed_at IS NULL AND local_day < ?
+           ORDER BY local_day, user_id""",
+        (before.isoformat(),),
+    ) as cursor:
+        return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3])
+                for row in await cursor.fetchall()]
+
+
+async def mark_role_removed(conn: aiosqlite.Connection, user_id: int, year: int, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE birthday_celebrations SET role_removed_at = ? WHERE user_id = ? AND year = ?",
+        (at.isoformat(), user_id, year),
+    )
+
+
+async def celebration(conn: aiosqlite.Connection, user_id: int, year: int) -> dict[str, object] | None:
+    """One celebration row as a dict (for tests and exports)."""
+    async with conn.execute(
+        "SELECT * FROM birthday_celebrations WHERE user_id = ? AND year = ?", (user_id, year)
+    ) as cursor:
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        names = [column[0] for column in cursor.description]
+    return dict(zip(names, row, strict=True))
