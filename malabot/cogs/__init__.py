@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def all_cogs(bot: MalaBot) -> list[discord.Cog]:
+    from malabot.cogs.config import ConfigCog
     from malabot.cogs.lifecycle import Lifecycle
 
-    return [Lifecycle(bot)]
+    return [Lifecycle(bot), ConfigCog(bot)]

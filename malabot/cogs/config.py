@@ -1,0 +1,80 @@
+"""`/config show|set|reset`: every per-server setting, validated, for members with Manage Server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.commands import admin_group, answer, guild_id_of
+from malabot.errors import UserInputError
+from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
+from malabot.guild_settings import GuildSettings
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+
+async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
+    typed = (ctx.value or "").lower()
+    return [name for name in setting_names() if typed in name][:25]
+
+
+def check_references(guild: discord.Guild | None, name: str, value: object) -> None:
+    """Channels and roles named in a setting must exist in this server."""
+    kind = id_kind(name)
+    if kind is None or value is None or guild is None:
+        return
+    ids = value if isinstance(value, tuple) else (value,)
+    for item in ids:
+        assert isinstance(item, int)
+        found = guild.get_channel(item) if kind == "channel" else guild.get_role(item)
+        if found is None:
+            raise UserInputError(f"`{name}`: there is no {kind} with id {item} in this server.")
+
+
+def settings_summary(settings: GuildSettings) -> str:
+    changed = settings.stored_values()
+    lines = []
+    for name in setting_names():
+        marker = "•" if name in changed else "◦"
+        lines.append(f"{marker} `{name}`: {display_value(name, getattr(settings, name))}")
+    return "\n".join(lines)
+
+
+class ConfigCog(discord.Cog):
+    config = admin_group("config", "Server settings", manage_guild=True)
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.settings = bot.services.guild_settings
+
+    @config.command(name="show", description="Show every setting of this server")
+    async def show(self, ctx: discord.ApplicationContext) -> None:
+        settings = await self.settings.get(guild_id_of(ctx))
+        embed = discord.Embed(title="Server settings", description=settings_summary(settings)[:4000])
+        embed.set_footer(text="• changed here  ◦ default")
+        await answer(ctx, embed=embed, ephemeral=True)
+
+    @config.command(name="set", description="Change one setting")
+    @discord.option("setting", description="Setting name", autocomplete=_setting_choices)
+    @discord.option("value", description="New value: a number, on/off, #channel, @role, text, or none")
+    async def set_(self, ctx: discord.ApplicationContext, setting: str, value: str) -> None:
+        guild_id = guild_id_of(ctx)
+        parsed = parse_setting_value(setting, value)
+        if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
+            parsed = tuple(parsed)
+        check_references(ctx.guild, setting, parsed)
+        updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
+        await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
+                     ephemeral=True)
+
+    @config.command(name="reset", description="Put one setting back to its default")
+    @discord.option("setting", description="Setting name", autocomplete=_setting_choices)
+    async def reset(self, ctx: discord.ApplicationContext, setting: str) -> None:
+        if setting not in GuildSettings.model_fields:
+            raise UserInputError(f"There is no setting called `{setting}`.")
+        default = GuildSettings.model_fields[setting].get_default(call_default_factory=True)
+        updated = await self.settings.update(guild_id_of(ctx), ctx.author.id, **{setting: default})
+        await answer(ctx, f"`{setting}` is back to its default: {display_value(setting, getattr(updated, setting))}.",
+                     ephemeral=True)

@@ -1,0 +1,129 @@
+"""Turning what an admin types in `/config set setting value` into a settings value, and back.
+
+Pure functions over GuildSettings' fields, so every setting (present and future) is settable the
+same way: numbers, on/off, names, `#channel`/`@role` mentions or ids, lists of them, `none` to clear.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from typing import Any, Literal
+
+from malabot.errors import UserInputError
+from malabot.guild_settings import GuildSettings
+
+_MENTION = re.compile(r"^<(?:#|@&)(\d{1,20})>$|^(\d{1,20})$")
+_TRUE = {"on", "true", "yes", "enable", "enabled", "1"}
+_FALSE = {"off", "false", "no", "disable", "disabled", "0"}
+_CLEAR = {"none", "off", "clear", "-", "not set"}
+
+
+def setting_names() -> list[str]:
+    return list(GuildSettings.model_fields)
+
+
+def id_kind(name: str) -> Literal["channel", "role"] | None:
+    """Which kind of Discord object a setting refers to, judged by its name."""
+    if name.endswith(("_channel_id", "_channel_ids")):
+        return "channel"
+    if name.endswith(("_role_id", "_role_ids")) or name == "autorole_id":
+        return "role"
+    return None
+
+
+def parse_setting_value(name: str, text: str) -> Any:
+    """The typed value for `name`; raises UserInputError saying what was expected."""
+    field = GuildSettings.model_fields.get(name)
+    if field is None:
+        raise UserInputError(f"There is no setting called `{name}`. Use `/config show` to see them all.")
+    text = text.strip()
+    annotation = field.annotation
+    optional = _is_optional(annotation)
+    inner = _without_none(annotation)
+    if optional and text.lower() in _CLEAR:
+        return None
+    origin = typing.get_origin(inner)
+    if inner is bool:
+        return _parse_bool(name, text)
+    if origin is Literal:
+        choices = [str(choice) for choice in typing.get_args(inner)]
+        if text.lower() not in choices:
+            raise UserInputError(f"`{name}` must be one of: {', '.join(choices)}.")
+        return text.lower()
+    if inner is int and id_kind(name) is not None:
+        return _parse_id(name, text)
+    if inner is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise UserInputError(f"`{name}` must be a whole number, not `{text}`.") from None
+    if origin is tuple and typing.get_args(inner)[:1] == (int,):
+        if text.lower() in _CLEAR:
+            return ()
+        return tuple(_parse_id(name, part) for part in re.split(r"[\s,]+", text) if part)
+    if origin is tuple:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise UserInputError(f"`{name}` takes a JSON list, e.g. {_example(name)}.") from None
+    return text
+
+
+def display_value(name: str, value: Any) -> str:
+    """How `/config show` shows a value: mentions for channels and roles, on/off for toggles."""
+    kind = id_kind(name)
+    if value is None:
+        return "none" if kind is None else "not set"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if kind is not None:
+        ids = value if isinstance(value, tuple) else (value,)
+        if not ids:
+            return "none"
+        prefix = "<#" if kind == "channel" else "<@&"
+        return " ".join(f"{prefix}{item}>" for item in ids)
+    if isinstance(value, tuple):
+        return json.dumps([item.model_dump() if hasattr(item, "model_dump") else item for item in value]) \
+            if value else "none"
+    return str(value)
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise UserInputError(f"`{name}` is on or off, not `{text}`.")
+
+
+def _parse_id(name: str, text: str) -> int:
+    match = _MENTION.match(text.strip())
+    if not match:
+        what = "a #channel" if id_kind(name) == "channel" else "a @role"
+        raise UserInputError(f"`{name}` needs {what} (mention or id), not `{text}`.")
+    return int(match.group(1) or match.group(2))
+
+
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation) and _is_union(annotation)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _without_none(annotation: Any) -> Any:
+    if not _is_union(annotation):
+        return annotation
+    remaining = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    return remaining[0] if len(remaining) == 1 else annotation
+
+
+def _example(name: str) -> str:
+    if name == "warn_thresholds":
+        return '[{"count": 3, "days": 7, "action": "timeout", "timeout_minutes": 60}]'
+    return "[]"

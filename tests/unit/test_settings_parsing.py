@@ -1,0 +1,54 @@
+"""What admins type in /config set becomes typed values, or a sentence saying what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from malabot.errors import UserInputError
+from malabot.features.settings.parsing import display_value, parse_setting_value, setting_names
+from malabot.guild_settings import GuildSettings
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("xp_min", " 20 ", 20),
+    ("xp_enabled", "off", False),
+    ("levelup_enabled", "Yes", True),
+    ("level_curve", "Gradual", "gradual"),
+    ("levelup_channel_id", "<#123456789012345678>", 123456789012345678),
+    ("levelup_channel_id", "none", None),
+    ("birthday_role_id", "<@&42>", 42),
+    ("no_xp_channel_ids", "<#1>, <#2> 3", (1, 2, 3)),
+    ("no_xp_role_ids", "clear", ()),
+    ("timezone", "Europe/Berlin", "Europe/Berlin"),
+    ("levelup_template", "{member} is level {level}", "{member} is level {level}"),
+    ("warn_thresholds", '[{"count": 3, "days": 7, "action": "kick"}]', [{"count": 3, "days": 7, "action": "kick"}]),
+])
+def test_values_parse(name: str, text: str, expected: object) -> None:
+    value = parse_setting_value(name, text)
+    assert value == expected
+    GuildSettings().changed(**{name: value})  # and the model accepts it
+
+
+@pytest.mark.parametrize(("name", "text", "fragment"), [
+    ("nonsense", "1", "There is no setting called `nonsense`"),
+    ("xp_min", "ten", "must be a whole number"),
+    ("xp_enabled", "maybe", "is on or off"),
+    ("level_curve", "steep", "must be one of: standard, basic, gradual, custom"),
+    ("levelup_channel_id", "general", "needs a #channel"),
+    ("no_xp_role_ids", "<@&1> admins", "needs a @role"),
+    ("warn_thresholds", "three", "takes a JSON list"),
+])
+def test_bad_values_say_what_was_expected(name: str, text: str, fragment: str) -> None:
+    with pytest.raises(UserInputError) as caught:
+        parse_setting_value(name, text)
+    assert fragment in caught.value.message
+
+
+def test_every_setting_is_parsable_from_its_own_display() -> None:
+    settings = GuildSettings().changed(levelup_channel_id=5, no_xp_role_ids=(6, 7), xp_enabled=False)
+    for name in setting_names():
+        value = getattr(settings, name)
+        shown = display_value(name, value)
+        if name == "warn_thresholds":
+            continue
+        assert parse_setting_value(name, shown) == (value if not isinstance(value, tuple) or value else ())
