@@ -1,0 +1,77 @@
+"""Admin-written message templates: `{name}` placeholders filled from a fixed set of plain strings.
+
+A template is text typed by a server admin, so it must never reach Python objects: no attribute or
+index access (`{member.__class__}`, `{member[0]}`), no conversions (`{member!r}`), no format specs
+(`{member:>99999}` would build a huge string). The template is parsed with `string.Formatter.parse`
+and the output is assembled piece by piece; `str.format` is never called on it.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from malabot.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class _Piece:
+    literal: str
+    placeholder: str | None
+
+
+def _allowed_list(allowed: Iterable[str]) -> str:
+    return ", ".join("{" + name + "}" for name in allowed) or "none"
+
+
+def _parse(template: str, allowed: Iterable[str]) -> list[_Piece]:
+    """Split a template into literal text and placeholder names, refusing anything but `{name}`."""
+    allowed = tuple(allowed)
+    names = set(allowed)
+    hint = f"Allowed placeholders: {_allowed_list(allowed)}."
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        raise UserInputError(
+            f"The template has an unmatched {{ or }}; write {{{{ or }}}} for a literal brace. {hint}"
+        ) from None
+    pieces = []
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            pieces.append(_Piece(literal, None))
+            continue
+        shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if field == "" or field.isdigit():
+            raise UserInputError(f"The template has an unnamed placeholder {shown}. {hint}")
+        if conversion or spec:
+            raise UserInputError(f"The placeholder {shown} may not have a ! or : part. {hint}")
+        if field not in names:
+            # Covers attribute and index access too: "member.name" and "member[0]" are not names.
+            raise UserInputError(f"Unknown placeholder {shown}. {hint}")
+        pieces.append(_Piece(literal, field))
+    return pieces
+
+
+def placeholders(template: str, allowed: Iterable[str]) -> list[str]:
+    """The placeholder names a template uses, in order; raises UserInputError if it is not acceptable."""
+    return [piece.placeholder for piece in _parse(template, allowed) if piece.placeholder is not None]
+
+
+def validate(template: str, allowed: Iterable[str]) -> str:
+    """The template unchanged if it only uses the allowed placeholders; otherwise UserInputError."""
+    _parse(template, allowed)
+    return template
+
+
+def render(template: str, allowed: Mapping[str, str]) -> str:
+    """Fill the template with the given values; `{{` and `}}` stand for literal braces.
+
+    Raises UserInputError (listing the allowed placeholders) for any placeholder not in `allowed`.
+    """
+    parts = []
+    for piece in _parse(template, allowed):
+        parts.append(piece.literal)
+        if piece.placeholder is not None:
+            parts.append(allowed[piece.placeholder])
+    return "".join(parts)
