@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 
+
 def standard_step(level: int) -> int:
     """XP needed to go from `level` to `level + 1` on the standard curve."""
     return 5 * level * level + 50 * level + 100

@@ -1,0 +1,150 @@
+"""Pure XP rules: who earns XP for a message, how much, progress within a level, level-up text, level roles.
+
+No I/O here: the service feeds these functions plain values read from settings and the database.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from malabot import templates
+from malabot.errors import UserInputError
+from malabot.features.xp.curves import level_for_xp, threshold
+from malabot.guild_settings import GuildSettings, LevelRoleMode
+
+# Highest total XP a member may hold, and the largest single admin edit. Far above any real server
+# (level ~10,000 on the standard curve) and far below SQLite's 64-bit integer limit.
+MAX_TOTAL_XP = 10**15
+
+LEVELUP_PLACEHOLDERS = ("member", "level", "server")
+
+
+def may_earn_xp(settings: GuildSettings, channel_id: int, role_ids: Iterable[int], *,
+                is_bot: bool, is_webhook: bool) -> bool:
+    """Whether a message can earn XP at all (the cooldown is checked separately)."""
+    if is_bot or is_webhook or not settings.xp_enabled:
+        return False
+    if channel_id in settings.no_xp_channel_ids:
+        return False
+    blocked = settings.no_xp_role_ids
+    return not (blocked and any(role_id in blocked for role_id in role_ids))
+
+
+def cooldown_over(last_award_at: float | None, now: float, cooldown_seconds: float) -> bool:
+    """True when a member last earned XP at least `cooldown_seconds` ago (or never)."""
+    return last_award_at is None or now - last_award_at >= cooldown_seconds
+
+
+def roll_message_xp(settings: GuildSettings, rng: random.Random) -> int:
+    """A random amount between xp_min and xp_max, both included."""
+    return rng.randint(settings.xp_min, settings.xp_max)
+
+
+@dataclass(frozen=True)
+class LevelProgress:
+    """Where a total XP stands on a curve: the level and the way to the next one."""
+
+    total_xp: int
+    level: int
+    level_start_xp: int   # total XP at which `level` was reached
+    next_level_xp: int    # total XP at which `level + 1` is reached
+
+    @property
+    def xp_into_level(self) -> int:
+        return self.total_xp - self.level_start_xp
+
+    @property
+    def xp_for_level(self) -> int:
+        """The whole cost of the current level step."""
+        return self.next_level_xp - self.level_start_xp
+
+    @property
+    def xp_to_next(self) -> int:
+        return self.next_level_xp - self.total_xp
+
+
+def level_progress(curve: str, total_xp: int) -> LevelProgress:
+    level = level_for_xp(curve, total_xp)
+    return LevelProgress(total_xp=total_xp, level=level, level_start_xp=threshold(curve, level),
+                         next_level_xp=threshold(curve, level + 1))
+
+
+# --- level-up message ------------------------------------------------------------------------------
+
+def validate_levelup_template(template: str) -> str:
+    """The template itself when every placeholder is one of {member}, {level}, {server}."""
+    return templates.validate(template, LEVELUP_PLACEHOLDERS)
+
+
+def render_levelup(template: str, *, member: str, level: int, server: str) -> str:
+    """The level-up announcement; `member` is usually a mention such as <@123>. Raises
+    UserInputError naming the allowed placeholders when the template uses any other."""
+    return templates.render(template, {"member": member, "level": str(level), "server": server})
+
+
+# --- level roles -----------------------------------------------------------------------------------
+
+class RoleChanges(NamedTuple):
+    """Level roles to give and to take away; unpacks as (roles_to_add, roles_to_remove)."""
+
+    to_add: frozenset[int]
+    to_remove: frozenset[int]
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_add and not self.to_remove
+
+
+def level_role_changes(current_role_ids: Iterable[int], level_roles: Mapping[int, int], level: int,
+                       mode: LevelRoleMode) -> RoleChanges:
+    """Which level roles a member at `level` should gain and lose.
+
+    `level_roles` maps a level to the role given at that level. In `stack` mode a member keeps every
+    role earned so far; in `replace` mode only the role of the highest level reached. Either way a
+    level role above the member's level is taken away, so roles follow XP down after an admin edit.
+    Roles that are not level roles are never touched.
+    """
+    current = set(current_role_ids)
+    earned = [(role_level, role_id) for role_level, role_id in level_roles.items() if role_level <= level]
+    if mode == "replace":
+        wanted = {max(earned)[1]} if earned else set()
+    else:
+        wanted = {role_id for _, role_id in earned}
+    all_level_roles = set(level_roles.values())
+    return RoleChanges(to_add=frozenset(wanted - current),
+                       to_remove=frozenset((current & all_level_roles) - wanted))
+
+
+MAX_ROLE_LEVEL = 1000
+
+
+def validate_role_level(level: int) -> int:
+    if not 1 <= level <= MAX_ROLE_LEVEL:
+        raise UserInputError(f"The level must be between 1 and {MAX_ROLE_LEVEL:,}.")
+    return level
+
+
+# --- admin edits -----------------------------------------------------------------------------------
+
+def validate_amount(amount: int, *, allow_zero: bool = False) -> int:
+    """An admin's XP amount: a whole number from 1 (or 0 for `set`) up to MAX_TOTAL_XP."""
+    lowest = 0 if allow_zero else 1
+    if not lowest <= amount <= MAX_TOTAL_XP:
+        raise UserInputError(f"The amount must be between {lowest} and {MAX_TOTAL_XP:,}.")
+    return amount
+
+
+def total_after_add(total: int, amount: int) -> int:
+    """`total + amount`, refused when it would pass MAX_TOTAL_XP."""
+    if total + amount > MAX_TOTAL_XP:
+        raise UserInputError(f"That would take the member past the limit of {MAX_TOTAL_XP:,} XP "
+                             f"(they have {total:,}).")
+    return total + amount
+
+
+def total_after_remove(total: int, amount: int) -> int:
+    """`total - amount`, never below zero."""
+    return max(total - amount, 0)
