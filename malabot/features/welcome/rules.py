@@ -1,0 +1,104 @@
+"""Welcome and goodbye messages: which ones to send where, rendered from the server's templates.
+
+Pure: the cog passes plain values (the member as text, the server name, the member count) and carries
+out the plan on Discord. Templates may use {member}, {server} and {member_count} only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from malabot import templates
+from malabot.errors import UserInputError
+from malabot.guild_settings import GuildSettings
+
+WELCOME_PLACEHOLDERS = ("member", "server", "member_count")
+
+MessageKind = Literal["welcome", "welcome_dm", "goodbye"]
+# The GuildSettings field holding each kind's template.
+TEMPLATE_SETTINGS: dict[MessageKind, str] = {
+    "welcome": "welcome_template",
+    "welcome_dm": "welcome_dm_template",
+    "goodbye": "goodbye_template",
+}
+
+
+def validate_welcome_template(template: str) -> str:
+    """The template itself when it only uses {member}, {server}, {member_count}; else UserInputError."""
+    return templates.validate(template, WELCOME_PLACEHOLDERS)
+
+
+def render_welcome(template: str, *, member: str, server: str, member_count: int) -> str:
+    """`member` is a mention (<@id>) for joins and usually a plain name for goodbyes."""
+    return templates.render(template, {"member": member, "server": server, "member_count": str(member_count)})
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    channel_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """What to do when a member joins; None/empty parts are skipped.
+
+    `problems` describes settings that could not be honoured as configured (for the log, not the member).
+    """
+
+    channel_message: ChannelMessage | None = None
+    dm_text: str | None = None
+    autorole_id: int | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeavePlan:
+    channel_message: ChannelMessage | None = None
+    problems: tuple[str, ...] = ()
+
+
+def _render_setting(settings: GuildSettings, kind: MessageKind, problems: list[str], *, member: str,
+                    server: str, member_count: int) -> str:
+    """Render the server's template; a template that is not acceptable (it may have been stored before
+    it was validated) falls back to the default text, so the member still gets a message."""
+    name = TEMPLATE_SETTINGS[kind]
+    template: str = getattr(settings, name)
+    try:
+        return render_welcome(template, member=member, server=server, member_count=member_count)
+    except UserInputError as error:
+        problems.append(f"{name}: {error.message} The default text was used.")
+        default: str = GuildSettings.model_fields[name].default
+        return render_welcome(default, member=member, server=server, member_count=member_count)
+
+
+def plan_join(settings: GuildSettings, *, member: str, server: str, member_count: int) -> JoinPlan:
+    problems: list[str] = []
+    channel_message = None
+    if settings.welcome_enabled:
+        if settings.welcome_channel_id is None:
+            problems.append("welcome_enabled is on but welcome_channel_id is not set.")
+        else:
+            text = _render_setting(settings, "welcome", problems, member=member, server=server,
+                                   member_count=member_count)
+            channel_message = ChannelMessage(settings.welcome_channel_id, text)
+    dm_text = None
+    if settings.welcome_dm_enabled:
+        dm_text = _render_setting(settings, "welcome_dm", problems, member=member, server=server,
+                                  member_count=member_count)
+    return JoinPlan(channel_message=channel_message, dm_text=dm_text, autorole_id=settings.autorole_id,
+                    problems=tuple(problems))
+
+
+def plan_leave(settings: GuildSettings, *, member: str, server: str, member_count: int) -> LeavePlan:
+    problems: list[str] = []
+    channel_message = None
+    if settings.goodbye_enabled:
+        if settings.goodbye_channel_id is None:
+            problems.append("goodbye_enabled is on but goodbye_channel_id is not set.")
+        else:
+            text = _render_setting(settings, "goodbye", problems, member=member, server=server,
+                                   member_count=member_count)
+            channel_message = ChannelMessage(settings.goodbye_channel_id, text)
+    return LeavePlan(channel_message=channel_message, problems=tuple(problems))

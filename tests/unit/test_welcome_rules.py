@@ -1,0 +1,77 @@
+"""Welcome rules: template rendering and refusals, and the join/leave plans built from settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from malabot.errors import UserInputError
+from malabot.features.welcome import rules
+from malabot.features.welcome.rules import ChannelMessage
+from malabot.guild_settings import GuildSettings
+
+MEMBER = {"member": "<@5>", "server": "Mala", "member_count": 42}
+
+
+def test_render_welcome_fills_every_placeholder() -> None:
+    text = rules.render_welcome("{member} joined {server}, now {member_count} strong", **MEMBER)
+    assert text == "<@5> joined Mala, now 42 strong"
+
+
+def test_default_templates_are_acceptable() -> None:
+    defaults = GuildSettings()
+    for name in rules.TEMPLATE_SETTINGS.values():
+        rules.validate_welcome_template(getattr(defaults, name))
+
+
+@pytest.mark.parametrize("template", ["Hi {user}", "{member.name}", "{server[0]}", "{level}"])
+def test_unknown_placeholders_are_refused_listing_the_allowed_ones(template: str) -> None:
+    allowed = r"Allowed placeholders: \{member\}, \{server\}, \{member_count\}"
+    with pytest.raises(UserInputError, match=allowed):
+        rules.validate_welcome_template(template)
+    with pytest.raises(UserInputError):
+        rules.render_welcome(template, **MEMBER)
+
+
+def test_nothing_is_planned_by_default() -> None:
+    plan = rules.plan_join(GuildSettings(), **MEMBER)
+    assert plan == rules.JoinPlan()
+    assert rules.plan_leave(GuildSettings(), **MEMBER) == rules.LeavePlan()
+
+
+def test_full_join_plan() -> None:
+    settings = GuildSettings(welcome_enabled=True, welcome_channel_id=100, welcome_template="Hey {member}",
+                             welcome_dm_enabled=True, welcome_dm_template="Welcome to {server}!",
+                             autorole_id=200)
+    plan = rules.plan_join(settings, **MEMBER)
+    assert plan == rules.JoinPlan(channel_message=ChannelMessage(100, "Hey <@5>"),
+                                  dm_text="Welcome to Mala!", autorole_id=200)
+
+
+def test_dm_and_autorole_work_without_a_channel_message() -> None:
+    settings = GuildSettings(welcome_dm_enabled=True, autorole_id=200)
+    plan = rules.plan_join(settings, **MEMBER)
+    assert plan.channel_message is None
+    assert plan.dm_text == "Welcome to Mala, <@5>!"
+    assert plan.autorole_id == 200 and plan.problems == ()
+
+
+def test_enabled_without_a_channel_is_reported_not_sent() -> None:
+    plan = rules.plan_join(GuildSettings(welcome_enabled=True), **MEMBER)
+    assert plan.channel_message is None
+    assert plan.problems == ("welcome_enabled is on but welcome_channel_id is not set.",)
+    leave = rules.plan_leave(GuildSettings(goodbye_enabled=True), **MEMBER)
+    assert leave.channel_message is None and "goodbye_channel_id" in leave.problems[0]
+
+
+def test_goodbye_plan() -> None:
+    settings = GuildSettings(goodbye_enabled=True, goodbye_channel_id=300)
+    plan = rules.plan_leave(settings, member="Alice", server="Mala", member_count=41)
+    assert plan == rules.LeavePlan(channel_message=ChannelMessage(300, "Alice left Mala."))
+
+
+def test_a_stored_bad_template_falls_back_to_the_default_and_says_why() -> None:
+    settings = GuildSettings(welcome_enabled=True, welcome_channel_id=100, welcome_template="Hi {user}")
+    plan = rules.plan_join(settings, **MEMBER)
+    assert plan.channel_message == ChannelMessage(100, "Welcome to Mala, <@5>! You are member #42.")
+    assert len(plan.problems) == 1
+    assert plan.problems[0].startswith("welcome_template: Unknown placeholder {user}.")
