@@ -1,0 +1,150 @@
+"""SQL of XP and level roles. Every function works on the connection of one tenant file.
+
+Callers own the transaction: writes are meant to run inside `tenants.transaction(guild_id)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from malabot.features.xp.models import LevelRole
+
+
+@dataclass(frozen=True)
+class XpRow:
+    user_id: int
+    xp: int
+    messages: int
+    last_message_at: str | None
+
+
+@dataclass(frozen=True)
+class BufferedAward:
+    """XP earned by chatting since the last flush, for one member."""
+
+    user_id: int
+    xp: int
+    messages: int
+    last_message_at: str  # ISO 8601 UTC
+
+
+async def member_row(conn: aiosqlite.Connection, user_id: int) -> XpRow | None:
+    async with conn.execute("SELECT user_id, xp, messages, last_message_at FROM xp WHERE user_id = ?",
+                            (user_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else XpRow(*row)
+
+
+async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
+    """The member's stored XP (0 when they have no row)."""
+    async with conn.execute("SELECT xp FROM xp WHERE user_id = ?", (user_id,)) as cursor:
+        row = await cursor.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def add_awards(conn: aiosqlite.Connection, awards: Iterable[BufferedAward]) -> None:
+    """Add buffered chat XP and message counts, creating rows for new members."""
+    await conn.executemany(
+        """INSERT INTO xp (user_id, xp, messages, last_message_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET
+             xp = xp + excluded.xp,
+             messages = messages + excluded.messages,
+             last_message_at = max(coalesce(last_message_at, ''), excluded.last_message_at)""",
+        [(award.user_id, award.xp, award.messages, award.last_message_at) for award in awards],
+    )
+
+
+async def add_xp(conn: aiosqlite.Connection, user_id: int, amount: int) -> None:
+    """Add (not set) XP without counting a message, e.g. a check-in or birthday reward."""
+    await conn.execute(
+        """INSERT INTO xp (user_id, xp) VALUES (?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET xp = xp + excluded.xp""",
+        (user_id, amount),
+    )
+
+
+async def set_xp(conn: aiosqlite.Connection, user_id: int, total: int) -> None:
+    await conn.execute(
+        """INSERT INTO xp (user_id, xp) VALUES (?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET xp = excluded.xp""",
+        (user_id, total),
+    )
+
+
+async def reset_all(conn: aiosqlite.Connection) -> tuple[int, int]:
+    """Set every member's XP to 0 (message counts stay); returns (members who had XP, XP removed)."""
+    async with conn.execute("SELECT count(*), coalesce(sum(xp), 0) FROM xp WHERE xp > 0") as cursor:
+        row = await cursor.fetchone()
+    members, removed = (int(row[0]), int(row[1])) if row else (0, 0)
+    await conn.execute("UPDATE xp SET xp = 0 WHERE xp > 0")
+    return members, removed
+
+
+# --- ranking ---------------------------------------------------------------------------------------
+
+async def count_above(conn: aiosqlite.Connection, xp: int) -> int:
+    """How many rows have strictly more XP (uses the xp_by_total index)."""
+    async with conn.execute("SELECT count(*) FROM xp WHERE xp > ?", (xp,)) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:
+    async with conn.execute("SELECT user_id FROM xp WHERE xp > ?", (xp,)) as cursor:
+        return [int(row[0]) for row in await cursor.fetchall()]
+
+
+async def ranked(conn: aiosqlite.Connection) -> AsyncIterator[tuple[int, int]]:
+    """(user_id, xp) of members with XP, best first; ties ordered by user id."""
+    async with conn.execute(
+            "SELECT user_id, xp FROM xp WHERE xp > 0 ORDER BY xp DESC, user_id") as cursor:
+        async for user_id, xp in cursor:
+            yield int(user_id), int(xp)
+
+
+# --- level roles -----------------------------------------------------------------------------------
+
+async def level_roles(conn: aiosqlite.Connection) -> list[LevelRole]:
+    async with conn.execute("SELECT level, role_id FROM level_roles ORDER BY level") as cursor:
+        return [LevelRole(int(level), int(role_id)) for level, role_id in await cursor.fetchall()]
+
+
+async def level_role_at(conn: aiosqlite.Connection, level: int) -> LevelRole | None:
+    async with conn.execute("SELECT level, role_id FROM level_roles WHERE level = ?", (level,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else LevelRole(int(row[0]), int(row[1]))
+
+
+async def level_of_role(conn: aiosqlite.Connection, role_id: int) -> int | None:
+    async with conn.execute("SELECT level FROM level_roles WHERE role_id = ?", (role_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def put_level_role(conn: aiosqlite.Connection, level: int, role_id: int) -> None:
+    await conn.execute(
+        "INSERT INTO level_roles (level, role_id) VALUES (?, ?) "
+        "ON CONFLICT (level) DO UPDATE SET role_id = excluded.role_id",
+        (level, role_id),
+    )
+
+
+async def delete_level_role(conn: aiosqlite.Connection, level: int) -> None:
+    await conn.execute("DELETE FROM level_roles WHERE level = ?", (level,))
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+async def record_audit(conn: aiosqlite.Connection, at: datetime, action: str, actor_id: int | None,
+                       target_id: int | None, details: dict[str, object]) -> None:
+    """One audit_log row of category 'xp', written in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO audit_log (at, category, action, actor_id, target_id, details) "
+        "VALUES (?, 'xp', ?, ?, ?, ?)",
+        (at.isoformat(), action, actor_id, target_id, json.dumps(details, sort_keys=True)),
+    )

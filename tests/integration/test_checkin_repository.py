@@ -1,0 +1,66 @@
+"""Check-in SQL on a real tenant file migrated with the project's migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from malabot.features.checkins import repository
+from malabot.features.checkins.member_data import checkin_member_data
+from malabot.features.checkins.repository import CheckinRow
+from tests.integration.xp_fixtures import migrated_file
+
+DAY = date(2026, 1, 31)
+
+
+@pytest.fixture
+async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    async with migrated_file(tmp_path) as connection:
+        yield connection
+
+
+async def test_a_day_can_be_claimed_once(conn: aiosqlite.Connection) -> None:
+    assert await repository.claim_day(conn, 1, DAY, 50)
+    assert not await repository.claim_day(conn, 1, DAY, 60)
+    assert await repository.claim_day(conn, 1, date(2026, 2, 1), 60)
+    assert await repository.claim_day(conn, 2, DAY, 50)
+    sql = "SELECT user_id, day, xp_awarded FROM checkin_days ORDER BY user_id, day"
+    async with conn.execute(sql) as cursor:
+        rows = [tuple(row) for row in await cursor.fetchall()]
+    assert rows == [(1, "2026-01-31", 50), (1, "2026-02-01", 60), (2, "2026-01-31", 50)]
+
+
+async def test_streak_row_is_created_and_updated(conn: aiosqlite.Connection) -> None:
+    assert await repository.member_checkin(conn, 1) is None
+    await repository.save_streak(conn, 1, DAY, 1, 1, 1)
+    await repository.save_streak(conn, 1, date(2026, 2, 1), 2, 2, 2)
+    assert await repository.member_checkin(conn, 1) == CheckinRow(1, date(2026, 2, 1), 2, 2, 2)
+
+
+async def test_current_streak_board_leaves_out_broken_streaks(conn: aiosqlite.Connection) -> None:
+    await repository.save_streak(conn, 1, date(2026, 2, 1), 3, 9, 20)
+    await repository.save_streak(conn, 2, date(2026, 1, 31), 5, 5, 5)
+    await repository.save_streak(conn, 3, date(2026, 1, 20), 8, 8, 8)   # broken: missed days since
+    await repository.save_streak(conn, 4, date(2026, 2, 1), 5, 6, 6)
+    current = [pair async for pair in repository.by_current_streak(conn, date(2026, 1, 31))]
+    assert current == [(2, 5), (4, 5), (1, 3)]
+    best = [pair async for pair in repository.by_best_streak(conn)]
+    assert best == [(1, 9), (3, 8), (4, 6), (2, 5)]
+
+
+async def test_member_data_covers_both_tables_and_purges_only_that_member(conn: aiosqlite.Connection) -> None:
+    for user_id in (1, 2):
+        await repository.claim_day(conn, user_id, DAY, 50)
+        await repository.save_streak(conn, user_id, DAY, 1, 1, 1)
+    handler = checkin_member_data()
+    assert handler.covers == {("checkins", "user_id"), ("checkin_days", "user_id")}
+    exported = await handler.export(conn, 1)
+    assert exported["checkin_days"] == [{"user_id": 1, "day": "2026-01-31", "xp_awarded": 50}]
+    assert len(exported["checkins"]) == 1
+    assert await handler.purge(conn, 1) == 2
+    assert await handler.export(conn, 1) == {"checkins": [], "checkin_days": []}
+    assert await repository.member_checkin(conn, 2) is not None

@@ -1,0 +1,117 @@
+"""XP SQL on a real tenant file migrated with the project's migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from malabot.features.xp import repository
+from malabot.features.xp.member_data import xp_member_data
+from malabot.features.xp.models import LevelRole
+from malabot.features.xp.repository import BufferedAward
+from tests.integration.xp_fixtures import migrated_file
+
+NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    async with migrated_file(tmp_path) as connection:
+        yield connection
+
+
+async def all_rows(conn: aiosqlite.Connection) -> list[tuple[int, int, int, str | None]]:
+    sql = "SELECT user_id, xp, messages, last_message_at FROM xp ORDER BY user_id"
+    async with conn.execute(sql) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]  # type: ignore[misc]
+
+
+async def test_buffered_awards_create_then_add_to_rows(conn: aiosqlite.Connection) -> None:
+    await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00"),
+                                       BufferedAward(2, 45, 2, "2026-06-15T12:00:05+00:00")])
+    await repository.add_awards(conn, [BufferedAward(1, 15, 1, "2026-06-15T12:01:00+00:00")])
+    assert await all_rows(conn) == [(1, 35, 2, "2026-06-15T12:01:00+00:00"),
+                                     (2, 45, 2, "2026-06-15T12:00:05+00:00")]
+
+
+async def test_last_message_time_never_goes_back(conn: aiosqlite.Connection) -> None:
+    await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:05:00+00:00")])
+    await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00")])
+    row = await repository.member_row(conn, 1)
+    assert row is not None and row.last_message_at == "2026-06-15T12:05:00+00:00"
+
+
+async def test_add_and_set_do_not_count_messages(conn: aiosqlite.Connection) -> None:
+    assert await repository.total_xp(conn, 7) == 0
+    await repository.add_xp(conn, 7, 100)
+    await repository.add_xp(conn, 7, 50)
+    assert await repository.total_xp(conn, 7) == 150
+    await repository.set_xp(conn, 7, 5)
+    await repository.set_xp(conn, 8, 9)
+    assert await all_rows(conn) == [(7, 5, 0, None), (8, 9, 0, None)]
+
+
+async def test_the_schema_refuses_negative_xp(conn: aiosqlite.Connection) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await repository.set_xp(conn, 1, -1)
+
+
+async def test_reset_all_zeroes_xp_and_keeps_message_counts(conn: aiosqlite.Connection) -> None:
+    await repository.add_awards(conn, [BufferedAward(1, 20, 3, "t"), BufferedAward(2, 30, 4, "t")])
+    await repository.set_xp(conn, 3, 0)
+    assert await repository.reset_all(conn) == (2, 50)
+    assert [(user, xp, messages) for user, xp, messages, _ in await all_rows(conn)] == \
+        [(1, 0, 3), (2, 0, 4), (3, 0, 0)]
+
+
+async def test_ranking_is_by_xp_then_user_id_and_leaves_out_zero(conn: aiosqlite.Connection) -> None:
+    for user_id, xp in [(5, 10), (3, 30), (4, 30), (1, 0), (2, 50)]:
+        await repository.set_xp(conn, user_id, xp)
+    assert [pair async for pair in repository.ranked(conn)] == [(2, 50), (3, 30), (4, 30), (5, 10)]
+    assert await repository.count_above(conn, 30) == 1
+    assert await repository.count_above(conn, 10) == 3
+    assert sorted(await repository.ids_above(conn, 10)) == [2, 3, 4]
+
+
+async def test_level_roles_put_replace_find_and_delete(conn: aiosqlite.Connection) -> None:
+    await repository.put_level_role(conn, 10, 110)
+    await repository.put_level_role(conn, 5, 105)
+    await repository.put_level_role(conn, 10, 111)
+    assert await repository.level_roles(conn) == [LevelRole(5, 105), LevelRole(10, 111)]
+    assert await repository.level_role_at(conn, 10) == LevelRole(10, 111)
+    assert await repository.level_of_role(conn, 105) == 5
+    assert await repository.level_of_role(conn, 110) is None
+    await repository.delete_level_role(conn, 5)
+    assert await repository.level_roles(conn) == [LevelRole(10, 111)]
+
+
+async def test_one_role_cannot_reward_two_levels(conn: aiosqlite.Connection) -> None:
+    await repository.put_level_role(conn, 5, 105)
+    with pytest.raises(sqlite3.IntegrityError):
+        await repository.put_level_role(conn, 6, 105)
+
+
+async def test_audit_rows_are_category_xp_with_json_details(conn: aiosqlite.Connection) -> None:
+    await repository.record_audit(conn, NOW, "set", 9, 7, {"before": 1, "after": 2})
+    sql = "SELECT at, category, action, actor_id, target_id, details FROM audit_log"
+    async with conn.execute(sql) as cursor:
+        at, category, action, actor, target, details = await cursor.fetchone()  # type: ignore[misc]
+    assert (at, category, action, actor, target) == (NOW.isoformat(), "xp", "set", 9, 7)
+    assert json.loads(details) == {"before": 1, "after": 2}
+
+
+async def test_member_data_purges_and_exports_only_that_member(conn: aiosqlite.Connection) -> None:
+    await repository.set_xp(conn, 1, 10)
+    await repository.set_xp(conn, 2, 20)
+    handler = xp_member_data()
+    assert handler.covers == {("xp", "user_id")}
+    exported = await handler.export(conn, 1)
+    assert exported == {"xp": [{"user_id": 1, "xp": 10, "messages": 0, "last_message_at": None}]}
+    assert await handler.purge(conn, 1) == 1
+    assert [user for user, *_ in await all_rows(conn)] == [2]
