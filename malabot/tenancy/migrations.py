@@ -87,9 +87,8 @@ class MigrationSet:
             raise MigrationError(f"no migrations in {folder}")
         expected = list(range(1, len(found) + 1))
         if sorted(found) != expected:
-            missing = sorted(set(range(1, max(found) + 1)) - set(found))
-            raise MigrationError(
-                f"migrations must be numbered from 0001 without gaps; missing {', '.join(f'{m:04d}' for m in missing)}")
+            missing = ", ".join(f"{m:04d}" for m in sorted(set(range(1, max(found) + 1)) - set(found)))
+            raise MigrationError(f"migrations must be numbered from 0001 without gaps; missing {missing}")
         return cls(tuple(found[v] for v in expected))
 
     @property

@@ -66,7 +66,7 @@ class TenantPaths:
 
     def live_guild_ids(self) -> list[int]:
         """Guild ids of the live files, sorted; stray files with other names are ignored."""
-        found = []
+        found: list[int] = []
         if not self.root.is_dir():
             return found
         for path in self.root.glob(f"*{TENANT_SUFFIX}"):

@@ -1,0 +1,280 @@
+"""Backup, validated restore and archive of tenant files, as plain synchronous functions.
+
+The CLI calls them directly; the tenant manager calls them in a worker thread after flushing buffers
+and closing the guild's connection. They never copy a live database with `cp`: a backup is written
+with `VACUUM INTO` (one consistent, self-contained file while writes go on) and a restore source is
+read with SQLite's backup API, so a source in WAL mode comes with its committed `-wal` content.
+
+Restore never touches the live file until the replacement is complete: the source is copied to a
+temporary file, checked (integrity, MalaBoT identity, guild, schema version) and migrated forward
+there, then swapped in with one atomic rename. The previous live file is kept under backups/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from malabot.errors import MigrationError, RestoreRefused, TenantError
+from malabot.tenancy.migrations import MigrationSet, check_history, migrate
+from malabot.tenancy.opening import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    check_identity,
+    connect,
+    fsync_dir,
+    fsync_file,
+    publish_new,
+    read_identity,
+    remove_database_files,
+    unique_staging,
+)
+from malabot.tenancy.paths import TENANT_SUFFIX, TenantPaths, sidecars
+
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # paths.utc_stamp
+
+
+def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationSet, *,
+                 allow_other_guild: bool = False) -> str | None:
+    """Why the open file may not become `guild_id`'s data, or None when it may.
+
+    The one check shared by restore, backup verification and `malabot tenants check`.
+    """
+    try:
+        findings = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
+        identity = read_identity(conn)
+    except sqlite3.DatabaseError as error:
+        return f"it is not a usable SQLite database ({error})"
+    if findings != ["ok"]:
+        return "it fails the integrity check: " + "; ".join(str(finding) for finding in findings)
+    problem = identity.problem(guild_id)
+    other_guild = identity.guild_id is not None and identity.guild_id != guild_id
+    if problem is not None and not (other_guild and allow_other_guild):
+        if other_guild:
+            problem += f", not to guild {guild_id} (moving data between guilds needs --allow-other-guild)"
+        return problem
+    if identity.schema_version > migrations.latest:
+        return (f"its schema version {identity.schema_version} is newer than this code "
+                f"({migrations.latest}); upgrade MalaBoT first")
+    try:
+        check_history(conn, migrations, "the file")
+    except MigrationError as error:
+        return str(error)
+    return None
+
+
+def inspect_file(path: Path, guild_id: int, migrations: MigrationSet) -> str | None:
+    """`file_problem` of a file on disk, opened without creating anything."""
+    try:
+        conn = connect(path)
+    except TenantError as error:
+        return str(error)
+    try:
+        return file_problem(conn, guild_id, migrations)
+    finally:
+        conn.close()
+
+
+def free_path(name_at: Callable[[datetime], Path], moment: datetime | None = None) -> Path:
+    """The first unused name from `moment` on; names carry a UTC second, so a clash moves a second on."""
+    start = moment or datetime.now(UTC)
+    for step in range(3600):
+        candidate = name_at(start + timedelta(seconds=step))
+        if not candidate.exists():
+            return candidate
+    raise TenantError(f"no free file name near {name_at(start)}")
+
+
+def backup_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
+                  destination: Path | None = None, *,
+                  busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Path:
+    """Write a consistent copy of the guild's live file; returns its path.
+
+    `destination` is the file to write (it must not exist); by default
+    tenants/backups/<guild>/<guild>-<UTC stamp>.sqlite3. The copy is verified before it gets its name.
+    """
+    live = paths.live(guild_id)
+    if not live.exists():
+        raise TenantError(f"no data file for guild {guild_id}")
+    target = destination if destination is not None else free_path(lambda m: paths.backup(guild_id, m))
+    if target.exists():
+        raise TenantError(f"guild {guild_id}: backup target {target} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    remove_database_files(staging)
+    try:
+        source = connect(live, busy_timeout_ms=busy_timeout_ms)
+        try:
+            check_identity(source, guild_id, live)
+            # One read transaction: a snapshot of every committed row, while writers go on (WAL).
+            source.execute("VACUUM INTO ?", (str(staging),))
+        finally:
+            source.close()
+        problem = inspect_file(staging, guild_id, migrations)
+        if problem is not None:
+            raise TenantError(f"guild {guild_id}: the backup of {live} failed its check: {problem}")
+        fsync_file(staging)
+        if not publish_new(staging, target):
+            raise TenantError(f"guild {guild_id}: backup target {target} already exists")
+        return target
+    except sqlite3.Error as error:
+        raise TenantError(f"guild {guild_id}: backup of {live} failed: {error}") from error
+    finally:
+        remove_database_files(staging)
+
+
+def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations: MigrationSet, *,
+                    allow_other_guild: bool = False) -> Path:
+    """A checked, migrated copy of `source`, ready to replace the live file; RestoreRefused otherwise.
+
+    Nothing of the guild's live file is touched here.
+    """
+    def refused(reason: str) -> RestoreRefused:
+        return RestoreRefused(f"cannot restore {source} into guild {guild_id}: {reason}")
+
+    if not source.is_file():
+        raise refused("no such file")
+    staging = unique_staging(paths, guild_id, "restore")
+    paths.root.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            _copy_database(source, staging)
+        except TenantError as error:  # cannot even be opened
+            raise refused(str(error)) from error
+        except sqlite3.Error as error:
+            raise refused(f"it is not a usable SQLite database ({error})") from error
+        conn = connect(staging)
+        try:
+            problem = file_problem(conn, guild_id, migrations, allow_other_guild=allow_other_guild)
+            if problem is not None:
+                raise refused(problem)
+            if allow_other_guild:  # the file becomes this guild's: its identity says so from now on
+                conn.execute("UPDATE tenant_meta SET guild_id = ? WHERE singleton = 1", (guild_id,))
+            conn.execute("PRAGMA journal_mode = WAL")
+            migrate(conn, migrations, f"guild {guild_id}")
+        except MigrationError as error:
+            raise refused(str(error)) from error
+        finally:
+            conn.close()
+        fsync_file(staging)
+        return staging
+    except BaseException:
+        remove_database_files(staging)
+        raise
+
+
+def install_restored(paths: TenantPaths, guild_id: int, staging: Path,
+                     moment: datetime | None = None) -> Path | None:
+    """Swap a prepared file in for the live one; returns where the previous live file was kept.
+
+    The guild's connections must be closed. Stale -wal/-shm files of the old database are removed
+    before the rename, so SQLite can never apply them to the new one.
+    """
+    live = paths.live(guild_id)
+    previous = None
+    if live.exists():
+        previous = free_path(lambda m: _before_restore_name(paths.backup(guild_id, m)), moment)
+        _keep_copy(live, previous)
+    for stale in sidecars(live):
+        stale.unlink(missing_ok=True)
+    os.replace(staging, live)
+    fsync_dir(live.parent)
+    return previous
+
+
+def restore_tenant(paths: TenantPaths, guild_id: int, source: Path, migrations: MigrationSet, *,
+                   allow_other_guild: bool = False) -> Path | None:
+    """Prepare and install in one go (the CLI, holding the tenants lock); see install_restored."""
+    staging = prepare_restore(paths, guild_id, source, migrations, allow_other_guild=allow_other_guild)
+    try:
+        return install_restored(paths, guild_id, staging)
+    finally:
+        remove_database_files(staging)
+
+
+def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = None) -> Path:
+    """Move the guild's (closed) live file to tenants/archive/<guild>-<UTC stamp>.sqlite3."""
+    live = paths.live(guild_id)
+    if not live.exists():
+        raise TenantError(f"no data file for guild {guild_id}")
+    _checkpoint(live)
+    target = free_path(lambda m: paths.archive(guild_id, m), moment)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _move_database(live, target)
+    fsync_dir(live.parent)
+    fsync_dir(target.parent)
+    return target
+
+
+def archived_at(path: Path) -> datetime | None:
+    """The UTC moment in an archive's name, or None for a name this code did not make."""
+    stamp = path.name.removesuffix(TENANT_SUFFIX).rpartition("-")[2]
+    try:
+        return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def latest_archive(paths: TenantPaths, guild_id: int, max_age: timedelta,
+                   now: datetime | None = None) -> Path | None:
+    """The guild's newest archive if it is younger than `max_age`."""
+    now = now or datetime.now(UTC)
+    dated = [(moment, path) for path in paths.archives_of(guild_id)
+             if (moment := archived_at(path)) is not None]
+    if not dated:
+        return None
+    moment, path = max(dated)
+    return path if now - moment <= max_age else None
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    reader = connect(source, read_only=True)
+    try:
+        writer = connect(target, create=True)
+        try:
+            reader.backup(writer)
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+
+
+def _before_restore_name(backup_path: Path) -> Path:
+    return backup_path.with_name(backup_path.name.removesuffix(TENANT_SUFFIX) + "-before-restore"
+                                 + TENANT_SUFFIX)
+
+
+def _keep_copy(database: Path, target: Path) -> None:
+    """Keep a closed database under another name without moving it (a hard link when possible)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(database, target)
+    except OSError:
+        shutil.copy2(database, target)
+    wal = sidecars(database)[0]
+    if wal.exists() and wal.stat().st_size > 0:  # left by a crash: it holds committed rows
+        shutil.copy2(wal, sidecars(target)[0])
+    fsync_dir(target.parent)
+
+
+def _checkpoint(database: Path) -> None:
+    """Fold the -wal into the database; closing the last connection then removes the -wal."""
+    conn = connect(database)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass  # not a readable database: _move_database carries its -wal along
+    finally:
+        conn.close()
+
+
+def _move_database(source: Path, target: Path) -> None:
+    shutil.move(source, target)
+    wal, shm = sidecars(source)
+    if wal.exists() and wal.stat().st_size > 0:
+        shutil.move(wal, sidecars(target)[0])
+    for leftover in (wal, shm):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,349 @@
+"""TenantManager: the one way the bot reaches a guild's SQLite file.
+
+aiosqlite runs one thread per connection, so open connections are a bounded pool: least recently
+used idle tenants are closed to make room, and a background task closes tenants idle for too long.
+A connection in use is never closed under its user. Every coroutine of one guild shares that guild's
+connection, so a per-guild lock serialises them: a transaction never interleaves with another
+coroutine's statements, and a reader never sees another coroutine's uncommitted writes.
+
+File operations (backup, restore, archive) first run the registered hooks (e.g. the XP service
+flushes its buffer), then restore and archive wait for the guild's lock, close its connection and
+work on the closed file; the next user reopens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import aiosqlite
+
+from malabot.errors import TenantError
+from malabot.tenancy import backup as files
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file, open_tenant, remove_database_files
+from malabot.tenancy.paths import TenantPaths, parse_guild_id
+
+log = logging.getLogger(__name__)
+
+FileOperationHook = Callable[[int], Awaitable[None]]
+ShutdownHook = Callable[[], Awaitable[None]]
+
+_ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One guild's place in the pool: present while its connection is open or anyone holds it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: aiosqlite.Connection | None = None
+    pins: int = 0  # coroutines holding or waiting for `lock`; a pinned slot is never evicted
+    last_used: float = 0.0
+
+
+class TenantManager:
+    def __init__(self, tenants_dir: Path, *, migrations: MigrationSet | None = None,
+                 max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
+        self.paths = TenantPaths(Path(tenants_dir))
+        self.migrations = migrations if migrations is not None else MigrationSet.load()
+        self._max_open = max_open
+        self._idle_seconds = idle_seconds
+        self._busy_timeout_ms = busy_timeout_ms
+        self._slots: OrderedDict[int, _Slot] = OrderedDict()  # least recently used first
+        # Connections open, opening or closing: the bounded resource (one thread and ~3 fds each).
+        self._open = 0
+        self._room = asyncio.Event()
+        self._waiting_for_room = 0
+        self._file_hooks: list[FileOperationHook] = []
+        self._shutdown_hooks: list[ShutdownHook] = []
+        self._idle_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start closing idle tenants in the background (and accept work again after close_all)."""
+        self._closed = False
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(self._close_idle_forever(), name="tenant-idle-close")
+
+    async def close_all(self) -> None:
+        """Run the shutdown hooks, then close every connection once its user is done.
+
+        The before-file-operation hooks also run for each open guild, so a buffer flushed per guild
+        reaches its file. Afterwards the manager refuses to open tenants until `start()`.
+        """
+        for hook in self._shutdown_hooks:
+            await _run_logged(hook(), "shutdown hook")
+        for guild_id in [gid for gid, slot in self._slots.items() if slot.conn is not None]:
+            for file_hook in self._file_hooks:
+                await _run_logged(file_hook(guild_id), f"before-file-operation hook for guild {guild_id}")
+        self._closed = True
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
+            self._idle_task = None
+        for guild_id in list(self._slots):
+            await self.close(guild_id)
+
+    def add_before_file_operation(self, hook: FileOperationHook) -> None:
+        """`hook(guild_id)` runs before a backup, restore or archive of that guild (and on close_all)."""
+        self._file_hooks.append(hook)
+
+    def add_shutdown_hook(self, hook: ShutdownHook) -> None:
+        """`hook()` runs first in close_all, while tenants can still be opened (e.g. a final flush)."""
+        self._shutdown_hooks.append(hook)
+
+    # -- using a tenant --------------------------------------------------------------------------
+
+    def exists(self, guild_id: int) -> bool:
+        return self.paths.live(guild_id).exists()
+
+    def guild_ids(self) -> list[int]:
+        """Guild ids of the live files."""
+        return self.paths.live_guild_ids()
+
+    @property
+    def open_count(self) -> int:
+        return self._open
+
+    async def ensure(self, guild_id: int) -> bool:
+        """Make sure the guild's file exists and is migrated; True when it was created now."""
+        guild_id = parse_guild_id(guild_id)
+        async with self._hold(guild_id) as slot:
+            if slot.conn is not None:
+                return False
+            return await self._open_slot(slot, guild_id, create=True)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, guild_id: int, *, create: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """The guild's connection inside BEGIN IMMEDIATE; COMMIT on success, ROLLBACK on any error."""
+        async with self._connection(guild_id, create) as conn:
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                # Queued behind whatever is still running on the connection's thread (even a
+                # cancelled BEGIN), so the next user of this guild starts clean.
+                await conn.rollback()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def reading(self, guild_id: int, *, create: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """The guild's connection for reads, under the same lock as transactions."""
+        async with self._connection(guild_id, create) as conn:
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            if conn.in_transaction:  # the reader began one and left it open: never pass it on
+                await conn.rollback()
+
+    async def close(self, guild_id: int) -> None:
+        """Close the guild's connection once nobody uses it (the next user reopens it)."""
+        guild_id = parse_guild_id(guild_id)
+        if guild_id not in self._slots:
+            return
+        async with self._hold(guild_id) as slot:
+            await self._close_slot(slot)
+
+    async def close_idle(self, older_than: float | None = None) -> int:
+        """Close connections unused for `older_than` seconds (default idle_seconds); returns how many."""
+        cutoff = time.monotonic() - (self._idle_seconds if older_than is None else older_than)
+        idle = [gid for gid, slot in self._slots.items()
+                if slot.conn is not None and slot.pins == 0 and slot.last_used <= cutoff]
+        closed = 0
+        for guild_id in idle:
+            slot = self._slots.get(guild_id)
+            if slot is not None and slot.conn is not None and slot.pins == 0:  # still idle
+                await self.close(guild_id)
+                closed += 1
+        return closed
+
+    # -- file operations -------------------------------------------------------------------------
+
+    async def backup(self, guild_id: int, destination: Path | None = None) -> Path:
+        """A consistent copy of the guild's file, taken while writes go on; returns its path.
+
+        `destination` is a folder (if it is an existing directory) or the file to write; default
+        tenants/backups/<guild>/<guild>-<UTC stamp>.sqlite3.
+        """
+        guild_id = parse_guild_id(guild_id)
+        await self._before_file_operation(guild_id)
+        return await asyncio.to_thread(self._backup_now, guild_id, destination)
+
+    def _backup_now(self, guild_id: int, destination: Path | None) -> Path:
+        if destination is not None and destination.is_dir():
+            folder = destination
+            destination = files.free_path(lambda m: self.paths.backup(guild_id, m, folder=folder))
+        return files.backup_tenant(self.paths, guild_id, self.migrations, destination,
+                                   busy_timeout_ms=self._busy_timeout_ms)
+
+    async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False) -> None:
+        """Replace the guild's data with `source` after checking it; RestoreRefused says why not.
+
+        The previous live file is kept under tenants/backups/<guild>/ (…-before-restore.sqlite3).
+        """
+        guild_id = parse_guild_id(guild_id)
+        await self._before_file_operation(guild_id)
+        staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, Path(source),
+                                          self.migrations, allow_other_guild=allow_other_guild)
+        try:
+            async with self._hold(guild_id) as slot:
+                await self._close_slot(slot)
+                previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+        finally:
+            remove_database_files(staging)
+        log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
+
+    async def archive(self, guild_id: int) -> Path:
+        """Close the guild's file and move it to tenants/archive/<guild>-<UTC stamp>.sqlite3."""
+        guild_id = parse_guild_id(guild_id)
+        await self._before_file_operation(guild_id)
+        async with self._hold(guild_id) as slot:
+            await self._close_slot(slot)
+            return await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
+
+    async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
+        """Bring back the newest archive younger than `max_age` (a bot re-added to a guild).
+
+        Returns the archive restored, or None when there is none or the guild already has live data
+        (which is never overwritten here). A damaged archive raises RestoreRefused and stays put.
+        """
+        guild_id = parse_guild_id(guild_id)
+        archive = files.latest_archive(self.paths, guild_id, max_age)
+        if archive is None or self.exists(guild_id):
+            return None
+        staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, archive,
+                                          self.migrations)
+        try:
+            async with self._hold(guild_id) as slot:
+                if self.exists(guild_id):  # created while the archive was being checked
+                    return None
+                await self._close_slot(slot)
+                await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+        finally:
+            remove_database_files(staging)
+        remove_database_files(archive)
+        log.info("guild %s: restored archive %s", guild_id, archive)
+        return archive
+
+    # -- the pool --------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, guild_id: int, create: bool) -> AsyncIterator[aiosqlite.Connection]:
+        guild_id = parse_guild_id(guild_id)  # "123" and 123 must share one slot and one lock
+        async with self._hold(guild_id) as slot:
+            if slot.conn is None:
+                await self._open_slot(slot, guild_id, create)
+            assert slot.conn is not None
+            yield slot.conn
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, guild_id: int) -> AsyncIterator[_Slot]:
+        """The guild's slot, pinned and locked: exclusive use of its connection (open or not)."""
+        slot = self._slots.get(guild_id)
+        if slot is None:
+            slot = self._slots[guild_id] = _Slot()
+        else:
+            self._slots.move_to_end(guild_id)
+        slot.pins += 1
+        try:
+            async with slot.lock:
+                yield slot
+        finally:
+            slot.pins -= 1
+            if slot.pins == 0:
+                slot.last_used = time.monotonic()
+                if slot.conn is None:
+                    del self._slots[guild_id]
+                else:
+                    self._wake_room_waiters()
+
+    async def _open_slot(self, slot: _Slot, guild_id: int, create: bool) -> bool:
+        """Open the guild's connection (creating the file if allowed); True when the file is new."""
+        if self._closed:
+            raise TenantError(f"guild {guild_id}: the tenant manager is closed")
+        missing = not self.paths.live(guild_id).exists()
+        if missing and not create:
+            raise TenantError(f"no data file for guild {guild_id}")
+        await self._make_room()
+        self._open += 1
+        try:
+            if missing:
+                await asyncio.to_thread(create_tenant_file, self.paths, guild_id, self.migrations)
+            # Identity check and forward migration run in the connection's own thread, before
+            # aiosqlite hands the connection out: one thread hop for the whole open.
+            slot.conn = await aiosqlite.Connection(
+                partial(open_tenant, self.paths, guild_id, self.migrations, self._busy_timeout_ms),
+                _ITER_CHUNK_SIZE)
+        except BaseException:
+            self._open -= 1
+            self._wake_room_waiters()
+            raise
+        return missing
+
+    async def _close_slot(self, slot: _Slot) -> None:
+        conn, slot.conn = slot.conn, None
+        if conn is None:
+            return
+        try:
+            await conn.close()
+        finally:
+            self._open -= 1
+            self._wake_room_waiters()
+
+    async def _make_room(self) -> None:
+        """Wait until one more connection fits, closing the least recently used idle ones."""
+        while self._open >= self._max_open:
+            victim = next((gid for gid, slot in self._slots.items()
+                           if slot.conn is not None and slot.pins == 0), None)
+            if victim is not None:
+                await self.close(victim)
+                continue
+            # Every open connection is in use: wait for one to be released.
+            self._room.clear()
+            self._waiting_for_room += 1
+            try:
+                await self._room.wait()
+            finally:
+                self._waiting_for_room -= 1
+
+    def _wake_room_waiters(self) -> None:
+        if self._waiting_for_room:
+            self._room.set()
+
+    async def _close_idle_forever(self) -> None:
+        interval = min(max(self._idle_seconds / 2, 0.01), 60.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.close_idle()
+            except Exception:
+                log.exception("closing idle tenants failed")
+
+    async def _before_file_operation(self, guild_id: int) -> None:
+        for hook in self._file_hooks:
+            await hook(guild_id)
+
+
+async def _run_logged(work: Awaitable[None], what: str) -> None:
+    """Shutdown goes on whatever one hook does; the failure is logged, not raised."""
+    try:
+        await work
+    except Exception:
+        log.exception("%s failed", what)

@@ -1,0 +1,198 @@
+"""Creating and opening one tenant file with plain `sqlite3`.
+
+A new tenant is built under a temporary name, migrated, stamped with its identity and only then
+published under its live name, so an existing live file is always a ready database that says whose it
+is. An existing file is opened only after checking it is MalaBoT's file of that guild; a foreign file is
+refused, never migrated.
+
+Synchronous on purpose: the tenant manager runs `open_tenant` inside the aiosqlite connection's own
+worker thread and `create_tenant_file` in `asyncio.to_thread`; the CLI calls both directly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from malabot.errors import TenantError
+from malabot.tenancy.migrations import APPLICATION_ID, Migration, MigrationSet, migrate
+from malabot.tenancy.paths import TenantPaths, sidecars
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a SQLite file says about itself."""
+
+    application_id: int
+    schema_version: int
+    guild_id: int | None  # from tenant_meta; None when the row or the table is missing
+
+    def problem(self, guild_id: int) -> str | None:
+        """Why this is not MalaBoT's file of `guild_id`, or None when it is."""
+        if self.application_id != APPLICATION_ID:
+            return "it is not a MalaBoT file (wrong application_id)"
+        if self.guild_id is None:
+            return "it has no MalaBoT identity row (tenant_meta)"
+        if self.guild_id != guild_id:
+            return f"it belongs to guild {self.guild_id}"
+        return None
+
+
+def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, create: bool = False,
+            read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (every transaction is explicit).
+
+    Without `create` a missing file is an error instead of silently becoming an empty database.
+    """
+    mode = "ro" if read_only else "rwc" if create else "rw"
+    uri = Path(os.path.abspath(path)).as_uri() + f"?mode={mode}"
+    try:
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    except sqlite3.Error as error:
+        raise TenantError(f"cannot open {path}: {error}") from error
+
+
+def read_identity(conn: sqlite3.Connection) -> Identity:
+    """Raises sqlite3.DatabaseError when the file is not a SQLite database at all."""
+    application_id, version = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version)").fetchone()
+    guild_id = None
+    if application_id == APPLICATION_ID:
+        try:
+            row = conn.execute("SELECT guild_id FROM tenant_meta WHERE singleton = 1").fetchone()
+        except sqlite3.OperationalError:  # no tenant_meta table
+            row = None
+        guild_id = row[0] if row else None
+    return Identity(application_id, version, guild_id)
+
+
+def check_identity(conn: sqlite3.Connection, guild_id: int, path: Path) -> Identity:
+    """The file's identity when it is MalaBoT's file of this guild; TenantError otherwise."""
+    try:
+        identity = read_identity(conn)
+    except sqlite3.DatabaseError as error:
+        raise TenantError(f"guild {guild_id}: {path} is not a usable SQLite database ({error})") from error
+    problem = identity.problem(guild_id)
+    if problem is not None:
+        raise TenantError(f"guild {guild_id}: refusing to open {path}: {problem}")
+    return identity
+
+
+def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
+                busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A ready connection to an existing tenant: identity checked, migrated forward, pragmas set."""
+    conn = connect(paths.live(guild_id), busy_timeout_ms=busy_timeout_ms)
+    try:
+        _check_and_migrate(conn, paths, guild_id, migrations)
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Safe in WAL mode (no corruption on power loss), and spares an fsync per commit.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+def migrate_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
+                   busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> list[Migration]:
+    """Bring an existing tenant file up to date; returns the migrations applied now."""
+    path = paths.live(guild_id)
+    if not path.exists():
+        raise TenantError(f"no data file for guild {guild_id}")
+    conn = connect(path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        return _check_and_migrate(conn, paths, guild_id, migrations)
+    finally:
+        conn.close()
+
+
+def _check_and_migrate(conn: sqlite3.Connection, paths: TenantPaths, guild_id: int,
+                       migrations: MigrationSet) -> list[Migration]:
+    check_identity(conn, guild_id, paths.live(guild_id))
+    conn.execute("PRAGMA journal_mode = WAL")  # a no-op for files this code made
+    # Foreign keys stay off while migrating: SQLite's table-rebuild recipe needs them off,
+    # and the pragma cannot change inside a migration's transaction.
+    return migrate(conn, migrations, f"guild {guild_id}")
+
+
+def create_tenant_file(paths: TenantPaths, guild_id: int, migrations: MigrationSet) -> bool:
+    """Build the guild's file under a temporary name and publish it; False if one appeared meanwhile.
+
+    The temporary name is unique per call, so two creators (a cancelled one still running, another
+    process) never write the same file; publishing never overwrites an existing live file.
+    """
+    live = paths.live(guild_id)
+    staging = unique_staging(paths, guild_id, "create")
+    label = f"guild {guild_id}"
+    paths.root.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = connect(staging, create=True)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # Nothing needs to survive a crash until the file is published; one fsync follows.
+            conn.execute("PRAGMA synchronous = OFF")
+
+            def stamp_identity(applied: Migration) -> None:
+                # Right after 0001 (which creates tenant_meta), so later migrations can rely on it.
+                if applied.version == 1:
+                    conn.execute("INSERT INTO tenant_meta (singleton, guild_id, created_at) VALUES (1, ?, ?)",
+                                 (guild_id, datetime.now(UTC).isoformat()))
+
+            migrate(conn, migrations, label, on_applied=stamp_identity)
+        finally:
+            conn.close()  # the last connection checkpoints and removes the -wal file
+        fsync_file(staging)
+        return publish_new(staging, live)
+    except sqlite3.Error as error:
+        raise TenantError(f"{label}: cannot create {live}: {error}") from error
+    finally:
+        remove_database_files(staging)
+
+
+def unique_staging(paths: TenantPaths, guild_id: int, purpose: str) -> Path:
+    """A hidden temporary name beside the live files (same filesystem, so renames are atomic)."""
+    return paths.staging(guild_id, f"{purpose}-{secrets.token_hex(4)}")
+
+
+def publish_new(staging: Path, live: Path) -> bool:
+    """Give `staging` the live name unless a live file exists; never overwrites one."""
+    try:
+        os.link(staging, live)
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links: check, then rename
+        if live.exists():
+            return False
+        os.replace(staging, live)
+    fsync_dir(live.parent)
+    return True
+
+
+def remove_database_files(path: Path) -> None:
+    """The database and every file SQLite may keep beside it."""
+    for candidate in (path, *sidecars(path), path.with_name(path.name + "-journal")):
+        candidate.unlink(missing_ok=True)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
