@@ -1,11 +1,229 @@
-"""CLI group: placeholder until its issue lands."""
+"""`malabot tenants …`: list, migrate, back up, restore, archive and check the per-server files.
+
+Read-only commands and backup work while the bot runs. Restore and archive replace or move files,
+so they take the tenants-folder lock and refuse while a bot holds it. Work over many guilds prints
+progress per guild on stderr and ends with a summary; any failure makes the exit code non-zero.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from malabot.errors import MalabotError
+from malabot.settings import Settings, describe_validation_error
+from malabot.tenancy.backup import archive_tenant, backup_tenant, free_path, inspect_file, restore_tenant
+from malabot.tenancy.lock import TenantsLock
+from malabot.tenancy.migrations import MigrationSet, schema_version
+from malabot.tenancy.opening import connect, migrate_tenant
+from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(groups: Any) -> None:
-    """Add this group's sub-commands to the top-level parser."""
-    del groups
+    """Add `malabot tenants …` to the top-level parser."""
+    parser = groups.add_parser("tenants", help="manage the per-server SQLite files",
+                               description="Manage the per-server SQLite files (tenants/<guild_id>.sqlite3).")
+    _add_tenants_dir(parser, default=None)
+    actions = parser.add_subparsers(dest="tenants_action", required=True, metavar="ACTION")
+
+    def action(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=help_text, description=help_text)
+        _add_tenants_dir(sub, default=argparse.SUPPRESS)  # accepted after the action too
+        sub.set_defaults(handler=handler)
+        return sub
+
+    action("list", list_tenants, "list the guild files: size, schema version, last write")
+
+    migrate = action("migrate", migrate_tenants, "apply pending migrations to guild files")
+    _add_guild_selection(migrate)
+
+    backup = action("backup", backup_tenants, "write a consistent backup file (works while the bot runs)")
+    _add_guild_selection(backup)
+    backup.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder for the backup files (default: <tenants>/backups/<guild>/)")
+
+    restore = action("restore", restore_tenant_file, "replace a guild's data with a checked backup file")
+    restore.add_argument("guild", metavar="GUILD")
+    restore.add_argument("file", type=Path, metavar="FILE")
+    restore.add_argument("--allow-other-guild", action="store_true",
+                         help="accept a file that belongs to another guild (moving data between guilds)")
+
+    archive = action("archive", archive_tenant_file, "move a guild's file to <tenants>/archive/")
+    archive.add_argument("guild", metavar="GUILD")
+
+    action("check", check_tenants, "run an integrity and identity check on every guild file")
+
+
+def _add_tenants_dir(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--tenants-dir", type=Path, default=default, metavar="DIR",
+                        help="folder of the guild files (default: MALABOT_TENANTS_DIR, else ./tenants)")
+
+
+def _add_guild_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("guilds", nargs="*", metavar="GUILD", help="guild ids")
+    parser.add_argument("--all", action="store_true", help="every guild file in the tenants folder")
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def list_tenants(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_ids = paths.live_guild_ids()
+    if not guild_ids:
+        _progress(f"no guild files in {paths.root}")
+        return EXIT_OK
+    rows = [("GUILD", "SIZE", "SCHEMA", "LAST WRITE (UTC)")]
+    rows += [_describe(paths, guild_id) for guild_id in guild_ids]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def migrate_tenants(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_ids = _selected_guilds(args, paths, "migrate")
+    migrations = MigrationSet.load()
+
+    def migrate_one(guild_id: int) -> str:
+        applied = migrate_tenant(paths, guild_id, migrations)
+        if not applied:
+            return "already up to date"
+        return "applied " + ", ".join(migration.path.name for migration in applied)
+
+    return _for_each(guild_ids, migrate_one, f"at schema version {migrations.latest}")
+
+
+def backup_tenants(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_ids = _selected_guilds(args, paths, "backup")
+    migrations = MigrationSet.load()
+    folder: Path | None = args.out
+
+    def backup_one(guild_id: int) -> str:
+        destination = None
+        if folder is not None:
+            destination = free_path(lambda moment: paths.backup(guild_id, moment, folder=folder))
+        written = backup_tenant(paths, guild_id, migrations, destination)
+        print(written)  # stdout: the files written, one a line, for scripts
+        return f"backed up to {written}"
+
+    return _for_each(guild_ids, backup_one, "backed up")
+
+
+def restore_tenant_file(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_id = parse_guild_id(args.guild)
+    migrations = MigrationSet.load()
+    with TenantsLock(paths.lock_file, "malabot tenants restore"):
+        previous = restore_tenant(paths, guild_id, args.file, migrations,
+                                  allow_other_guild=args.allow_other_guild)
+    kept = f"; the previous data is kept in {previous}" if previous is not None else ""
+    print(f"guild {guild_id}: restored from {args.file}{kept}")
+    return EXIT_OK
+
+
+def archive_tenant_file(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_id = parse_guild_id(args.guild)
+    with TenantsLock(paths.lock_file, "malabot tenants archive"):
+        archived = archive_tenant(paths, guild_id)
+    print(f"guild {guild_id}: archived to {archived}")
+    return EXIT_OK
+
+
+def check_tenants(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    guild_ids = paths.live_guild_ids()
+    if not guild_ids:
+        _progress(f"no guild files in {paths.root}")
+        return EXIT_OK
+    migrations = MigrationSet.load()
+
+    def check_one(guild_id: int) -> str:
+        problem = inspect_file(paths.live(guild_id), guild_id, migrations)
+        if problem is not None:
+            raise MalabotError(problem)
+        return "ok"
+
+    return _for_each(guild_ids, check_one, "passed")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _paths(args: argparse.Namespace) -> TenantPaths:
+    if args.tenants_dir is not None:
+        return TenantPaths(args.tenants_dir)
+    try:
+        return TenantPaths(Settings().tenants_dir)
+    except ValidationError as error:
+        raise MalabotError(describe_validation_error(error)) from None
+
+
+def _selected_guilds(args: argparse.Namespace, paths: TenantPaths, action: str) -> list[int]:
+    if args.all == bool(args.guilds):
+        raise MalabotError(f"tenants {action}: give guild ids or --all (not both)")
+    if args.all:
+        return paths.live_guild_ids()
+    return [parse_guild_id(value) for value in args.guilds]
+
+
+def _for_each(guild_ids: Sequence[int], work: Callable[[int], str], done_word: str) -> int:
+    """Run `work` per guild with a progress line each and a summary; 1 when any guild failed."""
+    failed: list[int] = []
+    for number, guild_id in enumerate(guild_ids, 1):
+        prefix = f"[{number}/{len(guild_ids)}] guild {guild_id}:"
+        try:
+            _progress(f"{prefix} {work(guild_id)}")
+        except (MalabotError, sqlite3.Error, OSError) as error:
+            failed.append(guild_id)
+            _progress(f"{prefix} FAILED: {error}")
+    summary = f"{len(guild_ids) - len(failed)} of {len(guild_ids)} guild(s) {done_word}"
+    if failed:
+        summary += f"; failed: {', '.join(str(guild_id) for guild_id in failed)}"
+    _progress(summary)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _describe(paths: TenantPaths, guild_id: int) -> tuple[str, str, str, str]:
+    live = paths.live(guild_id)
+    files = [path for path in (live, sidecars(live)[0]) if path.exists()]
+    size = sum(path.stat().st_size for path in files)
+    last_write = max(path.stat().st_mtime for path in files)
+    try:
+        conn = connect(live)
+        try:
+            version = str(schema_version(conn))
+        finally:
+            conn.close()
+    except (MalabotError, sqlite3.Error):
+        version = "unreadable"
+    stamp = datetime.fromtimestamp(last_write, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(guild_id), _human_size(size), version, stamp
+
+
+def _human_size(size: int) -> str:
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
