@@ -175,6 +175,11 @@ def test_unknown_age_leaves_no_gap() -> None:
     assert render_announcement("{member} turns {age} today", 42, None) == "<@42> turns today"
 
 
-def test_template_is_not_a_format_string() -> None:
-    text = "{member.__class__} {0} {member}"
-    assert render_announcement(text, 7, None) == "{member.__class__} {0} <@7>"
+def test_template_braces_are_literal_when_doubled() -> None:
+    assert render_announcement("{{cake}} {member}", 7, None) == "{cake} <@7>"
+
+
+@pytest.mark.parametrize("template", ["{member.__class__}", "{0}", "{level}", "{member"])
+def test_template_refuses_anything_but_member_and_age(template: str) -> None:
+    with pytest.raises(UserInputError):
+        render_announcement(template, 7, None)

@@ -7,13 +7,13 @@ except February 29, which is celebrated on February 28 in years that have no Feb
 from __future__ import annotations
 
 import calendar
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from malabot import templates
 from malabot.errors import UserInputError
 
 EARLIEST_YEAR = 1900
@@ -132,19 +132,16 @@ def mention(user_id: int) -> str:
     return f"<@{user_id}>"
 
 
-_PLACEHOLDER = re.compile(r" ?\{age\}|\{member\}")
+# What a birthday template may use (see malabot.templates for the syntax).
+PLACEHOLDERS = ("member", "age")
 
 
 def render_announcement(template: str, user_id: int, age: int | None) -> str:
-    """Fill `{member}` and `{age}`; `{age}` (with one space before it) disappears when the age is unknown.
+    """Fill `{member}` and `{age}`; without a known age, `{age}` and one space before it disappear.
 
-    Plain substitution, not str.format: a template is admin text and must not reach attributes.
+    Raises UserInputError when the template uses anything else (the pass then falls back to the
+    default template).
     """
-    def fill(match: re.Match[str]) -> str:
-        if match.group(0) == "{member}":
-            return mention(user_id)
-        if age is None:
-            return ""
-        return match.group(0).replace("{age}", str(age))
-
-    return _PLACEHOLDER.sub(fill, template)
+    if age is None:
+        template = template.replace(" {age}", "{age}")
+    return templates.render(template, {"member": mention(user_id), "age": "" if age is None else str(age)})

@@ -1,0 +1,46 @@
+"""What the birthday feature needs from the outside world, as small protocols.
+
+The Discord side implements BirthdayEffects with py-cord; the XP service implements XpGranter; tests
+implement both with recording fakes. Nothing here imports discord or another feature's service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import aiosqlite
+
+from malabot.features.xp.models import LevelChange
+
+# Now, as an aware UTC datetime. Injected so tests can run a pass at any instant.
+Clock = Callable[[], datetime]
+
+# "Is this user a member of the server right now?" — from the bot's member cache.
+MemberCheck = Callable[[int], bool]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BirthdayEffects(Protocol):
+    """The visible side of a celebration. Each call returns False when it could not be done (channel
+    or role gone, missing permission, member left); it should not raise, but the pass survives if it does.
+    """
+
+    async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool: ...
+
+    async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool: ...
+
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool: ...
+
+    def is_member(self, guild_id: int, user_id: int) -> bool: ...
+
+
+class XpGranter(Protocol):
+    """Adds XP inside the caller's open tenant transaction (the XP service's add_in_transaction)."""
+
+    async def add_in_transaction(self, conn: aiosqlite.Connection, guild_id: int, user_id: int,
+                                 amount: int) -> LevelChange: ...

@@ -1,0 +1,104 @@
+"""The birthday commands, without Discord: ids and plain values in, views out.
+
+A cog calls one method per slash command and shows the result; anything the member got wrong comes
+back as UserInputError whose text is the sentence to show (ephemerally). Views are built for the
+viewer, so the birth year only ever reaches the member it belongs to.
+
+    /birthday set month day [year] -> set(guild_id, user_id, month, day, year)          -> BirthdayView
+    /birthday remove               -> remove(guild_id, user_id)                         -> None
+    /birthday show [member]        -> show(guild_id, viewer_id, member_id)              -> BirthdayView
+    /birthday list [page]          -> list_page(guild_id, viewer_id, page, is_member=…) -> BirthdayPage
+    /birthday upcoming [days]      -> upcoming(guild_id, viewer_id, days, is_member=…)  -> (BirthdayView, …)
+
+`is_member(user_id) -> bool` comes from the bot's member cache: list and upcoming show current
+members only.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from malabot.errors import UserInputError
+from malabot.features.birthdays import repository
+from malabot.features.birthdays.ports import Clock, MemberCheck, utc_now
+from malabot.features.birthdays.rules import (
+    local_moment,
+    mention,
+    upcoming,
+    validate_birthday,
+    validate_upcoming_days,
+)
+from malabot.features.birthdays.views import BirthdayPage, BirthdayView, view_for
+from malabot.features.settings.service import SettingsService
+from malabot.tenancy.manager import TenantManager
+
+DEFAULT_UPCOMING_DAYS = 7
+DEFAULT_PAGE_SIZE = 10
+
+
+class BirthdayService:
+    def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now,
+                 page_size: int = DEFAULT_PAGE_SIZE) -> None:
+        self._tenants = tenants
+        self._settings = settings
+        self._clock = clock
+        self._page_size = page_size
+
+    async def today(self, guild_id: int) -> date:
+        """The calendar day it is now in the server's timezone."""
+        settings = await self._settings.get(guild_id)
+        return local_moment(self._clock(), settings.zone).day
+
+    async def set(self, guild_id: int, user_id: int, month: int, day: int, year: int | None = None
+                  ) -> BirthdayView:
+        """Store (or replace) the member's birthday; returns the member's own view of it."""
+        today = await self.today(guild_id)
+        birthday = validate_birthday(month, day, year, today)
+        async with self._tenants.transaction(guild_id) as conn:
+            await repository.save_birthday(conn, user_id, birthday, self._clock())
+        return view_for(user_id, user_id, birthday, today)
+
+    async def remove(self, guild_id: int, user_id: int) -> None:
+        async with self._tenants.transaction(guild_id) as conn:
+            removed = await repository.delete_birthday(conn, user_id)
+        if not removed:
+            raise UserInputError("You have no birthday set, so there was nothing to remove.")
+
+    async def show(self, guild_id: int, viewer_id: int, member_id: int | None = None) -> BirthdayView:
+        """The member's birthday as the viewer may see it (the viewer's own when member_id is None)."""
+        member_id = viewer_id if member_id is None else member_id
+        today = await self.today(guild_id)
+        async with self._tenants.reading(guild_id) as conn:
+            birthday = await repository.get_birthday(conn, member_id)
+        if birthday is None:
+            if member_id == viewer_id:
+                raise UserInputError("You have not set your birthday yet: use /birthday set.")
+            raise UserInputError(f"{mention(member_id)} has not shared a birthday.")
+        return view_for(viewer_id, member_id, birthday, today)
+
+    async def list_page(self, guild_id: int, viewer_id: int, page: int = 1, *, is_member: MemberCheck
+                        ) -> BirthdayPage:
+        """One page of the birthdays of the server's current members, in calendar order."""
+        today = await self.today(guild_id)
+        async with self._tenants.reading(guild_id) as conn:
+            stored = await repository.all_birthdays(conn)
+        members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
+        pages = max(1, -(-len(members) // self._page_size))
+        if not 1 <= page <= pages:
+            raise UserInputError(f"There {'is' if pages == 1 else 'are'} only {pages} "
+                                 f"page{'' if pages == 1 else 's'}: choose 1 to {pages}.")
+        start = (page - 1) * self._page_size
+        entries = tuple(view_for(viewer_id, user_id, birthday, today)
+                        for user_id, birthday in members[start:start + self._page_size])
+        return BirthdayPage(entries=entries, page=page, pages=pages, total=len(members))
+
+    async def upcoming(self, guild_id: int, viewer_id: int, days: int = DEFAULT_UPCOMING_DAYS, *,
+                       is_member: MemberCheck) -> tuple[BirthdayView, ...]:
+        """Current members' birthdays from today through `days` days ahead, soonest first."""
+        validate_upcoming_days(days)
+        today = await self.today(guild_id)
+        async with self._tenants.reading(guild_id) as conn:
+            stored = await repository.all_birthdays(conn)
+        members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
+        return tuple(view_for(viewer_id, user_id, birthday, today)
+                     for _, user_id, birthday in upcoming(members, today, days))
