@@ -310,3 +310,36 @@ def test_render_case_text() -> None:
     removed = Case(case_number=4, action="warn", created_at=NOW, target_id=20, moderator_id=None,
                    removed_at=NOW)
     assert rules.render_case_text(removed) == f"~~#4 Warning · <@20> · {stamp} · by unknown~~ (removed)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# check_duration and check_action
+
+
+def test_check_duration_for_computed_durations() -> None:
+    assert rules.check_duration(timedelta(days=28)) == timedelta(days=28)
+    with pytest.raises(UserInputError, match="“28d 1s” is too long"):
+        rules.check_duration(timedelta(days=28, seconds=1))
+    for bad in (timedelta(0), timedelta(seconds=-5)):
+        with pytest.raises(UserInputError, match="longer than zero"):
+            rules.check_duration(bad)
+
+
+def test_check_action_reports_the_moderator_first_then_the_bot_then_the_hierarchy() -> None:
+    target = Party(20, 9)  # above both: would be refused by the hierarchy
+    with pytest.raises(PermissionRefused, match="^You need the Kick Members"):
+        rules.check_action("kick", actor=MOD, target=target, bot=BOT, owner_id=OWNER,
+                           actor_permissions=[], bot_permissions=[])
+    with pytest.raises(PermissionRefused, match="^I need the Kick Members"):
+        rules.check_action("kick", actor=MOD, target=target, bot=BOT, owner_id=OWNER,
+                           actor_permissions=["kick_members"], bot_permissions=[])
+    with pytest.raises(PermissionRefused, match="not below yours"):
+        rules.check_action("kick", actor=MOD, target=target, bot=BOT, owner_id=OWNER,
+                           actor_permissions=["kick_members"], bot_permissions=["kick_members"])
+    rules.check_action("kick", actor=MOD, target=Party(20, 1), bot=BOT, owner_id=OWNER,
+                       actor_permissions=["kick_members"], bot_permissions=["kick_members"])
+
+
+def test_check_action_without_a_target_skips_the_hierarchy() -> None:
+    rules.check_action("unban", actor=MOD, target=None, bot=BOT, owner_id=OWNER,
+                       actor_permissions=["ban_members"], bot_permissions=["ban_members"])

@@ -49,11 +49,20 @@ def parse_duration(text: str, maximum: timedelta = MAX_TIMEOUT) -> timedelta:
             raise UserInputError(f"“{text.strip()}” gives the unit {unit} twice. {_DURATION_HINT}")
         seen.add(unit)
         seconds += int(number) * _UNIT_SECONDS[unit]
-    if seconds == 0:
-        raise UserInputError("The duration must be longer than zero.")
-    if seconds > maximum.total_seconds():
+    if seconds > maximum.total_seconds():  # before timedelta(), which overflows on huge numbers
         raise UserInputError(f"“{text.strip()}” is too long: the most is {format_duration(maximum)}.")
-    return timedelta(seconds=seconds)
+    return check_duration(timedelta(seconds=seconds), maximum, shown=text.strip())
+
+
+def check_duration(duration: timedelta, maximum: timedelta = MAX_TIMEOUT, *,
+                   shown: str | None = None) -> timedelta:
+    """The duration if it is more than zero and at most `maximum`; otherwise UserInputError."""
+    if duration <= timedelta(0):
+        raise UserInputError("The duration must be longer than zero.")
+    if duration > maximum:
+        shown = shown or format_duration(duration)
+        raise UserInputError(f"“{shown}” is too long: the most is {format_duration(maximum)}.")
+    return duration
 
 
 def format_duration(duration: timedelta) -> str:
@@ -146,6 +155,17 @@ def check_moderator_permissions(action: str, granted: Iterable[str]) -> None:
     missing = _missing(MODERATOR_PERMISSIONS[action], granted)
     if missing:
         raise PermissionRefused(f"You need {_permission_phrase(missing)} to do that.")
+
+
+def check_action(action: str, *, actor: Party, target: Party | None, bot: Party, owner_id: int,
+                 actor_permissions: Iterable[str], bot_permissions: Iterable[str]) -> None:
+    """Every refusal a moderation command can meet, in the order the member should hear them:
+    their own permissions, the bot's, then the role hierarchy (skipped without a target member, e.g.
+    an unban or a purge of a whole channel)."""
+    check_moderator_permissions(action, actor_permissions)
+    check_bot_permissions(action, bot_permissions)
+    if target is not None:
+        check_target(actor, target, bot, owner_id)
 
 
 # ---------------------------------------------------------------------------------------------------
