@@ -9,13 +9,26 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from malabot import templates
+from malabot.errors import UserInputError
 
 LevelCurveName = Literal["standard", "basic", "gradual", "custom"]
 LevelRoleMode = Literal["stack", "replace"]
 ThresholdAction = Literal["timeout", "kick", "ban"]
 
 Snowflake = int  # a Discord id; validated positive by the fields that hold one
+
+# Which placeholders each message template may use; checked whenever settings are built, so /config,
+# the legacy split and every service see only templates that render.
+TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "levelup_template": ("member", "level", "server"),
+    "birthday_template": ("member", "age"),
+    "welcome_template": ("member", "server", "member_count"),
+    "welcome_dm_template": ("member", "server", "member_count"),
+    "goodbye_template": ("member", "server", "member_count"),
+}
 
 
 class WarnThreshold(BaseModel):
@@ -96,6 +109,15 @@ class GuildSettings(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @field_validator(*TEMPLATE_PLACEHOLDERS)
+    @classmethod
+    def _template_renders(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            templates.placeholders(value, TEMPLATE_PLACEHOLDERS[str(info.field_name)])
+        except UserInputError as error:
+            raise ValueError(error.message) from None
         return value
 
     @field_validator(

@@ -36,3 +36,20 @@ def test_invalid_changes_are_refused_with_the_reason(changes: dict[str, object],
     with pytest.raises(ValidationError) as caught:
         GuildSettings().changed(**changes)
     assert fragment in describe_settings_error(caught.value)
+
+
+@pytest.mark.parametrize(("name", "template", "fragment"), [
+    ("levelup_template", "{member} hit {lvl}", "Unknown placeholder {lvl}"),
+    ("birthday_template", "Happy {member.__class__}", "Unknown placeholder {member.__class__}"),
+    ("welcome_template", "Hi {member", "unmatched"),
+])
+def test_templates_with_unknown_placeholders_are_refused(name: str, template: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        GuildSettings().changed(**{name: template})
+    assert fragment in describe_settings_error(caught.value)
+
+
+def test_templates_with_known_placeholders_are_accepted() -> None:
+    settings = GuildSettings().changed(levelup_template="{member} is now {level} on {server}",
+                                       birthday_template="{member} turns {age}")
+    assert settings.levelup_template.startswith("{member}")
