@@ -1,0 +1,203 @@
+"""The hourly birthday pass: over every tenant, celebrate today's birthdays once and take back old roles.
+
+Per member the order is fixed, so that nothing visible can ever happen twice:
+  1. claim the (member, year) celebration row and award the XP, in one tenant transaction;
+     a second pass, a restarted bot or another process finds the row and does nothing;
+  2. only then announce and give the role, outside the transaction (Discord calls are slow);
+  3. record what happened (announced_at; the role, or that it could not be given).
+A crash between 1 and 2 means that celebration is not shown at all: at most once, never twice.
+
+The pass knows nothing of Discord: it asks a BirthdayEffects port to do the visible things.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from malabot.errors import UserInputError
+from malabot.features.birthdays import repository
+from malabot.features.birthdays.ports import BirthdayEffects, Clock, XpGranter, utc_now
+from malabot.features.birthdays.rules import (
+    Birthday,
+    announcement_due,
+    dates_celebrated_on,
+    local_moment,
+    render_announcement,
+)
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp.models import LevelChange
+from malabot.guild_settings import GuildSettings
+from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
+
+# Tenants worked on at the same time. Small on purpose: each holds an open connection (and its
+# thread) while visited, and the tenant manager's cap must leave room for commands meanwhile.
+DEFAULT_CONCURRENCY = 4
+# A role that could not be removed is retried on every pass for this many days, then given up.
+ROLE_RETRY_DAYS = 3
+
+
+@dataclass
+class PassReport:
+    """What one pass did, for logs, tests and benchmarks."""
+
+    tenants: int = 0        # tenants known to the manager
+    visited: int = 0        # tenants whose file was queried
+    celebrated: int = 0     # celebrations claimed (XP awarded with them)
+    announced: int = 0
+    roles_added: int = 0
+    roles_removed: int = 0
+    xp_awarded: int = 0
+    failures: int = 0       # effects that failed and tenants whose visit raised
+    level_changes: list[LevelChange] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.tenants} tenants, {self.visited} visited, {self.celebrated} celebrated, "
+                f"{self.announced} announced, {self.roles_added} roles given, "
+                f"{self.roles_removed} roles taken back, {self.failures} failures")
+
+
+def announcement_text(guild_id: int, settings: GuildSettings, user_id: int, age: int | None) -> str:
+    """The server's template filled in; the default one when the server's cannot be rendered."""
+    try:
+        return render_announcement(settings.birthday_template, user_id, age)
+    except UserInputError as error:
+        log.warning("birthday template of guild %s is unusable (%s); using the default", guild_id, error)
+        default = GuildSettings.model_fields["birthday_template"].default
+        return render_announcement(default, user_id, age)
+
+
+class BirthdayPass:
+    def __init__(self, tenants: TenantManager, settings: SettingsService, effects: BirthdayEffects,
+                 xp: XpGranter, *, clock: Clock = utc_now, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._tenants = tenants
+        self._settings = settings
+        self._effects = effects
+        self._xp = xp
+        self._clock = clock
+        self._concurrency = concurrency
+        # One pass at a time in this process (the start-up run may meet the hourly one).
+        self._running = asyncio.Lock()
+
+    async def run(self) -> PassReport:
+        """One pass over every tenant, at the clock's current instant."""
+        async with self._running:
+            now = self._clock()
+            guild_ids = self._tenants.guild_ids()
+            report = PassReport(tenants=len(guild_ids))
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for guild_id in guild_ids:
+                queue.put_nowait(guild_id)
+            workers = [asyncio.create_task(self._work(queue, now, report))
+                       for _ in range(min(self._concurrency, len(guild_ids)))]
+            await asyncio.gather(*workers)
+            log.info("birthday pass: %s", report.summary())
+            return report
+
+    async def _work(self, queue: asyncio.Queue[int], now: datetime, report: PassReport) -> None:
+        while not queue.empty():
+            guild_id = queue.get_nowait()
+            try:
+                await self.visit(guild_id, now, report)
+            except Exception:
+                report.failures += 1
+                log.exception("birthday pass failed for guild %s", guild_id)
+            # Cached settings make a skipped tenant cost no await at all: let other tasks run.
+            await asyncio.sleep(0)
+
+    async def visit(self, guild_id: int, now: datetime, report: PassReport) -> None:
+        """Take back old roles and celebrate today's birthdays in one server."""
+        settings = await self._settings.get(guild_id)
+        moment = local_moment(now, settings.zone)
+        due = announcement_due(moment, settings.birthday_hour)
+        # Before the hour nothing is owed, except taking back yesterday's role where roles are given.
+        if not due and settings.birthday_role_id is None:
+            return
+        today = moment.day
+        async with self._tenants.reading(guild_id, create=False) as conn:
+            old_roles = await repository.pending_roles(conn, before=today)
+            candidates = (await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year)
+                          if due else [])
+        report.visited += 1
+        for role in old_roles:
+            await self._take_back(guild_id, role, today, report)
+        for user_id, birthday in candidates:
+            if not self._effects.is_member(guild_id, user_id):
+                continue  # not (or not yet) known as a member: left unclaimed for a later pass
+            if await self._claim(guild_id, user_id, settings, today, report):
+                await self._show(guild_id, user_id, birthday, settings, today, report)
+
+    async def _claim(self, guild_id: int, user_id: int, settings: GuildSettings, today: date,
+                     report: PassReport) -> bool:
+        """Claim this year's celebration and award its XP in one transaction; False if already claimed."""
+        async with self._tenants.transaction(guild_id, create=False) as conn:
+            if not await repository.claim_celebration(conn, user_id, today.year, today,
+                                                      settings.birthday_xp, settings.birthday_role_id):
+                return False  # another pass or process got there first
+            if settings.birthday_xp > 0:
+                change = await self._xp.add_in_transaction(conn, guild_id, user_id, settings.birthday_xp)
+                report.level_changes.append(change)
+        report.celebrated += 1
+        report.xp_awarded += settings.birthday_xp
+        return True
+
+    async def _show(self, guild_id: int, user_id: int, birthday: Birthday, settings: GuildSettings,
+                    today: date, report: PassReport) -> None:
+        """The visible part of a claimed celebration: the announcement and the role."""
+        channel_id, role_id = settings.birthday_channel_id, settings.birthday_role_id
+        if channel_id is not None:
+            text = announcement_text(guild_id, settings, user_id, birthday.age_on(today))
+            if await self._attempt(guild_id, "announce",
+                                   self._effects.announce(guild_id, channel_id, user_id, text)):
+                report.announced += 1
+                async with self._tenants.transaction(guild_id, create=False) as conn:
+                    await repository.mark_announced(conn, user_id, today.year, self._clock())
+            else:
+                report.failures += 1
+                log.warning("birthday of user %s in guild %s not announced in channel %s",
+                            user_id, guild_id, channel_id)
+        if role_id is not None:
+            given = await self._attempt(guild_id, "add role",
+                                        self._effects.add_role(guild_id, user_id, role_id))
+            if given is True:
+                report.roles_added += 1
+                return
+            report.failures += 1
+            log.warning("birthday role %s not given to user %s in guild %s", role_id, user_id, guild_id)
+            if given is False:
+                # Definitely not given: nothing to take back. After an exception we cannot know,
+                # so the role stays recorded and is taken back after the day anyway.
+                async with self._tenants.transaction(guild_id, create=False) as conn:
+                    await repository.forget_role(conn, user_id, today.year)
+
+    async def _take_back(self, guild_id: int, role: repository.PendingRole, today: date,
+                         report: PassReport) -> None:
+        removed = await self._attempt(guild_id, "remove role",
+                                      self._effects.remove_role(guild_id, role.user_id, role.role_id))
+        if removed is True:
+            report.roles_removed += 1
+        else:
+            report.failures += 1
+            if (today - role.local_day).days <= ROLE_RETRY_DAYS:
+                log.warning("birthday role %s of user %s in guild %s not removed; will retry",
+                            role.role_id, role.user_id, guild_id)
+                return
+            log.warning("birthday role %s of user %s in guild %s could not be removed for %s days; giving up",
+                        role.role_id, role.user_id, guild_id, ROLE_RETRY_DAYS)
+        async with self._tenants.transaction(guild_id, create=False) as conn:
+            await repository.mark_role_removed(conn, role.user_id, role.year, self._clock())
+
+    async def _attempt(self, guild_id: int, what: str, effect: Awaitable[bool]) -> bool | None:
+        """The effect's answer, or None when it raised (logged with the guild id, never re-raised)."""
+        try:
+            return bool(await effect)
+        except Exception:
+            log.exception("birthday %s raised in guild %s", what, guild_id)
+            return None

@@ -1,0 +1,508 @@
+"""The hourly birthday pass on real tenant files, with a recording fake of the Discord side.
+
+The fake implements the BirthdayEffects port (announce / add_role / remove_role / is_member); the
+tenant files, settings, XP service and pass are the real ones. "Restart" means a new tenant manager
+and new services on the same folder; "two processes" means two of them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from malabot.features.birthdays import repository
+from malabot.features.birthdays.announcer import ROLE_RETRY_DAYS, BirthdayPass, PassReport, announcement_text
+from malabot.features.birthdays.member_data import birthday_member_data
+from malabot.features.birthdays.service import BirthdayService
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp.service import XpService
+from malabot.guild_settings import GuildSettings
+from malabot.member_data import MemberData
+from malabot.tenancy.manager import TenantManager
+
+GUILD = 111_111_111_111_111_111
+CHANNEL, ROLE = 500, 600
+ALICE, BOB = 1001, 1002
+
+# Europe/Berlin is UTC+2 in June: 09:00 local is 07:00 UTC.
+JUNE_15_0859_BERLIN = datetime(2026, 6, 15, 6, 59, tzinfo=UTC)
+JUNE_15_0900_BERLIN = datetime(2026, 6, 15, 7, 0, tzinfo=UTC)
+JUNE_15_2359_BERLIN = datetime(2026, 6, 15, 21, 59, tzinfo=UTC)
+JUNE_16_0000_BERLIN = datetime(2026, 6, 15, 22, 0, tzinfo=UTC)
+JUNE_16_1000_BERLIN = datetime(2026, 6, 16, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class FixedClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class RecordingDiscord:
+    """The Discord side of the pass, recorded. Set fields to make calls fail or raise."""
+
+    absent: set[int] = field(default_factory=set)
+    refused_channels: set[int] = field(default_factory=set)
+    refused_roles: set[int] = field(default_factory=set)
+    raising: set[str] = field(default_factory=set)           # names of effects that raise
+    announcements: list[tuple[int, int, int, str]] = field(default_factory=list)
+    roles: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    role_calls: list[tuple[str, int, int, int]] = field(default_factory=list)
+    observe: Callable[[], None] | None = None                 # called inside every effect
+
+    def _call(self, name: str) -> None:
+        if self.observe is not None:
+            self.observe()
+        if name in self.raising:
+            raise RuntimeError(f"{name} exploded")
+
+    async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
+        await asyncio.sleep(0)
+        self._call("announce")
+        if channel_id in self.refused_channels:
+            return False
+        self.announcements.append((guild_id, channel_id, user_id, text))
+        return True
+
+    async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        self._call("add_role")
+        self.role_calls.append(("add", guild_id, user_id, role_id))
+        if role_id in self.refused_roles:
+            return False
+        self.roles.setdefault((guild_id, user_id), set()).add(role_id)
+        return True
+
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        self._call("remove_role")
+        self.role_calls.append(("remove", guild_id, user_id, role_id))
+        if role_id in self.refused_roles:
+            return False
+        self.roles.get((guild_id, user_id), set()).discard(role_id)
+        return True
+
+    def is_member(self, guild_id: int, user_id: int) -> bool:
+        return user_id not in self.absent
+
+    def roles_of(self, user_id: int, guild_id: int = GUILD) -> set[int]:
+        return self.roles.get((guild_id, user_id), set())
+
+
+@dataclass
+class Bot:
+    """The services of one running bot process on a tenants folder."""
+
+    tenants: TenantManager
+    settings: SettingsService
+    xp: XpService
+    birthdays: BirthdayService
+    birthday_pass: BirthdayPass
+
+    async def xp_of(self, user_id: int, guild_id: int = GUILD) -> int:
+        async with self.tenants.reading(guild_id) as conn, \
+                conn.execute("SELECT xp FROM xp WHERE user_id = ?", (user_id,)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def celebration(self, user_id: int, year: int, guild_id: int = GUILD) -> dict[str, object] | None:
+        async with self.tenants.reading(guild_id) as conn:
+            return await repository.celebration(conn, user_id, year)
+
+
+BotFactory = Callable[..., AbstractAsyncContextManager[Bot]]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(JUNE_15_0900_BERLIN)
+
+
+@pytest.fixture
+def discord() -> RecordingDiscord:
+    return RecordingDiscord()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "tenants"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def running_bot(folder: Path, clock: FixedClock, discord: RecordingDiscord) -> BotFactory:
+    @asynccontextmanager
+    async def running(effects: RecordingDiscord | None = None, *, max_open: int = 256,
+                      concurrency: int = 4) -> AsyncIterator[Bot]:
+        tenants = TenantManager(folder, max_open=max_open)
+        await tenants.start()
+        settings = SettingsService(tenants)
+        xp = XpService(tenants, settings, clock=clock)
+        bot = Bot(tenants, settings, xp, BirthdayService(tenants, settings, clock=clock),
+                  BirthdayPass(tenants, settings, effects or discord, xp, clock=clock,
+                               concurrency=concurrency))
+        try:
+            yield bot
+        finally:
+            await tenants.close_all()
+
+    return running
+
+
+@pytest.fixture
+async def bot(running_bot: BotFactory) -> AsyncIterator[Bot]:
+    async with running_bot() as running:
+        await configure(running)
+        yield running
+
+
+async def configure(bot: Bot, guild_id: int = GUILD, **overrides: object) -> None:
+    values: dict[str, object] = {"timezone": "Europe/Berlin", "birthday_channel_id": CHANNEL,
+                                 "birthday_role_id": ROLE, "birthday_hour": 9}
+    await bot.settings.update(guild_id, None, **{**values, **overrides})
+
+
+def announced_users(discord: RecordingDiscord) -> list[int]:
+    return [user_id for _, _, user_id, _ in discord.announcements]
+
+
+# --- once, and only once -----------------------------------------------------------------------------
+
+async def test_nothing_before_the_hour_then_one_announcement_role_and_xp(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 16)
+    clock.now = JUNE_15_0859_BERLIN
+    await bot.birthday_pass.run()
+    assert discord.announcements == []
+    assert await bot.celebration(ALICE, 2026) is None
+
+    clock.now = JUNE_15_0900_BERLIN
+    report = await bot.birthday_pass.run()
+    assert discord.announcements == [(GUILD, CHANNEL, ALICE, f"Happy birthday <@{ALICE}>! 🎂")]
+    assert discord.roles_of(ALICE) == {ROLE}
+    assert await bot.xp_of(ALICE) == 100
+    assert (report.celebrated, report.announced, report.roles_added, report.xp_awarded) == (1, 1, 1, 100)
+    row = await bot.celebration(ALICE, 2026)
+    assert row is not None and row["announced_at"] is not None and row["role_id"] == ROLE
+    assert row["local_day"] == "2026-06-15"
+
+
+async def test_a_second_pass_and_a_restart_do_nothing_again(
+        bot: Bot, running_bot: BotFactory, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    clock.now = JUNE_15_2359_BERLIN
+    second = await bot.birthday_pass.run()
+    await bot.tenants.close_all()
+
+    async with running_bot() as restarted:
+        after_restart = await restarted.birthday_pass.run()
+        assert await restarted.xp_of(ALICE) == 100
+
+    assert announced_users(discord) == [ALICE]
+    assert [call[0] for call in discord.role_calls] == ["add"]
+    assert second.celebrated == after_restart.celebrated == 0
+
+
+async def test_two_processes_passing_at_once_celebrate_once(
+        bot: Bot, running_bot: BotFactory, discord: RecordingDiscord) -> None:
+    for user_id in range(2000, 2020):
+        await bot.birthdays.set(GUILD, user_id, 6, 15)
+    other_discord = RecordingDiscord()
+    async with running_bot(other_discord) as other:
+        await asyncio.gather(bot.birthday_pass.run(), other.birthday_pass.run())
+    everyone = announced_users(discord) + announced_users(other_discord)
+    assert sorted(everyone) == list(range(2000, 2020))
+    assert [await bot.xp_of(user_id) for user_id in range(2000, 2020)] == [100] * 20
+
+
+# --- downtime -------------------------------------------------------------------------------------------
+
+async def test_a_pass_later_the_same_local_day_catches_up(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    clock.now = JUNE_15_2359_BERLIN  # down from before 09:00 until a minute before midnight
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+
+
+async def test_a_pass_only_the_next_local_day_does_not_announce_yesterday(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    clock.now = JUNE_16_0000_BERLIN  # still June 15 in UTC, already June 16 in Berlin
+    await bot.birthday_pass.run()
+    clock.now = JUNE_16_1000_BERLIN
+    await bot.birthday_pass.run()
+    assert discord.announcements == []
+    assert await bot.xp_of(ALICE) == 0
+
+
+async def test_the_role_is_taken_back_on_the_first_pass_of_the_next_day(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    clock.now = JUNE_15_2359_BERLIN
+    await bot.birthday_pass.run()
+    assert discord.roles_of(ALICE) == {ROLE}
+    clock.now = JUNE_16_0000_BERLIN  # before the announcement hour, but a new day
+    report = await bot.birthday_pass.run()
+    assert report.roles_removed == 1
+    assert discord.roles_of(ALICE) == set()
+    row = await bot.celebration(ALICE, 2026)
+    assert row is not None and row["role_removed_at"] is not None
+
+
+async def test_the_role_is_taken_back_after_downtime_and_a_restart(
+        bot: Bot, running_bot: BotFactory, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    await bot.tenants.close_all()
+    clock.now = datetime(2026, 6, 19, 3, 0, tzinfo=UTC)  # down for days; 05:00 in Berlin
+    async with running_bot() as restarted:
+        await restarted.birthday_pass.run()
+        await restarted.birthday_pass.run()
+    assert discord.roles_of(ALICE) == set()
+    assert [call[0] for call in discord.role_calls] == ["add", "remove"]
+
+
+async def test_a_role_setting_removed_since_still_gets_its_role_taken_back_at_the_hour(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    await configure(bot, birthday_role_id=None)
+    clock.now = JUNE_16_1000_BERLIN
+    await bot.birthday_pass.run()
+    assert discord.roles_of(ALICE) == set()
+
+
+# --- XP, dates and zones ------------------------------------------------------------------------------
+
+async def test_xp_is_awarded_once_per_year_and_again_the_next_year(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await configure(bot, birthday_xp=250)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    for hour in (7, 8, 12, 21):
+        clock.now = datetime(2026, 6, 15, hour, tzinfo=UTC)
+        await bot.birthday_pass.run()
+    assert await bot.xp_of(ALICE) == 250
+    clock.now = datetime(2027, 6, 15, 7, tzinfo=UTC)
+    await bot.birthday_pass.run()
+    await bot.birthday_pass.run()
+    assert await bot.xp_of(ALICE) == 500
+    assert announced_users(discord) == [ALICE, ALICE]
+
+
+async def test_no_xp_setting_still_celebrates(bot: Bot, discord: RecordingDiscord) -> None:
+    await configure(bot, birthday_xp=0)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    report = await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+    assert await bot.xp_of(ALICE) == 0
+    assert report.level_changes == []
+
+
+async def test_feb_29_is_celebrated_on_feb_28_of_a_common_year(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await configure(bot, timezone="UTC")
+    await bot.birthdays.set(GUILD, ALICE, 2, 29, 2000)
+    await bot.birthdays.set(GUILD, BOB, 2, 28)
+    clock.now = datetime(2027, 2, 28, 9, tzinfo=UTC)
+    await bot.birthday_pass.run()
+    assert sorted(announced_users(discord)) == [ALICE, BOB]
+    clock.now = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    await bot.birthday_pass.run()
+    assert len(discord.announcements) == 2
+    row = await bot.celebration(ALICE, 2027)
+    assert row is not None and row["local_day"] == "2027-02-28"
+
+
+async def test_the_day_and_hour_are_the_servers_own(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await configure(bot, timezone="Pacific/Auckland", birthday_hour=0)  # UTC+12 in June
+    await bot.birthdays.set(GUILD, ALICE, 6, 16)
+    clock.now = datetime(2026, 6, 15, 11, 59, tzinfo=UTC)  # 23:59 on June 15 in Auckland
+    await bot.birthday_pass.run()
+    assert discord.announcements == []
+    clock.now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # midnight, June 16 in Auckland
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+
+
+async def test_an_hour_skipped_by_dst_is_announced_at_the_next_pass(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await configure(bot, birthday_hour=2)  # 02:00 does not exist in Berlin on 2026-03-29
+    await bot.birthdays.set(GUILD, ALICE, 3, 29)
+    clock.now = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # 01:00 CET
+    await bot.birthday_pass.run()
+    assert discord.announcements == []
+    clock.now = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+
+
+async def test_the_template_gets_the_age_only_when_the_year_is_known(
+        bot: Bot, discord: RecordingDiscord) -> None:
+    await configure(bot, birthday_template="{member} turns {age} today!")
+    await bot.birthdays.set(GUILD, ALICE, 6, 15, 1990)
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    await bot.birthday_pass.run()
+    assert sorted(text for *_, text in discord.announcements) == [
+        f"<@{ALICE}> turns 36 today!", f"<@{BOB}> turns today!"]
+
+
+def test_an_unusable_template_falls_back_to_the_default() -> None:
+    # Settings validate templates, so only a file written by older code could hold one like this.
+    stored = GuildSettings.model_construct(birthday_template="Hooray {member.name}!")
+    assert announcement_text(GUILD, stored, ALICE, None) == f"Happy birthday <@{ALICE}>! 🎂"
+
+
+# --- failures ---------------------------------------------------------------------------------------------
+
+async def test_a_refused_announcement_is_logged_with_the_guild_and_never_repeated(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    discord.refused_channels.add(CHANNEL)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    with caplog.at_level(logging.WARNING):
+        report = await bot.birthday_pass.run()
+    assert report.celebrated == 2 and report.announced == 0
+    assert str(GUILD) in caplog.text
+    assert discord.roles_of(ALICE) == discord.roles_of(BOB) == {ROLE}  # the rest still happened
+    row = await bot.celebration(ALICE, 2026)
+    assert row is not None and row["announced_at"] is None
+    discord.refused_channels.clear()
+    clock.now = JUNE_15_2359_BERLIN
+    await bot.birthday_pass.run()
+    assert discord.announcements == []  # at most once: the claim is spent
+
+
+async def test_effects_that_raise_do_not_stop_the_pass(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    discord.raising.update({"announce", "add_role"})
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    with caplog.at_level(logging.WARNING):
+        report = await bot.birthday_pass.run()
+    assert report.celebrated == 2
+    assert await bot.xp_of(ALICE) == await bot.xp_of(BOB) == 100
+    assert f"guild {GUILD}" in caplog.text
+    # Whether the role was given is unknown, so it is still taken back after the day.
+    discord.raising.clear()
+    clock.now = JUNE_16_0000_BERLIN
+    report = await bot.birthday_pass.run()
+    assert report.roles_removed == 2
+
+
+async def test_a_role_that_could_not_be_given_is_not_taken_back(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    discord.refused_roles.add(ROLE)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    clock.now = JUNE_16_1000_BERLIN
+    await bot.birthday_pass.run()
+    assert [call[0] for call in discord.role_calls] == ["add"]
+
+
+async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    discord.refused_roles.add(ROLE)
+    for day in range(16, 16 + ROLE_RETRY_DAYS + 3):
+        clock.now = datetime(2026, 6, day, 8, tzinfo=UTC)
+        await bot.birthday_pass.run()
+    removals = [call for call in discord.role_calls if call[0] == "remove"]
+    assert len(removals) == ROLE_RETRY_DAYS + 1  # June 16, 17, 18 retried; given up on June 19
+    row = await bot.celebration(ALICE, 2026)
+    assert row is not None and row["role_removed_at"] is not None
+
+
+async def test_someone_not_seen_as_a_member_is_left_for_a_later_pass(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    discord.absent.add(ALICE)  # e.g. the member cache is not filled yet after a start
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    assert await bot.celebration(ALICE, 2026) is None
+    discord.absent.clear()
+    clock.now = datetime(2026, 6, 15, 8, tzinfo=UTC)
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+
+
+async def test_a_member_who_left_has_no_birthday_left_to_celebrate(
+        bot: Bot, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    report = await MemberData(bot.tenants, [birthday_member_data()]).purge(GUILD, ALICE)
+    assert report.rows_changed == {"birthdays": 1}
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [BOB]
+
+
+async def test_a_broken_tenant_does_not_stop_the_others(
+        bot: Bot, folder: Path, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    broken = 333_333_333_333_333_333
+    (folder / f"{broken}.sqlite3").write_bytes(b"not a database at all" * 100)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    with caplog.at_level(logging.ERROR):
+        report = await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+    assert report.failures == 1
+    assert str(broken) in caplog.text
+
+
+# --- many tenants -------------------------------------------------------------------------------------------
+
+async def test_a_pass_over_many_tenants_stays_within_the_connection_cap(
+        running_bot: BotFactory, discord: RecordingDiscord) -> None:
+    guilds = [900_000_000_000_000_000 + n for n in range(24)]
+    async with running_bot(max_open=256) as setup:
+        for guild_id in guilds:
+            await configure(setup, guild_id)
+            await setup.birthdays.set(guild_id, ALICE, 6, 15)
+    peak = 0
+    async with running_bot(max_open=3, concurrency=8) as bot:
+        def measure() -> None:
+            nonlocal peak
+            peak = max(peak, bot.tenants.open_count)
+
+        discord.observe = measure
+        report: PassReport = await bot.birthday_pass.run()
+        peak = max(peak, bot.tenants.open_count)
+    assert report.tenants == report.visited == 24
+    assert sorted(guild for guild, *_ in discord.announcements) == guilds
+    assert 1 <= peak <= 3
+
+
+async def test_the_pass_lets_other_tasks_run_while_it_works(running_bot: BotFactory) -> None:
+    guilds = [900_000_000_000_000_000 + n for n in range(20)]
+    async with running_bot(concurrency=2) as bot:
+        for guild_id in guilds:
+            # Not due and no role: with settings cached a tenant is skipped without any I/O.
+            await configure(bot, guild_id, birthday_hour=23, birthday_role_id=None)
+        await bot.birthday_pass.run()  # fills the settings cache
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        report = await bot.birthday_pass.run()
+        task.cancel()
+    assert report.visited == 0
+    assert ticks - before >= len(guilds) // 2 - 2  # interleaved with each tenant, not one blocking sweep
