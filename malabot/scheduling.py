@@ -1,0 +1,66 @@
+"""Background jobs of the bot on APScheduler 3 (AsyncIOScheduler, in the bot's event loop).
+
+The composition root builds the scheduler and adds jobs; there is no module-level scheduler. A job is
+a plain description (ScheduledJob), so adding one — nightly snapshots, retention — is one function
+returning a ScheduledJob and one `add_job` call.
+
+Every job runs at most one instance at a time, and missed runs collapse into one (coalesce): after
+downtime or a blocked loop a job runs once, late, rather than several times in a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+
+from malabot.features.birthdays.announcer import BirthdayPass
+
+BIRTHDAY_PASS = "birthday pass"
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    id: str                                  # also its name in logs; adding the same id again replaces it
+    run: Callable[[], Awaitable[object]]     # a coroutine function, awaited in the bot's loop
+    trigger: BaseTrigger
+    run_at_start: bool = False               # also run once as soon as it is added (catch-up)
+    # How late a run may start and still run (start-up, a busy loop); None = however late.
+    misfire_grace_seconds: int | None = 3600
+
+
+def build_scheduler(jobs: Iterable[ScheduledJob] = ()) -> AsyncIOScheduler:
+    """A scheduler in UTC with the given jobs; start it inside the running event loop."""
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+    for job in jobs:
+        add_job(scheduler, job)
+    return scheduler
+
+
+def add_job(scheduler: AsyncIOScheduler, job: ScheduledJob, *, now: datetime | None = None) -> None:
+    """Add (or replace) a job; works before and after the scheduler is started."""
+    options: dict[str, object] = {}
+    if job.run_at_start:
+        options["next_run_time"] = now or datetime.now(UTC)
+    scheduler.add_job(job.run, job.trigger, id=job.id, name=job.id, replace_existing=True,
+                      coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_seconds,
+                      **options)
+
+
+def every_hour() -> CronTrigger:
+    """At minute 0 of every hour (UTC; servers' own hours are handled by the jobs themselves)."""
+    return CronTrigger(minute=0, second=0, timezone=UTC)
+
+
+def birthday_pass_job(birthday_pass: BirthdayPass) -> ScheduledJob:
+    """The hourly birthday pass, plus one run when added, to catch up on a pass missed while down.
+
+    Add it once the bot's member cache is ready (e.g. from on_ready): the pass leaves members it
+    cannot see unclaimed, and a start-up run before the cache is filled would celebrate nobody.
+    Adding it again on a reconnect is harmless: it replaces the job and the pass is idempotent.
+    """
+    return ScheduledJob(BIRTHDAY_PASS, birthday_pass.run, every_hour(), run_at_start=True)

@@ -1,0 +1,105 @@
+"""The scheduler and its jobs: triggers, the start-up run, replacing a job."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from malabot.features.birthdays.announcer import BirthdayPass
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp.models import LevelChange
+from malabot.scheduling import (
+    BIRTHDAY_PASS,
+    ScheduledJob,
+    add_job,
+    birthday_pass_job,
+    build_scheduler,
+    every_hour,
+)
+from malabot.tenancy.manager import TenantManager
+
+
+class NoDiscord:
+    async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
+        return False
+
+    async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        return False
+
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        return False
+
+    def is_member(self, guild_id: int, user_id: int) -> bool:
+        return False
+
+
+class NoXp:
+    async def add_in_transaction(self, conn: object, guild_id: int, user_id: int, amount: int) -> LevelChange:
+        raise AssertionError("no XP in these tests")
+
+
+def a_birthday_pass(tmp_path: Path) -> BirthdayPass:
+    tenants = TenantManager(tmp_path)
+    return BirthdayPass(tenants, SettingsService(tenants), NoDiscord(), NoXp())
+
+
+def test_every_hour_fires_at_minute_zero_in_utc() -> None:
+    trigger = every_hour()
+    after = datetime(2026, 6, 15, 7, 0, 1, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, after) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+    exactly = datetime(2026, 6, 15, 23, 0, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, exactly) == exactly
+
+
+def test_the_birthday_pass_runs_hourly_and_once_when_added(tmp_path: Path) -> None:
+    birthday_pass = a_birthday_pass(tmp_path)
+    job = birthday_pass_job(birthday_pass)
+    assert job.id == BIRTHDAY_PASS
+    assert job.run == birthday_pass.run
+    assert job.run_at_start
+    scheduler = build_scheduler()
+    added_at = datetime(2026, 6, 15, 7, 20, tzinfo=UTC)
+    add_job(scheduler, job, now=added_at)
+    [scheduled] = scheduler.get_jobs()
+    assert scheduled.id == BIRTHDAY_PASS
+    assert scheduled.next_run_time == added_at
+    assert scheduled.max_instances == 1 and scheduled.coalesce
+    assert scheduled.trigger.get_next_fire_time(None, added_at) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+
+
+async def test_adding_a_job_again_replaces_it(tmp_path: Path) -> None:
+    scheduler = build_scheduler([birthday_pass_job(a_birthday_pass(tmp_path))])
+    add_job(scheduler, birthday_pass_job(a_birthday_pass(tmp_path)))  # before start
+    scheduler.start(paused=True)
+    try:
+        add_job(scheduler, birthday_pass_job(a_birthday_pass(tmp_path)))  # while running (a reconnect)
+        assert [job.id for job in scheduler.get_jobs()] == [BIRTHDAY_PASS]
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def test_a_run_at_start_job_runs_as_soon_as_the_scheduler_starts() -> None:
+    ran = asyncio.Event()
+
+    async def mark() -> None:
+        ran.set()
+
+    async def hourly_work() -> None:
+        pass
+
+    scheduler = build_scheduler([
+        ScheduledJob("catch-up", mark, every_hour(), run_at_start=True),
+        ScheduledJob("hourly only", hourly_work, every_hour()),
+    ])
+    started = datetime.now(UTC)
+    scheduler.start()
+    try:
+        await asyncio.wait_for(ran.wait(), timeout=10)  # a bound, not a timing assertion
+        catch_up, hourly = scheduler.get_job("catch-up"), scheduler.get_job("hourly only")
+        # After its start-up run the catch-up job is back on the hourly trigger, like the other.
+        for job in (catch_up, hourly):
+            assert job.next_run_time > started
+            assert (job.next_run_time.minute, job.next_run_time.second) == (0, 0)
+    finally:
+        scheduler.shutdown(wait=False)
