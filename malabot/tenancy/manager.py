@@ -29,7 +29,7 @@ import aiosqlite
 from malabot.errors import TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
-from malabot.tenancy.opening import create_tenant_file, open_tenant, remove_database_files
+from malabot.tenancy.opening import connect_tenant, prepare_tenant, remove_database_files
 from malabot.tenancy.paths import TenantPaths, parse_guild_id
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,11 @@ class TenantManager:
         """Run the shutdown hooks, then close every connection once its user is done.
 
         The before-file-operation hooks also run for each open guild, so a buffer flushed per guild
-        reaches its file. Afterwards the manager refuses to open tenants until `start()`.
+        reaches its file. Afterwards the manager refuses to open tenants until `start()`; calling it
+        again only closes what is still open.
         """
-        for hook in self._shutdown_hooks:
-            await _run_logged(hook(), "shutdown hook")
-        for guild_id in [gid for gid, slot in self._slots.items() if slot.conn is not None]:
-            for file_hook in self._file_hooks:
-                await _run_logged(file_hook(guild_id), f"before-file-operation hook for guild {guild_id}")
+        if not self._closed:
+            await self._flush_before_shutdown()
         self._closed = True
         if self._idle_task is not None:
             self._idle_task.cancel()
@@ -97,6 +95,13 @@ class TenantManager:
             self._idle_task = None
         for guild_id in list(self._slots):
             await self.close(guild_id)
+
+    async def _flush_before_shutdown(self) -> None:
+        for hook in self._shutdown_hooks:
+            await _run_logged(hook(), "shutdown hook")
+        for guild_id in [gid for gid, slot in self._slots.items() if slot.conn is not None]:
+            for file_hook in self._file_hooks:
+                await _run_logged(file_hook(guild_id), f"before-file-operation hook for guild {guild_id}")
 
     def add_before_file_operation(self, hook: FileOperationHook) -> None:
         """`hook(guild_id)` runs before a backup, restore or archive of that guild (and on close_all)."""
@@ -117,7 +122,12 @@ class TenantManager:
 
     @property
     def open_count(self) -> int:
+        """Connections open now (including ones being opened or closed)."""
         return self._open
+
+    def is_open(self, guild_id: int) -> bool:
+        slot = self._slots.get(parse_guild_id(guild_id))
+        return slot is not None and slot.conn is not None
 
     async def ensure(self, guild_id: int) -> bool:
         """Make sure the guild's file exists and is migrated; True when it was created now."""
@@ -278,24 +288,20 @@ class TenantManager:
         """Open the guild's connection (creating the file if allowed); True when the file is new."""
         if self._closed:
             raise TenantError(f"guild {guild_id}: the tenant manager is closed")
-        missing = not self.paths.live(guild_id).exists()
-        if missing and not create:
-            raise TenantError(f"no data file for guild {guild_id}")
+        # Create, or check identity and migrate, with plain sqlite3 before the pooled connection
+        # exists: a refused file never takes a place in the pool.
+        created = await asyncio.to_thread(prepare_tenant, self.paths, guild_id, self.migrations,
+                                          create=create, busy_timeout_ms=self._busy_timeout_ms)
         await self._make_room()
         self._open += 1
         try:
-            if missing:
-                await asyncio.to_thread(create_tenant_file, self.paths, guild_id, self.migrations)
-            # Identity check and forward migration run in the connection's own thread, before
-            # aiosqlite hands the connection out: one thread hop for the whole open.
             slot.conn = await aiosqlite.Connection(
-                partial(open_tenant, self.paths, guild_id, self.migrations, self._busy_timeout_ms),
-                _ITER_CHUNK_SIZE)
+                partial(connect_tenant, self.paths, guild_id, self._busy_timeout_ms), _ITER_CHUNK_SIZE)
         except BaseException:
             self._open -= 1
             self._wake_room_waiters()
             raise
-        return missing
+        return created
 
     async def _close_slot(self, slot: _Slot) -> None:
         conn, slot.conn = slot.conn, None

@@ -78,9 +78,10 @@ class TenantPaths:
 
     def archives_of(self, guild_id: int) -> list[Path]:
         """Archived files of one guild, oldest first."""
+        pattern = f"{parse_guild_id(guild_id)}-*{TENANT_SUFFIX}"
         if not self.archive_dir.is_dir():
             return []
-        return sorted(self.archive_dir.glob(f"{parse_guild_id(guild_id)}-*{TENANT_SUFFIX}"))
+        return sorted(self.archive_dir.glob(pattern))
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:

@@ -1,0 +1,40 @@
+"""Fixtures for tests on real tenant files in a temporary folder."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.migrations import MigrationSet, default_migrations_dir
+
+MigrationsFactory = Callable[..., MigrationSet]
+
+
+@pytest.fixture
+async def tenants(tmp_path: Path) -> AsyncIterator[TenantManager]:
+    """A started TenantManager on an empty tenants folder, closed afterwards."""
+    manager = TenantManager(tmp_path / "tenants")
+    await manager.start()
+    yield manager
+    await manager.close_all()
+
+
+@pytest.fixture
+def make_migrations(tmp_path: Path) -> MigrationsFactory:
+    """`make_migrations(name, extra={"0002_x.sql": sql})`: the project's migrations plus `extra`.
+
+    Each call gets its own folder under tmp_path, so a test can hold several versions of the code.
+    """
+
+    def build(name: str, extra: dict[str, str] | None = None) -> MigrationSet:
+        folder = tmp_path / "migrations" / name
+        shutil.copytree(default_migrations_dir(), folder)
+        for file_name, sql in (extra or {}).items():
+            (folder / file_name).write_text(sql, encoding="utf-8")
+        return MigrationSet.load(folder)
+
+    return build
