@@ -14,10 +14,13 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from malabot.features.audit.member_data import audit_member_data
+from malabot.features.birthdays.member_data import birthday_member_data
+from malabot.features.birthdays.service import BirthdayService
 from malabot.features.moderation.member_data import moderation_member_data
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
 from malabot.member_data import MemberData
+from malabot.scheduling import build_scheduler
 from malabot.settings import Settings
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.manager import TenantManager
@@ -32,6 +35,7 @@ class Services:
     guild_settings: SettingsService
     member_data: MemberData
     scheduler: AsyncIOScheduler
+    birthdays: BirthdayService
 
 
 def build_services(settings: Settings) -> Services:
@@ -42,10 +46,13 @@ def build_services(settings: Settings) -> Services:
         audit_member_data(),
         moderation_member_data(),
         verification_member_data(),
+        birthday_member_data(),
     ])
-    scheduler = AsyncIOScheduler(timezone="UTC")
+    # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
+    scheduler = build_scheduler()
+    birthdays = BirthdayService(tenants, guild_settings)
     return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
-                    member_data=member_data, scheduler=scheduler)
+                    member_data=member_data, scheduler=scheduler, birthdays=birthdays)
 
 
 async def start_services(services: Services) -> None:
