@@ -8,11 +8,11 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from xp_fixtures import migrated_file
 
 from malabot.features.checkins import repository
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.checkins.repository import CheckinRow
-from tests.integration.xp_fixtures import migrated_file
 
 DAY = date(2026, 1, 31)
 

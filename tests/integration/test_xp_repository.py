@@ -10,12 +10,12 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from xp_fixtures import migrated_file
 
 from malabot.features.xp import repository
 from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.models import LevelRole
 from malabot.features.xp.repository import BufferedAward
-from tests.integration.xp_fixtures import migrated_file
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ Callers own the transaction: writes are meant to run inside `tenants.transaction
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date
 
@@ -52,7 +52,8 @@ async def save_streak(conn: aiosqlite.Connection, user_id: int, day: date, strea
         (user_id, day.isoformat(), streak, best_streak, total))
 
 
-async def by_current_streak(conn: aiosqlite.Connection, alive_since: date) -> AsyncIterator[tuple[int, int]]:
+async def by_current_streak(conn: aiosqlite.Connection, alive_since: date
+                            ) -> AsyncGenerator[tuple[int, int], None]:
     """(user_id, streak) of streaks still alive (last check-in on or after `alive_since`), longest first."""
     async with conn.execute(
             "SELECT user_id, streak FROM checkins WHERE last_day >= ? ORDER BY streak DESC, user_id",
@@ -61,7 +62,7 @@ async def by_current_streak(conn: aiosqlite.Connection, alive_since: date) -> As
             yield int(user_id), int(streak)
 
 
-async def by_best_streak(conn: aiosqlite.Connection) -> AsyncIterator[tuple[int, int]]:
+async def by_best_streak(conn: aiosqlite.Connection) -> AsyncGenerator[tuple[int, int], None]:
     """(user_id, best_streak), longest first."""
     async with conn.execute(
             "SELECT user_id, best_streak FROM checkins ORDER BY best_streak DESC, user_id") as cursor:

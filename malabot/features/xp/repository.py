@@ -6,7 +6,7 @@ Callers own the transaction: writes are meant to run inside `tenants.transaction
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,7 +99,7 @@ async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:
         return [int(row[0]) for row in await cursor.fetchall()]
 
 
-async def ranked(conn: aiosqlite.Connection) -> AsyncIterator[tuple[int, int]]:
+async def ranked(conn: aiosqlite.Connection) -> AsyncGenerator[tuple[int, int], None]:
     """(user_id, xp) of members with XP, best first; ties ordered by user id."""
     async with conn.execute(
             "SELECT user_id, xp FROM xp WHERE xp > 0 ORDER BY xp DESC, user_id") as cursor:
@@ -148,3 +148,14 @@ async def record_audit(conn: aiosqlite.Connection, at: datetime, action: str, ac
         "VALUES (?, 'xp', ?, ?, ?, ?)",
         (at.isoformat(), action, actor_id, target_id, json.dumps(details, sort_keys=True)),
     )
+
+
+async def totals_of(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+    """Stored XP of the given members (those without a row are left out)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(user_ids), 500):  # stay well below SQLite's bound-parameter limit
+        chunk = user_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        async with conn.execute(f"SELECT user_id, xp FROM xp WHERE user_id IN ({marks})", chunk) as cursor:
+            found.update((int(user_id), int(xp)) for user_id, xp in await cursor.fetchall())
+    return found

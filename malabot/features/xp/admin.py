@@ -1,0 +1,123 @@
+"""Admin edits of XP and of the level-role table, each audited in the transaction that makes it.
+
+Every edit first writes the guild's buffered chat XP in the same transaction, so "set 100" means 100
+whatever the member earned a moment ago, and the audit's `before` is the true total. A refused edit
+raises UserInputError and changes nothing.
+
+What a cog calls (the cog asks for confirmation before `reset_all`; this just does it):
+    /xp add member amount      -> add(guild_id, actor_id, user_id, amount)    -> LevelChange
+    /xp remove member amount   -> remove(guild_id, actor_id, user_id, amount) -> LevelChange
+    /xp set member amount      -> set(guild_id, actor_id, user_id, amount)    -> LevelChange
+    /xp reset member           -> reset(guild_id, actor_id, user_id)          -> LevelChange
+    /xp reset all              -> reset_all(guild_id, actor_id)               -> int (members reset)
+    /levelroles add level role -> add_level_role(guild_id, actor_id, level, role_id) -> LevelRole | None
+    /levelroles remove level   -> remove_level_role(guild_id, actor_id, level)       -> LevelRole
+A LevelChange tells the cog to resync the member's roles (XpService.role_changes) both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from malabot.errors import UserInputError
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp import repository
+from malabot.features.xp.curves import level_for_xp
+from malabot.features.xp.models import LevelChange, LevelRole
+from malabot.features.xp.rules import (
+    total_after_add,
+    total_after_remove,
+    validate_amount,
+    validate_role_level,
+)
+from malabot.features.xp.service import Clock, XpService, utc_now
+
+
+class XpAdmin:
+    def __init__(self, xp: XpService, settings: SettingsService, *, clock: Clock = utc_now) -> None:
+        self._xp = xp
+        self._settings = settings
+        self._clock = clock
+
+    # -- XP ----------------------------------------------------------------------------------------
+
+    async def add(self, guild_id: int, actor_id: int, user_id: int, amount: int) -> LevelChange:
+        validate_amount(amount)
+        return await self._edit(guild_id, actor_id, user_id, "add", amount,
+                                lambda total: total_after_add(total, amount))
+
+    async def remove(self, guild_id: int, actor_id: int, user_id: int, amount: int) -> LevelChange:
+        """Removes up to `amount`: a member never goes below 0 XP."""
+        validate_amount(amount)
+        return await self._edit(guild_id, actor_id, user_id, "remove", amount,
+                                lambda total: total_after_remove(total, amount))
+
+    async def set(self, guild_id: int, actor_id: int, user_id: int, amount: int) -> LevelChange:
+        validate_amount(amount, allow_zero=True)
+        return await self._edit(guild_id, actor_id, user_id, "set", amount, lambda _total: amount)
+
+    async def reset(self, guild_id: int, actor_id: int, user_id: int) -> LevelChange:
+        """The member's XP back to 0 (their message count stays)."""
+        return await self._edit(guild_id, actor_id, user_id, "reset", None, lambda _total: 0)
+
+    async def reset_all(self, guild_id: int, actor_id: int) -> int:
+        """Every member's XP back to 0; returns how many members had XP."""
+        async with self._xp.transaction_with_pending(guild_id) as conn:
+            members, removed = await repository.reset_all(conn)
+            await repository.record_audit(conn, self._clock(), "reset_all", actor_id, None, {
+                "before": {"members_with_xp": members, "total_xp": removed},
+                "after": {"members_with_xp": 0, "total_xp": 0},
+            })
+            self._xp.forget_totals(guild_id)
+        return members
+
+    async def _edit(self, guild_id: int, actor_id: int, user_id: int, action: str, amount: int | None,
+                    new_total: Callable[[int], int]) -> LevelChange:
+        curve = (await self._settings.get(guild_id)).level_curve
+        async with self._xp.transaction_with_pending(guild_id) as conn:
+            before = await repository.total_xp(conn, user_id)
+            after = new_total(before)  # may refuse with UserInputError: the transaction rolls back
+            await repository.set_xp(conn, user_id, after)
+            details: dict[str, object] = {"before": before, "after": after}
+            if amount is not None:
+                details["amount"] = amount
+            await repository.record_audit(conn, self._clock(), action, actor_id, user_id, details)
+            self._xp.forget_totals(guild_id, user_id)
+        return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
+                           new_level=level_for_xp(curve, after), total_xp=after)
+
+    # -- level roles -------------------------------------------------------------------------------
+
+    async def add_level_role(self, guild_id: int, actor_id: int, level: int, role_id: int
+                             ) -> LevelRole | None:
+        """Give `role_id` at `level`; returns the role it replaced at that level, if any."""
+        validate_role_level(level)
+        if not 0 < role_id < 2**63:
+            raise UserInputError("That is not a Discord role.")
+        async with self._xp.transaction_with_pending(guild_id) as conn:
+            other_level = await repository.level_of_role(conn, role_id)
+            if other_level is not None and other_level != level:
+                raise UserInputError(f"That role is already given at level {other_level}; "
+                                     "remove it there first.")
+            previous = await repository.level_role_at(conn, level)
+            await repository.put_level_role(conn, level, role_id)
+            await repository.record_audit(conn, self._clock(), "level_role_add", actor_id, None, {
+                "level": level,
+                "before": previous.role_id if previous else None,
+                "after": role_id,
+            })
+        return previous if previous is not None and previous.role_id != role_id else None
+
+    async def remove_level_role(self, guild_id: int, actor_id: int, level: int) -> LevelRole:
+        """Stop giving a role at `level`; returns what was removed. Members who have the role keep
+        it: it is simply no longer a level role, so role resyncs leave it alone."""
+        validate_role_level(level)
+        async with self._xp.transaction_with_pending(guild_id) as conn:
+            previous = await repository.level_role_at(conn, level)
+            if previous is None:
+                raise UserInputError(f"No role is given at level {level}.")
+            await repository.delete_level_role(conn, level)
+            await repository.record_audit(conn, self._clock(), "level_role_remove", actor_id, None, {
+                "level": level, "before": previous.role_id, "after": None,
+            })
+        return previous

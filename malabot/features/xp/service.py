@@ -1,0 +1,334 @@
+"""XP from chat, without Discord: ids and plain values in, plain results out.
+
+The chat path is hot (every guild message), so it never waits for a disk write: the cooldown lives
+in memory and awarded XP is buffered per guild, then written per guild in one transaction at least
+every `flush_interval` seconds, before any backup/restore/archive of that guild, and on stop. A crash
+loses at most the last interval. Reads that rank members (rank, leaderboard) flush the guild first,
+so they include everything awarded before the call.
+
+What a cog calls:
+    on_message(guild_id, user_id, channel_id, role_ids, is_bot=, is_webhook=) -> LevelChange | None
+    levelup_announcement(guild_id, change, member_mention=, server_name=, message_channel_id=)
+                                                                        -> LevelUpAnnouncement | None
+    role_changes(guild_id, current_role_ids, level) -> RoleChanges      (after a level change)
+    member_level(guild_id, user_id) -> int                              (to resync roles any time)
+    /rank [member]          -> rank(guild_id, user_id, is_member=...) -> Rank
+    /leaderboard [page]     -> leaderboard(guild_id, page, is_member=...) -> LeaderboardPage
+    /levelroles list        -> level_roles(guild_id) -> list[LevelRole]
+Admin edits (xp add|remove|set|reset, level roles add|remove) are in malabot.features.xp.admin.
+Other services grant XP inside their own transaction with add_in_transaction().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from malabot.errors import UserInputError
+from malabot.features.settings import repository as settings_repository
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp import repository
+from malabot.features.xp.buffer import GuildBuffer, awards_from
+from malabot.features.xp.curves import level_for_xp
+from malabot.features.xp.models import (
+    LeaderboardEntry,
+    LeaderboardPage,
+    LevelChange,
+    LevelRole,
+    LevelUpAnnouncement,
+    Rank,
+)
+from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, member_test, page_of_members
+from malabot.features.xp.rules import (
+    RoleChanges,
+    cooldown_over,
+    level_progress,
+    level_role_changes,
+    may_earn_xp,
+    render_levelup,
+    roll_message_xp,
+)
+from malabot.guild_settings import GuildSettings
+from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class XpService:
+    def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now,
+                 rng: random.Random | None = None, flush_interval: float = 1.0,
+                 memory_seconds: float = 600.0, flush_concurrency: int = 8) -> None:
+        """`memory_seconds`: how long a quiet member's cooldown and known total stay in memory
+        (at least the guild's cooldown, which they must outlive)."""
+        self._tenants = tenants
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._flush_interval = flush_interval
+        self._memory_seconds = memory_seconds
+        self._flush_slots = asyncio.Semaphore(flush_concurrency)
+        self._guilds: dict[int, GuildBuffer] = {}
+        self._task: asyncio.Task[None] | None = None
+        tenants.add_before_file_operation(self._before_file_operation)
+        tenants.add_shutdown_hook(self.stop)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Flush buffered XP in the background every `flush_interval` seconds."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_forever(), name="xp-flush")
+
+    async def stop(self) -> None:
+        """Stop the background flush and write everything still buffered. Safe to call twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush_all()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            await self.flush_all()
+            self._prune()
+
+    # -- the chat path ---------------------------------------------------------------------------
+
+    async def on_message(self, guild_id: int, user_id: int, channel_id: int, role_ids: Iterable[int], *,
+                         is_bot: bool, is_webhook: bool = False) -> LevelChange | None:
+        """Award chat XP for one guild message; None when nothing was awarded (bot, webhook, no-XP
+        channel or role, XP switched off, or the member's cooldown still running)."""
+        if is_bot or is_webhook:
+            return None
+        settings = await self._settings.get(guild_id)
+        if not may_earn_xp(settings, channel_id, role_ids, is_bot=is_bot, is_webhook=is_webhook):
+            return None
+        now = self._clock().timestamp()
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            guild = self._guilds[guild_id] = GuildBuffer()
+        known = guild.members.get(user_id)
+        if known is not None and not cooldown_over(known.last_award_at, now, settings.xp_cooldown_seconds):
+            return None
+        # From here to the award nothing awaits unless the stored total is unknown, and the cooldown
+        # is taken first, so concurrent messages of one member cannot both earn XP.
+        member = guild.touch(user_id)
+        member.last_award_at = now
+        guild.cooldown_seconds = settings.xp_cooldown_seconds
+        amount = roll_message_xp(settings, self._rng)
+        if member.stored_xp is None:
+            async with self._tenants.reading(guild_id) as conn:
+                if member.stored_xp is None:  # a flush may have learnt it while we waited
+                    member.stored_xp = await repository.total_xp(conn, user_id)
+            if self._guilds.get(guild_id) is not guild or guild.members.get(user_id) is not member:
+                return None  # forgotten while we waited (the member left, or the guild was reset)
+        assert member.stored_xp is not None
+        before = member.stored_xp + member.pending_xp
+        member.pending_xp += amount
+        member.pending_messages += 1
+        guild.dirty.add(user_id)
+        return self._change(guild_id, user_id, settings.level_curve, before, before + amount)
+
+    @staticmethod
+    def _change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
+        return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
+                           new_level=level_for_xp(curve, after), total_xp=after)
+
+    async def levelup_announcement(self, guild_id: int, change: LevelChange, *, member_mention: str,
+                                   server_name: str, message_channel_id: int) -> LevelUpAnnouncement | None:
+        """Where and what to post for a level-up; None when there is none or announcements are off.
+
+        A stored template that no longer validates falls back to the default one rather than
+        swallowing the level-up (templates are validated when /config sets them).
+        """
+        if not change.leveled_up:
+            return None
+        settings = await self._settings.get(guild_id)
+        if not settings.levelup_enabled:
+            return None
+        channel_id = settings.levelup_channel_id or message_channel_id
+        try:
+            text = render_levelup(settings.levelup_template, member=member_mention, level=change.new_level,
+                                  server=server_name)
+        except UserInputError:  # an unusable stored template must not lose the level-up
+            log.warning("guild %s: level-up template is not valid; using the default", guild_id)
+            text = render_levelup(DEFAULT_LEVELUP_TEMPLATE, member=member_mention, level=change.new_level,
+                                  server=server_name)
+        return LevelUpAnnouncement(channel_id=channel_id, text=text)
+
+    # -- other services ----------------------------------------------------------------------------
+
+    async def add_in_transaction(self, conn: aiosqlite.Connection, guild_id: int, user_id: int,
+                                 amount: int) -> LevelChange:
+        """Add `amount` XP through the caller's open transaction on this guild (the caller holds
+        `tenants.transaction(guild_id)`; taking the tenant lock here would deadlock).
+
+        Levels are computed on stored + buffered XP. The member's known total is dropped, so the next
+        read reloads it after the caller's transaction committed or rolled back.
+        """
+        if amount < 0:
+            raise ValueError("add_in_transaction adds XP; amount must not be negative")
+        settings = GuildSettings.model_validate(await settings_repository.load_values(conn))
+        stored = await repository.total_xp(conn, user_id)
+        before = stored + self.pending_xp(guild_id, user_id)
+        if amount:
+            await repository.add_xp(conn, user_id, amount)
+        self.forget_totals(guild_id, user_id)
+        return self._change(guild_id, user_id, settings.level_curve, before, before + amount)
+
+    def pending_xp(self, guild_id: int, user_id: int) -> int:
+        """XP awarded to the member that is not yet in the file."""
+        guild = self._guilds.get(guild_id)
+        member = guild.members.get(user_id) if guild else None
+        return member.pending_xp if member else 0
+
+    def forget_member(self, guild_id: int, user_id: int) -> None:
+        """Drop the member's buffered XP and cooldown in this guild (they left, or asked for it)."""
+        guild = self._guilds.get(guild_id)
+        if guild is not None:
+            guild.members.pop(user_id, None)
+            guild.dirty.discard(user_id)
+
+    def forget_totals(self, guild_id: int, user_id: int | None = None) -> None:
+        """Forget known stored totals (one member's, or the whole guild's) so they are read again."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        if user_id is None:
+            guild.forget_stored()
+        elif (member := guild.members.get(user_id)) is not None:
+            member.stored_xp = None
+
+    # -- flushing ----------------------------------------------------------------------------------
+
+    async def flush(self, guild_id: int) -> None:
+        """Write the guild's buffered XP in one transaction (nothing happens when none is buffered)."""
+        guild = self._guilds.get(guild_id)
+        if guild is None or not guild.dirty:
+            return
+        async with self.transaction_with_pending(guild_id):
+            pass
+
+    async def flush_all(self) -> None:
+        """Flush every guild with buffered XP, a few at a time; a failing guild is logged and keeps
+        its buffer for the next try, the others go on."""
+        dirty = [guild_id for guild_id, guild in self._guilds.items() if guild.dirty]
+        if dirty:
+            await asyncio.gather(*(self._flush_logged(guild_id) for guild_id in dirty))
+
+    async def _flush_logged(self, guild_id: int) -> None:
+        async with self._flush_slots:
+            try:
+                await self.flush(guild_id)
+            except Exception:
+                log.exception("guild %s: writing buffered XP failed; will retry", guild_id)
+
+    @contextlib.asynccontextmanager
+    async def transaction_with_pending(self, guild_id: int) -> AsyncIterator[aiosqlite.Connection]:
+        """`tenants.transaction(guild_id)` that first writes the guild's buffered XP, so what follows
+        sees every award; if the transaction fails, the buffer gets its XP back."""
+        taken: list[tuple[int, int, int, float]] = []
+        guild: GuildBuffer | None = None
+        try:
+            async with self._tenants.transaction(guild_id) as conn:
+                guild = self._guilds.get(guild_id)
+                if guild is not None and guild.dirty:
+                    taken = guild.take_pending()
+                    await repository.add_awards(conn, awards_from(taken))
+                    # Learn the true totals: heals a stale known total (e.g. read just before a restore).
+                    totals = await repository.totals_of(conn, [user_id for user_id, *_ in taken])
+                    for user_id, total in totals.items():
+                        if (member := guild.members.get(user_id)) is not None:
+                            member.stored_xp = total
+                yield conn
+        except BaseException:
+            if taken and guild is not None:
+                guild.give_back(taken)
+            raise
+
+    async def _before_file_operation(self, guild_id: int) -> None:
+        """Before a backup, restore or archive: write the buffer; the file may then be replaced, so
+        known totals are read again afterwards."""
+        await self.flush(guild_id)
+        self.forget_totals(guild_id)
+
+    def _prune(self) -> None:
+        now = self._clock().timestamp()
+        for guild_id in list(self._guilds):
+            guild = self._guilds[guild_id]
+            guild.prune(now, max(self._memory_seconds, guild.cooldown_seconds))
+            if guild.empty:
+                del self._guilds[guild_id]
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def rank(self, guild_id: int, user_id: int, *, is_member: MemberFilter | None = None) -> Rank:
+        """Level, progress and server position of a member, including XP buffered until now.
+
+        Ties share a position. Without `is_member` every row counts (members who left are purged
+        when they leave); with it, members who left but still have a row are not counted above,
+        which costs a scan of the rows above the member.
+        """
+        await self.flush(guild_id)
+        settings = await self._settings.get(guild_id)
+        async with self._tenants.reading(guild_id) as conn:
+            row = await repository.member_row(conn, user_id)
+            total = row.xp if row else 0
+            if total <= 0:
+                position = None
+            elif is_member is None:
+                position = 1 + await repository.count_above(conn, total)
+            else:
+                counts = member_test(is_member)
+                position = 1 + sum(1 for other in await repository.ids_above(conn, total) if counts(other))
+        progress = level_progress(settings.level_curve, total)
+        return Rank(user_id=user_id, total_xp=total, level=progress.level,
+                    xp_into_level=progress.xp_into_level, xp_for_level=progress.xp_for_level,
+                    xp_to_next=progress.xp_to_next, messages=row.messages if row else 0, position=position)
+
+    async def leaderboard(self, guild_id: int, page: int = 1, *, is_member: MemberFilter | None = None,
+                          per_page: int = PAGE_SIZE) -> LeaderboardPage:
+        """One page of the server's members by XP (best first, ties share a position)."""
+        check_page(page)
+        await self.flush(guild_id)
+        curve = (await self._settings.get(guild_id)).level_curve
+        async with self._tenants.reading(guild_id) as conn, \
+                contextlib.aclosing(repository.ranked(conn)) as rows:
+            shown, has_next = await page_of_members(rows, is_member, page, per_page)
+        entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value,
+                                         level=level_for_xp(curve, row.value)) for row in shown)
+        return LeaderboardPage(page=page, entries=entries, has_next=has_next)
+
+    async def member_level(self, guild_id: int, user_id: int) -> int:
+        """The member's level on stored + buffered XP."""
+        curve = (await self._settings.get(guild_id)).level_curve
+        async with self._tenants.reading(guild_id) as conn:
+            # Under the tenant lock no flush runs, so file and buffer do not overlap.
+            total = await repository.total_xp(conn, user_id) + self.pending_xp(guild_id, user_id)
+        return level_for_xp(curve, total)
+
+    async def level_roles(self, guild_id: int) -> list[LevelRole]:
+        async with self._tenants.reading(guild_id) as conn:
+            return await repository.level_roles(conn)
+
+    async def role_changes(self, guild_id: int, current_role_ids: Iterable[int], level: int) -> RoleChanges:
+        """Level roles the member should gain and lose at `level`, in the server's stack/replace mode."""
+        settings = await self._settings.get(guild_id)
+        table = {role.level: role.role_id for role in await self.level_roles(guild_id)}
+        return level_role_changes(current_role_ids, table, level, settings.level_role_mode)

@@ -1,0 +1,157 @@
+"""Daily check-ins on real tenant files: once a local day, streaks, rewards as XP, boards, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from xp_fixtures import XpWorld, read_file, xp_world
+
+from malabot.errors import UserInputError
+
+GUILD = 111_111_111_111_111_111
+ADMIN = 9
+ALICE, BOB, CAROL = 1001, 1002, 1003
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[XpWorld]:
+    async with xp_world(tmp_path / "tenants", start=datetime(2026, 1, 30, 12, 0, tzinfo=UTC)) as built:
+        yield built
+
+
+def days_in_file(world: XpWorld, user_id: int) -> list[tuple[str, int]]:
+    return read_file(world.tenants.paths.live(GUILD),
+                     "SELECT day, xp_awarded FROM checkin_days WHERE user_id = ? ORDER BY day", (user_id,))
+
+
+async def test_first_check_in_gives_fifty_xp_and_a_streak_of_one(world: XpWorld) -> None:
+    result = await world.checkins.check_in(GUILD, ALICE)
+    assert (result.day, result.streak, result.best_streak, result.total_checkins, result.xp_awarded) == \
+        (date(2026, 1, 30), 1, 1, 1, 50)
+    assert (result.level_change.old_level, result.level_change.total_xp) == (0, 50)
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 50
+
+
+async def test_a_second_check_in_the_same_day_is_refused_with_the_wait(world: XpWorld) -> None:
+    await world.checkins.check_in(GUILD, ALICE)
+    world.clock.advance(hours=9, minutes=15)
+    with pytest.raises(UserInputError, match=r"already checked in today.*2h 45m"):
+        await world.checkins.check_in(GUILD, ALICE)
+    assert days_in_file(world, ALICE) == [("2026-01-30", 50)]
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 50
+
+
+async def test_streak_grows_across_the_month_end_and_the_bonus_stops_after_seven_days(world: XpWorld) -> None:
+    rewards = []
+    for _ in range(10):
+        rewards.append((await world.checkins.check_in(GUILD, ALICE)).xp_awarded)
+        world.clock.advance(days=1)
+    assert rewards == [50, 60, 70, 80, 90, 100, 110, 120, 120, 120]
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == sum(rewards)
+    streak = await world.checkins.streak(GUILD, ALICE)
+    assert (streak.current_streak, streak.best_streak, streak.total_checkins) == (10, 10, 10)
+    assert streak.last_day == date(2026, 2, 8)
+
+
+async def test_a_missed_day_starts_the_streak_again_but_keeps_the_best(world: XpWorld) -> None:
+    for _ in range(3):
+        await world.checkins.check_in(GUILD, ALICE)
+        world.clock.advance(days=1)
+    world.clock.advance(days=1)                                  # one day missed
+    result = await world.checkins.check_in(GUILD, ALICE)
+    assert (result.streak, result.best_streak, result.total_checkins, result.xp_awarded) == (1, 3, 4, 50)
+
+
+async def test_the_day_is_the_servers_local_day(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, timezone="America/Los_Angeles")
+    world.clock.now = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)     # 23:30 on Dec 31 in Los Angeles
+    first = await world.checkins.check_in(GUILD, ALICE)
+    world.clock.now = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)      # midnight in Los Angeles: a new day
+    second = await world.checkins.check_in(GUILD, ALICE)
+    assert (first.day, second.day, second.streak) == (date(2025, 12, 31), date(2026, 1, 1), 2)
+
+
+async def test_the_reward_follows_the_servers_settings(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, checkin_base_xp=5, checkin_streak_bonus_xp=100,
+                                checkin_bonus_cap_days=1)
+    rewards = []
+    for _ in range(3):
+        rewards.append((await world.checkins.check_in(GUILD, ALICE)).xp_awarded)
+        world.clock.advance(days=1)
+    assert rewards == [5, 105, 105]
+
+
+async def test_ten_simultaneous_check_ins_reward_exactly_once(world: XpWorld) -> None:
+    results = await asyncio.gather(*(world.checkins.check_in(GUILD, ALICE) for _ in range(10)),
+                                   return_exceptions=True)
+    successes = [result for result in results if not isinstance(result, BaseException)]
+    refusals = [result for result in results if isinstance(result, UserInputError)]
+    assert (len(successes), len(refusals)) == (1, 9)
+    assert days_in_file(world, ALICE) == [("2026-01-30", 50)]
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 50
+
+
+async def test_a_check_in_that_levels_up_says_so(world: XpWorld) -> None:
+    await world.admin.set(GUILD, ADMIN, ALICE, 60)
+    result = await world.checkins.check_in(GUILD, ALICE)
+    assert result.level_change.leveled_up and result.level_change.total_xp == 110
+
+
+async def test_streak_of_someone_who_never_checked_in_or_missed_a_day(world: XpWorld) -> None:
+    never = await world.checkins.streak(GUILD, BOB)
+    assert (never.current_streak, never.best_streak, never.last_day, never.checked_in_today) == \
+        (0, 0, None, False)
+    await world.checkins.check_in(GUILD, ALICE)
+    assert (await world.checkins.streak(GUILD, ALICE)).checked_in_today
+    world.clock.advance(days=1)
+    yesterday = await world.checkins.streak(GUILD, ALICE)
+    assert (yesterday.current_streak, yesterday.checked_in_today) == (1, False)   # still alive
+    world.clock.advance(days=1)
+    assert (await world.checkins.streak(GUILD, ALICE)).current_streak == 0        # broken
+
+
+async def test_boards_of_current_and_best_streaks_skip_members_who_left(world: XpWorld) -> None:
+    # ALICE: 3 days then a break; BOB: 2 days up to today; CAROL: 2 days up to today, has left.
+    for _ in range(3):
+        await world.checkins.check_in(GUILD, ALICE)
+        world.clock.advance(days=1)
+    world.clock.advance(days=2)
+    for _ in range(2):
+        await world.checkins.check_in(GUILD, BOB)
+        await world.checkins.check_in(GUILD, CAROL)
+        world.clock.advance(days=1)
+    world.clock.advance(days=-1)  # back to the day of the last check-ins
+    members = {ALICE, BOB}
+    current = await world.checkins.leaderboard(GUILD, by="current", is_member=members)
+    best = await world.checkins.leaderboard(GUILD, by="best", is_member=members)
+    everyone = await world.checkins.leaderboard(GUILD, by="current")
+    assert [(entry.user_id, entry.value, entry.position) for entry in current.entries] == [(BOB, 2, 1)]
+    assert [(entry.user_id, entry.value) for entry in best.entries] == [(ALICE, 3), (BOB, 2)]
+    assert [(entry.user_id, entry.position) for entry in everyone.entries] == [(BOB, 1), (CAROL, 1)]
+
+
+async def test_purge_removes_the_members_check_ins_only(world: XpWorld) -> None:
+    await world.checkins.check_in(GUILD, ALICE)
+    await world.checkins.check_in(GUILD, BOB)
+    report = await world.member_data.purge(GUILD, ALICE)
+    assert (report.rows_changed["checkins"], report.rows_changed["xp"]) == (2, 1)
+    assert days_in_file(world, ALICE) == []
+    assert days_in_file(world, BOB) == [("2026-01-30", 50)]
+    assert (await world.checkins.streak(GUILD, ALICE)).total_checkins == 0
+    again = await world.checkins.check_in(GUILD, ALICE)       # a returning member starts afresh
+    assert (again.streak, again.total_checkins) == (1, 1)
+
+
+async def test_the_database_refuses_a_second_claim_of_a_day_even_without_a_streak_row(world: XpWorld) -> None:
+    # The day table alone decides: even if the streak row is missing, today cannot be claimed twice.
+    async with world.tenants.transaction(GUILD) as conn:
+        await conn.execute(
+            "INSERT INTO checkin_days (user_id, day, xp_awarded) VALUES (?, '2026-01-30', 50)", (ALICE,))
+    with pytest.raises(UserInputError, match="already checked in"):
+        await world.checkins.check_in(GUILD, ALICE)
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 0
+    assert (await world.checkins.streak(GUILD, ALICE)).total_checkins == 0

@@ -1,0 +1,366 @@
+"""The XP service on real tenant files: chat awards, buffer and flush, levels, roles, rank, leaderboard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from xp_fixtures import XpWorld, read_file, xp_world
+
+from malabot.features.xp.models import LevelChange
+from malabot.tenancy.manager import TenantManager
+
+GUILD = 111_111_111_111_111_111
+OTHER_GUILD = 222_222_222_222_222_222
+ADMIN = 9
+CHANNEL, QUIET_CHANNEL = 500, 501
+ROLE, QUIET_ROLE = 600, 601
+ALICE, BOB, CAROL = 1001, 1002, 1003
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[XpWorld]:
+    async with xp_world(tmp_path / "tenants") as built:
+        yield built
+
+
+async def chat(world: XpWorld, user_id: int, *, guild_id: int = GUILD, channel_id: int = CHANNEL,
+               role_ids: tuple[int, ...] = (), is_bot: bool = False, is_webhook: bool = False
+               ) -> LevelChange | None:
+    return await world.xp.on_message(guild_id, user_id, channel_id, role_ids, is_bot=is_bot,
+                                     is_webhook=is_webhook)
+
+
+async def fixed_xp(world: XpWorld, amount: int, guild_id: int = GUILD) -> None:
+    await world.settings.update(guild_id, ADMIN, xp_min=amount, xp_max=amount)
+
+
+def file_rows(tenants: TenantManager, guild_id: int = GUILD) -> list[tuple[int, int, int]]:
+    return [(user, xp, messages) for user, xp, messages in
+            read_file(tenants.paths.live(guild_id), "SELECT user_id, xp, messages FROM xp ORDER BY user_id")]
+
+
+# --- who earns XP, and how often -------------------------------------------------------------------
+
+async def test_first_message_earns_between_fifteen_and_twenty_five(world: XpWorld) -> None:
+    change = await chat(world, ALICE)
+    assert change is not None
+    assert 15 <= change.total_xp <= 25
+    assert (change.guild_id, change.user_id, change.old_level, change.new_level) == (GUILD, ALICE, 0, 0)
+
+
+async def test_cooldown_allows_one_award_per_sixty_seconds_per_member(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    assert await chat(world, ALICE) is not None
+    world.clock.advance(seconds=59)
+    assert await chat(world, ALICE) is None
+    assert await chat(world, BOB) is not None           # another member has their own cooldown
+    assert await chat(world, ALICE, guild_id=OTHER_GUILD) is not None  # and so has another server
+    world.clock.advance(seconds=1)
+    second = await chat(world, ALICE)
+    assert second is not None and second.total_xp == 40
+    assert (await world.xp.rank(GUILD, ALICE)).messages == 2
+
+
+async def test_cooldown_is_a_per_server_setting(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=5)
+    assert await chat(world, ALICE) is not None
+    world.clock.advance(seconds=5)
+    assert await chat(world, ALICE) is not None
+
+
+async def test_many_simultaneous_messages_of_one_member_earn_once(world: XpWorld) -> None:
+    results = await asyncio.gather(*(chat(world, ALICE) for _ in range(20)))
+    assert sum(result is not None for result in results) == 1
+    assert (await world.xp.rank(GUILD, ALICE)).messages == 1
+
+
+async def test_no_xp_channel_and_no_xp_role_earn_nothing(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, no_xp_channel_ids=(QUIET_CHANNEL,),
+                                no_xp_role_ids=(QUIET_ROLE,))
+    assert await chat(world, ALICE, channel_id=QUIET_CHANNEL) is None
+    assert await chat(world, BOB, role_ids=(ROLE, QUIET_ROLE)) is None
+    # A blocked message does not start the cooldown either.
+    assert await chat(world, ALICE, role_ids=(ROLE,)) is not None
+    await world.xp.flush(GUILD)
+    assert [user for user, _, _ in file_rows(world.tenants)] == [ALICE]
+
+
+async def test_bots_and_webhooks_never_earn_xp(world: XpWorld) -> None:
+    assert await chat(world, ALICE, is_bot=True) is None
+    assert await chat(world, BOB, is_webhook=True) is None
+    await world.tenants.ensure(GUILD)
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == []
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 0
+
+
+async def test_xp_switched_off(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, xp_enabled=False)
+    assert await chat(world, ALICE) is None
+
+
+# --- buffer and flush ------------------------------------------------------------------------------
+
+async def test_awards_wait_in_memory_until_flushed_and_reads_include_them(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await chat(world, ALICE)
+    await chat(world, BOB)
+    assert file_rows(world.tenants) == []                 # nothing written yet
+    rank = await world.xp.rank(GUILD, ALICE)              # a read flushes the guild first
+    assert (rank.total_xp, rank.messages) == (20, 1)
+    assert file_rows(world.tenants) == [(ALICE, 20, 1), (BOB, 20, 1)]
+
+
+async def test_leaderboard_includes_pending_xp(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await chat(world, ALICE)
+    board = await world.xp.leaderboard(GUILD)
+    assert [(entry.user_id, entry.value) for entry in board.entries] == [(ALICE, 20)]
+
+
+async def test_flush_adds_to_what_the_file_holds(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    for _ in range(3):
+        await chat(world, ALICE)
+        await world.xp.flush(GUILD)
+        world.clock.advance(minutes=1)
+    assert file_rows(world.tenants) == [(ALICE, 60, 3)]
+    last = read_file(world.tenants.paths.live(GUILD), "SELECT last_message_at FROM xp")
+    assert last == [("2026-06-15T12:02:00+00:00",)]
+
+
+async def test_flush_all_writes_every_guild(world: XpWorld) -> None:
+    await chat(world, ALICE)
+    await chat(world, ALICE, guild_id=OTHER_GUILD)
+    await world.xp.flush_all()
+    assert len(file_rows(world.tenants)) == 1
+    assert len(file_rows(world.tenants, OTHER_GUILD)) == 1
+
+
+async def test_a_backup_flushes_the_buffer_first(world: XpWorld, tmp_path: Path) -> None:
+    await fixed_xp(world, 20)
+    await chat(world, ALICE)
+    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")
+    assert read_file(copy, "SELECT user_id, xp FROM xp") == [(ALICE, 20)]
+
+
+async def test_after_a_restore_totals_come_from_the_restored_file(world: XpWorld, tmp_path: Path) -> None:
+    await fixed_xp(world, 60)
+    await chat(world, ALICE)
+    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")   # ALICE: 60
+    world.clock.advance(minutes=1)
+    await chat(world, ALICE)
+    await world.xp.flush(GUILD)                                            # ALICE: 120 (level 1)
+    await world.tenants.restore(GUILD, copy)
+    world.clock.advance(minutes=1)
+    change = await chat(world, ALICE)
+    # Computed on the restored 60, not on the 120 known before: 60 → 120 is a level-up again.
+    assert change is not None and (change.old_level, change.new_level, change.total_xp) == (0, 1, 120)
+
+
+async def test_closing_the_tenants_writes_the_buffer(tmp_path: Path) -> None:
+    async with xp_world(tmp_path / "tenants") as world:
+        await chat(world, ALICE)
+        path = world.tenants.paths.live(GUILD)
+    assert len(read_file(path, "SELECT user_id FROM xp")) == 1
+
+
+async def test_stop_writes_the_buffer_and_can_be_called_twice(world: XpWorld) -> None:
+    await world.xp.start()
+    await chat(world, ALICE)
+    await world.xp.stop()
+    await world.xp.stop()
+    assert len(file_rows(world.tenants)) == 1
+
+
+async def test_the_background_task_flushes_on_its_own(tmp_path: Path) -> None:
+    async with xp_world(tmp_path / "tenants") as world:
+        world.xp._flush_interval = 0.01
+        await world.xp.start()
+        await chat(world, ALICE)
+        for _ in range(500):  # bounded wait for the task; not a timing assertion
+            if file_rows(world.tenants):
+                break
+            await asyncio.sleep(0.01)
+        assert len(file_rows(world.tenants)) == 1
+        await world.xp.stop()
+
+
+async def test_a_failed_flush_keeps_the_xp_for_the_next_one(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await chat(world, ALICE)
+    async with world.tenants.transaction(GUILD) as conn:  # make the real write fail inside SQLite
+        await conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON xp BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    with pytest.raises(Exception, match="disk says no"):
+        await world.xp.flush(GUILD)
+    world.clock.advance(minutes=1)
+    await chat(world, ALICE)
+    await world.xp.flush_all()  # logged, not raised
+    async with world.tenants.transaction(GUILD) as conn:
+        await conn.execute("DROP TRIGGER refuse")
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 40, 2)]
+
+
+# --- levels ----------------------------------------------------------------------------------------
+
+async def test_level_up_is_detected_on_the_message_that_crosses_the_threshold(world: XpWorld) -> None:
+    await fixed_xp(world, 60)          # standard curve: level 1 at 100, level 2 at 255
+    first = await chat(world, ALICE)
+    world.clock.advance(minutes=1)
+    second = await chat(world, ALICE)
+    world.clock.advance(minutes=1)
+    third = await chat(world, ALICE)
+    assert first is not None and not first.leveled_up
+    assert second is not None and second.leveled_up and (second.old_level, second.new_level) == (0, 1)
+    assert third is not None and not third.leveled_up and third.total_xp == 180
+
+
+async def test_level_up_detection_counts_xp_already_in_the_file(world: XpWorld) -> None:
+    await world.admin.set(GUILD, ADMIN, ALICE, 90)
+    await fixed_xp(world, 15)
+    change = await chat(world, ALICE)
+    assert change is not None and change.leveled_up and change.total_xp == 105
+
+
+async def test_level_up_announcement(world: XpWorld) -> None:
+    up = LevelChange(GUILD, ALICE, 1, 2, 300)
+    announcement = await world.xp.levelup_announcement(GUILD, up, member_mention="<@1001>",
+                                                       server_name="Mala", message_channel_id=CHANNEL)
+    assert announcement is not None
+    assert (announcement.channel_id, announcement.text) == (CHANNEL, "GG <@1001>, you reached level 2!")
+    await world.settings.update(GUILD, ADMIN, levelup_channel_id=777,
+                                levelup_template="{member} → {level} in {server}")
+    moved = await world.xp.levelup_announcement(GUILD, up, member_mention="<@1001>", server_name="Mala",
+                                                message_channel_id=CHANNEL)
+    assert moved is not None and (moved.channel_id, moved.text) == (777, "<@1001> → 2 in Mala")
+    same = LevelChange(GUILD, ALICE, 2, 2, 310)
+    assert await world.xp.levelup_announcement(GUILD, same, member_mention="m", server_name="s",
+                                               message_channel_id=CHANNEL) is None
+    await world.settings.update(GUILD, ADMIN, levelup_enabled=False)
+    assert await world.xp.levelup_announcement(GUILD, up, member_mention="m", server_name="s",
+                                               message_channel_id=CHANNEL) is None
+
+
+async def test_member_level_includes_buffered_xp(world: XpWorld) -> None:
+    await fixed_xp(world, 150)
+    await chat(world, ALICE)
+    assert await world.xp.member_level(GUILD, ALICE) == 1
+    assert file_rows(world.tenants) == []
+
+
+# --- level roles -----------------------------------------------------------------------------------
+
+async def test_level_roles_follow_the_level_in_stack_and_replace_mode(world: XpWorld) -> None:
+    await world.admin.add_level_role(GUILD, ADMIN, 5, 105)
+    await world.admin.add_level_role(GUILD, ADMIN, 10, 110)
+    assert await world.xp.role_changes(GUILD, [1, 105], 12) == ({110}, set())
+    await world.settings.update(GUILD, ADMIN, level_role_mode="replace")
+    assert await world.xp.role_changes(GUILD, [1, 105], 12) == ({110}, {105})
+    # After an admin takes XP away, the roles go too.
+    assert await world.xp.role_changes(GUILD, [1, 110], 3) == (set(), {110})
+
+
+# --- rank and leaderboard --------------------------------------------------------------------------
+
+async def seed_totals(world: XpWorld, totals: dict[int, int]) -> None:
+    for user_id, total in totals.items():
+        await world.admin.set(GUILD, ADMIN, user_id, total)
+
+
+async def test_rank_shows_progress_and_a_shared_position_for_ties(world: XpWorld) -> None:
+    await seed_totals(world, {ALICE: 300, BOB: 300, CAROL: 500, 1004: 100})
+    alice = await world.xp.rank(GUILD, ALICE)
+    assert (alice.total_xp, alice.level, alice.xp_into_level, alice.xp_for_level, alice.xp_to_next) == \
+        (300, 2, 45, 220, 175)
+    assert alice.position == 2
+    assert (await world.xp.rank(GUILD, BOB)).position == 2
+    assert (await world.xp.rank(GUILD, 1004)).position == 4
+    assert (await world.xp.rank(GUILD, CAROL)).position == 1
+
+
+async def test_rank_of_a_member_without_xp_has_no_position(world: XpWorld) -> None:
+    await seed_totals(world, {ALICE: 300})
+    nobody = await world.xp.rank(GUILD, BOB)
+    assert (nobody.total_xp, nobody.level, nobody.position, nobody.xp_to_next) == (0, 0, None, 100)
+
+
+async def test_rank_can_leave_out_members_who_left(world: XpWorld) -> None:
+    await seed_totals(world, {ALICE: 100, BOB: 200, CAROL: 300})
+    assert (await world.xp.rank(GUILD, ALICE)).position == 3
+    assert (await world.xp.rank(GUILD, ALICE, is_member={ALICE, BOB})).position == 2
+
+
+async def test_leaderboard_pages_of_ten_with_ties_skipping_members_who_left(world: XpWorld) -> None:
+    # 25 rows: users 1..25 with XP 1000 - 10·user, except 4 and 5 tie; every third user has left.
+    totals = {user: 1000 - 10 * user for user in range(1, 26)}
+    totals[5] = totals[4]
+    await seed_totals(world, totals)
+    members = {user for user in totals if user % 3 != 0}       # 17 members
+    pages = [await world.xp.leaderboard(GUILD, page, is_member=members) for page in (1, 2, 3)]
+    shown = [entry.user_id for page in pages for entry in page.entries]
+    assert shown == sorted(members, key=lambda user: (-totals[user], user))
+    assert [len(page.entries) for page in pages] == [10, 7, 0]
+    assert [page.has_next for page in pages] == [True, False, False]
+    first = pages[0].entries
+    assert [(entry.user_id, entry.position) for entry in first[:5]] == \
+        [(1, 1), (2, 2), (4, 3), (5, 3), (7, 5)]
+    assert first[0].level == 4 and first[0].value == 990   # level 4 starts at 770, level 5 at 1155
+    # Positions go on across pages.
+    assert pages[1].entries[0].position == 11
+
+
+async def test_leaderboard_leaves_out_members_without_xp(world: XpWorld) -> None:
+    await seed_totals(world, {ALICE: 10, BOB: 0})
+    board = await world.xp.leaderboard(GUILD)
+    assert [entry.user_id for entry in board.entries] == [ALICE]
+
+
+async def test_leaderboard_accepts_a_member_callable(world: XpWorld) -> None:
+    await seed_totals(world, {ALICE: 10, BOB: 20})
+    board = await world.xp.leaderboard(GUILD, is_member=lambda user: user == ALICE)
+    assert [(entry.user_id, entry.position) for entry in board.entries] == [(ALICE, 1)]
+
+
+# --- other services granting XP in their own transaction -------------------------------------------
+
+async def test_add_in_transaction_counts_buffered_xp_and_commits_with_the_caller(world: XpWorld) -> None:
+    await fixed_xp(world, 60)
+    await chat(world, ALICE)                                  # 60 buffered, not in the file
+    async with world.tenants.transaction(GUILD) as conn:
+        change = await world.xp.add_in_transaction(conn, GUILD, ALICE, 50)
+    assert (change.old_level, change.new_level, change.total_xp, change.leveled_up) == (0, 1, 110, True)
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 110
+
+
+async def test_add_in_transaction_rolls_back_with_the_caller(world: XpWorld) -> None:
+    await fixed_xp(world, 60)
+    await chat(world, ALICE)
+    with pytest.raises(RuntimeError):
+        async with world.tenants.transaction(GUILD) as conn:
+            await world.xp.add_in_transaction(conn, GUILD, ALICE, 1000)
+            raise RuntimeError("the caller failed later")
+    world.clock.advance(minutes=1)
+    change = await chat(world, ALICE)                          # the known total was dropped and re-read
+    assert change is not None and (change.old_level, change.new_level, change.total_xp) == (0, 1, 120)
+
+
+# --- members who leave -----------------------------------------------------------------------------
+
+async def test_purge_removes_the_row_the_buffer_and_the_cooldown(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await chat(world, ALICE)
+    await chat(world, BOB)
+    await world.xp.flush(GUILD)
+    world.clock.advance(minutes=1)
+    await chat(world, ALICE)                                  # 20 more, buffered
+    report = await world.member_data.purge(GUILD, ALICE)
+    assert report.rows_changed["xp"] == 1
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(BOB, 20, 1)]         # the buffered XP did not come back
+    again = await chat(world, ALICE)                          # a returning member starts afresh
+    assert again is not None and again.total_xp == 20
