@@ -16,9 +16,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.service import BirthdayService
+from malabot.features.checkins.member_data import checkin_member_data
+from malabot.features.checkins.service import CheckinService
 from malabot.features.moderation.member_data import moderation_member_data
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
+from malabot.features.xp.admin import XpAdmin
+from malabot.features.xp.member_data import xp_member_data
+from malabot.features.xp.service import XpService
 from malabot.member_data import MemberData
 from malabot.scheduling import build_scheduler
 from malabot.settings import Settings
@@ -36,27 +41,37 @@ class Services:
     member_data: MemberData
     scheduler: AsyncIOScheduler
     birthdays: BirthdayService
+    xp: XpService
+    xp_admin: XpAdmin
+    checkins: CheckinService
 
 
 def build_services(settings: Settings) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
                             idle_seconds=settings.tenant_idle_seconds)
     guild_settings = SettingsService(tenants)
+    # Registers its flush before file operations and on shutdown with the tenant manager.
+    xp = XpService(tenants, guild_settings)
     member_data = MemberData(tenants, [
         audit_member_data(),
         moderation_member_data(),
         verification_member_data(),
         birthday_member_data(),
-    ])
+        xp_member_data(),
+        checkin_member_data(),
+    ], forget_hooks=[xp.forget_member])
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
     birthdays = BirthdayService(tenants, guild_settings)
     return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
-                    member_data=member_data, scheduler=scheduler, birthdays=birthdays)
+                    member_data=member_data, scheduler=scheduler, birthdays=birthdays,
+                    xp=xp, xp_admin=XpAdmin(xp, guild_settings),
+                    checkins=CheckinService(tenants, guild_settings, xp))
 
 
 async def start_services(services: Services) -> None:
     await services.tenants.start()
+    await services.xp.start()
     services.scheduler.start()
 
 
