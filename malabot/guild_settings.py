@@ -6,6 +6,7 @@ reaches every server that never touched it.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -40,6 +41,13 @@ class WarnThreshold(BaseModel):
     days: int = Field(ge=1, le=365)
     action: ThresholdAction
     timeout_minutes: int | None = Field(default=None, ge=1, le=28 * 24 * 60)
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zone names, read once: available_timezones() walks the tz database on every call
+    (milliseconds), and settings are validated for every tenant the bot loads."""
+    return frozenset(available_timezones())
 
 
 class GuildSettings(BaseModel):
@@ -103,7 +111,7 @@ class GuildSettings(BaseModel):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         value = value.strip()
-        if value not in available_timezones() and value != "UTC":
+        if value not in known_timezones() and value != "UTC":
             raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin")
         try:
             ZoneInfo(value)
