@@ -49,7 +49,7 @@ def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationS
     except sqlite3.DatabaseError as error:
         return f"it is not a usable SQLite database ({error})"
     if findings != ["ok"]:
-        return "it fails the integrity check: " + "; ".join(str(finding) for finding in findings)
+        return "it fails the integrity check: " + "; ".join(" ".join(str(f).split()) for f in findings)
     problem = identity.problem(guild_id)
     other_guild = identity.guild_id is not None and identity.guild_id != guild_id
     if problem is not None and not (other_guild and allow_other_guild):

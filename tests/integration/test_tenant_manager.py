@@ -188,6 +188,7 @@ async def test_transactions_of_one_guild_are_serialised(tenants: TenantManager) 
             value = rows[0][0] + 1 if rows else 1
             await conn.execute("INSERT OR REPLACE INTO xp (user_id, xp) VALUES (1, ?)", (value,))
 
+    await tenants.ensure(1)  # one shared connection, as in the running bot
     await asyncio.gather(*(increment() for _ in range(25)))
     async with tenants.reading(1) as conn:
         assert await conn.execute_fetchall("SELECT xp FROM xp") == [(25,)]

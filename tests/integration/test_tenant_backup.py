@@ -1,0 +1,382 @@
+"""Backup, restore and archive through TenantManager, on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from malabot.errors import RestoreRefused, TenantError
+from malabot.tenancy.backup import inspect_file
+from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file
+from malabot.tenancy.paths import TenantPaths, sidecars
+
+MigrationsFactory = Callable[..., MigrationSet]  # the make_migrations fixture (conftest.py)
+STAMPED = r"\d{8}T\d{6}Z"
+
+
+def read(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def add_users(tenants: TenantManager, guild_id: int, user_ids: range) -> None:
+    async with tenants.transaction(guild_id) as conn:
+        await conn.executemany("INSERT INTO xp (user_id, xp) VALUES (?, ?)", [(u, u) for u in user_ids])
+
+
+async def add_bulk(tenants: TenantManager, guild_id: int, *, rows: int, size: int) -> None:
+    async with tenants.transaction(guild_id) as conn:
+        await conn.executemany("INSERT INTO audit_log (at, category, action, details)"
+                               " VALUES ('t', 'c', 'a', ?)", [("x" * size,)] * rows)
+
+
+async def users(tenants: TenantManager, guild_id: int) -> list[int]:
+    async with tenants.reading(guild_id, create=False) as conn:
+        return [row[0] for row in await conn.execute_fetchall("SELECT user_id FROM xp ORDER BY user_id")]
+
+
+def hidden_leftovers(paths: TenantPaths) -> list[str]:
+    return [path.name for path in paths.root.iterdir() if path.name.startswith(".")]
+
+
+# -- backup --------------------------------------------------------------------------------------
+
+
+async def test_a_backup_taken_during_writes_restores_every_row_committed_before_it(
+        tenants: TenantManager) -> None:
+    await add_bulk(tenants, 1, rows=4000, size=500)  # so the backup takes a moment
+    committed: list[int] = []
+    during_backup: list[int] = []
+    warmed_up = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        user_id = 0
+        while not stop.is_set():
+            user_id += 1
+            async with tenants.transaction(1) as conn:
+                await conn.execute("INSERT INTO xp (user_id, xp) VALUES (?, ?)", (user_id, user_id))
+            committed.append(user_id)
+            if backing_up.is_set():
+                during_backup.append(user_id)
+            if user_id == 20:
+                warmed_up.set()
+
+    backing_up = asyncio.Event()
+    writing = asyncio.create_task(writer())
+    await warmed_up.wait()
+    before = len(committed)
+    backing_up.set()
+    backup = await tenants.backup(1)
+    backing_up.clear()
+    stop.set()
+    await writing
+
+    # Writes went on while the copy was made (a backup holding the tenant would let one through).
+    assert len(during_backup) >= 3
+    assert read(backup, "PRAGMA integrity_check") == [("ok",)]
+    saved = [row[0] for row in read(backup, "SELECT user_id FROM xp ORDER BY user_id")]
+    assert saved == list(range(1, len(saved) + 1))  # one consistent moment: no gaps
+    assert before <= len(saved) <= len(committed)
+    assert read(backup, "SELECT count(*) FROM audit_log") == [(4000,)]
+
+    await tenants.restore(1, backup)
+    assert await users(tenants, 1) == saved
+    assert read(tenants.paths.live(1), "PRAGMA integrity_check") == [("ok",)]
+
+
+async def test_a_backup_is_one_checked_self_contained_file(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    first = await tenants.backup(1)
+    second = await tenants.backup(1)
+    assert first.parent == tenants.paths.backups_dir / "1"
+    assert re.fullmatch(rf"1-{STAMPED}\.sqlite3", first.name)
+    assert first != second  # the same second still gives two files
+    assert read(first, "PRAGMA journal_mode") == [("delete",)]
+    assert not any(side.exists() for side in sidecars(first))
+    assert inspect_file(first, 1, tenants.migrations) is None
+    assert read(first, "SELECT user_id FROM xp ORDER BY user_id") == [(1,), (2,), (3,)]
+    assert hidden_leftovers(tenants.paths) == []
+    assert [path.name for path in first.parent.iterdir() if path.name.startswith(".")] == []
+
+
+async def test_a_backup_goes_where_it_is_told(tenants: TenantManager, tmp_path: Path) -> None:
+    await tenants.ensure(1)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    into_folder = await tenants.backup(1, folder)
+    assert into_folder.parent == folder and into_folder.name.startswith("1-")
+    named = await tenants.backup(1, tmp_path / "out" / "mine.sqlite3")
+    assert named == tmp_path / "out" / "mine.sqlite3" and named.exists()
+    with pytest.raises(TenantError, match="already exists"):
+        await tenants.backup(1, named)
+
+
+async def test_a_missing_guild_has_nothing_to_back_up(tenants: TenantManager) -> None:
+    with pytest.raises(TenantError, match="no data file for guild 5$"):
+        await tenants.backup(5)
+    assert not tenants.exists(5)
+
+
+# -- restore -------------------------------------------------------------------------------------
+
+
+def corrupt_page(tmp_path: Path, backup: Path) -> Path:
+    data = bytearray(backup.read_bytes())
+    page = len(data) // 4096 // 2
+    data[page * 4096:(page + 1) * 4096] = random.Random(1).randbytes(4096)
+    target = tmp_path / "corrupt.sqlite3"
+    target.write_bytes(data)
+    return target
+
+
+def random_bytes(tmp_path: Path, backup: Path) -> Path:
+    target = tmp_path / "random.sqlite3"
+    target.write_bytes(random.Random(2).randbytes(64 * 1024))
+    return target
+
+
+def plain_sqlite(tmp_path: Path, backup: Path) -> Path:
+    target = tmp_path / "plain.sqlite3"
+    conn = sqlite3.connect(target)
+    conn.execute("CREATE TABLE xp (user_id INTEGER PRIMARY KEY, xp INTEGER)")
+    conn.commit()
+    conn.close()
+    return target
+
+
+def empty_file(tmp_path: Path, backup: Path) -> Path:
+    target = tmp_path / "empty.sqlite3"
+    target.touch()
+    return target
+
+
+def without_identity_row(tmp_path: Path, backup: Path) -> Path:
+    target = tmp_path / "anonymous.sqlite3"
+    target.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(target)
+    conn.execute("DELETE FROM tenant_meta")
+    conn.commit()
+    conn.close()
+    return target
+
+
+def with_edited_history(tmp_path: Path, backup: Path) -> Path:
+    target = tmp_path / "edited.sqlite3"
+    target.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(target)
+    conn.execute("UPDATE schema_migrations SET checksum = 'abc' WHERE version = 1")
+    conn.commit()
+    conn.close()
+    return target
+
+
+def missing(tmp_path: Path, backup: Path) -> Path:
+    return tmp_path / "nowhere.sqlite3"
+
+
+@pytest.mark.parametrize(("make_bad_file", "reason"), [
+    (corrupt_page, "fails the integrity check|not a usable SQLite database"),
+    (random_bytes, r"not a usable SQLite database \(file is not a database\)"),
+    (plain_sqlite, "not a MalaBoT file"),
+    (empty_file, "not a MalaBoT file"),
+    (without_identity_row, "no MalaBoT identity row"),
+    (with_edited_history, "0001_initial.sql was changed after it was applied"),
+    (missing, "no such file"),
+])
+async def test_a_bad_file_is_refused_and_the_live_file_stays_untouched(
+        tenants: TenantManager, tmp_path: Path, make_bad_file: Callable[[Path, Path], Path],
+        reason: str) -> None:
+    await add_bulk(tenants, 1, rows=300, size=300)
+    await add_users(tenants, 1, range(1, 6))
+    bad = make_bad_file(tmp_path, await tenants.backup(1))
+    await tenants.close(1)
+    live = tenants.paths.live(1)
+    before = digest(live)
+
+    with pytest.raises(RestoreRefused, match=rf"cannot restore .* into guild 1: .*({reason})") as refused:
+        await tenants.restore(1, bad)
+    assert "\n" not in str(refused.value)
+    assert digest(live) == before
+    assert await users(tenants, 1) == [1, 2, 3, 4, 5]
+    assert hidden_leftovers(tenants.paths) == []
+    assert not list(tenants.paths.backups_dir.glob("*/*before-restore*"))
+
+
+async def test_another_guilds_file_is_refused_unless_allowed(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 3))
+    await add_users(tenants, 2, range(7, 9))
+    other = await tenants.backup(2)
+    with pytest.raises(RestoreRefused, match="it belongs to guild 2, not to guild 1 .*--allow-other-guild"):
+        await tenants.restore(1, other)
+    assert await users(tenants, 1) == [1, 2]
+
+    await tenants.restore(1, other, allow_other_guild=True)
+    assert await users(tenants, 1) == [7, 8]
+    assert read(tenants.paths.live(1), "SELECT guild_id FROM tenant_meta") == [(1,)]
+    assert await users(tenants, 2) == [7, 8]  # the source guild is not touched
+
+
+async def test_a_file_newer_than_the_code_is_refused(tenants: TenantManager, tmp_path: Path,
+                                                     make_migrations: MigrationsFactory) -> None:
+    await add_users(tenants, 1, range(1, 3))
+    newer_folder = TenantPaths(tmp_path / "newer")
+    newer = make_migrations("v2", {"0002_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"})
+    create_tenant_file(newer_folder, 1, newer)
+    with pytest.raises(RestoreRefused, match="schema version 2 is newer than this code"):
+        await tenants.restore(1, newer_folder.live(1))
+    assert await users(tenants, 1) == [1, 2]
+
+
+async def test_a_restore_replaces_the_data_keeps_the_old_file_and_leaves_no_stale_wal(
+        tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await add_users(tenants, 1, range(10, 13))
+    live = tenants.paths.live(1)
+    wal, shm = sidecars(live)
+    stale_wal = wal.read_bytes()  # frames of the old database, as a crash would leave them
+    assert stale_wal
+    await tenants.close(1)
+    wal.write_bytes(stale_wal)
+
+    await tenants.restore(1, backup)
+    assert not wal.exists() and not shm.exists()
+    assert read(live, "PRAGMA integrity_check") == [("ok",)]
+    assert await users(tenants, 1) == [1, 2, 3]
+    [previous] = tenants.paths.backups_dir.glob("1/*-before-restore.sqlite3")
+    assert [row[0] for row in read(previous, "SELECT user_id FROM xp ORDER BY user_id")] == [
+        1, 2, 3, 10, 11, 12]
+    assert hidden_leftovers(tenants.paths) == []
+
+
+async def test_a_restore_while_the_tenant_is_open_waits_for_its_user(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 3))
+    backup = await tenants.backup(1)
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def user() -> None:
+        async with tenants.transaction(1) as conn:
+            inside.set()
+            await release.wait()
+            await conn.execute("INSERT INTO xp (user_id, xp) VALUES (50, 1)")
+
+    using = asyncio.create_task(user())
+    await inside.wait()
+    restoring = asyncio.create_task(tenants.restore(1, backup))
+    done, _ = await asyncio.wait({restoring}, timeout=0.2)
+    assert not done
+    release.set()
+    await asyncio.gather(using, restoring)
+    assert await users(tenants, 1) == [1, 2]  # the write finished first, then the file was replaced
+
+
+async def test_a_restored_old_file_is_migrated_forward(tmp_path: Path,
+                                                       make_migrations: MigrationsFactory) -> None:
+    old = TenantManager(tmp_path / "old", migrations=make_migrations("v1"))
+    await add_users(old, 1, range(1, 3))
+    backup = await old.backup(1)
+    await old.close_all()
+    new = TenantManager(tmp_path / "new", migrations=make_migrations("v2", {
+        "0002_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"}))
+    try:
+        await new.restore(1, backup)
+        assert read(new.paths.live(1), "PRAGMA user_version") == [(2,)]
+        assert await users(new, 1) == [1, 2]
+    finally:
+        await new.close_all()
+
+
+async def test_hooks_run_before_each_file_operation(tenants: TenantManager) -> None:
+    calls: list[int] = []
+
+    async def flush(guild_id: int) -> None:
+        calls.append(guild_id)
+
+    tenants.add_before_file_operation(flush)
+    await tenants.ensure(3)
+    backup = await tenants.backup(3)
+    await tenants.restore(3, backup)
+    await tenants.archive(3)
+    assert calls == [3, 3, 3]
+
+
+# -- archive -------------------------------------------------------------------------------------
+
+
+async def test_archive_moves_the_closed_file_away(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    archived = await tenants.archive(1)
+    live = tenants.paths.live(1)
+    assert archived.parent == tenants.paths.archive_dir
+    assert re.fullmatch(rf"1-{STAMPED}\.sqlite3", archived.name)
+    assert not live.exists() and not any(side.exists() for side in sidecars(live))
+    assert not any(side.exists() for side in sidecars(archived))
+    assert not tenants.is_open(1) and tenants.guild_ids() == []
+    assert inspect_file(archived, 1, tenants.migrations) is None
+    assert read(archived, "SELECT count(*) FROM xp") == [(3,)]
+    assert await tenants.ensure(1) is True  # a later use starts a fresh file
+    assert await users(tenants, 1) == []
+
+
+async def test_archiving_twice_in_one_second_keeps_both(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 2))
+    first = await tenants.archive(1)
+    await add_users(tenants, 1, range(2, 3))
+    second = await tenants.archive(1)
+    assert tenants.paths.archives_of(1) == [first, second]
+
+
+async def test_archiving_a_missing_guild_is_an_error(tenants: TenantManager) -> None:
+    with pytest.raises(TenantError, match="no data file for guild 4$"):
+        await tenants.archive(4)
+
+
+async def test_a_recent_archive_comes_back(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    archived = await tenants.archive(1)
+    assert await tenants.restore_latest_archive(1, timedelta(days=30)) == archived
+    assert not archived.exists()
+    assert await users(tenants, 1) == [1, 2, 3]
+
+
+async def test_an_archive_is_not_restored_over_live_data_or_when_too_old(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    archived = await tenants.archive(1)
+    await add_users(tenants, 1, range(8, 9))
+    assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
+    assert archived.exists() and await users(tenants, 1) == [8]
+
+    await tenants.archive(1)
+    for path in tenants.paths.archives_of(1):
+        path.rename(path.with_name(re.sub(STAMPED, "20200101T000000Z", path.name)))
+    assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
+    assert await tenants.restore_latest_archive(2, timedelta(days=30)) is None
+    assert not tenants.exists(1)
+
+
+async def test_a_damaged_archive_is_refused_and_kept(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    archived = await tenants.archive(1)
+    archived.write_bytes(b"not a database" * 100)
+    with pytest.raises(RestoreRefused, match="not a usable SQLite database"):
+        await tenants.restore_latest_archive(1, timedelta(days=30))
+    assert archived.exists() and not tenants.exists(1)
