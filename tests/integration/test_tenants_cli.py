@@ -1,0 +1,217 @@
+"""`malabot tenants …` exit codes and messages, on real files."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from malabot.__main__ import main
+from malabot.tenancy.lock import TenantsLock
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file
+from malabot.tenancy.paths import TenantPaths
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> TenantPaths:
+    """A tenants folder with guilds 1 and 2, each holding a few xp rows."""
+    paths = TenantPaths(tmp_path / "tenants")
+    migrations = MigrationSet.load()
+    for guild_id, user_ids in ((1, (10, 11)), (2, (20,))):
+        create_tenant_file(paths, guild_id, migrations)
+        set_users(paths.live(guild_id), user_ids)
+    return paths
+
+
+def set_users(path: Path, user_ids: tuple[int, ...]) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM xp")
+        conn.executemany("INSERT INTO xp (user_id, xp) VALUES (?, 1)", [(u,) for u in user_ids])
+    conn.close()
+
+
+def users(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT user_id FROM xp ORDER BY user_id")]
+    finally:
+        conn.close()
+
+
+def tenants(paths: TenantPaths, *args: str) -> int:
+    return main(["tenants", "--tenants-dir", str(paths.root), *args])
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("malabot: ")
+    return lines[0]
+
+
+# -- list, check, migrate ------------------------------------------------------------------------
+
+
+def test_list_shows_every_guild_file(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["GUILD", "SIZE", "SCHEMA"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
+    assert all(line.split()[3] == str(MigrationSet.load().latest) for line in lines[1:])
+
+
+def test_the_folder_comes_from_the_option_in_either_place_or_from_the_environment(
+        paths: TenantPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tenants", "list", "--tenants-dir", str(paths.root)]) == 0
+    assert "2 " in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MALABOT_TENANTS_DIR", str(paths.root))
+    assert main(["tenants", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("1 ")
+
+
+def test_an_empty_folder_lists_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(TenantPaths(tmp_path / "none"), "list") == 0
+    assert "no guild files" in capsys.readouterr().err
+
+
+def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "check") == 0
+    assert capsys.readouterr().err.strip().endswith("2 of 2 guild(s) passed")
+    paths.live(7).write_bytes(random.Random(3).randbytes(8192))
+    assert tenants(paths, "check") == 1
+    err = capsys.readouterr().err
+    assert "[3/3] guild 7: FAILED: it is not a usable SQLite database" in err
+    assert err.strip().endswith("2 of 3 guild(s) passed; failed: 7")
+
+
+def test_migrate_reports_each_guild_and_fails_when_one_fails(paths: TenantPaths,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "migrate", "--all") == 0
+    assert "[1/2] guild 1: already up to date" in capsys.readouterr().err
+    foreign = sqlite3.connect(paths.live(9))
+    foreign.execute("CREATE TABLE t (x)")
+    foreign.close()
+    assert tenants(paths, "migrate", "--all") == 1
+    err = capsys.readouterr().err
+    assert "[3/3] guild 9: FAILED: guild 9: refusing to open" in err
+    assert err.strip().endswith("failed: 9")
+    assert tenants(paths, "migrate", "2", "5") == 1
+    assert "guild 5: FAILED: no data file for guild 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["migrate"], "give guild ids or --all"),
+    (["migrate", "1", "--all"], "give guild ids or --all"),
+    (["migrate", "../x"], "not a guild id: '../x'"),
+    (["backup", "-3"], "not a guild id: '-3'"),
+    (["restore", "0", "file.sqlite3"], "not a guild id: '0'"),
+    (["archive", "99999999999999999999"], "not a guild id"),
+    (["archive", "5"], "no data file for guild 5"),
+])
+def test_bad_requests_get_one_line_and_exit_1(paths: TenantPaths, capsys: pytest.CaptureFixture[str],
+                                               args: list[str], message: str) -> None:
+    assert tenants(paths, *args) == 1
+    assert message in one_error_line(capsys.readouterr().err)
+    assert paths.live_guild_ids() == [1, 2]
+
+
+def test_a_missing_argument_is_a_usage_error(paths: TenantPaths) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        tenants(paths, "restore", "1")
+    assert exit_.value.code == 2
+
+
+# -- backup, restore, archive --------------------------------------------------------------------
+
+
+def test_backup_writes_checked_files(paths: TenantPaths, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert tenants(paths, "backup", "1", "--out", str(out)) == 0
+    [written] = capsys.readouterr().out.split()
+    assert Path(written).parent == out and users(Path(written)) == [10, 11]
+    assert tenants(paths, "backup", "--all") == 0
+    captured = capsys.readouterr()
+    assert [Path(line).parent for line in captured.out.split()] == [
+        paths.backups_dir / "1", paths.backups_dir / "2"]
+    assert captured.err.strip().endswith("2 of 2 guild(s) backed up")
+    assert tenants(paths, "backup", "1", "5") == 1
+    assert "guild 5: FAILED: no data file for guild 5" in capsys.readouterr().err
+
+
+def test_restore_replaces_data_and_refuses_bad_files(paths: TenantPaths, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    set_users(paths.live(1), (99,))
+
+    assert tenants(paths, "restore", "1", str(backup)) == 0
+    assert "the previous data is kept in" in capsys.readouterr().out
+    assert users(paths.live(1)) == [10, 11]
+
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(random.Random(4).randbytes(4096))
+    assert tenants(paths, "restore", "1", str(garbage)) == 1
+    assert "not a usable SQLite database" in one_error_line(capsys.readouterr().err)
+
+    assert tenants(paths, "restore", "2", str(backup)) == 1
+    assert "belongs to guild 1, not to guild 2" in one_error_line(capsys.readouterr().err)
+    assert users(paths.live(2)) == [20]
+    assert tenants(paths, "restore", "2", str(backup), "--allow-other-guild") == 0
+    assert users(paths.live(2)) == [10, 11]
+
+
+def test_archive_moves_the_file(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "archive", "2") == 0
+    assert "guild 2: archived to" in capsys.readouterr().out
+    assert paths.live_guild_ids() == [1]
+    [archived] = paths.archives_of(2)
+    assert users(archived) == [20]
+
+
+def test_a_running_bot_blocks_restore_and_archive_but_not_reading_or_backup(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with TenantsLock(paths.lock_file, "malabot run"):
+        assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+        backup = capsys.readouterr().out.strip()
+        assert tenants(paths, "list") == 0
+        assert tenants(paths, "check") == 0
+        assert tenants(paths, "migrate", "--all") == 0
+        capsys.readouterr()
+        for args in (["restore", "1", backup], ["archive", "1"]):
+            assert tenants(paths, *args) == 1
+            assert "is in use by malabot run (pid" in one_error_line(capsys.readouterr().err)
+    assert paths.live_guild_ids() == [1, 2] and paths.archives_of(1) == []
+    assert tenants(paths, "archive", "1") == 0  # the lock is free again
+
+
+# -- as a separate process -----------------------------------------------------------------------
+
+
+def run_malabot(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALABOT_")}
+    return subprocess.run([sys.executable, "-m", "malabot", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPaths) -> None:
+    listed = run_malabot("tenants", "--tenants-dir", str(paths.root), "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["1", "2"]
+
+    refused = run_malabot("tenants", "--tenants-dir", str(paths.root), "restore", "../x", "f.sqlite3")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "malabot: not a guild id: '../x' (a guild id is a positive whole number)")
