@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +30,7 @@ import aiosqlite
 from malabot.errors import TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
-from malabot.tenancy.opening import connect_tenant, prepare_tenant, remove_database_files
+from malabot.tenancy.opening import open_tenant, remove_database_files
 from malabot.tenancy.paths import TenantPaths, parse_guild_id
 
 log = logging.getLogger(__name__)
@@ -288,20 +289,22 @@ class TenantManager:
         """Open the guild's connection (creating the file if allowed); True when the file is new."""
         if self._closed:
             raise TenantError(f"guild {guild_id}: the tenant manager is closed")
-        # Create, or check identity and migrate, with plain sqlite3 before the pooled connection
-        # exists: a refused file never takes a place in the pool.
-        created = await asyncio.to_thread(prepare_tenant, self.paths, guild_id, self.migrations,
-                                          create=create, busy_timeout_ms=self._busy_timeout_ms)
+        if not create and not self.paths.live(guild_id).exists():  # refuse before evicting anyone
+            raise TenantError(f"no data file for guild {guild_id}")
         await self._make_room()
         self._open += 1
         try:
-            slot.conn = await aiosqlite.Connection(
-                partial(connect_tenant, self.paths, guild_id, self._busy_timeout_ms), _ITER_CHUNK_SIZE)
+            opener = _Opener(self.paths, guild_id, self.migrations, create, self._busy_timeout_ms)
+            conn = await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
+            if opener.error is not None:
+                await conn.close()
+                raise opener.error
         except BaseException:
             self._open -= 1
             self._wake_room_waiters()
             raise
-        return created
+        slot.conn = conn
+        return opener.created
 
     async def _close_slot(self, slot: _Slot) -> None:
         conn, slot.conn = slot.conn, None
@@ -345,6 +348,30 @@ class TenantManager:
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:
             await hook(guild_id)
+
+
+class _Opener:
+    """aiosqlite's connector: runs in the new connection's own thread, before anyone gets the
+    connection, and creates or checks and migrates the file with plain sqlite3 (one thread hop).
+
+    It never raises: aiosqlite would leave the thread's shutdown unawaited. A failure is kept in
+    `error` with an in-memory stand-in returned; the manager closes that and raises the error.
+    """
+
+    def __init__(self, paths: TenantPaths, guild_id: int, migrations: MigrationSet, create: bool,
+                 busy_timeout_ms: int) -> None:
+        self._open = partial(open_tenant, paths, guild_id, migrations, create=create,
+                             busy_timeout_ms=busy_timeout_ms)
+        self.created = False
+        self.error: Exception | None = None
+
+    def __call__(self) -> sqlite3.Connection:
+        try:
+            conn, self.created = self._open()
+            return conn
+        except Exception as error:
+            self.error = error
+            return sqlite3.connect(":memory:")
 
 
 async def _run_logged(work: Awaitable[None], what: str) -> None:

@@ -5,8 +5,8 @@ published under its live name, so an existing live file is always a ready databa
 is. An existing file is opened only after checking it is MalaBoT's file of that guild; a foreign file is
 refused, never migrated.
 
-Synchronous on purpose: the tenant manager runs `prepare_tenant` in `asyncio.to_thread` before it
-opens the aiosqlite connection (with `connect_tenant`); the CLI calls these functions directly.
+Synchronous on purpose: the tenant manager runs `open_tenant` in the new aiosqlite connection's own
+worker thread, before the connection is handed to anyone; the CLI calls these functions directly.
 """
 
 from __future__ import annotations
@@ -85,28 +85,26 @@ def check_identity(conn: sqlite3.Connection, guild_id: int, path: Path) -> Ident
     return identity
 
 
-def prepare_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, create: bool,
-                   busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> bool:
-    """Make the guild's live file ready to open: created if missing (and allowed), else identity
-    checked and migrated forward. True when the file was created now."""
+def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, create: bool,
+                busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> tuple[sqlite3.Connection, bool]:
+    """A ready connection to the guild's file, and whether the file was created now.
+
+    A missing file is created (when allowed); an existing one has its identity checked and is
+    migrated forward. Then the bot's pragmas: foreign keys on, WAL-appropriate sync level.
+    """
+    created = False
     if not paths.live(guild_id).exists():
         if not create:
             raise TenantError(f"no data file for guild {guild_id}")
-        if create_tenant_file(paths, guild_id, migrations):
-            return True
-    migrate_tenant(paths, guild_id, migrations, busy_timeout_ms)
-    return False
-
-
-def connect_tenant(paths: TenantPaths, guild_id: int,
-                   busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-    """The connection the bot uses on a prepared file: autocommit, foreign keys on, WAL sync level."""
+        created = create_tenant_file(paths, guild_id, migrations)
     conn = connect(paths.live(guild_id), busy_timeout_ms=busy_timeout_ms)
     try:
+        if not created:
+            _check_and_migrate(conn, paths, guild_id, migrations)
         conn.execute("PRAGMA foreign_keys = ON")
         # Safe in WAL mode (no corruption on power loss), and spares an fsync per commit.
         conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
+        return conn, created
     except BaseException:
         conn.close()
         raise
