@@ -1,0 +1,341 @@
+"""Pure translation rules from the legacy bot's values to the new schema. No I/O.
+
+Settings: legacy key → GuildSettings field
+| legacy key                     | new setting          | rule                                            |
+|--------------------------------|----------------------|-------------------------------------------------|
+| xp_per_message                 | xp_min, xp_max       | both = the value (the old bot gave fixed XP);   |
+|                                |                      | absent → 10, the old default                    |
+| xp_message_enabled             | xp_enabled           | toggle                                          |
+| xp_channel                     | levelup_channel_id   | id                                              |
+| xp_levelup_message             | levelup_template     | placeholders translated                         |
+| xp_progression_type            | level_curve          | basic / gradual / custom; absent → custom (the  |
+|                                |                      | old default); unknown → custom + kept verbatim  |
+| timezone                       | timezone             | IANA name, validated                            |
+| birthday_channel               | birthday_channel_id  | id                                              |
+| birthday_time                  | birthday_hour        | HH:MM → HH; kept verbatim too when MM ≠ 00      |
+| birthday_message               | birthday_template    | placeholders translated                         |
+| birthday_announcements_enabled | birthday_channel_id  | "false" → no channel (no announcements); the    |
+|                                |                      | old channel is kept verbatim                    |
+| birthday_set_xp                | birthday_xp          | whole number                                    |
+| welcome_channel                | welcome_channel_id   | id                                              |
+| welcome_message                | welcome_template     | placeholders translated                         |
+| welcome_enabled                | welcome_enabled      | toggle; absent → on when a channel is set       |
+| goodbye_channel                | goodbye_channel_id   | id; also goodbye_enabled (the old bot had no    |
+|                                |                      | toggle: a channel meant goodbyes were sent)     |
+| goodbye_message                | goodbye_template     | placeholders translated                         |
+| onboarding_role                | autorole_id          | id                                              |
+| verify_role                    | verified_role_id     | id                                              |
+Kept verbatim in `legacy_settings` (no counterpart): xp_per_reaction, xp_per_voice_minute,
+birthday_pending_role, welcome_title, welcome_image, goodbye_title, verify_channel (the new review
+channel changes behaviour, so it is not guessed), cheater_role, cheater_jail_channel, mod_role,
+role_connections, protected_roles, and every key this table does not know. A known key whose value
+cannot be used (not an id, unknown timezone, a template with placeholders the new bot cannot fill) is
+kept verbatim as well, never dropped.
+
+Ids are decimal strings; "", "0", "none" and "null" mean "not set". Toggles accept true/false,
+yes/no, on/off, 1/0. Template placeholders: {member.mention} and {member.name} → {member},
+{server.name} → {server}, {member.count} → {member_count}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import ValidationError
+
+from malabot import templates
+from malabot.errors import UserInputError
+from malabot.features.birthdays.rules import celebration_date
+from malabot.guild_settings import GuildSettings
+
+OLD_PLACEHOLDERS = {
+    "{member.mention}": "{member}",
+    "{member.name}": "{member}",
+    "{server.name}": "{server}",
+    "{member.count}": "{member_count}",
+}
+
+# Placeholders each new template can fill (mirrors the features' own lists; a unit test keeps them equal).
+TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "levelup_template": ("member", "level", "server"),
+    "birthday_template": ("member", "age"),
+    "welcome_template": ("member", "server", "member_count"),
+    "goodbye_template": ("member", "server", "member_count"),
+}
+
+OLD_DEFAULT_XP_PER_MESSAGE = 10
+OLD_DEFAULT_CURVE = "custom"
+LEGACY_CURVES = ("basic", "gradual", "custom")
+
+_UNSET = {"", "0", "none", "null"}
+_TRUE = {"true", "yes", "on", "1", "enabled"}
+_FALSE = {"false", "no", "off", "0", "disabled"}
+_HOUR_MINUTE = re.compile(r"^(\d{1,2}):(\d{2})$")
+_SQL_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$")
+
+
+# --- values -------------------------------------------------------------------------------------
+
+def translate_placeholders(template: str) -> str:
+    for old, new in OLD_PLACEHOLDERS.items():
+        template = template.replace(old, new)
+    return template
+
+
+def parse_toggle(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"not a toggle: {text!r}")
+
+
+def parse_snowflake(text: str) -> int | None:
+    """A Discord id, or None when the old bot stored "not set"."""
+    value = text.strip()
+    if value.lower() in _UNSET:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**63:
+        raise ValueError(f"not a Discord id: {text!r}")
+    return int(value)
+
+
+def parse_whole_number(text: str) -> int:
+    value = text.strip()
+    if not re.fullmatch(r"-?\d{1,18}", value):
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(value)
+
+
+def parse_birthday(text: object) -> tuple[int, int, int | None]:
+    """(month, day, year) of a legacy birthday: 'MM-DD' (Feb 29 allowed) or 'YYYY-MM-DD'."""
+    if not isinstance(text, str):
+        raise ValueError(f"invalid birthday {text!r}")
+    value = text.strip()
+    year: int | None = None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        year, value = int(value[:4]), value[5:]
+    if not re.fullmatch(r"\d{2}-\d{2}", value):
+        raise ValueError(f"invalid birthday {text!r}")
+    month, day = int(value[:2]), int(value[3:])
+    try:
+        date(2000, month, day)  # a leap year: February 29 is a valid birthday
+        if year is not None:
+            date(year, month, day)
+    except ValueError:
+        raise ValueError(f"invalid birthday {text!r}") from None
+    if year is not None and year < 1900:
+        year = None  # the new schema keeps years from 1900 on; the day itself is still right
+    return month, day, year
+
+
+def celebration_day(month: int, day: int, year: int) -> str:
+    """The date a birthday was celebrated in `year` (Feb 29 → Feb 28 in other years), ISO text."""
+    return celebration_date(month, day, year).isoformat()
+
+
+def parse_day(text: object) -> str:
+    """A legacy 'YYYY-MM-DD' date, checked; ValueError when it is not one."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        raise ValueError(f"invalid date {text!r}")
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"invalid date {text!r}") from None
+
+
+def normalize_timestamp(value: object) -> str | None:
+    """SQLite's CURRENT_TIMESTAMP text (UTC) as the ISO form the new bot writes; others verbatim."""
+    if value is None:
+        return None
+    text = str(value)
+    if _SQL_TIMESTAMP.match(text):
+        return text.replace(" ", "T", 1) + "+00:00"
+    return text
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MappedSettings:
+    """One server's legacy settings, translated."""
+
+    values: dict[str, object]           # non-default GuildSettings values, JSON-ready
+    kept: dict[str, str | None]         # legacy_settings rows: key → the value verbatim
+    why_kept: dict[str, str]            # legacy key → why it is (also) kept verbatim
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # new field → legacy keys
+
+    def rows(self, updated_at: str) -> list[tuple[str, str, str]]:
+        return [(key, json.dumps(value), updated_at) for key, value in sorted(self.values.items())]
+
+
+@dataclass
+class _Draft:
+    fields: dict[str, object] = field(default_factory=dict)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    kept: dict[str, str | None] = field(default_factory=dict)
+    why_kept: dict[str, str] = field(default_factory=dict)
+    birthday_announcements: bool | None = None
+
+    def set(self, legacy_key: str, name: str, value: object) -> None:
+        self.fields[name] = value
+        self.sources.setdefault(name, []).append(legacy_key)
+
+    def keep(self, legacy_key: str, value: str | None, why: str) -> None:
+        self.kept[legacy_key] = value
+        self.why_kept.setdefault(legacy_key, why)
+
+    def withdraw(self, legacy_key: str) -> None:
+        """Forget every field `legacy_key` set (it is kept verbatim instead)."""
+        for name, keys in list(self.sources.items()):
+            if legacy_key in keys:
+                self.fields.pop(name, None)
+                del self.sources[name]
+
+
+Rule = Callable[[_Draft, str, str], None]
+
+
+def _id_rule(name: str) -> Rule:
+    def rule(draft: _Draft, key: str, raw: str) -> None:
+        draft.set(key, name, parse_snowflake(raw))
+    return rule
+
+
+def _toggle_rule(name: str) -> Rule:
+    def rule(draft: _Draft, key: str, raw: str) -> None:
+        draft.set(key, name, parse_toggle(raw))
+    return rule
+
+
+def _number_rule(name: str) -> Rule:
+    def rule(draft: _Draft, key: str, raw: str) -> None:
+        draft.set(key, name, parse_whole_number(raw))
+    return rule
+
+
+def _template_rule(name: str) -> Rule:
+    def rule(draft: _Draft, key: str, raw: str) -> None:
+        translated = translate_placeholders(raw)
+        try:
+            templates.placeholders(translated, TEMPLATE_PLACEHOLDERS[name])
+        except UserInputError as error:
+            raise ValueError(str(error)) from None
+        draft.set(key, name, translated)
+    return rule
+
+
+def _xp_per_message(draft: _Draft, key: str, raw: str) -> None:
+    amount = parse_whole_number(raw)
+    draft.set(key, "xp_min", amount)
+    draft.set(key, "xp_max", amount)
+
+
+def _curve(draft: _Draft, key: str, raw: str) -> None:
+    curve = raw.strip().lower()
+    if curve in LEGACY_CURVES:
+        draft.set(key, "level_curve", curve)
+    else:
+        draft.set(key, "level_curve", OLD_DEFAULT_CURVE)
+        draft.keep(key, raw, f"unknown curve; the old default {OLD_DEFAULT_CURVE!r} is used")
+
+
+def _timezone(draft: _Draft, key: str, raw: str) -> None:
+    draft.set(key, "timezone", raw.strip())
+
+
+def _birthday_time(draft: _Draft, key: str, raw: str) -> None:
+    match = _HOUR_MINUTE.match(raw.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"not a time HH:MM: {raw!r}")
+    draft.set(key, "birthday_hour", int(match.group(1)))
+    if int(match.group(2)) != 0:
+        draft.keep(key, raw, f"minutes are not supported; announced at {int(match.group(1)):02d}:00")
+
+
+def _birthday_announcements(draft: _Draft, key: str, raw: str) -> None:
+    draft.birthday_announcements = parse_toggle(raw)  # applied with the old defaults, see below
+
+
+RULES: dict[str, Rule] = {
+    "xp_per_message": _xp_per_message,
+    "xp_message_enabled": _toggle_rule("xp_enabled"),
+    "xp_channel": _id_rule("levelup_channel_id"),
+    "xp_levelup_message": _template_rule("levelup_template"),
+    "xp_progression_type": _curve,
+    "timezone": _timezone,
+    "birthday_channel": _id_rule("birthday_channel_id"),
+    "birthday_time": _birthday_time,
+    "birthday_message": _template_rule("birthday_template"),
+    "birthday_announcements_enabled": _birthday_announcements,
+    "birthday_set_xp": _number_rule("birthday_xp"),
+    "welcome_channel": _id_rule("welcome_channel_id"),
+    "welcome_message": _template_rule("welcome_template"),
+    "welcome_enabled": _toggle_rule("welcome_enabled"),
+    "goodbye_channel": _id_rule("goodbye_channel_id"),
+    "goodbye_message": _template_rule("goodbye_template"),
+    "onboarding_role": _id_rule("autorole_id"),
+    "verify_role": _id_rule("verified_role_id"),
+}
+
+
+def map_settings(legacy: Mapping[str, str | None]) -> MappedSettings:
+    """Translate one server's effective legacy settings (its own keys plus the global defaults)."""
+    draft = _Draft()
+    for key, raw in sorted(legacy.items()):
+        rule = RULES.get(key)
+        if rule is None:
+            draft.keep(key, raw, "no counterpart in the new settings")
+        elif raw is None:
+            draft.keep(key, raw, "no value")
+        else:
+            try:
+                rule(draft, key, raw)
+            except ValueError as error:
+                draft.keep(key, raw, f"value not usable: {error}")
+    _apply_old_behaviour(draft, legacy)
+    settings = _validated(draft, legacy)
+    return MappedSettings(
+        values=settings.stored_values(), kept=dict(draft.kept), why_kept=dict(draft.why_kept),
+        sources={name: tuple(keys) for name, keys in draft.sources.items()})
+
+
+def _apply_old_behaviour(draft: _Draft, legacy: Mapping[str, str | None]) -> None:
+    """What the old bot did for keys a server never set, made explicit so that nothing changes."""
+    if "xp_per_message" not in legacy:
+        draft.set("xp_per_message", "xp_min", OLD_DEFAULT_XP_PER_MESSAGE)
+        draft.set("xp_per_message", "xp_max", OLD_DEFAULT_XP_PER_MESSAGE)
+    if "level_curve" not in draft.fields:
+        draft.set("xp_progression_type", "level_curve", OLD_DEFAULT_CURVE)
+    if "welcome_enabled" not in legacy and draft.fields.get("welcome_channel_id") is not None:
+        draft.set("welcome_channel", "welcome_enabled", True)
+    if draft.fields.get("goodbye_channel_id") is not None:
+        draft.set("goodbye_channel", "goodbye_enabled", True)
+    if draft.birthday_announcements is False and draft.fields.get("birthday_channel_id") is not None:
+        draft.set("birthday_announcements_enabled", "birthday_channel_id", None)
+        draft.keep("birthday_channel", legacy.get("birthday_channel"),
+                   "birthday announcements were switched off; the channel is kept for reference")
+
+
+def _validated(draft: _Draft, legacy: Mapping[str, str | None]) -> GuildSettings:
+    """The settings model; a field it refuses sends its legacy key(s) to legacy_settings instead."""
+    while True:
+        try:
+            return GuildSettings.model_validate(draft.fields)
+        except ValidationError as error:
+            refused = {str(item["loc"][0]) for item in error.errors() if item.get("loc")}
+            if not refused:  # the one cross-field rule, xp_min <= xp_max
+                refused = {"xp_min", "xp_max"}
+            culprits = {key for name in refused for key in draft.sources.get(name, ())}
+            if not culprits:
+                raise
+            for key in culprits:
+                draft.withdraw(key)
+                if key in legacy:
+                    fields = ", ".join(sorted(refused))
+                    draft.keep(key, legacy[key], f"value refused by the new settings ({fields})")

@@ -1,0 +1,84 @@
+"""Reading the legacy file without changing it.
+
+The file is opened with `mode=ro`: SQLite never writes the main file then, and still reads committed
+data from a `-wal` file beside it. A read-only open of a WAL database may create empty `-wal`/`-shm`
+companions; those this run created are removed again when it is done. The fingerprint (SHA-256 of the
+file and its `-wal`) is taken before and after, so a run can prove the input did not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from malabot.legacy.schema_detect import LegacyInputRefused, LegacySchema
+from malabot.tenancy.paths import sidecars
+
+Row = tuple[Any, ...]  # one legacy row: (rowid, guild_id, columns of its TableSpec…)
+
+
+@contextmanager
+def leaving_no_trace(path: Path) -> Iterator[None]:
+    """Remove the empty -wal/-shm companions a read-only open of a WAL file made, if it made them."""
+    existed = {companion for companion in sidecars(path) if companion.exists()}
+    try:
+        yield
+    finally:
+        wal, shm = sidecars(path)
+        # Someone else's companions, or a -wal with content, whoever wrote it, are left as they are.
+        if not existed and not (wal.exists() and wal.stat().st_size > 0):
+            for companion in (wal, shm):
+                companion.unlink(missing_ok=True)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """An open, integrity-checked, read-only connection to the legacy file."""
+    if not path.is_file():
+        raise LegacyInputRefused(f"{path}: no such file")
+    with leaving_no_trace(path):
+        try:
+            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as error:
+            raise LegacyInputRefused(f"{path}: cannot open: {error}") from error
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            _check_integrity(conn, path)
+            yield conn
+        finally:
+            conn.close()
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        findings = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as error:
+        raise LegacyInputRefused(f"{path} is not a usable SQLite database ({error})") from error
+    if findings != ["ok"]:
+        raise LegacyInputRefused(f"{path} is damaged (integrity check: {'; '.join(findings)})")
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of the legacy file and its -wal (which holds committed data not yet in the file)."""
+    digest = hashlib.sha256()
+    for part in (path, sidecars(path)[0]):
+        if part.exists():
+            with part.open("rb") as stream:
+                digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return digest.hexdigest()
+
+
+def read_rows(conn: sqlite3.Connection, schema: LegacySchema, table: str) -> list[Row]:
+    """Every row of a known table as (rowid, guild_id, <columns of its TableSpec>…)."""
+    if not schema.has(table):
+        return []
+    return conn.execute(schema.select_sql(table)).fetchall()
+
+
+def count_rows(conn: sqlite3.Connection, table: str) -> int:
+    quoted = '"' + table.replace('"', '""') + '"'
+    return int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])

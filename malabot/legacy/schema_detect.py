@@ -1,0 +1,137 @@
+"""Which legacy database a file is: the global variant, the per-guild-columns variant, or half-way.
+
+The two variants differ in four tables that gained a `guild_id` column (birthdays, daily_checkins,
+verifications, roast_log) and in `users`, which lost `xp`, `level` and `birthday`. A half-way file has
+some of those changes, or the column with old rows whose `guild_id` is NULL. Anything else (missing
+core tables, a table without the columns the split reads, a MalaBoT tenant file) is refused with what
+was found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from enum import StrEnum
+
+from malabot.errors import MalabotError
+
+
+class LegacyInputRefused(MalabotError):
+    """The file offered as the legacy database is not one the split can read."""
+
+
+class Variant(StrEnum):
+    GLOBAL = "global"
+    PER_GUILD = "per-guild columns"
+    HALF_WAY = "half-way"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A legacy table as the split reads it: the columns it needs and those it uses when present."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def row_layout(self) -> tuple[str, ...]:
+        """The columns of a row as the reader returns it."""
+        rest = [column for column in self.required + self.optional if column != "guild_id"]
+        return ("rowid", "guild_id", *rest)
+
+    def index(self, column: str) -> int:
+        return self.row_layout.index(column)
+
+
+# Every query selects `rowid, guild_id, …` in this order; guild_id is NULL where the column is missing.
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
+    TableSpec("users", ("user_id",), ("xp", "total_messages", "last_xp_gain", "birthday")),
+    TableSpec("user_xp", ("user_id", "guild_id", "xp"), ("last_message_time",)),
+    TableSpec("birthdays", ("user_id", "birthday"), ("announced_year", "created_at")),
+    TableSpec("daily_checkins", ("user_id", "last_checkin"), ("checkin_streak",)),
+    TableSpec("verifications", ("discord_id", "activision_id", "platform"),
+              ("screenshot_url", "status", "reviewed_by", "reviewed_at", "notes", "created_at")),
+    TableSpec("roast_log", ("user_id", "action"),
+              ("target_id", "xp_gained", "message_content", "created_at")),
+    TableSpec("settings", ("guild_id", "setting_key", "value")),
+    TableSpec("level_roles", ("guild_id", "level", "role_id")),
+    TableSpec("mod_logs", ("guild_id", "user_id", "moderator_id", "action"),
+              ("reason", "duration", "channel_id", "message_count", "timestamp", "created_at")),
+    TableSpec("audit_log", ("category", "action"),
+              ("timestamp", "user_id", "target_id", "channel_id", "details", "created_at")),
+    TableSpec("appeals", ("user_id", "guild_id", "appeal_text"),
+              ("status", "submitted_at", "reviewed_by", "reviewed_at", "review_notes")),
+    # Process data of the old bot: counted, never copied.
+    TableSpec("roast_xp", ()),
+    TableSpec("health_logs", ()),
+    TableSpec("system_flags", ()),
+)}
+
+CORE_TABLES = ("users", "settings")
+# Tables that were global in the first variant and gained a guild_id column later.
+GAINED_GUILD_ID = ("birthdays", "daily_checkins", "verifications", "roast_log")
+
+
+@dataclass(frozen=True)
+class LegacySchema:
+    variant: Variant
+    columns: dict[str, frozenset[str]]   # known tables present → their columns
+    unknown_tables: tuple[str, ...]      # tables the split does not know: counted, not copied
+
+    def has(self, table: str) -> bool:
+        return table in self.columns
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column in self.columns.get(table, frozenset())
+
+    @property
+    def xp_in_users(self) -> bool:
+        """True while `users.xp` exists: it is the XP the old bot used (global and half-way files)."""
+        return self.has_column("users", "xp")
+
+    def select_sql(self, table: str) -> str:
+        """`SELECT rowid, guild_id, <required>, <optional or NULL> FROM table`."""
+        present = self.columns[table] | {"rowid"}
+        picked = [column if column in present else f"NULL AS {column}"
+                  for column in TABLES[table].row_layout]
+        return f"SELECT {', '.join(picked)} FROM {table}"
+
+
+def detect(conn: sqlite3.Connection) -> LegacySchema:
+    """The schema of an open legacy file, or LegacyInputRefused saying what was found instead."""
+    tables = sorted(row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+    if "tenant_meta" in tables:
+        raise LegacyInputRefused("this is a MalaBoT tenant file, not the legacy database")
+    missing = [name for name in CORE_TABLES if name not in tables]
+    if missing:
+        found = ", ".join(tables) or "no tables"
+        raise LegacyInputRefused(
+            f"not a legacy MalaBoT database: no table {', '.join(missing)} (found: {found})")
+    columns = {name: _columns(conn, name) for name in tables if name in TABLES}
+    for name, present in columns.items():
+        lacking = [column for column in TABLES[name].required if column not in present]
+        if lacking:
+            raise LegacyInputRefused(
+                f"unknown legacy schema: table {name} has no column {', '.join(lacking)} "
+                f"(found: {', '.join(sorted(present))})")
+    unknown = tuple(name for name in tables if name not in TABLES)
+    return LegacySchema(_variant(conn, columns), columns, unknown)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
+    return frozenset(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
+def _variant(conn: sqlite3.Connection, columns: dict[str, frozenset[str]]) -> Variant:
+    present = [name for name in GAINED_GUILD_ID if name in columns]
+    with_guild = [name for name in present if "guild_id" in columns[name]]
+    users_have_xp = "xp" in columns["users"]
+    if not with_guild and users_have_xp:
+        return Variant.GLOBAL
+    if len(with_guild) == len(present) and not users_have_xp and not any(
+            conn.execute(f"SELECT 1 FROM {name} WHERE guild_id IS NULL LIMIT 1").fetchone()
+            for name in with_guild):
+        return Variant.PER_GUILD
+    return Variant.HALF_WAY

@@ -1,0 +1,628 @@
+"""`malabot legacy split` on legacy files built from the old bot's schema, in all three variants."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from legacy_fixtures import GLOBAL, HALF_WAY, PER_GUILD, LegacyDb, create_legacy
+
+from malabot.__main__ import main
+from malabot.errors import TenantsLocked
+from malabot.features.xp.curves import level_for_xp
+from malabot.legacy import writer
+from malabot.legacy.evidence import MembersFileRefused
+from malabot.legacy.schema_detect import LegacyInputRefused
+from malabot.legacy.split import SplitOptions, SplitReport, split_legacy
+from malabot.tenancy.lock import TenantsLock
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file
+from malabot.tenancy.paths import TenantPaths
+
+A, B, C, D = 1001, 1002, 1003, 1004
+MEMBER_TABLES = {  # new table → the column holding the member whose data it is
+    "xp": "user_id", "birthdays": "user_id", "birthday_celebrations": "user_id", "checkins": "user_id",
+    "checkin_days": "user_id", "game_verifications": "user_id", "legacy_roast_log": "user_id",
+    "appeals": "user_id", "audit_log": "actor_id",
+}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def run(legacy: Path, tenants: Path, **options: object) -> SplitReport:
+    return split_legacy(SplitOptions(legacy_db=legacy, tenants_dir=tenants, **options))  # type: ignore[arg-type]
+
+
+def rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def settings_of(path: Path) -> dict[str, object]:
+    return {key: json.loads(str(value)) for key, value in rows(path, "SELECT key, value FROM settings")}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): digest(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != ".malabot.lock"}
+
+
+def legacy_evidence(legacy: Path, members: dict[int, set[int]] | None = None) -> dict[int, set[int]]:
+    """guild → users with a row in a server-scoped legacy table, computed straight from the file."""
+    conn = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+    found: dict[int, set[int]] = {guild: set(users) for guild, users in (members or {}).items()}
+    queries = ["SELECT guild_id, user_id FROM user_xp", "SELECT guild_id, user_id FROM mod_logs",
+               "SELECT guild_id, moderator_id FROM mod_logs", "SELECT guild_id, user_id FROM appeals",
+               "SELECT guild_id, reviewed_by FROM appeals",
+               "SELECT guild_id, user_id FROM audit_log WHERE guild_id IS NOT NULL"]
+    for table, column in (("birthdays", "user_id"), ("daily_checkins", "user_id"),
+                          ("verifications", "discord_id"), ("roast_log", "user_id")):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "guild_id" in columns:
+            queries.append(f"SELECT guild_id, {column} FROM {table} WHERE guild_id IS NOT NULL")
+    for query in queries:
+        for guild, user in conn.execute(query):
+            if user is not None:
+                found.setdefault(guild, set()).add(user)
+    conn.close()
+    return found
+
+
+def legacy_counts(legacy: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    counts = {name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in names}
+    conn.close()
+    return counts
+
+
+def assert_conserved(report: SplitReport, legacy: Path) -> None:
+    totals = report.ledger.totals()
+    for table, count in legacy_counts(legacy).items():
+        row = totals[table]
+        assert row.read == count, table
+        assert row.written + row.holding + sum(row.held.values()) == count, table
+    assert report.accounted
+
+
+# --- the standard scenario ----------------------------------------------------------------------
+
+def standard_legacy(path: Path) -> Path:
+    """A global-variant file with members in several servers, strays, and every kind of row."""
+    db = LegacyDb(path, GLOBAL)
+    db.user(11, xp=150, messages=12)       # in A (mod case target) and B (scratch user_xp row)
+    db.user(12, xp=15050)                  # in A (audit actor) and C (appeal)
+    db.user(13, xp=350000)                 # in B (moderator)
+    db.user(14, xp=99)                     # no evidence anywhere
+    db.user(15)                            # profile only
+    db.user(16, xp=22000)                  # in C by the members CSV only
+    db.user(17, birthday="05-05")          # in A (appeal); birthday only in the users table
+    db.user_xp(11, B, 40)
+    db.birthday(12, "02-29", announced_year=2023)
+    db.birthday(14, "07-04")
+    db.birthday(16, "13-01")               # no such month
+    db.checkin(11, "2024-05-01", 3)
+    db.checkin(13, "2024-02-30", 2)        # no such day
+    db.verification(11, "Player#11")
+    db.verification(14, "Stray#14", status="pending")
+    db.setting(None, "timezone", "Europe/Berlin")
+    db.setting(None, "timezone", "Asia/Tokyo")           # a later duplicate: the oldest wins
+    db.setting(None, "xp_levelup_message", "{member.mention} reached level {level}!")
+    db.setting(A, "xp_progression_type", "basic")
+    db.setting(A, "xp_per_message", "20")
+    db.setting(A, "welcome_channel", "5001")
+    db.setting(A, "welcome_message", "Hi {member.mention}, welcome to {server.name} (#{member.count})")
+    db.setting(A, "welcome_title", "Hello!")
+    db.setting(A, "birthday_time", "08:30")
+    db.setting(A, "fancy_key", "{\"a\": 1}")
+    db.setting(B, "xp_progression_type", "gradual")
+    db.setting(B, "timezone", "Asia/Tokyo")
+    db.level_role(A, 5, 9001)
+    db.level_role(A, 10, 9002)
+    db.level_role(A, 15, 9001)                           # the same role twice
+    db.mod_log(A, 11, 19)
+    db.mod_log(A, 11, 19, "kick")
+    db.mod_log(B, 20, 13, "ban")
+    db.audit(A, 12)
+    db.audit(None, 11)                                   # member of A and B: which one is unknown
+    db.audit(None, 16)                                   # member of C only
+    db.audit(None, None)                                 # nobody
+    db.appeal(C, 12)
+    db.appeal(A, 17, "approved")
+    db.roast(12)                                         # member of A and C
+    db.roast(13)                                         # member of B only
+    db.process_rows()
+    db.close()
+    return path
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Path:
+    return standard_legacy(tmp_path / "bot.db")
+
+
+@pytest.fixture
+def members_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "members.csv"
+    path.write_text("guild_id,user_id\n1003,16\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tenants(tmp_path: Path) -> Path:
+    return tmp_path / "tenants"
+
+
+def holding_file(tenants: Path) -> Path:
+    [path] = (tenants / writer.HOLDING_DIR).glob("*.sqlite3")
+    return path
+
+
+# --- the global variant -------------------------------------------------------------------------
+
+def test_global_rows_go_only_where_the_member_has_evidence(legacy: Path, tenants: Path,
+                                                           members_csv: Path) -> None:
+    report = run(legacy, tenants, members_csv=members_csv)
+
+    assert_conserved(report, legacy)
+    paths = TenantPaths(tenants)
+    assert paths.live_guild_ids() == [A, B, C]
+    evidence = legacy_evidence(legacy, {C: {16}})
+    for guild in (A, B, C):
+        for table, column in MEMBER_TABLES.items():
+            query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+            for (user,) in rows(paths.live(guild), query):
+                assert user in evidence[guild], f"user {user} in {table} of guild {guild} without evidence"
+    assert rows(paths.live(A), "SELECT user_id, xp, messages FROM xp ORDER BY user_id") == [
+        (11, 150, 12), (12, 15050, 0)]
+    assert rows(paths.live(B), "SELECT user_id, xp FROM xp ORDER BY user_id") == [(11, 150), (13, 350000)]
+    assert rows(paths.live(C), "SELECT user_id, xp FROM xp ORDER BY user_id") == [(12, 15050), (16, 22000)]
+    # Global events go to the member's only server; with several, to the holding file.
+    assert rows(paths.live(C), "SELECT actor_id FROM audit_log WHERE category = 'admin'") == [(16,)]
+    assert rows(paths.live(B), "SELECT user_id FROM legacy_roast_log") == [(13,)]
+    assert rows(paths.live(A), "SELECT user_id FROM legacy_roast_log") == []
+
+
+def test_rows_without_evidence_wait_in_the_holding_file_with_their_reason(legacy: Path,
+                                                                         tenants: Path) -> None:
+    report = run(legacy, tenants)
+
+    holding = holding_file(tenants)
+    assert holding.parent.name == writer.HOLDING_DIR and not holding.name[0].isdigit()
+    assert rows(holding, "SELECT user_id, xp FROM xp ORDER BY user_id") == [(14, 99), (16, 22000)]
+    assert rows(holding, "SELECT user_id, activision_id FROM game_verifications") == [(14, "Stray#14")]
+    reasons = dict(((table, user), reason) for table, _rowid, user, reason in
+                   rows(holding, "SELECT source_table, source_rowid, user_id, reason FROM legacy_holding"))
+    assert reasons[("users", 14)].startswith("no evidence")
+    assert "2 servers" in reasons[("audit_log", 11)]
+    assert rows(holding, "SELECT count(*) FROM tenant_meta") == [(0,)]  # not any server's file
+    assert report.ledger.totals()["users"].holding == 2  # 14, and 16 without the members CSV
+
+
+def test_assign_unknown_sends_rows_without_evidence_to_that_server(legacy: Path, tenants: Path) -> None:
+    report = run(legacy, tenants, assign_unknown=A)
+
+    assert_conserved(report, legacy)
+    xp_of_a = dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp"))
+    assert xp_of_a[14] == 99 and xp_of_a[16] == 22000
+    assert 13 not in xp_of_a  # 13 has evidence (server B): never copied elsewhere
+    # Only the events of members of several servers still wait in the holding file.
+    assert {table for (table,) in rows(holding_file(tenants), "SELECT source_table FROM legacy_holding")} == {
+        "audit_log", "roast_log"}
+
+
+def test_scratch_user_xp_profile_rows_and_process_data_are_held_back_with_reasons(legacy: Path,
+                                                                                  tenants: Path) -> None:
+    totals = run(legacy, tenants).ledger.totals()
+
+    assert dict(totals["user_xp"].held) == {
+        "global variant: written only by birthday XP and never read by the old bot": 1}
+    assert dict(totals["users"].held) == {"profile only (no XP, messages or birthday)": 1}
+    for table, count in (("health_logs", 1), ("system_flags", 1), ("roast_xp", 5)):
+        assert dict(totals[table].held) == {"process data of the old bot, not server data": count}
+
+
+def test_settings_are_mapped_and_unknown_keys_kept_verbatim(legacy: Path, tenants: Path) -> None:
+    run(legacy, tenants)
+
+    paths = TenantPaths(tenants)
+    assert settings_of(paths.live(A)) == {
+        "level_curve": "basic", "xp_min": 20, "xp_max": 20, "timezone": "Europe/Berlin",
+        "welcome_enabled": True, "welcome_channel_id": 5001,
+        "welcome_template": "Hi {member}, welcome to {server} (#{member_count})", "birthday_hour": 8,
+        "levelup_template": "{member} reached level {level}!"}
+    assert dict(rows(paths.live(A), "SELECT key, value FROM legacy_settings")) == {
+        "welcome_title": "Hello!", "birthday_time": "08:30", "fancy_key": "{\"a\": 1}"}
+    # B sets its own timezone; C sets nothing: old defaults (custom curve, 10 XP) and the global keys.
+    assert settings_of(paths.live(B))["timezone"] == "Asia/Tokyo"
+    assert settings_of(paths.live(C)) == {
+        "level_curve": "custom", "xp_min": 10, "xp_max": 10, "timezone": "Europe/Berlin",
+        "levelup_template": "{member} reached level {level}!"}
+
+
+def test_birthdays_checkins_and_records_keep_their_meaning(legacy: Path, tenants: Path) -> None:
+    report = run(legacy, tenants)
+
+    live = TenantPaths(tenants).live
+    assert rows(live(A), "SELECT user_id, month, day, year FROM birthdays ORDER BY user_id") == [
+        (12, 2, 29, None), (17, 5, 5, None)]
+    # Announced in 2023 by the old bot, on Feb 28 (no Feb 29 that year): not again by the new one.
+    assert rows(live(A), "SELECT user_id, year, local_day FROM birthday_celebrations") == [
+        (12, 2023, "2023-02-28")]
+    assert rows(live(A), "SELECT user_id, last_day, streak, best_streak, total FROM checkins") == [
+        (11, "2024-05-01", 3, 3, 3)]
+    assert rows(live(A), "SELECT user_id, day, xp_awarded FROM checkin_days") == [(11, "2024-05-01", 0)]
+    cases = "SELECT case_number, action, target_id, moderator_id, created_at FROM mod_cases"
+    assert rows(live(A), cases) == [
+        (1, "warn", 11, 19, "2024-03-01T10:00:00+00:00"), (2, "kick", 11, 19, "2024-03-01T10:00:00+00:00")]
+    assert rows(live(B), "SELECT case_number, action FROM mod_cases") == [(1, "ban")]
+    assert rows(live(A), "SELECT level, role_id FROM level_roles ORDER BY level") == [(5, 9001), (10, 9002)]
+    assert rows(live(C), "SELECT user_id, status FROM appeals") == [(12, "pending")]
+    held = report.ledger.totals()
+    assert "invalid birthday '13-01'" in held["birthdays"].held
+    assert "invalid date '2024-02-30'" in held["daily_checkins"].held
+    assert "role already given at level 5" in held["level_roles"].held
+
+
+def test_tenant_files_are_complete_malabot_files(legacy: Path, tenants: Path) -> None:
+    run(legacy, tenants)
+
+    live = TenantPaths(tenants).live(A)
+    assert rows(live, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(live, "SELECT guild_id FROM tenant_meta") == [(A,)]
+    assert rows(live, "PRAGMA user_version") == [(MigrationSet.load().latest,)]
+    assert rows(live, "SELECT action FROM audit_log WHERE category = 'legacy'") == [("split",)]
+    assert not list(tenants.glob(".*.tmp"))
+
+
+# --- levels -------------------------------------------------------------------------------------
+
+XP_VALUES = (0, 49, 50, 99, 100, 149, 250, 549, 550, 15049, 15050, 21999, 22000, 349999, 350000, 10**6)
+CURVES = {A: "basic", B: "gradual", C: "custom", D: None}  # None: never set, the old default
+
+
+def leveled_legacy(path: Path, variant: str) -> tuple[Path, dict[tuple[int, int], int]]:
+    """Members with XP around every curve's thresholds in four servers, one per curve."""
+    db = LegacyDb(path, variant)
+    expected: dict[tuple[int, int], int] = {}
+    for guild, curve in CURVES.items():
+        if curve is not None:
+            db.setting(guild, "xp_progression_type", curve)
+    for number, xp in enumerate(XP_VALUES):
+        user = 500 + number
+        db.user(user, xp=xp)
+        for offset, guild in enumerate(CURVES):
+            guild_xp = xp + offset if variant == PER_GUILD else xp
+            if variant != GLOBAL:
+                db.user_xp(user, guild, guild_xp)
+            db.appeal(guild, user)  # evidence in every server
+            expected[guild, user] = guild_xp
+    db.close()
+    return path, expected
+
+
+@pytest.mark.parametrize("variant", [GLOBAL, PER_GUILD, HALF_WAY])
+def test_levels_are_what_members_saw_for_every_curve(tmp_path: Path, tenants: Path, variant: str) -> None:
+    legacy, legacy_xp = leveled_legacy(tmp_path / "bot.db", variant)
+
+    report = run(legacy, tenants)
+
+    assert_conserved(report, legacy)
+    seen = set()
+    for guild, old_curve in CURVES.items():
+        path = TenantPaths(tenants).live(guild)
+        new_curve = str(settings_of(path).get("level_curve", "standard"))
+        assert new_curve == (old_curve or "custom")
+        for user, xp in rows(path, "SELECT user_id, xp FROM xp"):
+            before = level_for_xp(old_curve or "custom", legacy_xp[guild, int(user)])  # type: ignore[call-overload]
+            assert level_for_xp(new_curve, int(xp)) == before, (guild, user)  # type: ignore[call-overload]
+            seen.add((guild, user))
+    # Every XP row arrived; a global profile with 0 XP has nothing to carry.
+    assert seen == {key for key, xp in legacy_xp.items() if xp > 0 or variant != GLOBAL}
+
+
+# --- the other variants -------------------------------------------------------------------------
+
+def test_per_guild_variant_keeps_each_servers_own_rows(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    db.user(21)
+    db.user_xp(21, A, 300)
+    db.user_xp(21, B, 7000)
+    db.birthday(21, "12-24", guild_id=A)
+    db.birthday(21, "01-01", guild_id=B)
+    db.checkin(21, "2024-06-01", 5, guild_id=B)
+    db.verification(21, "Per#21", guild_id=B)
+    db.roast(21, guild_id=A)
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert_conserved(report, db.path)
+    assert report.summary.variant == "per-guild columns"
+    live = TenantPaths(tenants).live
+    assert rows(live(A), "SELECT user_id, xp FROM xp") == [(21, 300)]
+    assert rows(live(B), "SELECT user_id, xp FROM xp") == [(21, 7000)]
+    assert rows(live(A), "SELECT month, day FROM birthdays") == [(12, 24)]
+    assert rows(live(B), "SELECT month, day FROM birthdays") == [(1, 1)]
+    assert rows(live(A), "SELECT count(*) FROM checkins") == [(0,)]
+    assert rows(live(B), "SELECT activision_id FROM game_verifications") == [("Per#21",)]
+    assert rows(live(A), "SELECT user_id, action FROM legacy_roast_log") == [(21, "roast_success")]
+    assert dict(report.ledger.totals()["users"].held) == {"profile only (no XP, messages or birthday)": 1}
+
+
+def test_half_way_file_null_rows_follow_evidence_and_server_rows_win(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", HALF_WAY)
+    db.user(31, xp=1000)
+    db.user(32, xp=50)
+    db.user_xp(31, A, 400)        # smaller than the global XP: the global XP is what members saw
+    db.user_xp(32, B, 900)        # larger: written by the per-guild release, it wins
+    db.birthday(31, "03-03")      # old row, guild_id NULL: goes where 31 has evidence (A)
+    db.birthday(32, "04-04", guild_id=B)
+    db.checkin(31, "2024-01-01", 1)
+    db.checkin(32, "2024-01-02", 4, guild_id=B)
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert_conserved(report, db.path)
+    assert report.summary.variant == "half-way"
+    live = TenantPaths(tenants).live
+    assert rows(live(A), "SELECT user_id, xp FROM xp") == [(31, 1000)]
+    assert rows(live(B), "SELECT user_id, xp FROM xp") == [(32, 900)]
+    assert rows(live(A), "SELECT user_id, month, day FROM birthdays") == [(31, 3, 3)]
+    assert rows(live(B), "SELECT user_id, month, day FROM birthdays") == [(32, 4, 4)]
+    assert rows(live(A), "SELECT user_id, last_day FROM checkins") == [(31, "2024-01-01")]
+    assert rows(live(B), "SELECT user_id, last_day, streak FROM checkins") == [(32, "2024-01-02", 4)]
+    held = report.ledger.totals()
+    assert held["user_xp"].held == {"superseded by the member's larger global XP": 1}
+    assert held["users"].held == {"superseded by the member's XP row of this server": 1}
+
+
+# --- safety -------------------------------------------------------------------------------------
+
+def test_a_second_run_changes_nothing_and_says_so(legacy: Path, tenants: Path, members_csv: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["legacy", "split", str(legacy), "--tenants-dir", str(tenants), "--members", str(members_csv)]
+    assert main(argv) == 0
+    before = folder_state(tenants)
+    capsys.readouterr()
+
+    assert main(argv) == 0
+
+    assert folder_state(tenants) == before
+    out = capsys.readouterr().out
+    assert "Nothing to do: every server was already split from this file." in out
+    assert "Every legacy row is accounted for" in out
+
+
+def test_the_legacy_file_is_never_changed(tmp_path: Path, tenants: Path) -> None:
+    legacy = standard_legacy(tmp_path / "bot.db")
+    # Keep committed rows in the -wal, as a legacy bot that was killed would have left them.
+    writer_conn = sqlite3.connect(legacy)
+    writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+    writer_conn.execute("INSERT INTO users (user_id, username, discriminator, xp)"
+                        " VALUES (99, 'x', '0', 5000)")
+    writer_conn.execute("INSERT INTO appeals (user_id, guild_id, appeal_text) VALUES (99, 1001, 'late')")
+    writer_conn.commit()
+    # The database and its -wal hold the data; the -shm is SQLite's shared lock memory, which every
+    # reader of a WAL file takes part in.
+    data_files = [legacy, legacy.with_name("bot.db-wal")]
+    before = {path.name: digest(path) for path in data_files}
+
+    report = run(legacy, tenants)
+
+    after = {path.name: digest(path) for path in data_files}
+    writer_conn.close()
+    assert after == before
+    assert (99, 5000) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
+    assert report.accounted
+
+
+def test_reading_leaves_no_companion_files_beside_the_legacy_file(legacy: Path, tenants: Path) -> None:
+    names = sorted(path.name for path in legacy.parent.iterdir())
+
+    run(legacy, tenants, dry_run=True)
+
+    assert sorted(path.name for path in legacy.parent.iterdir()) == names
+
+
+def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real_insert = writer._insert_units
+    calls = []
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second server's rows are being written
+        return real_insert(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_insert_units", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(legacy, tenants)
+
+    assert TenantPaths(tenants).live_guild_ids() == [A]
+    assert [path.name for path in tenants.iterdir() if path.name.endswith(".tmp")] == []
+    monkeypatch.undo()
+    report = run(legacy, tenants)
+    assert report.ledger.status == {str(A): "already split from this file", str(B): "new", str(C): "new",
+                                    "holding": "new"}
+    assert report.accounted
+
+
+def test_a_killed_runs_temporary_file_is_never_live_and_is_cleaned_up(legacy: Path, tenants: Path) -> None:
+    tenants.mkdir()
+    leftover = TenantPaths(tenants).staging(A, f"{writer.STAGING_PURPOSE}-0badf00d")
+    leftover.write_bytes(b"half a database")
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+    report = run(legacy, tenants)
+
+    assert not leftover.exists()
+    assert report.summary.removed_leftovers == 1
+    assert TenantPaths(tenants).live_guild_ids() == [A, B, C]
+
+
+def test_dry_run_prints_the_report_and_writes_nothing(legacy: Path, tenants: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["legacy", "split", str(legacy), "--tenants-dir", str(tenants), "--dry-run"]) == 0
+
+    assert not tenants.exists()
+    out = capsys.readouterr().out
+    assert "DRY RUN" in out and "Every legacy row is accounted for" in out
+
+
+def test_refuses_while_a_bot_holds_the_tenants_folder(legacy: Path, tenants: Path) -> None:
+    with TenantsLock(TenantPaths(tenants).lock_file, "malabot run"), pytest.raises(TenantsLocked):
+        run(legacy, tenants)
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+
+def test_a_server_with_a_live_file_is_skipped_without_merge(legacy: Path, tenants: Path) -> None:
+    create_tenant_file(TenantPaths(tenants), A, MigrationSet.load())
+    before = digest(TenantPaths(tenants).live(A))
+
+    report = run(legacy, tenants)
+
+    assert digest(TenantPaths(tenants).live(A)) == before
+    assert report.ledger.status[str(A)] == "skipped: has a live file"
+    assert report.accounted
+    assert "use --merge" in report.render()
+
+
+def test_merge_sums_per_member_backs_up_first_and_happens_once(legacy: Path, tenants: Path) -> None:
+    paths = TenantPaths(tenants)
+    create_tenant_file(paths, A, MigrationSet.load())
+    conn = sqlite3.connect(paths.live(A))
+    conn.execute("INSERT INTO xp (user_id, xp, messages) VALUES (11, 1000, 5)")
+    conn.execute("INSERT INTO settings (key, value, updated_at) VALUES ('level_curve', '\"gradual\"', 'now')")
+    conn.execute("INSERT INTO level_roles (level, role_id) VALUES (5, 7777)")
+    conn.execute("INSERT INTO mod_cases (case_number, action, created_at) VALUES (1, 'warn', 'now')")
+    conn.commit()
+    conn.close()
+
+    report = run(legacy, tenants, merge=True)
+
+    assert report.accounted and report.ledger.status[str(A)] == "merged"
+    live = paths.live(A)
+    assert dict(rows(live, "SELECT user_id, xp FROM xp")) == {11: 1150, 12: 15050}
+    assert rows(live, "SELECT messages FROM xp WHERE user_id = 11") == [(17,)]
+    assert settings_of(live)["level_curve"] == "gradual"           # the server's own value wins
+    assert settings_of(live)["xp_min"] == 20                        # what it did not set comes in
+    assert rows(live, "SELECT level, role_id FROM level_roles ORDER BY level") == [(5, 7777), (10, 9002)]
+    assert rows(live, "SELECT case_number FROM mod_cases ORDER BY case_number") == [(1,), (2,), (3,)]
+    [backup] = report.summary.backups
+    assert rows(Path(backup), "SELECT user_id, xp FROM xp") == [(11, 1000)]
+    assert "XP and messages are summed" in report.render()
+
+    again = run(legacy, tenants, merge=True)
+
+    assert again.ledger.status[str(A)] == "already split from this file"
+    assert dict(rows(live, "SELECT user_id, xp FROM xp")) == {11: 1150, 12: 15050}
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"this is not a database at all" * 100)
+
+
+def _damaged(path: Path) -> None:
+    standard_legacy(path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.executemany("INSERT INTO users (user_id, username, discriminator) VALUES (?, 'u', '0')",
+                     [(1000 + n,) for n in range(3000)])
+    conn.commit()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for number in (3, 4, 5):
+        data[number * page:number * page + 16] = b"\xff" * 16  # b-tree page headers
+    path.write_bytes(bytes(data))
+
+
+def _tenant_file(path: Path) -> None:
+    create_tenant_file(TenantPaths(path.parent), 4242, MigrationSet.load())
+    os.replace(TenantPaths(path.parent).live(4242), path)
+
+
+def _other_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.close()
+
+
+def _birthdays_without_birthday(path: Path) -> None:
+    conn = create_legacy(path)
+    conn.execute("DROP TABLE birthdays")
+    conn.execute("CREATE TABLE birthdays (id INTEGER PRIMARY KEY, user_id INTEGER, day TEXT)")
+    conn.close()
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (_not_sqlite, "not a usable SQLite database"),
+    (_damaged, "malformed"),
+    (_tenant_file, "MalaBoT tenant file, not the legacy database"),
+    (_other_database, "no table users, settings (found: notes)"),
+    (_birthdays_without_birthday, "table birthdays has no column birthday"),
+])
+def test_corrupt_or_non_legacy_input_is_refused(tmp_path: Path, tenants: Path, make: object,
+                                                message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "input.db"
+    make(source)  # type: ignore[operator]
+    before = digest(source)
+
+    with pytest.raises(LegacyInputRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(source, tenants)
+    assert main(["legacy", "split", str(source), "--tenants-dir", str(tenants)]) == 1
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("malabot: ")
+    assert digest(source) == before
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+
+def test_a_missing_file_is_refused_in_one_line(tmp_path: Path, tenants: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["legacy", "split", str(tmp_path / "nope.db"), "--tenants-dir", str(tenants)]) == 1
+    assert capsys.readouterr().err.strip() == f"malabot: {tmp_path / 'nope.db'}: no such file"
+
+
+def test_a_bad_members_file_is_refused_with_its_line(legacy: Path, tenants: Path, tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_text("guild_id,user_id\n1003,16\n1003,abc\n", encoding="utf-8")
+
+    with pytest.raises(MembersFileRefused, match=r"members.csv:3: expected two Discord ids"):
+        run(legacy, tenants, members_csv=members)
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+
+def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, tenants: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["legacy", "split", str(legacy), "--tenants-dir", str(tenants), "--assign-unknown", "1001"]
+    assert main(argv) == 0
+
+    captured = capsys.readouterr()
+    assert "[1/3] guild 1001: new" in captured.err
+    assert "Per table" in captured.out and "Per server" in captured.out
+    assert "[1/3]" not in captured.out
+
+
+@pytest.fixture(autouse=True)
+def _no_env_tenants_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("MALABOT_TENANTS_DIR", raising=False)
+    yield
