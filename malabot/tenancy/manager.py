@@ -97,13 +97,6 @@ class TenantManager:
         for guild_id in list(self._slots):
             await self.close(guild_id)
 
-    async def _flush_before_shutdown(self) -> None:
-        for hook in self._shutdown_hooks:
-            await _run_logged(hook(), "shutdown hook")
-        for guild_id in [gid for gid, slot in self._slots.items() if slot.conn is not None]:
-            for file_hook in self._file_hooks:
-                await _run_logged(file_hook(guild_id), f"before-file-operation hook for guild {guild_id}")
-
     def add_before_file_operation(self, hook: FileOperationHook) -> None:
         """`hook(guild_id)` runs before a backup, restore or archive of that guild (and on close_all)."""
         self._file_hooks.append(hook)
@@ -348,6 +341,13 @@ class TenantManager:
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:
             await hook(guild_id)
+
+    async def _flush_before_shutdown(self) -> None:
+        for hook in self._shutdown_hooks:
+            await _run_logged(hook(), "shutdown hook")
+        for guild_id in [gid for gid, slot in self._slots.items() if slot.conn is not None]:
+            for file_hook in self._file_hooks:
+                await _run_logged(file_hook(guild_id), f"before-file-operation hook for guild {guild_id}")
 
 
 class _Opener:
