@@ -1,0 +1,216 @@
+"""Pure rules of the legacy split: values, settings, the row layouts the builder unpacks, the ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from malabot.features.birthdays.rules import PLACEHOLDERS as BIRTHDAY_PLACEHOLDERS
+from malabot.features.welcome.rules import WELCOME_PLACEHOLDERS
+from malabot.features.xp.rules import LEVELUP_PLACEHOLDERS
+from malabot.guild_settings import GuildSettings
+from malabot.legacy.build import layouts_match
+from malabot.legacy.mapping import (
+    RULES,
+    TEMPLATE_PLACEHOLDERS,
+    celebration_day,
+    map_settings,
+    normalize_timestamp,
+    parse_birthday,
+    parse_day,
+    parse_snowflake,
+    parse_toggle,
+    translate_placeholders,
+)
+from malabot.legacy.report import HOLDING_LABEL, Ledger
+
+# --- values -------------------------------------------------------------------------------------
+
+def test_old_placeholders_become_new_ones() -> None:
+    assert translate_placeholders("{member.mention} / {member.name} / {server.name} / #{member.count}") == (
+        "{member} / {member} / {server} / #{member_count}")
+    assert translate_placeholders("GG {member.mention}, level {level}") == "GG {member}, level {level}"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("true", True), ("False", False), (" yes ", True), ("off", False), ("1", True), ("0", False)])
+def test_toggles(text: str, expected: bool) -> None:
+    assert parse_toggle(text) is expected
+
+
+def test_a_toggle_must_be_one() -> None:
+    with pytest.raises(ValueError, match="not a toggle"):
+        parse_toggle("maybe")
+
+
+def test_ids_are_decimal_and_empty_means_unset() -> None:
+    assert parse_snowflake(" 123456789012345678 ") == 123456789012345678
+    assert parse_snowflake("") is None and parse_snowflake("None") is None and parse_snowflake("0") is None
+    for bad in ("<#123>", "-5", "12a", str(2**63)):
+        with pytest.raises(ValueError, match="not a Discord id"):
+            parse_snowflake(bad)
+
+
+def test_birthdays_are_month_day_with_feb_29_allowed() -> None:
+    assert parse_birthday("02-29") == (2, 29, None)
+    assert parse_birthday("12-31") == (12, 31, None)
+    assert parse_birthday("1990-07-04") == (7, 4, 1990)
+    assert parse_birthday("1850-07-04") == (7, 4, None)  # the new schema keeps years from 1900 on
+
+
+@pytest.mark.parametrize("text", ["13-01", "02-30", "04-31", "00-10", "2-3", "", "1991-02-29", None, 229])
+def test_impossible_birthdays_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="invalid birthday"):
+        parse_birthday(text)
+
+
+def test_feb_29_is_celebrated_on_feb_28_in_other_years() -> None:
+    assert celebration_day(2, 29, 2023) == "2023-02-28"
+    assert celebration_day(2, 29, 2024) == "2024-02-29"
+    assert celebration_day(7, 4, 2023) == "2023-07-04"
+
+
+def test_check_in_days_must_exist() -> None:
+    assert parse_day("2024-02-29") == "2024-02-29"
+    for bad in ("2023-02-29", "2024-13-01", "01-05-2024", None):
+        with pytest.raises(ValueError, match="invalid date"):
+            parse_day(bad)
+
+
+def test_sqlite_timestamps_become_iso_utc_and_others_stay_verbatim() -> None:
+    assert normalize_timestamp("2024-03-01 10:00:00") == "2024-03-01T10:00:00+00:00"
+    assert normalize_timestamp("2024-03-01 10:00:00.123") == "2024-03-01T10:00:00.123+00:00"
+    assert normalize_timestamp("yesterday") == "yesterday"
+    assert normalize_timestamp(None) is None
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+def test_a_server_without_settings_keeps_the_old_defaults() -> None:
+    mapped = map_settings({})
+    assert mapped.values == {"level_curve": "custom", "xp_min": 10, "xp_max": 10}
+    assert mapped.kept == {}
+
+
+def test_known_keys_map_onto_the_new_settings() -> None:
+    mapped = map_settings({
+        "xp_per_message": "30", "xp_message_enabled": "false", "xp_channel": "11",
+        "xp_levelup_message": "{member.mention} is level {level}", "xp_progression_type": "Gradual",
+        "timezone": "Europe/Paris", "birthday_channel": "12", "birthday_time": "18:00",
+        "birthday_message": "Happy birthday {member.name}!", "birthday_set_xp": "250",
+        "welcome_channel": "13", "welcome_message": "Hi {member.mention}", "welcome_enabled": "false",
+        "goodbye_channel": "14", "goodbye_message": "{member.name} left {server.name}",
+        "onboarding_role": "15", "verify_role": "16",
+    })
+    assert mapped.values == {
+        "xp_min": 30, "xp_max": 30, "xp_enabled": False, "levelup_channel_id": 11,
+        "levelup_template": "{member} is level {level}", "level_curve": "gradual", "timezone": "Europe/Paris",
+        "birthday_channel_id": 12, "birthday_hour": 18, "birthday_template": "Happy birthday {member}!",
+        "birthday_xp": 250, "welcome_channel_id": 13, "welcome_template": "Hi {member}",
+        "goodbye_enabled": True, "goodbye_channel_id": 14, "goodbye_template": "{member} left {server}",
+        "autorole_id": 15, "verified_role_id": 16,
+    }
+    assert mapped.kept == {}
+    GuildSettings.model_validate(mapped.values)
+
+
+def test_keys_without_counterpart_are_kept_verbatim() -> None:
+    legacy = {"xp_per_reaction": "2", "welcome_title": "Hey", "role_connections": '{"1": [2, 3]}',
+              "mod_role": "77", "verify_channel": "78", "something_new": None}
+    mapped = map_settings(legacy)
+    assert mapped.kept == legacy
+    assert set(mapped.values) == {"level_curve", "xp_min", "xp_max"}
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("timezone", "Mars/Olympus", "refused by the new settings (timezone)"),
+    ("xp_channel", "#general", "not a Discord id"),
+    ("xp_per_message", "20000", "refused by the new settings"),
+    ("welcome_enabled", "sometimes", "not a toggle"),
+    ("birthday_message", "Happy {server.name} day", "Unknown placeholder {server}"),
+    ("birthday_time", "25:00", "not a time HH:MM"),
+])
+def test_unusable_values_of_known_keys_are_kept_verbatim_with_the_reason(key: str, value: str,
+                                                                         why: str) -> None:
+    mapped = map_settings({key: value})
+    assert mapped.kept == {key: value}
+    assert why in mapped.why_kept[key]
+    GuildSettings.model_validate(mapped.values)
+
+
+def test_minutes_of_the_birthday_time_are_kept_beside_the_hour() -> None:
+    mapped = map_settings({"birthday_time": "07:45"})
+    assert mapped.values["birthday_hour"] == 7
+    assert mapped.kept == {"birthday_time": "07:45"}
+
+
+def test_an_unknown_curve_falls_back_to_the_old_default_and_is_kept() -> None:
+    mapped = map_settings({"xp_progression_type": "exponential"})
+    assert mapped.values["level_curve"] == "custom"
+    assert mapped.kept == {"xp_progression_type": "exponential"}
+
+
+def test_birthday_announcements_switched_off_means_no_birthday_channel() -> None:
+    mapped = map_settings({"birthday_channel": "12", "birthday_announcements_enabled": "false"})
+    assert "birthday_channel_id" not in mapped.values
+    assert mapped.kept == {"birthday_channel": "12"}
+    assert map_settings({"birthday_channel": "12", "birthday_announcements_enabled": "true"}).values[
+        "birthday_channel_id"] == 12
+
+
+def test_a_welcome_channel_without_a_toggle_means_welcomes_were_sent() -> None:
+    assert map_settings({"welcome_channel": "13"}).values["welcome_enabled"] is True
+    assert "welcome_enabled" not in map_settings({"welcome_channel": "13", "welcome_enabled": "false"}).values
+
+
+def test_every_rule_targets_a_real_setting() -> None:
+    fields = set(GuildSettings.model_fields)
+    assert set(TEMPLATE_PLACEHOLDERS) <= fields
+    for key in RULES:
+        assert key not in fields or key in {"timezone", "welcome_enabled"}
+
+
+def test_template_placeholders_match_the_features() -> None:
+    assert TEMPLATE_PLACEHOLDERS["levelup_template"] == tuple(LEVELUP_PLACEHOLDERS)
+    assert TEMPLATE_PLACEHOLDERS["birthday_template"] == tuple(BIRTHDAY_PLACEHOLDERS)
+    assert TEMPLATE_PLACEHOLDERS["welcome_template"] == tuple(WELCOME_PLACEHOLDERS)
+    assert TEMPLATE_PLACEHOLDERS["goodbye_template"] == tuple(WELCOME_PLACEHOLDERS)
+
+
+def test_the_builder_unpacks_rows_in_the_readers_layout() -> None:
+    assert layouts_match()
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+def test_a_row_read_but_never_placed_is_unaccounted() -> None:
+    ledger = Ledger()
+    ledger.add_read("users", [1, 2, 3, 4])
+    ledger.wrote("users", [1], "1001")
+    ledger.wrote("users", [1], "1002")       # the same global row in two servers counts once
+    ledger.wrote("users", [2], HOLDING_LABEL)
+    ledger.hold("users", 3, "profile only")
+
+    assert ledger.unaccounted() == {"users": 1}
+    totals = ledger.totals()["users"]
+    assert (totals.read, totals.written, totals.holding, dict(totals.held)) == (4, 1, 1, {"profile only": 1})
+
+    ledger.hold("users", 4, "superseded", "1001")
+    assert ledger.unaccounted() == {}
+
+
+def test_written_somewhere_wins_over_held_elsewhere() -> None:
+    ledger = Ledger()
+    ledger.add_read("birthdays", [7])
+    ledger.hold("birthdays", 7, "superseded", "1001")
+    ledger.wrote("birthdays", [7], "1002")
+
+    assert ledger.totals()["birthdays"].written == 1
+    assert ledger.totals()["birthdays"].held == {}
+    assert ledger.destinations["1001"].held_reasons("birthdays") == {"superseded": 1}
+
+
+def test_rows_recorded_but_never_read_are_reported() -> None:
+    ledger = Ledger()
+    ledger.add_read("users", [1])
+    ledger.wrote("users", [1, 2], "1001")
+    assert ledger.strays() == {"users": 1}
