@@ -1,0 +1,341 @@
+"""The gateway websocket (API v10, JSON text frames): sessions, dispatch, resume, member chunks.
+
+A *session* outlives its websocket: when a connection drops, events keep numbering and are kept,
+so a RESUME replays what was missed, as on Discord. Events are filtered per session by shard and
+intents, and message content is blanked without the MESSAGE_CONTENT intent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from malabot.sandbox import payloads
+from malabot.sandbox.recorder import GatewayFrame, RequestLog
+from malabot.sandbox.state import Guild, World
+from malabot.sandbox.waiting import Waiters
+
+log = logging.getLogger(__name__)
+
+# Opcodes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway).
+DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE_UPDATE, VOICE_STATE_UPDATE = 0, 1, 2, 3, 4
+RESUME, RECONNECT, REQUEST_GUILD_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
+
+# Close codes py-cord treats as final (bad token) or resumable (anything else, e.g. 4000).
+CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_RESUMABLE = 4000
+
+GUILDS = 1 << 0
+GUILD_MEMBERS = 1 << 1
+GUILD_MODERATION = 1 << 2
+GUILD_MESSAGES = 1 << 9
+GUILD_MESSAGE_REACTIONS = 1 << 10
+DIRECT_MESSAGES = 1 << 12
+DIRECT_MESSAGE_REACTIONS = 1 << 13
+MESSAGE_CONTENT = 1 << 15
+
+_GUILD_EVENT_INTENTS = {
+    "GUILD_CREATE": GUILDS, "GUILD_UPDATE": GUILDS, "GUILD_DELETE": GUILDS,
+    "GUILD_ROLE_CREATE": GUILDS, "GUILD_ROLE_UPDATE": GUILDS, "GUILD_ROLE_DELETE": GUILDS,
+    "CHANNEL_CREATE": GUILDS, "CHANNEL_UPDATE": GUILDS, "CHANNEL_DELETE": GUILDS,
+    "GUILD_MEMBER_ADD": GUILD_MEMBERS, "GUILD_MEMBER_UPDATE": GUILD_MEMBERS,
+    "GUILD_MEMBER_REMOVE": GUILD_MEMBERS,
+    "GUILD_BAN_ADD": GUILD_MODERATION, "GUILD_BAN_REMOVE": GUILD_MODERATION,
+}
+_MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
+_REACTION_EVENTS = {"MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE"}
+CHUNK_SIZE = 1000
+
+
+def required_intent(event: str, *, in_guild: bool) -> int:
+    """The intent a bot needs to receive `event` (0: always delivered, e.g. INTERACTION_CREATE)."""
+    if event in _MESSAGE_EVENTS:
+        return GUILD_MESSAGES if in_guild else DIRECT_MESSAGES
+    if event in _REACTION_EVENTS:
+        return GUILD_MESSAGE_REACTIONS if in_guild else DIRECT_MESSAGE_REACTIONS
+    return _GUILD_EVENT_INTENTS.get(event, 0)
+
+
+@dataclass
+class Session:
+    """An identified gateway session; `connection` is None while the bot is disconnected."""
+
+    id: str
+    intents: int
+    shard_id: int
+    shard_count: int
+    connection: web.WebSocketResponse | None = None
+    seq: int = 0
+    heartbeat_seq: int = -1  # the last sequence number the bot reported in a heartbeat
+    history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=2000))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def handles_guild(self, guild_id: int) -> bool:
+        return (guild_id >> 22) % self.shard_count == self.shard_id
+
+
+class Gateway:
+    """Accepts the bot's websocket connections and pushes events to its sessions."""
+
+    def __init__(self, world: World, log: RequestLog, *, token: str, heartbeat_interval: float) -> None:
+        self.world = world
+        self.log = log
+        self.token = token
+        self.heartbeat_interval = heartbeat_interval
+        self.url = ""  # ws://127.0.0.1:PORT/gateway, set once the server has a port
+        self.sessions: dict[str, Session] = {}
+        self.presence: dict[str, Any] | None = None  # the bot's last PRESENCE_UPDATE
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._waiters = Waiters()
+
+    # ---- what the rest of the sandbox uses -------------------------------------------------
+
+    @property
+    def connected_sessions(self) -> list[Session]:
+        return [s for s in self.sessions.values() if s.connection is not None]
+
+    async def dispatch(self, event: str, payload: dict[str, Any], *, guild_id: int | None = None,
+                       dm: bool = False) -> int:
+        """Send an event to every session that should see it; returns how many were sent.
+
+        `guild_id` routes it to the right shard and marks it a guild event for intent checks;
+        `dm` marks a direct-message event. Sessions that are disconnected keep it for RESUME.
+        """
+        sent = 0
+        for session in list(self.sessions.values()):
+            if guild_id is not None and not session.handles_guild(guild_id):
+                continue
+            needed = required_intent(event, in_guild=guild_id is not None and not dm)
+            if needed and not session.intents & needed:
+                continue
+            await self._send_event(session, event, self._visible_payload(session, event, payload))
+            sent += 1
+        return sent
+
+    async def barrier(self, *, within: float) -> None:
+        """Return once the bot has parsed every event sent so far.
+
+        py-cord reads frames in order and answers a server HEARTBEAT (op 1) at once with its last
+        sequence number, so an answer carrying our latest number means the earlier frames are in.
+        """
+        targets: list[tuple[Session, int]] = []
+        for session in self.connected_sessions:
+            async with session.lock:
+                if session.heartbeat_seq >= session.seq or session.connection is None:
+                    continue
+                targets.append((session, session.seq))
+                await self._send_raw(session.connection, {"op": HEARTBEAT, "d": None})
+
+        def caught_up() -> bool:
+            return all(s.heartbeat_seq >= seq or s.connection is None for s, seq in targets)
+
+        await self._waiters.wait_until(caught_up, within=within, waiting_for="the bot to read its events")
+
+    async def wait_for_session(self, *, within: float) -> Session:
+        """The first connected session (the bot has sent IDENTIFY and got READY)."""
+        await self._waiters.wait_until(lambda: bool(self.connected_sessions), within=within,
+                                       waiting_for="the bot to connect to the gateway")
+        return self.connected_sessions[0]
+
+    async def disconnect(self, *, resumable: bool) -> None:
+        """Drop every connection: resumable (close 4000, the bot RESUMEs) or not (INVALID_SESSION)."""
+        for session in list(self.sessions.values()):
+            socket = session.connection
+            if socket is None:
+                continue
+            if resumable:
+                await socket.close(code=CLOSE_RESUMABLE)
+            else:
+                del self.sessions[session.id]
+                await self._send_raw(socket, {"op": INVALID_SESSION, "d": False})
+            session.connection = None
+        self._waiters.notify()
+
+    async def close(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close(code=1001)
+        self.sessions.clear()
+
+    # ---- the websocket ---------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(max_msg_size=0)
+        await socket.prepare(request)
+        self._sockets.add(socket)
+        session: Session | None = None
+        try:
+            await self._send_raw(socket, {"op": HELLO, "d": {"heartbeat_interval": self.heartbeat_interval}})
+            async for message in socket:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                frame = json.loads(message.data)
+                op, data = frame.get("op"), frame.get("d")
+                self.log.record_frame(GatewayFrame(op, data))
+                session = await self._on_frame(socket, session, op, data)
+        finally:
+            self._sockets.discard(socket)
+            if session is not None and session.connection is socket:
+                session.connection = None
+            self._waiters.notify()
+        return socket
+
+    async def _on_frame(self, socket: web.WebSocketResponse, session: Session | None, op: int,
+                        data: Any) -> Session | None:
+        if op == HEARTBEAT:
+            if session is not None and isinstance(data, int):
+                session.heartbeat_seq = max(session.heartbeat_seq, data)
+                self._waiters.notify()
+            await self._send_raw(socket, {"op": HEARTBEAT_ACK})
+        elif op == IDENTIFY:
+            return await self._identify(socket, data)
+        elif op == RESUME:
+            return await self._resume(socket, data)
+        elif op == REQUEST_GUILD_MEMBERS and session is not None:
+            await self._send_member_chunks(session, data)
+        elif op == PRESENCE_UPDATE:
+            self.presence = data
+        return session
+
+    async def _identify(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> Session | None:
+        if data.get("token") != self.token:
+            await socket.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            return None
+        shard_id, shard_count = data.get("shard") or (0, 1)
+        session = Session(secrets.token_hex(16), int(data.get("intents", 0)), shard_id, shard_count)
+        self.sessions[session.id] = session
+        session.connection = socket
+        guilds = [g for g in self.world.bot_guilds() if session.handles_guild(g.id)]
+        await self._send_event(session, "READY", self._ready_payload(session, guilds))
+        for guild in guilds:
+            if not guild.unavailable:
+                payload = self.guild_create(session, guild, unavailable=False)
+                await self._send_event(session, "GUILD_CREATE", payload)
+        self._waiters.notify()
+        return session
+
+    async def _resume(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> Session | None:
+        if data.get("token") != self.token:
+            await socket.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            return None
+        session = self.sessions.get(str(data.get("session_id")))
+        last_seen = data.get("seq") or 0
+        oldest_kept = session.history[0][0] if session and session.history else 1
+        if session is None or last_seen + 1 < oldest_kept:
+            await self._send_raw(socket, {"op": INVALID_SESSION, "d": False})
+            return None
+        async with session.lock:
+            previous = session.connection
+            session.connection = socket
+            for seq, frame in session.history:
+                if seq > last_seen:
+                    await socket.send_str(frame)
+        if previous is not None and previous is not socket:
+            await previous.close(code=CLOSE_RESUMABLE)
+        await self._send_event(session, "RESUMED", {"_trace": ["sandbox"]})
+        self._waiters.notify()
+        return session
+
+    async def _send_member_chunks(self, session: Session, data: dict[str, Any]) -> None:
+        guild = self.world.guilds.get(int(data["guild_id"]))
+        if guild is None:
+            return
+        wanted_ids = {int(i) for i in data.get("user_ids") or []}
+        members = _matching_members(self.world, guild, str(data.get("query") or ""), wanted_ids)
+        limit = int(data.get("limit") or 0)
+        if limit:
+            members = members[:limit]
+        chunks = [members[i:i + CHUNK_SIZE] for i in range(0, len(members), CHUNK_SIZE)] or [[]]
+        not_found = sorted(wanted_ids - {m.user_id for m in members})
+        for index, chunk in enumerate(chunks):
+            payload: dict[str, Any] = {
+                "guild_id": str(guild.id),
+                "members": [payloads.member_payload(self.world, m) for m in chunk],
+                "chunk_index": index,
+                "chunk_count": len(chunks),
+                "not_found": [str(i) for i in not_found] if index == 0 else [],
+            }
+            if data.get("presences"):
+                payload["presences"] = []
+            if data.get("nonce") is not None:
+                payload["nonce"] = data["nonce"]  # py-cord waits 5 s per guild without it
+            await self._send_event(session, "GUILD_MEMBERS_CHUNK", payload)
+
+    # ---- payloads and sending --------------------------------------------------------------
+
+    def guild_create(self, session: Session, guild: Guild, *, unavailable: bool | None) -> dict[str, Any]:
+        return payloads.guild_create_payload(
+            self.world, guild, include_members=bool(session.intents & GUILD_MEMBERS), unavailable=unavailable
+        )
+
+    def _ready_payload(self, session: Session, guilds: Iterable[Guild]) -> dict[str, Any]:
+        return {
+            "v": 10,
+            "user": payloads.current_user_payload(self.world.bot_user),
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "session_id": session.id,
+            "session_type": "normal",
+            "resume_gateway_url": self.url,
+            "shard": [session.shard_id, session.shard_count],
+            "application": {"id": str(self.world.application_id), "flags": 0},
+            "private_channels": [],
+            "presences": [],
+            "relationships": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "_trace": ["sandbox"],
+        }
+
+    def _visible_payload(self, session: Session, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Without MESSAGE_CONTENT a bot sees content only in DMs, its own messages and mentions."""
+        if event not in ("MESSAGE_CREATE", "MESSAGE_UPDATE") or session.intents & MESSAGE_CONTENT:
+            return payload
+        bot_id = str(self.world.bot_user.id)
+        mentioned = any(user.get("id") == bot_id for user in payload.get("mentions", []))
+        if "guild_id" not in payload or payload.get("author", {}).get("id") == bot_id or mentioned:
+            return payload
+        return {**payload, "content": "", "embeds": [], "attachments": [], "components": []}
+
+    async def send_to_session(self, session: Session, event: str, payload: dict[str, Any]) -> None:
+        await self._send_event(session, event, payload)
+
+    async def _send_event(self, session: Session, event: str, payload: dict[str, Any]) -> None:
+        async with session.lock:
+            session.seq += 1
+            frame = json.dumps({"op": DISPATCH, "t": event, "s": session.seq, "d": payload})
+            session.history.append((session.seq, frame))
+            if session.connection is not None and not session.connection.closed:
+                try:
+                    await session.connection.send_str(frame)
+                except (ConnectionResetError, RuntimeError):
+                    log.debug("connection of session %s went away; the event waits for RESUME", session.id)
+
+    async def _send_raw(self, socket: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        if not socket.closed:
+            try:
+                await socket.send_str(json.dumps(frame))
+            except (ConnectionResetError, RuntimeError):
+                log.debug("gateway connection went away before %s", frame.get("op"))
+
+
+def _matching_members(world: World, guild: Guild, query: str, wanted_ids: set[int]) -> list[Any]:
+    members = list(guild.members.values())
+    if wanted_ids:
+        return [m for m in members if m.user_id in wanted_ids]
+    if not query:
+        return members
+    needle = query.lower()
+
+    def names(member: Any) -> list[str]:
+        user = world.user(member.user_id)
+        return [n.lower() for n in (user.username, user.global_name, member.nick) if n]
+
+    return [m for m in members if any(n.startswith(needle) for n in names(m))]
