@@ -1,0 +1,453 @@
+"""The sandbox server against the real py-cord client: a plain `discord.Bot`, no MalaBot code.
+
+Each test starts a fresh server and bot (about 0.1 s), acts as Discord users through the
+`FakeDiscord` API and checks what the bot saw and what it sent.
+"""
+
+import asyncio
+import io
+import json
+import socket
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+
+from malabot.sandbox import (
+    FakeDiscord,
+    Guild,
+    Permission,
+    RealNetworkForbidden,
+    Role,
+    SandboxError,
+    User,
+    running_bot,
+    sandbox_client_options,
+)
+
+MEMBERS_AND_CONTENT = discord.Intents.default() | discord.Intents(members=True, message_content=True)
+
+
+class DemoBot(discord.Bot):
+    """A plain py-cord bot with a handful of commands and listeners that record what they saw."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("intents", MEMBERS_AND_CONTENT)
+        super().__init__(**sandbox_client_options(), **options)
+        self.seen: dict[str, list[Any]] = defaultdict(list)
+        self._add_commands()
+        for event in ("member_remove", "raw_member_remove", "guild_remove", "guild_unavailable",
+                      "guild_available", "guild_join", "message", "resumed", "member_update"):
+            self.add_listener(self._recorder(event), f"on_{event}")
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """py-cord sleeps 5 s before every IDENTIFY but the first (Discord's identify rate limit)."""
+
+    def _recorder(self, event: str) -> Any:
+        async def record(*args: Any) -> None:
+            self.seen[event].append(args[0] if len(args) == 1 else args)
+
+        return record
+
+    def _add_commands(self) -> None:
+        @self.slash_command(name="secret", description="Answers only to you")
+        async def secret(ctx: discord.ApplicationContext) -> None:
+            await ctx.respond("only you can see this", ephemeral=True)
+
+        @self.slash_command(name="slow", description="Thinks first")
+        async def slow(ctx: discord.ApplicationContext) -> None:
+            await ctx.defer(ephemeral=True)
+            await ctx.followup.send("done thinking")  # not ephemeral itself: the deferral decides
+
+        @self.slash_command(name="whois", description="About a member")
+        async def whois(ctx: discord.ApplicationContext,
+                        member: discord.Option(discord.Member, "who")) -> None:  # type: ignore[valid-type]
+            await ctx.respond(f"{member.display_name}: top role {member.top_role.name}")
+
+        @self.slash_command(name="report", description="Sends a file")
+        async def report(ctx: discord.ApplicationContext) -> None:
+            embed = discord.Embed(title="Weekly report", description="see the attachment")
+            csv = discord.File(io.BytesIO(b"name,xp\nalice,10\n"), "report.csv")
+            await ctx.respond(embed=embed, file=csv)
+
+        @self.slash_command(name="measure", description="Reads an uploaded file")
+        async def measure(ctx: discord.ApplicationContext,
+                          upload: discord.Option(discord.Attachment, "a file")) -> None:  # type: ignore[valid-type]
+            data = await upload.read()
+            await ctx.respond(f"{upload.filename}: {len(data)} bytes")
+
+        @self.slash_command(name="vote", description="A button")
+        async def vote(ctx: discord.ApplicationContext) -> None:
+            await ctx.respond("Vote now", view=VoteView())
+
+        @self.slash_command(name="feedback", description="Opens a form")
+        async def feedback(ctx: discord.ApplicationContext) -> None:
+            await ctx.send_modal(FeedbackModal(title="Feedback"))
+
+
+class VoteView(discord.ui.View):
+    @discord.ui.button(label="Yes", style=discord.ButtonStyle.green)
+    async def yes(self, button: discord.ui.Button, interaction: discord.Interaction) -> None:
+        await interaction.response.edit_message(content=f"{interaction.user.name} voted yes", view=None)
+
+
+class FeedbackModal(discord.ui.Modal):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(discord.ui.InputText(label="Your feedback", custom_id="text"), **kwargs)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"thanks for: {self.children[0].value}", ephemeral=True)
+
+
+@dataclass
+class World:
+    guild: Guild
+    channel: int
+    member_role: Role
+    alice: User
+    bob: User
+
+
+@pytest.fixture
+def world(discord_server: FakeDiscord) -> World:
+    guild = discord_server.add_guild("Demo")
+    member_role = discord_server.add_role(guild, "Member")
+    alice = discord_server.add_user("alice", global_name="Alice")
+    bob = discord_server.add_user("bob")
+    discord_server.add_member(guild, alice, roles=[member_role])
+    discord_server.add_member(guild, bob)
+    assert guild.system_channel_id is not None
+    return World(guild, guild.system_channel_id, member_role, alice, bob)
+
+
+@pytest.fixture
+async def bot(start_bot: Any, world: World) -> DemoBot:
+    started: DemoBot = await start_bot(DemoBot())
+    return started
+
+
+# ---- startup -----------------------------------------------------------------------------------
+
+
+async def test_startup_logs_in_connects_and_syncs_commands(discord_server: FakeDiscord, bot: DemoBot,
+                                                           world: World) -> None:
+    app = discord_server.application_id
+    assert [r.path for r in discord_server.requests_to("GET", "/users/@me")] == ["/users/@me"]
+    assert discord_server.requests_to("GET", "/gateway")
+    synced = discord_server.requests_to("PUT", f"/applications/{app}/commands")
+    assert len(synced) == 1
+    assert {c["name"] for c in synced[0].json} == {c.name for c in discord_server.commands()}
+    assert "whois" in {c.name for c in discord_server.commands()}
+
+    identify = next(f for f in discord_server.gateway_frames if f.op == 2)
+    assert identify.data["intents"] == MEMBERS_AND_CONTENT.value
+    cached = bot.get_guild(world.guild.id)
+    assert cached is not None and cached.get_member(world.alice.id) is not None
+    assert cached.me.top_role.name == bot.user.name  # the bot's managed role came with GUILD_CREATE
+
+
+async def test_json_answers_carry_exactly_application_json(discord_server: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bot {discord_server.token}"}
+        async with session.get(discord_server.api_base_url + "/users/@me", headers=headers) as answer:
+            assert answer.headers["Content-Type"] == "application/json"
+            assert (await answer.json())["id"] == str(discord_server.bot_user.id)
+        async with session.get(discord_server.api_base_url + "/users/@me") as anonymous:
+            assert anonymous.status == 401
+
+
+async def test_wrong_token_is_refused_at_login(discord_server: FakeDiscord) -> None:
+    client = discord.Bot(**sandbox_client_options())
+    discord_server.token = discord_server.gateway.token = "wrong.token.entirely"
+    with pytest.raises(SandboxError, match="LoginFailure"):
+        async with running_bot(discord_server, client):
+            pass
+
+
+# ---- interactions --------------------------------------------------------------------------------
+
+
+async def test_ephemeral_reply(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "secret")
+
+    assert reply.content == "only you can see this"
+    assert reply.ephemeral and reply.flags & 64
+    assert discord_server.messages_in(world.channel) == []  # ephemeral answers are not channel history
+    callback = discord_server.requests_to("POST", f"/interactions/{reply.id}/*/callback")[0]
+    assert callback.json["type"] == 4
+
+
+async def test_deferred_reply_is_completed_by_the_followup(discord_server: FakeDiscord, bot: DemoBot,
+                                                           world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.bob, "slow")
+
+    assert reply.deferred and reply.callback_type == 5
+    assert reply.content == "done thinking"
+    assert reply.ephemeral  # as on Discord: the deferral's flag wins over the follow-up's
+    assert len(reply.messages) == 1 and reply.followups == []
+
+
+async def test_user_option_resolves_the_member(discord_server: FakeDiscord,
+                                               bot: DemoBot, world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.bob, "whois",
+                                                options={"member": world.alice})
+
+    assert reply.content == "Alice: top role Member"
+    assert not reply.ephemeral
+    # A public answer is channel history and reached the bot as MESSAGE_CREATE too.
+    assert [m.id for m in discord_server.messages_in(world.channel)] == [reply.message.id]
+    assert reply.message.id in [m.id for m in bot.seen["message"]]
+
+
+async def test_file_and_embed_reply(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "report")
+
+    assert reply.embeds[0]["title"] == "Weekly report"
+    assert [(f.filename, f.data) for f in reply.files] == [("report.csv", b"name,xp\nalice,10\n")]
+    callback = discord_server.requests_to("POST", "/interactions/*/callback")[-1]
+    assert [f.filename for f in callback.files] == ["report.csv"]  # sent as multipart
+
+
+async def test_attachment_option_is_downloadable_by_the_bot(discord_server: FakeDiscord, bot: DemoBot,
+                                                            world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "measure",
+                                                options={"upload": ("notes.txt", b"12345")})
+    assert reply.content == "notes.txt: 5 bytes"
+
+
+async def test_button_press_updates_the_message(discord_server: FakeDiscord,
+                                                bot: DemoBot, world: World) -> None:
+    vote = await discord_server.invoke_command(world.guild, world.channel, world.alice, "vote")
+    assert [b["label"] for b in vote.message.buttons()] == ["Yes"]
+
+    pressed = await discord_server.press_button(vote.message, world.bob, label="Yes")
+
+    assert pressed.callback_type == 7
+    assert discord_server.message(vote.message.id).content == "bob voted yes"
+    assert discord_server.message(vote.message.id).components == []
+
+
+async def test_modal_round_trip(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    opened = await discord_server.invoke_command(world.guild, world.channel, world.alice, "feedback")
+    assert opened.callback_type == 9 and opened.modal is not None
+
+    submitted = await discord_server.submit_modal(opened, {"Your feedback": "more quests"})
+
+    assert submitted.content == "thanks for: more quests"
+
+
+async def test_unknown_command_names_what_is_registered(discord_server: FakeDiscord, bot: DemoBot,
+                                                        world: World) -> None:
+    discord_server.timeout = 0.2
+    with pytest.raises(SandboxError, match="registered no command /nope"):
+        await discord_server.invoke_command(world.guild, world.channel, world.alice, "nope")
+
+
+# ---- gateway events --------------------------------------------------------------------------
+
+
+async def test_member_message_reaches_the_bot(discord_server: FakeDiscord,
+                                              bot: DemoBot, world: World) -> None:
+    sent = await discord_server.send_message(world.channel, world.alice, "hello there")
+
+    seen = [m for m in bot.seen["message"] if m.id == sent.id]
+    assert seen and seen[0].content == "hello there" and seen[0].author.id == world.alice.id
+
+
+async def test_without_message_content_intent_content_is_blank(discord_server: FakeDiscord, start_bot: Any,
+                                                               world: World) -> None:
+    plain = await start_bot(DemoBot(intents=discord.Intents.default() | discord.Intents(members=True)))
+    sent = await discord_server.send_message(world.channel, world.alice, "secret words")
+    mentioning = await discord_server.send_message(world.channel, world.alice, f"<@{plain.user.id}> hi")
+
+    by_id = {m.id: m for m in plain.seen["message"]}
+    assert by_id[sent.id].content == ""
+    assert by_id[mentioning.id].content.endswith("hi")
+
+
+async def test_member_remove_for_cached_and_uncached_members(discord_server: FakeDiscord, bot: DemoBot,
+                                                             world: World) -> None:
+    await discord_server.remove_member(world.guild, world.bob)
+    stranger = discord_server.add_user("never-seen")
+    await discord_server.remove_member(world.guild, stranger, uncached=True)
+
+    assert [raw.user.id for raw in bot.seen["raw_member_remove"]] == [world.bob.id, stranger.id]
+    assert [member.id for member in bot.seen["member_remove"]] == [world.bob.id]  # cached members only
+    assert bot.get_guild(world.guild.id).get_member(world.bob.id) is None
+
+
+async def test_outage_is_not_a_removal(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    await discord_server.guild_outage(world.guild)
+    assert [g.id for g in bot.seen["guild_unavailable"]] == [world.guild.id]
+    assert bot.seen["guild_remove"] == []
+
+    await discord_server.end_guild_outage(world.guild)
+    assert [g.id for g in bot.seen["guild_available"]][-1] == world.guild.id
+
+    await discord_server.remove_bot_from_guild(world.guild)
+    assert [g.id for g in bot.seen["guild_remove"]] == [world.guild.id]
+    assert bot.get_guild(world.guild.id) is None
+
+    await discord_server.add_bot_to_guild(world.guild)
+    assert [g.id for g in bot.seen["guild_join"]] == [world.guild.id]
+    assert bot.get_guild(world.guild.id) is not None
+
+
+async def test_resume_replays_missed_events(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    await discord_server.disconnect_bot(resumable=True)
+    await discord_server.remove_member(world.guild, world.bob)  # sent while the bot is away
+    resumed = bot.wait_for("resumed", timeout=2)
+    await resumed
+    await discord_server.sync_with_bot()
+
+    assert [f.op for f in discord_server.gateway_frames].count(6) == 1  # RESUME, no second IDENTIFY
+    assert [raw.user.id for raw in bot.seen["raw_member_remove"]] == [world.bob.id]
+
+
+async def test_invalid_session_makes_the_bot_identify_again(discord_server: FakeDiscord,
+                                                            bot: DemoBot) -> None:
+    ready_again = bot.wait_for("ready", timeout=2)
+    await discord_server.disconnect_bot(resumable=False)
+    await ready_again
+    assert [f.op for f in discord_server.gateway_frames].count(2) == 2
+
+
+async def test_member_query_gets_chunks_with_the_nonce(discord_server: FakeDiscord, bot: DemoBot,
+                                                       world: World) -> None:
+    guild = bot.get_guild(world.guild.id)
+    found = await guild.query_members(query="ali", limit=5)
+
+    assert [m.id for m in found] == [world.alice.id]
+    request = [f for f in discord_server.gateway_frames if f.op == 8][-1]
+    assert request.data["nonce"]
+
+
+# ---- the bot acting through REST ------------------------------------------------------------------
+
+
+async def test_moderation_calls_change_the_world(discord_server: FakeDiscord,
+                                                 bot: DemoBot, world: World) -> None:
+    guild = bot.get_guild(world.guild.id)
+    helper = discord_server.add_user("carol")
+    discord_server.add_member(world.guild, helper)
+    alice, bob = guild.get_member(world.alice.id), guild.get_member(world.bob.id)
+    extra = await guild.create_role(name="Helper")
+
+    await bob.add_roles(extra, reason="helps out")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    await alice.timeout(until, reason="cool down")
+    await guild.kick(bob)
+    await guild.ban(discord.Object(helper.id), reason="spam")
+    await discord_server.sync_with_bot()
+
+    assert discord_server.member(world.guild, world.bob) is None
+    assert discord_server.member(world.guild, helper) is None
+    assert discord_server.guild(world.guild).bans[helper.id].reason == "spam"
+    assert discord_server.member(world.guild, world.alice).communication_disabled_until == until
+    role_grant = discord_server.requests_to("PUT", f"/guilds/{world.guild.id}/members/{world.bob.id}/roles/*")
+    assert role_grant[0].reason == "helps out"
+    # The gateway events kept py-cord's cache right.
+    assert guild.get_member(world.alice.id).communication_disabled_until == until
+    assert guild.get_member(world.bob.id) is None
+    assert guild.get_role(extra.id) is not None
+
+
+async def test_role_hierarchy_and_permissions_are_enforced(discord_server: FakeDiscord, world: World,
+                                                           start_bot: Any) -> None:
+    above = discord_server.add_role(world.guild, "Admins", above_bot=True)
+    weak_guild = discord_server.add_guild("No perms", bot_permissions=Permission.VIEW_CHANNEL)
+    discord_server.add_member(weak_guild, world.bob)
+    bot = await start_bot(DemoBot())
+    guild = bot.get_guild(world.guild.id)
+
+    with pytest.raises(discord.Forbidden) as refused:
+        await guild.get_member(world.bob.id).add_roles(guild.get_role(above.id))
+    assert refused.value.code == 50013 and refused.value.status == 403
+    with pytest.raises(discord.Forbidden):
+        await bot.get_guild(weak_guild.id).kick(discord.Object(world.bob.id))
+    assert discord_server.member(world.guild, world.bob).roles == []
+    assert discord_server.member(weak_guild, world.bob) is not None
+
+
+async def test_unknown_ids_answer_discord_error_codes(discord_server: FakeDiscord, bot: DemoBot,
+                                                      world: World) -> None:
+    guild = bot.get_guild(world.guild.id)
+    channel = guild.get_channel(world.channel)
+    missing = 123456789012345678
+    expectations = [
+        (guild.fetch_member(missing), 10007),
+        (bot.fetch_channel(missing), 10003),
+        (channel.fetch_message(missing), 10008),
+        (bot.fetch_user(missing), 10013),
+        (guild.fetch_ban(discord.Object(world.alice.id)), 10026),
+    ]
+    for call, code in expectations:
+        with pytest.raises(discord.NotFound) as raised:
+            await call
+        assert raised.value.code == code
+
+
+async def test_bot_messages_edits_and_bulk_delete(discord_server: FakeDiscord, bot: DemoBot,
+                                                  world: World) -> None:
+    channel = bot.get_channel(world.channel)
+    first = await channel.send("first", embed=discord.Embed(title="t"))
+    second = await channel.send("second", file=discord.File(io.BytesIO(b"xyz"), "x.txt"))
+    await first.edit(content="first, edited")
+    old = await discord_server.send_message(world.channel, world.alice, "ancient",
+                                            at=datetime.now(UTC) - timedelta(days=20))
+
+    assert [m.content for m in discord_server.messages_in(world.channel, author=discord_server.bot_user)] == [
+        "first, edited", "second"]
+    assert discord_server.message(second.id).files[0].data == b"xyz"
+    with pytest.raises(discord.HTTPException) as too_old:
+        await channel.delete_messages([discord.Object(first.id), discord.Object(old.id)])
+    assert too_old.value.code == 50034
+    await channel.delete_messages([first, second])
+    assert discord_server.messages_in(world.channel) == [discord_server.message(old.id)]
+    with pytest.raises(discord.HTTPException) as empty:
+        await channel.send("")
+    assert empty.value.code == 50006
+
+
+async def test_dm_channel_is_created_then_used(discord_server: FakeDiscord,
+                                               bot: DemoBot, world: World) -> None:
+    closed = discord_server.add_user("private", accepts_dms=False)
+    discord_server.add_member(world.guild, closed)
+
+    await bot.get_user(world.alice.id).send("welcome!")
+    with pytest.raises(discord.Forbidden) as refused:
+        await (await bot.fetch_user(closed.id)).send("hello?")
+
+    assert refused.value.code == 50007
+    created = discord_server.requests_to("POST", "/users/@me/channels")
+    assert created[0].json == {"recipient_id": world.alice.id}
+    dm = discord_server.dm_channel(world.alice)
+    assert [m.content for m in discord_server.messages_in(dm)] == ["welcome!"]
+
+
+# ---- the network guard ------------------------------------------------------------------------------
+
+
+async def test_network_guard_refuses_the_internet() -> None:
+    with pytest.raises(RealNetworkForbidden), socket.socket() as raw:
+        raw.connect(("93.184.216.34", 80))
+    with pytest.raises(RealNetworkForbidden):
+        await asyncio.open_connection("93.184.216.34", 80)
+    with pytest.raises(RealNetworkForbidden):
+        socket.getaddrinfo("discord.com", 443)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RealNetworkForbidden):
+            await session.get("https://discord.com/api/v10/gateway")
+
+
+async def test_network_guard_allows_loopback(discord_server: FakeDiscord) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", discord_server.port)
+    writer.write(b"GET /api/v10/gateway HTTP/1.0\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert b"401" in answer.split(b"\r\n")[0]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == 0
