@@ -30,6 +30,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE_UPDATE, VOICE_STATE_UPDATE = 0, 1, 2, 3,
 RESUME, RECONNECT, REQUEST_GUILD_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
 
 # Close codes py-cord treats as final (bad token) or resumable (anything else, e.g. 4000).
+CLOSE_DECODE_ERROR = 4002
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_RESUMABLE = 4000
 
@@ -176,8 +177,12 @@ class Gateway:
             async for message in socket:
                 if message.type is not WSMsgType.TEXT:
                     continue
-                frame = json.loads(message.data)
-                op, data = frame.get("op"), frame.get("d")
+                try:
+                    frame = json.loads(message.data)
+                    op, data = frame.get("op"), frame.get("d")
+                except (ValueError, AttributeError):
+                    await socket.close(code=CLOSE_DECODE_ERROR, message=b"Decode error.")
+                    break
                 self.log.record_frame(GatewayFrame(op, data))
                 session = await self._on_frame(socket, session, op, data)
         finally:

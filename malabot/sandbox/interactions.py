@@ -173,10 +173,6 @@ class InteractionRegistry:
                 return reply
         raise unknown("Webhook")
 
-    def changed(self) -> None:
-        for reply in self.by_id.values():
-            reply.changed()
-
 
 def new_reply(world: World, *, type: int, name: str | None, guild: Guild | None, channel: Channel,
               user: User, source_message: Message | None = None, within: float = 5.0) -> InteractionReply:

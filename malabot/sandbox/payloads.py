@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from malabot.sandbox.permissions import channel_permissions
 from malabot.sandbox.state import (
     DM,
     GUILD_CATEGORY,
@@ -311,10 +310,6 @@ def application_payload(world: World) -> Json:
         "flags": 0,
         "bot": user_payload(world.bot_user),
     }
-
-
-def permissions_in(world: World, guild: Guild, user_id: int, channel: Channel | None) -> int:
-    return channel_permissions(guild, guild.members[user_id], channel)
 
 
 def _optional_id(value: int | None) -> str | None:

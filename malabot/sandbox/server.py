@@ -439,7 +439,7 @@ class FakeDiscord:
     async def press_button(self, message: IdLike, user: IdLike, *, custom_id: str | None = None,
                            label: str | None = None) -> InteractionReply:
         """Click a button on a message, found by `custom_id` or by its `label`."""
-        source = self.message(message)
+        source = self._live_message(message)
         button = find_component(source, custom_id=custom_id, label=label, component_types=(2,))
         if button.get("disabled"):
             raise SandboxError(f"the button {button.get('label') or button.get('custom_id')!r} is disabled")
@@ -451,12 +451,18 @@ class FakeDiscord:
     async def choose(self, message: IdLike, user: IdLike, values: Sequence[Any], *,
                      custom_id: str | None = None, placeholder: str | None = None) -> InteractionReply:
         """Pick `values` in a select menu (string values, or ids for user/role/channel selects)."""
-        source = self.message(message)
+        source = self._live_message(message)
         select = find_component(source, custom_id=custom_id, label=placeholder,
                                 component_types=(3, 5, 6, 7, 8))
+        if not select.get("min_values", 1) <= len(values) <= select.get("max_values", 1):
+            raise SandboxError(f"the select takes {select.get('min_values', 1)} to "
+                               f"{select.get('max_values', 1)} values, not {len(values)}")
         data: dict[str, Any] = {"custom_id": select["custom_id"], "component_type": select["type"]}
         if select["type"] == 3:
+            offered = [o["value"] for o in select.get("options", [])]
             data["values"] = [str(v) for v in values]
+            if any(v not in offered for v in data["values"]):
+                raise SandboxError(f"the select offers {offered}, not {list(values)}")
         else:
             data["values"] = [str(id_of(v)) for v in values]
             data["resolved"] = self._resolved_for_select(source, select["type"], data["values"])
@@ -476,6 +482,12 @@ class FakeDiscord:
         if reply.source_message is not None:
             payload["message"] = message_payload(self.world, reply.source_message)
         return await self._send_interaction(submit, payload)
+
+    def _live_message(self, message: IdLike) -> Message:
+        found = self.message(message)
+        if found.deleted:
+            raise SandboxError(f"message {found.id} was deleted; its components cannot be used")
+        return found
 
     def _interaction_place(self, guild: IdLike | None, channel: IdLike | None,
                            user: IdLike) -> tuple[Guild | None, Channel, User]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from malabot.sandbox.errors import ApiError, SandboxError, unknown
+from malabot.sandbox.errors import SandboxError, unknown
 from malabot.sandbox.permissions import ALL_PERMISSIONS, DEFAULT_EVERYONE
 from malabot.sandbox.snowflakes import Snowflakes, snowflake_time
 
@@ -470,12 +470,10 @@ class World:
             raise unknown("Guild") from None
 
     def bot_guild(self, guild_id: int) -> Guild:
-        """A guild the bot may act in: it exists, the bot is a member and it is not in an outage."""
+        """A guild the bot may act in: it exists and the bot is a member (outages don't stop REST)."""
         guild = self.guild(guild_id)
         if self.bot_user.id not in guild.members:
             raise unknown("Guild")
-        if guild.unavailable:
-            raise ApiError(503, 0, "Guild unavailable")
         return guild
 
     def member(self, guild_id: int, user_id: int) -> Member:

@@ -9,6 +9,7 @@ import io
 import json
 import socket
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,10 +40,22 @@ class DemoBot(discord.Bot):
         options.setdefault("intents", MEMBERS_AND_CONTENT)
         super().__init__(**sandbox_client_options(), **options)
         self.seen: dict[str, list[Any]] = defaultdict(list)
+        self.errors: list[BaseException] = []  # anything that went wrong inside the bot
         self._add_commands()
         for event in ("member_remove", "raw_member_remove", "guild_remove", "guild_unavailable",
-                      "guild_available", "guild_join", "message", "resumed", "member_update"):
+                      "guild_available", "guild_join", "message", "resumed", "member_update", "member_ban"):
             self.add_listener(self._recorder(event), f"on_{event}")
+        self.add_listener(self._welcome, "on_member_join")
+
+    async def _welcome(self, member: discord.Member) -> None:
+        await member.guild.system_channel.send(f"Welcome {member.mention}!")
+
+    async def on_application_command_error(self, context: discord.ApplicationContext,
+                                           exception: discord.DiscordException) -> None:
+        self.errors.append(exception)
+
+    async def on_error(self, event_method: str, *args: Any, **kwargs: Any) -> None:
+        self.errors.append(RuntimeError(f"error in {event_method}"))
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """py-cord sleeps 5 s before every IDENTIFY but the first (Discord's identify rate limit)."""
@@ -88,11 +101,48 @@ class DemoBot(discord.Bot):
         async def feedback(ctx: discord.ApplicationContext) -> None:
             await ctx.send_modal(FeedbackModal(title="Feedback"))
 
+        @self.slash_command(name="where", description="Where and who am I")
+        async def where(ctx: discord.ApplicationContext) -> None:
+            interaction = ctx.interaction
+            permissions = interaction.permissions
+            await ctx.respond(
+                f"context={interaction.context.name} guild={ctx.guild_id} locale={interaction.locale} "
+                f"manage_messages={permissions.manage_messages} admin={permissions.administrator} "
+                f"bot_admin={interaction.app_permissions.administrator}"
+            )
+
+        @self.slash_command(name="steps", description="Several messages")
+        async def steps(ctx: discord.ApplicationContext) -> None:
+            await ctx.respond("step 1")
+            await ctx.followup.send("step 2", ephemeral=True)
+            await ctx.edit(content="step 1 (edited)")
+
+        @self.slash_command(name="later", description="A slow button")
+        async def later(ctx: discord.ApplicationContext) -> None:
+            await ctx.respond("Press it", view=LaterView())
+
+        @self.slash_command(name="pick", description="A select menu")
+        async def pick(ctx: discord.ApplicationContext) -> None:
+            await ctx.respond("Pick a colour", view=PickView())
+
 
 class VoteView(discord.ui.View):
     @discord.ui.button(label="Yes", style=discord.ButtonStyle.green)
     async def yes(self, button: discord.ui.Button, interaction: discord.Interaction) -> None:
         await interaction.response.edit_message(content=f"{interaction.user.name} voted yes", view=None)
+
+
+class LaterView(discord.ui.View):
+    @discord.ui.button(label="Later")
+    async def later(self, button: discord.ui.Button, interaction: discord.Interaction) -> None:
+        await interaction.response.defer()  # deferred update (type 6), edited afterwards
+        await interaction.edit_original_response(content="updated later")
+
+
+class PickView(discord.ui.View):
+    @discord.ui.select(placeholder="Colour", options=[discord.SelectOption(label=c) for c in ("red", "blue")])
+    async def colour(self, select: discord.ui.Select, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"you picked {select.values[0]}", ephemeral=True)
 
 
 class FeedbackModal(discord.ui.Modal):
@@ -115,7 +165,7 @@ class World:
 @pytest.fixture
 def world(discord_server: FakeDiscord) -> World:
     guild = discord_server.add_guild("Demo")
-    member_role = discord_server.add_role(guild, "Member")
+    member_role = discord_server.add_role(guild, "Member", permissions=Permission.MANAGE_MESSAGES)
     alice = discord_server.add_user("alice", global_name="Alice")
     bob = discord_server.add_user("bob")
     discord_server.add_member(guild, alice, roles=[member_role])
@@ -125,9 +175,22 @@ def world(discord_server: FakeDiscord) -> World:
 
 
 @pytest.fixture
-async def bot(start_bot: Any, world: World) -> DemoBot:
-    started: DemoBot = await start_bot(DemoBot())
-    return started
+async def launch(start_bot: Any) -> AsyncIterator[Callable[..., Awaitable[DemoBot]]]:
+    """Start DemoBots; at the end, fail the test if any of them hit an error inside."""
+    launched: list[DemoBot] = []
+
+    async def launch_bot(**options: Any) -> DemoBot:
+        started: DemoBot = await start_bot(DemoBot(**options))
+        launched.append(started)
+        return started
+
+    yield launch_bot
+    assert [error for b in launched for error in b.errors] == []
+
+
+@pytest.fixture
+async def bot(launch: Callable[..., Awaitable[DemoBot]], world: World) -> DemoBot:
+    return await launch()
 
 
 # ---- startup -----------------------------------------------------------------------------------
@@ -258,9 +321,9 @@ async def test_member_message_reaches_the_bot(discord_server: FakeDiscord,
     assert seen and seen[0].content == "hello there" and seen[0].author.id == world.alice.id
 
 
-async def test_without_message_content_intent_content_is_blank(discord_server: FakeDiscord, start_bot: Any,
+async def test_without_message_content_intent_content_is_blank(discord_server: FakeDiscord, launch: Any,
                                                                world: World) -> None:
-    plain = await start_bot(DemoBot(intents=discord.Intents.default() | discord.Intents(members=True)))
+    plain = await launch(intents=discord.Intents.default() | discord.Intents(members=True))
     sent = await discord_server.send_message(world.channel, world.alice, "secret words")
     mentioning = await discord_server.send_message(world.channel, world.alice, f"<@{plain.user.id}> hi")
 
@@ -357,11 +420,11 @@ async def test_moderation_calls_change_the_world(discord_server: FakeDiscord,
 
 
 async def test_role_hierarchy_and_permissions_are_enforced(discord_server: FakeDiscord, world: World,
-                                                           start_bot: Any) -> None:
+                                                           launch: Any) -> None:
     above = discord_server.add_role(world.guild, "Admins", above_bot=True)
     weak_guild = discord_server.add_guild("No perms", bot_permissions=Permission.VIEW_CHANNEL)
     discord_server.add_member(weak_guild, world.bob)
-    bot = await start_bot(DemoBot())
+    bot = await launch()
     guild = bot.get_guild(world.guild.id)
 
     with pytest.raises(discord.Forbidden) as refused:
@@ -451,3 +514,125 @@ async def test_network_guard_allows_loopback(discord_server: FakeDiscord) -> Non
     writer.close()
     assert b"401" in answer.split(b"\r\n")[0]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == 0
+
+
+# ---- more interaction shapes ----------------------------------------------------------------------
+
+
+async def test_member_permissions_follow_roles_and_ownership(discord_server: FakeDiscord, bot: DemoBot,
+                                                             world: World) -> None:
+    alice = await discord_server.invoke_command(world.guild, world.channel, world.alice, "where")
+    bob = await discord_server.invoke_command(world.guild, world.channel, world.bob, "where")
+    owner = await discord_server.invoke_command(world.guild, world.channel, world.guild.owner_id, "where")
+
+    assert f"context=guild guild={world.guild.id} locale=en-US" in alice.content
+    assert "manage_messages=True admin=False bot_admin=True" in alice.content
+    assert "manage_messages=False admin=False" in bob.content
+    assert "admin=True" in owner.content
+
+
+async def test_command_in_a_dm(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    reply = await discord_server.invoke_command(None, None, world.bob, "where")
+
+    assert "context=bot_dm guild=None" in reply.content
+    assert reply.message.channel_id == discord_server.dm_channel(world.bob).id
+
+
+async def test_guild_commands_are_registered_and_invoked(discord_server: FakeDiscord, launch: Any,
+                                                         world: World) -> None:
+    await launch(debug_guilds=[world.guild.id])
+
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "secret")
+
+    assert reply.content == "only you can see this"
+    assert "secret" in {c.name for c in discord_server.commands(world.guild)}
+    assert discord_server.commands() == []
+    assert discord_server.requests_to("PUT", f"/applications/*/guilds/{world.guild.id}/commands")
+
+
+async def test_followups_and_original_edits(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "steps")
+    first, second = await reply.wait_for_messages(2)
+    await discord_server.wait_for_request(method="PATCH", path="/webhooks/*/messages/@original")
+
+    assert (first.content, first.ephemeral) == ("step 1 (edited)", False)
+    assert (second.content, second.ephemeral) == ("step 2", True)
+    assert first.edited_at is not None
+    assert reply.followups == [second]
+
+
+async def test_deferred_component_update(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    shown = await discord_server.invoke_command(world.guild, world.channel, world.alice, "later")
+    pressed = await discord_server.press_button(shown.message, world.bob, label="Later")
+    await discord_server.wait_for_request(method="PATCH", path="/webhooks/*/messages/@original")
+
+    assert pressed.callback_type == 6 and pressed.deferred
+    assert discord_server.message(shown.message.id).content == "updated later"
+
+
+async def test_select_menu(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    shown = await discord_server.invoke_command(world.guild, world.channel, world.alice, "pick")
+
+    picked = await discord_server.choose(shown.message, world.bob, ["blue"], placeholder="Colour")
+
+    assert (picked.content, picked.ephemeral) == ("you picked blue", True)
+    with pytest.raises(SandboxError, match="offers"):
+        await discord_server.choose(shown.message, world.bob, ["green"], placeholder="Colour")
+
+
+# ---- more of the world ------------------------------------------------------------------------------
+
+
+async def test_member_join_and_the_bots_welcome(discord_server: FakeDiscord, bot: DemoBot,
+                                                world: World) -> None:
+    dave = discord_server.add_user("dave")
+    mark = len(discord_server.requests)
+
+    await discord_server.member_join(world.guild, dave)
+    posted = await discord_server.wait_for_request(method="POST", path=f"/channels/{world.channel}/messages",
+                                                   since=mark)
+
+    assert posted.json["content"] == f"Welcome <@{dave.id}>!"
+    welcome = discord_server.messages_in(world.channel, author=discord_server.bot_user)[-1]
+    assert welcome.mention_ids == [dave.id]
+    assert bot.get_guild(world.guild.id).get_member(dave.id) is not None
+
+
+async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    payload = {"guild_id": str(world.guild.id),
+               "user": {"id": "42", "username": "ghost", "discriminator": "0", "avatar": None}}
+
+    delivered = await discord_server.dispatch("GUILD_MEMBER_REMOVE", payload, guild_id=world.guild.id)
+
+    assert delivered == 1
+    assert [raw.user.id for raw in bot.seen["raw_member_remove"]] == [42]
+
+
+async def test_roles_members_and_bans_round_trip(discord_server: FakeDiscord, bot: DemoBot,
+                                                 world: World) -> None:
+    guild = bot.get_guild(world.guild.id)
+    role = await guild.create_role(name="Temp", colours=discord.RoleColours(discord.Colour(0x3498DB)))
+    await role.edit(name="Renamed")
+    bob = guild.get_member(world.bob.id)
+    await bob.edit(roles=[role, guild.get_role(world.member_role.id)])
+    assert set(discord_server.member(world.guild, world.bob).roles) == {role.id, world.member_role.id}
+    await bob.remove_roles(role)
+    await role.delete()
+    with pytest.raises(discord.NotFound) as gone:
+        await role.edit(name="again")
+    assert gone.value.code == 10011
+
+    members = [m.id async for m in guild.fetch_members(limit=None)]
+    assert world.alice.id in members and world.bob.id in members
+    await guild.ban(bob, reason="rude")
+    await discord_server.sync_with_bot()
+    assert [b.user.id async for b in guild.bans()] == [world.bob.id]
+    assert [getattr(m, "id", None) for _, m in bot.seen["member_ban"]] == [world.bob.id]
+    await guild.unban(discord.Object(world.bob.id))
+    assert discord_server.guild(world.guild).bans == {}
+
+    sent = await discord_server.send_message(world.channel, world.alice, "for the history")
+    history = [m.id async for m in guild.get_channel(world.channel).history(limit=5)]
+    assert history[0] == sent.id
+    assert discord_server.role(world.guild, world.member_role).name == "Member"
+    assert discord_server.guild(world.guild).roles.get(role.id) is None

@@ -90,7 +90,7 @@ async def callback(request: web.Request) -> web.Response:
         raise invalid_form("type", f"callback type {kind} is not valid for this interaction")
     reply.callback_type = kind
     reply.changed()
-    if request.query.get("with_response") != "true":
+    if not _query_flag(request, "with_response"):
         return no_content()
     answer: dict[str, Any] = {"interaction": {
         "id": str(reply.id), "type": reply.type,
@@ -103,6 +103,11 @@ async def callback(request: web.Request) -> web.Response:
     else:
         answer["resource"] = {"type": kind}
     return json_response(answer)
+
+
+def _query_flag(request: web.Request, name: str) -> bool:
+    # py-cord sends booleans both ways: with_response=true, wait=1.
+    return request.query.get(name, "").lower() in ("1", "true")
 
 
 def _webhook_reply(request: web.Request) -> tuple[Sandbox, InteractionReply]:
@@ -141,7 +146,7 @@ async def send_followup(request: web.Request) -> web.Response:
         reply.followups.append(message)
         await events.message_created(sandbox, message)
     reply.changed()
-    if request.query.get("wait") != "true":
+    if not _query_flag(request, "wait"):
         return no_content()
     return json_response(payloads.message_payload(sandbox.world, message))
 
