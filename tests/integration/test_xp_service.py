@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -204,6 +205,26 @@ async def test_a_failed_flush_keeps_the_xp_for_the_next_one(world: XpWorld) -> N
         await conn.execute("DROP TRIGGER refuse")
     await world.xp.flush(GUILD)
     assert file_rows(world.tenants) == [(ALICE, 40, 2)]
+
+
+async def test_cancelling_readers_mid_flush_neither_loses_nor_doubles_xp(world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    awarded = 0
+    for step in range(60):
+        world.clock.advance(minutes=1)
+        for user_id in (ALICE, BOB):
+            awarded += 20 if await chat(world, user_id) is not None else 0
+        reader = asyncio.create_task(world.xp.rank(GUILD, ALICE))
+        for _ in range(step % 15):  # cancel at a different point of the flush each round
+            await asyncio.sleep(0)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    await world.xp.flush(GUILD)
+    await world.xp.flush(GUILD)
+    assert awarded == 60 * 2 * 20
+    assert sum(xp for _, xp, _ in file_rows(world.tenants)) == awarded
+    assert sum(messages for _, _, messages in file_rows(world.tenants)) == 120
 
 
 # --- levels ----------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Admin edits of XP and of the level-role table, each audited in the transaction that makes it.
 
-Every edit first writes the guild's buffered chat XP in the same transaction, so "set 100" means 100
-whatever the member earned a moment ago, and the audit's `before` is the true total. A refused edit
-raises UserInputError and changes nothing.
+Every XP edit first flushes the guild's buffered chat XP, so the audit's `before` is the member's true
+total and "set 100" means 100 whatever they earned a moment ago. The edit and its audit row are one
+transaction: a refused edit raises UserInputError and changes nothing.
 
 What a cog calls (the cog asks for confirmation before `reset_all`; this just does it):
     /xp add member amount      -> add(guild_id, actor_id, user_id, amount)    -> LevelChange
@@ -62,7 +62,7 @@ class XpAdmin:
 
     async def reset_all(self, guild_id: int, actor_id: int) -> int:
         """Every member's XP back to 0; returns how many members had XP."""
-        async with self._xp.transaction_with_pending(guild_id) as conn:
+        async with self._xp.transaction_after_flush(guild_id) as conn:
             members, removed = await repository.reset_all(conn)
             await repository.record_audit(conn, self._clock(), "reset_all", actor_id, None, {
                 "before": {"members_with_xp": members, "total_xp": removed},
@@ -74,7 +74,7 @@ class XpAdmin:
     async def _edit(self, guild_id: int, actor_id: int, user_id: int, action: str, amount: int | None,
                     new_total: Callable[[int], int]) -> LevelChange:
         curve = (await self._settings.get(guild_id)).level_curve
-        async with self._xp.transaction_with_pending(guild_id) as conn:
+        async with self._xp.transaction_after_flush(guild_id) as conn:
             before = await repository.total_xp(conn, user_id)
             after = new_total(before)  # may refuse with UserInputError: the transaction rolls back
             await repository.set_xp(conn, user_id, after)
@@ -94,7 +94,7 @@ class XpAdmin:
         validate_role_level(level)
         if not 0 < role_id < 2**63:
             raise UserInputError("That is not a Discord role.")
-        async with self._xp.transaction_with_pending(guild_id) as conn:
+        async with self._xp.transaction_after_flush(guild_id) as conn:
             other_level = await repository.level_of_role(conn, role_id)
             if other_level is not None and other_level != level:
                 raise UserInputError(f"That role is already given at level {other_level}; "
@@ -112,7 +112,7 @@ class XpAdmin:
         """Stop giving a role at `level`; returns what was removed. Members who have the role keep
         it: it is simply no longer a level role, so role resyncs leave it alone."""
         validate_role_level(level)
-        async with self._xp.transaction_with_pending(guild_id) as conn:
+        async with self._xp.transaction_after_flush(guild_id) as conn:
             previous = await repository.level_role_at(conn, level)
             if previous is None:
                 raise UserInputError(f"No role is given at level {level}.")

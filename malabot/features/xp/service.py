@@ -83,6 +83,7 @@ class XpService:
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
         tenants.add_shutdown_hook(self.stop)
 
@@ -91,22 +92,26 @@ class XpService:
     async def start(self) -> None:
         """Flush buffered XP in the background every `flush_interval` seconds."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush_forever(), name="xp-flush")
+            self._stopping = asyncio.Event()
+            self._task = asyncio.create_task(self._flush_forever(self._stopping), name="xp-flush")
 
     async def stop(self) -> None:
         """Stop the background flush and write everything still buffered. Safe to call twice."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping.set()  # the loop ends after the flush it may be in; never cut one short
+            await task
         await self.flush_all()
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval)
+    async def _flush_forever(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._flush_interval)
             await self.flush_all()
-            self._prune()
+            try:
+                self._prune()
+            except Exception:  # a bug here must not stop the flushing
+                log.exception("pruning the XP buffer failed")
 
     # -- the chat path ---------------------------------------------------------------------------
 
@@ -218,12 +223,16 @@ class XpService:
     # -- flushing ----------------------------------------------------------------------------------
 
     async def flush(self, guild_id: int) -> None:
-        """Write the guild's buffered XP in one transaction (nothing happens when none is buffered)."""
+        """Write the guild's buffered XP in one transaction (nothing happens when none is buffered).
+
+        The write runs as its own task, shielded: a caller cancelled meanwhile (a command timing
+        out, shutdown) must not cut it between COMMIT and the bookkeeping, which would lose or
+        double the XP.
+        """
         guild = self._guilds.get(guild_id)
         if guild is None or not guild.dirty:
             return
-        async with self.transaction_with_pending(guild_id):
-            pass
+        await asyncio.shield(self._write_buffer(guild_id))
 
     async def flush_all(self) -> None:
         """Flush every guild with buffered XP, a few at a time; a failing guild is logged and keeps
@@ -240,23 +249,29 @@ class XpService:
                 log.exception("guild %s: writing buffered XP failed; will retry", guild_id)
 
     @contextlib.asynccontextmanager
-    async def transaction_with_pending(self, guild_id: int) -> AsyncIterator[aiosqlite.Connection]:
-        """`tenants.transaction(guild_id)` that first writes the guild's buffered XP, so what follows
-        sees every award; if the transaction fails, the buffer gets its XP back."""
+    async def transaction_after_flush(self, guild_id: int) -> AsyncIterator[aiosqlite.Connection]:
+        """`tenants.transaction(guild_id)` entered right after flushing the guild, so what runs in it
+        sees every award made before the call (admin edits use it)."""
+        await self.flush(guild_id)
+        async with self._tenants.transaction(guild_id) as conn:
+            yield conn
+
+    async def _write_buffer(self, guild_id: int) -> None:
         taken: list[tuple[int, int, int, float]] = []
         guild: GuildBuffer | None = None
         try:
             async with self._tenants.transaction(guild_id) as conn:
+                # Taken under the tenant lock: a concurrent flush of this guild has finished by now.
                 guild = self._guilds.get(guild_id)
-                if guild is not None and guild.dirty:
-                    taken = guild.take_pending()
-                    await repository.add_awards(conn, awards_from(taken))
-                    # Learn the true totals: heals a stale known total (e.g. read just before a restore).
-                    totals = await repository.totals_of(conn, [user_id for user_id, *_ in taken])
-                    for user_id, total in totals.items():
-                        if (member := guild.members.get(user_id)) is not None:
-                            member.stored_xp = total
-                yield conn
+                if guild is None or not guild.dirty:
+                    return
+                taken = guild.take_pending()
+                await repository.add_awards(conn, awards_from(taken))
+                # Learn the true totals: heals a stale known total (e.g. read just before a restore).
+                totals = await repository.totals_of(conn, [user_id for user_id, *_ in taken])
+                for user_id, total in totals.items():
+                    if (member := guild.members.get(user_id)) is not None:
+                        member.stored_xp = total
         except BaseException:
             if taken and guild is not None:
                 guild.give_back(taken)
