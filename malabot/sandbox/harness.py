@@ -32,16 +32,17 @@ def sandbox_client_options() -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def running_bot(server: FakeDiscord, bot: ClientT, *,
+async def running_bot(server: FakeDiscord, bot: ClientT, *, token: str | None = None,
                       ready_within: float = 10.0) -> AsyncIterator[ClientT]:
     """Start `bot` on `server`, yield it once on_ready fired, then shut it down cleanly.
 
     Points `discord.http.Route.API_BASE_URL` at the server for the duration and restores it.
-    A crash of the bot's connection task during the block is raised at the end.
+    `token` defaults to the server's (pass another one to test a refused login). A crash of
+    the bot's connection task during the block is raised at the end.
     """
     previous_base = Route.API_BASE_URL
     Route.API_BASE_URL = server.api_base_url
-    start = asyncio.create_task(bot.start(server.token), name="sandbox-bot-start")
+    start = asyncio.create_task(bot.start(token or server.token), name="sandbox-bot-start")
     try:
         await _until_ready(bot, start, ready_within)
         yield bot

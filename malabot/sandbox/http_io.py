@@ -52,6 +52,11 @@ def _decode(raw: str | bytes) -> Any:
         raise invalid_form("body", "the body is not valid JSON") from None
 
 
+def query_flag(request: web.Request, name: str) -> bool:
+    """A boolean query parameter; py-cord sends them both ways (with_response=true, wait=1)."""
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     # Exactly "application/json": py-cord treats "application/json; charset=utf-8" as plain text.
     return web.Response(body=json.dumps(data).encode(), status=status,

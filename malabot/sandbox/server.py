@@ -77,11 +77,11 @@ class FakeDiscord:
     def __init__(self, *, bot_name: str = "MalaBot", token: str | None = None,
                  timeout: float = 5.0, heartbeat_interval: float = 41.25, sync_events: bool = True) -> None:
         self.world = World(bot_name=bot_name)
-        self.token = token or _token_for(self.world.bot_user.id)
+        bot_token = token or _token_for(self.world.bot_user.id)
         self.log = RequestLog()
-        self.gateway = Gateway(self.world, self.log, token=self.token,
+        self.gateway = Gateway(self.world, self.log, token=bot_token,
                                heartbeat_interval=heartbeat_interval * 1000)
-        self._sandbox = Sandbox(self.world, self.log, self.gateway, self.token)
+        self._sandbox = Sandbox(self.world, self.log, self.gateway, bot_token)
         # How long any wait for the bot lasts before it fails with a SandboxTimeout saying what
         # the bot did not do. One setting for every method; change it on the instance if needed.
         self.timeout = timeout
@@ -121,6 +121,11 @@ class FakeDiscord:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    @property
+    def token(self) -> str:
+        """The bot token REST and the gateway accept (shaped like a real one, never valid on Discord)."""
+        return self._sandbox.token
 
     @property
     def url_root(self) -> str:

@@ -225,10 +225,10 @@ async def test_json_answers_carry_exactly_application_json(discord_server: FakeD
 
 async def test_wrong_token_is_refused_at_login(discord_server: FakeDiscord) -> None:
     client = discord.Bot(**sandbox_client_options())
-    discord_server.token = discord_server.gateway.token = "wrong.token.entirely"
     with pytest.raises(SandboxError, match="LoginFailure"):
-        async with running_bot(discord_server, client):
+        async with running_bot(discord_server, client, token="MTIz.wrong.token"):
             pass
+    assert discord_server.requests_to("GET", "/users/@me")[0].status == 401
 
 
 # ---- interactions --------------------------------------------------------------------------------
@@ -447,6 +447,7 @@ async def test_unknown_ids_answer_discord_error_codes(discord_server: FakeDiscor
         (channel.fetch_message(missing), 10008),
         (bot.fetch_user(missing), 10013),
         (guild.fetch_ban(discord.Object(world.alice.id)), 10026),
+        (bot.fetch_guild(missing), 10004),
     ]
     for call, code in expectations:
         with pytest.raises(discord.NotFound) as raised:
@@ -489,7 +490,10 @@ async def test_dm_channel_is_created_then_used(discord_server: FakeDiscord,
     created = discord_server.requests_to("POST", "/users/@me/channels")
     assert created[0].json == {"recipient_id": world.alice.id}
     dm = discord_server.dm_channel(world.alice)
-    assert [m.content for m in discord_server.messages_in(dm)] == ["welcome!"]
+    answer = await discord_server.send_message(dm, world.alice, "thanks")
+    assert [m.content for m in discord_server.messages_in(dm)] == ["welcome!", "thanks"]
+    seen = [m for m in bot.seen["message"] if m.id == answer.id]
+    assert seen and seen[0].guild is None and seen[0].channel.id == dm.id
 
 
 # ---- the network guard ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from aiohttp import web
 from malabot.sandbox import events, payloads
 from malabot.sandbox.context import Sandbox, body_of, sandbox_of, snowflake_arg
 from malabot.sandbox.errors import ApiError, invalid_form
-from malabot.sandbox.http_io import json_response, no_content
+from malabot.sandbox.http_io import json_response, no_content, query_flag
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.routes.guards import guild_of_channel, require
 from malabot.sandbox.state import GUILD_TEXT, Channel, Guild, Overwrite
@@ -32,7 +32,7 @@ def _guild_channel(request: web.Request) -> tuple[Sandbox, Guild, Channel]:
 async def get_guild(request: web.Request) -> web.Response:
     sandbox, guild = _guild(request)
     payload = payloads.guild_payload(sandbox.world, guild)
-    if request.query.get("with_counts") == "true":
+    if query_flag(request, "with_counts"):
         payload.update(approximate_member_count=len(guild.members), approximate_presence_count=0)
     return json_response(payload)
 

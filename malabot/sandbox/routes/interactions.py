@@ -14,7 +14,7 @@ from aiohttp import web
 from malabot.sandbox import events, payloads
 from malabot.sandbox.context import Sandbox, body_of, sandbox_of, snowflake_arg
 from malabot.sandbox.errors import already_acknowledged, invalid_form, unknown
-from malabot.sandbox.http_io import json_response, no_content
+from malabot.sandbox.http_io import json_response, no_content, query_flag
 from malabot.sandbox.interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE_RESULT,
@@ -90,7 +90,7 @@ async def callback(request: web.Request) -> web.Response:
         raise invalid_form("type", f"callback type {kind} is not valid for this interaction")
     reply.callback_type = kind
     reply.changed()
-    if not _query_flag(request, "with_response"):
+    if not query_flag(request, "with_response"):
         return no_content()
     answer: dict[str, Any] = {"interaction": {
         "id": str(reply.id), "type": reply.type,
@@ -103,11 +103,6 @@ async def callback(request: web.Request) -> web.Response:
     else:
         answer["resource"] = {"type": kind}
     return json_response(answer)
-
-
-def _query_flag(request: web.Request, name: str) -> bool:
-    # py-cord sends booleans both ways: with_response=true, wait=1.
-    return request.query.get(name, "").lower() in ("1", "true")
 
 
 def _webhook_reply(request: web.Request) -> tuple[Sandbox, InteractionReply]:
@@ -146,7 +141,7 @@ async def send_followup(request: web.Request) -> web.Response:
         reply.followups.append(message)
         await events.message_created(sandbox, message)
     reply.changed()
-    if not _query_flag(request, "wait"):
+    if not query_flag(request, "wait"):
         return no_content()
     return json_response(payloads.message_payload(sandbox.world, message))
 
