@@ -239,6 +239,7 @@ class ResolvedBuilder:
     world: World
     guild: Guild | None
     channel: Channel
+    invoker_id: int
     data: dict[str, Json] = field(default_factory=dict)
 
     def user(self, user_id: int) -> None:
@@ -256,7 +257,8 @@ class ResolvedBuilder:
     def channel_option(self, channel: Channel) -> None:
         payload = payloads.channel_payload(self.world, channel)
         if self.guild is not None:
-            member = self.world.bot_member(self.guild)
+            # Discord reports what the invoking member may do in the chosen channel.
+            member = self.world.member(self.guild.id, self.invoker_id)
             payload["permissions"] = str(channel_permissions(self.guild, member, channel))
         self.data.setdefault("channels", {})[str(channel.id)] = payload
 
@@ -268,10 +270,10 @@ class ResolvedBuilder:
 
 
 def command_data(world: World, command: RegisteredCommand, *, path: list[str], values: Mapping[str, Any],
-                 guild: Guild | None, channel: Channel, url_root: str, target: IdLike | None = None,
-                 focused: str | None = None) -> Json:
+                 guild: Guild | None, channel: Channel, invoker: User, url_root: str,
+                 target: IdLike | None = None, focused: str | None = None) -> Json:
     """`data` of an APPLICATION_COMMAND (or AUTOCOMPLETE) interaction for a registered command."""
-    resolved = ResolvedBuilder(world, guild, channel)
+    resolved = ResolvedBuilder(world, guild, channel, invoker.id)
     data: Json = {"id": str(command.id), "name": command.name, "type": command.type}
     if command.guild_id is not None:
         data["guild_id"] = str(command.guild_id)

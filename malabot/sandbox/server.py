@@ -347,6 +347,25 @@ class FakeDiscord:
         await self._settle()
         return member
 
+    async def create_role(self, guild: IdLike, name: str, *, permissions: int = 0, above_bot: bool = False,
+                          color: int = 0, hoist: bool = False, mentionable: bool = False) -> Role:
+        """Someone creates a role while the bot runs -> GUILD_ROLE_CREATE (add_role is silent)."""
+        role = self.world.add_role(guild, name, permissions=permissions, above_bot=above_bot, color=color,
+                                   hoist=hoist, mentionable=mentionable)
+        await events.role_created(self._sandbox, role)
+        await self._settle()
+        return role
+
+    async def create_channel(self, guild: IdLike, name: str, *, type: int = GUILD_TEXT,
+                             parent: IdLike | None = None, topic: str | None = None,
+                             overwrites: Iterable[Overwrite] = ()) -> Channel:
+        """Someone creates a channel while the bot runs -> CHANNEL_CREATE (add_channel is silent)."""
+        channel = self.world.add_channel(guild, name, type=type, parent=parent, topic=topic,
+                                         overwrites=overwrites)
+        await events.channel_event(self._sandbox, "CHANNEL_CREATE", channel)
+        await self._settle()
+        return channel
+
     async def remove_member(self, guild: IdLike, user: IdLike, *, uncached: bool = False) -> None:
         """A member leaves (or is kicked by someone else) -> GUILD_MEMBER_REMOVE.
 
@@ -421,7 +440,7 @@ class FakeDiscord:
                           guild=where, channel=place, user=invoker, within=self.timeout)
         payload = base_payload(self.world, reply, where, place, invoker, locale=locale)
         payload["data"] = command_data(self.world, command, path=path, values=options or {}, guild=where,
-                                       channel=place, url_root=self.url_root, target=target)
+                                       channel=place, invoker=invoker, url_root=self.url_root, target=target)
         return await self._send_interaction(reply, payload)
 
     async def autocomplete(self, guild: IdLike | None, channel: IdLike | None, user: IdLike, name: str,
@@ -437,7 +456,8 @@ class FakeDiscord:
         payload = base_payload(self.world, reply, where, place, invoker, locale="en-US")
         values = {**(options or {}), focused: value}
         payload["data"] = command_data(self.world, command, path=path, values=values, guild=where,
-                                       channel=place, url_root=self.url_root, focused=focused)
+                                       channel=place, invoker=invoker, url_root=self.url_root,
+                                       focused=focused)
         await self._send_interaction(reply, payload)
         return reply.choices or []
 
@@ -470,7 +490,8 @@ class FakeDiscord:
                 raise SandboxError(f"the select offers {offered}, not {list(values)}")
         else:
             data["values"] = [str(id_of(v)) for v in values]
-            data["resolved"] = self._resolved_for_select(source, select["type"], data["values"])
+            data["resolved"] = self._resolved_for_select(source, select["type"], data["values"],
+                                                         self.world.user(id_of(user)))
         return await self._component_interaction(source, user, data)
 
     async def submit_modal(self, reply: InteractionReply, values: Mapping[str, str]) -> InteractionReply:
@@ -536,9 +557,10 @@ class FakeDiscord:
         payload["message"] = message_payload(self.world, source)
         return await self._send_interaction(reply, payload)
 
-    def _resolved_for_select(self, source: Message, select_type: int, values: list[str]) -> dict[str, Any]:
+    def _resolved_for_select(self, source: Message, select_type: int, values: list[str],
+                             invoker: User) -> dict[str, Any]:
         where = self.world.guild(source.guild_id) if source.guild_id is not None else None
-        resolved = ResolvedBuilder(self.world, where, self.world.channel(source.channel_id))
+        resolved = ResolvedBuilder(self.world, where, self.world.channel(source.channel_id), invoker.id)
         for value in map(int, values):
             if select_type == 8:
                 resolved.channel_option(self.world.channel(value))

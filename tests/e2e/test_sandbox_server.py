@@ -121,6 +121,23 @@ class DemoBot(discord.Bot):
         async def later(ctx: discord.ApplicationContext) -> None:
             await ctx.respond("Press it", view=LaterView())
 
+        xp = self.create_group("xp", "Experience points")
+
+        @xp.command(name="give", description="Give XP")
+        async def give(ctx: discord.ApplicationContext,
+                       amount: discord.Option(int, "how much", min_value=1),  # type: ignore[valid-type]
+                       role: discord.Option(discord.Role, "to whom"),  # type: ignore[valid-type]
+                       where: discord.Option(discord.TextChannel, "announce in")) -> None:  # type: ignore[valid-type]
+            await ctx.respond(f"{amount} XP to {role.name}, announced in #{where.name}")
+
+        async def colours(actx: discord.AutocompleteContext) -> list[str]:
+            return [c for c in ("red", "green", "blue") if c.startswith(actx.value)]
+
+        @self.slash_command(name="paint", description="Autocompleted")
+        async def paint(ctx: discord.ApplicationContext,
+                        colour: discord.Option(str, "a colour", autocomplete=colours)) -> None:  # type: ignore[valid-type]
+            await ctx.respond(f"painted {colour}")
+
         @self.slash_command(name="pick", description="A select menu")
         async def pick(ctx: discord.ApplicationContext) -> None:
             await ctx.respond("Pick a colour", view=PickView())
@@ -640,3 +657,26 @@ async def test_roles_members_and_bans_round_trip(discord_server: FakeDiscord, bo
     assert history[0] == sent.id
     assert discord_server.role(world.guild, world.member_role).name == "Member"
     assert discord_server.guild(world.guild).roles.get(role.id) is None
+
+
+async def test_subcommand_with_role_and_channel_options(discord_server: FakeDiscord, bot: DemoBot,
+                                                        world: World) -> None:
+    news = await discord_server.create_channel(world.guild, "news")
+    assert bot.get_channel(news.id) is not None  # CHANNEL_CREATE reached the bot
+
+    options = {"amount": 5, "role": world.member_role, "where": news}
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "xp give", options)
+
+    assert reply.content == "5 XP to Member, announced in #news"
+    with pytest.raises(SandboxError, match="needs a subcommand"):
+        await discord_server.invoke_command(world.guild, world.channel, world.alice, "xp")
+
+
+async def test_autocomplete_then_invoke(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    choices = await discord_server.autocomplete(world.guild, world.channel, world.alice, "paint",
+                                                focused="colour", value="gr")
+
+    assert [c["value"] for c in choices] == ["green"]
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "paint",
+                                                options={"colour": "green"})
+    assert reply.content == "painted green"
