@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from malabot.features.birthdays import repository
-from malabot.features.birthdays.announcer import ROLE_RETRY_DAYS, BirthdayPass, PassReport, announcement_text
+from malabot.features.birthdays.announcer import (
+    ROLE_RETRY_DAYS,
+    BirthdayPass,
+    PassReport,
+    announcement_text,
+    build_birthday_pass,
+)
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.service import BirthdayService
 from malabot.features.settings.service import SettingsService
@@ -147,9 +153,10 @@ def running_bot(folder: Path, clock: FixedClock, discord: RecordingDiscord) -> B
         await tenants.start()
         settings = SettingsService(tenants)
         xp = XpService(tenants, settings, clock=clock)
-        bot = Bot(tenants, settings, xp, BirthdayService(tenants, settings, clock=clock),
-                  BirthdayPass(tenants, settings, effects or discord, xp, clock=clock,
-                               concurrency=concurrency))
+        birthdays = BirthdayService(tenants, settings, clock=clock)
+        bot = Bot(tenants, settings, xp, birthdays,
+                  build_birthday_pass(tenants, settings, birthdays, effects or discord, xp, clock=clock,
+                                      concurrency=concurrency))
         try:
             yield bot
         finally:
@@ -224,6 +231,36 @@ async def test_two_processes_passing_at_once_celebrate_once(
     everyone = announced_users(discord) + announced_users(other_discord)
     assert sorted(everyone) == list(range(2000, 2020))
     assert [await bot.xp_of(user_id) for user_id in range(2000, 2020)] == [100] * 20
+
+
+# --- servers with nothing new are not reopened ------------------------------------------------------------
+
+async def test_a_settled_server_is_skipped_for_the_rest_of_its_day(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    assert (await bot.birthday_pass.run()).visited == 1
+    clock.now = JUNE_15_2359_BERLIN
+    assert (await bot.birthday_pass.run()).visited == 0
+    clock.now = JUNE_16_0000_BERLIN
+    assert (await bot.birthday_pass.run()).visited == 1  # a new day: yesterday's role to take back
+    assert announced_users(discord) == [ALICE]
+
+
+async def test_a_birthday_set_later_on_its_own_day_is_still_celebrated_that_day(
+        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    clock.now = JUNE_15_2359_BERLIN
+    await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE, BOB]
+
+
+async def test_a_backup_or_restore_makes_the_pass_look_at_the_file_again(bot: Bot) -> None:
+    await bot.birthday_pass.run()
+    assert (await bot.birthday_pass.run()).visited == 0
+    await bot.tenants.backup(GUILD)
+    assert (await bot.birthday_pass.run()).visited == 1
 
 
 # --- downtime -------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from malabot.features.birthdays.rules import (
     local_moment,
     render_announcement,
 )
+from malabot.features.birthdays.service import BirthdayService
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.models import LevelChange
 from malabot.guild_settings import GuildSettings
@@ -35,9 +36,10 @@ from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
 
-# Tenants worked on at the same time. Small on purpose: each holds an open connection (and its
-# thread) while visited, and the tenant manager's cap must leave room for commands meanwhile.
-DEFAULT_CONCURRENCY = 4
+# Tenants worked on at the same time. Each holds one open connection (and its thread) while visited,
+# so this stays far below the tenant manager's cap, leaving room for commands meanwhile; opening a
+# file is mostly waiting on threads and the disk, so a few in parallel pay off even on 2 cores.
+DEFAULT_CONCURRENCY = 8
 # A role that could not be removed is retried on every pass for this many days, then given up.
 ROLE_RETRY_DAYS = 3
 
@@ -72,7 +74,20 @@ def announcement_text(guild_id: int, settings: GuildSettings, user_id: int, age:
         return render_announcement(default, user_id, age)
 
 
+@dataclass(frozen=True)
+class _Settled:
+    """A server found with nothing more owed on `day`: before its hour only, or for the whole day."""
+
+    day: date
+    whole_day: bool
+
+
 class BirthdayPass:
+    """Most hourly passes find nothing new: a server settled earlier the same local day is skipped
+    without opening its file, until `forget(guild_id)` says its birthdays changed (BirthdayService
+    tells it, see build_birthday_pass) or its file is restored or archived. A restart forgets all.
+    """
+
     def __init__(self, tenants: TenantManager, settings: SettingsService, effects: BirthdayEffects,
                  xp: XpGranter, *, clock: Clock = utc_now, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         if concurrency < 1:
@@ -85,12 +100,25 @@ class BirthdayPass:
         self._concurrency = concurrency
         # One pass at a time in this process (the start-up run may meet the hourly one).
         self._running = asyncio.Lock()
+        self._settled: dict[int, _Settled] = {}
+        # Bumped by every forget(): a visit that overlapped a change must not mark its server settled.
+        self._changes = 0
+        tenants.add_before_file_operation(self._forget_file)
+
+    def forget(self, guild_id: int) -> None:
+        """The server's birthdays changed: look at its file again on the next pass."""
+        self._changes += 1
+        self._settled.pop(guild_id, None)
+
+    async def _forget_file(self, guild_id: int) -> None:
+        self.forget(guild_id)
 
     async def run(self) -> PassReport:
         """One pass over every tenant, at the clock's current instant."""
         async with self._running:
             now = self._clock()
-            guild_ids = self._tenants.guild_ids()
+            # Listing 10,000 files takes tens of milliseconds: not in the event loop.
+            guild_ids = await asyncio.to_thread(self._tenants.guild_ids)
             report = PassReport(tenants=len(guild_ids))
             queue: asyncio.Queue[int] = asyncio.Queue()
             for guild_id in guild_ids:
@@ -114,85 +142,113 @@ class BirthdayPass:
 
     async def visit(self, guild_id: int, now: datetime, report: PassReport) -> None:
         """Take back old roles and celebrate today's birthdays in one server."""
+        changes_before = self._changes
         settings = await self._settings.get(guild_id)
         moment = local_moment(now, settings.zone)
+        today = moment.day
         due = announcement_due(moment, settings.birthday_hour)
         # Before the hour nothing is owed, except taking back yesterday's role where roles are given.
         if not due and settings.birthday_role_id is None:
             return
-        today = moment.day
+        settled = self._settled.get(guild_id)
+        if settled is not None and settled.day == today and (settled.whole_day or not due):
+            return
         async with self._tenants.reading(guild_id, create=False) as conn:
             old_roles = await repository.pending_roles(conn, before=today)
             candidates = (await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year)
                           if due else [])
         report.visited += 1
-        for role in old_roles:
-            await self._take_back(guild_id, role, today, report)
-        for user_id, birthday in candidates:
-            if not self._effects.is_member(guild_id, user_id):
-                continue  # not (or not yet) known as a member: left unclaimed for a later pass
-            if await self._claim(guild_id, user_id, settings, today, report):
-                await self._show(guild_id, user_id, birthday, settings, today, report)
+        roles_left = await self._take_back(guild_id, old_roles, today, report) if old_roles else False
+        # Members the bot cannot see (yet) are left unclaimed for a later pass.
+        present = [(user_id, birthday) for user_id, birthday in candidates
+                   if self._effects.is_member(guild_id, user_id)]
+        if present:
+            claimed = await self._claim(guild_id, present, settings, today, report)
+            await self._show(guild_id, claimed, settings, today, report)
+        if not roles_left and len(present) == len(candidates) and self._changes == changes_before:
+            self._settled[guild_id] = _Settled(today, whole_day=due)
 
-    async def _claim(self, guild_id: int, user_id: int, settings: GuildSettings, today: date,
-                     report: PassReport) -> bool:
-        """Claim this year's celebration and award its XP in one transaction; False if already claimed."""
+    async def _claim(self, guild_id: int, members: list[tuple[int, Birthday]], settings: GuildSettings,
+                     today: date, report: PassReport) -> list[tuple[int, Birthday]]:
+        """Claim this year's celebrations and award their XP in one transaction; returns those claimed
+        here (the others were claimed first by another pass or process)."""
+        claimed = []
         async with self._tenants.transaction(guild_id, create=False) as conn:
-            if not await repository.claim_celebration(conn, user_id, today.year, today,
-                                                      settings.birthday_xp, settings.birthday_role_id):
-                return False  # another pass or process got there first
-            if settings.birthday_xp > 0:
-                change = await self._xp.add_in_transaction(conn, guild_id, user_id, settings.birthday_xp)
-                report.level_changes.append(change)
-        report.celebrated += 1
-        report.xp_awarded += settings.birthday_xp
-        return True
+            for user_id, birthday in members:
+                if not await repository.claim_celebration(conn, user_id, today.year, today,
+                                                          settings.birthday_xp, settings.birthday_role_id):
+                    continue
+                if settings.birthday_xp > 0:
+                    change = await self._xp.add_in_transaction(conn, guild_id, user_id, settings.birthday_xp)
+                    report.level_changes.append(change)
+                claimed.append((user_id, birthday))
+        report.celebrated += len(claimed)
+        report.xp_awarded += settings.birthday_xp * len(claimed)
+        return claimed
 
-    async def _show(self, guild_id: int, user_id: int, birthday: Birthday, settings: GuildSettings,
+    async def _show(self, guild_id: int, claimed: list[tuple[int, Birthday]], settings: GuildSettings,
                     today: date, report: PassReport) -> None:
-        """The visible part of a claimed celebration: the announcement and the role."""
+        """The visible part of claimed celebrations, then one transaction recording what happened."""
         channel_id, role_id = settings.birthday_channel_id, settings.birthday_role_id
-        if channel_id is not None:
-            text = announcement_text(guild_id, settings, user_id, birthday.age_on(today))
-            if await self._attempt(guild_id, "announce",
-                                   self._effects.announce(guild_id, channel_id, user_id, text)):
-                report.announced += 1
-                async with self._tenants.transaction(guild_id, create=False) as conn:
-                    await repository.mark_announced(conn, user_id, today.year, self._clock())
-            else:
+        announced: list[int] = []
+        not_given: list[int] = []
+        for user_id, birthday in claimed:
+            if channel_id is not None:
+                text = announcement_text(guild_id, settings, user_id, birthday.age_on(today))
+                if await self._attempt(guild_id, "announce",
+                                       self._effects.announce(guild_id, channel_id, user_id, text)):
+                    announced.append(user_id)
+                else:
+                    report.failures += 1
+                    log.warning("birthday of user %s in guild %s not announced in channel %s",
+                                user_id, guild_id, channel_id)
+            if role_id is not None:
+                given = await self._attempt(guild_id, "add role",
+                                            self._effects.add_role(guild_id, user_id, role_id))
+                if given is True:
+                    report.roles_added += 1
+                    continue
                 report.failures += 1
-                log.warning("birthday of user %s in guild %s not announced in channel %s",
-                            user_id, guild_id, channel_id)
-        if role_id is not None:
-            given = await self._attempt(guild_id, "add role",
-                                        self._effects.add_role(guild_id, user_id, role_id))
-            if given is True:
-                report.roles_added += 1
-                return
-            report.failures += 1
-            log.warning("birthday role %s not given to user %s in guild %s", role_id, user_id, guild_id)
-            if given is False:
-                # Definitely not given: nothing to take back. After an exception we cannot know,
-                # so the role stays recorded and is taken back after the day anyway.
-                async with self._tenants.transaction(guild_id, create=False) as conn:
+                log.warning("birthday role %s not given to user %s in guild %s", role_id, user_id, guild_id)
+                if given is False:
+                    # Definitely not given: nothing to take back. After an exception we cannot know,
+                    # so the role stays recorded and is taken back after the day anyway.
+                    not_given.append(user_id)
+        report.announced += len(announced)
+        if announced or not_given:
+            at = self._clock()
+            async with self._tenants.transaction(guild_id, create=False) as conn:
+                for user_id in announced:
+                    await repository.mark_announced(conn, user_id, today.year, at)
+                for user_id in not_given:
                     await repository.forget_role(conn, user_id, today.year)
 
-    async def _take_back(self, guild_id: int, role: repository.PendingRole, today: date,
-                         report: PassReport) -> None:
-        removed = await self._attempt(guild_id, "remove role",
-                                      self._effects.remove_role(guild_id, role.user_id, role.role_id))
-        if removed is True:
-            report.roles_removed += 1
-        else:
+    async def _take_back(self, guild_id: int, roles: list[repository.PendingRole], today: date,
+                         report: PassReport) -> bool:
+        """Remove roles of past days; a removal that keeps failing is given up after a few days.
+        True when some are left to retry on the next pass."""
+        settled = []
+        for role in roles:
+            removed = await self._attempt(guild_id, "remove role",
+                                          self._effects.remove_role(guild_id, role.user_id, role.role_id))
+            if removed is True:
+                report.roles_removed += 1
+                settled.append(role)
+                continue
             report.failures += 1
             if (today - role.local_day).days <= ROLE_RETRY_DAYS:
                 log.warning("birthday role %s of user %s in guild %s not removed; will retry",
                             role.role_id, role.user_id, guild_id)
-                return
-            log.warning("birthday role %s of user %s in guild %s could not be removed for %s days; giving up",
-                        role.role_id, role.user_id, guild_id, ROLE_RETRY_DAYS)
-        async with self._tenants.transaction(guild_id, create=False) as conn:
-            await repository.mark_role_removed(conn, role.user_id, role.year, self._clock())
+            else:
+                log.warning("birthday role %s of user %s in guild %s not removed for %s days; giving up",
+                            role.role_id, role.user_id, guild_id, ROLE_RETRY_DAYS)
+                settled.append(role)
+        if settled:
+            at = self._clock()
+            async with self._tenants.transaction(guild_id, create=False) as conn:
+                for role in settled:
+                    await repository.mark_role_removed(conn, role.user_id, role.year, at)
+        return len(settled) < len(roles)
 
     async def _attempt(self, guild_id: int, what: str, effect: Awaitable[bool]) -> bool | None:
         """The effect's answer, or None when it raised (logged with the guild id, never re-raised)."""
@@ -201,3 +257,13 @@ class BirthdayPass:
         except Exception:
             log.exception("birthday %s raised in guild %s", what, guild_id)
             return None
+
+
+def build_birthday_pass(tenants: TenantManager, settings: SettingsService, birthdays: BirthdayService,
+                        effects: BirthdayEffects, xp: XpGranter, *, clock: Clock = utc_now,
+                        concurrency: int = DEFAULT_CONCURRENCY) -> BirthdayPass:
+    """The pass, told by the service whenever a birthday is set or removed (so that a birthday set
+    during its own day is still celebrated that day)."""
+    birthday_pass = BirthdayPass(tenants, settings, effects, xp, clock=clock, concurrency=concurrency)
+    birthdays.add_change_listener(birthday_pass.forget)
+    return birthday_pass

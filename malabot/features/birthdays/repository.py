@@ -48,17 +48,16 @@ async def delete_birthday(conn: aiosqlite.Connection, user_id: int) -> bool:
 
 
 async def get_birthday(conn: aiosqlite.Connection, user_id: int) -> Birthday | None:
-    async with conn.execute("SELECT month, day, year FROM birthdays WHERE user_id = ?", (user_id,)) as cursor:
-        row = await cursor.fetchone()
-    return _birthday(row) if row is not None else None
+    rows = list(await conn.execute_fetchall(
+        "SELECT month, day, year FROM birthdays WHERE user_id = ?", (user_id,)))
+    return _birthday(rows[0]) if rows else None
 
 
 async def all_birthdays(conn: aiosqlite.Connection) -> list[tuple[int, Birthday]]:
     """Every stored birthday in calendar order (January first), then by member id."""
-    async with conn.execute(
-        "SELECT user_id, month, day, year FROM birthdays ORDER BY month, day, user_id"
-    ) as cursor:
-        return [(row[0], _birthday(row[1:])) for row in await cursor.fetchall()]
+    rows = await conn.execute_fetchall(
+        "SELECT user_id, month, day, year FROM birthdays ORDER BY month, day, user_id")
+    return [(row[0], _birthday(row[1:])) for row in rows]
 
 
 async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, int]], year: int
@@ -70,15 +69,15 @@ async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, in
     """
     found: list[tuple[int, Birthday]] = []
     for month, day in dates:
-        async with conn.execute(
+        rows = await conn.execute_fetchall(
             """SELECT b.user_id, b.month, b.day, b.year FROM birthdays AS b
                WHERE b.month = ? AND b.day = ?
                  AND NOT EXISTS (SELECT 1 FROM birthday_celebrations AS c
                                  WHERE c.user_id = b.user_id AND c.year = ?)
                ORDER BY b.user_id""",
             (month, day, year),
-        ) as cursor:
-            found.extend((row[0], _birthday(row[1:])) for row in await cursor.fetchall())
+        )
+        found.extend((row[0], _birthday(row[1:])) for row in rows)
     return found
 
 
@@ -113,14 +112,13 @@ async def forget_role(conn: aiosqlite.Connection, user_id: int, year: int) -> No
 
 async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
     """Roles given on a day before `before` that have not been removed."""
-    async with conn.execute(
+    rows = await conn.execute_fetchall(
         """SELECT user_id, year, local_day, role_id FROM birthday_celebrations
            WHERE role_id IS NOT NULL AND role_removed_at IS NULL AND local_day < ?
            ORDER BY local_day, user_id""",
         (before.isoformat(),),
-    ) as cursor:
-        return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3])
-                for row in await cursor.fetchall()]
+    )
+    return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3]) for row in rows]
 
 
 async def mark_role_removed(conn: aiosqlite.Connection, user_id: int, year: int, at: datetime) -> None:

@@ -16,6 +16,7 @@ members only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from malabot.errors import UserInputError
@@ -35,6 +36,9 @@ from malabot.tenancy.manager import TenantManager
 DEFAULT_UPCOMING_DAYS = 7
 DEFAULT_PAGE_SIZE = 10
 
+# Told the guild id after a birthday there was set or removed (the hourly pass listens).
+ChangeListener = Callable[[int], None]
+
 
 class BirthdayService:
     def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now,
@@ -43,6 +47,14 @@ class BirthdayService:
         self._settings = settings
         self._clock = clock
         self._page_size = page_size
+        self._listeners: list[ChangeListener] = []
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, guild_id: int) -> None:
+        for listener in self._listeners:
+            listener(guild_id)
 
     async def today(self, guild_id: int) -> date:
         """The calendar day it is now in the server's timezone."""
@@ -56,11 +68,13 @@ class BirthdayService:
         birthday = validate_birthday(month, day, year, today)
         async with self._tenants.transaction(guild_id) as conn:
             await repository.save_birthday(conn, user_id, birthday, self._clock())
+        self._changed(guild_id)
         return view_for(user_id, user_id, birthday, today)
 
     async def remove(self, guild_id: int, user_id: int) -> None:
         async with self._tenants.transaction(guild_id) as conn:
             removed = await repository.delete_birthday(conn, user_id)
+        self._changed(guild_id)
         if not removed:
             raise UserInputError("You have no birthday set, so there was nothing to remove.")
 
