@@ -83,6 +83,7 @@ class XpService:
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
         self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
         tenants.add_shutdown_hook(self.stop)
@@ -225,14 +226,20 @@ class XpService:
     async def flush(self, guild_id: int) -> None:
         """Write the guild's buffered XP in one transaction (nothing happens when none is buffered).
 
-        The write runs as its own task, shielded: a caller cancelled meanwhile (a command timing
-        out, shutdown) must not cut it between COMMIT and the bookkeeping, which would lose or
-        double the XP.
+        When it returns, everything buffered before the call is in the file, even if another
+        caller's write was already under way. The write runs as its own task, shielded: a caller
+        cancelled meanwhile (a command timing out, shutdown) must not cut it between COMMIT and the
+        bookkeeping, which would lose or double the XP.
         """
+        while (running := self._writing.get(guild_id)) is not None:
+            await asyncio.wait({running})  # another caller's write: let it finish, whatever its fate
         guild = self._guilds.get(guild_id)
         if guild is None or not guild.dirty:
             return
-        await asyncio.shield(self._write_buffer(guild_id))
+        write = asyncio.ensure_future(self._write_buffer(guild_id))
+        self._writing[guild_id] = write
+        write.add_done_callback(lambda _: self._writing.pop(guild_id, None))
+        await asyncio.shield(write)
 
     async def flush_all(self) -> None:
         """Flush every guild with buffered XP, a few at a time; a failing guild is logged and keeps
