@@ -1,11 +1,12 @@
 """The hourly birthday pass: over every tenant, celebrate today's birthdays once and take back old roles.
 
-Per member the order is fixed, so that nothing visible can ever happen twice:
-  1. claim the (member, year) celebration row and award the XP, in one tenant transaction;
-     a second pass, a restarted bot or another process finds the row and does nothing;
-  2. only then announce and give the role, outside the transaction (Discord calls are slow);
-  3. record what happened (announced_at; the role, or that it could not be given).
-A crash between 1 and 2 means that celebration is not shown at all: at most once, never twice.
+Per server the order is fixed, so that nothing visible can ever happen twice:
+  1. claim each due member's (member, year) celebration row and award the XP, in one tenant
+     transaction; a second pass, a restarted bot or another process finds the rows and does nothing;
+  2. only then announce and give the roles, outside the transaction (Discord calls are slow);
+  3. record what happened (announced_at; roles that could not be given), in one more transaction.
+A crash between 1 and 2 means those celebrations are not shown at all: at most once, never twice.
+Each server is visited by one worker; a failure there is logged with its guild id and the pass goes on.
 
 The pass knows nothing of Discord: it asks a BirthdayEffects port to do the visible things.
 """
