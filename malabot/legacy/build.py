@@ -1,44 +1,34 @@
 """One destination's new rows (a server's tenant file, or the holding file) from its legacy rows.
 
 Pure: no I/O. The input is the rows of the server's own scope (`own`) and the global rows placed
-there by evidence (`placed`). The output is a list of units, each the new rows made from one legacy
-row, plus the legacy rows meant for this destination that are held back, each with its reason.
+there by evidence (`placed`). The output is the new rows per target table, each with the legacy row
+it came from (its origin), plus the legacy rows meant for this destination that are held back, each
+with its reason.
 
 Where two legacy rows give the same member's XP, birthday or check-in, one wins: a row of the
 server's own scope beats a global one; then the larger XP, the newer check-in day, the newer row.
 The losers are held back as "superseded", never merged silently.
 
-Target rows are tuples in the column order of writer.TARGET_COLUMNS.
+Target rows are tuples in the column order of writer.TARGET_COLUMNS. Timestamps arrive already as
+ISO text (the reader's query converts them, see schema_detect.ISO_UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from malabot.legacy.evidence import is_member_id
-from malabot.legacy.mapping import (
-    MappedSettings,
-    celebration_day,
-    map_settings,
-    normalize_timestamp,
-    parse_birthday,
-    parse_day,
-)
+from malabot.legacy.mapping import MappedSettings, celebration_day, map_settings, parse_birthday, parse_day
 from malabot.legacy.reader import Row
 from malabot.legacy.schema_detect import TABLES, LegacySchema, Variant
 
 SCRATCH_XP = "global variant: written only by birthday XP and never read by the old bot"
 PROFILE_ONLY = "profile only (no XP, messages or birthday)"
 
-
-class Unit(NamedTuple):
-    """The new rows made from one legacy row."""
-
-    table: str                               # the legacy table
-    rowid: int
-    rows: tuple[tuple[str, tuple[object, ...]], ...]  # (target table, row)
+Origin = tuple[str, int]                      # (legacy table, rowid)
+TargetRow = tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -64,32 +54,84 @@ class Destination:
     global_settings: Mapping[str, tuple[int, str | None]] = field(default_factory=dict)
     is_server: bool = True  # False for the holding file, which has no settings of its own
 
-    def add_own(self, table: str, row: Row) -> None:
-        self.own.setdefault(table, []).append(row)
-
     def add_placed(self, table: str, row: Row) -> None:
         self.placed.setdefault(table, []).append(row)
 
 
 @dataclass
 class Content:
-    units: list[Unit] = field(default_factory=list)
+    """The new rows of one file, by target table, with the origin of each row."""
+
+    rows: dict[str, list[TargetRow]] = field(default_factory=dict)
+    origins: dict[str, list[Origin]] = field(default_factory=dict)
+    sources: dict[str, list[int]] = field(default_factory=dict)  # legacy table → rowids used
     held: list[tuple[str, int, str]] = field(default_factory=list)  # (legacy table, rowid, reason)
     settings: SettingsPlan | None = None
+
+    def target(self, table: str) -> tuple[list[TargetRow], list[Origin]]:
+        """The row and origin lists of a target table, to append to in step."""
+        return self.rows.setdefault(table, []), self.origins.setdefault(table, [])
+
+    def source(self, table: str) -> list[int]:
+        """The list of legacy rowids of `table` used, to append to with each new row made from one."""
+        return self.sources.setdefault(table, [])
 
     def hold(self, table: str, rowid: int, reason: str) -> None:
         self.held.append((table, rowid, reason))
 
+    def origins_by_table(self) -> dict[str, set[int]]:
+        """The legacy rows that made it into this content, by legacy table."""
+        return {table: set(rowids) for table, rowids in self.sources.items()}
+
+    def units(self) -> list[tuple[Origin, list[tuple[str, TargetRow]]]]:
+        """The new rows grouped by the legacy row they came from (for writing one by one)."""
+        grouped: dict[Origin, list[tuple[str, TargetRow]]] = {}
+        for table, rows in self.rows.items():
+            for origin, row in zip(self.origins[table], rows, strict=True):
+                grouped.setdefault(origin, []).append((table, row))
+        return list(grouped.items())
+
 
 class _Candidate(NamedTuple):
-    rank: tuple[object, ...]   # higher wins
-    unit: Unit
-    description: str           # what it is, for the loser's reason
+    rank: tuple[object, ...]                  # higher wins
+    origin: Origin
+    rows: tuple[tuple[str, TargetRow], ...]   # (target table, row)
+    description: str                          # what it is, for the loser's reason
+
+
+class _Contest:
+    """One row per member wins; every loser is held back naming what beat it."""
+
+    def __init__(self, content: Content) -> None:
+        self._content = content
+        self._best: dict[int, _Candidate] = {}
+
+    def offer(self, user_id: int, candidate: _Candidate) -> None:
+        current = self._best.get(user_id)
+        if current is None:
+            self._best[user_id] = candidate
+            return
+        winner, loser = (candidate, current) if candidate.rank > current.rank else (current, candidate)
+        self._best[user_id] = winner
+        self._content.hold(*loser.origin, f"superseded by the member's {winner.description}")
+
+    def finish(self) -> None:
+        content = self._content
+        targets: dict[str, tuple[list[TargetRow], list[Origin]]] = {}
+        for candidate in self._best.values():
+            table, rowid = candidate.origin
+            content.source(table).append(rowid)
+            for target, row in candidate.rows:
+                if target not in targets:
+                    targets[target] = content.target(target)
+                rows, origins = targets[target]
+                rows.append(row)
+                origins.append(candidate.origin)
 
 
 def build(dest: Destination, schema: LegacySchema, now: str) -> Content:
     content = Content()
-    content.settings = _settings(dest, content)
+    content.settings = _settings(dest)
     _placed_settings(dest.placed.get("settings", ()), content)
     _level_roles(dest.own.get("level_roles", ()), content)
     _xp(dest, schema, content)
@@ -103,7 +145,7 @@ def build(dest: Destination, schema: LegacySchema, now: str) -> Content:
     return content
 
 
-def _both(dest: Destination, table: str) -> Iterable[tuple[bool, Row]]:
+def _both(dest: Destination, table: str) -> Iterator[tuple[bool, Row]]:
     """(is_own, row) for the server's own rows, then the global rows placed here."""
     for row in dest.own.get(table, ()):
         yield True, row
@@ -111,19 +153,13 @@ def _both(dest: Destination, table: str) -> Iterable[tuple[bool, Row]]:
         yield False, row
 
 
-def _keep_winners(candidates: dict[int, list[_Candidate]], content: Content) -> None:
-    for rivals in candidates.values():
-        rivals.sort(key=lambda candidate: candidate.rank, reverse=True)
-        winner = rivals[0]
-        content.units.append(winner.unit)
-        for loser in rivals[1:]:
-            reason = f"superseded by the member's {winner.description}"
-            content.hold(loser.unit.table, loser.unit.rowid, reason)
+def _all_rows(dest: Destination, table: str) -> list[Row]:
+    return dest.own.get(table, []) + dest.placed.get(table, [])
 
 
 # --- settings -----------------------------------------------------------------------------------
 
-def _settings(dest: Destination, content: Content) -> SettingsPlan | None:
+def _settings(dest: Destination) -> SettingsPlan | None:
     """Every server gets settings, even without legacy keys: the old defaults differ from the new."""
     if not dest.is_server:
         return None
@@ -137,24 +173,58 @@ def _settings(dest: Destination, content: Content) -> SettingsPlan | None:
 
 def _placed_settings(rows: Iterable[Row], content: Content) -> None:
     """Global settings in the holding file (there was no server to apply them to): verbatim."""
+    out, origins = content.target("legacy_settings")
+    used = content.source("settings")
     for rowid, _guild, key, value in rows:
-        content.units.append(Unit("settings", rowid, (("legacy_settings", (key, value)),)))
+        out.append((key, value))
+        origins.append(("settings", rowid))
+        used.append(rowid)
 
 
 # --- XP and level roles -------------------------------------------------------------------------
 
 def _level_roles(rows: Iterable[Row], content: Content) -> None:
-    used_roles: dict[object, object] = {}
+    out, origins = content.target("level_roles")
+    used = content.source("level_roles")
+    level_of_role: dict[object, object] = {}
     for rowid, _guild, level, role_id in sorted(rows, key=lambda row: (_sortable(row[2]), row[0])):
         if type(level) is not int or level < 1:
             content.hold("level_roles", rowid, f"level {level!r} is not a level from 1 up")
         elif not is_member_id(role_id):
             content.hold("level_roles", rowid, f"role {role_id!r} is not a Discord id")
-        elif role_id in used_roles:
-            content.hold("level_roles", rowid, f"role already given at level {used_roles[role_id]}")
+        elif role_id in level_of_role:
+            content.hold("level_roles", rowid, f"role already given at level {level_of_role[role_id]}")
         else:
-            used_roles[role_id] = level
-            content.units.append(Unit("level_roles", rowid, (("level_roles", (level, role_id)),)))
+            level_of_role[role_id] = level
+            out.append((level, role_id))
+            origins.append(("level_roles", rowid))
+            used.append(rowid)
+
+
+def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
+    contest = _Contest(content)
+    # In the global variant user_xp is scratch; in a half-way file both may be real: the larger wins.
+    xp_rows_are_real = schema.variant is not Variant.GLOBAL
+    for rowid, _guild, user_id, xp, last_message in dest.own.get("user_xp", ()):
+        if not xp_rows_are_real:
+            content.hold("user_xp", rowid, SCRATCH_XP)
+        elif not is_member_id(user_id):
+            content.hold("user_xp", rowid, f"user {user_id!r} is not a Discord id")
+        elif type(xp) is not int or xp < 0:
+            content.hold("user_xp", rowid, f"XP {xp!r} is not a whole number from 0 up")
+        else:
+            row = (user_id, xp, 0, last_message)
+            candidate = _Candidate((xp, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
+            contest.offer(user_id, candidate)
+    if schema.xp_in_users:
+        for rowid, _guild, user_id, xp, messages, last_gain, _birthday in dest.placed.get("users", ()):
+            xp = xp if type(xp) is int and xp > 0 else 0
+            messages = messages if type(messages) is int and messages > 0 else 0
+            if xp or messages:  # otherwise the row is here for its birthday only
+                row = (user_id, xp, messages, last_gain)
+                candidate = _Candidate((xp, 0), ("users", rowid), (("xp", row),), "larger global XP")
+                contest.offer(user_id, candidate)
+    contest.finish()
 
 
 def _sortable(value: object) -> int:
@@ -170,50 +240,24 @@ def _whole_number(value: object) -> int | None:
     return None
 
 
-def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
-    candidates: dict[int, list[_Candidate]] = {}
-    # In the global variant user_xp is scratch; in a half-way file both may be real: the larger wins.
-    xp_rows_are_real = schema.variant is not Variant.GLOBAL
-    for rowid, _guild, user_id, xp, last_message in dest.own.get("user_xp", ()):
-        if not xp_rows_are_real:
-            content.hold("user_xp", rowid, SCRATCH_XP)
-        elif not is_member_id(user_id):
-            content.hold("user_xp", rowid, f"user {user_id!r} is not a Discord id")
-        elif type(xp) is not int or xp < 0:
-            content.hold("user_xp", rowid, f"XP {xp!r} is not a whole number from 0 up")
-        else:
-            unit = Unit("user_xp", rowid, (("xp", (user_id, xp, 0, normalize_timestamp(last_message))),))
-            candidates.setdefault(user_id, []).append(_Candidate((xp, 1), unit, "XP row of this server"))
-    if schema.xp_in_users:
-        for rowid, _guild, user_id, xp, messages, last_gain, _birthday in dest.placed.get("users", ()):
-            xp = xp if type(xp) is int and xp > 0 else 0
-            messages = messages if type(messages) is int and messages > 0 else 0
-            if xp == 0 and messages == 0:
-                continue  # the row is here for its birthday
-            unit = Unit("users", rowid, (("xp", (user_id, xp, messages, normalize_timestamp(last_gain))),))
-            candidates.setdefault(user_id, []).append(_Candidate((xp, 0), unit, "larger global XP"))
-    _keep_winners(candidates, content)
-
-
 # --- birthdays and check-ins --------------------------------------------------------------------
 
-def _birthday_unit(table: str, rowid: int, user_id: int, text: object, announced_year: object,
-                   created_at: object, now: str) -> Unit:
+def _birthday_rows(user_id: int, text: object, announced_year: object, created_at: object,
+                   now: str) -> tuple[tuple[str, TargetRow], ...]:
     month, day, year = parse_birthday(text)
-    rows: list[tuple[str, tuple[object, ...]]] = [
-        ("birthdays", (user_id, month, day, year, normalize_timestamp(created_at) or now))]
+    birthday = ("birthdays", (user_id, month, day, year, created_at or now))
     year_announced = _whole_number(announced_year)
-    if year_announced is not None and 1900 <= year_announced <= 9999:
-        # The old bot announced this year already: the new one must not announce again.
-        # It did not record the hour, so midnight of the day stands for it.
-        local_day = celebration_day(month, day, year_announced)
-        rows.append(("birthday_celebrations",
-                     (user_id, year_announced, local_day, f"{local_day}T00:00:00+00:00")))
-    return Unit(table, rowid, tuple(rows))
+    if year_announced is None or not 1900 <= year_announced <= 9999:
+        return (birthday,)
+    # The old bot announced this year already: the new one must not announce again.
+    # It did not record the hour, so midnight of the day stands for it.
+    local_day = celebration_day(month, day, year_announced)
+    announced_at = f"{local_day}T00:00:00+00:00"
+    return birthday, ("birthday_celebrations", (user_id, year_announced, local_day, announced_at))
 
 
 def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: str) -> None:
-    candidates: dict[int, list[_Candidate]] = {}
+    contest = _Contest(content)
 
     def offer(table: str, rowid: int, user_id: object, text: object, announced: object, created: object,
               rank: tuple[object, ...], description: str) -> None:
@@ -221,11 +265,11 @@ def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: s
             content.hold(table, rowid, f"user {user_id!r} is not a Discord id")
             return
         try:
-            unit = _birthday_unit(table, rowid, user_id, text, announced, created, now)
+            rows = _birthday_rows(user_id, text, announced, created, now)
         except ValueError as error:
             content.hold(table, rowid, str(error))
             return
-        candidates.setdefault(user_id, []).append(_Candidate(rank, unit, description))
+        contest.offer(user_id, _Candidate(rank, (table, rowid), rows, description))
 
     for own, (rowid, _guild, user_id, text, announced, created) in _both(dest, "birthdays"):
         offer("birthdays", rowid, user_id, text, announced, created, (2 if own else 1, rowid),
@@ -235,11 +279,11 @@ def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: s
             if text is not None and text != "":
                 offer("users", rowid, user_id, text, None, None, (0, rowid),
                       "birthday in the birthdays table")
-    _keep_winners(candidates, content)
+    contest.finish()
 
 
 def _checkins(dest: Destination, content: Content) -> None:
-    candidates: dict[int, list[_Candidate]] = {}
+    contest = _Contest(content)
     for own, (rowid, _guild, user_id, last_checkin, streak) in _both(dest, "daily_checkins"):
         if not is_member_id(user_id):
             content.hold("daily_checkins", rowid, f"user {user_id!r} is not a Discord id")
@@ -250,68 +294,80 @@ def _checkins(dest: Destination, content: Content) -> None:
             content.hold("daily_checkins", rowid, str(error))
             continue
         streak = streak if type(streak) is int and streak >= 1 else 1
-        unit = Unit("daily_checkins", rowid, (
-            ("checkins", (user_id, day, streak, streak, streak)),
-            ("checkin_days", (user_id, day, 0)),
-        ))
-        candidates.setdefault(user_id, []).append(_Candidate(
-            (1 if own else 0, day, rowid), unit, "check-in of this server" if own else "newer check-in"))
-    _keep_winners(candidates, content)
+        contest.offer(user_id, _Candidate(
+            (1 if own else 0, day, rowid), ("daily_checkins", rowid),
+            (("checkins", (user_id, day, streak, streak, streak)), ("checkin_days", (user_id, day, 0))),
+            "check-in of this server" if own else "newer check-in"))
+    contest.finish()
 
 
 # --- records kept as they were ------------------------------------------------------------------
 
 def _verifications(dest: Destination, content: Content) -> None:
-    for _own, row in _both(dest, "verifications"):
+    out, origins = content.target("game_verifications")
+    used = content.source("verifications")
+    for row in _all_rows(dest, "verifications"):
         (rowid, _guild, user_id, activision_id, platform, screenshot_url, status, reviewed_by, reviewed_at,
          notes, created_at) = row
         if not is_member_id(user_id):
             content.hold("verifications", rowid, f"user {user_id!r} is not a Discord id")
             continue
-        content.units.append(Unit("verifications", rowid, (("game_verifications", (
-            rowid, user_id, activision_id, platform, screenshot_url, status or "pending", reviewed_by,
-            normalize_timestamp(reviewed_at), notes, normalize_timestamp(created_at))),)))
+        out.append((rowid, user_id, activision_id, platform, screenshot_url, status or "pending", reviewed_by,
+                    reviewed_at, notes, created_at))
+        origins.append(("verifications", rowid))
+        used.append(rowid)
 
 
 def _mod_cases(rows: Iterable[Row], content: Content, now: str) -> None:
     """Numbered per server in the order of the legacy ids, from 1."""
+    out, origins = content.target("mod_cases")
+    used = content.source("mod_logs")
     for number, row in enumerate(sorted(rows), start=1):
         (rowid, _guild, user_id, moderator_id, action, reason, duration, channel_id, message_count,
          timestamp, created_at) = row
-        at = normalize_timestamp(timestamp) or normalize_timestamp(created_at) or now
-        content.units.append(Unit("mod_logs", rowid, (("mod_cases", (
-            number, action, user_id, moderator_id, reason, duration, channel_id, message_count, at)),)))
+        out.append((number, action, user_id, moderator_id, reason, duration, channel_id, message_count,
+                    timestamp or created_at or now))
+        origins.append(("mod_logs", rowid))
+        used.append(rowid)
 
 
 def _appeals(rows: Iterable[Row], content: Content) -> None:
+    out, origins = content.target("appeals")
+    used = content.source("appeals")
     for row in rows:
         (rowid, _guild, user_id, appeal_text, status, submitted_at, reviewed_by, reviewed_at,
          review_notes) = row
         if not is_member_id(user_id):
             content.hold("appeals", rowid, f"user {user_id!r} is not a Discord id")
             continue
-        content.units.append(Unit("appeals", rowid, (("appeals", (
-            rowid, user_id, appeal_text, status or "pending", normalize_timestamp(submitted_at), reviewed_by,
-            normalize_timestamp(reviewed_at), review_notes)),)))
+        out.append((rowid, user_id, appeal_text, status or "pending", submitted_at, reviewed_by, reviewed_at,
+                    review_notes))
+        origins.append(("appeals", rowid))
+        used.append(rowid)
 
 
 def _audit(dest: Destination, content: Content, now: str) -> None:
-    for _own, row in _both(dest, "audit_log"):
+    out, origins = content.target("audit_log")
+    used = content.source("audit_log")
+    for row in _all_rows(dest, "audit_log"):
         rowid, _guild, category, action, timestamp, user_id, target_id, channel_id, details, created_at = row
-        at = normalize_timestamp(timestamp) or normalize_timestamp(created_at) or now
-        content.units.append(Unit("audit_log", rowid, (("audit_log", (
-            rowid, at, category, action, user_id, target_id, channel_id, details)),)))
+        out.append((rowid, timestamp or created_at or now, category, action, user_id, target_id, channel_id,
+                    details))
+        origins.append(("audit_log", rowid))
+        used.append(rowid)
 
 
 def _roasts(dest: Destination, content: Content) -> None:
-    for _own, row in _both(dest, "roast_log"):
+    out, origins = content.target("legacy_roast_log")
+    used = content.source("roast_log")
+    for row in _all_rows(dest, "roast_log"):
         rowid, _guild, user_id, action, target_id, xp_gained, message_content, created_at = row
         if not is_member_id(user_id):
             content.hold("roast_log", rowid, f"user {user_id!r} is not a Discord id")
             continue
-        content.units.append(Unit("roast_log", rowid, (("legacy_roast_log", (
-            rowid, user_id, target_id, action, xp_gained, message_content,
-            normalize_timestamp(created_at))),)))
+        out.append((rowid, user_id, target_id, action, xp_gained, message_content, created_at))
+        origins.append(("roast_log", rowid))
+        used.append(rowid)
 
 
 def layouts_match() -> bool:

@@ -54,8 +54,8 @@ class Evidence:
         spec = TABLES[table]
         for column in EVIDENCE_COLUMNS.get(table, ()):
             position = spec.index(column)
-            for row in rows:
-                self.add(guild_id, row[position])
+            for user_id in {row[position] for row in rows}:
+                self.add(guild_id, user_id)
 
     @property
     def guild_ids(self) -> set[int]:

@@ -39,6 +39,7 @@ yes/no, on/off, 1/0. Template placeholders: {member.mention} and {member.name} â
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -74,8 +75,10 @@ LEGACY_CURVES = ("basic", "gradual", "custom")
 _UNSET = {"", "0", "none", "null"}
 _TRUE = {"true", "yes", "on", "1", "enabled"}
 _FALSE = {"false", "no", "off", "0", "disabled"}
+# Every 'MM-DD' a birthday can be (February 29 included) â†’ (month, day).
+_MONTH_DAYS = {f"{month:02d}-{day:02d}": (month, day)
+               for month in range(1, 13) for day in range(1, calendar.monthrange(2000, month)[1] + 1)}
 _HOUR_MINUTE = re.compile(r"^(\d{1,2}):(\d{2})$")
-_SQL_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$")
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -114,24 +117,23 @@ def parse_whole_number(text: str) -> int:
 
 def parse_birthday(text: object) -> tuple[int, int, int | None]:
     """(month, day, year) of a legacy birthday: 'MM-DD' (Feb 29 allowed) or 'YYYY-MM-DD'."""
+    month_day = _MONTH_DAYS.get(text) if isinstance(text, str) else None  # the common case, one lookup
+    if month_day is not None:
+        return (*month_day, None)
     if not isinstance(text, str):
         raise ValueError(f"invalid birthday {text!r}")
     value = text.strip()
     year: int | None = None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         year, value = int(value[:4]), value[5:]
-    if not re.fullmatch(r"\d{2}-\d{2}", value):
+    month_day = _MONTH_DAYS.get(value)
+    if month_day is None:
         raise ValueError(f"invalid birthday {text!r}")
-    month, day = int(value[:2]), int(value[3:])
-    try:
-        date(2000, month, day)  # a leap year: February 29 is a valid birthday
-        if year is not None:
-            date(year, month, day)
-    except ValueError:
-        raise ValueError(f"invalid birthday {text!r}") from None
+    if year is not None and not calendar.isleap(year) and month_day == (2, 29):
+        raise ValueError(f"invalid birthday {text!r}")
     if year is not None and year < 1900:
         year = None  # the new schema keeps years from 1900 on; the day itself is still right
-    return month, day, year
+    return (*month_day, year)
 
 
 def celebration_day(month: int, day: int, year: int) -> str:
@@ -141,22 +143,12 @@ def celebration_day(month: int, day: int, year: int) -> str:
 
 def parse_day(text: object) -> str:
     """A legacy 'YYYY-MM-DD' date, checked; ValueError when it is not one."""
-    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-        raise ValueError(f"invalid date {text!r}")
-    try:
-        return date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        raise ValueError(f"invalid date {text!r}") from None
-
-
-def normalize_timestamp(value: object) -> str | None:
-    """SQLite's CURRENT_TIMESTAMP text (UTC) as the ISO form the new bot writes; others verbatim."""
-    if value is None:
-        return None
-    text = str(value)
-    if _SQL_TIMESTAMP.match(text):
-        return text.replace(" ", "T", 1) + "+00:00"
-    return text
+    if isinstance(text, str) and len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"invalid date {text!r}")
 
 
 # --- settings -----------------------------------------------------------------------------------

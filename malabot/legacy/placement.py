@@ -60,12 +60,15 @@ def place(rows: dict[str, list[Row]], schema: LegacySchema, evidence: Evidence, 
                 ledger.hold(table, row[0], NOT_SERVER_DATA)
             continue
         global_rows[table] = _own_rows(table, table_rows, placement, ledger)
-    for guild_id, destination in placement.destinations.items():
-        for table, own in destination.own.items():
-            evidence.add_rows(table, guild_id, own)
     _global_settings(global_rows.pop("settings", []), placement, ledger)
+    global_rows["users"] = _with_member_data(global_rows.get("users", []), schema, ledger)
+    to_place = {table for table, found in global_rows.items() if found and table in MEMBER_DATA + EVENTS}
+    if to_place:  # evidence is only needed for rows without a server (none in a per-guild file)
+        for guild_id, destination in placement.destinations.items():
+            for table, own in destination.own.items():
+                evidence.add_rows(table, guild_id, own)
     for table, table_rows in global_rows.items():
-        if table in MEMBER_DATA or table in EVENTS:
+        if table in to_place:
             _place_global(table, table_rows, schema, evidence, assign_unknown, placement, ledger)
         else:
             for row in table_rows:
@@ -77,19 +80,24 @@ def place(rows: dict[str, list[Row]], schema: LegacySchema, evidence: Evidence, 
 
 def _own_rows(table: str, rows: list[Row], placement: Placement, ledger: Ledger) -> list[Row]:
     """Give each row with a guild id to its server; returns the rows without one."""
-    without_guild = []
+    by_guild: dict[object, list[Row]] = {}
     for row in rows:
-        guild_id = row[1]
-        if guild_id is None:
-            without_guild.append(row)
-        elif is_member_id(guild_id):
-            destination = placement.destination(guild_id)
-            if table == "settings":
+        bucket = by_guild.get(row[1])
+        if bucket is None:
+            bucket = by_guild[row[1]] = []
+        bucket.append(row)
+    without_guild = by_guild.pop(None, [])
+    for guild_id, guild_rows in by_guild.items():
+        if not is_member_id(guild_id):
+            for row in guild_rows:
+                ledger.hold(table, row[0], f"server id {guild_id!r} is not a Discord id")
+            continue
+        destination = placement.destination(guild_id)
+        if table == "settings":
+            for row in guild_rows:
                 _own_setting(destination, row, ledger)
-            else:
-                destination.add_own(table, row)
         else:
-            ledger.hold(table, row[0], f"server id {guild_id!r} is not a Discord id")
+            destination.own.setdefault(table, []).extend(guild_rows)
     return without_guild
 
 
@@ -114,9 +122,6 @@ def _place_global(table: str, rows: list[Row], schema: LegacySchema, evidence: E
     user_column = TABLES[table].index("discord_id" if table == "verifications" else "user_id")
     every_server = table in MEMBER_DATA
     for row in rows:
-        if table == "users" and not _has_member_data(row, schema):
-            ledger.hold(table, row[0], PROFILE_ONLY)
-            continue
         user_id = row[user_column]
         guilds = evidence.guilds(user_id)
         if every_server and guilds:
@@ -139,13 +144,18 @@ def _orphan_global_settings(placement: Placement) -> None:
         placement.to_holding("settings", (rowid, None, key, value), None, "no server to apply it to")
 
 
-def _has_member_data(row: Row, schema: LegacySchema) -> bool:
-    _rowid, _guild, _user, xp, messages, _gain, birthday = row
-    has_xp = isinstance(xp, int) and xp > 0
-    has_messages = isinstance(messages, int) and messages > 0
-    if schema.xp_in_users and (has_xp or has_messages):
-        return True
-    return birthday is not None and birthday != ""
+def _with_member_data(users: list[Row], schema: LegacySchema, ledger: Ledger) -> list[Row]:
+    """The users rows with XP, messages or a birthday; the others are profiles only, held back."""
+    kept = []
+    for row in users:
+        _rowid, _guild, _user, xp, messages, _gain, birthday = row
+        has_xp = schema.xp_in_users and (
+            (isinstance(xp, int) and xp > 0) or (isinstance(messages, int) and messages > 0))
+        if has_xp or (birthday is not None and birthday != ""):
+            kept.append(row)
+        else:
+            ledger.hold("users", row[0], PROFILE_ONLY)
+    return kept
 
 
 __all__ = ["HOLDING_LABEL", "Placement", "place"]

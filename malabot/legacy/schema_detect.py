@@ -33,6 +33,7 @@ class TableSpec:
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    timestamps: tuple[str, ...] = ()  # read as ISO UTC text, see ISO_UTC
 
     @property
     def row_layout(self) -> tuple[str, ...]:
@@ -46,22 +47,29 @@ class TableSpec:
 
 # Every query selects `rowid, guild_id, …` in this order; guild_id is NULL where the column is missing.
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
-    TableSpec("users", ("user_id",), ("xp", "total_messages", "last_xp_gain", "birthday")),
-    TableSpec("user_xp", ("user_id", "guild_id", "xp"), ("last_message_time",)),
-    TableSpec("birthdays", ("user_id", "birthday"), ("announced_year", "created_at")),
+    TableSpec("users", ("user_id",), ("xp", "total_messages", "last_xp_gain", "birthday"),
+              timestamps=("last_xp_gain",)),
+    TableSpec("user_xp", ("user_id", "guild_id", "xp"), ("last_message_time",),
+              timestamps=("last_message_time",)),
+    TableSpec("birthdays", ("user_id", "birthday"), ("announced_year", "created_at"),
+              timestamps=("created_at",)),
     TableSpec("daily_checkins", ("user_id", "last_checkin"), ("checkin_streak",)),
     TableSpec("verifications", ("discord_id", "activision_id", "platform"),
-              ("screenshot_url", "status", "reviewed_by", "reviewed_at", "notes", "created_at")),
+              ("screenshot_url", "status", "reviewed_by", "reviewed_at", "notes", "created_at"),
+              timestamps=("reviewed_at", "created_at")),
     TableSpec("roast_log", ("user_id", "action"),
-              ("target_id", "xp_gained", "message_content", "created_at")),
+              ("target_id", "xp_gained", "message_content", "created_at"), timestamps=("created_at",)),
     TableSpec("settings", ("guild_id", "setting_key", "value")),
     TableSpec("level_roles", ("guild_id", "level", "role_id")),
     TableSpec("mod_logs", ("guild_id", "user_id", "moderator_id", "action"),
-              ("reason", "duration", "channel_id", "message_count", "timestamp", "created_at")),
+              ("reason", "duration", "channel_id", "message_count", "timestamp", "created_at"),
+              timestamps=("timestamp", "created_at")),
     TableSpec("audit_log", ("category", "action"),
-              ("timestamp", "user_id", "target_id", "channel_id", "details", "created_at")),
+              ("timestamp", "user_id", "target_id", "channel_id", "details", "created_at"),
+              timestamps=("timestamp", "created_at")),
     TableSpec("appeals", ("user_id", "guild_id", "appeal_text"),
-              ("status", "submitted_at", "reviewed_by", "reviewed_at", "review_notes")),
+              ("status", "submitted_at", "reviewed_by", "reviewed_at", "review_notes"),
+              timestamps=("submitted_at", "reviewed_at")),
     # Process data of the old bot: counted, never copied.
     TableSpec("roast_xp", ()),
     TableSpec("health_logs", ()),
@@ -69,6 +77,15 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
 )}
 
 CORE_TABLES = ("users", "settings")
+
+# SQLite's CURRENT_TIMESTAMP text ('YYYY-MM-DD HH:MM:SS[.fff]', UTC) as the ISO form the new bot writes
+# ('YYYY-MM-DDTHH:MM:SS[.fff]+00:00'), so that old and new instants sort together; anything else verbatim.
+# Done in the query because it applies to most of a million rows.
+ISO_UTC = ("CASE WHEN typeof({c}) = 'text'"
+           " AND {c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*'"
+           " AND (length({c}) = 19 OR (substr({c}, 20, 1) = '.' AND length({c}) > 20"
+           " AND substr({c}, 21) NOT GLOB '*[^0-9]*'))"
+           " THEN substr({c}, 1, 10) || 'T' || substr({c}, 12) || '+00:00' ELSE {c} END")
 # Tables that were global in the first variant and gained a guild_id column later.
 GAINED_GUILD_ID = ("birthdays", "daily_checkins", "verifications", "roast_log")
 
@@ -92,9 +109,10 @@ class LegacySchema:
 
     def select_sql(self, table: str) -> str:
         """`SELECT rowid, guild_id, <required>, <optional or NULL> FROM table`."""
+        spec = TABLES[table]
         present = self.columns[table] | {"rowid"}
-        picked = [column if column in present else f"NULL AS {column}"
-                  for column in TABLES[table].row_layout]
+        picked = [(ISO_UTC.format(c=column) if column in spec.timestamps else column) if column in present
+                  else f"NULL AS {column}" for column in spec.row_layout]
         return f"SELECT {', '.join(picked)} FROM {table}"
 
 

@@ -4,14 +4,17 @@
 2. Read the legacy file read-only, detect its variant, and account for every row in the ledger.
 3. Place each row (placement.py), build each server's rows (build.py) and write its file (writer.py):
    a new file is built under a temporary name and renamed when complete; a server that already has
-   a live file is skipped, or merged into with `--merge` after a backup.
+   a live file is skipped, or merged into with `--merge` after a backup. Large runs build and write
+   in forked worker processes (workers.py); the ledger is kept here, from what each file reports.
 4. Check that the legacy file is byte for byte what it was and that no row is unaccounted for.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +24,10 @@ from malabot.legacy import writer
 from malabot.legacy.build import Content, Destination, build
 from malabot.legacy.evidence import Evidence, read_members_csv
 from malabot.legacy.placement import Placement, place
-from malabot.legacy.reader import count_rows, fingerprint, read_only, read_rows
+from malabot.legacy.reader import Row, count_rows, fingerprint, read_only, read_rows
 from malabot.legacy.report import HOLDING_LABEL, Ledger, Summary, render
 from malabot.legacy.schema_detect import TABLES, LegacySchema, detect
+from malabot.legacy.workers import in_workers
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import remove_database_files
@@ -37,13 +41,16 @@ ALREADY = "already split from this file"
 SKIPPED = "skipped: has a live file"
 APPEARED = "skipped: a live file appeared"
 
-HOLDING_ALREADY = "already in the holding file from an earlier run of this file"
-
-_STATUS_REASONS = {
+_SKIP_REASONS = {
     ALREADY: "already in this server's file from an earlier run of this file",
     SKIPPED: "the server already has a live file (use --merge to merge into it)",
     APPEARED: "a live file appeared during the run",
 }
+HOLDING_ALREADY = "already in the holding file from an earlier run of this file"
+
+# Below this many servers, forking workers costs more than it saves.
+_SERVERS_PER_WORKER = 100
+_MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class SplitOptions:
     assign_unknown: int | None = None
     dry_run: bool = False
     merge: bool = False
+    workers: int | None = None  # None: one per CPU (at most 4) for large runs
 
 
 @dataclass
@@ -78,24 +86,50 @@ class SplitReport:
 
 
 @dataclass
+class FileOutcome:
+    """What happened to one destination: small enough to come back from a worker process."""
+
+    label: str
+    status: str
+    held: list[tuple[str, int, str]]                 # held back by the build, with reasons
+    result: writer.WriteResult | None                # None: the file was not written (skipped)
+    skipped: dict[str, set[int]] = field(default_factory=dict)  # rows a skipped file would have got
+    settings_rowids: list[int] = field(default_factory=list)
+    settings_kept: list[tuple[str, str]] = field(default_factory=list)  # (legacy key, why), for the report
+
+
+@dataclass
 class _Run:
-    """State of one run, threaded through its steps."""
+    """What every step of one run needs."""
 
     options: SplitOptions
     paths: TenantPaths
     migrations: MigrationSet
-    progress: Progress
     source: str
     schema: LegacySchema
     now: str
-    ledger: Ledger = field(default_factory=Ledger)
-    settings_kept: Counter[tuple[str, str]] = field(default_factory=Counter)
-    backups: list[str] = field(default_factory=list)
-    written_files: int = 0
+    files: ExitStack
+    _template: Path | None = None
 
     @property
     def marker(self) -> writer.Marker:
         return writer.Marker(self.source, self.options.legacy_db.name)
+
+    def template(self) -> Path:
+        """The migrated empty file new files are copied from, made when first needed."""
+        if self._template is None:
+            self._template = self.files.enter_context(writer.tenant_template(self.paths, self.migrations))
+        return self._template
+
+
+@dataclass
+class _Tally:
+    """The parent's record of the run, fed by the outcomes."""
+
+    ledger: Ledger = field(default_factory=Ledger)
+    settings_kept: Counter[tuple[str, str]] = field(default_factory=Counter)
+    backups: list[str] = field(default_factory=list)
+    written_files: int = 0
 
 
 def split_legacy(options: SplitOptions, progress: Progress = lambda line: None,
@@ -107,13 +141,14 @@ def split_legacy(options: SplitOptions, progress: Progress = lambda line: None,
     if not options.dry_run:
         lock.acquire()
     try:
-        return _split(options, paths, migrations or MigrationSet.load(), progress)
+        with ExitStack() as files:
+            return _split(options, paths, migrations or MigrationSet.load(), progress, files)
     finally:
         lock.release()
 
 
-def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet,
-           progress: Progress) -> SplitReport:
+def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, progress: Progress,
+           files: ExitStack) -> SplitReport:
     source = fingerprint(options.legacy_db)
     evidence = Evidence()
     if options.members_csv is not None:
@@ -122,21 +157,16 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet,
         schema = detect(conn)
         rows = {name: read_rows(conn, schema, name) for name in TABLES if schema.has(name)}
         unknown = {name: count_rows(conn, name) for name in schema.unknown_tables}
-    run = _Run(options, paths, migrations, progress, source, schema, datetime.now(UTC).isoformat())
-    for name, table_rows in rows.items():
-        run.ledger.add_read(name, (row[0] for row in table_rows))
-    for name, count in unknown.items():
-        run.ledger.add_counted_only(name, count, "unknown table, not part of the legacy schema")
+    run = _Run(options, paths, migrations, source, schema, datetime.now(UTC).isoformat(), files)
+    tally = _Tally()
+    _read(tally.ledger, rows, unknown)
     removed = 0 if options.dry_run else _remove_leftovers(paths)
+    placement = place(rows, schema, evidence, options.assign_unknown, tally.ledger)
+    rows.clear()  # the placement holds what is still needed
 
-    placement = place(rows, schema, evidence, options.assign_unknown, run.ledger)
-    del rows  # the placement holds what is still needed
-    total = len(placement.destinations)
-    for number, guild_id in enumerate(sorted(placement.destinations), start=1):
-        status, written = _split_guild(run, guild_id, placement.destinations.pop(guild_id))
-        progress(f"[{number}/{total}] guild {guild_id}: {status}, {written} rows")
-    holding_file = _split_holding(run, placement)
-    _account_unused_global_settings(run, placement)
+    _split_servers(run, placement, tally, progress)
+    holding_file = _split_holding(run, placement, tally, progress)
+    _account_unused_global_settings(tally.ledger, placement)
 
     if fingerprint(options.legacy_db) != source:
         raise MalabotError(f"the legacy file {options.legacy_db} changed during the split; "
@@ -144,38 +174,50 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet,
     summary = Summary(
         source=str(options.legacy_db), variant=str(schema.variant), fingerprint=source,
         dry_run=options.dry_run, holding_file=holding_file,
-        global_settings=tuple(sorted(placement.global_settings)), settings_kept=run.settings_kept,
-        removed_leftovers=removed, backups=tuple(run.backups),
+        global_settings=tuple(sorted(placement.global_settings)), settings_kept=tally.settings_kept,
+        removed_leftovers=removed, backups=tuple(tally.backups),
         notes=(f"Merge rules: {writer.MERGE_RULES}.",) if options.merge else ())
-    return SplitReport(run.ledger, summary, run.written_files)
+    return SplitReport(tally.ledger, summary, tally.written_files)
 
 
-# --- one server ---------------------------------------------------------------------------------
+def _read(ledger: Ledger, rows: dict[str, list[Row]], unknown: dict[str, int]) -> None:
+    for name, table_rows in rows.items():
+        ledger.add_read(name, (row[0] for row in table_rows))
+    for name, count in unknown.items():
+        ledger.add_counted_only(name, count, "unknown table, not part of the legacy schema")
 
-def _split_guild(run: _Run, guild_id: int, destination: Destination) -> tuple[str, int]:
-    label = str(guild_id)
+
+# --- the servers --------------------------------------------------------------------------------
+
+def _split_servers(run: _Run, placement: Placement, tally: _Tally, progress: Progress) -> None:
+    guild_ids = sorted(placement.destinations)
+    workers = run.options.workers or min(os.cpu_count() or 1, _MAX_WORKERS,
+                                         len(guild_ids) // _SERVERS_PER_WORKER)
+    if workers > 1 and not run.options.dry_run:
+        run.template()  # made once, before the workers fork, and shared by them
+
+    def one_server(guild_id: int) -> FileOutcome:
+        return _split_guild(run, guild_id, placement.destinations[guild_id])
+
+    for number, outcome in enumerate(in_workers(guild_ids, one_server, workers), start=1):
+        _take(tally, outcome)
+        written = outcome.result.count if outcome.result else 0
+        progress(f"[{number}/{len(guild_ids)}] guild {outcome.label}: {outcome.status}, {written} rows")
+
+
+def _split_guild(run: _Run, guild_id: int, destination: Destination) -> FileOutcome:
     content = build(destination, run.schema, run.now)
     status = _status(run, guild_id)
     result: writer.WriteResult | None = None
     if status in (NEW, MERGED) and run.options.dry_run:
-        result = writer.WriteResult(written=list(content.units),
-                                    settings_written=content.settings.rowids if content.settings else [])
+        result = _as_if_written(content)
     elif status == NEW:
-        result = writer.create_tenant(run.paths, guild_id, content, run.migrations, run.marker, run.now)
+        result = writer.create_tenant(run.paths, guild_id, content, run.template(), run.marker, run.now)
         if not result.published:
             status, result = APPEARED, None
     elif status == MERGED:
         result = writer.merge_into_live(run.paths, guild_id, content, run.migrations, run.marker, run.now)
-        run.backups.append(str(result.backup))
-    if result is not None and not run.options.dry_run:
-        run.written_files += 1
-    run.ledger.status[label] = status
-    if result is None:
-        run.ledger.status_reason[label] = _STATUS_REASONS[status]
-    _record(run, label, content, result, _STATUS_REASONS.get(status, ""))
-    if content.settings is not None and result is not None:
-        run.settings_kept.update(content.settings.mapped.why_kept.items())
-    return status, len(result.written) if result else 0
+    return _outcome(str(guild_id), status, content, result)
 
 
 def _status(run: _Run, guild_id: int) -> str:
@@ -187,33 +229,53 @@ def _status(run: _Run, guild_id: int) -> str:
     return MERGED if run.options.merge else SKIPPED
 
 
-def _record(run: _Run, label: str, content: Content, result: writer.WriteResult | None,
-            skip_reason: str) -> None:
-    ledger = run.ledger
-    for table, rowid, reason in content.held:
+def _as_if_written(content: Content) -> writer.WriteResult:
+    """What a dry run reports: everything built would be written."""
+    return writer.WriteResult(written=content.origins_by_table(), dry_run=True,
+                              settings_written=content.settings.rowids if content.settings else [])
+
+
+def _outcome(label: str, status: str, content: Content, result: writer.WriteResult | None) -> FileOutcome:
+    settings = content.settings
+    return FileOutcome(
+        label=label, status=status, held=content.held, result=result,
+        skipped=content.origins_by_table() if result is None else {},
+        settings_rowids=settings.rowids if settings else [],
+        settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [])
+
+
+def _take(tally: _Tally, outcome: FileOutcome) -> None:
+    """Record one destination's outcome in the ledger."""
+    ledger, label, result = tally.ledger, outcome.label, outcome.result
+    ledger.status[label] = outcome.status
+    for table, rowid, reason in outcome.held:
         ledger.hold(table, rowid, reason, label)
-    settings_rowids = content.settings.rowids if content.settings else []
+    tally.settings_kept.update(outcome.settings_kept)
     if result is None:
-        for unit in content.units:
-            ledger.hold(unit.table, unit.rowid, skip_reason, label)
-        for rowid in settings_rowids:
-            ledger.hold("settings", rowid, skip_reason, label)
+        reason = HOLDING_ALREADY if label == HOLDING_LABEL else _SKIP_REASONS[outcome.status]
+        ledger.status_reason[label] = reason
+        for table, rowids in outcome.skipped.items():
+            for rowid in rowids:
+                ledger.hold(table, rowid, reason, label)
+        for rowid in outcome.settings_rowids:
+            ledger.hold("settings", rowid, reason, label)
         return
-    written: dict[str, list[int]] = {}
-    for unit in result.written:
-        written.setdefault(unit.table, []).append(unit.rowid)
-    for table, rowids in written.items():
+    if not result.dry_run:
+        tally.written_files += 1
+    if result.backup is not None:
+        tally.backups.append(str(result.backup))
+    for table, rowids in result.written.items():
         ledger.wrote(table, rowids, label)
-    for unit, reason in result.refused:
-        ledger.hold(unit.table, unit.rowid, reason, label)
+    for (table, rowid), reason in result.refused:
+        ledger.hold(table, rowid, reason, label)
     ledger.wrote("settings", result.settings_written, label)
     for rowid, reason in result.settings_kept:
         ledger.hold("settings", rowid, reason, label)
 
 
-# --- the holding file and what is left -------------------------------------------------------------
+# --- the holding file and what is left ------------------------------------------------------------
 
-def _split_holding(run: _Run, placement: Placement) -> str | None:
+def _split_holding(run: _Run, placement: Placement, tally: _Tally, progress: Progress) -> str | None:
     if not placement.holding.placed:
         return None
     path = writer.holding_path(run.paths, run.source)
@@ -222,37 +284,32 @@ def _split_holding(run: _Run, placement: Placement) -> str | None:
     if path.exists():
         status, result = ALREADY, None
     elif run.options.dry_run:
-        status, result = NEW, writer.WriteResult(written=list(content.units))
+        status, result = NEW, _as_if_written(content)
     else:
         status = NEW
-        result = writer.create_holding(run.paths, content, placement.holding_reasons, run.migrations,
+        result = writer.create_holding(run.paths, content, placement.holding_reasons, run.template(),
                                        run.marker, run.now)
-        run.written_files += 1
-    run.ledger.status[HOLDING_LABEL] = status
-    if result is None:
-        run.ledger.status_reason[HOLDING_LABEL] = HOLDING_ALREADY
-    _record(run, HOLDING_LABEL, content, result, HOLDING_ALREADY)
-    count = len(result.written) if result else 0
-    run.progress(f"holding file {path}: {status}, {count} rows")
+    _take(tally, _outcome(HOLDING_LABEL, status, content, result))
+    progress(f"holding file {path}: {status}, {result.count if result else 0} rows")
     return str(path)
 
 
-def _account_unused_global_settings(run: _Run, placement: Placement) -> None:
+def _account_unused_global_settings(ledger: Ledger, placement: Placement) -> None:
     """A global key every server sets itself was applied nowhere: say so instead of losing it."""
-    written = run.ledger.written.get("settings", set()) | run.ledger.holding.get("settings", set())
-    held = run.ledger.held.get("settings", {})
+    written = ledger.written.get("settings", set()) | ledger.holding.get("settings", set())
+    held = ledger.held.get("settings", {})
     for rowid, _value in placement.global_settings.values():
         if rowid not in written and rowid not in held:
-            run.ledger.hold("settings", rowid, "global default not needed: every server sets this key itself")
+            ledger.hold("settings", rowid, "global default not needed: every server sets this key itself")
 
 
 def _remove_leftovers(paths: TenantPaths) -> int:
     """Temporary files of an earlier run that was killed before it could clean up."""
-    leftovers = list(paths.root.glob(f".*.{writer.STAGING_PURPOSE}-*.tmp"))
+    leftovers = [*paths.root.glob(f".*.{writer.STAGING_PURPOSE}-*.tmp"),
+                 *paths.root.glob(f"{writer.TEMPLATE_PREFIX}*.tmp")]
     holding_dir = paths.root / writer.HOLDING_DIR
     if holding_dir.is_dir():
         leftovers += list(holding_dir.glob(".*.tmp"))
     for path in leftovers:
         remove_database_files(path)
     return len(leftovers)
-

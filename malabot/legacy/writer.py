@@ -1,9 +1,9 @@
 """The SQL of the split: new tenant files, merges into live ones, and the holding file.
 
-A new file is built under a hidden temporary name beside the live files, migrated, stamped with its
-guild, filled in one transaction, fsynced, and only then given its live name (a hard link that never
-overwrites). A crash or Ctrl-C leaves at most a temporary file, which the next run removes; a live
-name always means a complete file.
+A new file is built under a hidden temporary name beside the live files (a copy of one migrated
+template), stamped with its guild and filled in one transaction, fsynced, and only then given its
+live name (a hard link that never overwrites). A crash or Ctrl-C leaves at most a temporary file,
+which the next run removes; a live name always means a complete file.
 
 Each file records which legacy file it came from: an audit_log row (category 'legacy', action 'split'
 or 'merge', details {"source": <sha256>}). A re-run recognises its own work by it.
@@ -12,18 +12,20 @@ or 'merge', details {"source": <sha256>}). A re-run recognises its own work by i
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from malabot.errors import TenantError
 from malabot.guild_settings import GuildSettings
-from malabot.legacy.build import Content, SettingsPlan, Unit
+from malabot.legacy.build import Content, Origin, SettingsPlan
 from malabot.legacy.reader import leaving_no_trace
 from malabot.tenancy.backup import backup_tenant
-from malabot.tenancy.migrations import Migration, MigrationSet, migrate
+from malabot.tenancy.migrations import MigrationSet, migrate
 from malabot.tenancy.opening import (
     connect,
     fsync_file,
@@ -36,6 +38,7 @@ from malabot.tenancy.paths import TenantPaths
 
 HOLDING_DIR = "legacy-holding"
 STAGING_PURPOSE = "legacy"
+TEMPLATE_PREFIX = ".legacy-template-"
 
 TARGET_COLUMNS: dict[str, tuple[str, ...]] = {
     "legacy_settings": ("key", "value"),
@@ -97,14 +100,19 @@ def _insert_sql(table: str, *, merge: bool = False) -> str:
 
 @dataclass
 class WriteResult:
-    """What one file got. `refused` units were not written (the schema said no), with the reason."""
+    """What one file got. `refused` rows were not written (the schema said no), with the reason."""
 
-    written: list[Unit] = field(default_factory=list)
-    refused: list[tuple[Unit, str]] = field(default_factory=list)
-    settings_written: list[int] = field(default_factory=list)       # legacy settings rowids
+    written: dict[str, set[int]] = field(default_factory=dict)        # legacy table → rowids
+    refused: list[tuple[Origin, str]] = field(default_factory=list)
+    settings_written: list[int] = field(default_factory=list)         # legacy settings rowids
     settings_kept: list[tuple[int, str]] = field(default_factory=list)  # (rowid, why not written)
     published: bool = True
     backup: Path | None = None
+    dry_run: bool = False  # nothing was written: what would have been
+
+    @property
+    def count(self) -> int:
+        return sum(len(rowids) for rowids in self.written.values())
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,8 @@ class Marker:
     source: str   # sha256 of the legacy file
     name: str     # its file name, for people
 
-    def row(self, action: str, now: str, units: int) -> tuple[object, ...]:
-        details = json.dumps({"source": self.source, "file": self.name, "rows": units}, sort_keys=True)
+    def row(self, action: str, now: str, rows: int) -> tuple[object, ...]:
+        details = json.dumps({"source": self.source, "file": self.name, "rows": rows}, sort_keys=True)
         return (now, "legacy", action, details)
 
 
@@ -139,17 +147,36 @@ def has_marker(path: Path, source: str) -> bool:
 
 # --- new files ----------------------------------------------------------------------------------
 
-def create_tenant(paths: TenantPaths, guild_id: int, content: Content, migrations: MigrationSet,
-                  marker: Marker, now: str) -> WriteResult:
+@contextmanager
+def tenant_template(paths: TenantPaths, migrations: MigrationSet) -> Iterator[Path]:
+    """An empty file with every migration applied, copied for each new file of the run.
+
+    Migrating 10,000 files one by one would repeat the same work 10,000 times; a copy of a migrated
+    file is the same database. Each copy gets its own identity row before it is published.
+    """
+    paths.root.mkdir(parents=True, exist_ok=True)
+    path = paths.root / f"{TEMPLATE_PREFIX}{secrets.token_hex(4)}.tmp"
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            migrate(conn, migrations, "the legacy split's template")
+        finally:
+            conn.close()
+        yield path
+    finally:
+        remove_database_files(path)
+
+
+def create_tenant(paths: TenantPaths, guild_id: int, content: Content, template: Path, marker: Marker,
+                  now: str) -> WriteResult:
     """Build the guild's file from `content` and publish it; published=False if a live file appeared."""
-    def stamp_identity(conn: sqlite3.Connection, applied: Migration) -> None:
-        if applied.version == 1:
-            conn.execute("INSERT INTO tenant_meta (singleton, guild_id, created_at) VALUES (1, ?, ?)",
-                         (guild_id, now))
+    def stamp_identity(conn: sqlite3.Connection, written: WriteResult) -> None:
+        conn.execute("INSERT INTO tenant_meta (singleton, guild_id, created_at) VALUES (1, ?, ?)",
+                     (guild_id, now))
 
     staging = unique_staging(paths, guild_id, STAGING_PURPOSE)
-    return _build_file(staging, paths.live(guild_id), f"guild {guild_id}", content, migrations, marker, now,
-                       stamp_identity, extra=None)
+    return _build_file(staging, paths.live(guild_id), f"guild {guild_id}", content, template, marker, now,
+                       stamp_identity)
 
 
 def holding_path(paths: TenantPaths, source: str) -> Path:
@@ -157,13 +184,13 @@ def holding_path(paths: TenantPaths, source: str) -> Path:
     return paths.root / HOLDING_DIR / f"unassigned-{source[:12]}.sqlite3"
 
 
-def create_holding(paths: TenantPaths, content: Content, reasons: dict[tuple[str, int], tuple[object, str]],
-                   migrations: MigrationSet, marker: Marker, now: str) -> WriteResult:
+def create_holding(paths: TenantPaths, content: Content, reasons: dict[Origin, tuple[object, str]],
+                   template: Path, marker: Marker, now: str) -> WriteResult:
     """The holding file: the tenant schema without an identity, plus `legacy_holding` saying why."""
     live = holding_path(paths, marker.source)
-    staging = live.with_name(f".{live.stem}.{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.tmp")
+    staging = live.with_name(f".{live.stem}.{secrets.token_hex(4)}.tmp")
 
-    def list_reasons(conn: sqlite3.Connection, written: list[Unit]) -> None:
+    def list_reasons(conn: sqlite3.Connection, written: WriteResult) -> None:
         conn.execute("""CREATE TABLE legacy_holding (
                           source_table TEXT    NOT NULL,
                           source_rowid INTEGER NOT NULL,
@@ -171,95 +198,83 @@ def create_holding(paths: TenantPaths, content: Content, reasons: dict[tuple[str
                           reason       TEXT    NOT NULL,
                           PRIMARY KEY (source_table, source_rowid)) STRICT""")
         conn.executemany(
-            "INSERT INTO legacy_holding (source_table, source_rowid, user_id, reason) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(unit.table, unit.rowid, *reasons[unit.table, unit.rowid]) for unit in written])
+            "INSERT INTO legacy_holding (source_table, source_rowid, user_id, reason) VALUES (?, ?, ?, ?)",
+            [(table, rowid, *reasons[table, rowid])
+             for table, rowids in sorted(written.written.items()) for rowid in sorted(rowids)])
 
-    return _build_file(staging, live, "the holding file", content, migrations, marker, now,
-                       lambda conn, applied: None, extra=list_reasons)
+    return _build_file(staging, live, "the holding file", content, template, marker, now, list_reasons)
 
 
-def _build_file(staging: Path, live: Path, label: str, content: Content, migrations: MigrationSet,
-                marker: Marker, now: str, on_applied: Callable[[sqlite3.Connection, Migration], None],
-                extra: Callable[[sqlite3.Connection, list[Unit]], None] | None) -> WriteResult:
+def _build_file(staging: Path, live: Path, label: str, content: Content, template: Path, marker: Marker,
+                now: str, finish: Callable[[sqlite3.Connection, WriteResult], None]) -> WriteResult:
     live.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = connect(staging, create=True)
+        shutil.copyfile(template, staging)
+        conn = sqlite3.connect(staging, isolation_level=None)
         try:
             # Nothing here has to survive a crash: the file gets its live name only once complete.
             conn.execute("PRAGMA journal_mode = MEMORY")
             conn.execute("PRAGMA synchronous = OFF")
-            migrate(conn, migrations, label, on_applied=lambda applied: on_applied(conn, applied))
             conn.execute("BEGIN")
-            result = _insert_units(conn, content.units, merge=False)
+            result = _insert_all(conn, content)
             if content.settings is not None:
                 _write_settings(conn, content.settings, now)
                 result.settings_written = content.settings.rowids
-            if extra is not None:
-                extra(conn, result.written)
+            finish(conn, result)
             conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
-                         marker.row("split", now, len(result.written)))
+                         marker.row("split", now, result.count))
             conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = WAL")  # what the bot's own files use
         finally:
             conn.close()
         fsync_file(staging)
         result.published = publish_new(staging, live)
         return result
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         raise TenantError(f"{label}: cannot write {live}: {error}") from error
     finally:
         remove_database_files(staging)
 
 
-def _insert_units(conn: sqlite3.Connection, units: list[Unit], *, merge: bool) -> WriteResult:
-    """All units at once; should the schema refuse a row, unit by unit to find and hold back the culprits."""
-    if not merge:
-        conn.execute("SAVEPOINT units")
-        try:
-            for table, rows in _by_target(units).items():
-                conn.executemany(_insert_sql(table), rows)
-            conn.execute("RELEASE units")
-            return WriteResult(written=list(units))
-        except sqlite3.Error:
-            conn.execute("ROLLBACK TO units")
-            conn.execute("RELEASE units")
-    return _insert_one_by_one(conn, units, merge=merge)
+def _insert_all(conn: sqlite3.Connection, content: Content) -> WriteResult:
+    """Every row at once; should the schema refuse one, row by row to find and hold back the culprits."""
+    conn.execute("SAVEPOINT rows")
+    try:
+        for table, rows in content.rows.items():
+            conn.executemany(_insert_sql(table), rows)
+        conn.execute("RELEASE rows")
+        return WriteResult(written=content.origins_by_table())
+    except sqlite3.Error:
+        conn.execute("ROLLBACK TO rows")
+        conn.execute("RELEASE rows")
+    return _insert_one_by_one(conn, content, merge=False)
 
 
-def _by_target(units: Iterable[Unit]) -> dict[str, list[tuple[object, ...]]]:
-    grouped: dict[str, list[tuple[object, ...]]] = {}
-    for unit in units:
-        for table, row in unit.rows:
-            grouped.setdefault(table, []).append(row)
-    return grouped
-
-
-def _insert_one_by_one(conn: sqlite3.Connection, units: list[Unit], *, merge: bool) -> WriteResult:
+def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: bool) -> WriteResult:
+    """Each legacy row's new rows in a savepoint of their own: a refused one takes nothing else with it."""
     result = WriteResult()
     case_offset = 0
     if merge:
         case_offset = int(conn.execute("SELECT coalesce(max(case_number), 0) FROM mod_cases").fetchone()[0])
-    for unit in units:
+    for origin, rows in content.units():
         before = conn.total_changes
-        conn.execute("SAVEPOINT unit")
+        conn.execute("SAVEPOINT one")
         try:
-            for table, row in unit.rows:
+            for table, row in rows:
                 if merge and table in _OWN_ID_TABLES:
                     row = (None, *row[1:])
                 elif merge and table == "mod_cases":
                     row = (int(row[0]) + case_offset, *row[1:])  # type: ignore[call-overload]
                 conn.execute(_insert_sql(table, merge=merge), row)
         except sqlite3.Error as error:
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
-            result.refused.append((unit, f"refused by the new schema: {error}"))
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            result.refused.append((origin, f"refused by the new schema: {error}"))
             continue
-        conn.execute("RELEASE unit")
+        conn.execute("RELEASE one")
         if conn.total_changes == before:
-            result.refused.append((unit, _KEPT_ON_MERGE.get(unit.rows[0][0], "already present")))
+            result.refused.append((origin, _KEPT_ON_MERGE.get(rows[0][0], "already present")))
         else:
-            result.written.append(unit)
+            result.written.setdefault(origin[0], set()).add(origin[1])
     return result
 
 
@@ -281,11 +296,11 @@ def merge_into_live(paths: TenantPaths, guild_id: int, content: Content, migrati
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            result = _insert_units(conn, content.units, merge=True)
+            result = _insert_one_by_one(conn, content, merge=True)
             if content.settings is not None:
                 _merge_settings(conn, content.settings, now, result)
             conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
-                         marker.row("merge", now, len(result.written)))
+                         marker.row("merge", now, result.count))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

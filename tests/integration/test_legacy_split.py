@@ -277,6 +277,41 @@ def test_birthdays_checkins_and_records_keep_their_meaning(legacy: Path, tenants
     assert "role already given at level 5" in held["level_roles"].held
 
 
+def test_a_row_the_new_schema_refuses_is_held_back_and_the_rest_written(tmp_path: Path,
+                                                                        tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    db.verification(41, "Fine#41", guild_id=A)
+    db.conn.execute("INSERT INTO verifications (guild_id, discord_id, activision_id, platform)"
+                    " VALUES (?, 42, ?, 'pc')", (A, b"\x00binary"))  # the legacy column took a blob
+    db.mod_log(A, 41, 9)
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert report.accounted
+    live = TenantPaths(tenants).live(A)
+    assert rows(live, "SELECT user_id FROM game_verifications") == [(41,)]
+    assert rows(live, "SELECT target_id FROM mod_cases") == [(41,)]
+    [(reason, count)] = report.ledger.totals()["verifications"].held.items()
+    assert reason.startswith("refused by the new schema") and count == 1
+
+
+def test_legacy_timestamps_become_iso_utc_and_others_stay_verbatim(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    for stamp in ("2024-03-01 10:00:00", "2024-03-01 10:00:00.250", "2024-03-01T10:00:00Z",
+                  "2024-03-01 10:00:00+02:00", "yesterday"):
+        db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action, timestamp)"
+                        " VALUES (?, 1, 2, 'warn', ?)", (A, stamp))
+    db.close()
+
+    run(db.path, tenants)
+
+    assert [at for (at,) in rows(TenantPaths(tenants).live(A), "SELECT created_at FROM mod_cases "
+                                                               "ORDER BY case_number")] == [
+        "2024-03-01T10:00:00+00:00", "2024-03-01T10:00:00.250+00:00", "2024-03-01T10:00:00Z",
+        "2024-03-01 10:00:00+02:00", "yesterday"]
+
+
 def test_tenant_files_are_complete_malabot_files(legacy: Path, tenants: Path) -> None:
     run(legacy, tenants)
 
@@ -441,7 +476,7 @@ def test_reading_leaves_no_companion_files_beside_the_legacy_file(legacy: Path, 
 
 def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    real_insert = writer._insert_units
+    real_insert = writer._insert_all
     calls = []
 
     def interrupted(*args: object, **kwargs: object) -> object:
@@ -450,7 +485,7 @@ def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
             raise KeyboardInterrupt  # Ctrl-C while the second server's rows are being written
         return real_insert(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "_insert_units", interrupted)
+    monkeypatch.setattr(writer, "_insert_all", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(legacy, tenants)
 
@@ -461,6 +496,61 @@ def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
     assert report.ledger.status == {str(A): "already split from this file", str(B): "new", str(C): "new",
                                     "holding": "new"}
     assert report.accounted
+
+
+def many_servers_legacy(path: Path, servers: int = 6) -> Path:
+    db = LegacyDb(path, GLOBAL)
+    for number in range(servers):
+        guild = 2000 + number
+        db.user(100 + number, xp=100 * number + 60, birthday="03-15")
+        db.mod_log(guild, 100 + number, 99)
+        db.setting(guild, "xp_progression_type", ("basic", "gradual", "custom")[number % 3])
+        db.level_role(guild, 5, 7000 + number)
+    db.user(99, xp=5)  # the moderator: in every server
+    db.close()
+    return path
+
+
+def test_worker_processes_write_the_same_files_as_one_process(tmp_path: Path) -> None:
+    legacy = many_servers_legacy(tmp_path / "bot.db")
+
+    alone = run(legacy, tmp_path / "alone", workers=1)
+    shared = run(legacy, tmp_path / "shared", workers=3)
+
+    assert alone.accounted and shared.accounted
+    assert alone.ledger.totals() == shared.ledger.totals()
+    assert alone.ledger.status == shared.ledger.status
+    queries = ("SELECT * FROM xp", "SELECT user_id, month, day FROM birthdays", "SELECT * FROM mod_cases",
+               "SELECT * FROM level_roles", "SELECT key, value FROM settings ORDER BY key")
+    for guild in TenantPaths(tmp_path / "alone").live_guild_ids():
+        for query in queries:
+            assert rows(TenantPaths(tmp_path / "alone").live(guild), query) == rows(
+                TenantPaths(tmp_path / "shared").live(guild), query), (guild, query)
+    assert not list((tmp_path / "shared").glob(".*.tmp"))
+
+
+def test_an_interrupted_worker_stops_the_run_and_leaves_no_partial_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    legacy = many_servers_legacy(tmp_path / "bot.db")
+    tenants = tmp_path / "tenants"
+    real_insert = writer._insert_all
+    calls = []
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)  # each worker counts its own calls
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_insert(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_insert_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(legacy, tenants, workers=2)
+
+    assert len(TenantPaths(tenants).live_guild_ids()) == 2  # each worker's first server, complete
+    assert [path.name for path in tenants.iterdir() if path.name.endswith(".tmp")] == []
+    for guild in TenantPaths(tenants).live_guild_ids():
+        assert rows(TenantPaths(tenants).live(guild), "PRAGMA integrity_check") == [("ok",)]
+        assert rows(TenantPaths(tenants).live(guild), "SELECT count(*) FROM mod_cases") == [(1,)]
 
 
 def test_a_killed_runs_temporary_file_is_never_live_and_is_cleaned_up(legacy: Path, tenants: Path) -> None:

@@ -14,7 +14,6 @@ from malabot.legacy.mapping import (
     TEMPLATE_PLACEHOLDERS,
     celebration_day,
     map_settings,
-    normalize_timestamp,
     parse_birthday,
     parse_day,
     parse_snowflake,
@@ -74,13 +73,6 @@ def test_check_in_days_must_exist() -> None:
     for bad in ("2023-02-29", "2024-13-01", "01-05-2024", None):
         with pytest.raises(ValueError, match="invalid date"):
             parse_day(bad)
-
-
-def test_sqlite_timestamps_become_iso_utc_and_others_stay_verbatim() -> None:
-    assert normalize_timestamp("2024-03-01 10:00:00") == "2024-03-01T10:00:00+00:00"
-    assert normalize_timestamp("2024-03-01 10:00:00.123") == "2024-03-01T10:00:00.123+00:00"
-    assert normalize_timestamp("yesterday") == "yesterday"
-    assert normalize_timestamp(None) is None
 
 
 # --- settings -----------------------------------------------------------------------------------
