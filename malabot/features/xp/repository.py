@@ -88,10 +88,18 @@ async def reset_all(conn: aiosqlite.Connection) -> tuple[int, int]:
 # --- ranking ---------------------------------------------------------------------------------------
 
 async def count_above(conn: aiosqlite.Connection, xp: int) -> int:
-    """How many rows have strictly more XP (uses the xp_by_total index)."""
-    async with conn.execute("SELECT count(*) FROM xp WHERE xp > ?", (xp,)) as cursor:
+    """How many rows have strictly more XP.
+
+    Counted as all rows minus those at or below: a bare count(*) only walks the b-tree's pages, and
+    a range that runs to the end of the xp_by_total index needs no per-row end check; together several
+    times faster than `WHERE xp > ?` for the many members low on a big board.
+    """
+    async with conn.execute("SELECT count(*) FROM xp") as cursor:
         row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    total = int(row[0]) if row else 0
+    async with conn.execute("SELECT count(*) FROM xp WHERE xp <= ?", (xp,)) as cursor:
+        row = await cursor.fetchone()
+    return total - (int(row[0]) if row else 0)
 
 
 async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:
