@@ -13,14 +13,18 @@ from typing import Any
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from malabot.clock import Clock, utc_now
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.service import BirthdayService
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.checkins.service import CheckinService
 from malabot.features.moderation.member_data import moderation_member_data
+from malabot.features.moderation.service import ModerationService
+from malabot.features.mydata.service import MyDataService
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
+from malabot.features.welcome.service import WelcomeService
 from malabot.features.xp.admin import XpAdmin
 from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.service import XpService
@@ -44,14 +48,18 @@ class Services:
     xp: XpService
     xp_admin: XpAdmin
     checkins: CheckinService
+    moderation: ModerationService
+    welcome: WelcomeService
+    mydata: MyDataService
+    clock: Clock
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
                             idle_seconds=settings.tenant_idle_seconds)
     guild_settings = SettingsService(tenants)
     # Registers its flush before file operations and on shutdown with the tenant manager.
-    xp = XpService(tenants, guild_settings)
+    xp = XpService(tenants, guild_settings, clock=clock)
     member_data = MemberData(tenants, [
         audit_member_data(),
         moderation_member_data(),
@@ -62,11 +70,14 @@ def build_services(settings: Settings) -> Services:
     ], forget_hooks=[xp.forget_member])
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
-    birthdays = BirthdayService(tenants, guild_settings)
+    birthdays = BirthdayService(tenants, guild_settings, clock=clock)
     return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
                     member_data=member_data, scheduler=scheduler, birthdays=birthdays,
-                    xp=xp, xp_admin=XpAdmin(xp, guild_settings),
-                    checkins=CheckinService(tenants, guild_settings, xp))
+                    xp=xp, xp_admin=XpAdmin(xp, guild_settings, clock=clock),
+                    checkins=CheckinService(tenants, guild_settings, xp, clock=clock),
+                    moderation=ModerationService(tenants, guild_settings, clock),
+                    welcome=WelcomeService(guild_settings),
+                    mydata=MyDataService(member_data, clock), clock=clock)
 
 
 async def start_services(services: Services) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,17 @@ class MalaBot(discord.Bot):
         options.setdefault("allowed_mentions", discord.AllowedMentions(everyone=False, roles=False))
         super().__init__(**options)
         self.services = services
+        # Set once every guild the bot is in has its data file ready (after on_ready).
+        self.guilds_opened = asyncio.Event()
         self.add_check(only_in_guilds)
         from malabot.cogs import all_cogs
 
         for cog in all_cogs(self):
             self.add_cog(cog)
+
+    async def on_error(self, event_method: str, *args: Any, **kwargs: Any) -> None:
+        """A listener failed: log it with the guild it was about; the bot carries on."""
+        log.exception("listener %s failed in guild %s", event_method, guild_of_event(args))
 
     async def on_application_command_error(
         self, context: discord.ApplicationContext, exception: discord.DiscordException
@@ -60,3 +67,16 @@ class MalaBot(discord.Bot):
             await answer(ctx, message, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user about an error in guild %s", ctx.guild_id)
+
+
+def guild_of_event(args: tuple[Any, ...]) -> int | None:
+    """Best-effort guild id of an event's arguments, for logs."""
+    for item in args:
+        guild_id = getattr(item, "guild_id", None)
+        if guild_id is None and getattr(item, "guild", None) is not None:
+            guild_id = item.guild.id
+        if guild_id is None and isinstance(item, discord.Guild):
+            guild_id = item.id
+        if guild_id is not None:
+            return int(guild_id)
+    return None

@@ -36,6 +36,7 @@ class Lifecycle(discord.Cog):
         # Guilds joined while the bot was offline get their file now.
         for guild in self.bot.guilds:
             await self.open_guild(guild.id)
+        self.bot.guilds_opened.set()
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:

@@ -53,3 +53,13 @@ def test_templates_with_known_placeholders_are_accepted() -> None:
     settings = GuildSettings().changed(levelup_template="{member} is now {level} on {server}",
                                        birthday_template="{member} turns {age}")
     assert settings.levelup_template.startswith("{member}")
+
+
+def test_invalid_stored_values_fall_back_to_defaults_key_by_key() -> None:
+    from malabot.features.settings.service import settings_from_stored
+
+    settings = settings_from_stored(1, {"timezone": "Europe/Paris", "birthday_hour": 99, "unknown": True,
+                                        "levelup_template": "{nope}"})
+    assert settings.timezone == "Europe/Paris"
+    assert settings.birthday_hour == 9
+    assert settings.levelup_template == GuildSettings().levelup_template

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,6 +11,8 @@ from malabot.errors import UserInputError
 from malabot.features.settings import repository
 from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
 
 
 class SettingsService:
@@ -25,7 +28,7 @@ class SettingsService:
             return cached
         async with self._tenants.reading(guild_id) as conn:
             values = await repository.load_values(conn)
-        settings = GuildSettings.model_validate(values)
+        settings = settings_from_stored(guild_id, values)
         self._cache[guild_id] = settings
         return settings
 
@@ -44,6 +47,24 @@ class SettingsService:
 
     async def _forget(self, guild_id: int) -> None:
         self._cache.pop(guild_id, None)
+
+
+def settings_from_stored(guild_id: int, values: dict[str, Any]) -> GuildSettings:
+    """Stored values as settings. A value that no longer validates (an older bot wrote it, or the file
+    was edited by hand) falls back to its default and is logged, so one bad key never takes a
+    server's other settings down with it."""
+    values = dict(values)
+    while True:
+        try:
+            return GuildSettings.model_validate(values)
+        except ValidationError as error:
+            bad = {str(item["loc"][0]) for item in error.errors() if item.get("loc")} & set(values)
+            if not bad:
+                bad = set(values)  # a rule across several keys failed: fall back to every default
+            log.warning("guild %s: ignoring invalid stored settings %s: %s", guild_id, sorted(bad),
+                        describe_settings_error(error))
+            for key in bad:
+                values.pop(key)
 
 
 def describe_settings_error(error: ValidationError) -> str:

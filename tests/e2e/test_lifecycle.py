@@ -1,0 +1,104 @@
+"""Lifecycle through the real bot: files on join, purge on leave (only that server), archive on removal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from malabot.sandbox import FakeDiscord
+from malabot.tenancy.paths import TenantPaths
+from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.world import World, make_world
+
+EPHEMERAL = 64
+
+
+@pytest.fixture
+async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path):
+        yield running
+
+
+async def seed_member(world: World, guild_id: int, user_id: int) -> None:
+    """Give a member data in several features of one server, through the real services."""
+    services = world.live
+    await services.xp_admin.add(guild_id, world.admin.id, user_id, 500)
+    await services.checkins.check_in(guild_id, user_id)
+    await services.birthdays.set(guild_id, user_id, 4, 12, 1990)
+    await services.xp.flush_all()
+
+
+async def test_startup_syncs_commands_and_creates_a_file_per_server(world: World) -> None:
+    registered = {command.name for command in world.server.commands()}
+    assert "config" in registered
+    assert world.tenant_file(world.guild).exists()
+    assert world.tenant_file(world.other_guild).exists()
+    assert TenantPaths(world.tenants_dir).live_guild_ids() == sorted([world.guild.id, world.other_guild.id])
+
+
+async def test_member_leave_purges_only_that_server(world: World) -> None:
+    bob = world.bob.id
+    await seed_member(world, world.guild.id, bob)
+    await seed_member(world, world.other_guild.id, bob)
+    await seed_member(world, world.guild.id, world.alice.id)
+    other_before = all_rows(world.tenant_file(world.other_guild))
+    assert rows_mentioning(world.tenant_file(world.guild), bob)
+
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), bob),
+                     what="bob's rows to leave the first server")
+
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id), "alice's data must stay"
+    assert all_rows(world.tenant_file(world.other_guild)) == other_before
+
+
+async def test_uncached_member_leave_is_purged_too(world: World) -> None:
+    stranger = world.server.add_user("stranger")
+    await seed_member(world, world.guild.id, stranger.id)
+    assert rows_mentioning(world.tenant_file(world.guild), stranger.id)
+    await world.server.remove_member(world.guild, stranger, uncached=True)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), stranger.id),
+                     what="the uncached member's rows to be purged")
+
+
+async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
+    live = world.tenant_file(world.other_guild)
+    await world.server.guild_outage(world.other_guild)
+    await world.server.end_guild_outage(world.other_guild)
+    assert live.exists()
+    assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+
+    await world.server.remove_bot_from_guild(world.other_guild)
+    await eventually(lambda: not live.exists(), what="the removed server's file to be archived")
+    archives = TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+    assert len(archives) == 1
+    assert world.tenant_file(world.guild).exists(), "the other server is untouched"
+
+
+async def test_rejoin_within_retention_restores_the_archive(world: World) -> None:
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    await world.server.remove_bot_from_guild(world.other_guild)
+    live = world.tenant_file(world.other_guild)
+    await eventually(lambda: not live.exists(), what="archive on removal")
+
+    await world.server.add_bot_to_guild(world.other_guild)
+    await eventually(live.exists, what="the archive to come back")
+    assert rows_mentioning(live, world.bob.id), "the restored file holds the old data"
+    assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+
+
+async def test_commands_in_dms_answer_that_they_need_a_server(world: World) -> None:
+    reply = await world.command(world.alice, "config show", guild=None)
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "This command only works in a server."
+
+
+async def test_member_without_permission_is_refused(world: World) -> None:
+    reply = await world.command(world.alice, "config show")
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "You need the Manage Server permission to use this command."
+    allowed = await world.command(world.bob, "config show")
+    assert allowed.flags & EPHEMERAL
+    assert allowed.embeds and allowed.embeds[0]["title"] == "Server settings"

@@ -1,0 +1,117 @@
+"""A running MalaBot on the local Discord-compatible server: two servers, a few members, real files.
+
+`World` is what the e2e tests talk to: it starts the same service graph `malabot run` builds (on a
+temporary tenants folder), the real MalaBot class, and lets a test chat, use commands and restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from malabot.app import Services, build_bot, build_services, start_services, stop_services
+from malabot.bot import MalaBot
+from malabot.sandbox import Channel, FakeDiscord, Guild, InteractionReply, User, running_bot, sandbox_client_options
+from malabot.sandbox.permissions import Permission
+from malabot.settings import Settings
+
+
+class MovableClock:
+    """The services' clock in tests: starts at a fixed instant and moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class World:
+    server: FakeDiscord
+    tenants_dir: Path
+    clock: MovableClock
+    guild: Guild
+    other_guild: Guild
+    general: Channel
+    other_general: Channel
+    admin: User
+    alice: User
+    bob: User           # a member of both servers
+    services: Services | None = None
+    bot: MalaBot | None = None
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    @property
+    def running(self) -> MalaBot:
+        assert self.bot is not None, "the bot is not running"
+        return self.bot
+
+    @property
+    def live(self) -> Services:
+        assert self.services is not None, "the bot is not running"
+        return self.services
+
+    async def start(self) -> MalaBot:
+        settings = Settings(tenants_dir=self.tenants_dir, api_base_url=self.server.api_base_url,
+                            token=self.server.token)
+        services = build_services(settings, clock=self.clock)
+        await start_services(services)
+        self._stack.push_async_callback(stop_services, services)
+        bot = build_bot(services, **sandbox_client_options())
+        self.services, self.bot = services, bot  # type: ignore[assignment]
+        await self._stack.enter_async_context(running_bot(self.server, bot))
+        await asyncio.wait_for(bot.guilds_opened.wait(), timeout=10)
+        return bot  # type: ignore[return-value]
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+        self._stack = contextlib.AsyncExitStack()
+        self.services, self.bot = None, None
+
+    async def restart(self) -> MalaBot:
+        await self.stop()
+        return await self.start()
+
+    async def command(self, user: User, name: str, options: dict[str, Any] | None = None, *,
+                      guild: Guild | None | str = "default", channel: Channel | None = None) -> InteractionReply:
+        where = self.guild if guild == "default" else guild
+        place = channel if channel is not None else (self.general if where is self.guild else
+                                                     self.other_general if where is self.other_guild else None)
+        return await self.server.invoke_command(where, place, user, name, options)
+
+    def tenant_file(self, guild: Guild) -> Path:
+        return self.tenants_dir / f"{guild.id}.sqlite3"
+
+
+async def make_world(server: FakeDiscord, tmp_path: Path, *,
+                     start: datetime = datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+                     prepare: Callable[[World], None] | None = None) -> AsyncIterator[World]:
+    admin = server.add_user("admin")
+    guild = server.add_guild("Mala Town", owner=admin)
+    other = server.add_guild("Elsewhere")
+    alice, bob = server.add_user("alice"), server.add_user("bob")
+    moderators = server.add_role(guild, "Moderators", permissions=int(Permission.MANAGE_GUILD))
+    server.add_member(guild, alice)
+    server.add_member(guild, bob, roles=[moderators])
+    server.add_member(other, bob)
+    world = World(server=server, tenants_dir=tmp_path / "tenants", clock=MovableClock(start), guild=guild,
+                  other_guild=other, general=server.channel(guild.system_channel_id),
+                  other_general=server.channel(other.system_channel_id), admin=admin, alice=alice, bob=bob)
+    if prepare is not None:
+        prepare(world)
+    await world.start()
+    try:
+        yield world
+    finally:
+        await world.stop()
