@@ -89,6 +89,18 @@ def legacy_counts(legacy: Path) -> dict[str, int]:
     return counts
 
 
+def assert_only_where_evidence(legacy: Path, tenants: Path,
+                               members: dict[int, set[int]] | None = None) -> None:
+    """No member's row in a server without evidence that the member is in it."""
+    evidence = legacy_evidence(legacy, members)
+    paths = TenantPaths(tenants)
+    for guild in paths.live_guild_ids():
+        for table, column in MEMBER_TABLES.items():
+            query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+            for (user,) in rows(paths.live(guild), query):
+                assert user in evidence.get(guild, set()), f"{user} in {table} of {guild} without evidence"
+
+
 def assert_conserved(report: SplitReport, legacy: Path) -> None:
     totals = report.ledger.totals()
     for table, count in legacy_counts(legacy).items():
@@ -180,12 +192,7 @@ def test_global_rows_go_only_where_the_member_has_evidence(legacy: Path, tenants
     assert_conserved(report, legacy)
     paths = TenantPaths(tenants)
     assert paths.live_guild_ids() == [A, B, C]
-    evidence = legacy_evidence(legacy, {C: {16}})
-    for guild in (A, B, C):
-        for table, column in MEMBER_TABLES.items():
-            query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-            for (user,) in rows(paths.live(guild), query):
-                assert user in evidence[guild], f"user {user} in {table} of guild {guild} without evidence"
+    assert_only_where_evidence(legacy, tenants, {C: {16}})
     assert rows(paths.live(A), "SELECT user_id, xp, messages FROM xp ORDER BY user_id") == [
         (11, 150, 12), (12, 15050, 0)]
     assert rows(paths.live(B), "SELECT user_id, xp FROM xp ORDER BY user_id") == [(11, 150), (13, 350000)]
@@ -216,6 +223,7 @@ def test_assign_unknown_sends_rows_without_evidence_to_that_server(legacy: Path,
     report = run(legacy, tenants, assign_unknown=A)
 
     assert_conserved(report, legacy)
+    assert_only_where_evidence(legacy, tenants, {A: {14, 16, 17}})
     xp_of_a = dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp"))
     assert xp_of_a[14] == 99 and xp_of_a[16] == 22000
     assert 13 not in xp_of_a  # 13 has evidence (server B): never copied elsewhere
@@ -356,6 +364,7 @@ def test_levels_are_what_members_saw_for_every_curve(tmp_path: Path, tenants: Pa
     report = run(legacy, tenants)
 
     assert_conserved(report, legacy)
+    assert_only_where_evidence(legacy, tenants)
     seen = set()
     for guild, old_curve in CURVES.items():
         path = TenantPaths(tenants).live(guild)
@@ -387,6 +396,7 @@ def test_per_guild_variant_keeps_each_servers_own_rows(tmp_path: Path, tenants: 
 
     assert_conserved(report, db.path)
     assert report.summary.variant == "per-guild columns"
+    assert_only_where_evidence(db.path, tenants)
     live = TenantPaths(tenants).live
     assert rows(live(A), "SELECT user_id, xp FROM xp") == [(21, 300)]
     assert rows(live(B), "SELECT user_id, xp FROM xp") == [(21, 7000)]
@@ -414,6 +424,7 @@ def test_half_way_file_null_rows_follow_evidence_and_server_rows_win(tmp_path: P
 
     assert_conserved(report, db.path)
     assert report.summary.variant == "half-way"
+    assert_only_where_evidence(db.path, tenants)
     live = TenantPaths(tenants).live
     assert rows(live(A), "SELECT user_id, xp FROM xp") == [(31, 1000)]
     assert rows(live(B), "SELECT user_id, xp FROM xp") == [(32, 900)]
@@ -546,11 +557,17 @@ def test_an_interrupted_worker_stops_the_run_and_leaves_no_partial_file(
     with pytest.raises(KeyboardInterrupt):
         run(legacy, tenants, workers=2)
 
-    assert len(TenantPaths(tenants).live_guild_ids()) == 2  # each worker's first server, complete
+    # At most each worker's first server is there (a worker told to stop before it began has none),
+    # each complete; nothing half-written under any name.
+    finished = TenantPaths(tenants).live_guild_ids()
+    assert 1 <= len(finished) <= 2
     assert [path.name for path in tenants.iterdir() if path.name.endswith(".tmp")] == []
-    for guild in TenantPaths(tenants).live_guild_ids():
+    for guild in finished:
         assert rows(TenantPaths(tenants).live(guild), "PRAGMA integrity_check") == [("ok",)]
         assert rows(TenantPaths(tenants).live(guild), "SELECT count(*) FROM mod_cases") == [(1,)]
+    monkeypatch.undo()
+    report = run(legacy, tenants, workers=2)
+    assert report.accounted and len(TenantPaths(tenants).live_guild_ids()) == 6
 
 
 def test_a_killed_runs_temporary_file_is_never_live_and_is_cleaned_up(legacy: Path, tenants: Path) -> None:
