@@ -7,22 +7,18 @@ implement both with recording fakes. Nothing here imports discord or another fea
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Protocol
 
 import aiosqlite
 
+# The one Clock of the project (now, as an aware UTC datetime), re-exported for the birthday modules.
+from malabot.clock import Clock, utc_now
 from malabot.features.xp.models import LevelChange
 
-# Now, as an aware UTC datetime. Injected so tests can run a pass at any instant.
-Clock = Callable[[], datetime]
+__all__ = ["BirthdayEffects", "Clock", "MemberCheck", "XpGranter", "utc_now"]
 
 # "Is this user a member of the server right now?" — from the bot's member cache.
 MemberCheck = Callable[[int], bool]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class BirthdayEffects(Protocol):
