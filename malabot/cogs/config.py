@@ -57,8 +57,8 @@ class ConfigCog(discord.Cog):
         await answer(ctx, embed=embed, ephemeral=True)
 
     @config.command(name="set", description="Change one setting")
-    @discord.option("setting", description="Setting name", autocomplete=_setting_choices)
-    @discord.option("value", description="New value: a number, on/off, #channel, @role, text, or none")
+    @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)
+    @discord.option("value", str, description="New value: a number, on/off, #channel, @role, text, or none")
     async def set_(self, ctx: discord.ApplicationContext, setting: str, value: str) -> None:
         guild_id = guild_id_of(ctx)
         parsed = parse_setting_value(setting, value)
@@ -70,7 +70,7 @@ class ConfigCog(discord.Cog):
                      ephemeral=True)
 
     @config.command(name="reset", description="Put one setting back to its default")
-    @discord.option("setting", description="Setting name", autocomplete=_setting_choices)
+    @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)
     async def reset(self, ctx: discord.ApplicationContext, setting: str) -> None:
         if setting not in GuildSettings.model_fields:
             raise UserInputError(f"There is no setting called `{setting}`.")

@@ -316,7 +316,8 @@ def _schema_option(command: RegisteredCommand, schema: list[Json], name: str, ty
 def _leaf_options(world: World, command: RegisteredCommand, schema: list[Json], values: Mapping[str, Any],
                   resolved: ResolvedBuilder, url_root: str, focused: str | None) -> list[Json]:
     for option in schema:
-        if option.get("required") and option["name"] not in values:
+        # While autocompleting, Discord sends only what was typed so far: required options may be missing.
+        if focused is None and option.get("required") and option["name"] not in values:
             raise SandboxError(f"/{command.name} requires option '{option['name']}'")
     result = []
     for name, value in values.items():
