@@ -53,9 +53,7 @@ class MalaBot(discord.Bot):
         """Domain errors and refused checks become ephemeral answers; anything else is logged with
         the guild id and answered with a short apology, never a traceback."""
         error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
-        if isinstance(error, MalabotError):
-            message = error.message
-        elif isinstance(error, RefusedCheck):
+        if isinstance(error, MalabotError | RefusedCheck):
             message = error.message
         elif isinstance(error, discord.CheckFailure):
             message = "You are not allowed to use this command."

@@ -66,6 +66,6 @@ async def answer(ctx: discord.ApplicationContext, content: str | None = None, *,
                  **kwargs: Any) -> None:
     """Reply, or follow up when the interaction was already answered or deferred."""
     if ctx.interaction.response.is_done():
-        await ctx.followup.send(content, ephemeral=ephemeral, **kwargs)
+        await ctx.followup.send(content or "", ephemeral=ephemeral, **kwargs)
     else:
         await ctx.respond(content, ephemeral=ephemeral, **kwargs)

@@ -46,17 +46,6 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def wait_until_ready(bot: discord.Client, start_task: asyncio.Task[None], timeout: float) -> None:
-    """Wait for on_ready, failing early (with the real reason) if the connection task ends first."""
-    ready = asyncio.create_task(bot.wait_until_ready())
-    done, _ = await asyncio.wait({ready, start_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        ready.cancel()
-        if start_task in done:
-            start_task.result()  # raises the connection error
-        raise MalabotError(f"the bot did not become ready within {timeout:g} s")
-
-
 async def shut_down(bot: discord.Client, start_task: asyncio.Task[None] | None, services: Services) -> None:
     if start_task is not None and not start_task.done():
         start_task.cancel()

@@ -62,8 +62,12 @@ def build_world(server: FakeDiscord) -> DemoWorld:
     for user in members.values():
         server.add_member(cafe, user)
     server.add_member(club, members["ben"])
-    return DemoWorld(server, cafe, club, server.channel(cafe.system_channel_id),
-                     server.channel(club.system_channel_id), admin, members)
+    return DemoWorld(server, cafe, club, system_channel(server, cafe), system_channel(server, club), admin, members)
+
+
+def system_channel(server: FakeDiscord, guild: Guild) -> Channel:
+    assert guild.system_channel_id is not None, "sandbox guilds are made with a #general channel"
+    return server.channel(guild.system_channel_id)
 
 
 class Demo:
@@ -239,6 +243,9 @@ async def play(tenants_dir: Path, interactive_input: TextIO | None, out: TextIO)
         await scripted_day(demo)
         if interactive_input is not None:
             await interactive(demo, interactive_input)
+
+
+def list_tenant_files(tenants_dir: Path, out: TextIO) -> None:
     files = sorted(tenants_dir.glob("*.sqlite3"))
     out.write("\nTenant files left for you to look at:\n")
     for path in files:
@@ -253,6 +260,7 @@ def run_demo(*, tenants_dir: str | None, interactive: bool) -> int:
     with loopback_only():
         try:
             asyncio.run(play(folder, sys.stdin if interactive else None, sys.stdout))
+            list_tenant_files(folder, sys.stdout)
         except SandboxError as error:
             raise MalabotError(f"sandbox: {error}") from None
     return 0

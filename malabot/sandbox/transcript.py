@@ -51,7 +51,7 @@ class Transcript:
     def _name_of_mention(self, match: re.Match[str]) -> str:
         kind, raw = match.group(1), int(match.group(2))
         lookups: dict[str, Callable[[int], str]] = {
-            "#": lambda i: "#" + self._server.channel(i).name,
+            "#": lambda i: "#" + (self._server.channel(i).name or str(i)),
             "@&": lambda i: "@" + self._role_name(i),
         }
         try:

@@ -44,9 +44,9 @@ async def test_bad_values_are_refused_and_nothing_is_stored(world: World, settin
     reply = await world.command(world.admin, "config set", {"setting": setting, "value": value})
     assert reply.ephemeral
     assert reply.content.startswith(answer)
-    async with world.live.tenants.reading(world.guild.id) as conn:
-        async with conn.execute("SELECT COUNT(*) FROM settings") as cursor:
-            assert (await cursor.fetchone())[0] == 0
+    async with world.live.tenants.reading(world.guild.id) as conn, \
+            conn.execute("SELECT COUNT(*) FROM settings") as cursor:
+        assert (await cursor.fetchone())[0] == 0
 
 
 async def test_setting_names_autocomplete(world: World) -> None:
