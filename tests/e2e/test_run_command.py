@@ -1,0 +1,61 @@
+"""`malabot run` as operators use it: a separate process, its settings from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from malabot.sandbox import FakeDiscord
+from tests.e2e.data_dump import eventually
+
+VALID_LOOKING_TOKEN = "MTAxMDEwMTAxMDEwMTAxMDEw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+
+
+def bot_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MALABOT_") and key != "DISCORD_TOKEN"}
+    env.update({"MALABOT_TENANTS_DIR": str(tmp_path / "tenants"), "PYTHONPATH": str(Path.cwd())}, **extra)
+    return env
+
+
+async def run_malabot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "malabot", "run", env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_without_a_token_it_says_so_in_one_line(tmp_path: Path) -> None:
+    process = await run_malabot(bot_environment(tmp_path), tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip() == (
+        "malabot: no Discord token: set MALABOT_TOKEN (or DISCORD_TOKEN); `malabot sandbox` runs offline without one")
+
+
+async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) -> None:
+    process = await run_malabot(bot_environment(tmp_path, MALABOT_TOKEN="hunter2"), tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
+
+
+async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
+    guild = discord_server.add_guild("Ops")
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
+    process = await run_malabot(env, tmp_path)
+    try:
+        await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
+        await eventually(lambda: bool(discord_server.commands()), within=10, what="command sync")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    # Every connection was closed: SQLite removes the -wal file when the last one closes.
+    assert not Path(f"{tenant}-wal").exists()
