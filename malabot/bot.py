@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from malabot.commands import RefusedCheck, answer, only_in_guilds
-from malabot.errors import MalabotError
+from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
 
 if TYPE_CHECKING:
     from malabot.app import Services
 
 log = logging.getLogger(__name__)
+
+# Errors about files and processes are for the operator's log, not for a member's eyes.
+OPERATOR_ERRORS = (TenantError, TenantsLocked, InvalidGuildId)
 
 APOLOGY = "Sorry, something went wrong on our side. The error was logged; please try again later."
 
@@ -53,7 +56,7 @@ class MalaBot(discord.Bot):
         """Domain errors and refused checks become ephemeral answers; anything else is logged with
         the guild id and answered with a short apology, never a traceback."""
         error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
-        if isinstance(error, MalabotError | RefusedCheck):
+        if isinstance(error, MalabotError | RefusedCheck) and not isinstance(error, OPERATOR_ERRORS):
             message = error.message
         elif isinstance(error, discord.CheckFailure):
             message = "You are not allowed to use this command."

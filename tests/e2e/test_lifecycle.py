@@ -102,3 +102,15 @@ async def test_member_without_permission_is_refused(world: World) -> None:
     allowed = await world.command(world.bob, "config show")
     assert allowed.flags & EPHEMERAL
     assert allowed.embeds and allowed.embeds[0]["title"] == "Server settings"
+
+
+async def test_an_unexpected_failure_is_logged_and_answered_with_an_apology(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    await world.live.tenants.close(world.guild.id)
+    world.tenant_file(world.guild).write_bytes(b"this is not a database" * 100)
+    reply = await world.command(world.admin, "config show")
+    assert reply.ephemeral
+    assert reply.content == "Sorry, something went wrong on our side. The error was logged; please try again later."
+    assert "Traceback" not in reply.content
+    failures = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert any(f"failed in guild {world.guild.id}" in record.getMessage() for record in failures)
