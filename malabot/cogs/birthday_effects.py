@@ -1,0 +1,84 @@
+"""The visible side of a birthday, with py-cord: the BirthdayEffects port of the hourly pass.
+
+Everything is looked up in the bot's cache (the members intent keeps it complete once the guilds are
+chunked): a guild, channel, role or member the bot cannot see means "could not be done" (False), and
+so does Discord refusing (Forbidden) or no longer knowing the target (NotFound). Any other failure
+(a 5xx, a dropped connection) is raised: the pass logs it and, for roles, treats the outcome as unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+log = logging.getLogger(__name__)
+
+ROLE_REASON = "Birthday"
+
+
+class DiscordBirthdayEffects:
+    """BirthdayEffects (malabot.features.birthdays.ports) on a running py-cord client."""
+
+    def __init__(self, bot: discord.Client) -> None:
+        self._bot = bot
+
+    def is_member(self, guild_id: int, user_id: int) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        return guild is not None and guild.get_member(user_id) is not None
+
+    async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        channel = guild.get_channel(channel_id) if guild is not None else None
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("guild %s: birthday channel %s is gone or not a text channel", guild_id, channel_id)
+            return False
+        # The admin's template may name anyone or @everyone: only the member celebrated is pinged.
+        only_them = discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                            users=[discord.Object(user_id)])
+        try:
+            await channel.send(text, allowed_mentions=only_them)
+        except (discord.Forbidden, discord.NotFound) as error:
+            log.warning("guild %s: cannot post in birthday channel %s: %s", guild_id, channel_id, error)
+            return False
+        return True
+
+    async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        found = self._member_and_role(guild_id, user_id, role_id)
+        if found is None:
+            return False
+        member, role = found
+        try:
+            await member.add_roles(role, reason=ROLE_REASON)
+        except (discord.Forbidden, discord.NotFound) as error:
+            log.warning("guild %s: cannot give birthday role %s: %s", guild_id, role_id, error)
+            return False
+        return True
+
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        if guild is None:
+            return False  # not in the guild right now (an outage): try again on the next pass
+        member, role = guild.get_member(user_id), guild.get_role(role_id)
+        if member is None or role is None:
+            # A member who left, or a deleted role: nobody holds the birthday role any more.
+            return True
+        try:
+            await member.remove_roles(role, reason=ROLE_REASON)
+        except discord.NotFound:
+            return True  # gone between the cache and the call: nothing left to take back
+        except discord.Forbidden as error:
+            log.warning("guild %s: cannot take back birthday role %s: %s", guild_id, role_id, error)
+            return False
+        return True
+
+    def _member_and_role(self, guild_id: int, user_id: int, role_id: int
+                         ) -> tuple[discord.Member, discord.Role] | None:
+        guild = self._bot.get_guild(guild_id)
+        if guild is None:
+            return None
+        member, role = guild.get_member(user_id), guild.get_role(role_id)
+        if member is None or role is None:
+            log.warning("guild %s: birthday role %s or member %s not found", guild_id, role_id, user_id)
+            return None
+        return member, role
