@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 
 def all_cogs(bot: MalaBot) -> list[discord.Cog]:
+    from malabot.cogs.checkins import CheckinCog
     from malabot.cogs.config import ConfigCog
     from malabot.cogs.lifecycle import Lifecycle
+    from malabot.cogs.xp import XpCog
+    from malabot.cogs.xp_admin import XpAdminCog
 
-    return [Lifecycle(bot), ConfigCog(bot)]
+    return [Lifecycle(bot), ConfigCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot)]

@@ -1,0 +1,189 @@
+"""What a level change does on Discord: the level-up announcement and the member's level roles.
+
+Any cog that grants or edits XP calls `apply` with the LevelChange the XP service returned:
+
+    outcome = await levelups.apply(bot.services, guild, change, channel_id=where_it_happened)
+
+It posts the level-up message when the member went up (if the server has it on: in the configured
+channel, else in `channel_id`; no post when neither is known) and brings the member's level roles in
+line with their level in the server's stack/replace mode, both ways, so roles follow XP down after an
+admin edit too. Discord refusals (a role above the bot's top role, a deleted role or channel, a missing
+permission) never raise: each becomes a one-line `problems` entry for the caller to show an admin
+(`problems_text` for an ephemeral follow-up) or to log (`log_problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.features.xp.models import LevelChange
+
+if TYPE_CHECKING:
+    from malabot.app import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LevelUpOutcome:
+    announced_in: int | None = None          # the channel the level-up message went to
+    roles_added: tuple[int, ...] = ()
+    roles_removed: tuple[int, ...] = ()
+    problems: tuple[str, ...] = ()           # one line each, written for a server admin
+
+
+async def apply(services: Services, guild: discord.Guild, change: LevelChange, *,
+                channel_id: int | None = None) -> LevelUpOutcome:
+    """Announce a level-up and sync the member's level roles; never raises for Discord refusals."""
+    problems: list[str] = []
+    announced_in = await _announce(services, guild, change, channel_id, problems)
+    member = await _current_member(guild, change.user_id)
+    added: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+    if member is not None:
+        added, removed = await _sync_level_roles(services, guild, member, change.new_level, problems)
+    return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
+                          problems=tuple(problems))
+
+
+def problems_text(outcome: LevelUpOutcome) -> str | None:
+    """The problems as one message for an admin, or None when everything went through."""
+    return "\n".join(f"⚠️ {problem}" for problem in outcome.problems) or None
+
+
+def log_problems(guild_id: int, outcome: LevelUpOutcome) -> None:
+    """For effects nobody is waiting on (chat, check-ins): the problems go to the log."""
+    for problem in outcome.problems:
+        log.warning("guild %s: level-up effects: %s", guild_id, problem)
+
+
+def why_not_assignable(role: discord.Role) -> str | None:
+    """Why the bot could not give or take `role`, in one sentence; None when it can."""
+    if role.is_default():
+        return "@everyone cannot be a level role."
+    if role.managed:
+        return f"The role {role.mention} is managed by an integration, so nobody can give it by hand."
+    me = role.guild.me
+    if not me.guild_permissions.manage_roles:
+        return "I need the Manage Roles permission to give level roles."
+    if me.top_role <= role:
+        return (f"The role {role.mention} is not below my highest role, so I cannot give it; "
+                "move my role above it in the server settings.")
+    return None
+
+
+async def remove_all_level_roles(services: Services, guild: discord.Guild) -> LevelUpOutcome:
+    """After every member's XP went back to 0: take every level role from everyone who has one."""
+    problems: list[str] = []
+    removed: list[int] = []
+    for level_role in await services.xp.level_roles(guild.id):
+        role = guild.get_role(level_role.role_id)
+        if role is None or not role.members:
+            continue
+        if (reason := why_not_assignable(role)) is not None:
+            problems.append(f"Level {level_role.level}: {reason}")
+            continue
+        for member in list(role.members):
+            if await _change_roles(member, [], [role], "XP reset: level roles follow XP", problems):
+                removed.append(role.id)
+    return LevelUpOutcome(roles_removed=tuple(dict.fromkeys(removed)), problems=tuple(problems))
+
+
+# -- the announcement ----------------------------------------------------------------------------
+
+async def _announce(services: Services, guild: discord.Guild, change: LevelChange, channel_id: int | None,
+                    problems: list[str]) -> int | None:
+    if not change.leveled_up:
+        return None
+    announcement = await services.xp.levelup_announcement(
+        guild.id, change, member_mention=f"<@{change.user_id}>", server_name=guild.name,
+        message_channel_id=channel_id or 0)  # 0: no origin; only a configured channel can be used
+    if announcement is None or not announcement.channel_id:
+        return None
+    channel = guild.get_channel_or_thread(announcement.channel_id)
+    if not isinstance(channel, discord.abc.Messageable):
+        problems.append(f"The level-up channel (id {announcement.channel_id}) no longer exists; "
+                        "set another with `/config set levelup_channel_id`.")
+        return None
+    try:
+        await channel.send(announcement.text,
+                           allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False))
+    except discord.Forbidden:
+        problems.append(f"I may not post level-up messages in <#{announcement.channel_id}>.")
+        return None
+    except discord.HTTPException as error:
+        problems.append(f"Posting the level-up message in <#{announcement.channel_id}> failed ({error.status}).")
+        return None
+    return announcement.channel_id
+
+
+# -- level roles ---------------------------------------------------------------------------------
+
+async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member | None:
+    """The member from the cache, else from Discord; None once they left."""
+    member = guild.get_member(user_id)
+    if member is not None:
+        return member
+    try:
+        return await guild.fetch_member(user_id)
+    except discord.NotFound:
+        return None
+    except discord.HTTPException:
+        log.warning("guild %s: could not look up member %s for level roles", guild.id, user_id)
+        return None
+
+
+async def _sync_level_roles(services: Services, guild: discord.Guild, member: discord.Member, level: int,
+                            problems: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    changes = await services.xp.role_changes(guild.id, [role.id for role in member.roles], level)
+    if changes.empty:
+        return (), ()
+    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
+    to_add = _usable_roles(guild, changes.to_add, level_of, problems)
+    to_remove = _usable_roles(guild, changes.to_remove, level_of, problems)
+    if not to_add and not to_remove:
+        return (), ()
+    done = await _change_roles(member, to_add, to_remove, f"Level roles follow XP (level {level})", problems)
+    if not done:
+        return (), ()
+    return tuple(role.id for role in to_add), tuple(role.id for role in to_remove)
+
+
+def _usable_roles(guild: discord.Guild, role_ids: Iterable[int], level_of: dict[int, int],
+                  problems: list[str]) -> list[discord.Role]:
+    usable = []
+    for role_id in sorted(role_ids, key=lambda found: level_of.get(found, 0)):
+        level = level_of.get(role_id)
+        at_level = f"Level {level}" if level is not None else "A level role"
+        role = guild.get_role(role_id)
+        if role is None:
+            problems.append(f"{at_level}: the role (id {role_id}) no longer exists; "
+                            f"remove it with `/levelrole remove`.")
+        elif (reason := why_not_assignable(role)) is not None:
+            problems.append(f"{at_level}: {reason}")
+        else:
+            usable.append(role)
+    return usable
+
+
+async def _change_roles(member: discord.Member, to_add: list[discord.Role], to_remove: list[discord.Role],
+                        reason: str, problems: list[str]) -> bool:
+    try:
+        if to_add:
+            await member.add_roles(*to_add, reason=reason)
+        if to_remove:
+            await member.remove_roles(*to_remove, reason=reason)
+    except discord.Forbidden:
+        names = ", ".join(role.mention for role in [*to_add, *to_remove])
+        problems.append(f"Discord refused to change {names} for {member.mention}; check my role's place "
+                        "and the Manage Roles permission.")
+        return False
+    except discord.HTTPException as error:
+        problems.append(f"Changing level roles of {member.mention} failed ({error.status}).")
+        return False
+    return True

@@ -1,0 +1,80 @@
+"""XP for members: chat earns XP (the listener), `/rank [member]` and `/leaderboard [page]`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.cogs import levelups
+from malabot.cogs.boards import NO_PINGS, board_embed, empty_page_text, member_target, server_members
+from malabot.commands import answer, guild_id_of
+from malabot.features.xp.models import LeaderboardEntry, Rank
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+GUILD_ONLY = {discord.InteractionContextType.guild}
+
+# Messages people write (not joins, pins, boosts or other system messages) earn XP.
+CHAT_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+
+
+def xp_channel_id(channel: object) -> int:
+    """The channel whose no-XP setting applies: a thread follows its parent channel."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent_id
+    return int(getattr(channel, "id", 0))
+
+
+def rank_text(name: str, rank: Rank) -> str:
+    place = f"rank #{rank.position:,}" if rank.position is not None else "not ranked yet"
+    return (f"**{name}** — level {rank.level}, {place}\n"
+            f"{rank.xp_into_level:,} / {rank.xp_for_level:,} XP into level {rank.level} · "
+            f"{rank.xp_to_next:,} XP to level {rank.level + 1} · {rank.total_xp:,} XP in total")
+
+
+def leaderboard_line(entry: LeaderboardEntry) -> str:
+    return f"level {entry.level} · {entry.value:,} XP"
+
+
+class XpCog(discord.Cog):
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+
+    @discord.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        guild = message.guild
+        if guild is None or message.type not in CHAT_MESSAGE_TYPES:
+            return
+        author = message.author
+        role_ids = [role.id for role in author.roles] if isinstance(author, discord.Member) else []
+        change = await self.services.xp.on_message(
+            guild.id, author.id, xp_channel_id(message.channel), role_ids,
+            is_bot=author.bot, is_webhook=message.webhook_id is not None)
+        if change is not None and change.leveled_up:
+            outcome = await levelups.apply(self.services, guild, change, channel_id=message.channel.id)
+            levelups.log_problems(guild.id, outcome)
+
+    @discord.slash_command(name="rank", description="Level, XP and server rank of a member",
+                           contexts=GUILD_ONLY)
+    @discord.option("member", discord.Member, description="Whose rank (you by default)", required=False,
+                    default=None)
+    async def rank(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
+        target = member_target(ctx, member)
+        rank = await self.services.xp.rank(guild_id_of(ctx), target.id)
+        await answer(ctx, rank_text(target.display_name, rank), allowed_mentions=NO_PINGS)
+
+    @discord.slash_command(name="leaderboard", description="The server's members by XP, 10 per page",
+                           contexts=GUILD_ONLY)
+    @discord.option("page", int, description="Page number (1 is the top)", required=False, default=1,
+                    min_value=1)
+    async def leaderboard(self, ctx: discord.ApplicationContext, page: int) -> None:
+        board = await self.services.xp.leaderboard(guild_id_of(ctx), page, is_member=server_members(ctx.guild))
+        if not board.entries:
+            await answer(ctx, empty_page_text(board, "Nobody has earned XP here yet."), ephemeral=True)
+            return
+        title = f"XP leaderboard — {ctx.guild.name}" if ctx.guild else "XP leaderboard"
+        embed = board_embed(title, board, leaderboard_line, next_hint="/leaderboard page:{page}")
+        await answer(ctx, embed=embed, allowed_mentions=NO_PINGS)

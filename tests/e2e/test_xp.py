@@ -1,0 +1,358 @@
+"""XP and levels through the real bot: chat XP, level-up messages, level roles, /rank, /leaderboard,
+audited admin edits, and bad options answered ephemerally.
+
+Level thresholds on the default (standard) curve: level 1 at 100 XP, 2 at 255, 3 at 475.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from malabot.sandbox import FakeDiscord
+from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
+
+
+@pytest.fixture
+async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+    async for made in make_place(discord_server, tmp_path):
+        yield made
+
+
+async def fixed_xp(place: Place, amount: int) -> None:
+    await place.configure(xp_min=amount, xp_max=amount)
+
+
+async def test_commands_are_registered(place: Place) -> None:
+    names = {command.name for command in place.world.server.commands()}
+    assert {"rank", "leaderboard", "xp", "levelrole", "checkin", "streak"} <= names
+
+
+# -- chat XP ------------------------------------------------------------------------------------------
+
+async def test_chat_earns_xp_at_most_once_per_cooldown(place: Place) -> None:
+    alice = place.world.alice
+    await place.chat(alice)
+    first = (await place.stored_xp())[alice.id]
+    assert 15 <= first <= 25
+
+    await place.chat(alice)
+    place.world.clock.advance(seconds=59)
+    await place.chat(alice)
+    assert (await place.stored_xp())[alice.id] == first, "within 60 s only the first message counts"
+
+    place.world.clock.advance(seconds=1)
+    await place.chat(alice)
+    second = (await place.stored_xp())[alice.id] - first
+    assert 15 <= second <= 25
+
+
+async def test_no_xp_channel_and_role_bots_and_webhooks_earn_nothing(place: Place) -> None:
+    world = place.world
+    await fixed_xp(place, 20)
+    reply = await world.command(world.admin, "config set",
+                                {"setting": "no_xp_channel_ids", "value": f"<#{place.spam.id}>"})
+    assert reply.ephemeral, reply.content
+    reply = await world.command(world.admin, "config set",
+                                {"setting": "no_xp_role_ids", "value": f"<@&{place.muted.id}>"})
+    assert reply.ephemeral, reply.content
+
+    await place.chat(world.alice, place.spam)      # a no-XP channel
+    await place.chat(place.carol)                  # a member with a no-XP role
+    await place.chat(place.robot)                  # a bot
+    await place.webhook_message(world.general)     # a webhook
+    await place.chat(world.bob)                    # an ordinary message still counts
+
+    assert await place.stored_xp() == {world.bob.id: 20}
+
+
+async def test_config_refuses_channels_and_roles_of_nowhere(place: Place) -> None:
+    reply = await place.world.command(place.world.admin, "config set",
+                                      {"setting": "no_xp_channel_ids", "value": "123456789012345678"})
+    assert reply.ephemeral
+    assert "there is no channel with id 123456789012345678" in reply.content
+    reply = await place.world.command(place.world.admin, "config set",
+                                      {"setting": "levelup_channel_id", "value": "not a channel"})
+    assert reply.ephemeral and "needs a #channel" in reply.content
+    assert (await place.world.live.guild_settings.get(place.world.guild.id)).no_xp_channel_ids == ()
+
+
+# -- level-up messages --------------------------------------------------------------------------------
+
+async def test_level_up_is_announced_in_the_chat_channel_then_in_the_configured_one(place: Place) -> None:
+    world = place.world
+    await fixed_xp(place, 100)
+    await place.chat(world.alice)
+    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+    await place.configure(levelup_channel_id=place.levels.id,
+                          levelup_template="{member} is now level {level} on {server}")
+    world.clock.advance(seconds=60)
+    await place.chat(world.alice)                  # 200 XP: still level 1, no message
+    world.clock.advance(seconds=60)
+    await place.chat(world.alice)                  # 300 XP: level 2
+    assert [m.content for m in place.bot_messages(place.levels)] == [
+        f"<@{world.alice.id}> is now level 2 on Mala Town"]
+    assert len(place.bot_messages()) == 1, "nothing more in the chat channel"
+
+
+async def test_level_up_message_can_be_switched_off(place: Place) -> None:
+    await fixed_xp(place, 100)
+    await place.give_level_roles()
+    reply = await place.world.command(place.world.admin, "config set",
+                                      {"setting": "levelup_enabled", "value": "off"})
+    assert reply.ephemeral
+    await place.chat(place.world.alice)
+    assert place.bot_messages() == []
+    assert place.roles_of(place.world.alice) == {place.level_roles[0].id}, "roles are given all the same"
+
+
+# -- level roles --------------------------------------------------------------------------------------
+
+async def test_stack_mode_keeps_every_level_role_and_roles_follow_xp_down(place: Place) -> None:
+    world, (chatter, regular, veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    await fixed_xp(place, 100)
+    await place.chat(world.alice)                                  # 100 XP: level 1
+    assert place.roles_of(world.alice) == {chatter.id}
+
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 400})   # 500: level 3
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id, veteran.id}
+
+    await world.command(world.admin, "xp remove", {"member": world.alice, "amount": 200})  # 300: level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id}
+
+    await world.command(world.admin, "xp reset member", {"member": world.alice})
+    await settled(world)
+    assert place.roles_of(world.alice) == set()
+
+
+async def test_replace_mode_keeps_only_the_highest_level_role(place: Place) -> None:
+    world, (chatter, regular, veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    reply = await world.command(world.admin, "config set", {"setting": "level_role_mode", "value": "replace"})
+    assert reply.ephemeral
+
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})     # level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {regular.id}
+
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 480})     # level 3
+    await settled(world)
+    assert place.roles_of(world.alice) == {veteran.id}
+
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 150})     # level 1
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id}
+
+
+async def test_levelrole_refuses_a_role_above_the_bot_and_writes_nothing(place: Place) -> None:
+    world = place.world
+    reply = await world.command(world.admin, "levelrole add", {"level": 5, "role": place.overlord})
+    assert reply.ephemeral
+    assert "not below my highest role" in reply.content
+    listed = await world.command(world.admin, "levelrole list")
+    assert listed.content == "No level roles yet. Add one with `/levelrole add`."
+    assert place.audit() == []
+
+
+async def test_levelrole_needs_manage_roles_and_a_role_below_the_invoker(place: Place) -> None:
+    world = place.world
+    refused = await world.command(world.bob, "levelrole add", {"level": 1, "role": place.level_roles[0]})
+    assert refused.ephemeral
+    assert refused.content == "You need the Manage Roles permission to use this command."
+
+
+async def test_levelrole_list_and_remove(place: Place) -> None:
+    world, (chatter, regular, veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    listed = await world.command(world.admin, "levelrole list")
+    assert listed.ephemeral
+    assert listed.content.splitlines()[1:] == [f"• Level 1: <@&{chatter.id}>", f"• Level 2: <@&{regular.id}>",
+                                              f"• Level 3: <@&{veteran.id}>"]
+    removed = await world.command(world.admin, "levelrole remove", {"level": 2})
+    assert removed.content == f"Level 2 no longer gives <@&{regular.id}>. Members who have it keep it."
+    again = await world.command(world.admin, "levelrole remove", {"level": 2})
+    assert again.ephemeral and again.content == "No role is given at level 2."
+    assert [action for action, *_ in place.audit()] == ["level_role_add"] * 3 + ["level_role_remove"]
+
+
+async def test_missing_role_and_role_above_the_bot_are_reported_to_the_admin(place: Place) -> None:
+    world = place.world
+    admin = world.live.xp_admin
+    # Stored before things changed on Discord's side: a role since deleted, and one now above the bot.
+    await admin.add_level_role(world.guild.id, world.admin.id, 1, 424242424242424242)
+    await admin.add_level_role(world.guild.id, world.admin.id, 2, place.overlord.id)
+    await admin.add_level_role(world.guild.id, world.admin.id, 3, place.level_roles[2].id)
+
+    reply = await world.command(world.admin, "xp set", {"member": world.alice, "amount": 500})
+    problems = await reply.wait_for_messages(2)
+    assert problems[1].ephemeral
+    assert problems[1].content.splitlines() == [
+        "⚠️ Level 1: the role (id 424242424242424242) no longer exists; remove it with `/levelrole remove`.",
+        f"⚠️ Level 2: The role <@&{place.overlord.id}> is not below my highest role, so I cannot give it; "
+        "move my role above it in the server settings.",
+    ]
+    await settled(world)
+    assert place.roles_of(world.alice) == {place.level_roles[2].id}, "the usable role is still given"
+    listed = await world.command(world.admin, "levelrole list")
+    assert "⚠️ the role (id 424242424242424242) no longer exists" in listed.content
+    assert "not below my highest role" in listed.content
+
+    # From chat nobody is there to tell: the member still levels up, the bot carries on.
+    await place.configure(xp_min=25, xp_max=25)
+    await world.command(world.admin, "xp set", {"member": world.bob, "amount": 90})
+    await place.chat(world.bob)
+    assert f"GG <@{world.bob.id}>, you reached level 1!" in [m.content for m in place.bot_messages()]
+
+
+# -- /rank and /leaderboard ---------------------------------------------------------------------------
+
+async def test_rank_shows_level_progress_and_server_position(place: Place) -> None:
+    world = place.world
+    admin = world.live.xp_admin
+    await admin.set(world.guild.id, world.admin.id, world.bob.id, 1000)
+    await admin.set(world.guild.id, world.admin.id, world.alice.id, 300)
+
+    reply = await world.command(world.alice, "rank")
+    assert not reply.ephemeral
+    assert reply.content == ("**alice** — level 2, rank #2\n"
+                             "45 / 220 XP into level 2 · 175 XP to level 3 · 300 XP in total")
+    about_bob = await world.command(world.alice, "rank", {"member": world.bob})
+    assert about_bob.content.startswith("**bob** — level 4, rank #1\n")
+    newcomer = await world.command(world.alice, "rank", {"member": place.carol})
+    assert newcomer.content.startswith("**carol** — level 0, not ranked yet\n0 / 100 XP into level 0")
+
+
+async def test_rank_of_a_bot_or_a_non_member_is_refused(place: Place) -> None:
+    reply = await place.world.command(place.world.alice, "rank", {"member": place.robot})
+    assert reply.ephemeral and reply.content == "Bots do not earn XP or check in."
+    stranger = place.world.server.add_user("stranger")
+    reply = await place.world.command(place.world.alice, "rank", {"member": stranger})
+    assert reply.ephemeral and reply.content == f"<@{stranger.id}> is not a member of this server."
+
+
+async def test_leaderboard_pages_hold_ten_current_members(place: Place) -> None:
+    world = place.world
+    admin = world.live.xp_admin
+    ranked = [world.alice, world.bob, place.carol, *place.extras]           # 14 members
+    for index, user in enumerate(ranked):
+        await admin.set(world.guild.id, world.admin.id, user.id, 2000 - 100 * index)
+    gone = world.server.add_user("gone")                                   # left while the bot was away
+    await admin.set(world.guild.id, world.admin.id, gone.id, 5000)
+
+    first = await world.command(world.alice, "leaderboard")
+    assert not first.ephemeral
+    lines = first.embeds[0]["description"].splitlines()
+    assert len(lines) == 10
+    assert lines[0] == f"**1.** <@{world.alice.id}> — level 6 · 2,000 XP"
+    assert [line.split("<@")[1].split(">")[0] for line in lines] == [str(user.id) for user in ranked[:10]]
+    assert first.embeds[0]["footer"]["text"] == "Page 1 · next page: /leaderboard page:2"
+
+    second = await world.command(world.alice, "leaderboard", {"page": 2})
+    lines = second.embeds[0]["description"].splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["**11.**", "**12.**", "**13.**", "**14.**"]
+    assert second.embeds[0]["footer"]["text"] == "Page 2"
+
+    beyond = await world.command(world.alice, "leaderboard", {"page": 3})
+    assert beyond.ephemeral and beyond.content == "Page 3 is empty: the leaderboard is shorter than that."
+    zero = await world.command(world.alice, "leaderboard", {"page": 0})
+    assert zero.ephemeral and zero.content == "The page number must be 1 or more."
+
+
+async def test_leaderboard_ties_share_a_position(place: Place) -> None:
+    world = place.world
+    for user, amount in ((world.alice, 500), (world.bob, 500), (place.carol, 100)):
+        await world.live.xp_admin.set(world.guild.id, world.admin.id, user.id, amount)
+    board = await world.command(world.alice, "leaderboard")
+    positions = [line.split(" ")[0] for line in board.embeds[0]["description"].splitlines()]
+    assert positions == ["**1.**", "**1.**", "**3.**"]
+
+
+# -- admin edits --------------------------------------------------------------------------------------
+
+async def test_admin_edits_are_audited(place: Place) -> None:
+    world = place.world
+    admin, alice = world.admin, world.alice
+    added = await world.command(admin, "xp add", {"member": alice, "amount": 150})
+    assert added.ephemeral
+    assert added.content == f"Added 150 XP to <@{alice.id}>: they now have 150 XP, level 1 (was 0)."
+    await world.command(admin, "xp remove", {"member": alice, "amount": 500})
+    await world.command(admin, "xp set", {"member": alice, "amount": 70})
+    await world.command(admin, "xp reset member", {"member": alice})
+    await settled(world)
+
+    assert place.audit() == [
+        ("add", admin.id, alice.id, {"amount": 150, "before": 0, "after": 150}),
+        ("remove", admin.id, alice.id, {"amount": 500, "before": 150, "after": 0}),
+        ("set", admin.id, alice.id, {"amount": 70, "before": 0, "after": 70}),
+        ("reset", admin.id, alice.id, {"before": 70, "after": 0}),
+    ]
+    assert place.xp_rows() == {alice.id: 0}
+
+
+async def test_admin_edit_levelling_up_announces_it(place: Place) -> None:
+    world = place.world
+    await world.command(world.bob, "xp add", {"member": world.alice, "amount": 100})
+    await settled(world)
+    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+
+@pytest.mark.parametrize(("command", "amount", "expected"), [
+    ("xp add", -5, "The amount must be between 1 and 1,000,000,000,000,000."),
+    ("xp remove", 0, "The amount must be between 1 and 1,000,000,000,000,000."),
+    ("xp set", -1, "The amount must be between 0 and 1,000,000,000,000,000."),
+    ("xp add", 10**16, "The amount must be between 1 and 1,000,000,000,000,000."),
+])
+async def test_bad_amounts_are_refused_and_nothing_is_written(place: Place, command: str, amount: int,
+                                                              expected: str) -> None:
+    reply = await place.world.command(place.world.admin, command, {"member": place.world.alice, "amount": amount})
+    assert reply.flags & EPHEMERAL
+    assert reply.content == expected
+    assert place.audit() == []
+    assert await place.stored_xp() == {}
+
+
+async def test_xp_edits_of_bots_and_by_members_are_refused(place: Place) -> None:
+    world = place.world
+    bot_reply = await world.command(world.admin, "xp add", {"member": place.robot, "amount": 10})
+    assert bot_reply.ephemeral and bot_reply.content == "Bots do not earn XP or check in."
+    member_reply = await world.command(world.alice, "xp add", {"member": world.alice, "amount": 10})
+    assert member_reply.ephemeral
+    assert member_reply.content == "You need the Manage Server permission to use this command."
+    reset_reply = await world.command(world.alice, "xp reset all")
+    assert reset_reply.ephemeral and not reset_reply.components
+    assert place.audit() == []
+
+
+async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> None:
+    world = place.world
+    await place.give_level_roles()
+    for user, amount in ((world.alice, 300), (world.bob, 120)):
+        await world.command(world.admin, "xp set", {"member": user, "amount": amount})
+    await settled(world)
+    assert place.roles_of(world.alice) == {place.level_roles[0].id, place.level_roles[1].id}
+
+    asked = await world.command(world.admin, "xp reset all")
+    assert asked.ephemeral
+    assert [button["label"] for button in asked.message.buttons()] == ["Reset everyone's XP", "Cancel"]
+    cancelled = await world.server.press_button(asked.message, world.admin, label="Cancel")
+    await settled(world)
+    assert cancelled.callback_type == 7
+    assert world.server.message(asked.message.id).content == "Cancelled: nobody's XP changed."
+    assert await place.stored_xp() == {world.alice.id: 300, world.bob.id: 120}
+
+    asked = await world.command(world.admin, "xp reset all")
+    await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    await settled(world)
+    assert world.server.message(asked.message.id).content == "Done: the XP of 2 members is back to 0."
+    assert world.server.message(asked.message.id).components == []
+    assert await place.stored_xp() == {world.alice.id: 0, world.bob.id: 0}
+    assert place.roles_of(world.alice) == set() and place.roles_of(world.bob) == set()
+    action, actor, target, details = place.audit()[-1]
+    assert (action, actor, target) == ("reset_all", world.admin.id, None)
+    assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
