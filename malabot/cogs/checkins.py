@@ -70,7 +70,7 @@ class CheckinCog(discord.Cog):
         if leaderboard is None and page is None:
             await self._check_in(ctx)
         else:
-            await self._board(ctx, "best" if leaderboard == "best" else "current", page or 1)
+            await self._board(ctx, "best" if leaderboard == "best" else "current", 1 if page is None else page)
 
     @discord.slash_command(name="streak", description="A member's check-in streak", contexts=GUILD_ONLY)
     @discord.option("member", discord.Member, description="Whose streak (yours by default)", required=False,
