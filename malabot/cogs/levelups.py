@@ -42,11 +42,14 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
     """Announce a level-up and sync the member's level roles; never raises for Discord refusals."""
     problems: list[str] = []
     announced_in = await _announce(services, guild, change, channel_id, problems)
-    member = await _current_member(guild, change.user_id)
+    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
     added: tuple[int, ...] = ()
     removed: tuple[int, ...] = ()
-    if member is not None:
-        added, removed = await _sync_level_roles(services, guild, member, change.new_level, problems)
+    if level_of:  # no level roles: nothing to sync, and no member to look up
+        member = await _current_member(guild, change.user_id)
+        if member is not None:
+            added, removed = await _sync_level_roles(services, guild, member, change.new_level, level_of,
+                                                     problems)
     return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
                           problems=tuple(problems))
 
@@ -139,11 +142,11 @@ async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member 
 
 
 async def _sync_level_roles(services: Services, guild: discord.Guild, member: discord.Member, level: int,
-                            problems: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+                            level_of: dict[int, int], problems: list[str]
+                            ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     changes = await services.xp.role_changes(guild.id, [role.id for role in member.roles], level)
     if changes.empty:
         return (), ()
-    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
     to_add = _usable_roles(guild, changes.to_add, level_of, problems)
     to_remove = _usable_roles(guild, changes.to_remove, level_of, problems)
     if not to_add and not to_remove:
