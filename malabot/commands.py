@@ -34,7 +34,9 @@ async def only_in_guilds(ctx: discord.ApplicationContext) -> bool:
 
 
 def _permission_label(name: str) -> str:
-    return {"manage_guild": "Manage Server"}.get(name, name.replace("_", " ").title())
+    # Discord's own labels where they differ from the attribute name.
+    labels = {"manage_guild": "Manage Server", "moderate_members": "Timeout Members"}
+    return labels.get(name, name.replace("_", " ").title())
 
 
 def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Coroutine[Any, Any, bool]]:

@@ -14,7 +14,11 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
     from malabot.cogs.checkins import CheckinCog
     from malabot.cogs.config import ConfigCog
     from malabot.cogs.lifecycle import Lifecycle
+    from malabot.cogs.moderation import ModerationCog
+    from malabot.cogs.mydata import MyDataCog
+    from malabot.cogs.utility import UtilityCog
     from malabot.cogs.xp import XpCog
     from malabot.cogs.xp_admin import XpAdminCog
 
-    return [Lifecycle(bot), ConfigCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot)]
+    return [Lifecycle(bot), ConfigCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
+            ModerationCog(bot), MyDataCog(bot), UtilityCog(bot)]

@@ -161,7 +161,9 @@ async def ban_member(request: web.Request) -> web.Response:
     member = guild.members.get(user.id)
     if member is not None:
         require_outranks(sandbox.world, guild, member)
-    seconds = int(body_of(request).object().get("delete_message_seconds") or 0)
+    # Discord takes it in the JSON body or, as py-cord sends it, in the query string.
+    seconds = int(body_of(request).object().get("delete_message_seconds")
+                  or request.query.get("delete_message_seconds") or 0)
     guild.bans[user.id] = Ban(user.id, reason_of(request))
     if seconds:
         since = datetime.now(UTC) - timedelta(seconds=seconds)

@@ -1,0 +1,329 @@
+"""Moderation commands: warn, warnings, timeout, untimeout, kick, ban, unban, purge.
+
+Every command follows the same steps: refuse early (moderator's and bot's permissions, hierarchy,
+option values), carry out the action on Discord, record it as the server's next numbered case, post
+that case to the mod-log channel, and tell the moderator, ephemerally. A warning may reach one of the
+server's warn thresholds; the bot then applies that action too and records it as its own case.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.cogs.moderation_checks import (
+    audit_reason,
+    check_moderation,
+    guild_of,
+    mention,
+    moderator_command,
+    no_mentions,
+    permission_names,
+    refusals_explained,
+    require_member,
+)
+from malabot.cogs.modlog import ModLog
+from malabot.commands import admin_group, answer
+from malabot.errors import PermissionRefused, UserInputError
+from malabot.features.moderation.models import Case
+from malabot.features.moderation.rules import (
+    DELETE_MESSAGE_DAYS_MAX,
+    MAX_REASON_LENGTH,
+    PURGE_MAX,
+    PURGE_MIN,
+    Escalation,
+    bulk_delete_cutoff,
+    check_bot_permissions,
+    check_delete_message_days,
+    check_purge_count,
+    format_duration,
+    normalise_reason,
+    parse_duration,
+    render_case_text,
+)
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+# /purge looks at most this many recent messages to find `count` of one member's.
+PURGE_SCAN_LIMIT = 500
+# Messages this close to Discord's 14-day bulk-delete limit are left alone, so none turns too old
+# between the scan and the delete request.
+PURGE_AGE_MARGIN = timedelta(minutes=5)
+_EMBED_DESCRIPTION_MAX = 4096
+_SNOWFLAKE_MAX = 2**63 - 1
+
+REASON_OPTION = {"max_length": MAX_REASON_LENGTH}
+
+
+def parse_user_id(text: str) -> int:
+    """A user id as typed: digits, or a mention like <@123>."""
+    cleaned = text.strip().removeprefix("<@").removeprefix("!").removesuffix(">")
+    if not cleaned.isdigit() or not 0 < int(cleaned) <= _SNOWFLAKE_MAX:
+        raise UserInputError(f"“{text.strip()[:40]}” is not a user id (a number like 123456789012345678).")
+    return int(cleaned)
+
+
+def cases_embed(title: str, header: str, cases: list[Case]) -> discord.Embed:
+    """Cases one per line under a header, newest last, cut from the oldest end to fit one embed."""
+    lines = [render_case_text(case) for case in cases]
+    body = "\n".join(lines)
+    dropped = 0
+    while lines and len(header) + len(body) + 40 > _EMBED_DESCRIPTION_MAX:
+        lines.pop(0)
+        dropped += 1
+        body = "\n".join(lines)
+    if dropped:
+        header += f" ({dropped} older not shown)"
+    return discord.Embed(title=title, description=f"{header}\n{body}" if body else header)
+
+
+class ModerationCog(discord.Cog, name="Moderation"):
+    # `/warnings` has a `remove` subcommand, and Discord never runs a command that has subcommands by
+    # itself: the list is therefore `/warnings list [member]`.
+    warnings = admin_group("warnings", "Warnings and moderation cases", moderate_members=True)
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.moderation = bot.services.moderation
+        self.modlog = ModLog(self.moderation)
+
+    async def _finish(self, ctx: discord.ApplicationContext, guild: discord.Guild, case: Case,
+                      sentence: str, *notes: str | None) -> None:
+        """Post the case to the mod log, then answer the moderator with what happened."""
+        lines = [sentence, *(note for note in notes if note), await self.modlog.post(guild, case)]
+        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, **no_mentions())
+
+    # -- warn ------------------------------------------------------------------------------------
+
+    @moderator_command("warn", "Warn a member; the warning is kept as a numbered case", moderate_members=True)
+    @discord.option("member", discord.Member, description="Who to warn")
+    @discord.option("reason", str, description="Why (shown in the case and the mod log)", **REASON_OPTION)
+    async def warn(self, ctx: discord.ApplicationContext, member: discord.Member, reason: str) -> None:
+        target = require_member(member)
+        guild = check_moderation(ctx, "warn", target)
+        await ctx.defer(ephemeral=True)
+        outcome = await self.moderation.record_warn(guild.id, target.id, ctx.author.id, reason)
+        count = outcome.active_warnings
+        sentence = (f"Case #{outcome.case.case_number}: warned {mention(target)} "
+                    f"({count} active warning{'' if count == 1 else 's'}).")
+        # The warning goes to the mod log before the action it triggers, so the log reads in order.
+        logged = await self.modlog.post(guild, outcome.case)
+        escalated = None
+        if outcome.escalation is not None:
+            escalated = await self._escalate(guild, target, outcome.escalation)
+        lines = [sentence, logged, escalated]
+        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, **no_mentions())
+
+    async def _escalate(self, guild: discord.Guild, target: discord.Member, escalation: Escalation) -> str:
+        """Apply the threshold a warning reached, record it as the bot's own case; the sentence for it."""
+        warnings, days = escalation.warnings, escalation.threshold.days
+        reached = (f"Warn threshold reached ({warnings} warning{'' if warnings == 1 else 's'} within {days} "
+                   f"day{'' if days == 1 else 's'})")
+        bot_id = guild.me.id
+        try:
+            check_bot_permissions(escalation.action, permission_names(guild.me.guild_permissions))
+            async with refusals_explained(escalation.action, target.id):
+                audit = f"{escalation.reason} (MalaBoT warn threshold)"
+                if escalation.action == "timeout":
+                    assert escalation.duration is not None
+                    await target.timeout_for(escalation.duration, reason=audit)
+                elif escalation.action == "kick":
+                    await target.kick(reason=audit)
+                else:
+                    await guild.ban(target, reason=audit)
+        except PermissionRefused as refused:
+            return f"{reached}, but I could not apply it: {refused.message}"
+        if escalation.action == "timeout":
+            assert escalation.duration is not None
+            case = await self.moderation.record_timeout(guild.id, target.id, bot_id, escalation.duration,
+                                                        escalation.reason)
+            done = f"timed out for {format_duration(escalation.duration)}"
+        elif escalation.action == "kick":
+            case = await self.moderation.record_kick(guild.id, target.id, bot_id, escalation.reason)
+            done = "kicked"
+        else:
+            case = await self.moderation.record_ban(guild.id, target.id, bot_id, escalation.reason)
+            done = "banned"
+        note = await self.modlog.post(guild, case)
+        sentence = f"{reached}: case #{case.case_number}, {mention(target)} was {done} automatically."
+        return sentence + (f"\n{note}" if note else "")
+
+    # -- warnings ----------------------------------------------------------------------------------
+
+    @warnings.command(name="list", description="A member's cases, or the latest cases of this server")
+    @discord.option("member", discord.User, description="Whose cases (left out: the latest of the server)",
+                    required=False, default=None)
+    async def warnings_list(self, ctx: discord.ApplicationContext,
+                            member: discord.Member | discord.User | None) -> None:
+        guild = guild_of(ctx)
+        if member is None:
+            recent = list(reversed(await self.moderation.recent(guild.id)))
+            header = "No cases yet." if not recent else f"The latest {len(recent)} cases, newest last:"
+            embed = cases_embed("Moderation cases", header, recent)
+        else:
+            history = await self.moderation.history(guild.id, member.id)
+            active = sum(1 for case in history if case.is_active_warning)
+            header = (f"{mention(member)}: {active} active warning{'' if active == 1 else 's'}, "
+                      f"{len(history)} case{'' if len(history) == 1 else 's'} in all.")
+            embed = cases_embed(f"Cases of {member.display_name}", header, history)
+        await answer(ctx, embed=embed, ephemeral=True, **no_mentions())
+
+    @warnings.command(name="remove", description="Withdraw a warning by its case number")
+    @discord.option("case", int, description="The warning's case number", min_value=1)
+    @discord.option("reason", str, description="Why it is withdrawn", required=False, default=None,
+                    **REASON_OPTION)
+    async def warnings_remove(self, ctx: discord.ApplicationContext, case: int, reason: str | None) -> None:
+        guild = guild_of(ctx)
+        removed = await self.moderation.remove_warning(guild.id, case, ctx.author.id, reason)
+        await ctx.defer(ephemeral=True)
+        await self.modlog.refresh(guild, removed.warning)
+        who = mention(removed.warning.target_id) if removed.warning.target_id is not None else "a former member"
+        await self._finish(ctx, guild, removed.case,
+                           f"Case #{removed.case.case_number}: warning #{case} of {who} withdrawn.")
+
+    # -- timeouts ----------------------------------------------------------------------------------
+
+    @moderator_command("timeout", "Time a member out (they cannot write or speak) for a while",
+                       moderate_members=True)
+    @discord.option("member", discord.Member, description="Who to time out")
+    @discord.option("duration", str, description="How long, e.g. 10m, 2h, 7d (at most 28 days)", max_length=32)
+    @discord.option("reason", str, description="Why (shown in the case and the mod log)", **REASON_OPTION)
+    async def timeout(self, ctx: discord.ApplicationContext, member: discord.Member, duration: str,
+                      reason: str) -> None:
+        target = require_member(member)
+        length = parse_duration(duration)
+        reason = _required_reason(reason)
+        guild = check_moderation(ctx, "timeout", target)
+        if target.guild_permissions.administrator:
+            raise PermissionRefused(f"Discord does not let anyone time out an administrator ({mention(target)}).")
+        await ctx.defer(ephemeral=True)
+        async with refusals_explained("timeout", target.id):
+            await target.timeout_for(length, reason=audit_reason(ctx.author, reason))
+        case = await self.moderation.record_timeout(guild.id, target.id, ctx.author.id, length, reason)
+        assert case.expires_at is not None
+        await self._finish(ctx, guild, case,
+                           f"Case #{case.case_number}: {mention(target)} is timed out for "
+                           f"{format_duration(length)} (until <t:{int(case.expires_at.timestamp())}:f>).")
+
+    @moderator_command("untimeout", "End a member's timeout early", moderate_members=True)
+    @discord.option("member", discord.Member, description="Whose timeout to end")
+    @discord.option("reason", str, description="Why", required=False, default=None, **REASON_OPTION)
+    async def untimeout(self, ctx: discord.ApplicationContext, member: discord.Member,
+                        reason: str | None) -> None:
+        target = require_member(member)
+        reason = normalise_reason(reason)
+        guild = check_moderation(ctx, "untimeout", target)
+        if not target.timed_out:
+            raise UserInputError(f"{mention(target)} is not timed out.")
+        await ctx.defer(ephemeral=True)
+        async with refusals_explained("untimeout", target.id):
+            await target.remove_timeout(reason=audit_reason(ctx.author, reason))
+        case = await self.moderation.record_untimeout(guild.id, target.id, ctx.author.id, reason)
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(target)}'s timeout has ended.")
+
+    # -- kick, ban, unban --------------------------------------------------------------------------
+
+    @moderator_command("kick", "Remove a member from the server (they can join again)", kick_members=True)
+    @discord.option("member", discord.Member, description="Who to kick")
+    @discord.option("reason", str, description="Why (shown in the case and the mod log)", **REASON_OPTION)
+    async def kick(self, ctx: discord.ApplicationContext, member: discord.Member, reason: str) -> None:
+        target = require_member(member)
+        reason = _required_reason(reason)
+        guild = check_moderation(ctx, "kick", target)
+        await ctx.defer(ephemeral=True)
+        async with refusals_explained("kick", target.id):
+            await target.kick(reason=audit_reason(ctx.author, reason))
+        case = await self.moderation.record_kick(guild.id, target.id, ctx.author.id, reason)
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(target)} was kicked.")
+
+    @moderator_command("ban", "Ban a member (or any user) from the server", ban_members=True)
+    @discord.option("member", discord.User, description="Who to ban (a member, or any Discord user)")
+    @discord.option("reason", str, description="Why (shown in the case and the mod log)", **REASON_OPTION)
+    @discord.option("delete_message_days", int, description="Delete their messages of the last 0–7 days",
+                    required=False, default=0, min_value=0, max_value=DELETE_MESSAGE_DAYS_MAX)
+    async def ban(self, ctx: discord.ApplicationContext, member: discord.Member | discord.User, reason: str,
+                  delete_message_days: int) -> None:
+        reason = _required_reason(reason)
+        check_delete_message_days(delete_message_days)
+        guild = check_moderation(ctx, "ban", member)
+        await ctx.defer(ephemeral=True)
+        async with refusals_explained("ban", member.id):
+            await guild.ban(member, reason=audit_reason(ctx.author, reason),
+                            delete_message_seconds=delete_message_days * 86_400)
+        case = await self.moderation.record_ban(guild.id, member.id, ctx.author.id, reason, delete_message_days)
+        days = f"{delete_message_days} day{'' if delete_message_days == 1 else 's'}"
+        deleted = f" Their messages of the last {days} were deleted." if delete_message_days else ""
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(member)} was banned.{deleted}")
+
+    @moderator_command("unban", "Lift a ban", ban_members=True)
+    @discord.option("user_id", str, description="The banned user's id", max_length=40)
+    @discord.option("reason", str, description="Why", required=False, default=None, **REASON_OPTION)
+    async def unban(self, ctx: discord.ApplicationContext, user_id: str, reason: str | None) -> None:
+        banned = parse_user_id(user_id)
+        reason = normalise_reason(reason)
+        guild = check_moderation(ctx, "unban", None)
+        await ctx.defer(ephemeral=True)
+        try:
+            async with refusals_explained("unban", banned):
+                await guild.unban(discord.Object(id=banned), reason=audit_reason(ctx.author, reason))
+        except discord.NotFound:
+            raise UserInputError(f"{mention(banned)} is not banned in this server.") from None
+        case = await self.moderation.record_unban(guild.id, banned, ctx.author.id, reason)
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(banned)} is no longer banned.")
+
+    # -- purge -------------------------------------------------------------------------------------
+
+    @moderator_command("purge", "Delete recent messages in this channel (newer than 14 days)",
+                       manage_messages=True)
+    @discord.option("count", int, description="How many messages to delete (1–100)",
+                    min_value=PURGE_MIN, max_value=PURGE_MAX)
+    @discord.option("member", discord.User, description="Only this member's messages",
+                    required=False, default=None)
+    @discord.option("reason", str, description="Why", required=False, default=None, **REASON_OPTION)
+    async def purge(self, ctx: discord.ApplicationContext, count: int, member: discord.Member | discord.User | None,
+                    reason: str | None) -> None:
+        check_purge_count(count)
+        reason = normalise_reason(reason)
+        guild = check_moderation(ctx, "purge", member)
+        channel = ctx.channel
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            raise UserInputError("Messages can only be purged in a text channel or thread.")
+        await ctx.defer(ephemeral=True)
+        async with refusals_explained("purge"):
+            doomed = await _recent_messages(channel, count, None if member is None else member.id)
+            if not doomed:
+                whose = f" by {mention(member)}" if member is not None else ""
+                await answer(ctx, f"Nothing to delete: no unpinned messages{whose} newer than 14 days here.",
+                             ephemeral=True, **no_mentions())
+                return
+            await channel.delete_messages(doomed, reason=audit_reason(ctx.author, reason))
+        case = await self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
+                                                  None if member is None else member.id, reason)
+        plural = "" if len(doomed) == 1 else "s"
+        whose = f" by {mention(member)}" if member is not None else ""
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: deleted {len(doomed)} message{plural}{whose}.")
+
+
+async def _recent_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel, count: int,
+                           author_id: int | None) -> list[discord.Message]:
+    """Up to `count` of the newest unpinned messages (of one author) young enough for a bulk delete."""
+    cutoff = bulk_delete_cutoff(discord.utils.utcnow()) + PURGE_AGE_MARGIN
+    found: list[discord.Message] = []
+    async for message in channel.history(limit=PURGE_SCAN_LIMIT):
+        if message.created_at < cutoff:
+            break  # newest first: every later one is older still
+        if message.pinned or (author_id is not None and message.author.id != author_id):
+            continue
+        found.append(message)
+        if len(found) == count:
+            break
+    return found
+
+
+def _required_reason(reason: str) -> str:
+    cleaned = normalise_reason(reason, required=True)
+    assert cleaned is not None
+    return cleaned

@@ -1,0 +1,127 @@
+"""The Discord side of moderation checks: parties of the role hierarchy from py-cord members, the
+permission names the rules understand, and Discord's own refusals (403) turned into sentences.
+
+The decisions themselves are the plain functions of malabot.features.moderation.rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import discord
+
+from malabot.commands import permission_check
+from malabot.errors import PermissionRefused, UserInputError
+from malabot.features.moderation.models import Party
+from malabot.features.moderation.rules import (
+    BOT_PERMISSIONS,
+    MAX_REASON_LENGTH,
+    PERMISSION_LABELS,
+    check_action,
+)
+
+# What Discord refused to let the bot do, in the words of the refusal.
+_VERBS = {
+    "timeout": "time out",
+    "untimeout": "remove the timeout of",
+    "kick": "kick",
+    "ban": "ban",
+    "unban": "unban",
+}
+
+
+def moderator_command(name: str, description: str, **perms: bool) -> Callable[..., discord.SlashCommand]:
+    """A slash command hidden from members without `perms` (Discord side) and refused at run time too."""
+    checks: list[Any] = [permission_check(**perms)]  # py-cord awaits coroutine checks too
+    return discord.slash_command(
+        name=name, description=description,
+        default_member_permissions=discord.Permissions(**perms),
+        contexts={discord.InteractionContextType.guild},
+        checks=checks,
+    )
+
+
+def guild_of(ctx: discord.ApplicationContext) -> discord.Guild:
+    """The server of a guild-only command, as the bot's cache knows it."""
+    if ctx.guild is None:
+        raise PermissionRefused("I can only moderate servers I am a member of.")
+    return ctx.guild
+
+
+def party_of(user: discord.Member | discord.User, guild: discord.Guild) -> Party:
+    """A member (or a user outside the server: no roles) as the hierarchy rules see them."""
+    position = user.top_role.position if isinstance(user, discord.Member) else 0
+    return Party(user_id=user.id, top_role_position=position, is_owner=user.id == guild.owner_id)
+
+
+def permission_names(permissions: discord.Permissions) -> frozenset[str]:
+    """The granted permissions by name; an administrator has every one."""
+    if permissions.administrator:
+        return frozenset(name for name, _ in permissions)
+    return frozenset(name for name, value in permissions if value)
+
+
+def require_member(user: discord.Member | discord.User) -> discord.Member:
+    """The option's member; a user who is not (or no longer) in the server is refused."""
+    if not isinstance(user, discord.Member):
+        raise UserInputError(f"<@{user.id}> is not a member of this server.")
+    return user
+
+
+def check_moderation(ctx: discord.ApplicationContext, action: str,
+                     target: discord.Member | discord.User | None) -> discord.Guild:
+    """Every refusal before acting: the moderator's permissions, the bot's, then the hierarchy.
+
+    The bot's permissions are its channel permissions for a purge and its server-wide ones otherwise
+    (kicks, bans and timeouts do not depend on the channel).
+    """
+    guild = guild_of(ctx)
+    bot = guild.me
+    bot_permissions = ctx.app_permissions if action == "purge" else bot.guild_permissions
+    check_action(
+        action,
+        actor=party_of(ctx.author, guild),
+        target=None if target is None else party_of(target, guild),
+        bot=party_of(bot, guild),
+        owner_id=guild.owner_id or 0,  # always known for a server in the cache
+        actor_permissions=permission_names(ctx.interaction.permissions),
+        bot_permissions=permission_names(bot_permissions),
+    )
+    return guild
+
+
+def discord_refusal(action: str, target_id: int | None = None) -> str:
+    """The sentence for a 403 from Discord: what it refused, and the two usual reasons."""
+    labels = [PERMISSION_LABELS.get(name, name) for name in BOT_PERMISSIONS.get(action, ())]
+    needed = f"the {' and '.join(labels)} permission{'' if len(labels) == 1 else 's'}"
+    if action == "purge":
+        return f"Discord refused to let me delete messages here: I need {needed} in this channel."
+    who = f"<@{target_id}>" if target_id is not None else "them"
+    sentence = f"Discord refused to let me {_VERBS.get(action, action)} {who}: my top role must be above theirs"
+    return sentence + (f" and I need {needed}." if labels else ".")
+
+
+@asynccontextmanager
+async def refusals_explained(action: str, target_id: int | None = None) -> AsyncIterator[None]:
+    """Turn Discord's 403 for the action into a PermissionRefused the member reads as a sentence."""
+    try:
+        yield
+    except discord.Forbidden as error:
+        raise PermissionRefused(discord_refusal(action, target_id)) from error
+
+
+def audit_reason(moderator: discord.Member | discord.User, reason: str | None) -> str:
+    """What Discord's audit log shows: who asked (the bot is the one acting) and why."""
+    text = f"{moderator} ({moderator.id}): {reason or 'no reason given'}"
+    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 1] + "…"
+
+
+def mention(user: discord.abc.Snowflake | int) -> str:
+    return f"<@{user if isinstance(user, int) else user.id}>"
+
+
+def no_mentions() -> dict[str, Any]:
+    """Answers and mod-log posts name members without pinging them."""
+    return {"allowed_mentions": discord.AllowedMentions.none()}

@@ -1,0 +1,64 @@
+"""The mod-log channel: every moderation case is posted there, and its message id kept with the case.
+
+A case is recorded whether or not the post succeeds: the file is the record, the channel a view of it.
+When the post fails the moderator is told why in their answer, so a broken setting does not go unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+
+from malabot.features.moderation.models import Case
+from malabot.features.moderation.rules import render_case, render_case_text
+from malabot.features.moderation.service import ModerationService
+
+log = logging.getLogger(__name__)
+
+
+class ModLog:
+    def __init__(self, moderation: ModerationService) -> None:
+        self._moderation = moderation
+
+    async def post(self, guild: discord.Guild, case: Case) -> str | None:
+        """Post the case; None when posted (or no mod-log channel is set), else a note for the moderator."""
+        channel_id = await self._moderation.mod_log_channel(guild.id)
+        if channel_id is None:
+            return None
+        channel = guild.get_channel_or_thread(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return f"Case #{case.case_number} was not posted: the mod-log channel <#{channel_id}> no longer exists."
+        try:
+            message = await channel.send(**_entry(channel, guild, case))
+        except discord.Forbidden:
+            return f"Case #{case.case_number} was not posted: I may not send messages in <#{channel_id}>."
+        except discord.HTTPException:
+            log.exception("guild %s: posting case %s to the mod log failed", guild.id, case.case_number)
+            return f"Case #{case.case_number} was not posted: Discord refused the message."
+        await self._moderation.set_log_message(guild.id, case.case_number, message.id)
+        return None
+
+    async def refresh(self, guild: discord.Guild, case: Case) -> None:
+        """Show a changed case (a withdrawn warning) in its mod-log message; best effort."""
+        channel_id = await self._moderation.mod_log_channel(guild.id)
+        if channel_id is None or case.log_message_id is None:
+            return
+        channel = guild.get_channel_or_thread(channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            return
+        try:
+            await channel.get_partial_message(case.log_message_id).edit(**_entry(channel, guild, case))
+        except discord.HTTPException:
+            # The message may have been deleted or posted elsewhere before a settings change.
+            log.info("guild %s: could not update the mod-log message of case %s", guild.id, case.case_number)
+
+
+def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case) -> dict[str, Any]:
+    """An embed where the bot may embed links, else the one-line text form; never a ping."""
+    quiet = discord.AllowedMentions.none()
+    if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and \
+            not channel.permissions_for(guild.me).embed_links:
+        return {"content": render_case_text(case), "embed": None, "allowed_mentions": quiet}
+    return {"content": None, "embed": discord.Embed.from_dict(render_case(case)), "allowed_mentions": quiet}

@@ -1,0 +1,504 @@
+"""Moderation through the real bot: each command's happy path and refusals, case numbering per server,
+mod-log posts, warn thresholds, and Discord's own 403 answered with a sentence.
+
+The server (beside the standard world): the bot's role at position 50 holds every permission except
+Administrator (so channel overwrites apply to it); `mod` holds Mods (timeout, kick, ban, manage
+messages); `senior` has a plain role above Mods; `boss` a role above the bot's; `ada` an Administrator
+role below Mods; `carol` is a plain member like alice; #mod-log is the mod-log channel.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from malabot.guild_settings import WarnThreshold
+from malabot.sandbox import (
+    ALL_PERMISSIONS,
+    Channel,
+    FakeDiscord,
+    InteractionReply,
+    Message,
+    Overwrite,
+    Permission,
+    Role,
+    User,
+)
+from malabot.sandbox.payloads import role_payload
+from tests.e2e.data_dump import eventually, rows_mentioning
+from tests.e2e.world import World, make_world
+
+MOD_PERMISSIONS = (Permission.MODERATE_MEMBERS | Permission.KICK_MEMBERS | Permission.BAN_MEMBERS
+                   | Permission.MANAGE_MESSAGES)
+BOT_PERMISSIONS = ALL_PERMISSIONS & ~Permission.ADMINISTRATOR
+
+
+@dataclass
+class Cast:
+    world: World
+    mod: User
+    senior: User
+    boss: User
+    ada: User
+    carol: User
+    mods: Role
+    boss_role: Role
+    mod_log: Channel
+
+    @property
+    def server(self) -> FakeDiscord:
+        return self.world.server
+
+    async def run(self, user: User, command: str, options: dict[str, Any] | None = None, *,
+                  guild: Any = "default", channel: Channel | None = None) -> InteractionReply:
+        reply = await self.world.command(user, command, options, guild=guild, channel=channel)
+        assert reply.ephemeral, f"/{command} answered publicly: {reply.content!r}"
+        return reply
+
+    def cases(self, guild: Any = None) -> list[dict[str, Any]]:
+        """The mod_cases rows of a server's file, oldest first."""
+        conn = sqlite3.connect(self.world.tenant_file(guild or self.world.guild))
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute("SELECT * FROM mod_cases ORDER BY case_number")]
+        finally:
+            conn.close()
+
+    def log_posts(self) -> list[Message]:
+        return self.server.messages_in(self.mod_log, author=self.server.bot_user)
+
+    def bot_role(self) -> Role:
+        guild = self.server.guild(self.world.guild)
+        return next(role for role in guild.roles.values() if role.bot_id == self.server.bot_user.id)
+
+    async def set_bot_permissions(self, permissions: int) -> None:
+        """Change the bot's role as an admin would (the bot hears GUILD_ROLE_UPDATE)."""
+        role = self.bot_role()
+        role.permissions = int(permissions)
+        await self.server.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(self.world.guild.id),
+                                                         "role": role_payload(role)}, guild_id=self.world.guild.id)
+
+    def is_member(self, user: User) -> bool:
+        return self.server.member(self.world.guild, user) is not None
+
+    def timed_out_until(self, user: User) -> datetime | None:
+        member = self.server.member(self.world.guild, user)
+        assert member is not None
+        return member.communication_disabled_until
+
+
+def build_cast(world: World) -> dict[str, Any]:
+    server, guild = world.server, world.guild
+    bot_role = next(role for role in guild.roles.values() if role.bot_id == server.bot_user.id)
+    bot_role.permissions = int(BOT_PERMISSIONS)
+    admins = server.add_role(guild, "Low admins", permissions=int(Permission.ADMINISTRATOR))
+    mods = server.add_role(guild, "Mods", permissions=int(MOD_PERMISSIONS))
+    seniors = server.add_role(guild, "Seniors")
+    boss_role = server.add_role(guild, "Boss", above_bot=True)
+    people = {name: server.add_user(name) for name in ("mod", "senior", "boss", "ada", "carol")}
+    server.add_member(guild, people["mod"], roles=[mods])
+    server.add_member(guild, people["senior"], roles=[seniors])
+    server.add_member(guild, people["boss"], roles=[boss_role])
+    server.add_member(guild, people["ada"], roles=[admins])
+    server.add_member(guild, people["carol"])
+    mod_log = server.add_channel(guild, "mod-log")
+    return {**people, "mods": mods, "boss_role": boss_role, "mod_log": mod_log}
+
+
+@pytest.fixture
+async def cast(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Cast]:
+    built: dict[str, Any] = {}
+
+    def prepare(world: World) -> None:
+        built.update(build_cast(world))
+
+    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+        await world.live.guild_settings.update(world.guild.id, world.admin.id,
+                                               mod_log_channel_id=built["mod_log"].id)
+        yield Cast(world=world, **built)
+
+
+# -- registration ------------------------------------------------------------------------------------
+
+
+async def test_commands_carry_their_default_member_permissions(cast: Cast) -> None:
+    registered = {command.name: command.payload for command in cast.server.commands()}
+    expected = {"warn": Permission.MODERATE_MEMBERS, "warnings": Permission.MODERATE_MEMBERS,
+                "timeout": Permission.MODERATE_MEMBERS, "untimeout": Permission.MODERATE_MEMBERS,
+                "kick": Permission.KICK_MEMBERS, "ban": Permission.BAN_MEMBERS, "unban": Permission.BAN_MEMBERS,
+                "purge": Permission.MANAGE_MESSAGES}
+    for name, permission in expected.items():
+        assert int(registered[name]["default_member_permissions"]) == permission, name
+    assert {option["name"] for option in registered["warnings"]["options"]} == {"list", "remove"}
+
+
+# -- warn, warnings, case numbers, mod log -----------------------------------------------------------
+
+
+async def test_warn_records_a_case_and_posts_it_to_the_mod_log(cast: Cast) -> None:
+    alice = cast.world.alice
+    reply = await cast.run(cast.mod, "warn", {"member": alice, "reason": "  Spamming links  "})
+    assert reply.content == f"Case #1: warned <@{alice.id}> (1 active warning)."
+
+    [case] = cast.cases()
+    assert (case["action"], case["target_id"], case["moderator_id"], case["reason"]) == \
+        ("warn", alice.id, cast.mod.id, "Spamming links")
+    [post] = cast.log_posts()
+    assert post.embeds[0]["title"] == "Case #1 · Warning"
+    assert f"<@{alice.id}>" in post.text and "Spamming links" in post.text
+    assert case["log_message_id"] == post.id
+
+
+async def test_case_numbers_count_per_server(cast: Cast) -> None:
+    world = cast.world
+    for number, user in enumerate([world.alice, cast.carol, world.alice], start=1):
+        reply = await cast.run(cast.mod, "warn", {"member": user, "reason": f"rule {number}"})
+        assert reply.content.startswith(f"Case #{number}: ")
+    elsewhere_owner = cast.server.user(cast.server.guild(world.other_guild).owner_id)
+    reply = await cast.run(elsewhere_owner, "warn", {"member": world.bob, "reason": "rude"}, guild=world.other_guild)
+    assert reply.content == f"Case #1: warned <@{world.bob.id}> (1 active warning)."
+    assert [case["case_number"] for case in cast.cases()] == [1, 2, 3]
+    assert [case["target_id"] for case in cast.cases(world.other_guild)] == [world.bob.id]
+
+
+async def test_warnings_list_and_remove(cast: Cast) -> None:
+    alice = cast.world.alice
+    await cast.run(cast.mod, "warn", {"member": alice, "reason": "first"})
+    await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "other member"})
+    await cast.run(cast.mod, "warn", {"member": alice, "reason": "second"})
+
+    listed = await cast.run(cast.mod, "warnings list", {"member": alice})
+    assert listed.embeds[0]["title"] == "Cases of alice"
+    assert listed.text.count("Warning") == 2 and "first" in listed.text and "other member" not in listed.text
+    assert f"<@{alice.id}>: 2 active warnings, 2 cases in all." in listed.text
+
+    removed = await cast.run(cast.mod, "warnings remove", {"case": 1, "reason": "appeal accepted"})
+    assert removed.content == f"Case #4: warning #1 of <@{alice.id}> withdrawn."
+    cases = cast.cases()
+    assert cases[0]["removed_at"] is not None
+    assert (cases[3]["action"], cases[3]["target_id"]) == ("unwarn", alice.id)
+    posts = cast.log_posts()
+    assert [post.embeds[0]["title"] for post in posts] == \
+        ["Case #1 · Warning", "Case #2 · Warning", "Case #3 · Warning", "Case #4 · Warning removed"]
+    assert "Removed" in posts[0].text, "the withdrawn warning's mod-log entry shows it"
+
+    again = await cast.run(cast.mod, "warnings remove", {"case": 1})
+    assert again.content == "Warning #1 was already removed."
+    not_a_warning = await cast.run(cast.mod, "warnings remove", {"case": 4})
+    assert not_a_warning.content.startswith("Case #4 is a warning removed, not a warning")
+    missing = await cast.run(cast.mod, "warnings remove", {"case": 99})
+    assert missing.content == "There is no case #99 in this server."
+    assert len(cast.cases()) == 4
+
+    after = await cast.run(cast.mod, "warnings list", {"member": alice})
+    assert f"<@{alice.id}>: 1 active warning, 3 cases in all." in after.text
+    recent = await cast.run(cast.mod, "warnings list")
+    assert recent.embeds[0]["title"] == "Moderation cases"
+    assert "The latest 4 cases, newest last:" in recent.text
+
+
+async def test_warn_refusals_write_nothing(cast: Cast) -> None:
+    world = cast.world
+    refusals = [
+        (world.alice, cast.carol, "You need the Timeout Members permission to use this command."),
+        (world.bob, cast.carol, "You need the Timeout Members permission to use this command."),
+        (cast.mod, cast.mod, "You cannot do that to yourself."),
+        (cast.mod, world.admin, "You cannot do that to the server owner."),
+        (cast.mod, cast.server.bot_user, "You cannot do that to the bot."),
+        (cast.mod, cast.senior, f"You cannot do that to <@{cast.senior.id}>: their top role is not below yours."),
+        (world.admin, cast.boss, f"I cannot do that to <@{cast.boss.id}>: their top role is not below mine."),
+    ]
+    for actor, target, sentence in refusals:
+        reply = await cast.run(actor, "warn", {"member": target, "reason": "test"})
+        assert reply.content == sentence, (actor.username, target.username)
+    blank = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "   "})
+    assert blank.content == "Give a reason."
+    stranger = cast.server.add_user("stranger")
+    outside = await cast.run(cast.mod, "warn", {"member": stranger, "reason": "test"})
+    assert outside.content == f"<@{stranger.id}> is not a member of this server."
+    assert cast.cases() == [] and cast.log_posts() == []
+
+
+# -- timeout, untimeout ------------------------------------------------------------------------------
+
+
+async def test_timeout_and_untimeout(cast: Cast) -> None:
+    alice = cast.world.alice
+    before = datetime.now(UTC)
+    reply = await cast.run(cast.mod, "timeout", {"member": alice, "duration": "2h", "reason": "cool down"})
+    assert reply.content.startswith(f"Case #1: <@{alice.id}> is timed out for 2h (until <t:")
+    until = cast.timed_out_until(alice)
+    assert until is not None and before + timedelta(hours=2) <= until <= datetime.now(UTC) + timedelta(hours=2)
+    [case] = cast.cases()
+    assert (case["action"], case["duration_seconds"], case["reason"]) == ("timeout", 7200, "cool down")
+
+    lifted = await cast.run(cast.mod, "untimeout", {"member": alice})
+    assert lifted.content == f"Case #2: <@{alice.id}>'s timeout has ended."
+    assert cast.timed_out_until(alice) is None
+    again = await cast.run(cast.mod, "untimeout", {"member": alice})
+    assert again.content == f"<@{alice.id}> is not timed out."
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Timeout", "Case #2 · Timeout removed"]
+
+
+@pytest.mark.parametrize(("duration", "sentence"), [
+    ("10", "“10” has no unit. Use a duration like 10m, 2h, 7d or 1h30m (units: d, h, m, s; at most 28 days)."),
+    ("soon", "“soon” is not a duration. Use a duration like 10m, 2h, 7d or 1h30m (units: d, h, m, s; "
+             "at most 28 days)."),
+    ("29d", "“29d” is too long: the most is 28d."),
+    ("0m", "The duration must be longer than zero."),
+])
+async def test_bad_durations_are_refused(cast: Cast, duration: str, sentence: str) -> None:
+    reply = await cast.run(cast.mod, "timeout", {"member": cast.world.alice, "duration": duration, "reason": "x"})
+    assert reply.content == sentence
+    assert cast.timed_out_until(cast.world.alice) is None and cast.cases() == []
+
+
+async def test_longest_timeout_is_28_days(cast: Cast) -> None:
+    reply = await cast.run(cast.mod, "timeout", {"member": cast.carol, "duration": "28d", "reason": "long"})
+    assert reply.content.startswith(f"Case #1: <@{cast.carol.id}> is timed out for 28d")
+    assert cast.timed_out_until(cast.carol) is not None
+
+
+async def test_timeout_refusals(cast: Cast) -> None:
+    ada = await cast.run(cast.mod, "timeout", {"member": cast.ada, "duration": "1h", "reason": "x"})
+    assert ada.content == f"Discord does not let anyone time out an administrator (<@{cast.ada.id}>)."
+    senior = await cast.run(cast.mod, "timeout", {"member": cast.senior, "duration": "1h", "reason": "x"})
+    assert senior.content == f"You cannot do that to <@{cast.senior.id}>: their top role is not below yours."
+    kicker_only = cast.server.add_user("kicker")
+    role = cast.server.add_role(cast.world.guild, "Kickers", permissions=int(Permission.KICK_MEMBERS))
+    await cast.server.member_join(cast.world.guild, kicker_only, roles=[role])
+    refused = await cast.run(kicker_only, "timeout", {"member": cast.carol, "duration": "1h", "reason": "x"})
+    assert refused.content == "You need the Timeout Members permission to use this command."
+    assert cast.cases() == []
+
+
+# -- kick, ban, unban --------------------------------------------------------------------------------
+
+
+async def test_kick_removes_the_member_and_their_cases_survive(cast: Cast) -> None:
+    world, alice = cast.world, cast.world.alice
+    await world.live.checkins.check_in(world.guild.id, alice.id)  # data the leave purge erases
+    await cast.run(cast.mod, "warn", {"member": alice, "reason": "first"})
+    reply = await cast.run(cast.mod, "kick", {"member": alice, "reason": "repeated spam"})
+    assert reply.content == f"Case #2: <@{alice.id}> was kicked."
+    assert not cast.is_member(alice)
+    await eventually(lambda: set(rows_mentioning(world.tenant_file(world.guild), alice.id)) == {"mod_cases"},
+                     what="the leave purge to erase everything of alice but her cases")
+    assert [(case["action"], case["target_id"]) for case in cast.cases()] == [("warn", alice.id), ("kick", alice.id)]
+    listed = await cast.run(cast.mod, "warnings list", {"member": alice})
+    assert "1 active warning, 2 cases in all." in listed.text
+
+
+async def test_kick_and_ban_need_their_own_permissions(cast: Cast) -> None:
+    timeouter = cast.server.add_user("timeouter")
+    role = cast.server.add_role(cast.world.guild, "Timeouters", permissions=int(Permission.MODERATE_MEMBERS))
+    await cast.server.member_join(cast.world.guild, timeouter, roles=[role])
+    kick = await cast.run(timeouter, "kick", {"member": cast.carol, "reason": "x"})
+    assert kick.content == "You need the Kick Members permission to use this command."
+    ban = await cast.run(timeouter, "ban", {"member": cast.carol, "reason": "x"})
+    assert ban.content == "You need the Ban Members permission to use this command."
+    unban = await cast.run(timeouter, "unban", {"user_id": str(cast.carol.id)})
+    assert unban.content == "You need the Ban Members permission to use this command."
+    purge = await cast.run(timeouter, "purge", {"count": 5})
+    assert purge.content == "You need the Manage Messages permission to use this command."
+    kick_self = await cast.run(cast.mod, "kick", {"member": cast.mod, "reason": "x"})
+    assert kick_self.content == "You cannot do that to yourself."
+    ban_owner = await cast.run(cast.mod, "ban", {"member": cast.world.admin, "reason": "x"})
+    assert ban_owner.content == "You cannot do that to the server owner."
+    assert cast.is_member(cast.carol) and cast.cases() == []
+
+
+async def test_ban_deletes_recent_messages_and_unban_lifts_it(cast: Cast) -> None:
+    world, alice = cast.world, cast.world.alice
+    recent = await cast.server.send_message(world.general, alice, "buy my stuff")
+    old = await cast.server.send_message(world.general, alice, "hello from last week",
+                                         at=datetime.now(UTC) - timedelta(days=3))
+    reply = await cast.run(cast.mod, "ban", {"member": alice, "reason": "scam", "delete_message_days": 1})
+    assert reply.content == (f"Case #1: <@{alice.id}> was banned. "
+                             "Their messages of the last 1 day were deleted.")
+    assert alice.id in cast.server.guild(world.guild).bans and not cast.is_member(alice)
+    assert cast.server.message(recent).deleted and not cast.server.message(old).deleted
+
+    not_banned = await cast.run(cast.mod, "unban", {"user_id": str(cast.carol.id)})
+    assert not_banned.content == f"<@{cast.carol.id}> is not banned in this server."
+    lifted = await cast.run(cast.mod, "unban", {"user_id": f"<@{alice.id}>", "reason": "appeal"})
+    assert lifted.content == f"Case #2: <@{alice.id}> is no longer banned."
+    assert alice.id not in cast.server.guild(world.guild).bans
+    assert [(case["action"], case["target_id"]) for case in cast.cases()] == [("ban", alice.id), ("unban", alice.id)]
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Ban", "Case #2 · Unban"]
+
+
+async def test_ban_of_a_user_outside_the_server(cast: Cast) -> None:
+    raider = cast.server.add_user("raider")
+    reply = await cast.run(cast.mod, "ban", {"member": raider, "reason": "raid account"})
+    assert reply.content == f"Case #1: <@{raider.id}> was banned."
+    assert raider.id in cast.server.guild(cast.world.guild).bans
+
+
+async def test_ban_and_unban_refuse_bad_values(cast: Cast) -> None:
+    for days in (-1, 8):
+        reply = await cast.run(cast.mod, "ban", {"member": cast.carol, "reason": "x", "delete_message_days": days})
+        assert reply.content == f"delete_message_days must be between 0 and 7 (you gave {days})."
+    not_an_id = await cast.run(cast.mod, "unban", {"user_id": "carol"})
+    assert not_an_id.content == "“carol” is not a user id (a number like 123456789012345678)."
+    assert cast.is_member(cast.carol) and cast.cases() == []
+
+
+# -- purge -------------------------------------------------------------------------------------------
+
+
+async def test_purge_deletes_the_newest_messages_newer_than_14_days(cast: Cast) -> None:
+    world, server = cast.world, cast.server
+    ancient = await server.send_message(world.general, world.alice, "from last month",
+                                        at=datetime.now(UTC) - timedelta(days=15))
+    sent = [await server.send_message(world.general, user, f"message {n}")
+            for n, user in enumerate([world.alice, world.bob, world.alice, cast.carol, world.alice])]
+
+    mine = await cast.run(cast.mod, "purge", {"count": 10, "member": world.alice, "reason": "flood"})
+    assert mine.content == f"Case #1: deleted 3 messages by <@{world.alice.id}>."
+    assert [server.message(m).deleted for m in sent] == [True, False, True, False, True]
+    assert not server.message(ancient).deleted, "messages older than 14 days are left alone"
+
+    newest = await cast.run(cast.mod, "purge", {"count": 1})
+    assert newest.content == "Case #2: deleted 1 message."
+    assert server.message(sent[3]).deleted and not server.message(sent[1]).deleted
+    cases = cast.cases()
+    assert [(c["action"], c["target_id"], c["channel_id"], c["message_count"]) for c in cases] == \
+        [("purge", world.alice.id, world.general.id, 3), ("purge", None, world.general.id, 1)]
+
+    above = await cast.run(cast.mod, "purge", {"count": 5, "member": cast.senior})
+    assert above.content == f"You cannot do that to <@{cast.senior.id}>: their top role is not below yours."
+    nothing = await cast.run(cast.mod, "purge", {"count": 5, "member": world.alice})
+    assert nothing.content == f"Nothing to delete: no unpinned messages by <@{world.alice.id}> newer than 14 days here."
+    assert len(cast.cases()) == 2
+
+
+@pytest.mark.parametrize("count", [0, 101])
+async def test_purge_counts_out_of_range_are_refused(cast: Cast, count: int) -> None:
+    message = await cast.server.send_message(cast.world.general, cast.world.alice, "keep me")
+    reply = await cast.run(cast.mod, "purge", {"count": count})
+    assert reply.content == f"Purge between 1 and 100 messages (you asked for {count})."
+    assert not cast.server.message(message).deleted and cast.cases() == []
+
+
+async def test_purge_needs_the_bots_permissions_in_that_channel(cast: Cast) -> None:
+    locked = await cast.server.create_channel(cast.world.guild, "locked", overwrites=[
+        Overwrite.for_role(cast.bot_role(), deny=int(Permission.MANAGE_MESSAGES))])
+    message = await cast.server.send_message(locked, cast.world.alice, "stays")
+    reply = await cast.run(cast.mod, "purge", {"count": 5}, channel=locked)
+    assert reply.content == "I need the Manage Messages permission to do that."
+    assert not cast.server.message(message).deleted and cast.cases() == []
+
+
+# -- the bot's permissions and Discord's own refusals --------------------------------------------------
+
+
+async def test_missing_bot_permissions_are_refused_before_acting(cast: Cast) -> None:
+    await cast.set_bot_permissions(BOT_PERMISSIONS & ~Permission.KICK_MEMBERS & ~Permission.MODERATE_MEMBERS)
+    kick = await cast.run(cast.mod, "kick", {"member": cast.carol, "reason": "x"})
+    assert kick.content == "I need the Kick Members permission to do that."
+    timeout = await cast.run(cast.mod, "timeout", {"member": cast.carol, "duration": "1h", "reason": "x"})
+    assert timeout.content == "I need the Timeout Members permission to do that."
+    assert cast.is_member(cast.carol) and cast.timed_out_until(cast.carol) is None
+    assert [request for request in cast.server.requests if request.method in ("DELETE", "PATCH")
+            and "/members/" in request.path] == [], "the bot did not even try"
+    warn = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "a warning needs no permission"})
+    assert warn.content.startswith("Case #1: warned")
+
+
+async def test_a_discord_403_becomes_a_clear_sentence(cast: Cast) -> None:
+    # The role moves above the bot's without telling the bot: its cache says it may act, Discord says no.
+    seniors = cast.server.member(cast.world.guild, cast.senior)
+    assert seniors is not None
+    cast.server.role(cast.world.guild, seniors.roles[0]).position = 60
+    reply = await cast.run(cast.world.admin, "kick", {"member": cast.senior, "reason": "x"})
+    assert reply.content == (f"Discord refused to let me kick <@{cast.senior.id}>: my top role must be above "
+                             "theirs and I need the Kick Members permission.")
+    [attempt] = cast.server.requests_to("DELETE", f"/guilds/{cast.world.guild.id}/members/{cast.senior.id}")
+    assert attempt.status == 403
+    assert cast.is_member(cast.senior) and cast.cases() == []
+
+
+# -- warn thresholds -----------------------------------------------------------------------------------
+
+
+async def test_warn_threshold_times_the_member_out_and_records_it(cast: Cast) -> None:
+    world, alice = cast.world, cast.world.alice
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=2, days=7, action="timeout", timeout_minutes=30),))
+    first = await cast.run(cast.mod, "warn", {"member": alice, "reason": "one"})
+    assert "threshold" not in first.content and cast.timed_out_until(alice) is None
+
+    second = await cast.run(cast.mod, "warn", {"member": alice, "reason": "two"})
+    assert second.content == (f"Case #2: warned <@{alice.id}> (2 active warnings).\n"
+                              f"Warn threshold reached (2 warnings within 7 days): case #3, <@{alice.id}> "
+                              "was timed out for 30m automatically.")
+    assert cast.timed_out_until(alice) is not None
+    auto = cast.cases()[2]
+    assert (auto["action"], auto["target_id"], auto["moderator_id"], auto["duration_seconds"]) == \
+        ("timeout", alice.id, cast.server.bot_user.id, 1800)
+    assert auto["reason"] == "Automatic timeout: 2 warnings within 7 days."
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == \
+        ["Case #1 · Warning", "Case #2 · Warning", "Case #3 · Timeout"]
+
+
+async def test_warn_threshold_kick(cast: Cast) -> None:
+    world = cast.world
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="kick"),))
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "last straw"})
+    assert reply.content.endswith(f"case #2, <@{cast.carol.id}> was kicked automatically.")
+    assert not cast.is_member(cast.carol)
+    assert [case["action"] for case in cast.cases()] == ["warn", "kick"]
+
+
+async def test_warn_threshold_the_bot_cannot_apply_keeps_the_warning(cast: Cast) -> None:
+    world = cast.world
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="ban"),))
+    await cast.set_bot_permissions(BOT_PERMISSIONS & ~Permission.BAN_MEMBERS)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert reply.content == (f"Case #1: warned <@{cast.carol.id}> (1 active warning).\n"
+                             "Warn threshold reached (1 warning within 1 day), but I could not apply it: "
+                             "I need the Ban Members permission to do that.")
+    assert cast.is_member(cast.carol) and [case["action"] for case in cast.cases()] == ["warn"]
+
+
+# -- the mod-log channel -------------------------------------------------------------------------------
+
+
+async def test_a_mod_log_the_bot_cannot_post_in_is_reported_and_the_case_kept(cast: Cast) -> None:
+    world = cast.world
+    muted = await cast.server.create_channel(world.guild, "muted-log", overwrites=[
+        Overwrite.for_role(cast.bot_role(), deny=int(Permission.SEND_MESSAGES))])
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=muted.id)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert reply.content == (f"Case #1: warned <@{cast.carol.id}> (1 active warning).\n"
+                             f"Case #1 was not posted: I may not send messages in <#{muted.id}>.")
+    [case] = cast.cases()
+    assert case["log_message_id"] is None
+
+
+async def test_without_a_mod_log_channel_nothing_is_posted(cast: Cast) -> None:
+    world = cast.world
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=None)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert reply.content == f"Case #1: warned <@{cast.carol.id}> (1 active warning)."
+    assert cast.log_posts() == [] and len(cast.cases()) == 1
+
+
+async def test_mod_log_falls_back_to_text_without_embed_links(cast: Cast) -> None:
+    world = cast.world
+    plain = await cast.server.create_channel(world.guild, "plain-log", overwrites=[
+        Overwrite.for_role(cast.bot_role(), deny=int(Permission.EMBED_LINKS))])
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=plain.id)
+    await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "plain words"})
+    [post] = cast.server.messages_in(plain, author=cast.server.bot_user)
+    assert post.embeds == [] and post.content.startswith(f"#1 Warning · <@{cast.carol.id}>")
+    assert post.content.endswith(": plain words")
