@@ -1,0 +1,111 @@
+"""`/mydata export` and `/mydata delete`: a member's own data in the server they ask from.
+
+Export sends the JSON file ephemerally. Delete asks first, with buttons only the asking member can
+press; nothing is erased unless they confirm before the buttons time out.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from malabot.commands import answer, guild_id_of
+from malabot.features.mydata.service import DELETE_CONFIRMATION
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+CONFIRM_LABEL = "Delete my data"
+CANCEL_LABEL = "Cancel"
+NOT_YOURS = "These buttons belong to whoever asked for the deletion; use /mydata delete yourself."
+TIMED_OUT = "No answer in time: nothing was deleted."
+CANCELLED = "Cancelled: nothing was deleted."
+FAILED = "Sorry, something went wrong on our side: nothing may have been deleted. Please try again later."
+
+Erase = Callable[[], Awaitable[int]]  # erases the member's data; how many rows changed
+
+
+class ConfirmDelete(discord.ui.View):
+    """Confirm / Cancel under the warning; only `owner_id` may press, and only until `timeout`."""
+
+    def __init__(self, owner_id: int, erase: Erase, *, timeout: float) -> None:
+        super().__init__(timeout=timeout, disable_on_timeout=False)
+        self.owner_id = owner_id
+        self.erase = erase
+        self.question: discord.Interaction | None = None  # the interaction whose answer holds the buttons
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user is not None and interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+        return False
+
+    @discord.ui.button(label=CONFIRM_LABEL, style=discord.ButtonStyle.danger)
+    async def confirm(self, button: discord.ui.Button[ConfirmDelete], interaction: discord.Interaction) -> None:
+        self.stop()
+        changed = await self.erase()
+        await interaction.response.edit_message(
+            content=f"Done: your data in this server is erased ({changed} row{'' if changed == 1 else 's'} "
+                    "changed). Moderation cases about you are kept.", view=None)
+
+    @discord.ui.button(label=CANCEL_LABEL, style=discord.ButtonStyle.secondary)
+    async def cancel(self, button: discord.ui.Button[ConfirmDelete], interaction: discord.Interaction) -> None:
+        self.stop()
+        await interaction.response.edit_message(content=CANCELLED, view=None)
+
+    async def on_timeout(self) -> None:
+        if self.question is None:
+            return
+        try:
+            await self.question.edit_original_response(content=TIMED_OUT, view=None)
+        except discord.HTTPException:
+            log.info("could not close an expired /mydata delete question")
+
+    async def on_error(self, error: Exception, item: Any,
+                       interaction: discord.Interaction) -> None:
+        log.error("/mydata delete failed in guild %s", interaction.guild_id, exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(FAILED, ephemeral=True)
+            else:
+                await interaction.response.edit_message(content=FAILED, view=None)
+        except discord.HTTPException:
+            log.warning("could not tell the member about a failed deletion in guild %s", interaction.guild_id)
+
+
+class MyDataCog(discord.Cog, name="MyData"):
+    mydata = discord.SlashCommandGroup("mydata", "Your own data in this server",
+                                       contexts={discord.InteractionContextType.guild})
+
+    def __init__(self, bot: MalaBot, *, confirm_timeout: float = 60.0) -> None:
+        self.bot = bot
+        self.service = bot.services.mydata
+        # How long the delete buttons stay usable; tests shorten it on the running cog.
+        self.confirm_timeout = confirm_timeout
+
+    @mydata.command(name="export", description="Get everything this bot stores about you here, as a JSON file")
+    async def export(self, ctx: discord.ApplicationContext) -> None:
+        guild_id = guild_id_of(ctx)
+        await ctx.defer(ephemeral=True)
+        exported = await self.service.export(guild_id, ctx.author.id)
+        rows = exported.row_count
+        await answer(ctx, f"Everything this bot stores about you in this server: {rows} "
+                          f"row{'' if rows == 1 else 's'}.",
+                     file=discord.File(io.BytesIO(exported.content), filename=exported.filename), ephemeral=True)
+
+    @mydata.command(name="delete", description="Erase your data in this server (asks first)")
+    async def delete(self, ctx: discord.ApplicationContext) -> None:
+        guild_id, user_id = guild_id_of(ctx), ctx.author.id
+
+        async def erase() -> int:
+            return (await self.service.delete(guild_id, user_id)).total
+
+        view = ConfirmDelete(user_id, erase, timeout=self.confirm_timeout)
+        await ctx.respond(DELETE_CONFIRMATION, view=view, ephemeral=True)
+        view.question = ctx.interaction

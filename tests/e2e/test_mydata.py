@@ -1,0 +1,168 @@
+"""/mydata through the real bot: the export holds exactly the member's rows of that server, and a
+confirmed delete erases them (moderation cases about the member stay), only for the member who asked.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from malabot.cogs.mydata import CANCEL_LABEL, CANCELLED, CONFIRM_LABEL, NOT_YOURS, TIMED_OUT, MyDataCog
+from malabot.features.mydata.service import DELETE_CONFIRMATION
+from malabot.privacy import MEMBER_COLUMN
+from malabot.sandbox import FakeDiscord, InteractionReply, User
+from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.world import World, make_world
+
+JS_SAFE = 2**53 - 1
+
+
+@pytest.fixture
+async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path):
+        await seed(running)
+        yield running
+
+
+async def seed(world: World) -> None:
+    """alice and bob have data in several features of the first server (bob in both); alice has a
+    warning on file, which she does not own and which stays after a delete."""
+    services = world.live
+    home, away = world.guild.id, world.other_guild.id
+    for guild_id, user_id, xp in [(home, world.alice.id, 500), (home, world.bob.id, 120), (away, world.bob.id, 70)]:
+        await services.xp_admin.add(guild_id, world.admin.id, user_id, xp)
+        await services.checkins.check_in(guild_id, user_id)
+        await services.birthdays.set(guild_id, user_id, 4, 12, 1990)
+    await services.xp.flush_all()
+    await services.moderation.record_warn(home, world.alice.id, world.admin.id, "spam")
+
+
+def rows_about(path: Path, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the file that names the member in a member column, as the export writes them."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        found: dict[str, list[dict[str, Any]]] = {}
+        tables = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if MEMBER_COLUMN.match(row[1])]
+            if not columns:
+                continue
+            where = " OR ".join(f"{column} = ?" for column in columns)
+            rows = conn.execute(f"SELECT * FROM {table} WHERE {where}", [user_id] * len(columns)).fetchall()
+            if rows:
+                # sqlite3.Row iterates over values, so its column names come from keys().
+                found[table] = [{key: _as_json(row[key]) for key in row.keys()} for row in rows]  # noqa: SIM118
+        return found
+    finally:
+        conn.close()
+
+
+def _as_json(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) and abs(value) > JS_SAFE else value
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(row, sort_keys=True) for row in rows)
+
+
+async def export(world: World, user: User) -> tuple[InteractionReply, dict[str, Any]]:
+    reply = await world.command(user, "mydata export")
+    assert reply.ephemeral
+    [file] = reply.files
+    assert file.filename.startswith(f"malabot-data-{world.guild.id}-{user.id}-") and file.filename.endswith(".json")
+    return reply, json.loads(file.data)
+
+
+def non_empty(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {table: rows for table, rows in document["tables"].items() if rows}
+
+
+async def test_export_holds_exactly_the_members_rows_of_this_server(world: World) -> None:
+    reply, document = await export(world, world.alice)
+    expected = rows_about(world.tenant_file(world.guild), world.alice.id)
+    assert set(expected) >= {"xp", "checkins", "birthdays", "mod_cases"}
+    exported = non_empty(document)
+    assert set(exported) == set(expected)
+    for table, rows in expected.items():
+        assert _sorted(exported[table]) == _sorted(rows), table
+    count = sum(len(rows) for rows in expected.values())
+    assert reply.content == f"Everything this bot stores about you in this server: {count} rows."
+    assert (document["guild_id"], document["user_id"]) == (str(world.guild.id), str(world.alice.id))
+
+
+async def test_export_of_a_member_of_two_servers_holds_only_this_servers_rows(world: World) -> None:
+    bob = world.bob
+    _, here = await export(world, bob)
+    reply = await world.command(bob, "mydata export", guild=world.other_guild)
+    [file] = reply.files
+    there = json.loads(file.data)
+    for document, guild in ((here, world.guild), (there, world.other_guild)):
+        expected = rows_about(world.tenant_file(guild), bob.id)
+        assert {table: _sorted(rows) for table, rows in non_empty(document).items()} == \
+            {table: _sorted(rows) for table, rows in expected.items()}
+    assert non_empty(here)["xp"] != non_empty(there)["xp"], "the seeds differ, so a mix-up would show"
+
+
+async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: World) -> None:
+    alice, file = world.alice, world.tenant_file(world.guild)
+    bob_before = rows_about(file, world.bob.id)
+    other_before = all_rows(world.tenant_file(world.other_guild))
+
+    question = await world.command(alice, "mydata delete")
+    assert question.ephemeral and question.content == DELETE_CONFIRMATION
+    assert {button["label"] for button in question.message.buttons()} == {CONFIRM_LABEL, CANCEL_LABEL}
+
+    done = await world.server.press_button(question.message, alice, label=CONFIRM_LABEL)
+    assert done.message.content.startswith("Done: your data in this server is erased (")
+    assert done.message.content.endswith("Moderation cases about you are kept.")
+    assert question.message.buttons() == [], "the buttons are gone once answered"
+    assert set(rows_mentioning(file, alice.id)) == {"mod_cases"}
+
+    _, after = await export(world, alice)
+    assert set(non_empty(after)) == {"mod_cases"}
+    assert rows_about(file, world.bob.id) == bob_before, "another member's rows are untouched"
+    assert all_rows(world.tenant_file(world.other_guild)) == other_before, "another server is untouched"
+
+
+async def test_delete_then_export_is_empty(world: World) -> None:
+    bob = world.bob  # no moderation case names bob
+    question = await world.command(bob, "mydata delete")
+    await world.server.press_button(question.message, bob, label=CONFIRM_LABEL)
+    _, after = await export(world, bob)
+    assert after["tables"] and non_empty(after) == {}
+    assert rows_mentioning(world.tenant_file(world.other_guild), bob.id), "bob's data elsewhere stays"
+
+
+async def test_only_the_asking_member_can_confirm(world: World) -> None:
+    question = await world.command(world.alice, "mydata delete")
+    before = rows_mentioning(world.tenant_file(world.guild), world.alice.id)
+    intruder = await world.server.press_button(question.message, world.bob, label=CONFIRM_LABEL)
+    assert intruder.ephemeral and intruder.content == NOT_YOURS
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == before
+    assert question.message.content == DELETE_CONFIRMATION and question.message.buttons()
+
+
+async def test_cancel_deletes_nothing(world: World) -> None:
+    before = rows_mentioning(world.tenant_file(world.guild), world.alice.id)
+    question = await world.command(world.alice, "mydata delete")
+    await world.server.press_button(question.message, world.alice, label=CANCEL_LABEL)
+    assert question.message.content == CANCELLED and question.message.buttons() == []
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == before
+
+
+async def test_unanswered_question_times_out_and_deletes_nothing(world: World) -> None:
+    cog = world.running.get_cog("MyData")
+    assert isinstance(cog, MyDataCog)
+    cog.confirm_timeout = 0.05
+    before = rows_mentioning(world.tenant_file(world.guild), world.alice.id)
+    question = await world.command(world.alice, "mydata delete")
+    await eventually(lambda: question.message.content == TIMED_OUT, what="the question to expire")
+    assert question.message.buttons() == []
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == before

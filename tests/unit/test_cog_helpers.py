@@ -1,0 +1,44 @@
+"""Plain helpers of the moderation and utility cogs: user ids as typed, /help paging, 403 sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from malabot.cogs.moderation import parse_user_id
+from malabot.cogs.moderation_checks import discord_refusal
+from malabot.cogs.utility import help_pages
+from malabot.errors import UserInputError
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("123456789012345678", 123456789012345678),
+    (" <@123456789012345678> ", 123456789012345678),
+    ("<@!42>", 42),
+])
+def test_user_ids_as_typed(typed: str, expected: int) -> None:
+    assert parse_user_id(typed) == expected
+
+
+@pytest.mark.parametrize("typed", ["", "carol", "0", "-5", "12.5", str(2**63), "<@abc>"])
+def test_what_is_not_a_user_id(typed: str) -> None:
+    with pytest.raises(UserInputError, match="is not a user id"):
+        parse_user_id(typed)
+
+
+def test_help_pages_keep_lines_whole_and_in_order() -> None:
+    lines = [f"line {n:02d} " + "x" * 20 for n in range(10)]  # 28 characters each
+    pages = help_pages(lines, limit=60)
+    assert [page.splitlines() for page in pages] == [lines[i:i + 2] for i in range(0, 10, 2)]
+    assert all(len(page) <= 60 for page in pages)
+
+
+def test_help_pages_edge_cases() -> None:
+    assert help_pages([], limit=50) == [""]
+    assert help_pages(["y" * 80, "short"], limit=50) == ["y" * 50, "short"]
+
+
+def test_discord_refusal_sentences() -> None:
+    assert discord_refusal("ban", 7) == ("Discord refused to let me ban <@7>: my top role must be above theirs "
+                                         "and I need the Ban Members permission.")
+    assert discord_refusal("purge") == ("Discord refused to let me delete messages here: I need the Manage "
+                                        "Messages and Read Message History permissions in this channel.")
