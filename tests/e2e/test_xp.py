@@ -63,6 +63,7 @@ async def test_no_xp_channel_and_role_bots_and_webhooks_earn_nothing(place: Plac
     await place.chat(place.carol)                  # a member with a no-XP role
     await place.chat(place.robot)                  # a bot
     await place.webhook_message(world.general)     # a webhook
+    await place.raw_message(world.general, world.alice, type=7)  # "alice joined": a system message
     await place.chat(world.bob)                    # an ordinary message still counts
 
     assert await place.stored_xp() == {world.bob.id: 20}

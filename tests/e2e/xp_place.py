@@ -92,9 +92,13 @@ class Place:
 
     async def webhook_message(self, channel: Channel, text: str = "from a webhook") -> None:
         """A message posted by a webhook: its author is no member and not flagged as a bot."""
+        hook_author = self.world.server.add_user("Captain Hook")
+        await self.raw_message(channel, hook_author, text, webhook_id=hook_author.id)
+
+    async def raw_message(self, channel: Channel, author: User, text: str = "", **fields: Any) -> None:
+        """MESSAGE_CREATE of a message `send_message` does not make (webhook, system message...)."""
         server = self.world.server
-        hook_author = server.add_user("Captain Hook")
-        message = server.world.add_message(channel, hook_author.id, text, webhook_id=hook_author.id)
+        message = server.world.add_message(channel, author.id, text, **fields)
         await server.dispatch("MESSAGE_CREATE", message_payload(server.world, message), guild_id=channel.guild_id)
         await settled(self.world)
 
