@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def all_cogs(bot: MalaBot) -> list[discord.Cog]:
+    from malabot.cogs.birthdays import BirthdaysCog
     from malabot.cogs.checkins import CheckinCog
     from malabot.cogs.config import ConfigCog
     from malabot.cogs.lifecycle import Lifecycle
@@ -20,5 +21,5 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
     from malabot.cogs.xp import XpCog
     from malabot.cogs.xp_admin import XpAdminCog
 
-    return [Lifecycle(bot), ConfigCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
+    return [Lifecycle(bot), ConfigCog(bot), BirthdaysCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
             ModerationCog(bot), MyDataCog(bot), UtilityCog(bot)]

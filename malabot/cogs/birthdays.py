@@ -1,0 +1,198 @@
+"""`/birthday set|remove|show|list|upcoming`, and the hourly birthday pass of this bot.
+
+Commands call BirthdayService and render its views. The birth year (and the age) only ever appears in
+ephemeral answers to the member themself; public answers show month and day and ping nobody.
+
+The pass is added to the scheduler once every guild has its file (bot.guilds_opened) and the member
+cache is filled: it runs at once (catching up on an hour missed while the bot was down) and then at
+the top of every hour. `run_birthday_pass()` runs one now, exactly as the scheduler would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING
+
+import discord
+from apscheduler.jobstores.base import JobLookupError
+
+from malabot.cogs import levelups
+from malabot.cogs.birthday_effects import DiscordBirthdayEffects
+from malabot.commands import answer, guild_id_of
+from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
+from malabot.features.birthdays.rules import format_day, mention
+from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
+from malabot.features.birthdays.views import BirthdayPage, BirthdayView
+from malabot.features.xp.models import LevelChange
+from malabot.scheduling import BIRTHDAY_PASS, add_job, birthday_pass_job
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+# Lists and other people's birthdays are shown to the channel: mentions render, nobody is pinged.
+NO_PINGS = discord.AllowedMentions.none()
+
+
+# ---- rendering: views in, message text out -------------------------------------------------------
+
+def long_date(day: date) -> str:
+    return f"{format_day(day.month, day.day)}, {day.year}"
+
+
+def when(view: BirthdayView) -> str:
+    if view.days_until == 0:
+        return "today"
+    if view.days_until == 1:
+        return "tomorrow"
+    return f"in {view.days_until} days"
+
+
+def own_birthday_text(view: BirthdayView, *, saved: bool = False) -> str:
+    """The member's own birthday, year and age included: only ever sent ephemerally."""
+    lead = "Saved: your birthday is" if saved else "Your birthday is"
+    next_time = f"next celebrated {when(view)} ({long_date(view.next_date)})"
+    if view.turning is not None:
+        next_time += f", when you turn {view.turning}"
+    text = f"{lead} {view.date_text}; {next_time}."
+    if view.year is not None:
+        text += " Only you can see your birth year."
+    return text
+
+
+def public_birthday_text(view: BirthdayView) -> str:
+    return (f"{mention(view.user_id)}'s birthday is {format_day(view.month, view.day)} "
+            f"({when(view)}).")
+
+
+def list_text(page: BirthdayPage) -> str:
+    if page.total == 0:
+        return "Nobody here has shared a birthday yet. Add yours with `/birthday set`."
+    # Month and day only, even in the viewer's own line: this message is public.
+    lines = [f"**Birthdays** ({page.total})"]
+    lines += [f"• {format_day(entry.month, entry.day)}: {mention(entry.user_id)}" for entry in page.entries]
+    footer = f"Page {page.page} of {page.pages}"
+    if page.page < page.pages:
+        footer += f" · next: `/birthday list page:{page.page + 1}`"
+    lines.append(footer)
+    return "\n".join(lines)
+
+
+def upcoming_text(views: tuple[BirthdayView, ...], days: int) -> str:
+    # Today counts too: "the next 7 days" runs from today through a week from today.
+    if not views:
+        return "No birthdays today or tomorrow." if days == 1 else f"No birthdays in the next {days} days."
+    lines = ["**Birthdays today and tomorrow**" if days == 1 else f"**Birthdays in the next {days} days**"]
+    lines += [f"• {format_day(view.next_date.month, view.next_date.day)} ({when(view)}): "
+              f"{mention(view.user_id)}" for view in views]
+    return "\n".join(lines)
+
+
+# ---- the cog ------------------------------------------------------------------------------------
+
+class BirthdaysCog(discord.Cog, name="Birthdays"):
+    birthday = discord.SlashCommandGroup("birthday", "Members' birthdays",
+                                         contexts={discord.InteractionContextType.guild})
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+        self.birthdays = bot.services.birthdays
+        self.effects = DiscordBirthdayEffects(bot)
+        self.birthday_pass = build_birthday_pass(
+            self.services.tenants, self.services.guild_settings, self.birthdays, self.effects,
+            self.services.xp, clock=self.services.clock)
+        # Set once the first scheduled pass (the catch-up at start) has finished.
+        self.caught_up = asyncio.Event()
+
+    # -- the pass --
+
+    async def run_birthday_pass(self) -> PassReport:
+        """One pass now, at the services' clock: what the hourly job runs."""
+        report = await self.birthday_pass.run()
+        await self._level_ups(report.level_changes)
+        return report
+
+    async def scheduled_pass(self) -> PassReport:
+        try:
+            return await self.run_birthday_pass()
+        finally:
+            self.caught_up.set()
+
+    async def _level_ups(self, changes: list[LevelChange]) -> None:
+        """Birthday XP can level a member up: the level-up message (in the server's level-up channel,
+        else beside the birthday announcement) and the level roles, as for any other XP."""
+        for change in changes:
+            guild = self.bot.get_guild(change.guild_id)
+            if not change.leveled_up or guild is None:
+                continue
+            try:
+                settings = await self.services.guild_settings.get(guild.id)
+                outcome = await levelups.apply(self.services, guild, change,
+                                               channel_id=settings.birthday_channel_id)
+            except Exception:
+                log.exception("guild %s: level-up after birthday XP of member %s failed",
+                              guild.id, change.user_id)
+                continue
+            levelups.log_problems(guild.id, outcome)
+
+    @discord.Cog.listener()
+    async def on_ready(self) -> None:
+        # After a reconnect this replaces the job with an identical one (and one harmless extra pass).
+        await self.bot.guilds_opened.wait()
+        job = dataclasses.replace(birthday_pass_job(self.birthday_pass), run=self.scheduled_pass)
+        add_job(self.services.scheduler, job)
+
+    def cog_unload(self) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.services.scheduler.remove_job(BIRTHDAY_PASS)
+
+    def _is_member(self, guild_id: int) -> Callable[[int], bool]:
+        return lambda user_id: self.effects.is_member(guild_id, user_id)
+
+    # -- commands --
+
+    @birthday.command(name="set", description="Save your birthday; the year is optional and only shown to you")
+    @discord.option("month", int, description="Month, 1 (January) to 12 (December)")
+    @discord.option("day", int, description="Day of the month")
+    @discord.option("year", int, description="Birth year (optional, private to you)", required=False, default=None)
+    async def set_(self, ctx: discord.ApplicationContext, month: int, day: int, year: int | None) -> None:
+        view = await self.birthdays.set(guild_id_of(ctx), ctx.author.id, month, day, year)
+        await answer(ctx, own_birthday_text(view, saved=True), ephemeral=True)
+
+    @birthday.command(name="remove", description="Forget your birthday on this server")
+    async def remove(self, ctx: discord.ApplicationContext) -> None:
+        await self.birthdays.remove(guild_id_of(ctx), ctx.author.id)
+        await answer(ctx, "Your birthday was removed from this server.", ephemeral=True)
+
+    @birthday.command(name="show", description="Show your birthday, or another member's")
+    @discord.option("member", discord.Member, description="Whose birthday (default: yours)",
+                    required=False, default=None)
+    async def show(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
+        member_id = member.id if member is not None else ctx.author.id
+        view = await self.birthdays.show(guild_id_of(ctx), ctx.author.id, member_id)
+        if member_id == ctx.author.id:
+            await answer(ctx, own_birthday_text(view), ephemeral=True)
+        else:
+            await answer(ctx, public_birthday_text(view), allowed_mentions=NO_PINGS)
+
+    @birthday.command(name="list", description="Birthdays of this server's members, in calendar order")
+    @discord.option("page", int, description="Page number", required=False, default=1)
+    async def list_(self, ctx: discord.ApplicationContext, page: int) -> None:
+        guild_id = guild_id_of(ctx)
+        found = await self.birthdays.list_page(guild_id, ctx.author.id, page, is_member=self._is_member(guild_id))
+        await answer(ctx, list_text(found), allowed_mentions=NO_PINGS)
+
+    @birthday.command(name="upcoming", description="Birthdays coming up soon")
+    @discord.option("days", int, description=f"How many days ahead (default {DEFAULT_UPCOMING_DAYS})",
+                    required=False, default=DEFAULT_UPCOMING_DAYS)
+    async def upcoming(self, ctx: discord.ApplicationContext, days: int) -> None:
+        guild_id = guild_id_of(ctx)
+        found = await self.birthdays.upcoming(guild_id, ctx.author.id, days, is_member=self._is_member(guild_id))
+        await answer(ctx, upcoming_text(found, days), allowed_mentions=NO_PINGS)

@@ -1,0 +1,411 @@
+"""Birthdays through the real bot: the /birthday commands, /config, and the pass with its scheduler.
+
+The world starts on 2026-11-25 12:00 UTC (servers default to UTC, announcements from 09:00).
+`world.clock` is the services' clock: moving it while the bot is stopped simulates downtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from malabot.cogs.birthdays import BirthdaysCog
+from malabot.features.birthdays.announcer import PassReport
+from malabot.sandbox import Channel, FakeDiscord, InteractionReply, Message, Role, User
+from malabot.scheduling import BIRTHDAY_PASS
+from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.world import World, make_world
+
+EXTRA_MEMBERS = 9  # with admin, alice and bob: 12 members, more than one page of 10
+
+
+@dataclass
+class Birthdays:
+    """The world plus what the birthday tests add to it: a channel and a role."""
+
+    world: World
+    channel: Channel
+    role: Role
+
+    @property
+    def cog(self) -> BirthdaysCog:
+        cog = self.world.running.get_cog("Birthdays")
+        assert isinstance(cog, BirthdaysCog)
+        return cog
+
+    async def settle(self) -> None:
+        """Wait for the start-up pass of the running bot, then hold the hourly job (it follows the real
+        clock and could fire at minute 0 during a test), so that the test's own passes run alone."""
+        await asyncio.wait_for(self.cog.caught_up.wait(), timeout=10)
+        self.world.live.scheduler.pause_job(BIRTHDAY_PASS)
+
+    async def run_pass(self) -> PassReport:
+        return await self.cog.run_birthday_pass()
+
+    async def configure(self, **values: Any) -> None:
+        """Announce in #birthdays with the Birthday role; level-ups (100 birthday XP = level 1) go to
+        #general unless a test says otherwise."""
+        values = {"birthday_channel_id": self.channel.id, "birthday_role_id": self.role.id,
+                  "levelup_channel_id": self.world.general.id, **values}
+        await self.world.live.guild_settings.update(self.world.guild.id, self.world.admin.id, **values)
+
+    def announcements(self) -> list[Message]:
+        return self.world.server.messages_in(self.channel, author=self.world.server.bot_user)
+
+    def has_role(self, user: User) -> bool:
+        member = self.world.server.member(self.world.guild, user)
+        return member is not None and self.role.id in member.roles
+
+    def celebrations(self) -> list[tuple[object, ...]]:
+        return all_rows(self.world.tenant_file(self.world.guild))["birthday_celebrations"]
+
+    def stored(self) -> list[tuple[object, ...]]:
+        return all_rows(self.world.tenant_file(self.world.guild))["birthdays"]
+
+    def xp_of(self, user: User) -> int:
+        rows = [row for row in all_rows(self.world.tenant_file(self.world.guild))["xp"] if row[0] == user.id]
+        if not rows:
+            return 0
+        xp = rows[0][1]
+        assert isinstance(xp, int)
+        return xp
+
+
+def add_extra_members(world: World) -> None:
+    for number in range(EXTRA_MEMBERS):
+        world.server.add_member(world.guild, world.server.add_user(f"member{number}"))
+
+
+@pytest.fixture
+async def bd(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Birthdays]:
+    async for world in make_world(discord_server, tmp_path, prepare=add_extra_members):
+        channel = await world.server.create_channel(world.guild, "birthdays")
+        role = await world.server.create_role(world.guild, "Birthday")
+        birthdays = Birthdays(world, channel, role)
+        await birthdays.settle()
+        yield birthdays
+
+
+def allowed_mentions_of(world: World, reply: InteractionReply) -> dict[str, Any]:
+    [callback] = world.server.requests_to("POST", f"/interactions/{reply.id}/*")
+    return dict(callback.json["data"]["allowed_mentions"])
+
+
+async def set_birthday(world: World, user: User, month: int, day: int, year: int | None = None
+                       ) -> InteractionReply:
+    options: dict[str, Any] = {"month": month, "day": day}
+    if year is not None:
+        options["year"] = year
+    return await world.command(user, "birthday set", options)
+
+
+# ---- commands -------------------------------------------------------------------------------------
+
+async def test_set_show_and_remove_keep_the_year_private(bd: Birthdays) -> None:
+    world = bd.world
+    saved = await set_birthday(world, world.alice, 3, 5, 1990)
+    assert saved.ephemeral
+    assert saved.content == ("Saved: your birthday is March 5, 1990; next celebrated in 100 days "
+                             "(March 5, 2027), when you turn 37. Only you can see your birth year.")
+
+    own = await world.command(world.alice, "birthday show")
+    assert own.ephemeral
+    assert "March 5, 1990" in own.content and "turn 37" in own.content
+
+    seen_by_bob = await world.command(world.bob, "birthday show", {"member": world.alice})
+    assert not seen_by_bob.ephemeral
+    assert seen_by_bob.content == f"<@{world.alice.id}>'s birthday is March 5 (in 100 days)."
+    assert allowed_mentions_of(world, seen_by_bob)["parse"] == []
+    assert not allowed_mentions_of(world, seen_by_bob).get("users")
+
+    removed = await world.command(world.alice, "birthday remove")
+    assert removed.ephemeral and removed.content == "Your birthday was removed from this server."
+    assert bd.stored() == []
+    again = await world.command(world.alice, "birthday remove")
+    assert again.ephemeral and again.content == "You have no birthday set, so there was nothing to remove."
+    gone = await world.command(world.bob, "birthday show", {"member": world.alice})
+    assert gone.ephemeral and gone.content == f"<@{world.alice.id}> has not shared a birthday."
+
+
+async def test_bad_dates_are_refused_ephemerally_and_nothing_is_written(bd: Birthdays) -> None:
+    world = bd.world
+    await set_birthday(world, world.alice, 7, 1)
+    before = bd.stored()
+    refusals = {
+        (2, 30, None): "February has no day 30: use 1 to 29.",
+        (13, 1, None): "There is no month 13: use 1 (January) to 12 (December).",
+        (0, 1, None): "There is no month 0: use 1 (January) to 12 (December).",
+        (4, 31, None): "April has no day 31: use 1 to 30.",
+        (5, 1, 2030): "2030 is in the future: use your birth year, or leave the year out.",
+        (12, 24, 2026): "December 24, 2026 is in the future.",
+        (5, 1, 1899): "Use a birth year from 1900 on, or leave the year out.",
+        (2, 29, 2023): "February 29, 2023 did not exist: 2023 was not a leap year.",
+    }
+    for (month, day, year), sentence in refusals.items():
+        reply = await set_birthday(world, world.alice, month, day, year)
+        assert reply.ephemeral, (month, day, year)
+        assert reply.content == sentence
+    assert bd.stored() == before
+
+    leap = await set_birthday(world, world.alice, 2, 29)
+    assert leap.ephemeral and leap.content.startswith("Saved: your birthday is February 29;")
+    leap_year = await set_birthday(world, world.bob, 2, 29, 2004)
+    assert "February 29, 2004" in leap_year.content
+
+
+async def test_list_is_paged_and_shows_only_this_servers_members_without_years(bd: Birthdays) -> None:
+    world = bd.world
+    guild_id = world.guild.id
+    members = [user_id for user_id in world.server.guild(world.guild).members if user_id != world.server.bot_user.id]
+    assert len(members) == 12
+    for number, user_id in enumerate(members):
+        await world.live.birthdays.set(guild_id, user_id, 1 + number, 10, 1990 + number)
+    stranger = world.server.add_user("stranger")  # stored, but not a member (any more)
+    await world.live.birthdays.set(guild_id, stranger.id, 1, 1)
+
+    first = await world.command(world.alice, "birthday list")
+    assert not first.ephemeral
+    lines = first.content.splitlines()
+    assert lines[0] == "**Birthdays** (12)"
+    assert lines[1] == f"• January 10: <@{members[0]}>"
+    assert len(lines) == 1 + 10 + 1
+    assert lines[-1] == "Page 1 of 2 · next: `/birthday list page:2`"
+    assert str(stranger.id) not in first.content
+    assert not re.search(r", \d{4}", first.content), "no birth year in a public list, not even the viewer's"
+    assert allowed_mentions_of(world, first)["parse"] == []
+
+    second = await world.command(world.alice, "birthday list", {"page": 2})
+    assert second.content.splitlines()[1:] == [f"• November 10: <@{members[10]}>",
+                                               f"• December 10: <@{members[11]}>", "Page 2 of 2"]
+    too_far = await world.command(world.alice, "birthday list", {"page": 3})
+    assert too_far.ephemeral and too_far.content == "There are only 2 pages: choose 1 to 2."
+
+
+async def test_list_of_a_server_without_birthdays(bd: Birthdays) -> None:
+    reply = await bd.world.command(bd.world.alice, "birthday list")
+    assert reply.content == "Nobody here has shared a birthday yet. Add yours with `/birthday set`."
+
+
+async def test_upcoming_defaults_to_a_week_and_takes_a_number_of_days(bd: Birthdays) -> None:
+    world = bd.world
+    await set_birthday(world, world.alice, 11, 25, 2000)   # today
+    await set_birthday(world, world.bob, 11, 28)           # in 3 days
+    await set_birthday(world, world.admin, 12, 10)         # in 15 days
+
+    week = await world.command(world.bob, "birthday upcoming")
+    assert not week.ephemeral
+    assert week.content.splitlines() == [
+        "**Birthdays in the next 7 days**",
+        f"• November 25 (today): <@{world.alice.id}>",
+        f"• November 28 (in 3 days): <@{world.bob.id}>",
+    ]
+    assert allowed_mentions_of(world, week)["parse"] == []
+
+    month = await world.command(world.bob, "birthday upcoming", {"days": 30})
+    assert month.content.splitlines()[-1] == f"• December 10 (in 15 days): <@{world.admin.id}>"
+    tomorrow = await world.command(world.bob, "birthday upcoming", {"days": 1})
+    assert tomorrow.content.splitlines()[0] == "**Birthdays today and tomorrow**"
+
+    refused = await world.command(world.bob, "birthday upcoming", {"days": 0})
+    assert refused.ephemeral and refused.content == "Choose between 1 and 365 days."
+
+
+# ---- settings through /config -------------------------------------------------------------------
+
+async def test_birthday_settings_through_config_drive_the_announcement(bd: Birthdays) -> None:
+    world = bd.world
+    changes = {
+        "birthday_channel_id": f"<#{bd.channel.id}>",
+        "birthday_role_id": f"<@&{bd.role.id}>",
+        "birthday_hour": "13",
+        "birthday_template": "Cake for {member}!",
+        "birthday_xp": "40",
+    }
+    for setting, value in changes.items():
+        reply = await world.command(world.admin, "config set", {"setting": setting, "value": value})
+        assert reply.ephemeral and reply.content.startswith(f"`{setting}` is now"), reply.content
+    refused = await world.command(world.admin, "config set", {"setting": "birthday_hour", "value": "24"})
+    assert refused.ephemeral and "birthday_hour" in refused.content
+    settings = await world.live.guild_settings.get(world.guild.id)
+    assert (settings.birthday_channel_id, settings.birthday_role_id, settings.birthday_hour,
+            settings.birthday_template, settings.birthday_xp) == (bd.channel.id, bd.role.id, 13,
+                                                                  "Cake for {member}!", 40)
+
+    await set_birthday(world, world.alice, 11, 25)
+    early = await bd.run_pass()        # 12:00 UTC: before the server's hour 13
+    assert early.celebrated == 0 and bd.announcements() == []
+    world.clock.advance(hours=1)
+    report = await bd.run_pass()
+    assert report.announced == 1
+    [message] = bd.announcements()
+    assert message.content == f"Cake for <@{world.alice.id}>!"
+    assert bd.has_role(world.alice)
+    assert bd.xp_of(world.alice) == 40
+
+
+# ---- the pass -----------------------------------------------------------------------------------
+
+async def test_birthday_xp_that_levels_up_announces_the_level_once(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure(levelup_channel_id=None)   # level-ups then go beside the birthday message
+    await set_birthday(world, world.alice, 11, 25)
+    await bd.run_pass()
+    expected = [f"Happy birthday <@{world.alice.id}>! 🎂", f"GG <@{world.alice.id}>, you reached level 1!"]
+    assert [message.content for message in bd.announcements()] == expected
+
+    await world.restart()
+    await bd.settle()
+    await bd.run_pass()
+    assert [message.content for message in bd.announcements()] == expected
+    assert bd.xp_of(world.alice) == 100
+
+
+async def test_announcement_role_and_xp_on_the_day_ping_only_the_member(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure(birthday_template="Happy birthday {member}! @everyone <@&" + str(bd.role.id) + ">")
+    await set_birthday(world, world.alice, 11, 25, 1990)
+    await set_birthday(world, world.bob, 11, 26)
+
+    report = await bd.run_pass()
+    assert (report.celebrated, report.announced, report.roles_added, report.failures) == (1, 1, 1, 0)
+    [message] = bd.announcements()
+    assert message.content.startswith(f"Happy birthday <@{world.alice.id}>!")
+    [post] = world.server.requests_to("POST", f"/channels/{bd.channel.id}/messages")
+    mentions = post.json["allowed_mentions"]
+    assert mentions["parse"] == [] and [int(u) for u in mentions["users"]] == [world.alice.id]
+    assert not mentions.get("roles")
+    assert bd.has_role(world.alice) and not bd.has_role(world.bob)
+    assert bd.xp_of(world.alice) == 100
+
+    second = await bd.run_pass()
+    assert (second.celebrated, second.announced, second.roles_added) == (0, 0, 0)
+    assert len(bd.announcements()) == 1
+
+
+async def test_no_second_announcement_role_or_xp_after_a_restart(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)
+    await bd.run_pass()
+    assert len(bd.announcements()) == 1
+    role_posts = len(world.server.requests_to("PUT", f"/guilds/{world.guild.id}/members/*/roles/*"))
+    assert role_posts == 1
+
+    await world.restart()
+    await bd.settle()                          # the start-up pass ran and found nothing to do
+    await bd.run_pass()
+    assert len(bd.announcements()) == 1
+    assert len(world.server.requests_to("PUT", f"/guilds/{world.guild.id}/members/*/roles/*")) == role_posts
+    assert bd.xp_of(world.alice) == 100
+    assert len(bd.celebrations()) == 1
+
+
+async def test_catch_up_after_downtime_the_same_day(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 26)
+    await world.stop()
+    world.clock.advance(hours=23)              # 2026-11-26 11:00: down through the server's 09:00
+    await world.start()
+    await eventually(lambda: len(bd.announcements()) == 1, what="the missed announcement on start")
+    await bd.settle()
+    assert bd.has_role(world.alice)
+    assert bd.announcements()[0].content == f"Happy birthday <@{world.alice.id}>! 🎂"
+
+
+async def test_no_catch_up_once_the_day_is_over(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 26)
+    await world.stop()
+    world.clock.advance(days=1, hours=12)      # 2026-11-27 00:00: the birthday has passed
+    await world.start()
+    await bd.settle()
+    assert bd.announcements() == []
+    assert bd.celebrations() == []
+
+
+async def test_catch_up_follows_the_servers_timezone(bd: Birthdays) -> None:
+    world = bd.world
+    # Auckland is UTC+13 in November: 2026-11-26 10:00 UTC is 23:00 there, still the 26th.
+    await bd.configure(timezone="Pacific/Auckland")
+    await set_birthday(world, world.alice, 11, 26)
+    await world.stop()
+    world.clock.advance(hours=22)              # 2026-11-26 10:00 UTC
+    await world.start()
+    await eventually(lambda: len(bd.announcements()) == 1, what="the announcement, late on the local day")
+    await bd.settle()
+
+
+async def test_the_role_is_taken_back_the_next_day(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)
+    await bd.run_pass()
+    assert bd.has_role(world.alice)
+
+    world.clock.advance(hours=11)              # 23:00, still the birthday
+    await bd.run_pass()
+    assert bd.has_role(world.alice)
+    world.clock.advance(hours=2)               # 01:00 the next day, before the announcement hour
+    report = await bd.run_pass()
+    assert report.roles_removed == 1
+    assert not bd.has_role(world.alice)
+    assert len(bd.announcements()) == 1
+
+
+async def test_the_role_is_taken_back_after_downtime(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)
+    await bd.run_pass()
+    assert bd.has_role(world.alice)
+    await world.stop()
+    world.clock.advance(days=3)
+    await world.start()
+    await eventually(lambda: not bd.has_role(world.alice), what="the old birthday role to be taken back")
+    await bd.settle()
+    [row] = bd.celebrations()
+    assert row[6] is not None, "role_removed_at recorded"
+
+
+async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_still_goes_out(
+        bd: Birthdays) -> None:
+    world = bd.world
+    above = await world.server.create_role(world.guild, "Too high", above_bot=True)
+    await bd.configure(birthday_role_id=above.id)
+    await set_birthday(world, world.alice, 11, 25)
+    report = await bd.run_pass()
+    assert (report.announced, report.roles_added, report.failures) == (1, 0, 1)
+    member = world.server.member(world.guild, world.alice)
+    assert member is not None and above.id not in member.roles
+    [row] = bd.celebrations()
+    assert row[5] is None, "nothing recorded to take back"
+
+    world.clock.advance(days=1)
+    later = await bd.run_pass()
+    assert later.roles_removed == 0 and later.failures == 0
+
+
+async def test_a_member_who_leaves_takes_their_birthday_with_them(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25, 1990)
+    await set_birthday(world, world.bob, 11, 25)
+    await world.live.birthdays.set(world.other_guild.id, world.bob.id, 11, 25)
+    await bd.run_pass()
+    assert rows_mentioning(world.tenant_file(world.guild), world.bob.id).get("birthday_celebrations") == 1
+
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), world.bob.id),
+                     what="bob's birthday rows to be purged")
+    assert [row[0] for row in bd.stored()] == [world.alice.id]
+    assert rows_mentioning(world.tenant_file(world.other_guild), world.bob.id).get("birthdays") == 1
+    listed = await world.command(world.alice, "birthday list")
+    assert str(world.bob.id) not in listed.content
