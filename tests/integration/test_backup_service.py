@@ -1,0 +1,162 @@
+"""Backups on real tenant files: download copies, nightly snapshots with retention, restore by id."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from malabot.errors import UserInputError
+from malabot.features.backups.service import BackupService
+from malabot.features.settings.service import SettingsService
+from malabot.tenancy.manager import TenantManager
+
+GUILD, OTHER = 111_111_111_111_111_111, 222_222_222_222_222_222
+ADMIN = 9
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Place:
+    tenants: TenantManager
+    settings: SettingsService
+    backups: BackupService
+    clock: Clock
+
+    def folder(self, guild: int = GUILD) -> Path:
+        return self.tenants.paths.backups_dir / str(guild)
+
+    def files(self, guild: int = GUILD) -> list[str]:
+        return sorted(p.name for p in self.folder(guild).iterdir()) if self.folder(guild).is_dir() else []
+
+    async def write(self, key: str, value: str, guild: int = GUILD) -> None:
+        async with self.tenants.transaction(guild) as conn:
+            await conn.execute("INSERT OR REPLACE INTO legacy_settings (key, value) VALUES (?, ?)", (key, value))
+
+    def values(self, guild: int = GUILD) -> dict[str, str]:
+        conn = sqlite3.connect(self.tenants.paths.live(guild))
+        try:
+            return dict(conn.execute("SELECT key, value FROM legacy_settings").fetchall())
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+async def place(tenants: TenantManager) -> AsyncIterator[Place]:
+    settings = SettingsService(tenants)
+    clock = Clock()
+    await tenants.ensure(GUILD)
+    await tenants.ensure(OTHER)
+    yield Place(tenants, settings, BackupService(tenants, settings, clock=clock), clock)
+
+
+async def test_download_copy_is_the_whole_file_and_leaves_no_temporary_files(
+        place: Place, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    await place.write("motto", "hello")
+
+    copy = await place.backups.download_copy(GUILD, max_bytes=10 * 1024 * 1024)
+    assert copy.filename == f"malabot-{GUILD}-20261125T033000Z.sqlite3"
+    saved = tmp_path / "saved.sqlite3"
+    saved.write_bytes(copy.data)
+    conn = sqlite3.connect(saved)
+    try:
+        assert conn.execute("SELECT value FROM legacy_settings WHERE key = 'motto'").fetchone() == ("hello",)
+        assert conn.execute("SELECT guild_id FROM tenant_meta").fetchone() == (GUILD,)
+    finally:
+        conn.close()
+    assert list(scratch.iterdir()) == []
+    assert place.files() == [], "a download is not a snapshot"
+
+
+async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
+        place: Place, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    await place.write("big", "x" * 300_000)
+    with pytest.raises(UserInputError, match=r"The backup is \d+\.\d KiB, more than the 100\.0 KiB"):
+        await place.backups.download_copy(GUILD, max_bytes=100 * 1024)
+    assert list(scratch.iterdir()) == []
+
+
+async def test_snapshots_are_named_by_the_clock_and_kept_by_backup_keep(place: Place) -> None:
+    await place.settings.update(GUILD, ADMIN, backup_keep=2)
+    taken = []
+    for _ in range(3):
+        taken.append(await place.backups.take_snapshot(GUILD))
+        place.clock.now += timedelta(days=1)
+    assert [s.id for s in taken] == ["20261125T033000Z", "20261126T033000Z", "20261127T033000Z"]
+    assert taken[0].kind == "snapshot" and taken[0].size > 0
+    assert place.files() == [f"{GUILD}-20261126T033000Z.sqlite3", f"{GUILD}-20261127T033000Z.sqlite3"]
+    assert [s.id for s in await place.backups.snapshots(GUILD)] == ["20261127T033000Z", "20261126T033000Z"]
+
+
+async def test_two_snapshots_in_the_same_second_get_different_names(place: Place) -> None:
+    first = await place.backups.take_snapshot(GUILD)
+    second = await place.backups.take_snapshot(GUILD)
+    assert (first.id, second.id) == ("20261125T033000Z", "20261125T033001Z")
+
+
+async def test_listing_ignores_files_that_are_not_snapshots(place: Place) -> None:
+    await place.backups.take_snapshot(GUILD)
+    for stray in ("notes.txt", f"{OTHER}-20261125T033000Z.sqlite3", f".{GUILD}-20261125T040000Z.sqlite3.tmp"):
+        (place.folder() / stray).write_text("x")
+    assert [s.id for s in await place.backups.snapshots(GUILD)] == ["20261125T033000Z"]
+    assert await place.backups.snapshots(OTHER) == []
+
+
+async def test_nightly_pass_snapshots_every_server_and_survives_a_broken_one(place: Place) -> None:
+    broken = 333_333_333_333_333_333
+    place.tenants.paths.live(broken).write_bytes(b"not a database at all")
+    assert await place.backups.snapshot_all() == 2
+    assert len(place.files(GUILD)) == 1 and len(place.files(OTHER)) == 1
+    assert place.files(broken) == []
+
+
+async def test_restore_by_id_brings_the_data_back_and_keeps_the_replaced_data(place: Place) -> None:
+    await place.write("motto", "then")
+    snapshot = await place.backups.take_snapshot(GUILD)
+    await place.write("motto", "now")
+
+    restored = await place.backups.restore(GUILD, f"  {snapshot.id} ")
+    assert restored.id == snapshot.id
+    assert place.values()["motto"] == "then"
+    kinds = [s.kind for s in await place.backups.snapshots(GUILD)]
+    assert sorted(kinds) == ["before restore", "snapshot"]
+    [before] = [s for s in await place.backups.snapshots(GUILD) if s.kind == "before restore"]
+    await place.backups.restore(GUILD, before.id)
+    assert place.values()["motto"] == "now"
+
+
+async def test_restore_keeps_only_backup_keep_copies_of_replaced_data(place: Place) -> None:
+    await place.settings.update(GUILD, ADMIN, backup_keep=1)
+    snapshot = await place.backups.take_snapshot(GUILD)
+    for _ in range(3):
+        await place.backups.restore(GUILD, snapshot.id)
+    kinds = [s.kind for s in await place.backups.snapshots(GUILD)]
+    assert kinds.count("before restore") == 1 and kinds.count("snapshot") == 1
+
+
+@pytest.mark.parametrize("typed", ["20261124T033000Z", "../x", ""])
+async def test_restore_of_an_unknown_id_changes_nothing(place: Place, typed: str) -> None:
+    await place.write("motto", "kept")
+    await place.backups.take_snapshot(GUILD)
+    with pytest.raises(UserInputError, match="There is no snapshot"):
+        await place.backups.restore(GUILD, typed)
+    assert place.values()["motto"] == "kept"
+    assert len(place.files()) == 1
