@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 
 from malabot.app import Services, build_bot, build_services, start_services, stop_services, tenants_lock
 from malabot.bot import MalaBot
+from malabot.cogs.birthdays import BirthdaysCog
 from malabot.errors import MalabotError
 from malabot.runtime import load_settings
 from malabot.sandbox.errors import SandboxError
@@ -119,9 +119,18 @@ async def scripted_day(demo: Demo) -> None:
     await demo.command("mala_admin", "config set", {"setting": "timezone", "value": "UTC"})
 
     demo.scene("members chat and level up")
-    lines = {"ana": "good morning ☕", "ben": "anyone up for a game tonight?", "chloe": "hi all!"}
-    for _round in range(7):
-        for name, line in lines.items():
+    # Seven minutes of chat, one message each per minute: even at the lowest roll (15 XP) that is level 1.
+    chatter = [
+        ("good morning ☕", "morning!", "hi all"),
+        ("anyone up for a game tonight?", "sure", "count me in"),
+        ("the new co-op one?", "yes, that one", "I'll bring snacks 🍿"),
+        ("8 pm?", "works for me", "same"),
+        ("I'll set up the lobby", "thanks ana", "🙌"),
+        ("did anyone finish the puzzle?", "not yet", "almost!"),
+        ("see you tonight", "see you", "bye for now"),
+    ]
+    for minute in chatter:
+        for name, line in zip(("ana", "ben", "chloe"), minute, strict=True):
             await demo.chat(name, line)
         clock.advance(timedelta(seconds=61))  # past the XP cooldown
     await demo.command("ana", "rank")
@@ -160,12 +169,9 @@ async def scripted_day(demo: Demo) -> None:
 
 async def run_birthday_pass(demo: Demo) -> None:
     """The scheduler runs this every hour; the demo runs it once, now."""
-    birthdays = demo.bot.get_cog("BirthdaysCog")
-    run_pass: Callable[[], Awaitable[object]] | None = getattr(birthdays, "run_pass_now", None)
-    if run_pass is None:
-        demo.out.say(f"  {'sandbox':>8} │ (the birthday pass is not available in this build)")
-        return
-    await run_pass()
+    birthdays = demo.bot.get_cog("Birthdays")
+    assert isinstance(birthdays, BirthdaysCog)
+    await birthdays.run_birthday_pass()
     await demo.settle()
 
 
