@@ -61,6 +61,7 @@ def generate(path: Path, rows: int, guilds: int, variant: str, seed: int = 7) ->
     conn.execute("PRAGMA synchronous = OFF")
     per_guild = {table: max(1, int(rows * share) // guilds)
                  for table, share in SHARES.items() if table != "users"}
+    per_guild["settings"] = min(per_guild["settings"], len(SETTING_KEYS))
     # The global users table takes up the rest, so that the file has `rows` rows (roast_xp has 5).
     users_count = max(0, rows - 5 - sum(per_guild.values()) * guilds)
     population = max(rows // 5, 10 * guilds, users_count)
@@ -234,6 +235,8 @@ def run_row_copy(legacy: Path, tenants: Path) -> dict[str, object]:
 def child(kind: str, legacy: Path, tenants: Path) -> None:
     result = run_split(legacy, tenants) if kind == "split" else run_row_copy(legacy, tenants)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # The split's forked workers (ru_maxrss of the largest one; they share pages with the parent).
+    result["worker_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     print(json.dumps(result))
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from malabot.legacy.evidence import is_member_id
 from malabot.legacy.mapping import MappedSettings, celebration_day, map_settings, parse_birthday, parse_day
@@ -92,11 +91,9 @@ class Content:
         return list(grouped.items())
 
 
-class _Candidate(NamedTuple):
-    rank: tuple[object, ...]                  # higher wins
-    origin: Origin
-    rows: tuple[tuple[str, TargetRow], ...]   # (target table, row)
-    description: str                          # what it is, for the loser's reason
+# A contestant: (rank, origin, new rows as ((target table, row), …), what it is for the loser's
+# reason). A plain tuple: hundreds of thousands are made, and the higher rank wins.
+_Candidate = tuple[tuple[object, ...], Origin, tuple[tuple[str, TargetRow], ...], str]
 
 
 class _Contest:
@@ -107,26 +104,32 @@ class _Contest:
         self._best: dict[int, _Candidate] = {}
 
     def offer(self, user_id: int, candidate: _Candidate) -> None:
-        current = self._best.get(user_id)
-        if current is None:
-            self._best[user_id] = candidate
+        current = self._best.setdefault(user_id, candidate)
+        if current is candidate:
             return
-        winner, loser = (candidate, current) if candidate.rank > current.rank else (current, candidate)
+        winner, loser = (candidate, current) if candidate[0] > current[0] else (current, candidate)
         self._best[user_id] = winner
-        self._content.hold(*loser.origin, f"superseded by the member's {winner.description}")
+        self._content.hold(*loser[1], f"superseded by the member's {winner[3]}")
 
     def finish(self) -> None:
+        """The winners' rows go into the content."""
         content = self._content
         targets: dict[str, tuple[list[TargetRow], list[Origin]]] = {}
-        for candidate in self._best.values():
-            table, rowid = candidate.origin
-            content.source(table).append(rowid)
-            for target, row in candidate.rows:
-                if target not in targets:
-                    targets[target] = content.target(target)
-                rows, origins = targets[target]
-                rows.append(row)
-                origins.append(candidate.origin)
+        used: dict[str, list[int]] = {}
+        for _rank, origin, new_rows, _description in self._best.values():
+            table, rowid = origin
+            rowids = used.get(table)
+            if rowids is None:
+                rowids = used[table] = []
+            rowids.append(rowid)
+            for target, row in new_rows:
+                lists = targets.get(target)
+                if lists is None:
+                    lists = targets[target] = content.target(target)
+                lists[0].append(row)
+                lists[1].append(origin)
+        for table, rowids in used.items():
+            content.source(table).extend(rowids)
 
 
 def build(dest: Destination, schema: LegacySchema, now: str) -> Content:
@@ -214,7 +217,7 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
             content.hold("user_xp", rowid, f"XP {xp!r} is not a whole number from 0 up")
         else:
             row = (user_id, xp, 0, last_message)
-            candidate = _Candidate((xp, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
+            candidate = ((xp, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
             contest.offer(user_id, candidate)
     if schema.xp_in_users:
         for rowid, _guild, user_id, xp, messages, last_gain, _birthday in dest.placed.get("users", ()):
@@ -222,7 +225,7 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
             messages = messages if type(messages) is int and messages > 0 else 0
             if xp or messages:  # otherwise the row is here for its birthday only
                 row = (user_id, xp, messages, last_gain)
-                candidate = _Candidate((xp, 0), ("users", rowid), (("xp", row),), "larger global XP")
+                candidate = ((xp, 0), ("users", rowid), (("xp", row),), "larger global XP")
                 contest.offer(user_id, candidate)
     contest.finish()
 
@@ -269,7 +272,7 @@ def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: s
         except ValueError as error:
             content.hold(table, rowid, str(error))
             return
-        contest.offer(user_id, _Candidate(rank, (table, rowid), rows, description))
+        contest.offer(user_id, (rank, (table, rowid), rows, description))
 
     for own, (rowid, _guild, user_id, text, announced, created) in _both(dest, "birthdays"):
         offer("birthdays", rowid, user_id, text, announced, created, (2 if own else 1, rowid),
@@ -294,7 +297,7 @@ def _checkins(dest: Destination, content: Content) -> None:
             content.hold("daily_checkins", rowid, str(error))
             continue
         streak = streak if type(streak) is int and streak >= 1 else 1
-        contest.offer(user_id, _Candidate(
+        contest.offer(user_id, (
             (1 if own else 0, day, rowid), ("daily_checkins", rowid),
             (("checkins", (user_id, day, streak, streak, streak)), ("checkin_days", (user_id, day, 0))),
             "check-in of this server" if own else "newer check-in"))
