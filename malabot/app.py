@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from malabot.clock import Clock, utc_now
 from malabot.features.audit.member_data import audit_member_data
+from malabot.features.backups.service import BackupService
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.service import BirthdayService
 from malabot.features.checkins.member_data import checkin_member_data
@@ -24,6 +25,7 @@ from malabot.features.moderation.service import ModerationService
 from malabot.features.mydata.service import MyDataService
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
+from malabot.features.verification.service import VerificationService
 from malabot.features.welcome.service import WelcomeService
 from malabot.features.xp.admin import XpAdmin
 from malabot.features.xp.member_data import xp_member_data
@@ -50,6 +52,8 @@ class Services:
     checkins: CheckinService
     moderation: ModerationService
     welcome: WelcomeService
+    verification: VerificationService
+    backups: BackupService
     mydata: MyDataService
     clock: Clock
 
@@ -77,6 +81,8 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
                     checkins=CheckinService(tenants, guild_settings, xp, clock=clock),
                     moderation=ModerationService(tenants, guild_settings, clock),
                     welcome=WelcomeService(guild_settings),
+                    verification=VerificationService(tenants, guild_settings, clock=clock),
+                    backups=BackupService(tenants, guild_settings, clock=clock),
                     mydata=MyDataService(member_data, clock), clock=clock)
 
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def all_cogs(bot: MalaBot) -> list[discord.Cog]:
+    from malabot.cogs.backup import BackupCog
     from malabot.cogs.birthdays import BirthdaysCog
     from malabot.cogs.checkins import CheckinCog
     from malabot.cogs.config import ConfigCog
@@ -18,8 +19,11 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
     from malabot.cogs.moderation import ModerationCog
     from malabot.cogs.mydata import MyDataCog
     from malabot.cogs.utility import UtilityCog
+    from malabot.cogs.verification import VerificationCog
+    from malabot.cogs.welcome import WelcomeCog
     from malabot.cogs.xp import XpCog
     from malabot.cogs.xp_admin import XpAdminCog
 
     return [Lifecycle(bot), ConfigCog(bot), BirthdaysCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
-            ModerationCog(bot), MyDataCog(bot), UtilityCog(bot)]
+            ModerationCog(bot), MyDataCog(bot), UtilityCog(bot),
+            VerificationCog(bot), WelcomeCog(bot), BackupCog(bot)]

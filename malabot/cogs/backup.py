@@ -1,0 +1,104 @@
+"""`/backup create|list|restore`: the server's data file for its admins, and its nightly snapshots.
+
+`create` (Manage Server) sends a consistent copy of the server's file as an ephemeral attachment.
+`list` and `restore` work on the snapshots kept on the bot's host (one a night at 03:30 UTC, the
+newest `backup_keep` kept) and are for the server owner only: a restore replaces every row.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.commands import admin_group, answer, guild_id_of
+from malabot.errors import PermissionRefused
+from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
+from malabot.features.backups.rules import Snapshot, size_text
+from malabot.scheduling import add_job
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+OWNER_ONLY = "Only the server owner can list or restore snapshots."
+
+
+def require_owner(guild: discord.Guild | None, user_id: int) -> None:
+    if guild is None or guild.owner_id != user_id:
+        raise PermissionRefused(OWNER_ONLY)
+
+
+def upload_limit(ctx: discord.ApplicationContext) -> int:
+    """The largest attachment this interaction may carry: what Discord says, else the server's tier."""
+    stated = getattr(ctx.interaction, "attachment_size_limit", None)
+    if isinstance(stated, int) and stated > 0:
+        return stated
+    return ctx.guild.filesize_limit if ctx.guild is not None else discord.Guild._PREMIUM_GUILD_LIMITS[0].filesize
+
+
+def snapshot_line(snapshot: Snapshot) -> str:
+    taken = snapshot.taken_at.strftime("%Y-%m-%d %H:%M UTC")
+    marker = " (before a restore)" if snapshot.kind == "before restore" else ""
+    return f"`{snapshot.id}` · {taken}{marker} · {size_text(snapshot.size)}"
+
+
+class BackupCog(discord.Cog):
+    backup = admin_group("backup", "Backups of this server's data", manage_guild=True)
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.backups = bot.services.backups
+
+    @discord.Cog.listener()
+    async def on_ready(self) -> None:
+        # Like the birthday pass: scheduled once every guild's file is open (again on a re-identify,
+        # which replaces the job).
+        await self.bot.guilds_opened.wait()
+        add_job(self.bot.services.scheduler, nightly_snapshot_job(self.backups))
+
+    async def _snapshot_choices(self, ctx: discord.AutocompleteContext) -> list[discord.OptionChoice]:
+        interaction = ctx.interaction
+        if interaction.guild is None or interaction.user is None or interaction.guild.owner_id != interaction.user.id:
+            return []
+        typed = (ctx.value or "").strip()
+        found = await self.backups.snapshots(interaction.guild.id)
+        return [discord.OptionChoice(snapshot_line(s)[:100], s.id) for s in found if typed in s.id][:25]
+
+    @backup.command(name="create", description="Get a copy of this server's data file")
+    async def create(self, ctx: discord.ApplicationContext) -> None:
+        guild_id = guild_id_of(ctx)
+        await ctx.defer(ephemeral=True)  # a large file takes a moment to copy
+        copy = await self.backups.download_copy(guild_id, upload_limit(ctx))
+        await answer(ctx, f"A copy of this server's data, taken now ({size_text(len(copy.data))}). "
+                          "Keep it private: it holds every member's data on this server.",
+                     ephemeral=True, file=discord.File(io.BytesIO(copy.data), filename=copy.filename))
+
+    @backup.command(name="list", description="List the nightly snapshots of this server (owner only)")
+    async def list_(self, ctx: discord.ApplicationContext) -> None:
+        require_owner(ctx.guild, ctx.author.id)
+        found = await self.backups.snapshots(guild_id_of(ctx))
+        schedule = f"{SNAPSHOT_HOUR_UTC:02d}:{SNAPSHOT_MINUTE_UTC:02d} UTC"
+        if not found:
+            await answer(ctx, f"No snapshots yet; one is taken every night at {schedule}.", ephemeral=True)
+            return
+        embed = discord.Embed(title="Snapshots", description="\n".join(snapshot_line(s) for s in found)[:4000])
+        embed.set_footer(text=f"Newest first. One is taken every night at {schedule}. "
+                              "Restore one with /backup restore id.")
+        await answer(ctx, embed=embed, ephemeral=True)
+
+    @backup.command(name="restore", description="Replace this server's data with a snapshot (owner only)")
+    @discord.option("id", str, parameter_name="snapshot_id", description="The snapshot's id from /backup list",
+                    autocomplete=_snapshot_choices)
+    async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
+        require_owner(ctx.guild, ctx.author.id)
+        guild_id = guild_id_of(ctx)
+        await ctx.defer(ephemeral=True)
+        restored = await self.backups.restore(guild_id, snapshot_id)
+        log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, restored.id)
+        await answer(ctx, f"Restored snapshot `{restored.id}` "
+                          f"(taken {restored.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
+                          "kept as a snapshot marked “before a restore” in `/backup list`.", ephemeral=True)

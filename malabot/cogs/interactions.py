@@ -1,0 +1,47 @@
+"""What button handlers share: ephemeral answers and the same error explanations slash commands get.
+
+py-cord routes slash command errors to the bot's error handler, but a failing button callback only
+reaches a log; `explained_errors` gives components the same behaviour: domain errors become the
+user's ephemeral sentence, anything else is logged with the guild and answered with an apology.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import discord
+
+from malabot.bot import APOLOGY
+from malabot.errors import MalabotError
+
+log = logging.getLogger(__name__)
+
+
+async def answer_interaction(interaction: discord.Interaction, content: str, **kwargs: Any) -> None:
+    """An ephemeral answer, or an ephemeral follow-up when the interaction was already answered."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def explained_errors(interaction: discord.Interaction, what: str) -> AsyncIterator[None]:
+    """Run a component handler; tell the user about any failure instead of leaving the button spinning."""
+    try:
+        yield
+    except MalabotError as error:
+        await _tell(interaction, error.message)
+    except Exception:
+        log.exception("%s failed in guild %s", what, interaction.guild_id)
+        await _tell(interaction, APOLOGY)
+
+
+async def _tell(interaction: discord.Interaction, message: str) -> None:
+    try:
+        await answer_interaction(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error in guild %s", interaction.guild_id)

@@ -1,0 +1,251 @@
+"""Verification: `/verify setup channel role` posts a panel whose button gives the verified role.
+
+Optional, with `/config set`: `unverified_role_id` (taken away on verification),
+`verify_min_account_age_days`, and `verify_review_channel_id` (requests then wait for a moderator with
+Manage Roles to press Approve or Deny there).
+
+Both kinds of buttons survive a restart. The panel's button has one fixed custom_id and a persistent
+view registered at start-up; the review buttons carry the member's id in their custom_id
+("malabot:review:approve:<user_id>"), which no fixed view can match, so one listener parses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal
+
+import discord
+
+from malabot.cogs.interactions import answer_interaction, explained_errors
+from malabot.commands import admin_group, answer, guild_id_of
+from malabot.errors import PermissionRefused, UserInputError
+from malabot.features.verification.service import ReviewResult, VerificationResult
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+VERIFY_BUTTON = "malabot:verify"
+REVIEW_PREFIX = "malabot:review:"
+NO_PINGS = discord.AllowedMentions.none()
+
+ReviewAction = Literal["approve", "deny"]
+
+
+def review_custom_id(action: ReviewAction, user_id: int) -> str:
+    return f"{REVIEW_PREFIX}{action}:{user_id}"
+
+
+def parse_review_custom_id(custom_id: str) -> tuple[bool, int] | None:
+    """(approve?, member id) of a review button, or None for any other custom_id."""
+    if not custom_id.startswith(REVIEW_PREFIX):
+        return None
+    action, _, user = custom_id.removeprefix(REVIEW_PREFIX).partition(":")
+    if action not in ("approve", "deny") or not user.isdigit():
+        return None
+    return action == "approve", int(user)
+
+
+class VerifyPanel(discord.ui.View):
+    """The panel's one button. Registered once with `bot.add_view`, so it answers after a restart."""
+
+    def __init__(self, on_press: Callable[[discord.Interaction], Awaitable[None]]) -> None:
+        super().__init__(timeout=None)
+        self._on_press = on_press
+
+    @discord.ui.button(label="Verify", style=discord.ButtonStyle.success, custom_id=VERIFY_BUTTON)
+    async def verify(self, button: discord.ui.Button[VerifyPanel], interaction: discord.Interaction) -> None:
+        await self._on_press(interaction)
+
+
+def review_buttons(user_id: int) -> discord.ui.View:
+    """Approve and Deny for one member's request; not stored in py-cord (the listener handles them)."""
+    view = discord.ui.View(timeout=None, store=False)
+    view.add_item(discord.ui.Button(label="Approve", style=discord.ButtonStyle.success,
+                                    custom_id=review_custom_id("approve", user_id)))
+    view.add_item(discord.ui.Button(label="Deny", style=discord.ButtonStyle.danger,
+                                    custom_id=review_custom_id("deny", user_id)))
+    return view
+
+
+def check_grantable(guild: discord.Guild, role: discord.Role) -> None:
+    """The bot can give `role` to members; UserInputError saying what to fix otherwise."""
+    if role.is_default():
+        raise UserInputError("@everyone cannot be the verified role; choose a role members do not have yet.")
+    if role.managed:
+        raise UserInputError(f"{role.mention} is managed by an integration and cannot be given by me.")
+    me = guild.me
+    if not me.guild_permissions.manage_roles:
+        raise UserInputError("I need the Manage Roles permission to give the verified role.")
+    if role >= me.top_role:
+        raise UserInputError(f"{role.mention} is above my highest role, so I cannot give it; "
+                             "move my role above it in the server settings.")
+
+
+def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
+    granted = channel.permissions_for(guild.me)
+    if not (granted.view_channel and granted.send_messages):
+        raise UserInputError(f"I cannot post in {channel.mention}; let me view it and send messages there.")
+
+
+def panel_embed(guild: discord.Guild) -> discord.Embed:
+    return discord.Embed(title="Verification",
+                         description=f"Press **Verify** to get access to {guild.name}.")
+
+
+async def apply_verified_roles(member: discord.Member, verified_role_id: int,
+                               unverified_role_id: int | None) -> None:
+    """Give the verified role and take the unverified one; repeating it changes nothing."""
+    guild = member.guild
+    verified = guild.get_role(verified_role_id)
+    if verified is None:
+        raise UserInputError("The verified role no longer exists; please ask an admin to run `/verify setup`.")
+    unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
+    try:
+        if verified not in member.roles:
+            await member.add_roles(verified, reason="verification")
+        if unverified is not None and unverified in member.roles:
+            await member.remove_roles(unverified, reason="verification")
+    except discord.Forbidden:
+        raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
+                                "above the verification roles); please tell an admin.") from None
+
+
+async def member_of(guild: discord.Guild, user_id: int) -> discord.Member | None:
+    """The member from the cache, else from Discord; None when they are not on the server."""
+    member = guild.get_member(user_id)
+    if member is not None:
+        return member
+    try:
+        return await guild.fetch_member(user_id)
+    except discord.NotFound:
+        return None
+
+
+async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
+    """A courtesy DM; members who closed their DMs simply do not get it."""
+    try:
+        await member.send(text)
+    except discord.HTTPException:
+        log.info("guild %s: could not DM member %s about their verification", guild_id, member.id)
+
+
+class VerificationCog(discord.Cog):
+    verify = admin_group("verify", "Member verification", manage_guild=True)
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.service = bot.services.verification
+        self.settings = bot.services.guild_settings
+        self.panel = VerifyPanel(self.press_verify)
+        bot.add_view(self.panel)
+
+    @verify.command(name="setup", description="Post the verification panel and choose the role it gives")
+    @discord.option("channel", discord.TextChannel, description="Where to post the panel")
+    @discord.option("role", discord.Role, description="The role verified members get")
+    async def setup(self, ctx: discord.ApplicationContext, channel: discord.TextChannel,
+                    role: discord.Role) -> None:
+        guild_id = guild_id_of(ctx)
+        guild = ctx.guild
+        if guild is None:
+            raise UserInputError("I cannot see this server yet; please try again in a moment.")
+        check_grantable(guild, role)
+        check_can_post(guild, channel)
+        await channel.send(embed=panel_embed(guild), view=self.panel)
+        await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
+        await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "
+                          "Optional: `/config set` `unverified_role_id`, `verify_min_account_age_days`, "
+                          "`verify_review_channel_id` (manual review).", ephemeral=True)
+
+    # -- the panel's button -----------------------------------------------------------------------
+
+    async def press_verify(self, interaction: discord.Interaction) -> None:
+        async with explained_errors(interaction, "verify button"):
+            guild_id = guild_id_of(interaction)
+            member = interaction.user
+            if not isinstance(member, discord.Member):
+                raise UserInputError("I cannot see you as a member of this server yet; try again in a moment.")
+            result = await self.service.request(guild_id, member.id)
+            if result.gives_role:
+                await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
+                text = ("You are verified. Welcome!" if result.outcome == "verified"
+                        else "You are already verified.")
+            elif result.outcome == "pending_review":
+                await self.send_for_review(member, result)
+                text = "Your request was sent to the moderators; you will get the role once one approves it."
+            else:
+                text = "Your request is waiting for a moderator."
+            await answer_interaction(interaction, text)
+
+    async def send_for_review(self, member: discord.Member, result: VerificationResult) -> None:
+        """Post the request with Approve/Deny; if that fails the request is withdrawn so a retry works."""
+        guild = member.guild
+        channel = guild.get_channel(result.review_channel_id) if result.review_channel_id else None
+        try:
+            if not isinstance(channel, discord.TextChannel):
+                raise UserInputError("The review channel is missing; please tell an admin.")
+            created = discord.utils.format_dt(result.account_created_at, "D")
+            age = discord.utils.format_dt(result.account_created_at, "R")
+            message = await channel.send(
+                f"{member.mention} ({member}) asks to be verified. Account created {created} ({age}).",
+                view=review_buttons(member.id), allowed_mentions=NO_PINGS)
+        except (UserInputError, discord.HTTPException) as error:
+            await self.service.withdraw(guild.id, member.id)
+            if isinstance(error, UserInputError):
+                raise
+            raise UserInputError("I could not post your request in the review channel; please tell an admin.") \
+                from None
+        await self.service.attach_review_message(guild.id, member.id, message.id)
+
+    # -- the moderators' buttons ------------------------------------------------------------------
+
+    @discord.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component or not interaction.data:
+            return
+        parsed = parse_review_custom_id(str(interaction.data.get("custom_id", "")))
+        if parsed is None:
+            return
+        approve, user_id = parsed
+        async with explained_errors(interaction, "review button"):
+            await self.review(interaction, user_id, approve=approve)
+
+    async def review(self, interaction: discord.Interaction, user_id: int, *, approve: bool) -> None:
+        guild_id = guild_id_of(interaction)
+        granted = interaction.permissions
+        if not (granted.manage_roles or granted.administrator):
+            raise PermissionRefused("You need the Manage Roles permission to review verification requests.")
+        assert interaction.user is not None  # every component interaction has its user
+        result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve)
+        verdict = "approved" if result.approved else "denied"
+        by = f" by <@{result.reviewer_id}>" if result.reviewer_id else ""
+        if not result.decided_now:
+            await answer_interaction(interaction, f"This request was already {verdict}{by}.",
+                                     allowed_mentions=NO_PINGS)
+            return
+        problem = await self._carry_out(interaction, result)
+        original = interaction.message.content if interaction.message else f"<@{user_id}>'s request"
+        mark = "✅ Approved" if result.approved else "❌ Denied"
+        await interaction.response.edit_message(content=f"{original}\n{mark}{by}.", view=None,
+                                                allowed_mentions=NO_PINGS)
+        if problem is not None:
+            await answer_interaction(interaction, f"Approved, but: {problem}")
+
+    async def _carry_out(self, interaction: discord.Interaction, result: ReviewResult) -> str | None:
+        """Give the roles of an approval and tell the member; returns what went wrong, if anything."""
+        guild = interaction.guild
+        member = await member_of(guild, result.user_id) if guild is not None else None
+        if guild is None or member is None:
+            return "the member is no longer on the server."
+        if not result.approved:
+            await tell_member(member, f"Your verification request in {guild.name} was denied.", guild.id)
+            return None
+        assert result.verified_role_id is not None  # the service refuses approvals without one
+        try:
+            await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
+        except (UserInputError, PermissionRefused) as error:
+            return error.message
+        await tell_member(member, f"You are verified in {guild.name}. Welcome!", guild.id)
+        return None

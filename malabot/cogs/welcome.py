@@ -1,0 +1,194 @@
+"""Welcome and goodbye: messages on join and leave, an optional DM and auto-role, and `/welcome test`.
+
+Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome_template`,
+`welcome_dm_enabled`, `welcome_dm_template`, `goodbye_enabled`, `goodbye_channel_id`,
+`goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
+What cannot be done as configured (a deleted channel, closed DMs, a role above the bot's) is logged
+with the server's id; `/welcome test` shows it to the admins.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from malabot.commands import admin_group, answer, guild_id_of
+from malabot.errors import UserInputError
+from malabot.features.welcome.rules import ChannelMessage, JoinPlan, LeavePlan
+from malabot.guild_settings import GuildSettings
+
+if TYPE_CHECKING:
+    from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+# The joining member is pinged; nobody else, whatever the template says.
+MEMBER_PING_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True)
+
+
+def plain_name(user: discord.User | discord.Member) -> str:
+    """A departed member's name for the goodbye: no mention (they are gone), markdown escaped."""
+    return discord.utils.escape_markdown(user.display_name)
+
+
+def member_count(guild: discord.Guild) -> int:
+    return guild.member_count if guild.member_count is not None else len(guild.members)
+
+
+async def post(guild: discord.Guild, message: ChannelMessage) -> str | None:
+    """Send to the configured channel; returns what went wrong, if anything."""
+    channel = guild.get_channel(message.channel_id)
+    if not isinstance(channel, discord.abc.Messageable):
+        return f"channel {message.channel_id} is not a text channel of this server"
+    try:
+        await channel.send(message.text, allowed_mentions=MEMBER_PING_ONLY)
+    except discord.HTTPException as error:
+        return f"cannot post in #{getattr(channel, 'name', channel.id)}: {error.text or error.status}"
+    return None
+
+
+async def send_dm(member: discord.Member | discord.User, text: str) -> str | None:
+    try:
+        await member.send(text)
+    except discord.HTTPException:
+        return f"cannot DM {member} (their DMs are closed)"
+    return None
+
+
+async def give_autorole(member: discord.Member, role_id: int) -> str | None:
+    role = member.guild.get_role(role_id)
+    if role is None:
+        return f"the auto-role {role_id} no longer exists"
+    try:
+        await member.add_roles(role, reason="auto-role on join")
+    except discord.HTTPException:
+        return f"cannot give the auto-role @{role.name} (it must be below my highest role; I need Manage Roles)"
+    return None
+
+
+async def carry_out_join(member: discord.Member | discord.User, guild: discord.Guild, plan: JoinPlan, *,
+                         autorole: bool) -> list[str]:
+    """Post, DM and give the auto-role as planned; returns the problems met (plan's own included)."""
+    problems = list(plan.problems)
+    # The role first: it is often what opens the server to the newcomer. Each step fails alone.
+    if autorole and plan.autorole_id is not None and isinstance(member, discord.Member):
+        problems.append(await give_autorole(member, plan.autorole_id) or "")
+    if plan.channel_message is not None:
+        problems.append(await post(guild, plan.channel_message) or "")
+    if plan.dm_text is not None:
+        problems.append(await send_dm(member, plan.dm_text) or "")
+    return [problem for problem in problems if problem]
+
+
+async def carry_out_leave(guild: discord.Guild, plan: LeavePlan) -> list[str]:
+    problems = list(plan.problems)
+    if plan.channel_message is not None:
+        problems.append(await post(guild, plan.channel_message) or "")
+    return [problem for problem in problems if problem]
+
+
+def channel_problem(guild: discord.Guild, channel_id: int | None) -> str | None:
+    """Why a message could not be posted in a configured channel, checked without posting."""
+    if channel_id is None:
+        return None
+    channel = guild.get_channel(channel_id)
+    if not isinstance(channel, discord.abc.GuildChannel) or not isinstance(channel, discord.abc.Messageable):
+        return f"channel {channel_id} is not a text channel of this server"
+    granted = channel.permissions_for(guild.me)
+    if not (granted.view_channel and granted.send_messages):
+        return f"I cannot post in {channel.mention}"
+    return None
+
+
+def autorole_problem(guild: discord.Guild, role_id: int | None) -> str | None:
+    """Why the auto-role could not be given, checked without giving it."""
+    if role_id is None:
+        return None
+    role = guild.get_role(role_id)
+    if role is None:
+        return f"the auto-role {role_id} no longer exists"
+    if not role.is_assignable():
+        return f"I cannot give the auto-role {role.mention} (it must be below my highest role; I need Manage Roles)"
+    return None
+
+
+def _where(channel_id: int | None) -> str:
+    return f"in <#{channel_id}>" if channel_id is not None else "no channel set"
+
+
+def preview_text(settings: GuildSettings, previews: dict[str, str]) -> str:
+    """The admins' overview: each message as it would be sent now, whether it is on, and where."""
+    def state(enabled: bool) -> str:
+        return "on" if enabled else "off"
+
+    autorole = f"<@&{settings.autorole_id}>" if settings.autorole_id is not None else "none"
+    return "\n\n".join([
+        f"**Welcome** ({state(settings.welcome_enabled)}, {_where(settings.welcome_channel_id)}):\n"
+        f"{previews['welcome']}",
+        f"**Welcome DM** ({state(settings.welcome_dm_enabled)}):\n{previews['welcome_dm']}",
+        f"**Goodbye** ({state(settings.goodbye_enabled)}, {_where(settings.goodbye_channel_id)}):\n"
+        f"{previews['goodbye']}",
+        f"**Auto-role**: {autorole}",
+    ])
+
+
+class WelcomeCog(discord.Cog):
+    welcome = admin_group("welcome", "Welcome and goodbye messages", manage_guild=True)
+
+    def __init__(self, bot: MalaBot) -> None:
+        self.bot = bot
+        self.service = bot.services.welcome
+        self.settings = bot.services.guild_settings
+
+    @discord.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        guild = member.guild
+        plan = await self.service.on_join(guild.id, member=member.mention, server=guild.name,
+                                          member_count=member_count(guild))
+        for problem in await carry_out_join(member, guild, plan, autorole=True):
+            log.warning("guild %s: welcome of member %s: %s", guild.id, member.id, problem)
+
+    @discord.Cog.listener()
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        # The raw event: members the bot never had in its cache get their goodbye too.
+        guild = self.bot.get_guild(payload.guild_id)
+        if guild is None or (self.bot.user is not None and payload.user.id == self.bot.user.id):
+            return
+        plan = await self.service.on_leave(guild.id, member=plain_name(payload.user), server=guild.name,
+                                           member_count=member_count(guild))
+        for problem in await carry_out_leave(guild, plan):
+            log.warning("guild %s: goodbye of member %s: %s", guild.id, payload.user.id, problem)
+
+    @welcome.command(name="test", description="Preview the welcome, DM and goodbye messages with you as the member")
+    @discord.option("post", bool, description="Also send them where they would go (the DM comes to you)",
+                    default=False)
+    async def test(self, ctx: discord.ApplicationContext, post: bool) -> None:
+        guild_id = guild_id_of(ctx)
+        guild = ctx.guild
+        if guild is None:
+            raise UserInputError("I cannot see this server yet; please try again in a moment.")
+        me, count = ctx.author, member_count(guild)
+        settings = await self.settings.get(guild_id)
+        join = await self.service.on_join(guild_id, member=me.mention, server=guild.name, member_count=count)
+        leave = await self.service.on_leave(guild_id, member=plain_name(me), server=guild.name,
+                                            member_count=count)
+        previews = {kind: await self.service.preview(guild_id, kind, member=me.mention if kind != "goodbye"
+                                                     else plain_name(me), server=guild.name, member_count=count)
+                    for kind in ("welcome", "welcome_dm", "goodbye")}
+        text = preview_text(settings, previews)
+        if post:
+            problems = await carry_out_join(me, guild, join, autorole=False) + await carry_out_leave(guild, leave)
+            sent = [what for what, planned in (("welcome", join.channel_message), ("DM", join.dm_text),
+                                              ("goodbye", leave.channel_message)) if planned is not None]
+            text += "\n\n**Sent for testing**: " + (", ".join(sent) if sent else "nothing, all are off") + "."
+        else:
+            checks = [channel_problem(guild, m.channel_id) for m in (join.channel_message, leave.channel_message)
+                      if m is not None]
+            checks.append(autorole_problem(guild, join.autorole_id))
+            problems = list(join.problems + leave.problems) + [c for c in checks if c]
+        if problems:
+            text += "\n\n**Problems**:\n" + "\n".join(f"• {problem}" for problem in problems)
+        embed = discord.Embed(title="Welcome and goodbye", description=text[:4000])
+        await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())

@@ -1,0 +1,204 @@
+"""Backups through the real bot: `/backup create` sends a copy that restores to an identical server,
+too large a file gets a clear answer, and the owner lists and restores the nightly snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
+from malabot.sandbox import FakeDiscord
+from malabot.tenancy.manager import TenantManager
+from tests.e2e.data_dump import all_rows
+from tests.e2e.world import World, make_world
+
+EPHEMERAL = 64
+OWNER_ONLY = "Only the server owner can list or restore snapshots."
+
+
+@pytest.fixture
+async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path):
+        yield running
+
+
+async def seed(world: World) -> None:
+    """Rows in several features of the first server, through the real services."""
+    services, guild = world.live, world.guild.id
+    await services.xp_admin.add(guild, world.admin.id, world.alice.id, 700)
+    await services.checkins.check_in(guild, world.bob.id)
+    await services.birthdays.set(guild, world.alice.id, 4, 12, 1990)
+    await services.guild_settings.update(guild, world.admin.id, welcome_enabled=True, backup_keep=3)
+    await services.xp.flush_all()
+
+
+async def take_nightly_snapshots(world: World) -> None:
+    """What the scheduler runs at 03:30 UTC."""
+    job = world.live.scheduler.get_job(NIGHTLY_SNAPSHOTS)
+    assert job is not None
+    await job.func()
+
+
+def snapshot_ids(world: World) -> list[str]:
+    folder = world.tenants_dir / "backups" / str(world.guild.id)
+    return sorted(p.name.removeprefix(f"{world.guild.id}-").removesuffix(".sqlite3") for p in folder.iterdir())
+
+
+# -- /backup create ---------------------------------------------------------------------------------
+
+
+async def test_the_attachment_restores_to_an_identical_server(world: World, tmp_path: Path) -> None:
+    await seed(world)
+    expected = all_rows(world.tenant_file(world.guild))
+
+    reply = await world.command(world.admin, "backup create")
+    assert reply.flags & EPHEMERAL
+    [attachment] = reply.files
+    assert attachment.filename.startswith(f"malabot-{world.guild.id}-") and attachment.filename.endswith(".sqlite3")
+    downloaded = tmp_path / "downloaded.sqlite3"
+    downloaded.write_bytes(attachment.data)
+
+    # Into a fresh tenants folder, as after losing the host:
+    fresh = TenantManager(tmp_path / "fresh")
+    await fresh.start()
+    try:
+        await fresh.restore(world.guild.id, downloaded)
+    finally:
+        await fresh.close_all()
+    assert all_rows(tmp_path / "fresh" / f"{world.guild.id}.sqlite3") == expected
+
+    # Into the same server after changes, through the running bot's tenant manager:
+    await world.live.xp_admin.add(world.guild.id, world.admin.id, world.bob.id, 50)
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, backup_keep=9)
+    assert all_rows(world.tenant_file(world.guild)) != expected
+    await world.live.tenants.restore(world.guild.id, downloaded)
+    assert all_rows(world.tenant_file(world.guild)) == expected
+    assert (await world.live.guild_settings.get(world.guild.id)).backup_keep == 3
+
+
+async def test_create_is_for_members_with_manage_server(world: World) -> None:
+    refused = await world.command(world.alice, "backup create")
+    assert refused.flags & EPHEMERAL
+    assert refused.content == "You need the Manage Server permission to use this command."
+    assert refused.files == []
+
+    allowed = await world.command(world.bob, "backup create")  # Manage Server, not the owner
+    assert len(allowed.files) == 1
+
+
+async def test_a_file_over_the_upload_limit_gets_a_clear_answer(world: World) -> None:
+    # Eleven 1 MiB values: more than the 10 MiB an unboosted server may receive.
+    async with world.live.tenants.transaction(world.guild.id) as conn:
+        await conn.executemany("INSERT INTO legacy_settings (key, value) VALUES (?, ?)",
+                               [(f"filler-{n}", "x" * 1024 * 1024) for n in range(11)])
+    reply = await world.command(world.admin, "backup create")
+    assert reply.flags & EPHEMERAL
+    assert reply.files == []
+    assert reply.content.startswith("The backup is 11.")
+    assert "more than the 10.0 MiB Discord lets me upload here, so I cannot send it." in reply.content
+
+
+# -- snapshots ----------------------------------------------------------------------------------------
+
+
+async def test_nightly_job_is_scheduled_at_a_fixed_utc_time(world: World) -> None:
+    job = world.live.scheduler.get_job(NIGHTLY_SNAPSHOTS)
+    assert job is not None
+    next_run = job.next_run_time.astimezone(UTC)
+    assert (next_run.hour, next_run.minute) == (3, 30)
+
+
+async def test_owner_lists_snapshots_newest_first_within_the_kept_number(world: World) -> None:
+    empty = await world.command(world.admin, "backup list")
+    assert empty.content == "No snapshots yet; one is taken every night at 03:30 UTC."
+
+    await world.command(world.admin, "config set", {"setting": "backup_keep", "value": "2"})
+    for _ in range(3):
+        await take_nightly_snapshots(world)
+        world.clock.advance(days=1)
+    assert snapshot_ids(world) == ["20261126T120000Z", "20261127T120000Z"], "the oldest was deleted"
+    other = world.tenants_dir / "backups" / str(world.other_guild.id)
+    assert len(list(other.iterdir())) == 3, "every server gets snapshots, kept by its own backup_keep (7)"
+
+    listed = await world.command(world.admin, "backup list")
+    assert listed.flags & EPHEMERAL
+    lines = listed.embeds[0]["description"].splitlines()
+    assert [line.split(" · ")[:2] for line in lines] == [
+        ["`20261127T120000Z`", "2026-11-27 12:00 UTC"], ["`20261126T120000Z`", "2026-11-26 12:00 UTC"]]
+
+
+@pytest.mark.parametrize("command", ["backup list", "backup restore"])
+async def test_list_and_restore_are_for_the_owner_only(world: World, command: str) -> None:
+    await take_nightly_snapshots(world)
+    options = {"id": snapshot_ids(world)[0]} if command == "backup restore" else None
+    before = all_rows(world.tenant_file(world.guild))
+
+    not_owner = await world.command(world.bob, command, options)  # has Manage Server
+    assert not_owner.flags & EPHEMERAL and not_owner.content == OWNER_ONLY
+    plain = await world.command(world.alice, command, options)
+    assert plain.content == "You need the Manage Server permission to use this command."
+    assert all_rows(world.tenant_file(world.guild)) == before
+    assert len(snapshot_ids(world)) == 1, "no restore happened (it would keep a before-restore copy)"
+
+
+async def test_restore_brings_a_snapshot_back_and_keeps_what_it_replaced(world: World) -> None:
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    at_snapshot = all_rows(world.tenant_file(world.guild))
+    await world.live.xp_admin.add(world.guild.id, world.admin.id, world.bob.id, 50)
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, timezone="Europe/Berlin")
+    await world.live.xp.flush_all()
+    changed = all_rows(world.tenant_file(world.guild))
+
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.flags & EPHEMERAL
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}` (taken 2026-11-25 12:00 UTC).")
+    assert all_rows(world.tenant_file(world.guild)) == at_snapshot
+    assert (await world.live.guild_settings.get(world.guild.id)).timezone == "UTC", "no stale settings cache"
+
+    listed = (await world.command(world.admin, "backup list")).embeds[0]["description"]
+    [before_restore] = [line for line in listed.splitlines() if "(before a restore)" in line]
+    undo_id = before_restore.split("`")[1]
+    undone = await world.command(world.admin, "backup restore", {"id": undo_id})
+    assert undone.content.startswith(f"Restored snapshot `{undo_id}`")
+    assert all_rows(world.tenant_file(world.guild)) == changed
+
+
+@pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])
+async def test_unknown_snapshot_ids_are_refused(world: World, typed: str) -> None:
+    await take_nightly_snapshots(world)
+    before = all_rows(world.tenant_file(world.guild))
+    reply = await world.command(world.admin, "backup restore", {"id": typed})
+    assert reply.flags & EPHEMERAL
+    assert reply.content == f"There is no snapshot `{typed}`; `/backup list` shows the ids."
+    assert all_rows(world.tenant_file(world.guild)) == before
+
+
+async def test_a_snapshot_of_another_server_is_not_restored(world: World) -> None:
+    # A file planted in this server's folder under a snapshot name, holding the other server's data.
+    await take_nightly_snapshots(world)
+    other_snapshot = next((world.tenants_dir / "backups" / str(world.other_guild.id)).iterdir())
+    planted = world.tenants_dir / "backups" / str(world.guild.id) / f"{world.guild.id}-20261124T000000Z.sqlite3"
+    planted.write_bytes(other_snapshot.read_bytes())
+    before = all_rows(world.tenant_file(world.guild))
+
+    reply = await world.command(world.admin, "backup restore", {"id": "20261124T000000Z"})
+    assert reply.content == ("Snapshot `20261124T000000Z` cannot be restored: it failed the safety checks. "
+                             "Nothing was changed; the details are in the bot's log.")
+    assert all_rows(world.tenant_file(world.guild)) == before
+
+
+async def test_restore_offers_the_snapshot_ids_to_the_owner_only(world: World) -> None:
+    await take_nightly_snapshots(world)
+    world.clock.advance(days=1)
+    await take_nightly_snapshots(world)
+    server = world.server
+
+    offered = await server.autocomplete(world.guild, world.general, world.admin, "backup restore", "id", "2026")
+    assert [choice["value"] for choice in offered] == ["20261126T120000Z", "20261125T120000Z"]
+    assert await server.autocomplete(world.guild, world.general, world.bob, "backup restore", "id", "") == []
+

@@ -1,0 +1,308 @@
+"""Verification through the real bot: `/verify setup`, the panel's button, account age, manual review
+with Approve/Deny, and both kinds of buttons after a restart.
+
+The world starts on 2026-11-25 12:00 UTC. Members whose account age matters get ids made from a
+creation time (a Discord id carries it), relative to that clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from malabot.sandbox import Channel, FakeDiscord, Message, Role, User
+from malabot.sandbox.permissions import Permission
+from malabot.sandbox.snowflakes import snowflake_at
+from tests.e2e.data_dump import all_rows, eventually
+from tests.e2e.world import World, make_world
+
+EPHEMERAL = 64
+
+
+@dataclass
+class Place:
+    """The world plus what verification needs: its roles, channels and a moderator who may review."""
+
+    world: World
+    verified: Role
+    unverified: Role
+    staff: Role          # above the bot's role: it cannot give it
+    panel_channel: Channel
+    review_channel: Channel
+    reviewer: User       # has Manage Roles, not Manage Server
+    newcomer: User       # account 2 days old
+    veteran: User        # account 400 days old
+
+    async def setup(self, user: User | None = None, role: Role | None = None) -> Any:
+        return await self.world.command(user or self.world.admin, "verify setup",
+                                        {"channel": self.panel_channel, "role": role or self.verified})
+
+    async def configure(self, **values: Any) -> None:
+        await self.world.live.guild_settings.update(self.world.guild.id, self.world.admin.id, **values)
+
+    def panel(self) -> Message:
+        posted = self.world.server.messages_in(self.panel_channel, author=self.world.server.bot_user)
+        assert posted, "no verification panel was posted"
+        return posted[-1]
+
+    def reviews(self) -> list[Message]:
+        return self.world.server.messages_in(self.review_channel, author=self.world.server.bot_user)
+
+    async def press_verify(self, user: User) -> Any:
+        return await self.world.server.press_button(self.panel(), user, label="Verify")
+
+    def roles_of(self, user: User) -> set[int]:
+        member = self.world.server.member(self.world.guild, user)
+        assert member is not None
+        return set(member.roles)
+
+    def requests(self) -> list[tuple[object, ...]]:
+        return all_rows(self.world.tenant_file(self.world.guild))["verification_requests"]
+
+    def request_of(self, user: User) -> tuple[object, ...] | None:
+        found = [row for row in self.requests() if row[0] == user.id]
+        return found[0] if found else None
+
+    def dms_to(self, user: User) -> list[str]:
+        channel = self.world.server.dm_channel(user)
+        return [m.content for m in self.world.server.messages_in(channel, author=self.world.server.bot_user)]
+
+
+@pytest.fixture
+async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+    made: dict[str, Any] = {}
+
+    def prepare(world: World) -> None:
+        server, guild = world.server, world.guild
+        made["verified"] = server.add_role(guild, "Verified")
+        made["unverified"] = server.add_role(guild, "Unverified")
+        made["staff"] = server.add_role(guild, "Staff", above_bot=True)
+        reviewers = server.add_role(guild, "Reviewers", permissions=int(Permission.MANAGE_ROLES))
+        made["panel_channel"] = server.add_channel(guild, "verify")
+        made["review_channel"] = server.add_channel(guild, "review")
+        made["reviewer"] = server.add_user("reviewer")
+        server.add_member(guild, made["reviewer"], roles=[reviewers])
+        for name, age in (("newcomer", 2), ("veteran", 400)):
+            made[name] = server.add_user(name, id=snowflake_at(world.clock.now - timedelta(days=age)))
+            server.add_member(guild, made[name], roles=[made["unverified"]])
+        alice = server.member(guild, world.alice)
+        assert alice is not None
+        alice.roles.append(made["unverified"].id)  # unverified, as an auto-role on join would leave her
+
+    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+        yield Place(world=world, **made)
+
+
+# -- /verify setup ----------------------------------------------------------------------------------
+
+
+async def test_setup_posts_the_panel_and_stores_the_role(place: Place) -> None:
+    reply = await place.setup()
+    assert reply.flags & EPHEMERAL
+    assert f"<#{place.panel_channel.id}>" in reply.content and f"<@&{place.verified.id}>" in reply.content
+    panel = place.panel()
+    assert [button["custom_id"] for button in panel.buttons()] == ["malabot:verify"]
+    assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id == place.verified.id
+
+
+@pytest.mark.parametrize("which, expected", [
+    ("everyone", "@everyone cannot be the verified role"),
+    ("staff", "is above my highest role, so I cannot give it"),
+    ("bot role", "is managed by an integration"),
+])
+async def test_setup_refuses_roles_the_bot_cannot_give(place: Place, which: str, expected: str) -> None:
+    guild = place.world.server.guild(place.world.guild)
+    roles = {"everyone": place.world.server.role(guild, guild.id), "staff": place.staff,
+             "bot role": next(r for r in guild.roles.values() if r.managed)}
+    reply = await place.setup(role=roles[which])
+    assert reply.flags & EPHEMERAL
+    assert expected in reply.content
+    assert not place.world.server.messages_in(place.panel_channel), "no panel is posted"
+    assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id is None
+
+
+async def test_setup_needs_manage_server(place: Place) -> None:
+    reply = await place.setup(user=place.world.alice)
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "You need the Manage Server permission to use this command."
+    assert not place.world.server.messages_in(place.panel_channel)
+
+
+# -- the panel ---------------------------------------------------------------------------------------
+
+
+async def test_pressing_verify_gives_the_role_and_takes_the_unverified_one_once(place: Place) -> None:
+    await place.setup()
+    await place.world.command(place.world.admin, "config set",
+                              {"setting": "unverified_role_id", "value": f"<@&{place.unverified.id}>"})
+    alice = place.world.alice
+
+    first = await place.press_verify(alice)
+    assert first.flags & EPHEMERAL and first.content == "You are verified. Welcome!"
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id not in place.roles_of(alice)
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "verified" and row[3] is None  # no reviewer
+
+    again = await place.press_verify(alice)
+    assert again.content == "You are already verified."
+    assert place.requests() == [row], "pressing twice stores nothing new"
+
+
+async def test_pressing_before_setup_is_refused(place: Place) -> None:
+    await place.setup()
+    await place.configure(verified_role_id=None)  # e.g. reset with /config reset
+    reply = await place.press_verify(place.world.alice)
+    assert reply.flags & EPHEMERAL
+    assert "Verification is not set up on this server yet" in reply.content
+    assert place.requests() == []
+
+
+async def test_the_panel_still_works_after_a_restart(place: Place) -> None:
+    await place.setup()
+    await place.world.restart()
+    reply = await place.press_verify(place.world.alice)
+    assert reply.content == "You are verified. Welcome!"
+    assert place.verified.id in place.roles_of(place.world.alice)
+
+
+async def test_accounts_younger_than_the_minimum_are_refused(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_min_account_age_days=7)
+
+    young = await place.press_verify(place.newcomer)
+    assert young.flags & EPHEMERAL
+    ready = (place.world.clock.now + timedelta(days=5)).strftime("%Y-%m-%d %H:%M UTC")
+    assert young.content == ("Your Discord account is too new to verify here: it must be at least 7 days old. "
+                             f"Try again after {ready}.")
+    assert place.verified.id not in place.roles_of(place.newcomer)
+    assert place.request_of(place.newcomer) is None, "a refusal stores nothing"
+
+    old = await place.press_verify(place.veteran)
+    assert old.content == "You are verified. Welcome!"
+
+    place.world.clock.advance(days=6)
+    later = await place.press_verify(place.newcomer)
+    assert later.content == "You are verified. Welcome!"
+
+
+# -- manual review -------------------------------------------------------------------------------------
+
+
+async def test_review_request_waits_for_a_moderator_and_is_not_duplicated(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    alice = place.world.alice
+
+    sent = await place.press_verify(alice)
+    assert sent.content.startswith("Your request was sent to the moderators")
+    assert place.verified.id not in place.roles_of(alice)
+    [review] = place.reviews()
+    assert f"<@{alice.id}>" in review.content
+    assert [b["custom_id"] for b in review.buttons()] == [f"malabot:review:approve:{alice.id}",
+                                                          f"malabot:review:deny:{alice.id}"]
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "pending" and row[5] == review.id
+
+    again = await place.press_verify(alice)
+    assert again.content == "Your request is waiting for a moderator."
+    assert len(place.reviews()) == 1 and len(place.requests()) == 1
+
+
+async def test_approval_after_a_restart_gives_the_role(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    await place.world.restart()
+
+    refused = await place.world.server.press_button(place.reviews()[0], place.world.bob, label="Approve")
+    assert refused.flags & EPHEMERAL
+    assert refused.content == "You need the Manage Roles permission to review verification requests."
+    assert place.request_of(alice)[1] == "pending"  # type: ignore[index]
+
+    approved = await place.world.server.press_button(place.reviews()[0], place.reviewer, label="Approve")
+    review = place.reviews()[0]
+    assert approved.original is review
+    assert review.content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    assert review.buttons() == [], "the buttons are gone once answered"
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id not in place.roles_of(alice)
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "verified" and row[3] == place.reviewer.id
+    assert place.dms_to(alice) == [f"You are verified in {place.world.guild.name}. Welcome!"]
+    assert (await place.press_verify(alice)).content == "You are already verified."
+
+
+async def test_two_moderators_answering_at_once_decide_once(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    review = place.reviews()[0]
+
+    approve, deny = await asyncio.gather(
+        place.world.server.press_button(review, place.reviewer, label="Approve"),
+        place.world.server.press_button(review, place.world.admin, label="Deny"))
+
+    answers = [approve, deny]
+    decided = [a for a in answers if a.original is review]
+    late = [a for a in answers if a.original is not review]
+    assert len(decided) == 1 and len(late) == 1
+    row = place.request_of(alice)
+    assert row is not None
+    verdict, first = ("approved", place.reviewer) if row[1] == "verified" else ("denied", place.world.admin)
+    assert row[3] == first.id
+    assert late[0].flags & EPHEMERAL
+    assert late[0].content == f"This request was already {verdict} by <@{first.id}>."
+    assert (place.verified.id in place.roles_of(alice)) == (verdict == "approved")
+
+
+async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+
+    await place.world.server.press_button(place.reviews()[0], place.reviewer, label="Deny")
+    assert place.reviews()[0].content.endswith(f"❌ Denied by <@{place.reviewer.id}>.")
+    assert place.verified.id not in place.roles_of(alice)
+    assert place.request_of(alice)[1] == "denied"  # type: ignore[index]
+    assert place.dms_to(alice) == [f"Your verification request in {place.world.guild.name} was denied."]
+
+    again = await place.press_verify(alice)
+    assert again.flags & EPHEMERAL
+    assert again.content == "A moderator denied your verification request; please contact the moderators."
+    assert len(place.reviews()) == 1
+
+
+async def test_a_member_who_left_cannot_be_approved(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    review = place.reviews()[0]
+    await place.world.server.remove_member(place.world.guild, alice)
+    await eventually(lambda: place.requests() == [], what="the leave purge to remove the request")
+
+    reply = await place.world.server.press_button(review, place.reviewer, label="Approve")
+    assert reply.flags & EPHEMERAL
+    assert reply.content == (f"There is no verification request from <@{alice.id}> any more "
+                             "(they may have left the server).")
+
+
+async def test_a_missing_review_channel_withdraws_the_request(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    await place.world.server.dispatch("CHANNEL_DELETE", {
+        "id": str(place.review_channel.id), "type": 0, "guild_id": str(place.world.guild.id),
+        "name": "review", "position": 0, "permission_overwrites": []}, guild_id=place.world.guild.id)
+
+    reply = await place.press_verify(place.world.alice)
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "The review channel is missing; please tell an admin."
+    assert place.requests() == [], "the member can ask again once the channel is fixed"

@@ -1,0 +1,173 @@
+"""Welcome and goodbye through the real bot: join and leave messages from the server's templates,
+the DM and auto-role on join, `/welcome test`, and templates refused by `/config set`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from malabot.sandbox import Channel, FakeDiscord, Message, Role, User
+from tests.e2e.data_dump import eventually
+from tests.e2e.world import World, make_world
+
+EPHEMERAL = 64
+
+
+@dataclass
+class Place:
+    world: World
+    welcome_channel: Channel
+    goodbye_channel: Channel
+    newcomer_role: Role
+    staff: Role          # above the bot's role
+    carol: User          # not a member yet
+
+    async def configure(self, **values: Any) -> None:
+        await self.world.live.guild_settings.update(self.world.guild.id, self.world.admin.id, **values)
+
+    async def switch_everything_on(self, **values: Any) -> None:
+        await self.configure(**{
+            "welcome_enabled": True, "welcome_channel_id": self.welcome_channel.id,
+            "welcome_template": "Hi {member}, welcome to {server}! You are member {member_count}.",
+            "welcome_dm_enabled": True, "welcome_dm_template": "Glad you joined {server}, {member}.",
+            "goodbye_enabled": True, "goodbye_channel_id": self.goodbye_channel.id,
+            "goodbye_template": "{member} left {server}; {member_count} remain.",
+            "autorole_id": self.newcomer_role.id, **values})
+
+    def posted(self, channel: Channel) -> list[str]:
+        return [m.content for m in self.bot_messages(channel)]
+
+    def bot_messages(self, channel: Channel) -> list[Message]:
+        return self.world.server.messages_in(channel, author=self.world.server.bot_user)
+
+    def dms_to(self, user: User) -> list[str]:
+        return self.posted(self.world.server.dm_channel(user))
+
+    def roles_of(self, user: User) -> set[int]:
+        member = self.world.server.member(self.world.guild, user)
+        assert member is not None
+        return set(member.roles)
+
+    def member_count(self) -> int:
+        return len(self.world.server.guild(self.world.guild).members)
+
+
+@pytest.fixture
+async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+    made: dict[str, Any] = {}
+
+    def prepare(world: World) -> None:
+        server, guild = world.server, world.guild
+        made["welcome_channel"] = server.add_channel(guild, "welcome")
+        made["goodbye_channel"] = server.add_channel(guild, "goodbye")
+        made["newcomer_role"] = server.add_role(guild, "Newcomer")
+        made["staff"] = server.add_role(guild, "Staff", above_bot=True)
+        made["carol"] = server.add_user("carol", global_name="Carol *the* Great")
+
+    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+        yield Place(world=world, **made)
+
+
+async def test_join_posts_the_welcome_sends_the_dm_and_gives_the_auto_role(place: Place) -> None:
+    await place.switch_everything_on()
+    carol = place.carol
+    await place.world.server.member_join(place.world.guild, carol)
+    # The role, the welcome and then the DM: once the DM is there, everything is.
+    await eventually(lambda: bool(place.dms_to(carol)), what="the welcome DM")
+    assert place.newcomer_role.id in place.roles_of(carol)
+
+    count = place.member_count()
+    guild_name = place.world.guild.name
+    assert place.posted(place.welcome_channel) == [
+        f"Hi <@{carol.id}>, welcome to {guild_name}! You are member {count}."]
+    assert place.dms_to(carol) == [f"Glad you joined {guild_name}, <@{carol.id}>."]
+    assert place.posted(place.goodbye_channel) == []
+
+
+async def test_only_what_is_switched_on_is_sent(place: Place) -> None:
+    await place.configure(goodbye_enabled=True, goodbye_channel_id=place.goodbye_channel.id,
+                          welcome_channel_id=place.welcome_channel.id)  # welcome, DM and auto-role stay off
+    await place.world.server.member_join(place.world.guild, place.carol)
+    assert place.newcomer_role.id not in place.roles_of(place.carol)
+    await place.world.server.remove_member(place.world.guild, place.carol)
+    # The goodbye comes after the join was handled: by then anything the join caused is there too.
+    await eventually(lambda: bool(place.posted(place.goodbye_channel)), what="the goodbye message")
+    assert place.posted(place.welcome_channel) == []
+    assert place.dms_to(place.carol) == []
+
+
+async def test_leave_posts_the_goodbye_with_the_plain_name(place: Place) -> None:
+    await place.switch_everything_on()
+    await place.world.server.member_join(place.world.guild, place.carol)
+    await place.world.server.remove_member(place.world.guild, place.carol)
+    await eventually(lambda: bool(place.posted(place.goodbye_channel)), what="the goodbye message")
+
+    # The name is escaped for markdown and never a mention: the member is gone.
+    assert place.posted(place.goodbye_channel) == [
+        rf"Carol \*the\* Great left {place.world.guild.name}; {place.member_count()} remain."]
+
+
+async def test_a_role_the_bot_cannot_give_does_not_stop_the_welcome(place: Place) -> None:
+    await place.switch_everything_on(autorole_id=place.staff.id, welcome_dm_enabled=False)
+    await place.world.server.member_join(place.world.guild, place.carol)
+    await eventually(lambda: bool(place.posted(place.welcome_channel)), what="the welcome message")
+    # The role was tried first and refused by Discord; the welcome went out all the same.
+    [attempt] = place.world.server.requests_to("PUT", f"/guilds/*/members/{place.carol.id}/roles/*")
+    assert attempt.status == 403
+    assert place.staff.id not in place.roles_of(place.carol)
+
+
+async def test_welcome_test_previews_every_message_with_the_admin_as_member(place: Place) -> None:
+    await place.switch_everything_on(goodbye_enabled=False, autorole_id=place.staff.id)
+    admin = place.world.admin
+    reply = await place.world.command(admin, "welcome test")
+
+    assert reply.flags & EPHEMERAL
+    [embed] = reply.embeds
+    text = embed["description"]
+    guild_name, count = place.world.guild.name, place.member_count()
+    assert (f"**Welcome** (on, in <#{place.welcome_channel.id}>):\n"
+            f"Hi <@{admin.id}>, welcome to {guild_name}! You are member {count}.") in text
+    assert f"**Welcome DM** (on):\nGlad you joined {guild_name}, <@{admin.id}>." in text
+    assert (f"**Goodbye** (off, in <#{place.goodbye_channel.id}>):\n"
+            f"admin left {guild_name}; {count} remain.") in text
+    assert f"I cannot give the auto-role <@&{place.staff.id}>" in text
+    assert place.posted(place.welcome_channel) == [] and place.dms_to(admin) == [], "a preview sends nothing"
+
+
+async def test_welcome_test_can_send_them_for_real(place: Place) -> None:
+    await place.switch_everything_on()
+    admin = place.world.admin
+    reply = await place.world.command(admin, "welcome test", {"post": True})
+
+    assert "**Sent for testing**: welcome, DM, goodbye." in reply.embeds[0]["description"]
+    assert place.posted(place.welcome_channel) == [
+        f"Hi <@{admin.id}>, welcome to {place.world.guild.name}! You are member {place.member_count()}."]
+    assert place.dms_to(admin) == [f"Glad you joined {place.world.guild.name}, <@{admin.id}>."]
+    assert len(place.posted(place.goodbye_channel)) == 1
+    assert place.newcomer_role.id not in place.roles_of(admin), "a test send gives no role"
+
+
+async def test_welcome_test_is_for_admins(place: Place) -> None:
+    reply = await place.world.command(place.world.alice, "welcome test")
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "You need the Manage Server permission to use this command."
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("Hi {user}", "Unknown placeholder {user}"),
+    ("Hi {member.name}", "Unknown placeholder {member.name}"),
+    ("Hi {member", "unmatched {"),
+])
+async def test_templates_with_other_placeholders_are_refused(place: Place, template: str, expected: str) -> None:
+    reply = await place.world.command(place.world.admin, "config set",
+                                      {"setting": "welcome_template", "value": template})
+    assert reply.flags & EPHEMERAL
+    assert expected in reply.content
+    assert "{member}, {server}, {member_count}" in reply.content
+    settings = await place.world.live.guild_settings.get(place.world.guild.id)
+    assert settings.welcome_template == "Welcome to {server}, {member}! You are member #{member_count}."
