@@ -707,6 +707,7 @@ def test_a_missing_file_is_refused_in_one_line(tmp_path: Path, tenants: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["legacy", "split", str(tmp_path / "nope.db"), "--tenants-dir", str(tenants)]) == 1
     assert capsys.readouterr().err.strip() == f"malabot: {tmp_path / 'nope.db'}: no such file"
+    assert not tenants.exists()
 
 
 def test_a_bad_members_file_is_refused_with_its_line(legacy: Path, tenants: Path, tmp_path: Path) -> None:
