@@ -370,6 +370,17 @@ async def test_add_in_transaction_rolls_back_with_the_caller(world: XpWorld) -> 
     assert change is not None and (change.old_level, change.new_level, change.total_xp) == (0, 1, 120)
 
 
+async def test_add_in_transaction_uses_the_servers_curve(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, level_curve="basic")      # level 1 at 50 XP
+    async with world.tenants.transaction(GUILD) as conn:
+        basic = await world.xp.add_in_transaction(conn, GUILD, ALICE, 50)
+    assert (basic.old_level, basic.new_level) == (0, 1)
+    async with world.tenants.transaction(GUILD) as conn:              # a value no code wrote: standard
+        await conn.execute("UPDATE settings SET value = '\"nonsense\"' WHERE key = 'level_curve'")
+        fallback = await world.xp.add_in_transaction(conn, GUILD, BOB, 50)
+    assert (fallback.old_level, fallback.new_level) == (0, 0)
+
+
 # --- members who leave -----------------------------------------------------------------------------
 
 async def test_purge_removes_the_row_the_buffer_and_the_cooldown(world: XpWorld) -> None:

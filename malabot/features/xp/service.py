@@ -35,7 +35,7 @@ from malabot.features.settings import repository as settings_repository
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
 from malabot.features.xp.buffer import GuildBuffer, awards_from
-from malabot.features.xp.curves import level_for_xp
+from malabot.features.xp.curves import THRESHOLDS, level_for_xp
 from malabot.features.xp.models import (
     LeaderboardEntry,
     LeaderboardPage,
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
+DEFAULT_CURVE: str = GuildSettings.model_fields["level_curve"].default
 
 
 def utc_now() -> datetime:
@@ -190,13 +191,13 @@ class XpService:
         """
         if amount < 0:
             raise ValueError("add_in_transaction adds XP; amount must not be negative")
-        settings = GuildSettings.model_validate(await settings_repository.load_values(conn))
+        curve = await _stored_curve(conn)
         stored = await repository.total_xp(conn, user_id)
         before = stored + self.pending_xp(guild_id, user_id)
         if amount:
             await repository.add_xp(conn, user_id, amount)
         self.forget_totals(guild_id, user_id)
-        return self._change(guild_id, user_id, settings.level_curve, before, before + amount)
+        return self._change(guild_id, user_id, curve, before, before + amount)
 
     def pending_xp(self, guild_id: int, user_id: int) -> int:
         """XP awarded to the member that is not yet in the file."""
@@ -354,3 +355,10 @@ class XpService:
         settings = await self._settings.get(guild_id)
         table = {role.level: role.role_id for role in await self.level_roles(guild_id)}
         return level_role_changes(current_role_ids, table, level, settings.level_role_mode)
+
+
+async def _stored_curve(conn: aiosqlite.Connection) -> str:
+    """The server's level curve read through the caller's connection (the settings service would take
+    the tenant lock). Only this key is read: validating all settings costs milliseconds (timezones)."""
+    curve = (await settings_repository.load_values(conn)).get("level_curve", DEFAULT_CURVE)
+    return curve if curve in THRESHOLDS else DEFAULT_CURVE
