@@ -119,9 +119,15 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         await self._level_ups(report.level_changes)
         return report
 
-    async def scheduled_pass(self) -> PassReport:
+    async def scheduled_pass(self) -> PassReport | None:
+        """The scheduler's job. Shutting the scheduler down cancels a pass under way: that is the
+        normal end of a run, not an error. The next start catches up; a celebration claimed but not
+        yet shown stays unshown (at most once, never twice)."""
         try:
             return await self.run_birthday_pass()
+        except asyncio.CancelledError:
+            log.info("birthday pass interrupted by shutdown")
+            return None
         finally:
             self.caught_up.set()
 
