@@ -92,10 +92,15 @@ async def start_services(services: Services) -> None:
     services.scheduler.start()
 
 
-async def stop_services(services: Services) -> None:
-    """Flush pending writes and close every tenant; safe to call twice."""
+def stop_scheduler(services: Services) -> None:
+    """No new job runs; a running one is cancelled (jobs are idempotent). Safe to call twice."""
     if services.scheduler.running:
         services.scheduler.shutdown(wait=False)
+
+
+async def stop_services(services: Services) -> None:
+    """Stop the jobs, flush pending writes and close every tenant; safe to call twice."""
+    stop_scheduler(services)
     await services.tenants.close_all()
 
 

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 import discord
 from pydantic import ValidationError
 
-from malabot.app import Services, build_bot, build_services, start_services, stop_services, tenants_lock
+from malabot.app import (
+    Services,
+    build_bot,
+    build_services,
+    start_services,
+    stop_scheduler,
+    stop_services,
+    tenants_lock,
+)
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
 
@@ -47,6 +55,7 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 async def shut_down(bot: discord.Client, start_task: asyncio.Task[None] | None, services: Services) -> None:
+    stop_scheduler(services)  # first: a job must not act on Discord while the client goes away
     if start_task is not None and not start_task.done():
         start_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -10,6 +10,8 @@ downtime or a blocked loop a job runs once, late, rather than several times in a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from malabot.features.birthdays.announcer import BirthdayPass
+
+log = logging.getLogger(__name__)
 
 BIRTHDAY_PASS = "birthday pass"
 
@@ -46,9 +50,23 @@ def add_job(scheduler: AsyncIOScheduler, job: ScheduledJob, *, now: datetime | N
     options: dict[str, object] = {}
     if job.run_at_start:
         options["next_run_time"] = now or datetime.now(UTC)
-    scheduler.add_job(job.run, job.trigger, id=job.id, name=job.id, replace_existing=True,
+    scheduler.add_job(_quiet_on_shutdown(job), job.trigger, id=job.id, name=job.id, replace_existing=True,
                       coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_seconds,
                       **options)
+
+
+def _quiet_on_shutdown(job: ScheduledJob) -> Callable[[], Awaitable[object]]:
+    """Shutting the scheduler down cancels a job that is running. Every job is idempotent (it picks up
+    where it stopped on its next run), so that is logged as a line, not as a failure with a traceback."""
+
+    async def run() -> object:
+        try:
+            return await job.run()
+        except asyncio.CancelledError:
+            log.info("%s: interrupted by shutdown; the next run picks up where it stopped", job.id)
+            return None
+
+    return run
 
 
 def every_hour() -> CronTrigger:
