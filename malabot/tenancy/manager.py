@@ -39,6 +39,10 @@ FileOperationHook = Callable[[int], Awaitable[None]]
 ShutdownHook = Callable[[], Awaitable[None]]
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
+# Opening or closing a connection briefly needs more than its 3 file descriptors (db, -wal, -shm):
+# SQLite fsyncs the folder after creating a -wal file, and a new tenant is built in a temporary file.
+# Bounding how many happen at once keeps the process near 3 fds per pooled connection in any burst.
+_CONCURRENT_OPEN_CLOSE = 8
 
 
 @dataclass(eq=False)
@@ -65,6 +69,7 @@ class TenantManager:
         # Connections open, opening or closing: the bounded resource (one thread and ~3 fds each).
         self._open = 0
         self._room = asyncio.Event()
+        self._opening_or_closing = asyncio.Semaphore(_CONCURRENT_OPEN_CLOSE)
         self._waiting_for_room = 0
         self._file_hooks: list[FileOperationHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
@@ -288,10 +293,11 @@ class TenantManager:
         self._open += 1
         try:
             opener = _Opener(self.paths, guild_id, self.migrations, create, self._busy_timeout_ms)
-            conn = await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
-            if opener.error is not None:
-                await conn.close()
-                raise opener.error
+            async with self._opening_or_closing:
+                conn = await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
+                if opener.error is not None:
+                    await conn.close()
+                    raise opener.error
         except BaseException:
             self._open -= 1
             self._wake_room_waiters()
@@ -304,7 +310,8 @@ class TenantManager:
         if conn is None:
             return
         try:
-            await conn.close()
+            async with self._opening_or_closing:
+                await conn.close()  # the last connection checkpoints the -wal into the file
         finally:
             self._open -= 1
             self._wake_room_waiters()
