@@ -3,6 +3,7 @@
     python bench/tenancy.py                   # everything (about a minute, ~1.2 GB of temporary files)
     python bench/tenancy.py --tenants 2000    # a smaller pool run
     python bench/tenancy.py --dir /some/disk  # where the temporary tenants folder goes (default: $TMPDIR)
+    python bench/tenancy.py --only latency    # or upserts, or scale
 
 1. Latency, each call timed on its own (median, p95); targets: open existing p95 <= 5 ms,
    create+migrate p95 <= 20 ms.
@@ -12,8 +13,10 @@
                    in a worker thread, then the aiosqlite connection opens. Measured with room in the
                    pool, and with a full pool (the least recently used tenant is closed first).
 2. Upsert throughput: single-row upserts, each its own transaction, through `transaction()` against
-   plain sqlite3 (BEGIN IMMEDIATE … COMMIT, same pragmas) on the same file in the same run. Rounds
-   alternate between the two; the median round of each is reported with their ratio.
+   plain sqlite3 (BEGIN IMMEDIATE … COMMIT, same pragmas) on the same file in the same run, and a bare
+   aiosqlite connection making the same three calls (BEGIN, upsert, COMMIT: three thread round trips),
+   which separates the manager's cost from aiosqlite's. Rounds alternate between the three; the median
+   round of each is reported with the ratios.
 3. Scale, in a child process so its peak RSS is its own: N tenant files (copies of one made by the
    manager, each with its own identity row) touched once each — one upsert through `transaction()` —
    with 1,024 touches in flight against a pool of 256 (MALABOT_MAX_OPEN_TENANTS' default). Every touch
@@ -39,6 +42,8 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -109,6 +114,22 @@ async def manager_round(tenants: TenantManager, guild_id: int, users: list[int])
     return len(users) / (time.perf_counter() - start)
 
 
+async def aiosqlite_round(path: Path, users: list[int]) -> float:
+    """The same three calls per upsert on a bare aiosqlite connection: what the manager adds is the rest."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        start = time.perf_counter()
+        for user_id in users:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute(UPSERT, (user_id,))
+            await conn.execute("COMMIT")
+        return len(users) / (time.perf_counter() - start)
+    finally:
+        await conn.close()
+
+
 def plain_round(path: Path, users: list[int]) -> float:
     conn = sqlite3.connect(path, isolation_level=None, timeout=5)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -130,18 +151,23 @@ async def measure_upserts(root: Path, per_round: int, rounds: int) -> dict[str, 
     rng = random.Random(2)
     tenants = TenantManager(root)
     await tenants.ensure(guild_id)
-    through_manager, through_plain = [], []
+    through_manager, through_aiosqlite, through_plain = [], [], []
+    live = tenants.paths.live(guild_id)
     for _ in range(rounds):
         users = [rng.randrange(1, 1000) for _ in range(per_round)]
         through_manager.append(await manager_round(tenants, guild_id, users))
-        await tenants.close(guild_id)  # one connection at a time on the file, as for plain sqlite3
-        through_plain.append(plain_round(tenants.paths.live(guild_id), users))
+        await tenants.close(guild_id)  # one connection at a time on the file
+        through_aiosqlite.append(await aiosqlite_round(live, users))
+        through_plain.append(plain_round(live, users))
     await tenants.close_all()
-    manager, plain = statistics.median(through_manager), statistics.median(through_plain)
+    manager, bare, plain = (statistics.median(through_manager), statistics.median(through_aiosqlite),
+                            statistics.median(through_plain))
     print(f"  through transaction()   {manager:9.0f} upserts/s")
+    print(f"  bare aiosqlite          {bare:9.0f} upserts/s   (same 3 calls; manager/bare {manager / bare:.2f})")
     print(f"  plain sqlite3           {plain:9.0f} upserts/s")
     print(f"  ratio manager/plain     {manager / plain:9.2f}")
-    return {"manager_per_s": round(manager), "plain_per_s": round(plain), "ratio": round(manager / plain, 3)}
+    return {"manager_per_s": round(manager), "aiosqlite_per_s": round(bare), "plain_per_s": round(plain),
+            "ratio": round(manager / plain, 3), "ratio_to_aiosqlite": round(manager / bare, 3)}
 
 
 # -- 3. scale (child process) --------------------------------------------------------------------
@@ -248,6 +274,7 @@ def main() -> None:
     parser.add_argument("--upserts", type=int, default=5_000, help="upserts per round and side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temporary tenants folder")
+    parser.add_argument("--only", choices=("latency", "upserts", "scale"), help="run one measurement")
     parser.add_argument("--child-scale", nargs=2, metavar=("ROOT", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_scale:
@@ -258,12 +285,14 @@ def main() -> None:
     try:
         env = environment(work)
         print("environment:", ", ".join(f"{key} {value}" for key, value in env.items()))
-        results = {
-            "environment": env,
-            "latency": asyncio.run(measure_latency(work / "latency", args.latency_guilds)),
-            "upserts": asyncio.run(measure_upserts(work / "upserts", args.upserts, args.rounds)),
-            "scale": measure_scale(work / "scale" / "tenants", args.tenants),
-        }
+        results: dict[str, object] = {"environment": env}
+        if args.only in (None, "latency"):
+            results["latency"] = asyncio.run(measure_latency(work / "latency", args.latency_guilds))
+        if args.only in (None, "upserts"):
+            results["upserts"] = asyncio.run(measure_upserts(work / "upserts", args.upserts, args.rounds))
+        if args.only in (None, "scale"):
+            results["scale"] = measure_scale(work / "scale" / "tenants", args.tenants)
+        results["load_average_1m_after"] = os.getloadavg()[0]
         print(json.dumps(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
