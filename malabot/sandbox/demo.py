@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from malabot.app import Services, build_bot, build_services, start_services, stop_services, tenants_lock
 from malabot.bot import MalaBot
+from malabot.clock import MovableClock
 from malabot.cogs.birthdays import BirthdaysCog
 from malabot.errors import MalabotError
 from malabot.runtime import load_settings
@@ -27,19 +28,6 @@ from malabot.sandbox.netguard import loopback_only
 from malabot.sandbox.server import FakeDiscord
 from malabot.sandbox.state import Channel, Guild, User
 from malabot.sandbox.transcript import Transcript
-
-
-class DemoClock:
-    """The services' clock: today's date, moved forward by the script (cooldowns, the birthday hour)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @dataclass
@@ -71,7 +59,7 @@ def system_channel(server: FakeDiscord, guild: Guild) -> Channel:
 
 
 class Demo:
-    def __init__(self, world: DemoWorld, services: Services, bot: MalaBot, clock: DemoClock,
+    def __init__(self, world: DemoWorld, services: Services, bot: MalaBot, clock: MovableClock,
                  transcript: Transcript) -> None:
         self.world = world
         self.services = services
@@ -225,7 +213,7 @@ def parse_command_line(line: str) -> tuple[str, dict[str, Any]]:
 
 async def play(tenants_dir: Path, interactive_input: TextIO | None, out: TextIO) -> None:
     start = datetime.now(UTC).replace(hour=8, minute=30, second=0, microsecond=0)
-    clock = DemoClock(start)
+    clock = MovableClock(start)
     async with AsyncExitStack() as stack:
         server = FakeDiscord()
         await server.start()

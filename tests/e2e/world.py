@@ -16,24 +16,10 @@ from typing import Any
 
 from malabot.app import Services, build_bot, build_services, start_services, stop_services
 from malabot.bot import MalaBot
+from malabot.clock import MovableClock
 from malabot.sandbox import Channel, FakeDiscord, Guild, InteractionReply, User, running_bot, sandbox_client_options
 from malabot.sandbox.permissions import Permission
 from malabot.settings import Settings
-
-
-class MovableClock:
-    """The services' clock in tests: starts at a fixed instant and moves only when told to."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
-        self.now += timedelta(**delta)
 
 
 @dataclass

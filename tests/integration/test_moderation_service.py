@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.moderation.member_data import moderation_member_data
@@ -29,19 +30,6 @@ MOD, ALICE, BOB = 10, 20, 21
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @dataclass
 class World:
     tenants: TenantManager
@@ -50,14 +38,14 @@ class World:
     member_data: MemberData
     mydata: MyDataService
     welcome: WelcomeService
-    clock: FakeClock
+    clock: MovableClock
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     tenants = TenantManager(tmp_path / "tenants", max_open=4)
     await tenants.start()
-    clock = FakeClock(START)
+    clock = MovableClock(START)
     settings = SettingsService(tenants)
     member_data = MemberData(tenants, [moderation_member_data(), audit_member_data()])
     try:

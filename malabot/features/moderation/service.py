@@ -9,10 +9,10 @@ records it as its own case.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from malabot.clock import Clock
 from malabot.errors import UserInputError
 from malabot.features.moderation import repository
 from malabot.features.moderation.models import Case, NewCase
@@ -27,8 +27,6 @@ from malabot.features.moderation.rules import (
 )
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy.manager import TenantManager
-
-Clock = Callable[[], datetime]
 
 MAX_LISTED_CASES = 25
 

@@ -5,14 +5,11 @@ The confirmation of a delete is the cog's job (a button); this service erases wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
+from malabot.clock import Clock
 from malabot.features.mydata.export import export_filename, export_json
 from malabot.member_data import MemberData, PurgeReport
-
-Clock = Callable[[], datetime]
 
 # What the member is told before they confirm a delete.
 DELETE_CONFIRMATION = (
