@@ -8,7 +8,7 @@ for. `unaccounted()` is what the run fails on: rows read that reached none of th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 HOLDING_LABEL = "holding"
@@ -16,13 +16,13 @@ HOLDING_LABEL = "holding"
 
 @dataclass
 class DestinationTally:
-    written: dict[str, set[int]] = field(default_factory=dict)
-    held: dict[str, dict[int, str]] = field(default_factory=dict)
+    """Per legacy table: rows written into this destination, and why rows meant for it were not."""
+
+    written: Counter[str] = field(default_factory=Counter)
+    held: dict[str, Counter[str]] = field(default_factory=dict)
 
     def held_reasons(self, table: str) -> Counter[str]:
-        """Why rows meant for this destination were not written (rows written here are not counted)."""
-        written = self.written.get(table, set())
-        return Counter(reason for rowid, reason in self.held.get(table, {}).items() if rowid not in written)
+        return self.held.get(table, Counter())
 
 
 @dataclass
@@ -54,19 +54,28 @@ class Ledger:
     def add_counted_only(self, table: str, rows: int, reason: str) -> None:
         self.counted_only[table] = (rows, reason)
 
-    def hold(self, table: str, rowid: int, reason: str, destination: str | None = None) -> None:
+    def hold(self, table: str, rowid: int, reason: str) -> None:
+        """A row that goes nowhere, whatever the destinations (profile only, process data …)."""
         self.held.setdefault(table, {})[rowid] = reason
-        if destination is not None:
-            self._tally(destination).held.setdefault(table, {})[rowid] = reason
 
-    def wrote(self, table: str, rowids: Iterable[int], destination: str) -> None:
-        rowids = list(rowids)
+    def record(self, destination: str, written: Mapping[str, Collection[int]],
+               held: Iterable[tuple[str, int, str]]) -> None:
+        """One destination's outcome: the rows it got, and the rows meant for it that were held back.
+
+        A row both written and held in one destination (a member's XP kept, their birthday superseded)
+        counts as written there.
+        """
+        tally = self.destinations.setdefault(destination, DestinationTally())
         outcome = self.holding if destination == HOLDING_LABEL else self.written
-        outcome.setdefault(table, set()).update(rowids)
-        self._tally(destination).written.setdefault(table, set()).update(rowids)
-
-    def _tally(self, destination: str) -> DestinationTally:
-        return self.destinations.setdefault(destination, DestinationTally())
+        for table, rowids in written.items():
+            outcome.setdefault(table, set()).update(rowids)
+            tally.written[table] += len(rowids)
+        seen: set[tuple[str, int]] = set()
+        for table, rowid, reason in held:
+            self.held.setdefault(table, {})[rowid] = reason
+            if rowid not in written.get(table, ()) and (table, rowid) not in seen:
+                seen.add((table, rowid))
+                tally.held.setdefault(table, Counter())[reason] += 1
 
     def totals(self) -> dict[str, TableTotals]:
         result = {}
@@ -183,7 +192,7 @@ def _destination_section(ledger: Ledger) -> list[str]:
         cells = []
         reasons: Counter[str] = Counter()
         for table, width in columns:
-            written = len(tally.written.get(table, ()))
+            written = tally.written[table]
             held = tally.held_reasons(table)
             reasons.update({f"{table}: {reason}": count for reason, count in held.items()})
             cell = f"{written}/{written + sum(held.values())}" if held else str(written)

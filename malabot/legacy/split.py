@@ -250,29 +250,25 @@ def _take(tally: _Tally, outcome: FileOutcome) -> None:
     """Record one destination's outcome in the ledger."""
     ledger, label, result = tally.ledger, outcome.label, outcome.result
     ledger.status[label] = outcome.status
-    for table, rowid, reason in outcome.held:
-        ledger.hold(table, rowid, reason, label)
     tally.settings_kept.update(outcome.settings_kept)
+    held = list(outcome.held)
     if result is None:
         reason = HOLDING_ALREADY if label == HOLDING_LABEL else _SKIP_REASONS[outcome.status]
         ledger.status_reason[label] = reason
-        for table, rowids in outcome.skipped.items():
-            for rowid in rowids:
-                ledger.hold(table, rowid, reason, label)
-        for rowid in outcome.settings_rowids:
-            ledger.hold("settings", rowid, reason, label)
+        held += [(table, rowid, reason) for table, rowids in outcome.skipped.items() for rowid in rowids]
+        held += [("settings", rowid, reason) for rowid in outcome.settings_rowids]
+        ledger.record(label, {}, held)
         return
     if not result.dry_run:
         tally.written_files += 1
     if result.backup is not None:
         tally.backups.append(str(result.backup))
-    for table, rowids in result.written.items():
-        ledger.wrote(table, rowids, label)
-    for (table, rowid), reason in result.refused:
-        ledger.hold(table, rowid, reason, label)
-    ledger.wrote("settings", result.settings_written, label)
-    for rowid, reason in result.settings_kept:
-        ledger.hold("settings", rowid, reason, label)
+    held += [(table, rowid, reason) for (table, rowid), reason in result.refused]
+    held += [("settings", rowid, reason) for rowid, reason in result.settings_kept]
+    written = dict(result.written)
+    if result.settings_written:
+        written["settings"] = written.get("settings", set()) | set(result.settings_written)
+    ledger.record(label, written, held)
 
 
 # --- the holding file and what is left ------------------------------------------------------------

@@ -177,32 +177,42 @@ def test_the_builder_unpacks_rows_in_the_readers_layout() -> None:
 def test_a_row_read_but_never_placed_is_unaccounted() -> None:
     ledger = Ledger()
     ledger.add_read("users", [1, 2, 3, 4])
-    ledger.wrote("users", [1], "1001")
-    ledger.wrote("users", [1], "1002")       # the same global row in two servers counts once
-    ledger.wrote("users", [2], HOLDING_LABEL)
+    ledger.record("1001", {"users": {1}}, [])
+    ledger.record("1002", {"users": {1}}, [])      # the same global row in two servers counts once
+    ledger.record(HOLDING_LABEL, {"users": {2}}, [])
     ledger.hold("users", 3, "profile only")
 
     assert ledger.unaccounted() == {"users": 1}
     totals = ledger.totals()["users"]
     assert (totals.read, totals.written, totals.holding, dict(totals.held)) == (4, 1, 1, {"profile only": 1})
 
-    ledger.hold("users", 4, "superseded", "1001")
+    ledger.record("1001", {}, [("users", 4, "superseded")])
     assert ledger.unaccounted() == {}
 
 
 def test_written_somewhere_wins_over_held_elsewhere() -> None:
     ledger = Ledger()
     ledger.add_read("birthdays", [7])
-    ledger.hold("birthdays", 7, "superseded", "1001")
-    ledger.wrote("birthdays", [7], "1002")
+    ledger.record("1001", {}, [("birthdays", 7, "superseded")])
+    ledger.record("1002", {"birthdays": {7}}, [])
 
     assert ledger.totals()["birthdays"].written == 1
     assert ledger.totals()["birthdays"].held == {}
     assert ledger.destinations["1001"].held_reasons("birthdays") == {"superseded": 1}
+    assert ledger.destinations["1002"].written["birthdays"] == 1
+
+
+def test_a_row_written_and_held_in_one_server_counts_as_written_there() -> None:
+    ledger = Ledger()
+    ledger.add_read("users", [5])
+    ledger.record("1001", {"users": {5}}, [("users", 5, "birthday superseded"), ("users", 5, "again")])
+
+    assert ledger.destinations["1001"].held_reasons("users") == {}
+    assert ledger.totals()["users"].written == 1
 
 
 def test_rows_recorded_but_never_read_are_reported() -> None:
     ledger = Ledger()
     ledger.add_read("users", [1])
-    ledger.wrote("users", [1, 2], "1001")
+    ledger.record("1001", {"users": {1, 2}}, [])
     assert ledger.strays() == {"users": 1}
