@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -38,11 +39,14 @@ Progress = Callable[[str], None]
 NEW = "new"
 MERGED = "merged"
 ALREADY = "already split from this file"
+OTHER_OPTIONS = "skipped: split with other options"
 SKIPPED = "skipped: has a live file"
 APPEARED = "skipped: a live file appeared"
 
 _SKIP_REASONS = {
     ALREADY: "already in this server's file from an earlier run of this file",
+    OTHER_OPTIONS: ("split earlier from this file with another --members or --assign-unknown; not merged "
+                    "again, which would count rows twice (move the file away to split it anew)"),
     SKIPPED: "the server already has a live file (use --merge to merge into it)",
     APPEARED: "a live file appeared during the run",
 }
@@ -109,11 +113,12 @@ class _Run:
     schema: LegacySchema
     now: str
     files: ExitStack
+    placement: str
     _template: Path | None = None
 
     @property
     def marker(self) -> writer.Marker:
-        return writer.Marker(self.source, self.options.legacy_db.name)
+        return writer.Marker(self.source, self.options.legacy_db.name, self.placement)
 
     def template(self) -> Path:
         """The migrated empty file new files are copied from, made when first needed."""
@@ -159,7 +164,8 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
         schema = detect(conn)
         rows = {name: read_rows(conn, schema, name) for name in TABLES if schema.has(name)}
         unknown = {name: count_rows(conn, name) for name in schema.unknown_tables}
-    run = _Run(options, paths, migrations, source, schema, datetime.now(UTC).isoformat(), files)
+    run = _Run(options, paths, migrations, source, schema, datetime.now(UTC).isoformat(), files,
+               _placement_key(options))
     tally = _Tally()
     _read(tally.ledger, rows, unknown)
     removed = 0 if options.dry_run else _remove_leftovers(paths)
@@ -226,9 +232,18 @@ def _status(run: _Run, guild_id: int) -> str:
     live = run.paths.live(guild_id)
     if not live.exists():
         return NEW
-    if writer.has_marker(live, run.source):
-        return ALREADY
+    earlier = writer.earlier_split(live, run.source)
+    if earlier is not None:
+        return ALREADY if earlier.get("placement") == run.placement else OTHER_OPTIONS
     return MERGED if run.options.merge else SKIPPED
+
+
+def _placement_key(options: SplitOptions) -> str:
+    """What besides the legacy file decides where rows go: the members file and --assign-unknown."""
+    members = "-"
+    if options.members_csv is not None:
+        members = hashlib.sha256(options.members_csv.read_bytes()).hexdigest()[:16]
+    return f"members={members};assign-unknown={options.assign_unknown or '-'}"
 
 
 def _as_if_written(content: Content) -> writer.WriteResult:
@@ -276,7 +291,7 @@ def _take(tally: _Tally, outcome: FileOutcome) -> None:
 def _split_holding(run: _Run, placement: Placement, tally: _Tally, progress: Progress) -> str | None:
     if not placement.holding.placed:
         return None
-    path = writer.holding_path(run.paths, run.source)
+    path = writer.holding_path(run.paths, run.marker)
     content = build(placement.holding, run.schema, run.now)
     result: writer.WriteResult | None
     if path.exists():

@@ -11,6 +11,7 @@ or 'merge', details {"source": <sha256>}). A re-run recognises its own work by i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import shutil
@@ -117,32 +118,35 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class Marker:
-    """The legacy file a tenant file was split or merged from."""
+    """The legacy file a tenant file was split or merged from, and the options that placed its rows."""
 
-    source: str   # sha256 of the legacy file
-    name: str     # its file name, for people
+    source: str      # sha256 of the legacy file
+    name: str        # its file name, for people
+    placement: str   # the --members file's sha256 and --assign-unknown: they decide where rows go
 
     def row(self, action: str, now: str, rows: int) -> tuple[object, ...]:
-        details = json.dumps({"source": self.source, "file": self.name, "rows": rows}, sort_keys=True)
+        details = json.dumps({"source": self.source, "file": self.name, "placement": self.placement,
+                              "rows": rows}, sort_keys=True)
         return (now, "legacy", action, details)
 
 
-def has_marker(path: Path, source: str) -> bool:
-    """True when the file at `path` was split or merged from the legacy file `source`."""
+def earlier_split(path: Path, source: str) -> dict[str, object] | None:
+    """The marker details if the file at `path` was split or merged from the legacy file `source`."""
     with leaving_no_trace(path):
         try:
             conn = connect(path, read_only=True)
         except TenantError:
-            return False
+            return None
         try:
-            return conn.execute(
-                "SELECT 1 FROM audit_log WHERE category = 'legacy' AND action IN ('split', 'merge') "
-                "AND json_valid(details) AND json_extract(details, '$.source') = ? LIMIT 1",
-                (source,)).fetchone() is not None
+            found = conn.execute(
+                "SELECT details FROM audit_log WHERE category = 'legacy' AND action IN ('split', 'merge') "
+                "AND json_valid(details) AND json_extract(details, '$.source') = ? ORDER BY id LIMIT 1",
+                (source,)).fetchone()
         except sqlite3.Error:
-            return False
+            return None
         finally:
             conn.close()
+    return json.loads(found[0]) if found else None
 
 
 # --- new files ----------------------------------------------------------------------------------
@@ -179,15 +183,17 @@ def create_tenant(paths: TenantPaths, guild_id: int, content: Content, template:
                        stamp_identity)
 
 
-def holding_path(paths: TenantPaths, source: str) -> Path:
-    """One holding file per legacy file: never a guild's name, never overwritten by another input."""
-    return paths.root / HOLDING_DIR / f"unassigned-{source[:12]}.sqlite3"
+def holding_path(paths: TenantPaths, marker: Marker) -> Path:
+    """One holding file per legacy file and placement options: never a guild's name, never overwritten
+    by another input."""
+    options = hashlib.sha256(marker.placement.encode()).hexdigest()[:8]
+    return paths.root / HOLDING_DIR / f"unassigned-{marker.source[:12]}-{options}.sqlite3"
 
 
 def create_holding(paths: TenantPaths, content: Content, reasons: dict[Origin, tuple[object, str]],
                    template: Path, marker: Marker, now: str) -> WriteResult:
     """The holding file: the tenant schema without an identity, plus `legacy_holding` saying why."""
-    live = holding_path(paths, marker.source)
+    live = holding_path(paths, marker)
     staging = live.with_name(f".{live.stem}.{secrets.token_hex(4)}.tmp")
 
     def list_reasons(conn: sqlite3.Connection, written: WriteResult) -> None:

@@ -454,6 +454,20 @@ def test_a_second_run_changes_nothing_and_says_so(legacy: Path, tenants: Path, m
     assert "Every legacy row is accounted for" in out
 
 
+def test_a_run_with_other_placement_options_does_not_merge_twice(legacy: Path, tenants: Path,
+                                                                 members_csv: Path) -> None:
+    run(legacy, tenants)
+    before = folder_state(tenants)
+
+    again = run(legacy, tenants, members_csv=members_csv, merge=True)
+
+    assert {again.ledger.status[str(guild)] for guild in (A, B)} == {"skipped: split with other options"}
+    assert again.accounted
+    assert {name: digest for name, digest in folder_state(tenants).items() if name in before} == before
+    assert dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")) == {11: 150, 12: 15050}
+    assert len(list((tenants / writer.HOLDING_DIR).glob("*.sqlite3"))) == 2  # one per set of options
+
+
 def test_the_legacy_file_is_never_changed(tmp_path: Path, tenants: Path) -> None:
     legacy = standard_legacy(tmp_path / "bot.db")
     # Keep committed rows in the -wal, as a legacy bot that was killed would have left them.
