@@ -312,7 +312,7 @@ def merge_into_live(paths: TenantPaths, guild_id: int, content: Content, migrati
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    except sqlite3.Error as error:
+    except (sqlite3.Error, ValueError) as error:  # ValueError: the live file's settings do not validate
         raise TenantError(f"guild {guild_id}: merge into {paths.live(guild_id)} failed "
                           f"(the file is unchanged; backup {backup}): {error}") from error
     finally:
