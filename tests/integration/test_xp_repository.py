@@ -76,6 +76,9 @@ async def test_ranking_is_by_xp_then_user_id_and_leaves_out_zero(conn: aiosqlite
     assert [pair async for pair in repository.ranked(conn)] == [(2, 50), (3, 30), (4, 30), (5, 10)]
     assert await repository.count_above(conn, 30) == 1
     assert await repository.count_above(conn, 10) == 3
+    for xp in (0, 5, 10, 30, 50, 99):
+        assert await repository.count_above_from_below(conn, xp) == await repository.count_above(conn, xp)
+    assert await repository.median_xp(conn) == 30   # 50, 30, [30], 10, 0
     assert sorted(await repository.ids_above(conn, 10)) == [2, 3, 4]
 
 

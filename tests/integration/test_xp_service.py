@@ -304,6 +304,15 @@ async def test_rank_shows_progress_and_a_shared_position_for_ties(world: XpWorld
     assert (await world.xp.rank(GUILD, CAROL)).position == 1
 
 
+async def test_rank_positions_are_exact_on_both_halves_of_the_board(world: XpWorld) -> None:
+    # Rank counts from the nearer end of the board (above or below the median): both must agree.
+    totals = {2000 + n: (n * 37) % 11 * 10 for n in range(30)}     # many ties, some at 0
+    await seed_totals(world, totals)
+    for user_id, total in totals.items():
+        expected = None if total == 0 else 1 + sum(1 for other in totals.values() if other > total)
+        assert (await world.xp.rank(GUILD, user_id)).position == expected, (user_id, total)
+
+
 async def test_rank_of_a_member_without_xp_has_no_position(world: XpWorld) -> None:
     await seed_totals(world, {ALICE: 300})
     nobody = await world.xp.rank(GUILD, BOB)

@@ -63,6 +63,7 @@ Clock = Callable[[], datetime]
 
 DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
 DEFAULT_CURVE: str = GuildSettings.model_fields["level_curve"].default
+MEDIAN_SECONDS = 60.0
 
 
 def utc_now() -> datetime:
@@ -85,6 +86,7 @@ class XpService:
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
         self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
+        self._medians: dict[int, tuple[float, int]] = {}      # guild -> (read at, median XP), for rank
         self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
         tenants.add_shutdown_hook(self.stop)
@@ -290,6 +292,7 @@ class XpService:
         known totals are read again afterwards."""
         await self.flush(guild_id)
         self.forget_totals(guild_id)
+        self._medians.pop(guild_id, None)
 
     def _prune(self) -> None:
         now = self._clock().timestamp()
@@ -316,7 +319,10 @@ class XpService:
             if total <= 0:
                 position = None
             elif is_member is None:
-                position = 1 + await repository.count_above(conn, total)
+                # Count from whichever end of the board is nearer: both give the exact count.
+                high = total >= await self._median_xp(guild_id, conn)
+                count = repository.count_above if high else repository.count_above_from_below
+                position = 1 + await count(conn, total)
             else:
                 counts = member_test(is_member)
                 position = 1 + sum(1 for other in await repository.ids_above(conn, total) if counts(other))
@@ -324,6 +330,15 @@ class XpService:
         return Rank(user_id=user_id, total_xp=total, level=progress.level,
                     xp_into_level=progress.xp_into_level, xp_for_level=progress.xp_for_level,
                     xp_to_next=progress.xp_to_next, messages=row.messages if row else 0, position=position)
+
+    async def _median_xp(self, guild_id: int, conn: aiosqlite.Connection) -> int:
+        """The guild's median XP, re-read at most once a minute: only used to pick the cheaper way
+        to count, so a stale value costs time, never correctness."""
+        now = self._clock().timestamp()
+        known = self._medians.get(guild_id)
+        if known is None or now - known[0] >= MEDIAN_SECONDS:
+            known = self._medians[guild_id] = (now, await repository.median_xp(conn))
+        return known[1]
 
     async def leaderboard(self, guild_id: int, page: int = 1, *, is_member: MemberFilter | None = None,
                           per_page: int = PAGE_SIZE) -> LeaderboardPage:
