@@ -19,7 +19,7 @@ import datetime
 import logging
 import sqlite3
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -65,12 +65,13 @@ class TenantManager:
         self._max_open = max_open
         self._idle_seconds = idle_seconds
         self._busy_timeout_ms = busy_timeout_ms
-        self._slots: OrderedDict[int, _Slot] = OrderedDict()  # least recently used first
+        self._slots: dict[int, _Slot] = {}
+        # Open connections nobody holds, least recently used first: the eviction candidates.
+        self._idle: OrderedDict[int, _Slot] = OrderedDict()
         # Connections open, opening or closing: the bounded resource (one thread and ~3 fds each).
         self._open = 0
-        self._room = asyncio.Event()
+        self._room_waiters: deque[asyncio.Future[None]] = deque()  # openers waiting for a place
         self._opening_or_closing = asyncio.Semaphore(_CONCURRENT_OPEN_CLOSE)
-        self._waiting_for_room = 0
         self._file_hooks: list[FileOperationHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._idle_task: asyncio.Task[None] | None = None
@@ -173,12 +174,10 @@ class TenantManager:
     async def close_idle(self, older_than: float | None = None) -> int:
         """Close connections unused for `older_than` seconds (default idle_seconds); returns how many."""
         cutoff = time.monotonic() - (self._idle_seconds if older_than is None else older_than)
-        idle = [gid for gid, slot in self._slots.items()
-                if slot.conn is not None and slot.pins == 0 and slot.last_used <= cutoff]
+        expired = [gid for gid, slot in self._idle.items() if slot.last_used <= cutoff]
         closed = 0
-        for guild_id in idle:
-            slot = self._slots.get(guild_id)
-            if slot is not None and slot.conn is not None and slot.pins == 0:  # still idle
+        for guild_id in expired:
+            if guild_id in self._idle:  # nobody took it meanwhile
                 await self.close(guild_id)
                 closed += 1
         return closed
@@ -268,8 +267,8 @@ class TenantManager:
         slot = self._slots.get(guild_id)
         if slot is None:
             slot = self._slots[guild_id] = _Slot()
-        else:
-            self._slots.move_to_end(guild_id)
+        elif slot.pins == 0:
+            self._idle.pop(guild_id, None)
         slot.pins += 1
         try:
             async with slot.lock:
@@ -277,11 +276,12 @@ class TenantManager:
         finally:
             slot.pins -= 1
             if slot.pins == 0:
-                slot.last_used = time.monotonic()
                 if slot.conn is None:
                     del self._slots[guild_id]
                 else:
-                    self._wake_room_waiters()
+                    slot.last_used = time.monotonic()
+                    self._idle[guild_id] = slot  # the most recently used go last
+                    self._wake_one_waiter()  # an eviction candidate for someone waiting
 
     async def _open_slot(self, slot: _Slot, guild_id: int, create: bool) -> bool:
         """Open the guild's connection (creating the file if allowed); True when the file is new."""
@@ -300,7 +300,7 @@ class TenantManager:
                     raise opener.error
         except BaseException:
             self._open -= 1
-            self._wake_room_waiters()
+            self._wake_one_waiter()
             raise
         slot.conn = conn
         return opener.created
@@ -314,27 +314,31 @@ class TenantManager:
                 await conn.close()  # the last connection checkpoints the -wal into the file
         finally:
             self._open -= 1
-            self._wake_room_waiters()
+            self._wake_one_waiter()
 
     async def _make_room(self) -> None:
         """Wait until one more connection fits, closing the least recently used idle ones."""
         while self._open >= self._max_open:
-            victim = next((gid for gid, slot in self._slots.items()
-                           if slot.conn is not None and slot.pins == 0), None)
-            if victim is not None:
-                await self.close(victim)
+            if self._idle:
+                await self.close(next(iter(self._idle)))
                 continue
-            # Every open connection is in use: wait for one to be released.
-            self._room.clear()
-            self._waiting_for_room += 1
+            # Every open connection is in use. Each release or close wakes one waiter (not all:
+            # a thousand openers waking to find one place would only burn CPU).
+            waiter = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(waiter)
             try:
-                await self._room.wait()
-            finally:
-                self._waiting_for_room -= 1
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one_waiter()  # woken but leaving: hand the wake-up on
+                raise
 
-    def _wake_room_waiters(self) -> None:
-        if self._waiting_for_room:
-            self._room.set()
+    def _wake_one_waiter(self) -> None:
+        while self._room_waiters:
+            waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _close_idle_forever(self) -> None:
         interval = min(max(self._idle_seconds / 2, 0.01), 60.0)
