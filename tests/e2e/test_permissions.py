@@ -1,0 +1,28 @@
+"""Admin commands refuse members without the permission at run time, whatever Discord's client shows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from malabot.sandbox import FakeDiscord
+from tests.e2e.world import World, make_world
+
+
+@pytest.fixture
+async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path):
+        yield running
+
+
+@pytest.mark.parametrize("command", ["xp reset member", "xp add"])
+async def test_nested_admin_commands_are_checked_for_plain_members(world: World, command: str) -> None:
+    await world.live.xp_admin.add(world.guild.id, world.admin.id, world.bob.id, 300)
+    options = {"member": world.bob} | ({"amount": 5} if command == "xp add" else {})
+    reply = await world.command(world.alice, command, options)
+    assert reply.ephemeral
+    assert reply.content == "You need the Manage Server permission to use this command."
+    card = await world.live.xp.rank(world.guild.id, world.bob.id)
+    assert card.total_xp == 300

@@ -1,0 +1,81 @@
+"""Meta-tests over every registered slash command: described, and admin-only on both sides.
+
+Discord's `default_member_permissions` only hides a command in the client; a member can still send the
+interaction. So every command with it must also carry the runtime check (on itself or its group).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import discord
+import pytest
+
+from malabot.app import build_bot, build_services, stop_services
+from malabot.bot import MalaBot
+from malabot.settings import Settings
+
+NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[MalaBot]:
+    services = build_services(Settings(tenants_dir=tmp_path))
+    built = build_bot(services)
+    assert isinstance(built, MalaBot)
+    yield built
+    await built.close()
+    await stop_services(services)
+
+
+def leaf_commands(bot: MalaBot) -> list[discord.SlashCommand]:
+    """Every slash command as it will be synced (before the bot connects they are still pending)."""
+    found: list[discord.SlashCommand] = []
+    for command in bot.pending_application_commands:
+        if isinstance(command, discord.SlashCommandGroup):
+            found += [sub for sub in command.walk_commands() if isinstance(sub, discord.SlashCommand)]
+        elif isinstance(command, discord.SlashCommand):
+            found.append(command)
+    return found
+
+
+def lineage(command: discord.ApplicationCommand) -> list[discord.ApplicationCommand]:
+    """The command and its groups; py-cord runs each level's checks as the interaction goes down."""
+    levels = [command]
+    while levels[-1].parent is not None:
+        levels.append(levels[-1].parent)
+    return levels
+
+
+def top_level(command: discord.ApplicationCommand) -> discord.ApplicationCommand:
+    return lineage(command)[-1]
+
+
+async def test_every_command_is_described_and_validly_named(bot: MalaBot) -> None:
+    commands = leaf_commands(bot)
+    assert len(commands) > 30
+    for command in commands:
+        assert NAME.match(command.name), command.qualified_name
+        assert command.description and command.description != "No description provided", command.qualified_name
+        for option in command.options:
+            assert NAME.match(option.name), f"{command.qualified_name} {option.name}"
+            assert option.description and option.description != "No description provided", \
+                f"/{command.qualified_name} option {option.name}"
+
+
+async def test_commands_hidden_by_permission_are_also_checked_at_run_time(bot: MalaBot) -> None:
+    unchecked = []
+    for command in leaf_commands(bot):
+        root = top_level(command)
+        if root.default_member_permissions is None and command.default_member_permissions is None:
+            continue
+        if not any(level.checks for level in lineage(command)):
+            unchecked.append(command.qualified_name)
+    assert not unchecked, f"hidden from members but not checked when run: {unchecked}"
+
+
+async def test_every_cog_is_loaded_once(bot: MalaBot) -> None:
+    names = list(bot.cogs)
+    assert len(names) == len(set(names)) >= 10
