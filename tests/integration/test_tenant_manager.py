@@ -368,6 +368,31 @@ async def test_opening_waits_for_room_when_every_connection_is_in_use(
     assert tenants.open_count == 1 and tenants.is_open(2)
 
 
+async def test_an_opener_cancelled_while_waiting_for_room_does_not_strand_the_others(
+        manager_factory: type[TenantManager]) -> None:
+    tenants = manager_factory(max_open=1)
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def hold_one() -> None:
+        async with tenants.transaction(1):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_one())
+    await holding.wait()
+    gives_up = asyncio.create_task(add_xp(tenants, 2, 1))
+    waits = asyncio.create_task(add_xp(tenants, 3, 1))
+    done, _ = await asyncio.wait({gives_up, waits}, timeout=0.2)
+    assert not done
+    gives_up.cancel()
+    release.set()
+    await asyncio.gather(holder, waits)
+    assert gives_up.cancelled()
+    assert tenants.is_open(3) and tenants.open_count == 1
+    assert not tenants.exists(2)
+
+
 async def test_close_waits_until_the_tenant_is_not_in_use(tenants: TenantManager) -> None:
     events: list[str] = []
     inside = asyncio.Event()
