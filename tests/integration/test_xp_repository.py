@@ -32,12 +32,21 @@ async def all_rows(conn: aiosqlite.Connection) -> list[tuple[int, int, int, str 
         return [tuple(row) for row in await cursor.fetchall()]  # type: ignore[misc]
 
 
-async def test_buffered_awards_create_then_add_to_rows(conn: aiosqlite.Connection) -> None:
-    await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00"),
-                                       BufferedAward(2, 45, 2, "2026-06-15T12:00:05+00:00")])
-    await repository.add_awards(conn, [BufferedAward(1, 15, 1, "2026-06-15T12:01:00+00:00")])
+async def test_buffered_awards_create_then_add_to_rows_and_return_the_totals(
+        conn: aiosqlite.Connection) -> None:
+    assert await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00"),
+                                              BufferedAward(2, 45, 2, "2026-06-15T12:00:05+00:00")]) == \
+        {1: 20, 2: 45}
+    assert await repository.add_awards(conn, [BufferedAward(1, 15, 1, "2026-06-15T12:01:00+00:00")]) == {1: 35}
     assert await all_rows(conn) == [(1, 35, 2, "2026-06-15T12:01:00+00:00"),
                                      (2, 45, 2, "2026-06-15T12:00:05+00:00")]
+
+
+async def test_thousands_of_awards_go_in_several_statements(conn: aiosqlite.Connection) -> None:
+    awards = [BufferedAward(user_id, 10, 1, "2026-06-15T12:00:00+00:00") for user_id in range(1, 4502)]
+    totals = await repository.add_awards(conn, awards)
+    assert len(totals) == 4501 and set(totals.values()) == {10}
+    assert len(await all_rows(conn)) == 4501
 
 
 async def test_last_message_time_never_goes_back(conn: aiosqlite.Connection) -> None:

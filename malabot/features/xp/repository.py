@@ -6,7 +6,7 @@ Callers own the transaction: writes are meant to run inside `tenants.transaction
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,16 +47,30 @@ async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     return 0 if row is None else int(row[0])
 
 
-async def add_awards(conn: aiosqlite.Connection, awards: Iterable[BufferedAward]) -> None:
-    """Add buffered chat XP and message counts, creating rows for new members."""
-    await conn.executemany(
-        """INSERT INTO xp (user_id, xp, messages, last_message_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (user_id) DO UPDATE SET
-             xp = xp + excluded.xp,
-             messages = messages + excluded.messages,
-             last_message_at = max(coalesce(last_message_at, ''), excluded.last_message_at)""",
-        [(award.user_id, award.xp, award.messages, award.last_message_at) for award in awards],
-    )
+# Rows per statement: 4 parameters each, well below SQLite's bound-parameter limit (32,766).
+_AWARDS_PER_STATEMENT = 2000
+
+
+async def add_awards(conn: aiosqlite.Connection, awards: list[BufferedAward]) -> dict[int, int]:
+    """Add buffered chat XP and message counts, creating rows for new members; returns each
+    member's new stored total. One statement per 2,000 members (RETURNING spares a second query),
+    since every statement is a round trip to the connection's thread."""
+    totals: dict[int, int] = {}
+    for start in range(0, len(awards), _AWARDS_PER_STATEMENT):
+        chunk = awards[start:start + _AWARDS_PER_STATEMENT]
+        rows = ",".join(["(?, ?, ?, ?)"] * len(chunk))
+        parameters = [value for award in chunk
+                      for value in (award.user_id, award.xp, award.messages, award.last_message_at)]
+        returned = await conn.execute_fetchall(
+            f"""INSERT INTO xp (user_id, xp, messages, last_message_at) VALUES {rows}
+                ON CONFLICT (user_id) DO UPDATE SET
+                  xp = xp + excluded.xp,
+                  messages = messages + excluded.messages,
+                  last_message_at = max(coalesce(last_message_at, ''), excluded.last_message_at)
+                RETURNING user_id, xp""",
+            parameters)
+        totals.update((int(user_id), int(xp)) for user_id, xp in returned)
+    return totals
 
 
 async def add_xp(conn: aiosqlite.Connection, user_id: int, amount: int) -> None:
@@ -169,14 +183,3 @@ async def record_audit(conn: aiosqlite.Connection, at: datetime, action: str, ac
         "VALUES (?, 'xp', ?, ?, ?, ?)",
         (at.isoformat(), action, actor_id, target_id, json.dumps(details, sort_keys=True)),
     )
-
-
-async def totals_of(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
-    """Stored XP of the given members (those without a row are left out)."""
-    found: dict[int, int] = {}
-    for start in range(0, len(user_ids), 500):  # stay well below SQLite's bound-parameter limit
-        chunk = user_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        async with conn.execute(f"SELECT user_id, xp FROM xp WHERE user_id IN ({marks})", chunk) as cursor:
-            found.update((int(user_id), int(xp)) for user_id, xp in await cursor.fetchall())
-    return found

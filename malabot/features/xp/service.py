@@ -73,9 +73,10 @@ def utc_now() -> datetime:
 class XpService:
     def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now,
                  rng: random.Random | None = None, flush_interval: float = 1.0,
-                 memory_seconds: float = 600.0, flush_concurrency: int = 8) -> None:
+                 memory_seconds: float = 600.0, flush_concurrency: int = 4) -> None:
         """`memory_seconds`: how long a quiet member's cooldown and known total stay in memory
-        (at least the guild's cooldown, which they must outlive)."""
+        (at least the guild's cooldown, which they must outlive). `flush_concurrency`: guilds
+        written at once; on 2 cores 4 was fastest (0.5 s for 1,000 guilds, vs 0.8 s at 16)."""
         self._tenants = tenants
         self._settings = settings
         self._clock = clock
@@ -276,9 +277,8 @@ class XpService:
                 if guild is None or not guild.dirty:
                     return
                 taken = guild.take_pending()
-                await repository.add_awards(conn, awards_from(taken))
+                totals = await repository.add_awards(conn, awards_from(taken))
                 # Learn the true totals: heals a stale known total (e.g. read just before a restore).
-                totals = await repository.totals_of(conn, [user_id for user_id, *_ in taken])
                 for user_id, total in totals.items():
                     if (member := guild.members.get(user_id)) is not None:
                         member.stored_xp = total
