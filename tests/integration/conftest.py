@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from malabot.tenancy.manager import TenantManager
-from malabot.tenancy.migrations import MigrationSet, default_migrations_dir
+from malabot.tenancy.migrations import MigrationSet, default_migrations_dir, migrate
 
 MigrationsFactory = Callable[..., MigrationSet]
 
@@ -21,6 +23,18 @@ async def tenants(tmp_path: Path) -> AsyncIterator[TenantManager]:
     await manager.start()
     yield manager
     await manager.close_all()
+
+
+@pytest.fixture
+async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    """One tenant file migrated by the project's migrations, opened in autocommit mode: for
+    repository tests that need the schema but not the manager."""
+    path = tmp_path / "1001.sqlite3"
+    plain = sqlite3.connect(path, isolation_level=None)
+    migrate(plain, MigrationSet.load(), "test tenant")
+    plain.close()
+    async with aiosqlite.connect(path, isolation_level=None) as connection:
+        yield connection
 
 
 @pytest.fixture

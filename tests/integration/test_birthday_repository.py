@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import aiosqlite
 import pytest
@@ -13,19 +11,8 @@ import pytest
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.rules import Birthday, dates_celebrated_on
-from malabot.tenancy.migrations import MigrationSet, migrate
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    path = tmp_path / "1001.sqlite3"
-    plain = sqlite3.connect(path, isolation_level=None)
-    migrate(plain, MigrationSet.load(), "test tenant")
-    plain.close()
-    async with aiosqlite.connect(path, isolation_level=None) as connection:
-        yield connection
 
 
 async def test_save_get_replace_and_delete(conn: aiosqlite.Connection) -> None:

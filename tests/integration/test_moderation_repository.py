@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiosqlite
 import pytest
 
 from malabot.features.moderation import repository
 from malabot.features.moderation.models import NewCase
-from malabot.tenancy.migrations import MigrationSet, migrate
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    path = tmp_path / "1001.sqlite3"
-    plain = sqlite3.connect(path, isolation_level=None)
-    migrate(plain, MigrationSet.load(), "test tenant")
-    plain.close()
-    async with aiosqlite.connect(path, isolation_level=None) as connection:
-        yield connection
 
 
 def warn(target_id: int, at: datetime = NOW, reason: str = "rude") -> NewCase:
