@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.backups.service import BackupService
 from malabot.features.settings.service import SettingsService
@@ -20,20 +21,12 @@ GUILD, OTHER = 111_111_111_111_111_111, 222_222_222_222_222_222
 ADMIN = 9
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @dataclass
 class Place:
     tenants: TenantManager
     settings: SettingsService
     backups: BackupService
-    clock: Clock
+    clock: MovableClock
 
     def folder(self, guild: int = GUILD) -> Path:
         return self.tenants.paths.backups_dir / str(guild)
@@ -56,7 +49,7 @@ class Place:
 @pytest.fixture
 async def place(tenants: TenantManager) -> AsyncIterator[Place]:
     settings = SettingsService(tenants)
-    clock = Clock()
+    clock = MovableClock(datetime(2026, 11, 25, 3, 30, tzinfo=UTC))
     await tenants.ensure(GUILD)
     await tenants.ensure(OTHER)
     yield Place(tenants, settings, BackupService(tenants, settings, clock=clock), clock)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from malabot.clock import MovableClock
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.announcer import (
     ROLE_RETRY_DAYS,
@@ -43,14 +44,6 @@ JUNE_15_0900_BERLIN = datetime(2026, 6, 15, 7, 0, tzinfo=UTC)
 JUNE_15_2359_BERLIN = datetime(2026, 6, 15, 21, 59, tzinfo=UTC)
 JUNE_16_0000_BERLIN = datetime(2026, 6, 15, 22, 0, tzinfo=UTC)
 JUNE_16_1000_BERLIN = datetime(2026, 6, 16, 8, 0, tzinfo=UTC)
-
-
-@dataclass
-class FixedClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -128,8 +121,8 @@ BotFactory = Callable[..., AbstractAsyncContextManager[Bot]]
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(JUNE_15_0900_BERLIN)
+def clock() -> MovableClock:
+    return MovableClock(JUNE_15_0900_BERLIN)
 
 
 @pytest.fixture
@@ -145,7 +138,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def running_bot(folder: Path, clock: FixedClock, discord: RecordingDiscord) -> BotFactory:
+def running_bot(folder: Path, clock: MovableClock, discord: RecordingDiscord) -> BotFactory:
     @asynccontextmanager
     async def running(effects: RecordingDiscord | None = None, *, max_open: int = 256,
                       concurrency: int = 4) -> AsyncIterator[Bot]:
@@ -185,7 +178,7 @@ def announced_users(discord: RecordingDiscord) -> list[int]:
 # --- once, and only once -----------------------------------------------------------------------------
 
 async def test_nothing_before_the_hour_then_one_announcement_role_and_xp(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthdays.set(GUILD, BOB, 6, 16)
     clock.now = JUNE_15_0859_BERLIN
@@ -205,7 +198,7 @@ async def test_nothing_before_the_hour_then_one_announcement_role_and_xp(
 
 
 async def test_a_second_pass_and_a_restart_do_nothing_again(
-        bot: Bot, running_bot: BotFactory, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, running_bot: BotFactory, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     clock.now = JUNE_15_2359_BERLIN
@@ -236,7 +229,7 @@ async def test_two_processes_passing_at_once_celebrate_once(
 # --- servers with nothing new are not reopened ------------------------------------------------------------
 
 async def test_a_settled_server_is_skipped_for_the_rest_of_its_day(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     assert (await bot.birthday_pass.run()).visited == 1
     clock.now = JUNE_15_2359_BERLIN
@@ -247,7 +240,7 @@ async def test_a_settled_server_is_skipped_for_the_rest_of_its_day(
 
 
 async def test_a_birthday_set_later_on_its_own_day_is_still_celebrated_that_day(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     await bot.birthdays.set(GUILD, BOB, 6, 15)
@@ -266,7 +259,7 @@ async def test_a_backup_or_restore_makes_the_pass_look_at_the_file_again(bot: Bo
 # --- downtime -------------------------------------------------------------------------------------------
 
 async def test_a_pass_later_the_same_local_day_catches_up(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     clock.now = JUNE_15_2359_BERLIN  # down from before 09:00 until a minute before midnight
     await bot.birthday_pass.run()
@@ -274,7 +267,7 @@ async def test_a_pass_later_the_same_local_day_catches_up(
 
 
 async def test_a_pass_only_the_next_local_day_does_not_announce_yesterday(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     clock.now = JUNE_16_0000_BERLIN  # still June 15 in UTC, already June 16 in Berlin
     await bot.birthday_pass.run()
@@ -285,7 +278,7 @@ async def test_a_pass_only_the_next_local_day_does_not_announce_yesterday(
 
 
 async def test_the_role_is_taken_back_on_the_first_pass_of_the_next_day(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     clock.now = JUNE_15_2359_BERLIN
@@ -300,7 +293,7 @@ async def test_the_role_is_taken_back_on_the_first_pass_of_the_next_day(
 
 
 async def test_the_role_is_taken_back_after_downtime_and_a_restart(
-        bot: Bot, running_bot: BotFactory, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, running_bot: BotFactory, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     await bot.tenants.close_all()
@@ -313,7 +306,7 @@ async def test_the_role_is_taken_back_after_downtime_and_a_restart(
 
 
 async def test_a_role_setting_removed_since_still_gets_its_role_taken_back_at_the_hour(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     await configure(bot, birthday_role_id=None)
@@ -325,7 +318,7 @@ async def test_a_role_setting_removed_since_still_gets_its_role_taken_back_at_th
 # --- XP, dates and zones ------------------------------------------------------------------------------
 
 async def test_xp_is_awarded_once_per_year_and_again_the_next_year(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await configure(bot, birthday_xp=250)
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     for hour in (7, 8, 12, 21):
@@ -349,7 +342,7 @@ async def test_no_xp_setting_still_celebrates(bot: Bot, discord: RecordingDiscor
 
 
 async def test_feb_29_is_celebrated_on_feb_28_of_a_common_year(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await configure(bot, timezone="UTC")
     await bot.birthdays.set(GUILD, ALICE, 2, 29, 2000)
     await bot.birthdays.set(GUILD, BOB, 2, 28)
@@ -364,7 +357,7 @@ async def test_feb_29_is_celebrated_on_feb_28_of_a_common_year(
 
 
 async def test_the_day_and_hour_are_the_servers_own(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await configure(bot, timezone="Pacific/Auckland", birthday_hour=0)  # UTC+12 in June
     await bot.birthdays.set(GUILD, ALICE, 6, 16)
     clock.now = datetime(2026, 6, 15, 11, 59, tzinfo=UTC)  # 23:59 on June 15 in Auckland
@@ -376,7 +369,7 @@ async def test_the_day_and_hour_are_the_servers_own(
 
 
 async def test_an_hour_skipped_by_dst_is_announced_at_the_next_pass(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await configure(bot, birthday_hour=2)  # 02:00 does not exist in Berlin on 2026-03-29
     await bot.birthdays.set(GUILD, ALICE, 3, 29)
     clock.now = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # 01:00 CET
@@ -406,7 +399,7 @@ def test_an_unusable_template_falls_back_to_the_default() -> None:
 # --- failures ---------------------------------------------------------------------------------------------
 
 async def test_a_refused_announcement_is_logged_with_the_guild_and_never_repeated(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
     discord.refused_channels.add(CHANNEL)
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthdays.set(GUILD, BOB, 6, 15)
@@ -424,7 +417,7 @@ async def test_a_refused_announcement_is_logged_with_the_guild_and_never_repeate
 
 
 async def test_effects_that_raise_do_not_stop_the_pass(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, caplog: pytest.LogCaptureFixture) -> None:
     discord.raising.update({"announce", "add_role"})
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthdays.set(GUILD, BOB, 6, 15)
@@ -441,7 +434,7 @@ async def test_effects_that_raise_do_not_stop_the_pass(
 
 
 async def test_a_role_that_could_not_be_given_is_not_taken_back(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     discord.refused_roles.add(ROLE)
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
@@ -451,7 +444,7 @@ async def test_a_role_that_could_not_be_given_is_not_taken_back(
 
 
 async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()
     discord.refused_roles.add(ROLE)
@@ -465,7 +458,7 @@ async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(
 
 
 async def test_someone_not_seen_as_a_member_is_left_for_a_later_pass(
-        bot: Bot, clock: FixedClock, discord: RecordingDiscord) -> None:
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     discord.absent.add(ALICE)  # e.g. the member cache is not filled yet after a start
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     await bot.birthday_pass.run()

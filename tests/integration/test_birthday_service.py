@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.birthdays.service import BirthdayService
 from malabot.features.settings.service import SettingsService
@@ -17,14 +17,6 @@ from malabot.tenancy.manager import TenantManager
 GUILD = 111_111_111_111_111_111
 OTHER_GUILD = 222_222_222_222_222_222
 ALICE, BOB, CAROL = 1001, 1002, 1003
-
-
-@dataclass
-class FixedClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -38,8 +30,8 @@ async def tenants(tmp_path: Path) -> AsyncIterator[TenantManager]:
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 6, 15, 12, 0, tzinfo=UTC))
+def clock() -> MovableClock:
+    return MovableClock(datetime(2026, 6, 15, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def settings(tenants: TenantManager) -> SettingsService:
 
 
 @pytest.fixture
-def service(tenants: TenantManager, settings: SettingsService, clock: FixedClock) -> BirthdayService:
+def service(tenants: TenantManager, settings: SettingsService, clock: MovableClock) -> BirthdayService:
     return BirthdayService(tenants, settings, clock=clock, page_size=10)
 
 
@@ -132,7 +124,7 @@ async def test_feb_29_is_accepted_with_a_leap_year(service: BirthdayService) -> 
 
 
 async def test_today_and_the_future_year_check_follow_the_server_timezone(
-        service: BirthdayService, settings: SettingsService, clock: FixedClock) -> None:
+        service: BirthdayService, settings: SettingsService, clock: MovableClock) -> None:
     clock.now = datetime(2026, 6, 15, 23, 30, tzinfo=UTC)   # June 16, 11:30 in Auckland
     await settings.update(GUILD, None, timezone="Pacific/Auckland")
     assert await service.today(GUILD) == date(2026, 6, 16)

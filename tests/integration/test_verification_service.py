@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification import repository
@@ -31,20 +32,12 @@ def user_created(days_ago: float, n: int = 0) -> int:
 ALICE, BOB = user_created(100, 1), user_created(100, 2)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @dataclass
 class Place:
     tenants: TenantManager
     settings: SettingsService
     service: VerificationService
-    clock: Clock
+    clock: MovableClock
 
     async def configure(self, guild: int = GUILD, **values: Any) -> None:
         await self.settings.update(guild, ADMIN, **{"verified_role_id": VERIFIED, **values})
@@ -61,7 +54,7 @@ class Place:
 @pytest.fixture
 async def place(tenants: TenantManager) -> AsyncIterator[Place]:
     settings = SettingsService(tenants)
-    clock = Clock()
+    clock = MovableClock(NOW)
     yield Place(tenants, settings, VerificationService(tenants, settings, clock=clock), clock)
 
 

@@ -7,12 +7,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from malabot.clock import MovableClock
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.checkins.service import CheckinService
 from malabot.features.settings.service import SettingsService
@@ -36,19 +37,6 @@ async def migrated_file(folder: Path) -> AsyncIterator[aiosqlite.Connection]:
 
 
 @dataclass
-class FixedClock:
-    """A clock the test moves by hand (aware UTC)."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@dataclass
 class XpWorld:
     """The graph the composition root builds, on a temporary tenants folder."""
 
@@ -58,7 +46,7 @@ class XpWorld:
     admin: XpAdmin
     checkins: CheckinService
     member_data: MemberData
-    clock: FixedClock
+    clock: MovableClock
 
 
 @asynccontextmanager
@@ -66,7 +54,7 @@ async def xp_world(folder: Path, *, start: datetime | None = None, seed: int = 1
                    ) -> AsyncIterator[XpWorld]:
     """Tenant manager, settings, XP, admin and check-in services on real files under `folder`.
     The XP background flush is not started: tests flush explicitly (or start it themselves)."""
-    clock = FixedClock(start or datetime(2026, 6, 15, 12, 0, tzinfo=UTC))
+    clock = MovableClock(start or datetime(2026, 6, 15, 12, 0, tzinfo=UTC))
     tenants = TenantManager(folder)
     await tenants.start()
     settings = SettingsService(tenants)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
+from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.checkins import repository
 from malabot.features.checkins.models import CheckinResult, StreakInfo
@@ -34,7 +35,7 @@ from malabot.features.checkins.rules import (
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
 from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, page_of_members
-from malabot.features.xp.service import Clock, XpService, utc_now
+from malabot.features.xp.service import XpService
 from malabot.tenancy.manager import TenantManager
 
 BoardKind = Literal["current", "best"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
@@ -30,7 +31,7 @@ from malabot.features.xp.rules import (
     validate_amount,
     validate_role_level,
 )
-from malabot.features.xp.service import Clock, XpService, utc_now
+from malabot.features.xp.service import XpService
 
 
 class XpAdmin:

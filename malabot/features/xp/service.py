@@ -25,11 +25,11 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable
 
 import aiosqlite
 
+from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings import repository as settings_repository
 from malabot.features.settings.service import SettingsService
@@ -59,15 +59,9 @@ from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
 DEFAULT_CURVE: str = GuildSettings.model_fields["level_curve"].default
 MEDIAN_SECONDS = 60.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class XpService:
