@@ -1,8 +1,10 @@
-"""Benchmark: chat XP through XpService.on_message across 1,000 guilds, and /rank in a 100,000-member guild.
+"""Benchmark: chat XP through XpService.on_message across 1,000 guilds (also through py-cord's dispatch),
+and /rank in a 100,000-member guild.
 
     python bench/xp.py                      # both measurements, chat with pools of 256 and 1024 tenants
     python bench/xp.py --only chat --max-open 256
     python bench/xp.py --only rank
+    python bench/xp.py --only pycord        # no-op listener vs the XP listener, through py-cord
 
 Chat (targets: at least 5,000 messages/s, peak RSS at most 256 MiB). The tenants folder is built first:
 one real tenant made by the TenantManager, copied per guild with its identity row rewritten. Each guild
@@ -23,11 +25,17 @@ Rank (target: p95 at most 5 ms). One guild with 100,000 members whose XP follows
 distribution (many ties at the bottom); /rank of 2,000 random members through XpService.rank, each
 timed on its own; also leaderboard pages and rank with a member filter (scans the rows above).
 
-A second chat measurement, through the real py-cord dispatch with a no-op listener, plugs into
-`run_chat_load`: it takes any `Sender` (guild_id, user_id, channel_id) -> awaitable. `xp_sender` sends
-straight to the service; a py-cord sender would feed MESSAGE_CREATE payloads to a client's gateway
-parser with a listener that calls XpService.on_message. That sender is not written yet, so this script
-measures the service alone and says so in its output.
+Chat through py-cord (`--only pycord`): the chat streams as MESSAGE_CREATE events through the sandbox
+gateway (malabot.sandbox, on 127.0.0.1) into a real py-cord client with MalaBot's intents, in one child
+process, run twice against the same server with the same streams: once with a no-op on_message
+listener (py-cord's own work: read the frame, parse it, build the Message, schedule the listener) and
+once with MalaBot's XP listener (malabot.cogs.xp.XpCog on the services `build_services` makes, with the
+bot's tenant pool and background flush). Phases: cold (every member's first message), burst (random
+messages, default 60 s cooldown) and awarding (random messages, cooldown 0). Each is timed from the
+first event sent until py-cord parsed the last one and every listener call finished; the report gives
+wall-clock and CPU rates and, per phase, the ratio no-op rate / XP rate (1.0: the XP listener costs
+nothing next to py-cord's own dispatch). The sandbox's sending runs in the same process and counts in
+both runs alike.
 """
 
 from __future__ import annotations
@@ -48,11 +56,20 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import discord  # noqa: E402
+
+from malabot.app import Services, build_services, start_services, stop_services  # noqa: E402
+from malabot.bot import intents  # noqa: E402
+from malabot.cogs.xp import XpCog  # noqa: E402
 from malabot.features.settings.service import SettingsService  # noqa: E402
 from malabot.features.xp.service import XpService  # noqa: E402
+from malabot.sandbox import FakeDiscord, running_bot, sandbox_client_options  # noqa: E402
+from malabot.sandbox.payloads import message_payload  # noqa: E402
+from malabot.settings import Settings  # noqa: E402
 from malabot.tenancy.manager import TenantManager  # noqa: E402
 
 FIRST_GUILD = 100_000_000_000_000_000
@@ -234,6 +251,130 @@ async def measure_chat(folder: Path, guilds: int, sustained_seconds: float, rate
             "messages_in_files": counted, "peak_rss_mib": peak_rss_mib()}
 
 
+# -- chat through py-cord's dispatch (child process) -----------------------------------------------
+
+ON_MESSAGE_TASK = "pycord: on_message"  # the name py-cord gives each listener call it schedules
+
+
+class BenchBot(discord.Bot):
+    """A py-cord client with MalaBot's intents and services, carrying only the listener measured."""
+
+    def __init__(self, services: Services) -> None:
+        # No member chunking at start: 1,000 REQUEST_GUILD_MEMBERS would wait minutes on py-cord's
+        # gateway rate limit, and message payloads carry the author's member data anyway.
+        super().__init__(intents=intents(), chunk_guilds_at_startup=False, **sandbox_client_options())
+        self.services = services
+
+
+async def noop(message: discord.Message) -> None:
+    """The baseline listener: py-cord does all its own work for the message, the listener none."""
+
+
+class MessageEvents:
+    """MESSAGE_CREATE payloads shaped by the sandbox, made on the fly for (guild, member) pairs."""
+
+    def __init__(self, server: FakeDiscord, guilds: int) -> None:
+        self.server = server
+        self.channels = [int(server.guild(FIRST_GUILD + index).system_channel_id or 0) for index in range(guilds)]
+        author = server.add_user("template-member")
+        server.add_member(FIRST_GUILD, author)
+        message = server.world.add_message(server.channel(self.channels[0]), author.id, "hello")
+        self.template = message_payload(server.world, message)
+
+    def payload(self, guild_id: int, user_id: int) -> dict[str, Any]:
+        author = {**self.template["author"], "id": str(user_id), "username": f"member-{user_id}"}
+        return {**self.template, "id": str(self.server.world.snowflakes.next()),
+                "channel_id": str(self.channels[guild_id - FIRST_GUILD]), "guild_id": str(guild_id),
+                "author": author}
+
+
+def listener_backlog() -> int:
+    """Listener calls py-cord has scheduled that have not finished."""
+    return sum(1 for task in asyncio.all_tasks() if task.get_name() == ON_MESSAGE_TASK)
+
+
+async def push(server: FakeDiscord, events: MessageEvents, messages: Iterable[tuple[int, int]],
+               rate: float | None) -> dict[str, object]:
+    """Send every message through the sandbox gateway (on a schedule of `rate` per second, or as fast as
+    it goes); done once py-cord parsed them all and every on_message listener call finished, including
+    those for the bot's own level-up messages. The backlog is sampled every 5,000 messages."""
+    sent = backlog = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for guild_id, user_id in messages:
+        if rate is not None and (ahead := started + sent / rate - time.perf_counter()) > TICK:
+            await asyncio.sleep(ahead)
+        await server.gateway.dispatch("MESSAGE_CREATE", events.payload(guild_id, user_id), guild_id=guild_id)
+        sent += 1
+        if sent % 5000 == 0:
+            backlog = max(backlog, listener_backlog())
+    await server.sync_with_bot()
+    parsed = time.perf_counter() - started
+    while busy := [task for task in asyncio.all_tasks() if task.get_name() == ON_MESSAGE_TASK]:
+        backlog = max(backlog, len(busy))
+        await asyncio.wait(busy)
+        await server.sync_with_bot()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {"messages": sent, "seconds": round(seconds, 2), "per_s": round(sent / seconds),
+            "all_parsed_after_s": round(parsed, 2), "cpu_s": round(cpu, 2), "per_cpu_s": round(sent / cpu),
+            "max_listener_backlog": backlog, "peak_rss_mib_so_far": peak_rss_mib()}
+
+
+def pycord_phases(guilds: int, rate: float, seconds: float, messages: int
+                  ) -> list[tuple[str, int, Iterator[tuple[int, int]], float | None]]:
+    """(phase, cooldown seconds, stream, offered rate): the same for every listener, from one seed."""
+    rng = random.Random(42)
+    return [("cold", 60, every_member_once(rng, guilds), None),
+            ("sustained", 10, chat_messages(rng, guilds, int(rate * seconds)), rate),
+            ("burst", 60, chat_messages(rng, guilds, messages), None),
+            ("awarding", 0, chat_messages(rng, guilds, messages), None)]
+
+
+async def measure_listener(server: FakeDiscord, folder: Path, listener: str, guilds: int, rate: float,
+                           seconds: float, messages: int, max_open: int) -> dict[str, object]:
+    settings = Settings(tenants_dir=folder, api_base_url=server.api_base_url, token=server.token,
+                        max_open_tenants=max_open)
+    services = build_services(settings)  # the bot's own graph: tenant pool, settings cache, XP flush
+    await start_services(services)
+    bot = BenchBot(services)
+    if listener == "xp":
+        bot.add_cog(XpCog(bot))  # type: ignore[arg-type]  # the cog uses nothing of MalaBot but services
+    else:
+        bot.add_listener(noop, "on_message")
+    events = MessageEvents(server, guilds)
+    phases: dict[str, object] = {}
+    try:
+        async with running_bot(server, bot, ready_within=120):
+            for name, cooldown, stream, offered in pycord_phases(guilds, rate, seconds, messages):
+                for index in range(guilds):
+                    await services.guild_settings.update(FIRST_GUILD + index, None, xp_cooldown_seconds=cooldown)
+                phases[name] = await push(server, events, stream, offered)
+    finally:
+        await stop_services(services)
+    return phases
+
+
+async def measure_pycord(folder: Path, guilds: int, rate: float, seconds: float, messages: int,
+                         max_open: int) -> dict[str, object]:
+    server = FakeDiscord(sync_events=False, timeout=120)
+    for index in range(guilds):
+        server.add_guild(f"bench {index}", id=FIRST_GUILD + index)
+    await server.start()
+    try:
+        baseline = await measure_listener(server, folder, "noop", guilds, rate, seconds, messages, max_open)
+        with_xp = await measure_listener(server, folder, "xp", guilds, rate, seconds, messages, max_open)
+    finally:
+        await server.stop()
+
+    def ratio(phase: str, key: str) -> float:
+        noop_phase, xp_phase = baseline[phase], with_xp[phase]
+        assert isinstance(noop_phase, dict) and isinstance(xp_phase, dict)
+        return round(noop_phase[key] / xp_phase[key], 2)
+
+    ratios = {phase: {"wall": ratio(phase, "per_s"), "cpu": ratio(phase, "per_cpu_s")} for phase in baseline}
+    return {"guilds": guilds, "max_open": max_open, "noop_listener": baseline, "xp_listener": with_xp,
+            "noop_rate_over_xp_rate": ratios, "peak_rss_mib": peak_rss_mib()}
+
+
 # -- rank (child process) --------------------------------------------------------------------------
 
 def long_tail_xp(rng: random.Random) -> int:
@@ -311,18 +452,21 @@ def run_child(*arguments: str) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["chat", "rank"])
+    parser.add_argument("--only", choices=["chat", "rank", "pycord"])
     parser.add_argument("--guilds", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=5000.0, help="messages/s offered when sustained")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the sustained phase")
     parser.add_argument("--burst", type=int, default=300_000)
     parser.add_argument("--awarding", type=int, default=200_000)
     parser.add_argument("--max-open", type=int, action="append",
-                        help="tenant pool sizes for the chat run (default: 256, the bot's default, and 1024)")
+                        help="tenant pool sizes for the chat run (default: 256, the bot's default, and 1024) "
+                             "and the py-cord run (default: 256)")
     parser.add_argument("--flush-concurrency", type=int, default=4, help="guilds written at once")
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--child", choices=["chat", "rank"], help=argparse.SUPPRESS)
+    parser.add_argument("--pycord-messages", type=int, default=100_000,
+                        help="messages of the burst and awarding phases through py-cord")
+    parser.add_argument("--child", choices=["chat", "rank", "pycord"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "chat":
@@ -332,6 +476,11 @@ def main() -> int:
         return 0
     if args.child == "rank":
         print(json.dumps(asyncio.run(measure_rank(args.folder, args.members, args.samples))))
+        return 0
+    if args.child == "pycord":
+        pycord = measure_pycord(args.folder, args.guilds, args.rate, args.seconds, args.pycord_messages,
+                                args.max_open[0])
+        print(json.dumps(asyncio.run(pycord)))
         return 0
     print(f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs",
           flush=True)
@@ -357,6 +506,16 @@ def main() -> int:
             result = run_child("--child", "rank", "--folder", str(folder), "--members", str(args.members),
                                "--samples", str(args.samples))
             print("rank:", json.dumps(result), flush=True)
+    if args.only in (None, "pycord"):
+        for max_open in args.max_open or [DEFAULT_MAX_OPEN]:
+            with tempfile.TemporaryDirectory(prefix="malabot-bench-xp-") as scratch:
+                folder = Path(scratch) / "tenants"
+                folder.mkdir()
+                build_folder(folder, args.guilds)
+                result = run_child("--child", "pycord", "--folder", str(folder), "--guilds", str(args.guilds),
+                                   "--rate", str(args.rate), "--seconds", str(args.seconds),
+                                   "--pycord-messages", str(args.pycord_messages), "--max-open", str(max_open))
+                print("chat through py-cord (no-op listener vs XP listener):", json.dumps(result), flush=True)
     return 0
 
 
