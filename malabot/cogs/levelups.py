@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.members import member_of
 from malabot.features.xp.models import LevelChange
 
 if TYPE_CHECKING:
@@ -128,14 +129,9 @@ async def _announce(services: Services, guild: discord.Guild, change: LevelChang
 # -- level roles ---------------------------------------------------------------------------------
 
 async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member | None:
-    """The member from the cache, else from Discord; None once they left."""
-    member = guild.get_member(user_id)
-    if member is not None:
-        return member
+    """The member whose level roles to sync; None once they left or when Discord cannot say."""
     try:
-        return await guild.fetch_member(user_id)
-    except discord.NotFound:
-        return None
+        return await member_of(guild, user_id)
     except discord.HTTPException:
         log.warning("guild %s: could not look up member %s for level roles", guild.id, user_id)
         return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import discord
 
 from malabot.cogs.interactions import answer_interaction, explained_errors
+from malabot.cogs.members import member_of
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.service import ReviewResult, VerificationResult
@@ -111,17 +112,6 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
     except discord.Forbidden:
         raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
                                 "above the verification roles); please tell an admin.") from None
-
-
-async def member_of(guild: discord.Guild, user_id: int) -> discord.Member | None:
-    """The member from the cache, else from Discord; None when they are not on the server."""
-    member = guild.get_member(user_id)
-    if member is not None:
-        return member
-    try:
-        return await guild.fetch_member(user_id)
-    except discord.NotFound:
-        return None
 
 
 async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
