@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
+from malabot.features.xp import repository
 from malabot.features.xp.models import LevelChange
 from malabot.tenancy.manager import TenantManager
 
@@ -76,6 +79,108 @@ async def test_many_simultaneous_messages_of_one_member_earn_once(world: XpWorld
     results = await asyncio.gather(*(chat(world, ALICE) for _ in range(20)))
     assert sum(result is not None for result in results) == 1
     assert (await world.xp.rank(GUILD, ALICE)).messages == 1
+
+
+@pytest.fixture
+def total_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The member ids of every stored-total query the service runs (the real queries still run)."""
+    reads: list[list[int]] = []
+    real_many, real_one = repository.stored_totals, repository.total_xp
+
+    async def stored_totals(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+        reads.append(list(user_ids))
+        return await real_many(conn, user_ids)
+
+    async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
+        reads.append([user_id])
+        return await real_one(conn, user_id)
+
+    monkeypatch.setattr(repository, "stored_totals", stored_totals)
+    monkeypatch.setattr(repository, "total_xp", total_xp)
+    return reads
+
+
+async def test_first_messages_of_many_members_share_one_read_of_their_totals(
+        world: XpWorld, total_reads: list[list[int]]) -> None:
+    await fixed_xp(world, 20)
+    members = range(5000, 5300)
+    for user_id in members[:100]:                                  # 100 members with XP in the file
+        await world.admin.set(GUILD, ADMIN, user_id, 1000)
+    total_reads.clear()
+    changes = await asyncio.gather(*(chat(world, user_id) for user_id in members))
+    assert len(total_reads) <= 2          # the first member's read, then everyone queued behind it
+    assert sorted(user for read in total_reads for user in read) == list(members)   # each read once
+    totals = {change.user_id: change.total_xp for change in changes if change is not None}
+    assert totals == {user_id: 1020 if user_id < 5100 else 20 for user_id in members}
+    await world.xp.flush(GUILD)
+    assert sum(xp for _, xp, _ in file_rows(world.tenants)) == 100 * 1000 + 300 * 20
+
+
+async def test_concurrent_first_messages_of_one_member_award_once_per_cooldown_from_one_read(
+        world: XpWorld, total_reads: list[list[int]]) -> None:
+    await fixed_xp(world, 20)
+    await world.admin.set(GUILD, ADMIN, ALICE, 50)
+    total_reads.clear()
+    results = await asyncio.gather(*(chat(world, user_id) for user_id in [ALICE] * 10 + [BOB] * 10))
+    assert [result.total_xp for result in results if result is not None] == [70, 20]
+    assert sorted(user for read in total_reads for user in read) == [ALICE, BOB]
+
+    # Cooldown 0: every message earns, and the ones arriving while the read is under way wait on
+    # the same read instead of starting their own.
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=0)
+    world.xp.forget_totals(GUILD)
+    total_reads.clear()
+    results = await asyncio.gather(*(chat(world, ALICE) for _ in range(10)))
+    assert sorted(result.total_xp for result in results if result is not None) == \
+        [90 + 20 * n for n in range(10)]
+    assert total_reads == [[ALICE]]
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 270, 11), (BOB, 20, 1)]
+
+
+async def test_a_failed_read_of_totals_fails_its_awards_and_the_next_ones_read_again(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fixed_xp(world, 20)
+    real = repository.stored_totals
+
+    async def refuse(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+        raise sqlite3.OperationalError("disk says no")
+
+    monkeypatch.setattr(repository, "stored_totals", refuse)
+    results = await asyncio.gather(chat(world, ALICE), chat(world, BOB), return_exceptions=True)
+    assert [str(result) for result in results] == ["disk says no", "disk says no"]
+    monkeypatch.setattr(repository, "stored_totals", real)
+    world.clock.advance(minutes=1)
+    change = await chat(world, ALICE)
+    assert change is not None and change.total_xp == 20
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 20, 1)]
+
+
+async def test_cancelling_an_award_waiting_for_the_read_leaves_the_others_waiting_on_it(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fixed_xp(world, 20)
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=0)
+    real = repository.stored_totals
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def held(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+        reading.set()
+        await release.wait()
+        return await real(conn, user_ids)
+
+    monkeypatch.setattr(repository, "stored_totals", held)
+    cancelled = asyncio.create_task(chat(world, ALICE))
+    await reading.wait()
+    waiting = asyncio.create_task(chat(world, ALICE))   # shares the read under way
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    change = await waiting
+    assert change is not None and change.total_xp == 20
+    assert cancelled.cancelled()
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 20, 1)]
 
 
 async def test_no_xp_channel_and_no_xp_role_earn_nothing(world: XpWorld) -> None:

@@ -47,6 +47,22 @@ async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     return 0 if row is None else int(row[0])
 
 
+# Ids per statement: below SQLite's bound-parameter limit (32,766).
+_IDS_PER_STATEMENT = 10_000
+
+
+async def stored_totals(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+    """Stored XP of many members at once (0 for those without a row): one statement per 10,000
+    members, since every statement is a round trip to the connection's thread."""
+    totals = dict.fromkeys(user_ids, 0)
+    for start in range(0, len(user_ids), _IDS_PER_STATEMENT):
+        chunk = user_ids[start:start + _IDS_PER_STATEMENT]
+        marks = ",".join("?" * len(chunk))
+        rows = await conn.execute_fetchall(f"SELECT user_id, xp FROM xp WHERE user_id IN ({marks})", chunk)
+        totals.update((int(user_id), int(xp)) for user_id, xp in rows)
+    return totals
+
+
 # Rows per statement: 4 parameters each, well below SQLite's bound-parameter limit (32,766).
 _AWARDS_PER_STATEMENT = 2000
 

@@ -54,6 +54,7 @@ from malabot.features.xp.rules import (
     render_levelup,
     roll_message_xp,
 )
+from malabot.features.xp.totals_loader import TotalsLoader
 from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
 
@@ -82,6 +83,7 @@ class XpService:
         self._task: asyncio.Task[None] | None = None
         self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
         self._medians: dict[int, tuple[float, int]] = {}      # guild -> (read at, median XP), for rank
+        self._loaders: dict[int, TotalsLoader] = {}           # guild -> reads of unknown stored totals
         self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
         tenants.add_shutdown_hook(self.stop)
@@ -130,24 +132,41 @@ class XpService:
         known = guild.members.get(user_id)
         if known is not None and not cooldown_over(known.last_award_at, now, settings.xp_cooldown_seconds):
             return None
-        # From here to the award nothing awaits unless the stored total is unknown, and the cooldown
-        # is taken first, so concurrent messages of one member cannot both earn XP.
+        # From here to the award nothing awaits unless the stored total is unknown (then the award
+        # waits for one read shared by every member of the guild waiting at the time), and the
+        # cooldown is taken first, so concurrent messages of one member cannot both earn XP.
         member = guild.touch(user_id)
         member.last_award_at = now
         guild.cooldown_seconds = settings.xp_cooldown_seconds
         amount = roll_message_xp(settings, self._rng)
-        if member.stored_xp is None:
-            async with self._tenants.reading(guild_id) as conn:
-                if member.stored_xp is None:  # a flush may have learnt it while we waited
-                    member.stored_xp = await repository.total_xp(conn, user_id)
+        while member.stored_xp is None:  # again if forgotten (e.g. a restore) before we resumed
+            # Shielded: a cancelled award must not cancel the read other awards are waiting on.
+            await asyncio.shield(self._loader(guild_id).load(user_id))
             if self._guilds.get(guild_id) is not guild or guild.members.get(user_id) is not member:
                 return None  # forgotten while we waited (the member left, or the guild was reset)
-        assert member.stored_xp is not None
         before = member.stored_xp + member.pending_xp
         member.pending_xp += amount
         member.pending_messages += 1
         guild.dirty.add(user_id)
         return self._change(guild_id, user_id, settings.level_curve, before, before + amount)
+
+    def _loader(self, guild_id: int) -> TotalsLoader:
+        loader = self._loaders.get(guild_id)
+        if loader is None:
+            loader = self._loaders[guild_id] = TotalsLoader(
+                lambda user_ids: self._read_stored_totals(guild_id, user_ids))
+        return loader
+
+    async def _read_stored_totals(self, guild_id: int, user_ids: list[int]) -> None:
+        """Learn the stored totals of members waiting for them, in one query. Set under the tenant
+        lock, where no flush runs, so stored and pending XP never overlap."""
+        async with self._tenants.reading(guild_id) as conn:
+            totals = await repository.stored_totals(conn, user_ids)
+            guild = self._guilds.get(guild_id)
+            for user_id, total in totals.items():
+                member = guild.members.get(user_id) if guild else None
+                if member is not None and member.stored_xp is None:  # a flush may have learnt it
+                    member.stored_xp = total
 
     @staticmethod
     def _change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
@@ -295,6 +314,8 @@ class XpService:
             guild.prune(now, max(self._memory_seconds, guild.cooldown_seconds))
             if guild.empty:
                 del self._guilds[guild_id]
+        for guild_id in [guild_id for guild_id, loader in self._loaders.items() if loader.idle]:
+            del self._loaders[guild_id]
 
     # -- reads -------------------------------------------------------------------------------------
 
