@@ -54,7 +54,7 @@ from malabot.features.xp.rules import (
     render_levelup,
     roll_message_xp,
 )
-from malabot.features.xp.totals_loader import TotalsLoader
+from malabot.features.xp.totals_loader import TakeQueued, TotalsLoader
 from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
 
@@ -154,14 +154,14 @@ class XpService:
         loader = self._loaders.get(guild_id)
         if loader is None:
             loader = self._loaders[guild_id] = TotalsLoader(
-                lambda user_ids: self._read_stored_totals(guild_id, user_ids))
+                lambda take_queued: self._read_stored_totals(guild_id, take_queued))
         return loader
 
-    async def _read_stored_totals(self, guild_id: int, user_ids: list[int]) -> None:
+    async def _read_stored_totals(self, guild_id: int, take_queued: TakeQueued) -> None:
         """Learn the stored totals of members waiting for them, in one query. Set under the tenant
         lock, where no flush runs, so stored and pending XP never overlap."""
         async with self._tenants.reading(guild_id) as conn:
-            totals = await repository.stored_totals(conn, user_ids)
+            totals = await repository.stored_totals(conn, take_queued())
             guild = self._guilds.get(guild_id)
             for user_id, total in totals.items():
                 member = guild.members.get(user_id) if guild else None

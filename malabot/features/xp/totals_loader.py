@@ -3,6 +3,8 @@
 On a cold start every member's first award needs their stored total. Reading it once per member
 lets the waiting awards pile up faster than the reads finish; here members asked for are queued and
 one task reads every queued member in one query, then the members queued meanwhile in the next one.
+The queue is taken only once the reader holds the file (opening it may take a while), so members
+asked for while it was opening join the same query.
 A member asked for again while their read is queued or under way shares the same future.
 """
 
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-ReadTotals = Callable[[list[int]], Awaitable[None]]
+TakeQueued = Callable[[], list[int]]
+ReadTotals = Callable[[TakeQueued], Awaitable[None]]
 
 
 class TotalsLoader:
     def __init__(self, read: ReadTotals) -> None:
-        """`read(user_ids)` reads the members' totals and stores them where the caller looks."""
+        """`read(take)` gets ready to read (e.g. holds the file), calls `take()` for the members to
+        read, reads their totals and stores them where the caller looks."""
         self._read = read
         self._queued: dict[int, asyncio.Future[None]] = {}
         self._reading: dict[int, asyncio.Future[None]] = {}
@@ -38,13 +42,18 @@ class TotalsLoader:
                 self._task = asyncio.create_task(self._read_queued(), name="xp-load-totals")
         return future
 
+    def _take_queued(self) -> list[int]:
+        self._reading, self._queued = self._queued, {}
+        return list(self._reading)
+
     async def _read_queued(self) -> None:
         try:
             while self._queued:
-                self._reading, self._queued = self._queued, {}
                 try:
-                    await self._read(list(self._reading))
+                    await self._read(self._take_queued)
                 except Exception as error:
+                    if not self._reading:  # failed before taking the queue (the file would not open)
+                        self._take_queued()
                     for future in self._reading.values():
                         if not future.done():
                             future.set_exception(error)
