@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import os
 import sqlite3
 import time
 from collections import OrderedDict, deque
@@ -30,7 +31,7 @@ import aiosqlite
 from malabot.errors import TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
-from malabot.tenancy.opening import open_tenant, remove_database_files
+from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, remove_database_files
 from malabot.tenancy.paths import TenantPaths, parse_guild_id
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class _Slot:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     conn: aiosqlite.Connection | None = None
+    file_id: tuple[int, int] | None = None  # (device, inode) of the file `conn` was opened on
     pins: int = 0  # coroutines holding or waiting for `lock`; a pinned slot is never evicted
     last_used: float = 0.0
 
@@ -72,6 +74,9 @@ class TenantManager:
         self._open = 0
         self._room_waiters: deque[asyncio.Future[None]] = deque()  # openers waiting for a place
         self._opening_or_closing = asyncio.Semaphore(_CONCURRENT_OPEN_CLOSE)
+        # Each closed file as this manager left it, after checking it: reopening an unchanged one
+        # skips the identity and migration check (opening.py). Dropped on any file operation.
+        self._verified: dict[int, FileFingerprint] = {}
         self._file_hooks: list[FileOperationHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._idle_task: asyncio.Task[None] | None = None
@@ -169,7 +174,7 @@ class TenantManager:
         if guild_id not in self._slots:
             return
         async with self._hold(guild_id) as slot:
-            await self._close_slot(slot)
+            await self._close_slot(slot, guild_id)
 
     async def close_idle(self, older_than: float | None = None) -> int:
         """Close connections unused for `older_than` seconds (default idle_seconds); returns how many."""
@@ -192,7 +197,10 @@ class TenantManager:
         """
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
-        return await asyncio.to_thread(self._backup_now, guild_id, destination)
+        try:
+            return await asyncio.to_thread(self._backup_now, guild_id, destination)
+        finally:
+            self._verified.pop(guild_id, None)  # the backup's own connection touched the file
 
     def _backup_now(self, guild_id: int, destination: Path | None) -> Path:
         if destination is not None and destination.is_dir():
@@ -212,7 +220,8 @@ class TenantManager:
                                           self.migrations, allow_other_guild=allow_other_guild)
         try:
             async with self._hold(guild_id) as slot:
-                await self._close_slot(slot)
+                await self._close_slot(slot, guild_id)
+                self._verified.pop(guild_id, None)
                 previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
         finally:
             remove_database_files(staging)
@@ -223,7 +232,8 @@ class TenantManager:
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
         async with self._hold(guild_id) as slot:
-            await self._close_slot(slot)
+            await self._close_slot(slot, guild_id)
+            self._verified.pop(guild_id, None)
             return await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
 
     async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
@@ -242,7 +252,8 @@ class TenantManager:
             async with self._hold(guild_id) as slot:
                 if self.exists(guild_id):  # created while the archive was being checked
                     return None
-                await self._close_slot(slot)
+                await self._close_slot(slot, guild_id)
+                self._verified.pop(guild_id, None)
                 await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
         finally:
             remove_database_files(staging)
@@ -291,8 +302,9 @@ class TenantManager:
             raise TenantError(f"no data file for guild {guild_id}")
         await self._make_room()
         self._open += 1
+        trusted = self._verified.pop(guild_id, None)  # trusted at most once: a failed open forgets it
         try:
-            opener = _Opener(self.paths, guild_id, self.migrations, create, self._busy_timeout_ms)
+            opener = _Opener(self.paths, guild_id, self.migrations, create, self._busy_timeout_ms, trusted)
             async with self._opening_or_closing:
                 conn = await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
                 if opener.error is not None:
@@ -302,16 +314,23 @@ class TenantManager:
             self._open -= 1
             self._wake_one_waiter()
             raise
-        slot.conn = conn
+        slot.conn, slot.file_id = conn, opener.file_id
         return opener.created
 
-    async def _close_slot(self, slot: _Slot) -> None:
+    async def _close_slot(self, slot: _Slot, guild_id: int) -> None:
         conn, slot.conn = slot.conn, None
+        file_id, slot.file_id = slot.file_id, None
         if conn is None:
             return
         try:
             async with self._opening_or_closing:
                 await conn.close()  # the last connection checkpoints the -wal into the file
+                # One stat, on the loop (cheaper than a thread hop). Trusted only when the live name
+                # still points at the file this connection checked and no other connection keeps
+                # a -wal beside it.
+                left = fingerprint(self.paths.live(guild_id), self.migrations.latest)
+                if left is not None and (left.device, left.inode) == file_id:
+                    self._verified[guild_id] = left
         finally:
             self._open -= 1
             self._wake_one_waiter()
@@ -370,15 +389,19 @@ class _Opener:
     """
 
     def __init__(self, paths: TenantPaths, guild_id: int, migrations: MigrationSet, create: bool,
-                 busy_timeout_ms: int) -> None:
+                 busy_timeout_ms: int, trusted: FileFingerprint | None) -> None:
         self._open = partial(open_tenant, paths, guild_id, migrations, create=create,
-                             busy_timeout_ms=busy_timeout_ms)
+                             busy_timeout_ms=busy_timeout_ms, trusted=trusted)
+        self._live = paths.live(guild_id)
         self.created = False
+        self.file_id: tuple[int, int] | None = None
         self.error: Exception | None = None
 
     def __call__(self) -> sqlite3.Connection:
         try:
             conn, self.created = self._open()
+            stat = os.stat(self._live)
+            self.file_id = (stat.st_dev, stat.st_ino)
             return conn
         except Exception as error:
             self.error = error

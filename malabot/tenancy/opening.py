@@ -5,6 +5,15 @@ published under its live name, so an existing live file is always a ready databa
 is. An existing file is opened only after checking it is MalaBoT's file of that guild; a foreign file is
 refused, never migrated.
 
+Reopening a file this process already checked can skip the check: the tenant manager keeps a
+`FileFingerprint` of each file as it left it (taken right after closing, when SQLite has folded the
+`-wal` into the file and removed it) and passes it back on the next open. Any change from outside —
+a restore, an archive, a copy put in place, another process writing — changes the file's inode,
+size, times or leaves a `-wal` beside it, so the fingerprint no longer matches and the full check runs.
+(A same-size rewrite in place is seen through its times: since Linux 6.13 a write after a stat always
+gets a new timestamp on ext4/xfs/btrfs/tmpfs; older kernels could miss one within a clock tick of the
+close. While the bot runs, the tenants lock keeps MalaBoT's CLI from restoring or archiving files.)
+
 Synchronous on purpose: the tenant manager runs `open_tenant` in the new aiosqlite connection's own
 worker thread, before the connection is handed to anyone; the CLI calls these functions directly.
 """
@@ -42,6 +51,34 @@ class Identity:
         if self.guild_id != guild_id:
             return f"it belongs to guild {self.guild_id}"
         return None
+
+
+@dataclass(frozen=True)
+class FileFingerprint:
+    """A closed tenant file as this process last left it, checked and migrated to `schema_version`."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    schema_version: int  # the code's latest migration: trust never outlives a change of code
+
+
+def fingerprint(path: Path, schema_version: int) -> FileFingerprint | None:
+    """The file's fingerprint, or None when it is missing or its content is not all in it.
+
+    A `-wal` beside the file means another connection has it open (or crashed with it open): its
+    committed content may differ from the main file's, so nothing about it can be trusted.
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if sidecars(path)[0].exists():
+        return None
+    return FileFingerprint(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+                           schema_version)
 
 
 def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, create: bool = False,
@@ -86,11 +123,14 @@ def check_identity(conn: sqlite3.Connection, guild_id: int, path: Path) -> Ident
 
 
 def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, create: bool,
-                busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> tuple[sqlite3.Connection, bool]:
+                busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+                trusted: FileFingerprint | None = None) -> tuple[sqlite3.Connection, bool]:
     """A ready connection to the guild's file, and whether the file was created now.
 
     A missing file is created (when allowed); an existing one has its identity checked and is
-    migrated forward. Then the bot's pragmas: foreign keys on, WAL-appropriate sync level.
+    migrated forward, unless it still matches `trusted` (the fingerprint this process took when it
+    last closed the file after checking it). Then the bot's pragmas: foreign keys on, WAL-appropriate
+    sync level.
     """
     created = False
     if not paths.live(guild_id).exists():
@@ -99,7 +139,9 @@ def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, 
         created = create_tenant_file(paths, guild_id, migrations)
     conn = connect(paths.live(guild_id), busy_timeout_ms=busy_timeout_ms)
     try:
-        if not created:
+        # The fingerprint is taken after connecting: a file swapped in before the connect changes
+        # it, and one swapped in after leaves this connection on the file fingerprinted.
+        if not created and (trusted is None or fingerprint(paths.live(guild_id), migrations.latest) != trusted):
             _check_and_migrate(conn, paths, guild_id, migrations)
         conn.execute("PRAGMA foreign_keys = ON")
         # Safe in WAL mode (no corruption on power loss), and spares an fsync per commit.
