@@ -68,6 +68,9 @@ class TenantManager:
         self._idle_seconds = idle_seconds
         self._busy_timeout_ms = busy_timeout_ms
         self._slots: dict[int, _Slot] = {}
+        # Guilds archived by this process: a late reader (a scheduled pass, a stray event) must not
+        # bring an empty file back to life; only ensure() or an archive restore may.
+        self._archived: set[int] = set()
         # Open connections nobody holds, least recently used first: the eviction candidates.
         self._idle: OrderedDict[int, _Slot] = OrderedDict()
         # Connections open, opening or closing: the bounded resource (one thread and ~3 fds each).
@@ -137,6 +140,7 @@ class TenantManager:
     async def ensure(self, guild_id: int) -> bool:
         """Make sure the guild's file exists and is migrated; True when it was created now."""
         guild_id = parse_guild_id(guild_id)
+        self._archived.discard(guild_id)
         async with self._hold(guild_id) as slot:
             if slot.conn is not None:
                 return False
@@ -234,6 +238,7 @@ class TenantManager:
         async with self._hold(guild_id) as slot:
             await self._close_slot(slot, guild_id)
             self._verified.pop(guild_id, None)
+            self._archived.add(guild_id)
             return await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
 
     async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
@@ -255,6 +260,7 @@ class TenantManager:
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
                 await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+                self._archived.discard(guild_id)
         finally:
             remove_database_files(staging)
         remove_database_files(archive)
@@ -298,8 +304,11 @@ class TenantManager:
         """Open the guild's connection (creating the file if allowed); True when the file is new."""
         if self._closed:
             raise TenantError(f"guild {guild_id}: the tenant manager is closed")
-        if not create and not self.paths.live(guild_id).exists():  # refuse before evicting anyone
-            raise TenantError(f"no data file for guild {guild_id}")
+        if not self.paths.live(guild_id).exists():  # refuse before evicting anyone
+            if not create:
+                raise TenantError(f"no data file for guild {guild_id}")
+            if guild_id in self._archived:
+                raise TenantError(f"guild {guild_id} was archived (the bot left it); its file is not recreated")
         await self._make_room()
         self._open += 1
         trusted = self._verified.pop(guild_id, None)  # trusted at most once: a failed open forgets it

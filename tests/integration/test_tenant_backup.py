@@ -340,6 +340,7 @@ async def test_archive_moves_the_closed_file_away(tenants: TenantManager) -> Non
 async def test_archiving_twice_in_one_second_keeps_both(tenants: TenantManager) -> None:
     await add_users(tenants, 1, range(1, 2))
     first = await tenants.archive(1)
+    await tenants.ensure(1)  # the bot is back in the guild: a new file
     await add_users(tenants, 1, range(2, 3))
     second = await tenants.archive(1)
     assert tenants.paths.archives_of(1) == [first, second]
@@ -361,6 +362,7 @@ async def test_a_recent_archive_comes_back(tenants: TenantManager) -> None:
 async def test_an_archive_is_not_restored_over_live_data_or_when_too_old(tenants: TenantManager) -> None:
     await add_users(tenants, 1, range(1, 4))
     archived = await tenants.archive(1)
+    await tenants.ensure(1)  # the bot is back in the guild: a new file
     await add_users(tenants, 1, range(8, 9))
     assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
     assert archived.exists() and await users(tenants, 1) == [8]

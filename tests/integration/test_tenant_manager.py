@@ -472,3 +472,18 @@ async def test_a_failing_shutdown_hook_does_not_stop_the_shutdown(tenants: Tenan
     await tenants.ensure(1)
     await tenants.close_all()
     assert tenants.open_count == 0
+
+
+async def test_an_archived_guild_is_not_recreated_by_a_late_reader(tenants: TenantManager) -> None:
+    guild = 424242
+    await tenants.ensure(guild)
+    await tenants.archive(guild)
+    with pytest.raises(TenantError, match="was archived"):
+        async with tenants.reading(guild):
+            pass
+    with pytest.raises(TenantError, match="was archived"):
+        async with tenants.transaction(guild):
+            pass
+    assert not tenants.exists(guild)
+    assert await tenants.ensure(guild) is True  # the bot joined the guild again: explicit creation
+    assert tenants.exists(guild)
