@@ -73,16 +73,23 @@ def _render_setting(settings: GuildSettings, kind: MessageKind, problems: list[s
         return render_welcome(default, member=member, server=server, member_count=member_count)
 
 
+def _channel_message(settings: GuildSettings, kind: Literal["welcome", "goodbye"], problems: list[str], *,
+                     member: str, server: str, member_count: int) -> ChannelMessage | None:
+    """The `welcome` or `goodbye` channel post, when it is switched on and has a channel."""
+    if not getattr(settings, f"{kind}_enabled"):
+        return None
+    channel_id: int | None = getattr(settings, f"{kind}_channel_id")
+    if channel_id is None:
+        problems.append(f"{kind}_enabled is on but {kind}_channel_id is not set.")
+        return None
+    text = _render_setting(settings, kind, problems, member=member, server=server, member_count=member_count)
+    return ChannelMessage(channel_id, text)
+
+
 def plan_join(settings: GuildSettings, *, member: str, server: str, member_count: int) -> JoinPlan:
     problems: list[str] = []
-    channel_message = None
-    if settings.welcome_enabled:
-        if settings.welcome_channel_id is None:
-            problems.append("welcome_enabled is on but welcome_channel_id is not set.")
-        else:
-            text = _render_setting(settings, "welcome", problems, member=member, server=server,
-                                   member_count=member_count)
-            channel_message = ChannelMessage(settings.welcome_channel_id, text)
+    channel_message = _channel_message(settings, "welcome", problems, member=member, server=server,
+                                       member_count=member_count)
     dm_text = None
     if settings.welcome_dm_enabled:
         dm_text = _render_setting(settings, "welcome_dm", problems, member=member, server=server,
@@ -93,12 +100,6 @@ def plan_join(settings: GuildSettings, *, member: str, server: str, member_count
 
 def plan_leave(settings: GuildSettings, *, member: str, server: str, member_count: int) -> LeavePlan:
     problems: list[str] = []
-    channel_message = None
-    if settings.goodbye_enabled:
-        if settings.goodbye_channel_id is None:
-            problems.append("goodbye_enabled is on but goodbye_channel_id is not set.")
-        else:
-            text = _render_setting(settings, "goodbye", problems, member=member, server=server,
-                                   member_count=member_count)
-            channel_message = ChannelMessage(settings.goodbye_channel_id, text)
+    channel_message = _channel_message(settings, "goodbye", problems, member=member, server=server,
+                                       member_count=member_count)
     return LeavePlan(channel_message=channel_message, problems=tuple(problems))
