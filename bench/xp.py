@@ -32,9 +32,10 @@ listener (py-cord's own work: read the frame, parse it, build the Message, sched
 once with MalaBot's XP listener (malabot.cogs.xp.XpCog on the services `build_services` makes, with the
 bot's tenant pool and background flush). Phases: cold (every member's first message), burst (random
 messages, default 60 s cooldown) and awarding (random messages, cooldown 0). Each is timed from the
-first event sent until py-cord parsed the last one and every listener call finished; the report gives
-wall-clock and CPU rates and, per phase, the ratio no-op rate / XP rate (1.0: the XP listener costs
-nothing next to py-cord's own dispatch). The sandbox's sending runs in the same process and counts in
+first event sent until py-cord parsed the last one and every listener call finished, with the reads
+of stored totals and level-ups it left running; the report gives wall-clock and CPU rates and, per
+phase, the ratio no-op rate / XP rate (1.0: the XP listener costs nothing next to py-cord's own
+dispatch). The sandbox's sending runs in the same process and counts in
 both runs alike.
 """
 
@@ -93,9 +94,10 @@ class ChatResult:
         return self.messages / self.seconds
 
 
-async def run_chat_load(send: Sender, messages: Iterable[tuple[int, int]], *, rate: float | None = None
-                        ) -> ChatResult:
-    """Send (guild_id, user_id) messages, each its own task, at most IN_FLIGHT at once.
+async def run_chat_load(send: Sender, messages: Iterable[tuple[int, int]], *, rate: float | None = None,
+                        then: Callable[[], Awaitable[None]] | None = None) -> ChatResult:
+    """Send (guild_id, user_id) messages, each its own task, at most IN_FLIGHT at once; the time
+    includes `then()` (waiting for work the sends left running).
 
     Without `rate` they go as fast as the sender takes them (closed loop). With `rate` they are
     offered on a schedule (open loop): a sender that cannot keep up falls behind it, and the rate
@@ -115,15 +117,28 @@ async def run_chat_load(send: Sender, messages: Iterable[tuple[int, int]], *, ra
         sent += 1
     if pending:
         await asyncio.wait(pending)
+    if then is not None:
+        await then()
     return ChatResult(sent, time.perf_counter() - started)
 
 
 def xp_sender(xp: XpService, awards: list[int]) -> Sender:
-    """Straight to the service, as a cog's on_message listener would call it; counts awards."""
+    """Straight to the service, as the cog's on_message listener calls it (not waiting for the level
+    change of a member whose stored total is being read); counts awards."""
     async def send(guild_id: int, user_id: int, channel_id: int) -> None:
-        if await xp.on_message(guild_id, user_id, channel_id, (), is_bot=False) is not None:
+        if await xp.record_message(guild_id, user_id, channel_id, (), is_bot=False) is not None:
             awards[0] += 1
     return send
+
+
+# Tasks the XP listener leaves behind a finished listener call: reads of stored totals, then level-ups.
+XP_FOLLOW_UP_TASKS = ("xp-load-totals", "xp-level-up")
+
+
+async def follow_ups_done() -> None:
+    """Wait until every award's level change is known and handled."""
+    while busy := [task for task in asyncio.all_tasks() if task.get_name() in XP_FOLLOW_UP_TASKS]:
+        await asyncio.wait(busy)
 
 
 # -- the tenants folder ----------------------------------------------------------------------------
@@ -219,7 +234,7 @@ async def measure_chat(folder: Path, guilds: int, sustained_seconds: float, rate
 
     async def phase(name: str, messages: Iterable[tuple[int, int]], rate: float | None = None) -> None:
         before = awards[0]
-        result = await run_chat_load(send, messages, rate=rate)
+        result = await run_chat_load(send, messages, rate=rate, then=follow_ups_done)
         background = cycles.take()
         dirty = sum(1 for guild in xp._guilds.values() if guild.dirty)
         started = time.perf_counter()
@@ -296,8 +311,9 @@ def listener_backlog() -> int:
 async def push(server: FakeDiscord, events: MessageEvents, messages: Iterable[tuple[int, int]],
                rate: float | None) -> dict[str, object]:
     """Send every message through the sandbox gateway (on a schedule of `rate` per second, or as fast as
-    it goes); done once py-cord parsed them all and every on_message listener call finished, including
-    those for the bot's own level-up messages. The backlog is sampled every 5,000 messages."""
+    it goes); done once py-cord parsed them all and every on_message listener call finished, with the
+    reads and level-ups it left running and the bot's own level-up messages. The backlog is sampled
+    every 5,000 messages."""
     sent = backlog = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     for guild_id, user_id in messages:
@@ -309,8 +325,9 @@ async def push(server: FakeDiscord, events: MessageEvents, messages: Iterable[tu
             backlog = max(backlog, listener_backlog())
     await server.sync_with_bot()
     parsed = time.perf_counter() - started
-    while busy := [task for task in asyncio.all_tasks() if task.get_name() == ON_MESSAGE_TASK]:
-        backlog = max(backlog, len(busy))
+    while busy := [task for task in asyncio.all_tasks()
+                   if task.get_name() in (ON_MESSAGE_TASK, *XP_FOLLOW_UP_TASKS)]:
+        backlog = max(backlog, sum(1 for task in busy if task.get_name() == ON_MESSAGE_TASK))
         await asyncio.wait(busy)
         await server.sync_with_bot()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started

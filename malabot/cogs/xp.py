@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 import discord
@@ -9,10 +12,12 @@ import discord
 from malabot.cogs import levelups
 from malabot.cogs.boards import NO_PINGS, board_embed, empty_page_text, member_target, server_members
 from malabot.commands import answer, guild_id_of
-from malabot.features.xp.models import LeaderboardEntry, Rank
+from malabot.features.xp.models import LeaderboardEntry, LevelChange, Rank
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
 
 GUILD_ONLY = {discord.InteractionContextType.guild}
 
@@ -42,6 +47,11 @@ class XpCog(discord.Cog):
     def __init__(self, bot: MalaBot) -> None:
         self.bot = bot
         self.services = bot.services
+        self._level_ups: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak refs)
+
+    def cog_unload(self) -> None:
+        for task in self._level_ups:
+            task.cancel()
 
     @discord.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -50,12 +60,27 @@ class XpCog(discord.Cog):
             return
         author = message.author
         role_ids = [role.id for role in author.roles] if isinstance(author, discord.Member) else []
-        change = await self.services.xp.on_message(
+        award = await self.services.xp.record_message(
             guild.id, author.id, xp_channel_id(message.channel), role_ids,
             is_bot=author.bot, is_webhook=message.webhook_id is not None)
-        if change is not None and change.leveled_up:
-            outcome = await levelups.apply(self.services, guild, change, channel_id=message.channel.id)
-            levelups.log_problems(guild.id, outcome)
+        if award is not None:
+            # Not awaited: a member's first message may wait for their stored total, and this event
+            # (with its message) should not stay in memory meanwhile.
+            award.when_known(partial(self._level_changed, guild, message.channel.id))
+
+    def _level_changed(self, guild: discord.Guild, channel_id: int, change: LevelChange) -> None:
+        if change.leveled_up:
+            task = asyncio.create_task(self._level_up(guild, channel_id, change), name="xp-level-up")
+            self._level_ups.add(task)
+            task.add_done_callback(self._level_ups.discard)
+
+    async def _level_up(self, guild: discord.Guild, channel_id: int, change: LevelChange) -> None:
+        try:
+            outcome = await levelups.apply(self.services, guild, change, channel_id=channel_id)
+        except Exception:
+            log.exception("guild %s: level-up of member %s failed", guild.id, change.user_id)
+            return
+        levelups.log_problems(guild.id, outcome)
 
     @discord.slash_command(name="rank", description="Level, XP and server rank of a member",
                            contexts=GUILD_ONLY)

@@ -22,8 +22,9 @@ from tests.e2e.world import World, make_world
 EPHEMERAL = 64
 EXTRA_MEMBERS = 11  # with admin, alice, bob and carol: 15 members, two leaderboard pages
 
-# Task names of py-cord's event handlers and of view (button) callbacks.
-BOT_TASK_PREFIXES = ("pycord: on_", "discord-ui-view-dispatch")
+# Task names of py-cord's event handlers, of view (button) callbacks, and of the work chat XP leaves
+# behind a finished listener (reading members' stored totals, then their level-ups).
+BOT_TASK_PREFIXES = ("pycord: on_", "discord-ui-view-dispatch", "xp-load-totals", "xp-level-up")
 
 
 async def settled(world: World, *, within: float = 5.0) -> None:

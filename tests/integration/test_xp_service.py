@@ -13,6 +13,7 @@ import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
 from malabot.features.xp import repository
+from malabot.features.xp.awards import ChatAward
 from malabot.features.xp.models import LevelChange
 from malabot.tenancy.manager import TenantManager
 
@@ -138,7 +139,7 @@ async def test_concurrent_first_messages_of_one_member_award_once_per_cooldown_f
     assert file_rows(world.tenants) == [(ALICE, 270, 11), (BOB, 20, 1)]
 
 
-async def test_a_failed_read_of_totals_fails_its_awards_and_the_next_ones_read_again(
+async def test_a_failed_read_of_totals_keeps_the_xp_but_fails_the_level_changes_and_the_next_ones_read_again(
         world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     await fixed_xp(world, 20)
     real = repository.stored_totals
@@ -152,15 +153,14 @@ async def test_a_failed_read_of_totals_fails_its_awards_and_the_next_ones_read_a
     monkeypatch.setattr(repository, "stored_totals", real)
     world.clock.advance(minutes=1)
     change = await chat(world, ALICE)
-    assert change is not None and change.total_xp == 20
+    assert change is not None and change.total_xp == 40      # the first award's XP was kept
     await world.xp.flush(GUILD)
-    assert file_rows(world.tenants) == [(ALICE, 20, 1)]
+    assert file_rows(world.tenants) == [(ALICE, 40, 2), (BOB, 20, 1)]
 
 
-async def test_cancelling_an_award_waiting_for_the_read_leaves_the_others_waiting_on_it(
-        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    await fixed_xp(world, 20)
-    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=0)
+@pytest.fixture
+def held_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """(reading, release): stored-total reads start, set `reading` and wait for `release`."""
     real = repository.stored_totals
     reading, release = asyncio.Event(), asyncio.Event()
 
@@ -170,6 +170,14 @@ async def test_cancelling_an_award_waiting_for_the_read_leaves_the_others_waitin
         return await real(conn, user_ids)
 
     monkeypatch.setattr(repository, "stored_totals", held)
+    return reading, release
+
+
+async def test_cancelling_a_caller_waiting_for_the_read_keeps_its_award_and_the_others_read(
+        world: XpWorld, held_reads: tuple[asyncio.Event, asyncio.Event]) -> None:
+    await fixed_xp(world, 20)
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=0)
+    reading, release = held_reads
     cancelled = asyncio.create_task(chat(world, ALICE))
     await reading.wait()
     waiting = asyncio.create_task(chat(world, ALICE))   # shares the read under way
@@ -177,10 +185,80 @@ async def test_cancelling_an_award_waiting_for_the_read_leaves_the_others_waitin
     cancelled.cancel()
     release.set()
     change = await waiting
-    assert change is not None and change.total_xp == 20
+    assert change is not None and change.total_xp == 40     # the cancelled caller's award counts first
     assert cancelled.cancelled()
     await world.xp.flush(GUILD)
-    assert file_rows(world.tenants) == [(ALICE, 20, 1)]
+    assert file_rows(world.tenants) == [(ALICE, 40, 2)]
+
+
+async def record(world: XpWorld, user_id: int) -> ChatAward:
+    award = await world.xp.record_message(GUILD, user_id, CHANNEL, (), is_bot=False)
+    assert award is not None
+    return award
+
+
+async def test_an_award_is_buffered_at_once_while_the_members_total_is_still_being_read(
+        world: XpWorld, held_reads: tuple[asyncio.Event, asyncio.Event]) -> None:
+    await fixed_xp(world, 20)
+    await world.admin.set(GUILD, ADMIN, ALICE, 50)
+    world.xp.forget_totals(GUILD)
+    reading, release = held_reads
+    award = await record(world, ALICE)            # returns although the read has not even started
+    assert (award.amount, award.settled, world.xp.pending_xp(GUILD, ALICE)) == (20, False, 20)
+    await reading.wait()
+    assert not award.settled
+    release.set()
+    change = await award.level_change()
+    assert change is not None and change.total_xp == 70
+
+
+async def test_awards_made_before_the_total_is_known_settle_in_order_with_one_level_up(
+        world: XpWorld, held_reads: tuple[asyncio.Event, asyncio.Event]) -> None:
+    await fixed_xp(world, 20)
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=0)
+    await world.admin.set(GUILD, ADMIN, ALICE, 90)        # level 1 is at 100 XP
+    world.xp.forget_totals(GUILD)
+    reading, release = held_reads
+    awards = [await record(world, ALICE) for _ in range(3)]
+    reported: list[LevelChange] = []
+    for award in awards:
+        award.when_known(reported.append)
+    assert reported == []
+    release.set()
+    changes = [await award.level_change() for award in awards]
+    assert [(c.old_level, c.new_level, c.total_xp) for c in changes if c] == [(0, 1, 110), (1, 1, 130),
+                                                                             (1, 1, 150)]
+    assert reported == changes
+
+
+async def test_a_member_forgotten_before_their_total_was_read_reports_no_level_change(
+        world: XpWorld, held_reads: tuple[asyncio.Event, asyncio.Event]) -> None:
+    reading, release = held_reads
+    award = await record(world, ALICE)
+    reported: list[LevelChange] = []
+    award.when_known(reported.append)
+    await reading.wait()
+    world.xp.forget_member(GUILD, ALICE)                # they left the server
+    release.set()
+    assert await award.level_change() is None
+    assert reported == []
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == []
+
+
+async def test_xp_granted_in_a_transaction_settles_the_chat_awards_waiting_for_the_total_first(
+        world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await world.admin.set(GUILD, ADMIN, ALICE, 90)
+    world.xp.forget_totals(GUILD)
+    async with world.tenants.transaction(GUILD) as conn:   # e.g. a check-in: the read must wait for it
+        award = await record(world, ALICE)
+        granted = await world.xp.add_in_transaction(conn, GUILD, ALICE, 50)
+    chatted = await award.level_change()
+    assert chatted is not None
+    assert (chatted.old_level, chatted.new_level, chatted.total_xp) == (0, 1, 110)     # the chat came first
+    assert (granted.old_level, granted.new_level, granted.total_xp) == (1, 1, 160)
+    assert (await world.xp.rank(GUILD, ALICE)).total_xp == 160
 
 
 async def test_no_xp_channel_and_no_xp_role_earn_nothing(world: XpWorld) -> None:

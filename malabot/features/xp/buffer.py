@@ -6,7 +6,8 @@ dropped once nothing is pending and their last award is older than the retention
 
 Invariant the service keeps: a member's XP is `stored_xp + pending_xp`, where `stored_xp` is what the
 tenant file holds (None: not known, read it from the file under the tenant lock) and `pending_xp`
-is what the file does not hold yet.
+is what the file does not hold yet. Awards made while `stored_xp` is None are in `pending_xp` and
+wait in `unsettled` for their level changes (malabot.features.xp.awards).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from malabot.features.xp.awards import ChatAward
 from malabot.features.xp.repository import BufferedAward
 
 
@@ -23,6 +25,8 @@ class MemberBuffer:
     stored_xp: int | None = None         # XP in the file as last known; None: unknown
     pending_xp: int = 0                  # XP earned but not yet in the file
     pending_messages: int = 0
+    # Awards made while stored_xp was unknown, oldest first: their level changes wait for the total.
+    unsettled: list[ChatAward] = field(default_factory=list)
 
 
 @dataclass
@@ -78,7 +82,7 @@ class GuildBuffer:
         """Drop entries with nothing pending whose last award is older than `keep_seconds`."""
         while self.members:
             user_id, member = next(iter(self.members.items()))
-            if member.pending_xp or member.pending_messages or user_id in self.dirty:
+            if member.pending_xp or member.pending_messages or member.unsettled or user_id in self.dirty:
                 break
             if member.last_award_at is not None and now - member.last_award_at < keep_seconds:
                 break

@@ -7,7 +7,9 @@ loses at most the last interval. Reads that rank members (rank, leaderboard) flu
 so they include everything awarded before the call.
 
 What a cog calls:
-    on_message(guild_id, user_id, channel_id, role_ids, is_bot=, is_webhook=) -> LevelChange | None
+    record_message(guild_id, user_id, channel_id, role_ids, is_bot=, is_webhook=) -> ChatAward | None
+                            (the listener; ChatAward.when_known(callback) reports the level change)
+    on_message(...same...) -> LevelChange | None                        (the same, waiting for the change)
     levelup_announcement(guild_id, change, member_mention=, server_name=, message_channel_id=)
                                                                         -> LevelUpAnnouncement | None
     role_changes(guild_id, current_role_ids, level) -> RoleChanges      (after a level change)
@@ -34,7 +36,8 @@ from malabot.errors import UserInputError
 from malabot.features.settings import repository as settings_repository
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
-from malabot.features.xp.buffer import GuildBuffer, awards_from
+from malabot.features.xp.awards import ChatAward, settle_in_order
+from malabot.features.xp.buffer import GuildBuffer, MemberBuffer, awards_from
 from malabot.features.xp.curves import THRESHOLDS, level_for_xp
 from malabot.features.xp.models import (
     LeaderboardEntry,
@@ -118,8 +121,22 @@ class XpService:
 
     async def on_message(self, guild_id: int, user_id: int, channel_id: int, role_ids: Iterable[int], *,
                          is_bot: bool, is_webhook: bool = False) -> LevelChange | None:
+        """Award chat XP for one guild message and wait for its level change; None when nothing was
+        awarded (see `record_message`) or the member was forgotten before the change was known."""
+        award = await self.record_message(guild_id, user_id, channel_id, role_ids, is_bot=is_bot,
+                                          is_webhook=is_webhook)
+        return None if award is None else await award.level_change()
+
+    async def record_message(self, guild_id: int, user_id: int, channel_id: int, role_ids: Iterable[int], *,
+                             is_bot: bool, is_webhook: bool = False) -> ChatAward | None:
         """Award chat XP for one guild message; None when nothing was awarded (bot, webhook, no-XP
-        channel or role, XP switched off, or the member's cooldown still running)."""
+        channel or role, XP switched off, or the member's cooldown still running).
+
+        Waits for nothing but the server's settings (cached after the first message). The XP is
+        buffered at once; the award's level change is known at once when the member's stored total
+        is in memory, else once one read shared by every member of the guild waiting for theirs
+        has run (the listener need not wait for it: `ChatAward.when_known`).
+        """
         if is_bot or is_webhook:
             return None
         settings = await self._settings.get(guild_id)
@@ -132,23 +149,44 @@ class XpService:
         known = guild.members.get(user_id)
         if known is not None and not cooldown_over(known.last_award_at, now, settings.xp_cooldown_seconds):
             return None
-        # From here to the award nothing awaits unless the stored total is unknown (then the award
-        # waits for one read shared by every member of the guild waiting at the time), and the
-        # cooldown is taken first, so concurrent messages of one member cannot both earn XP.
+        # Nothing awaits from here on, so concurrent messages of one member cannot both earn XP.
         member = guild.touch(user_id)
         member.last_award_at = now
         guild.cooldown_seconds = settings.xp_cooldown_seconds
-        amount = roll_message_xp(settings, self._rng)
-        while member.stored_xp is None:  # again if forgotten (e.g. a restore) before we resumed
-            # Shielded: a cancelled award must not cancel the read other awards are waiting on.
-            await asyncio.shield(self._loader(guild_id).load(user_id))
-            if self._guilds.get(guild_id) is not guild or guild.members.get(user_id) is not member:
-                return None  # forgotten while we waited (the member left, or the guild was reset)
-        before = member.stored_xp + member.pending_xp
-        member.pending_xp += amount
+        award = ChatAward(guild_id, user_id, roll_message_xp(settings, self._rng), settings.level_curve)
+        member.pending_xp += award.amount
         member.pending_messages += 1
         guild.dirty.add(user_id)
-        return self._change(guild_id, user_id, settings.level_curve, before, before + amount)
+        if member.stored_xp is not None:
+            award.settle(member.stored_xp + member.pending_xp - award.amount)
+        else:
+            member.unsettled.append(award)
+            self._loader(guild_id).load(user_id).add_done_callback(
+                lambda read: self._read_failed(guild_id, user_id, read))
+        return award
+
+    @staticmethod
+    def _learn_stored(member: MemberBuffer, stored: int) -> None:
+        """The file holds `stored` XP for the member (read under the tenant lock, where no flush
+        runs, so stored and pending XP never overlap): settle the awards waiting for it."""
+        member.stored_xp = stored
+        if member.unsettled:
+            awards, member.unsettled = member.unsettled, []
+            settle_in_order(awards, stored + member.pending_xp)
+
+    def _read_failed(self, guild_id: int, user_id: int, read: asyncio.Future[None]) -> None:
+        """Reading the member's total failed: their XP stays buffered (the next flush writes it), but
+        the level changes of the awards waiting are lost; say so once per member."""
+        error = None if read.cancelled() else read.exception()
+        guild = self._guilds.get(guild_id)
+        member = guild.members.get(user_id) if guild else None
+        if error is None or member is None or not member.unsettled:
+            return
+        awards, member.unsettled = member.unsettled, []
+        log.warning("guild %s: reading the stored XP of member %s failed (%s); level changes of %d "
+                    "award(s) not reported", guild_id, user_id, error, len(awards))
+        for award in awards:
+            award.fail(error)
 
     def _loader(self, guild_id: int) -> TotalsLoader:
         loader = self._loaders.get(guild_id)
@@ -158,15 +196,14 @@ class XpService:
         return loader
 
     async def _read_stored_totals(self, guild_id: int, take_queued: TakeQueued) -> None:
-        """Learn the stored totals of members waiting for them, in one query. Set under the tenant
-        lock, where no flush runs, so stored and pending XP never overlap."""
+        """Learn the stored totals of members waiting for them, in one query."""
         async with self._tenants.reading(guild_id) as conn:
             totals = await repository.stored_totals(conn, take_queued())
             guild = self._guilds.get(guild_id)
             for user_id, total in totals.items():
                 member = guild.members.get(user_id) if guild else None
                 if member is not None and member.stored_xp is None:  # a flush may have learnt it
-                    member.stored_xp = total
+                    self._learn_stored(member, total)
 
     @staticmethod
     def _change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
@@ -209,6 +246,10 @@ class XpService:
             raise ValueError("add_in_transaction adds XP; amount must not be negative")
         curve = await _stored_curve(conn)
         stored = await repository.total_xp(conn, user_id)
+        guild = self._guilds.get(guild_id)
+        if guild is not None and (member := guild.members.get(user_id)) is not None:
+            # Chat awards still waiting for this total came first: settle them before adding.
+            self._learn_stored(member, stored)
         before = stored + self.pending_xp(guild_id, user_id)
         if amount:
             await repository.add_xp(conn, user_id, amount)
@@ -225,8 +266,10 @@ class XpService:
         """Drop the member's buffered XP and cooldown in this guild (they left, or asked for it)."""
         guild = self._guilds.get(guild_id)
         if guild is not None:
-            guild.members.pop(user_id, None)
+            member = guild.members.pop(user_id, None)
             guild.dirty.discard(user_id)
+            for award in member.unsettled if member else ():
+                award.drop()
 
     def forget_totals(self, guild_id: int, user_id: int | None = None) -> None:
         """Forget known stored totals (one member's, or the whole guild's) so they are read again."""
@@ -294,7 +337,7 @@ class XpService:
                 # Learn the true totals: heals a stale known total (e.g. read just before a restore).
                 for user_id, total in totals.items():
                     if (member := guild.members.get(user_id)) is not None:
-                        member.stored_xp = total
+                        self._learn_stored(member, total)
         except BaseException:
             if taken and guild is not None:
                 guild.give_back(taken)
