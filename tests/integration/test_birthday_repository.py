@@ -45,7 +45,7 @@ async def test_unclaimed_on_finds_feb_29_on_a_common_feb_28_until_claimed(conn: 
     common = date(2027, 2, 28)
     due = await repository.unclaimed_on(conn, dates_celebrated_on(common), 2027)
     assert [user_id for user_id, _ in due] == [1, 2]
-    assert await repository.claim_celebration(conn, 2, 2027, common, 100, None)
+    assert await repository.claim_celebrations(conn, [2], 2027, common, 100, None) == {2}
     due = await repository.unclaimed_on(conn, dates_celebrated_on(common), 2027)
     assert [user_id for user_id, _ in due] == [1]
     leap = await repository.unclaimed_on(conn, dates_celebrated_on(date(2028, 2, 28)), 2028)
@@ -54,9 +54,10 @@ async def test_unclaimed_on_finds_feb_29_on_a_common_feb_28_until_claimed(conn: 
 
 async def test_a_celebration_is_claimed_once_per_member_and_year(conn: aiosqlite.Connection) -> None:
     day = date(2026, 6, 15)
-    assert await repository.claim_celebration(conn, 1, 2026, day, 100, 555)
-    assert not await repository.claim_celebration(conn, 1, 2026, day, 100, 555)
-    assert await repository.claim_celebration(conn, 1, 2027, date(2027, 6, 15), 100, 555)
+    assert await repository.claim_celebrations(conn, [1], 2026, day, 100, 555) == {1}
+    assert await repository.claim_celebrations(conn, [1, 2], 2026, day, 100, 555) == {2}
+    assert await repository.claim_celebrations(conn, [1], 2027, date(2027, 6, 15), 100, 555) == {1}
+    assert await repository.claim_celebrations(conn, [], 2027, date(2027, 6, 15), 100, 555) == set()
     row = await repository.celebration(conn, 1, 2026)
     assert row is not None
     assert (row["local_day"], row["xp_awarded"], row["role_id"], row["announced_at"]) == (
@@ -64,14 +65,14 @@ async def test_a_celebration_is_claimed_once_per_member_and_year(conn: aiosqlite
 
 
 async def test_pending_roles_are_those_of_past_days_not_yet_removed(conn: aiosqlite.Connection) -> None:
-    await repository.claim_celebration(conn, 1, 2026, date(2026, 6, 14), 0, 555)
-    await repository.claim_celebration(conn, 2, 2026, date(2026, 6, 15), 0, 555)
-    await repository.claim_celebration(conn, 3, 2026, date(2026, 6, 1), 0, None)
-    await repository.claim_celebration(conn, 4, 2026, date(2026, 6, 2), 0, 555)
-    await repository.forget_role(conn, 4, 2026)
+    await repository.claim_celebrations(conn, [1], 2026, date(2026, 6, 14), 0, 555)
+    await repository.claim_celebrations(conn, [2], 2026, date(2026, 6, 15), 0, 555)
+    await repository.claim_celebrations(conn, [3], 2026, date(2026, 6, 1), 0, None)
+    await repository.claim_celebrations(conn, [4], 2026, date(2026, 6, 2), 0, 555)
+    await repository.forget_roles(conn, [4], 2026)
     pending = await repository.pending_roles(conn, before=date(2026, 6, 15))
     assert pending == [repository.PendingRole(1, 2026, date(2026, 6, 14), 555)]
-    await repository.mark_role_removed(conn, 1, 2026, NOW)
+    await repository.mark_roles_removed(conn, pending, NOW)
     assert await repository.pending_roles(conn, before=date(2026, 6, 16)) == [
         repository.PendingRole(2, 2026, date(2026, 6, 15), 555)]
 
@@ -81,7 +82,7 @@ async def test_member_data_handler_purges_and_exports_only_that_member(conn: aio
     assert handler.covers == {("birthdays", "user_id"), ("birthday_celebrations", "user_id")}
     for user_id in (1, 2):
         await repository.save_birthday(conn, user_id, Birthday(6, 15), NOW)
-        await repository.claim_celebration(conn, user_id, 2026, date(2026, 6, 15), 100, None)
+        await repository.claim_celebrations(conn, [user_id], 2026, date(2026, 6, 15), 100, None)
     exported = await handler.export(conn, 1)
     assert [row["user_id"] for row in exported["birthdays"]] == [1]
     assert [row["year"] for row in exported["birthday_celebrations"]] == [2026]

@@ -58,9 +58,9 @@ async def test_last_message_time_never_goes_back(conn: aiosqlite.Connection) -> 
 
 async def test_add_and_set_do_not_count_messages(conn: aiosqlite.Connection) -> None:
     assert await repository.total_xp(conn, 7) == 0
-    await repository.add_xp(conn, 7, 100)
-    await repository.add_xp(conn, 7, 50)
-    assert await repository.total_xp(conn, 7) == 150
+    await repository.add_xp(conn, [7], 100)
+    await repository.add_xp(conn, [7, 8], 50)
+    assert (await repository.total_xp(conn, 7), await repository.total_xp(conn, 8)) == (150, 50)
     await repository.set_xp(conn, 7, 5)
     await repository.set_xp(conn, 8, 9)
     assert await all_rows(conn) == [(7, 5, 0, None), (8, 9, 0, None)]

@@ -573,6 +573,20 @@ async def test_add_in_transaction_uses_the_servers_curve(world: XpWorld) -> None
     assert (fallback.old_level, fallback.new_level) == (0, 0)
 
 
+async def test_add_many_in_transaction_grants_each_member_on_their_own_total_in_their_order(
+        world: XpWorld) -> None:
+    await fixed_xp(world, 20)
+    await world.admin.set(GUILD, ADMIN, BOB, 90)
+    await chat(world, ALICE)                                          # 20 buffered, not in the file
+    async with world.tenants.transaction(GUILD) as conn:
+        changes = await world.xp.add_many_in_transaction(conn, GUILD, [BOB, CAROL, ALICE], 100)
+        assert await world.xp.add_many_in_transaction(conn, GUILD, [], 100) == []
+    assert [(c.user_id, c.old_level, c.new_level, c.total_xp) for c in changes] == [
+        (BOB, 0, 1, 190), (CAROL, 0, 1, 100), (ALICE, 0, 1, 120)]
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 120, 1), (BOB, 190, 0), (CAROL, 100, 0)]
+
+
 # --- members who leave -----------------------------------------------------------------------------
 
 async def test_purge_removes_the_row_the_buffer_and_the_cooldown(world: XpWorld) -> None:

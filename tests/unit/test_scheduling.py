@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +36,8 @@ class NoDiscord:
 
 
 class NoXp:
-    async def add_in_transaction(self, conn: object, guild_id: int, user_id: int, amount: int) -> LevelChange:
+    async def add_many_in_transaction(self, conn: object, guild_id: int, user_ids: Sequence[int],
+                                      amount: int) -> list[LevelChange]:
         raise AssertionError("no XP in these tests")
 
 

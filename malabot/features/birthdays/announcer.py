@@ -173,16 +173,13 @@ class BirthdayPass:
                      today: date, report: PassReport) -> list[tuple[int, Birthday]]:
         """Claim this year's celebrations and award their XP in one transaction; returns those claimed
         here (the others were claimed first by another pass or process)."""
-        claimed = []
         async with self._tenants.transaction(guild_id, create=False) as conn:
-            for user_id, birthday in members:
-                if not await repository.claim_celebration(conn, user_id, today.year, today,
-                                                          settings.birthday_xp, settings.birthday_role_id):
-                    continue
-                if settings.birthday_xp > 0:
-                    change = await self._xp.add_in_transaction(conn, guild_id, user_id, settings.birthday_xp)
-                    report.level_changes.append(change)
-                claimed.append((user_id, birthday))
+            fresh = await repository.claim_celebrations(conn, [user_id for user_id, _ in members], today.year,
+                                                        today, settings.birthday_xp, settings.birthday_role_id)
+            claimed = [(user_id, birthday) for user_id, birthday in members if user_id in fresh]
+            if settings.birthday_xp > 0:
+                report.level_changes += await self._xp.add_many_in_transaction(
+                    conn, guild_id, [user_id for user_id, _ in claimed], settings.birthday_xp)
         report.celebrated += len(claimed)
         report.xp_awarded += settings.birthday_xp * len(claimed)
         return claimed
@@ -219,10 +216,10 @@ class BirthdayPass:
         if announced or not_given:
             at = self._clock()
             async with self._tenants.transaction(guild_id, create=False) as conn:
-                for user_id in announced:
-                    await repository.mark_announced(conn, user_id, today.year, at)
-                for user_id in not_given:
-                    await repository.forget_role(conn, user_id, today.year)
+                if announced:
+                    await repository.mark_announced(conn, announced, today.year, at)
+                if not_given:
+                    await repository.forget_roles(conn, not_given, today.year)
 
     async def _take_back(self, guild_id: int, roles: list[repository.PendingRole], today: date,
                          report: PassReport) -> bool:
@@ -247,8 +244,7 @@ class BirthdayPass:
         if settled:
             at = self._clock()
             async with self._tenants.transaction(guild_id, create=False) as conn:
-                for role in settled:
-                    await repository.mark_role_removed(conn, role.user_id, role.year, at)
+                await repository.mark_roles_removed(conn, settled, at)
         return len(settled) < len(roles)
 
     async def _attempt(self, guild_id: int, what: str, effect: Awaitable[bool]) -> bool | None:

@@ -6,7 +6,7 @@ implement both with recording fakes. Nothing here imports discord or another fea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import aiosqlite
@@ -36,7 +36,8 @@ class BirthdayEffects(Protocol):
 
 
 class XpGranter(Protocol):
-    """Adds XP inside the caller's open tenant transaction (the XP service's add_in_transaction)."""
+    """Adds XP to members inside the caller's open tenant transaction (the XP service's
+    add_many_in_transaction)."""
 
-    async def add_in_transaction(self, conn: aiosqlite.Connection, guild_id: int, user_id: int,
-                                 amount: int) -> LevelChange: ...
+    async def add_many_in_transaction(self, conn: aiosqlite.Connection, guild_id: int,
+                                      user_ids: Sequence[int], amount: int) -> list[LevelChange]: ...

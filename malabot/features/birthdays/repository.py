@@ -6,7 +6,7 @@ ISO text (YYYY-MM-DD), instants as UTC ISO text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -81,33 +81,46 @@ async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, in
     return found
 
 
-async def claim_celebration(conn: aiosqlite.Connection, user_id: int, year: int, local_day: date,
-                            xp_awarded: int, role_id: int | None) -> bool:
-    """Record the member's celebration for `year`; False when it was already recorded.
+# 5 parameters per member: well below SQLite's bound-parameter limit (32,766).
+_CLAIMS_PER_STATEMENT = 1000
+
+
+async def claim_celebrations(conn: aiosqlite.Connection, user_ids: Sequence[int], year: int, local_day: date,
+                             xp_awarded: int, role_id: int | None) -> set[int]:
+    """Record each member's celebration for `year`; returns those recorded now (the others had one).
 
     Run inside the tenant's write transaction before anything visible happens: of two passes (or two
     processes) only the one whose INSERT lands goes on to announce, give the role and award XP.
     `role_id` is the role about to be given, recorded first so that a crash cannot leave it unremoved.
+    One statement per 1,000 members (every statement is a round trip to the connection's thread).
     """
-    cursor = await conn.execute(
-        """INSERT INTO birthday_celebrations (user_id, year, local_day, xp_awarded, role_id)
-           VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, year) DO NOTHING""",
-        (user_id, year, local_day.isoformat(), xp_awarded, role_id),
-    )
-    return cursor.rowcount == 1
+    claimed: set[int] = set()
+    for start in range(0, len(user_ids), _CLAIMS_PER_STATEMENT):
+        chunk = user_ids[start:start + _CLAIMS_PER_STATEMENT]
+        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+        parameters = [value for user_id in chunk
+                      for value in (user_id, year, local_day.isoformat(), xp_awarded, role_id)]
+        returned = await conn.execute_fetchall(
+            f"""INSERT INTO birthday_celebrations (user_id, year, local_day, xp_awarded, role_id)
+                VALUES {rows} ON CONFLICT (user_id, year) DO NOTHING RETURNING user_id""",
+            parameters,
+        )
+        claimed.update(int(row[0]) for row in returned)
+    return claimed
 
 
-async def mark_announced(conn: aiosqlite.Connection, user_id: int, year: int, at: datetime) -> None:
-    await conn.execute(
+async def mark_announced(conn: aiosqlite.Connection, user_ids: Iterable[int], year: int, at: datetime) -> None:
+    await conn.executemany(
         "UPDATE birthday_celebrations SET announced_at = ? WHERE user_id = ? AND year = ?",
-        (at.isoformat(), user_id, year),
+        [(at.isoformat(), user_id, year) for user_id in user_ids],
     )
 
 
-async def forget_role(conn: aiosqlite.Connection, user_id: int, year: int) -> None:
-    """The role could not be given: there is nothing to take back."""
-    await conn.execute(
-        "UPDATE birthday_celebrations SET role_id = NULL WHERE user_id = ? AND year = ?", (user_id, year))
+async def forget_roles(conn: aiosqlite.Connection, user_ids: Iterable[int], year: int) -> None:
+    """The roles could not be given: there is nothing to take back."""
+    await conn.executemany(
+        "UPDATE birthday_celebrations SET role_id = NULL WHERE user_id = ? AND year = ?",
+        [(user_id, year) for user_id in user_ids])
 
 
 async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
@@ -121,10 +134,10 @@ async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[Pendin
     return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3]) for row in rows]
 
 
-async def mark_role_removed(conn: aiosqlite.Connection, user_id: int, year: int, at: datetime) -> None:
-    await conn.execute(
+async def mark_roles_removed(conn: aiosqlite.Connection, roles: Iterable[PendingRole], at: datetime) -> None:
+    await conn.executemany(
         "UPDATE birthday_celebrations SET role_removed_at = ? WHERE user_id = ? AND year = ?",
-        (at.isoformat(), user_id, year),
+        [(at.isoformat(), role.user_id, role.year) for role in roles],
     )
 
 

@@ -6,7 +6,7 @@ Callers own the transaction: writes are meant to run inside `tenants.transaction
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,9 +42,8 @@ async def member_row(conn: aiosqlite.Connection, user_id: int) -> XpRow | None:
 
 async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     """The member's stored XP (0 when they have no row)."""
-    async with conn.execute("SELECT xp FROM xp WHERE user_id = ?", (user_id,)) as cursor:
-        row = await cursor.fetchone()
-    return 0 if row is None else int(row[0])
+    rows = list(await conn.execute_fetchall("SELECT xp FROM xp WHERE user_id = ?", (user_id,)))
+    return int(rows[0][0]) if rows else 0
 
 
 # Ids per statement: below SQLite's bound-parameter limit (32,766).
@@ -89,12 +88,13 @@ async def add_awards(conn: aiosqlite.Connection, awards: list[BufferedAward]) ->
     return totals
 
 
-async def add_xp(conn: aiosqlite.Connection, user_id: int, amount: int) -> None:
-    """Add (not set) XP without counting a message, e.g. a check-in or birthday reward."""
-    await conn.execute(
+async def add_xp(conn: aiosqlite.Connection, user_ids: Iterable[int], amount: int) -> None:
+    """Add (not set) XP to each member without counting a message, e.g. a check-in or birthday
+    reward."""
+    await conn.executemany(
         """INSERT INTO xp (user_id, xp) VALUES (?, ?)
            ON CONFLICT (user_id) DO UPDATE SET xp = xp + excluded.xp""",
-        (user_id, amount),
+        [(user_id, amount) for user_id in user_ids],
     )
 
 

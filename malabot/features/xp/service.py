@@ -18,7 +18,8 @@ What a cog calls:
     /leaderboard [page]     -> leaderboard(guild_id, page, is_member=...) -> LeaderboardPage
     /levelroles list        -> level_roles(guild_id) -> list[LevelRole]
 Admin edits (xp add|remove|set|reset, level roles add|remove) are in malabot.features.xp.admin.
-Other services grant XP inside their own transaction with add_in_transaction().
+Other services grant XP inside their own transaction with add_in_transaction() or
+add_many_in_transaction().
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
@@ -242,19 +243,30 @@ class XpService:
         Levels are computed on stored + buffered XP. The member's known total is dropped, so the next
         read reloads it after the caller's transaction committed or rolled back.
         """
+        return (await self.add_many_in_transaction(conn, guild_id, [user_id], amount))[0]
+
+    async def add_many_in_transaction(self, conn: aiosqlite.Connection, guild_id: int,
+                                      user_ids: Sequence[int], amount: int) -> list[LevelChange]:
+        """`add_in_transaction` for several members at once (in their order), in three statements
+        whatever their number: every statement is a round trip to the connection's thread."""
         if amount < 0:
             raise ValueError("add_in_transaction adds XP; amount must not be negative")
+        if not user_ids:
+            return []
         curve = await _stored_curve(conn)
-        stored = await repository.total_xp(conn, user_id)
+        stored = await repository.stored_totals(conn, list(user_ids))
         guild = self._guilds.get(guild_id)
-        if guild is not None and (member := guild.members.get(user_id)) is not None:
-            # Chat awards still waiting for this total came first: settle them before adding.
-            self._learn_stored(member, stored)
-        before = stored + self.pending_xp(guild_id, user_id)
+        changes = []
+        for user_id in user_ids:
+            if guild is not None and (member := guild.members.get(user_id)) is not None:
+                # Chat awards still waiting for this total came first: settle them before adding.
+                self._learn_stored(member, stored[user_id])
+            before = stored[user_id] + self.pending_xp(guild_id, user_id)
+            changes.append(self._change(guild_id, user_id, curve, before, before + amount))
+            self.forget_totals(guild_id, user_id)
         if amount:
-            await repository.add_xp(conn, user_id, amount)
-        self.forget_totals(guild_id, user_id)
-        return self._change(guild_id, user_id, curve, before, before + amount)
+            await repository.add_xp(conn, user_ids, amount)
+        return changes
 
     def pending_xp(self, guild_id: int, user_id: int) -> int:
         """XP awarded to the member that is not yet in the file."""
