@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from malabot.features.xp.awards import ChatAward, settle_in_order
@@ -30,7 +28,6 @@ async def test_when_known_reports_a_settled_award_at_once_and_an_unsettled_one_o
     late.when_known(seen.append)
     assert [change.total_xp for change in seen] == [20]
     late.settle(20)
-    await asyncio.sleep(0)                      # a future's callbacks run on the next loop step
     assert [change.total_xp for change in seen] == [20, 40]
 
 
@@ -42,7 +39,6 @@ async def test_a_dropped_or_failed_award_reports_nothing_and_settles_only_once()
     dropped.drop()
     dropped.settle(0)                           # too late: the member was forgotten
     failed.fail(OSError("disk says no"))
-    await asyncio.sleep(0)
     assert seen == []
     assert await dropped.level_change() is None
     with pytest.raises(OSError, match="disk says no"):

@@ -1,12 +1,19 @@
-"""The per-guild loader of stored totals: one read for every member queued, shared futures, failures."""
+"""The per-guild loader of stored totals: one read for every member queued, then the next; failures."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from malabot.features.xp.totals_loader import TakeQueued, TotalsLoader
+
+
+def never_fails(user_ids: list[int], error: Exception) -> None:
+    raise AssertionError(f"no read should fail here ({error})")
+
+
+async def until_idle(loader: TotalsLoader) -> None:
+    await asyncio.gather(*(task for task in asyncio.all_tasks() if task.get_name() == "xp-load-totals"))
+    assert loader.idle
 
 
 async def test_members_queued_before_the_read_takes_the_queue_are_read_together() -> None:
@@ -17,19 +24,17 @@ async def test_members_queued_before_the_read_takes_the_queue_are_read_together(
         await ready.wait()              # e.g. opening the file: members asked for meanwhile join
         reads.append(take())
 
-    loader = TotalsLoader(read)
-    first = loader.load(1)
-    assert loader.load(1) is first      # asked again: the same future
-    others = [loader.load(user_id) for user_id in (2, 3)]
+    loader = TotalsLoader(read, never_fails)
+    for user_id in (1, 1, 2, 3):        # asked twice: read once
+        loader.request(user_id)
     await asyncio.sleep(0)
-    later = loader.load(4)
+    loader.request(4)
     ready.set()
-    await asyncio.gather(first, *others, later)
+    await until_idle(loader)
     assert reads == [[1, 2, 3, 4]]
-    assert loader.idle
 
 
-async def test_members_asked_for_during_a_read_share_it_or_go_in_the_next_one() -> None:
+async def test_members_asked_for_during_a_read_go_in_the_next_one() -> None:
     reads: list[list[int]] = []
     reading, release = asyncio.Event(), asyncio.Event()
 
@@ -38,23 +43,37 @@ async def test_members_asked_for_during_a_read_share_it_or_go_in_the_next_one() 
         reading.set()
         await release.wait()
 
-    loader = TotalsLoader(read)
-    first = loader.load(1)
+    loader = TotalsLoader(read, never_fails)
+    loader.request(1)
     await reading.wait()
-    assert loader.load(1) is first      # under way: shares it
-    second = loader.load(2)             # not in it: queued for the next read
+    loader.request(2)
+    loader.request(1)                   # read under way, asked again: read again after it
     release.set()
-    await asyncio.gather(first, second)
-    assert reads == [[1], [2]]
+    await until_idle(loader)
+    assert reads == [[1], [2, 1]]
 
 
-async def test_a_read_failing_before_it_takes_the_queue_fails_the_waiters_and_stops() -> None:
+async def test_a_failed_read_reports_its_members_and_the_loader_goes_on() -> None:
+    failures: list[tuple[list[int], str]] = []
+    reads: list[list[int]] = []
+    opened = asyncio.Event()
+
     async def read(take: TakeQueued) -> None:
-        raise OSError("file would not open")
+        if not opened.is_set():
+            raise OSError("file would not open")      # before taking the queue
+        members = take()
+        reads.append(members)
+        if members == [3]:
+            raise OSError("disk says no")             # after taking it
 
-    loader = TotalsLoader(read)
-    futures = [loader.load(1), loader.load(2)]
-    for future in futures:
-        with pytest.raises(OSError, match="would not open"):
-            await future
-    assert loader.idle
+    loader = TotalsLoader(read, lambda user_ids, error: failures.append((list(user_ids), str(error))))
+    loader.request(1)
+    loader.request(2)
+    await until_idle(loader)
+    opened.set()
+    loader.request(3)
+    await until_idle(loader)
+    loader.request(4)
+    await until_idle(loader)
+    assert failures == [([1, 2], "file would not open"), ([3], "disk says no")]
+    assert reads == [[3], [4]]

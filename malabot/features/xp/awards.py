@@ -25,56 +25,80 @@ log = logging.getLogger(__name__)
 
 
 class ChatAward:
-    """XP awarded for one message: `amount` is buffered already; the level change follows."""
+    """XP awarded for one message: `amount` is buffered already; the level change follows.
 
-    __slots__ = ("guild_id", "user_id", "amount", "curve", "_outcome")
+    Kept small (no future per award): on a cold start there is one per member waiting for a read.
+    """
+
+    __slots__ = ("guild_id", "user_id", "amount", "curve", "_settled", "_change", "_error", "_followers")
 
     def __init__(self, guild_id: int, user_id: int, amount: int, curve: str) -> None:
         self.guild_id = guild_id
         self.user_id = user_id
         self.amount = amount
         self.curve = curve
-        self._outcome: asyncio.Future[LevelChange | None] = asyncio.get_running_loop().create_future()
-        # A failure nobody asks about any more is logged by whoever failed it, not warned about again.
-        self._outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._settled = False
+        self._change: LevelChange | None = None
+        self._error: BaseException | None = None
+        # Callbacks and futures of waiters, told when the award settles.
+        self._followers: list[Callable[[LevelChange], None] | asyncio.Future[None]] | None = None
 
     @property
     def settled(self) -> bool:
-        return self._outcome.done()
+        return self._settled
 
     async def level_change(self) -> LevelChange | None:
         """The change this award made; None when the member was forgotten before it was known.
         Raises what the read of the stored total raised, if it failed."""
-        return await asyncio.shield(self._outcome)
+        if not self._settled:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._follow(waiter)
+            await waiter
+        if self._error is not None:
+            raise self._error
+        return self._change
 
     def when_known(self, callback: Callable[[LevelChange], None]) -> None:
         """Call `callback(change)` once the change is known (at once if it is). Not called when the
         member was forgotten first or the read failed (that is logged)."""
-        def deliver(outcome: asyncio.Future[LevelChange | None]) -> None:
-            if not outcome.cancelled() and outcome.exception() is None and (change := outcome.result()):
-                callback(change)
-
-        if self._outcome.done():
-            deliver(self._outcome)
-        else:
-            self._outcome.add_done_callback(deliver)
+        if not self._settled:
+            self._follow(callback)
+        elif self._change is not None:
+            callback(self._change)
 
     def settle(self, total_before: int) -> None:
         """The member had `total_before` XP just before this award."""
-        if not self._outcome.done():
-            after = total_before + self.amount
-            self._outcome.set_result(LevelChange(
-                guild_id=self.guild_id, user_id=self.user_id, old_level=level_for_xp(self.curve, total_before),
-                new_level=level_for_xp(self.curve, after), total_xp=after))
+        after = total_before + self.amount
+        self._finish(LevelChange(guild_id=self.guild_id, user_id=self.user_id,
+                                 old_level=level_for_xp(self.curve, total_before),
+                                 new_level=level_for_xp(self.curve, after), total_xp=after), None)
 
     def drop(self) -> None:
         """The member was forgotten (they left, or asked): no level change to report."""
-        if not self._outcome.done():
-            self._outcome.set_result(None)
+        self._finish(None, None)
 
     def fail(self, error: BaseException) -> None:
-        if not self._outcome.done():
-            self._outcome.set_exception(error)
+        self._finish(None, error)
+
+    def _follow(self, follower: Callable[[LevelChange], None] | asyncio.Future[None]) -> None:
+        if self._followers is None:
+            self._followers = []
+        self._followers.append(follower)
+
+    def _finish(self, change: LevelChange | None, error: BaseException | None) -> None:
+        if self._settled:
+            return
+        self._settled, self._change, self._error = True, change, error
+        followers, self._followers = self._followers or [], None
+        for follower in followers:
+            if isinstance(follower, asyncio.Future):
+                if not follower.done():
+                    follower.set_result(None)
+            elif change is not None:
+                try:
+                    follower(change)
+                except Exception:  # one listener's bug must not stop the others or the caller
+                    log.exception("a level-change callback of guild %s failed", self.guild_id)
 
 
 def settle_in_order(awards: list[ChatAward], total_now: int) -> None:

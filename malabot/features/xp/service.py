@@ -162,8 +162,7 @@ class XpService:
             award.settle(member.stored_xp + member.pending_xp - award.amount)
         else:
             member.unsettled.append(award)
-            self._loader(guild_id).load(user_id).add_done_callback(
-                lambda read: self._read_failed(guild_id, user_id, read))
+            self._loader(guild_id).request(user_id)
         return award
 
     @staticmethod
@@ -175,25 +174,28 @@ class XpService:
             awards, member.unsettled = member.unsettled, []
             settle_in_order(awards, stored + member.pending_xp)
 
-    def _read_failed(self, guild_id: int, user_id: int, read: asyncio.Future[None]) -> None:
-        """Reading the member's total failed: their XP stays buffered (the next flush writes it), but
-        the level changes of the awards waiting are lost; say so once per member."""
-        error = None if read.cancelled() else read.exception()
+    def _read_failed(self, guild_id: int, user_ids: list[int], error: Exception) -> None:
+        """Reading these members' totals failed: their XP stays buffered (the next flush writes it),
+        but the level changes of their awards waiting for the read are lost."""
         guild = self._guilds.get(guild_id)
-        member = guild.members.get(user_id) if guild else None
-        if error is None or member is None or not member.unsettled:
-            return
-        awards, member.unsettled = member.unsettled, []
-        log.warning("guild %s: reading the stored XP of member %s failed (%s); level changes of %d "
-                    "award(s) not reported", guild_id, user_id, error, len(awards))
-        for award in awards:
-            award.fail(error)
+        failed = 0
+        for user_id in user_ids:
+            member = guild.members.get(user_id) if guild else None
+            if member is not None and member.stored_xp is None and member.unsettled:
+                awards, member.unsettled = member.unsettled, []
+                failed += len(awards)
+                for award in awards:
+                    award.fail(error)
+        if failed:
+            log.warning("guild %s: reading stored XP totals failed (%s); level changes of %d award(s) "
+                        "not reported", guild_id, error, failed)
 
     def _loader(self, guild_id: int) -> TotalsLoader:
         loader = self._loaders.get(guild_id)
         if loader is None:
             loader = self._loaders[guild_id] = TotalsLoader(
-                lambda take_queued: self._read_stored_totals(guild_id, take_queued))
+                lambda take_queued: self._read_stored_totals(guild_id, take_queued),
+                lambda user_ids, error: self._read_failed(guild_id, user_ids, error))
         return loader
 
     async def _read_stored_totals(self, guild_id: int, take_queued: TakeQueued) -> None:

@@ -1,11 +1,11 @@
 """Coalesced reads of members' stored XP totals, one loader per guild.
 
 On a cold start every member's first award needs their stored total. Reading it once per member
-lets the waiting awards pile up faster than the reads finish; here members asked for are queued and
-one task reads every queued member in one query, then the members queued meanwhile in the next one.
-The queue is taken only once the reader holds the file (opening it may take a while), so members
-asked for while it was opening join the same query.
-A member asked for again while their read is queued or under way shares the same future.
+would pile reads up faster than they finish; here members asked for are queued and one task reads
+every queued member in one query, then the members queued meanwhile in the next one. The queue is
+taken only once the reader holds the file (opening it may take a while), so members asked for while
+it was opening join the same query. Nobody waits on the loader: the reader stores what it learns
+where the caller looks (the XP buffer), and a failed read is handed to `on_failed`.
 """
 
 from __future__ import annotations
@@ -15,36 +15,32 @@ from collections.abc import Awaitable, Callable
 
 TakeQueued = Callable[[], list[int]]
 ReadTotals = Callable[[TakeQueued], Awaitable[None]]
+ReadFailed = Callable[[list[int], Exception], None]
 
 
 class TotalsLoader:
-    def __init__(self, read: ReadTotals) -> None:
+    def __init__(self, read: ReadTotals, on_failed: ReadFailed) -> None:
         """`read(take)` gets ready to read (e.g. holds the file), calls `take()` for the members to
-        read, reads their totals and stores them where the caller looks."""
+        read, reads their totals and stores them. `on_failed(user_ids, error)`: a read that raised."""
         self._read = read
-        self._queued: dict[int, asyncio.Future[None]] = {}
-        self._reading: dict[int, asyncio.Future[None]] = {}
+        self._on_failed = on_failed
+        self._queued: dict[int, None] = {}   # insertion-ordered set
+        self._reading: list[int] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
     def idle(self) -> bool:
         return self._task is None
 
-    def load(self, user_id: int) -> asyncio.Future[None]:
-        """A future done when the member's total has been read (or failed to be)."""
-        future = self._reading.get(user_id) or self._queued.get(user_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            # A failure nobody awaits any more (its waiters were cancelled) is not worth a warning.
-            future.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._queued[user_id] = future
-            if self._task is None:
-                self._task = asyncio.create_task(self._read_queued(), name="xp-load-totals")
-        return future
+    def request(self, user_id: int) -> None:
+        """Read the member's total soon (nothing happens if it is queued already)."""
+        self._queued[user_id] = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._read_queued(), name="xp-load-totals")
 
     def _take_queued(self) -> list[int]:
-        self._reading, self._queued = self._queued, {}
-        return list(self._reading)
+        self._reading, self._queued = list(self._queued), {}
+        return self._reading
 
     async def _read_queued(self) -> None:
         try:
@@ -54,18 +50,7 @@ class TotalsLoader:
                 except Exception as error:
                     if not self._reading:  # failed before taking the queue (the file would not open)
                         self._take_queued()
-                    for future in self._reading.values():
-                        if not future.done():
-                            future.set_exception(error)
-                else:
-                    for future in self._reading.values():
-                        if not future.done():
-                            future.set_result(None)
-                self._reading = {}
-        except BaseException:  # cancelled (the loop is shutting down): release every waiter
-            for future in (*self._reading.values(), *self._queued.values()):
-                future.cancel()
-            self._reading, self._queued = {}, {}
-            raise
-        finally:
+                    self._on_failed(self._reading, error)
+                self._reading = []
+        finally:  # done, or cancelled with the loop: members still queued are asked for again later
             self._task = None
