@@ -7,15 +7,20 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
+from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
 from malabot.features.xp.awards import ChatAward
 from malabot.features.xp.models import LevelChange
+from malabot.features.xp.service import XpService
+from malabot.tenancy import manager as manager_module
 from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.paths import TenantPaths
 
 GUILD = 111_111_111_111_111_111
 OTHER_GUILD = 222_222_222_222_222_222
@@ -322,6 +327,30 @@ async def test_flush_all_writes_every_guild(world: XpWorld) -> None:
     await world.xp.flush_all()
     assert len(file_rows(world.tenants)) == 1
     assert len(file_rows(world.tenants, OTHER_GUILD)) == 1
+
+
+async def test_flush_all_writes_guilds_whose_file_is_open_before_opening_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenants = TenantManager(tmp_path / "tenants", max_open=2)
+    await tenants.start()
+    settings = SettingsService(tenants)
+    xp = XpService(tenants, settings, flush_concurrency=1)
+    closed, first_open, second_open = 3, 1, 2
+    for guild_id in (closed, first_open, second_open):   # the buffer meets `closed` first
+        await xp.on_message(guild_id, ALICE, CHANNEL, (), is_bot=False)
+    assert [tenants.is_open(guild_id) for guild_id in (closed, first_open, second_open)] == [False, True, True]
+    opened: list[int] = []
+    real_open = manager_module.open_tenant
+
+    def counting_open(paths: TenantPaths, guild_id: int, *args: Any, **kwargs: Any) -> Any:
+        opened.append(guild_id)
+        return real_open(paths, guild_id, *args, **kwargs)
+
+    monkeypatch.setattr(manager_module, "open_tenant", counting_open)
+    await xp.flush_all()
+    assert opened == [closed]               # the open ones were written before `closed` evicted one
+    await tenants.close_all()
+    assert [len(file_rows(tenants, guild_id)) for guild_id in (closed, first_open, second_open)] == [1, 1, 1]
 
 
 async def test_a_backup_flushes_the_buffer_first(world: XpWorld, tmp_path: Path) -> None:

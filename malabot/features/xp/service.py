@@ -317,8 +317,13 @@ class XpService:
 
     async def flush_all(self) -> None:
         """Flush every guild with buffered XP, a few at a time; a failing guild is logged and keeps
-        its buffer for the next try, the others go on."""
+        its buffer for the next try, the others go on.
+
+        Guilds whose file is open go first (the slots are taken in order): opening the others evicts
+        the least recently used open files, which would otherwise include some still to be written.
+        """
         dirty = [guild_id for guild_id, guild in self._guilds.items() if guild.dirty]
+        dirty.sort(key=lambda guild_id: not self._tenants.is_open(guild_id))
         if dirty:
             await asyncio.gather(*(self._flush_logged(guild_id) for guild_id in dirty))
 
