@@ -402,6 +402,29 @@ async def test_the_background_task_flushes_on_its_own(tmp_path: Path) -> None:
         await world.xp.stop()
 
 
+async def test_after_a_flush_slower_than_the_interval_the_next_one_starts_at_once(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    cycles: list[tuple[float, float]] = []
+    two_done = asyncio.Event()
+
+    async def slow_flush_all() -> None:          # e.g. more busy guilds than open files
+        started = loop.time()
+        await asyncio.sleep(0.4)
+        cycles.append((started, loop.time()))
+        if len(cycles) == 2:
+            two_done.set()
+
+    monkeypatch.setattr(world.xp, "flush_all", slow_flush_all)
+    world.xp._flush_interval = 0.2
+    await world.xp.start()
+    await asyncio.wait_for(two_done.wait(), timeout=10)
+    await world.xp.stop()
+    (_, first_end), (second_start, _) = cycles[:2]
+    # Waiting a whole interval after the slow flush would leave a 0.2 s gap.
+    assert second_start - first_end < 0.1
+
+
 async def test_a_failed_flush_keeps_the_xp_for_the_next_one(world: XpWorld) -> None:
     await fixed_xp(world, 20)
     await chat(world, ALICE)

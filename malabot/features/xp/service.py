@@ -109,9 +109,15 @@ class XpService:
         await self.flush_all()
 
     async def _flush_forever(self, stopping: asyncio.Event) -> None:
+        """A flush starts `flush_interval` after the previous one started, or at once when that one
+        took longer: waiting a whole interval after a slow flush would let XP wait for its write for
+        the interval plus the flush."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._flush_interval
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self._flush_interval)
+                await asyncio.wait_for(stopping.wait(), max(due - loop.time(), 0.0))
+            due = loop.time() + self._flush_interval
             await self.flush_all()
             try:
                 self._prune()
