@@ -8,11 +8,13 @@ and /rank in a 100,000-member guild.
 
 Chat (targets: at least 5,000 messages/s, peak RSS at most 256 MiB). The tenants folder is built first:
 one real tenant made by the TenantManager, copied per guild with its identity row rewritten. Each guild
-has 100 members. Messages pick a random guild and member and reach `on_message` the way py-cord hands
-events to listeners: each message its own task, up to 256 in flight. The service runs on the real clock
-with its background flush every second, as in the bot. Phases, all in one child process (its peak RSS
-is reported), with the tenant pool size given (the bot's default is 256):
-  cold       every member's first message: nothing known in memory, each award reads the member's total
+has 100 members. Messages pick a random guild and member and reach `record_message` (what the cog's
+listener calls) the way py-cord hands events to listeners: each message its own task, up to 256 in
+flight. The service runs on the real clock with its background flush every second, as in the bot.
+Phases, all in one child process (its peak RSS is reported), with the tenant pool size given (the bot's
+default is 256):
+  cold       every member's first message: nothing known in memory, each award needs the member's stored
+             total (read per guild in batches); timed until every award's level change is known
   sustained  5,000 messages/s offered for 30 s on a schedule (open loop), cooldown 10 s so about two in
              three messages earn XP and every guild has XP to write every second; reports the rate
              achieved and the background flush cycles (how long writing every guild's buffer took)
