@@ -633,6 +633,9 @@ async def test_add_many_in_transaction_grants_each_member_on_their_own_total_in_
     async with world.tenants.transaction(GUILD) as conn:
         changes = await world.xp.add_many_in_transaction(conn, GUILD, [BOB, CAROL, ALICE], 100)
         assert await world.xp.add_many_in_transaction(conn, GUILD, [], 100) == []
+    with pytest.raises(ValueError, match="once"):
+        async with world.tenants.transaction(GUILD) as conn:
+            await world.xp.add_many_in_transaction(conn, GUILD, [BOB, BOB], 100)
     assert [(c.user_id, c.old_level, c.new_level, c.total_xp) for c in changes] == [
         (BOB, 0, 1, 190), (CAROL, 0, 1, 100), (ALICE, 0, 1, 120)]
     await world.xp.flush(GUILD)

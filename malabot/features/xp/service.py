@@ -255,10 +255,12 @@ class XpService:
 
     async def add_many_in_transaction(self, conn: aiosqlite.Connection, guild_id: int,
                                       user_ids: Sequence[int], amount: int) -> list[LevelChange]:
-        """`add_in_transaction` for several members at once (in their order), in three statements
-        whatever their number: every statement is a round trip to the connection's thread."""
+        """`add_in_transaction` for several distinct members at once (in their order), in three
+        statements whatever their number: every statement is a round trip to the connection's thread."""
         if amount < 0:
             raise ValueError("add_in_transaction adds XP; amount must not be negative")
+        if len(set(user_ids)) != len(user_ids):
+            raise ValueError("add_many_in_transaction takes each member once")
         if not user_ids:
             return []
         curve = await _stored_curve(conn)
