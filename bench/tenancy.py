@@ -3,7 +3,7 @@
     python bench/tenancy.py                   # everything (about a minute, ~1.2 GB of temporary files)
     python bench/tenancy.py --tenants 2000    # a smaller pool run
     python bench/tenancy.py --dir /some/disk  # where the temporary tenants folder goes (default: $TMPDIR)
-    python bench/tenancy.py --only latency    # or upserts, or scale
+    python bench/tenancy.py --only latency    # or upserts, scale, or visits
 
 1. Latency, each call timed on its own (median, p95); targets: open existing p95 <= 5 ms,
    create+migrate p95 <= 20 ms.
@@ -22,6 +22,12 @@
    with 1,024 touches in flight against a pool of 256 (MALABOT_MAX_OPEN_TENANTS' default). Every touch
    opens a closed tenant and evicts another. Threads (/proc/self/task) and open fds (/proc/self/fd)
    are sampled every 2 ms; targets: threads <= pool + 16, fds <= 3 x pool + 64.
+4. Write visits to closed files, the XP flush's pattern (no target; it shows how much of a visit is
+   SQLite's own): 1,000 closed tenant files each get one transaction of 30 upserts, 4 at a time,
+   through a fresh manager with a pool of 256 (every visit opens a file and, past the cap, closes
+   another) against plain sqlite3 in 4 threads doing the same per file (open with the identity and
+   migration check, BEGIN IMMEDIATE, upserts, COMMIT, close). Rounds alternate; medians and their
+   ratio. Also the memory of one open plain connection (1,000 opened, RSS difference).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiosqlite
@@ -48,6 +55,8 @@ import aiosqlite
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from malabot.tenancy.manager import TenantManager  # noqa: E402
+from malabot.tenancy.migrations import MigrationSet  # noqa: E402
+from malabot.tenancy.opening import open_tenant  # noqa: E402
 from malabot.tenancy.paths import TenantPaths  # noqa: E402
 
 FIRST_GUILD = 100_000_000_000_000_000
@@ -256,6 +265,85 @@ def measure_scale(root: Path, count: int) -> dict[str, object]:
     return result
 
 
+# -- 4. write visits to closed files -------------------------------------------------------------
+
+VISIT_ROWS = [(user_id,) for user_id in range(30)]
+
+
+async def manager_visits(root: Path, guild_ids: list[int]) -> float:
+    tenants = TenantManager(root, max_open=POOL)
+    await tenants.start()
+    gate = asyncio.Semaphore(4)
+
+    async def visit(guild_id: int) -> None:
+        async with gate, tenants.transaction(guild_id, create=False) as conn:
+            await conn.executemany(UPSERT, VISIT_ROWS)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(visit(guild_id) for guild_id in guild_ids))
+    wall = time.perf_counter() - start
+    await tenants.close_all()
+    return wall
+
+
+def plain_visit(paths: TenantPaths, migrations: MigrationSet, guild_id: int) -> None:
+    conn, _ = open_tenant(paths, guild_id, migrations, create=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(UPSERT, VISIT_ROWS)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def plain_visits(root: Path, guild_ids: list[int]) -> float:
+    paths, migrations = TenantPaths(root), MigrationSet.load()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as threads:
+        list(threads.map(lambda guild_id: plain_visit(paths, migrations, guild_id), guild_ids))
+    return time.perf_counter() - start
+
+
+def plain_connection_kib(root: Path, guild_ids: list[int]) -> float:
+    """SQLite's memory for one open connection that has read and written its file."""
+    def rss_kib() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    paths, migrations = TenantPaths(root), MigrationSet.load()
+    before = rss_kib()
+    connections = []
+    for guild_id in guild_ids:
+        conn, _ = open_tenant(paths, guild_id, migrations, create=False)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(UPSERT, VISIT_ROWS)
+        conn.execute("COMMIT")
+        connections.append(conn)
+    grown = rss_kib() - before
+    for conn in connections:
+        conn.close()
+    return grown / len(guild_ids)
+
+
+def measure_visits(root: Path, count: int, rounds: int) -> dict[str, object]:
+    print(f"4. write visits to {count} closed tenant files, 4 at a time, {rounds} rounds each side")
+    build_tenants(root, count)
+    guild_ids = [FIRST_GUILD + n for n in range(count)]
+    manager_runs, plain_runs = [], []
+    for _ in range(rounds):
+        manager_runs.append(asyncio.run(manager_visits(root, guild_ids)))
+        plain_runs.append(plain_visits(root, guild_ids))
+    manager, plain = statistics.median(manager_runs), statistics.median(plain_runs)
+    kib = plain_connection_kib(root, guild_ids)
+    print(f"  through the manager (pool {POOL})  {manager:.2f} s ({manager / count * 1000:.2f} ms per file)")
+    print(f"  plain sqlite3, 4 threads          {plain:.2f} s ({plain / count * 1000:.2f} ms per file)")
+    print(f"  ratio manager / plain             {manager / plain:.2f}")
+    print(f"  one open plain connection         {kib:.0f} KiB of RSS")
+    return {"files": count, "manager_s": round(manager, 3), "plain_s": round(plain, 3),
+            "ratio": round(manager / plain, 3), "plain_connection_kib": round(kib),
+            "manager_rounds_s": [round(run, 3) for run in manager_runs],
+            "plain_rounds_s": [round(run, 3) for run in plain_runs]}
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -274,7 +362,8 @@ def main() -> None:
     parser.add_argument("--upserts", type=int, default=5_000, help="upserts per round and side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temporary tenants folder")
-    parser.add_argument("--only", choices=("latency", "upserts", "scale"), help="run one measurement")
+    parser.add_argument("--only", choices=("latency", "upserts", "scale", "visits"), help="run one measurement")
+    parser.add_argument("--visit-files", type=int, default=1000, help="files in the write-visits run")
     parser.add_argument("--child-scale", nargs=2, metavar=("ROOT", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_scale:
@@ -292,6 +381,8 @@ def main() -> None:
             results["upserts"] = asyncio.run(measure_upserts(work / "upserts", args.upserts, args.rounds))
         if args.only in (None, "scale"):
             results["scale"] = measure_scale(work / "scale" / "tenants", args.tenants)
+        if args.only in (None, "visits"):
+            results["visits"] = measure_visits(work / "visits" / "tenants", args.visit_files, args.rounds)
         results["load_average_1m_after"] = os.getloadavg()[0]
         print(json.dumps(results))
     finally:
