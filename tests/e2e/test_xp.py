@@ -6,11 +6,14 @@ Level thresholds on the default (standard) curve: level 1 at 100 XP, 2 at 255, 3
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
+from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 
@@ -81,6 +84,37 @@ async def test_config_refuses_channels_and_roles_of_nowhere(place: Place) -> Non
 
 
 # -- level-up messages --------------------------------------------------------------------------------
+
+async def test_the_listener_does_not_wait_for_a_members_stored_total_and_the_level_up_follows(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = place.world
+    await fixed_xp(place, 100)
+    reading, release = asyncio.Event(), asyncio.Event()
+    real = repository.stored_totals
+
+    async def held(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
+        reading.set()
+        await release.wait()
+        return await real(conn, user_ids)
+
+    monkeypatch.setattr(repository, "stored_totals", held)
+    try:
+        await world.server.send_message(world.general, world.alice, "hello")
+        await asyncio.wait_for(reading.wait(), timeout=5)
+        await world.server.sync_with_bot()
+        listeners = [task for task in asyncio.all_tasks()
+                     if task.get_name() == "pycord: on_message" and not task.done()]
+        if listeners:
+            await asyncio.wait(listeners, timeout=5)
+        # py-cord's listener call is over although the read is still held: nothing keeps the message.
+        assert all(task.done() for task in listeners)
+        assert place.bot_messages() == []
+    finally:
+        release.set()
+    await settled(world)
+    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+    assert await place.stored_xp() == {world.alice.id: 100}
+
 
 async def test_level_up_is_announced_in_the_chat_channel_then_in_the_configured_one(place: Place) -> None:
     world = place.world
