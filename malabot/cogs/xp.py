@@ -69,7 +69,8 @@ class XpCog(discord.Cog):
             award.when_known(partial(self._level_changed, guild, message.channel.id))
 
     def _level_changed(self, guild: discord.Guild, channel_id: int, change: LevelChange) -> None:
-        if change.leveled_up:
+        # The last flush at shutdown can settle awards after the bot has disconnected: nothing to post.
+        if change.leveled_up and not self.bot.is_closed():
             task = asyncio.create_task(self._level_up(guild, channel_id, change), name="xp-level-up")
             self._level_ups.add(task)
             task.add_done_callback(self._level_ups.discard)
