@@ -23,9 +23,9 @@ from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
-from malabot.features.xp.curves import level_for_xp
 from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.features.xp.rules import (
+    level_change,
     total_after_add,
     total_after_remove,
     validate_amount,
@@ -84,8 +84,7 @@ class XpAdmin:
                 details["amount"] = amount
             await repository.record_audit(conn, self._clock(), action, actor_id, user_id, details)
             self._xp.forget_totals(guild_id, user_id)
-        return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
-                           new_level=level_for_xp(curve, after), total_xp=after)
+        return level_change(guild_id, user_id, curve, before, after)
 
     # -- level roles -------------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from malabot.features.xp.curves import level_for_xp
 from malabot.features.xp.models import LevelChange
+from malabot.features.xp.rules import level_change
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ class ChatAward:
 
     def settle(self, total_before: int) -> None:
         """The member had `total_before` XP just before this award."""
-        after = total_before + self.amount
-        self._finish(LevelChange(guild_id=self.guild_id, user_id=self.user_id,
-                                 old_level=level_for_xp(self.curve, total_before),
-                                 new_level=level_for_xp(self.curve, after), total_xp=after), None)
+        self._finish(level_change(self.guild_id, self.user_id, self.curve, total_before,
+                                  total_before + self.amount), None)
 
     def drop(self) -> None:
         """The member was forgotten (they left, or asked): no level change to report."""

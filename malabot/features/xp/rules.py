@@ -13,6 +13,7 @@ from typing import NamedTuple
 from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.xp.curves import level_for_xp, threshold
+from malabot.features.xp.models import LevelChange
 from malabot.guild_settings import GuildSettings, LevelRoleMode
 
 # Highest total XP a member may hold, and the largest single admin edit. Far above any real server
@@ -64,6 +65,12 @@ class LevelProgress:
     @property
     def xp_to_next(self) -> int:
         return self.next_level_xp - self.total_xp
+
+
+def level_change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
+    """The member's levels on the server's curve before and after their XP went from `before` to `after`."""
+    return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
+                       new_level=level_for_xp(curve, after), total_xp=after)
 
 
 def level_progress(curve: str, total_xp: int) -> LevelProgress:

@@ -52,6 +52,7 @@ from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, mem
 from malabot.features.xp.rules import (
     RoleChanges,
     cooldown_over,
+    level_change,
     level_progress,
     level_role_changes,
     may_earn_xp,
@@ -214,11 +215,6 @@ class XpService:
                 if member is not None and member.stored_xp is None:  # a flush may have learnt it
                     self._learn_stored(member, total)
 
-    @staticmethod
-    def _change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
-        return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
-                           new_level=level_for_xp(curve, after), total_xp=after)
-
     async def levelup_announcement(self, guild_id: int, change: LevelChange, *, member_mention: str,
                                    server_name: str, message_channel_id: int) -> LevelUpAnnouncement | None:
         """Where and what to post for a level-up; None when there is none or announcements are off.
@@ -272,7 +268,7 @@ class XpService:
                 # Chat awards still waiting for this total came first: settle them before adding.
                 self._learn_stored(member, stored[user_id])
             before = stored[user_id] + self.pending_xp(guild_id, user_id)
-            changes.append(self._change(guild_id, user_id, curve, before, before + amount))
+            changes.append(level_change(guild_id, user_id, curve, before, before + amount))
             self.forget_totals(guild_id, user_id)
         if amount:
             await repository.add_xp(conn, user_ids, amount)
