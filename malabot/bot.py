@@ -39,6 +39,9 @@ class MalaBot(discord.Bot):
         self.guilds_opened = asyncio.Event()
         self.add_check(only_in_guilds)
         from malabot.cogs import all_cogs
+        from malabot.cogs.questions import Questions
+
+        self.questions = Questions()  # stamps confirmation buttons with this run
 
         for cog in all_cogs(self):
             self.add_cog(cog)

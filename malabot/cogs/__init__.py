@@ -18,6 +18,7 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
     from malabot.cogs.lifecycle import Lifecycle
     from malabot.cogs.moderation import ModerationCog
     from malabot.cogs.mydata import MyDataCog
+    from malabot.cogs.questions import StaleQuestionsCog
     from malabot.cogs.utility import UtilityCog
     from malabot.cogs.verification import VerificationCog
     from malabot.cogs.welcome import WelcomeCog
@@ -26,4 +27,4 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
 
     return [Lifecycle(bot), ConfigCog(bot), BirthdaysCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
             ModerationCog(bot), MyDataCog(bot), UtilityCog(bot),
-            VerificationCog(bot), WelcomeCog(bot), BackupCog(bot)]
+            VerificationCog(bot), WelcomeCog(bot), BackupCog(bot), StaleQuestionsCog(bot)]

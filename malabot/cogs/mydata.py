@@ -107,5 +107,6 @@ class MyDataCog(discord.Cog, name="MyData"):
             return (await self.service.delete(guild_id, user_id)).total
 
         view = ConfirmDelete(user_id, erase, timeout=self.confirm_timeout)
+        self.bot.questions.stamp(view)
         await ctx.respond(DELETE_CONFIRMATION, view=view, ephemeral=True)
         view.question = ctx.interaction

@@ -100,6 +100,7 @@ class XpAdminCog(discord.Cog):
     async def reset_all(self, ctx: discord.ApplicationContext) -> None:
         guild_id_of(ctx)
         view = ConfirmResetAll(self.services, ctx.author.id)
+        self.bot.questions.stamp(view)
         await answer(ctx, "Reset the XP of **every member** of this server to 0? Level roles are taken "
                           "away too. This cannot be undone.", view=view, ephemeral=True)
 

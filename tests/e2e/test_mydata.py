@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from malabot.cogs.mydata import CANCEL_LABEL, CANCELLED, CONFIRM_LABEL, NOT_YOURS, TIMED_OUT, MyDataCog
+from malabot.cogs.questions import EXPIRED
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.privacy import MEMBER_COLUMN
 from malabot.sandbox import FakeDiscord, InteractionReply, User
@@ -164,5 +165,15 @@ async def test_unanswered_question_times_out_and_deletes_nothing(world: World) -
     before = rows_mentioning(world.tenant_file(world.guild), world.alice.id)
     question = await world.command(world.alice, "mydata delete")
     await eventually(lambda: question.message.content == TIMED_OUT, what="the question to expire")
+    assert question.message.buttons() == []
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == before
+
+
+async def test_a_delete_question_from_before_a_restart_expires_and_deletes_nothing(world: World) -> None:
+    before = rows_mentioning(world.tenant_file(world.guild), world.alice.id)
+    question = await world.command(world.alice, "mydata delete")
+    await world.restart()
+    pressed = await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    assert pressed.message.content == EXPIRED
     assert question.message.buttons() == []
     assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == before

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from malabot.cogs.questions import EXPIRED
 from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
@@ -391,3 +392,17 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     action, actor, target, details = place.audit()[-1]
     assert (action, actor, target) == ("reset_all", world.admin.id, None)
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
+
+
+async def test_a_reset_question_from_before_a_restart_expires_and_changes_nothing(place: Place) -> None:
+    world = place.world
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    asked = await world.command(world.admin, "xp reset all")
+    await world.restart()
+    pressed = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    await settled(world)
+    assert pressed.callback_type == 7, "the question itself is answered (edited), not left failing"
+    assert world.server.message(asked.message.id).content == EXPIRED
+    assert world.server.message(asked.message.id).components == []
+    assert await place.stored_xp() == {world.alice.id: 300}
+    assert [action for action, *_ in place.audit()] == ["set"]
