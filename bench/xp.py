@@ -70,6 +70,7 @@ from malabot.bot import intents  # noqa: E402
 from malabot.cogs.xp import XpCog  # noqa: E402
 from malabot.features.settings.service import SettingsService  # noqa: E402
 from malabot.features.xp.service import XpService  # noqa: E402
+from malabot.features.xp.slow_rounds import FlushRound  # noqa: E402
 from malabot.sandbox import FakeDiscord, running_bot, sandbox_client_options  # noqa: E402
 from malabot.sandbox.payloads import message_payload  # noqa: E402
 from malabot.settings import Settings  # noqa: E402
@@ -197,11 +198,11 @@ class FlushCycles:
         self._xp = xp
         setattr(xp, "flush_all", self._timed)  # noqa: B010 - instrumenting one instance for the bench
 
-    async def _timed(self) -> None:
-        dirty = sum(1 for guild in self._xp._guilds.values() if guild.dirty)
+    async def _timed(self) -> FlushRound:
         started = time.perf_counter()
-        await self._flush_all()
-        self.cycles.append((dirty, time.perf_counter() - started))
+        flushed = await self._flush_all()
+        self.cycles.append((flushed.guilds, time.perf_counter() - started))
+        return flushed
 
     def take(self) -> dict[str, object]:
         """Cycles finished since the last take, leaving out those with nothing to write."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from malabot.features.xp import repository
 from malabot.features.xp.awards import ChatAward
 from malabot.features.xp.models import LevelChange
 from malabot.features.xp.service import XpService
+from malabot.features.xp.slow_rounds import FlushRound
 from malabot.tenancy import manager as manager_module
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths
@@ -402,18 +404,19 @@ async def test_the_background_task_flushes_on_its_own(tmp_path: Path) -> None:
         await world.xp.stop()
 
 
-async def test_after_a_flush_slower_than_the_interval_the_next_one_starts_at_once(
-        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_after_a_flush_slower_than_the_interval_the_next_one_starts_at_once_and_it_is_reported(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     loop = asyncio.get_running_loop()
     cycles: list[tuple[float, float]] = []
     two_done = asyncio.Event()
 
-    async def slow_flush_all() -> None:          # e.g. more busy guilds than open files
+    async def slow_flush_all() -> FlushRound:    # e.g. more busy guilds than open files
         started = loop.time()
         await asyncio.sleep(0.4)
         cycles.append((started, loop.time()))
         if len(cycles) == 2:
             two_done.set()
+        return FlushRound(guilds=1000, reopened=744)
 
     monkeypatch.setattr(world.xp, "flush_all", slow_flush_all)
     world.xp._flush_interval = 0.2
@@ -423,6 +426,9 @@ async def test_after_a_flush_slower_than_the_interval_the_next_one_starts_at_onc
     (_, first_end), (second_start, _) = cycles[:2]
     # Waiting a whole interval after the slow flush would leave a 0.2 s gap.
     assert second_start - first_end < 0.1
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1, "reported once, not every round"
+    assert "slower than their 0.2 s interval" in warnings[0] and "1,000 servers (744 of them reopened)" in warnings[0]
 
 
 async def test_a_failed_flush_keeps_the_xp_for_the_next_one(world: XpWorld) -> None:

@@ -3,7 +3,7 @@
 The chat path is hot (every guild message), so it never waits for a disk write: the cooldown lives
 in memory and awarded XP is buffered per guild, then written per guild in one transaction at least
 every `flush_interval` seconds, before any backup/restore/archive of that guild, and on stop. A crash
-loses at most the last interval. Reads that rank members (rank, leaderboard) flush the guild first,
+loses at most the last interval (or the last round, when rounds take longer: that is logged). Reads that rank members (rank, leaderboard) flush the guild first,
 so they include everything awarded before the call.
 
 What a cog calls:
@@ -59,6 +59,7 @@ from malabot.features.xp.rules import (
     render_levelup,
     roll_message_xp,
 )
+from malabot.features.xp.slow_rounds import FlushRound, SlowRounds
 from malabot.features.xp.totals_loader import TakeQueued, TotalsLoader
 from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
@@ -84,6 +85,7 @@ class XpService:
         self._flush_interval = flush_interval
         self._memory_seconds = memory_seconds
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
+        self._slow_rounds = SlowRounds()
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
         self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
@@ -118,8 +120,13 @@ class XpService:
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), max(due - loop.time(), 0.0))
-            due = loop.time() + self._flush_interval
-            await self.flush_all()
+            started = loop.time()
+            due = started + self._flush_interval
+            flushed = await self.flush_all()
+            finished = loop.time()
+            took = finished - started
+            if (warning := self._slow_rounds.note(flushed, took, self._flush_interval, finished)) is not None:
+                log.warning(warning)
             try:
                 self._prune()
             except Exception:  # a bug here must not stop the flushing
@@ -319,7 +326,7 @@ class XpService:
         write.add_done_callback(lambda _: self._writing.pop(guild_id, None))
         await asyncio.shield(write)
 
-    async def flush_all(self) -> None:
+    async def flush_all(self) -> FlushRound:
         """Flush every guild with buffered XP, a few at a time; a failing guild is logged and keeps
         its buffer for the next try, the others go on.
 
@@ -328,8 +335,10 @@ class XpService:
         """
         dirty = [guild_id for guild_id, guild in self._guilds.items() if guild.dirty]
         dirty.sort(key=lambda guild_id: not self._tenants.is_open(guild_id))
+        reopened = sum(not self._tenants.is_open(guild_id) for guild_id in dirty)
         if dirty:
             await asyncio.gather(*(self._flush_logged(guild_id) for guild_id in dirty))
+        return FlushRound(guilds=len(dirty), reopened=reopened)
 
     async def _flush_logged(self, guild_id: int) -> None:
         async with self._flush_slots:
