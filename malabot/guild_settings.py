@@ -43,11 +43,15 @@ class WarnThreshold(BaseModel):
     timeout_minutes: int | None = Field(default=None, ge=1, le=28 * 24 * 60)
 
 
+# Files of the tz database that are not places: the host's own zone and tzcode's internals.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def known_timezones() -> frozenset[str]:
     """The IANA zone names, read once: available_timezones() walks the tz database on every call
     (milliseconds), and settings are validated for every tenant the bot loads."""
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - NOT_ZONES
 
 
 class GuildSettings(BaseModel):

@@ -21,16 +21,23 @@ async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
 
 
 def check_references(guild: discord.Guild | None, name: str, value: object) -> None:
-    """Channels and roles named in a setting must exist in this server."""
+    """Channels and roles named in a setting must exist in this server. A single channel is where the
+    bot posts, so it must be a text channel; a list (no-XP channels) takes any channel members chat
+    in, but not a category (its channels are not covered by it)."""
     kind = id_kind(name)
     if kind is None or value is None or guild is None:
         return
-    ids = value if isinstance(value, tuple) else (value,)
-    for item in ids:
+    many = isinstance(value, tuple)
+    for item in value if isinstance(value, tuple) else (value,):
         assert isinstance(item, int)
         found = guild.get_channel(item) if kind == "channel" else guild.get_role(item)
         if found is None:
             raise UserInputError(f"`{name}`: there is no {kind} with id {item} in this server.")
+        if isinstance(found, discord.CategoryChannel):
+            raise UserInputError(f"`{name}`: {found.mention} is a category; name its channels instead.")
+        if kind == "channel" and not many and not isinstance(found, discord.TextChannel):
+            raise UserInputError(f"`{name}`: {found.mention} is not a text channel; I post there, so "
+                                 "choose a text channel.")
 
 
 def settings_summary(settings: GuildSettings) -> str:
@@ -38,7 +45,7 @@ def settings_summary(settings: GuildSettings) -> str:
     lines = []
     for name in setting_names():
         marker = "•" if name in changed else "◦"
-        lines.append(f"{marker} `{name}`: {display_value(name, getattr(settings, name))}")
+        lines.append(f"{marker} `{name}`: {display_value(name, getattr(settings, name), brief=True)}")
     return "\n".join(lines)
 
 
@@ -52,8 +59,8 @@ class ConfigCog(discord.Cog):
     @config.command(name="show", description="Show every setting of this server")
     async def show(self, ctx: discord.ApplicationContext) -> None:
         settings = await self.settings.get(guild_id_of(ctx))
-        embed = discord.Embed(title="Server settings", description=settings_summary(settings)[:4000])
-        embed.set_footer(text="• changed here  ◦ default")
+        embed = discord.Embed(title="Server settings", description=settings_summary(settings))
+        embed.set_footer(text="• changed here  ◦ default  (long values shortened)")
         await answer(ctx, embed=embed, ephemeral=True)
 
     @config.command(name="set", description="Change one setting")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from malabot.sandbox import FakeDiscord
+from malabot.sandbox.state import GUILD_CATEGORY, GUILD_VOICE
 from tests.e2e.world import World, make_world
 
 
@@ -53,3 +55,58 @@ async def test_setting_names_autocomplete(world: World) -> None:
     choices = await world.server.autocomplete(world.guild, world.general, world.admin, "config set",
                                               "setting", "birthday_h")
     assert [choice["value"] for choice in choices] == ["birthday_hour"]
+
+
+async def stored_settings(world: World) -> dict[str, str]:
+    async with world.live.tenants.reading(world.guild.id) as conn:
+        return {key: value for key, value in await conn.execute_fetchall("SELECT key, value FROM settings")}
+
+
+async def test_two_admins_changing_different_settings_at_once_both_keep_their_change(world: World) -> None:
+    timezone, base_xp = await asyncio.gather(
+        world.command(world.admin, "config set", {"setting": "timezone", "value": "Europe/Berlin"}),
+        world.command(world.bob, "config set", {"setting": "checkin_base_xp", "value": "70"}))
+    assert timezone.content == "`timezone` is now Europe/Berlin."
+    assert base_xp.content == "`checkin_base_xp` is now 70."
+    assert await stored_settings(world) == {"timezone": '"Europe/Berlin"', "checkin_base_xp": "70"}
+    await world.restart()  # what the file says, not a cached copy
+    settings = await world.live.guild_settings.get(world.guild.id)
+    assert (settings.timezone, settings.checkin_base_xp) == ("Europe/Berlin", 70)
+
+
+@pytest.fixture
+async def odd_things(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[tuple[World, dict[str, int]]]:
+    made: dict[str, int] = {}
+
+    def add_them(world: World) -> None:
+        made["category"] = world.server.add_channel(world.guild, "Events", type=GUILD_CATEGORY).id
+        made["voice"] = world.server.add_channel(world.guild, "Lounge", type=GUILD_VOICE).id
+        made["role elsewhere"] = world.server.add_role(world.other_guild, "Elsewhere mods").id
+
+    async for running in make_world(discord_server, tmp_path, prepare=add_them):
+        yield running, made
+
+
+async def test_references_must_be_of_this_server_and_of_the_right_kind(
+        odd_things: tuple[World, dict[str, int]]) -> None:
+    world, made = odd_things
+    category, voice, elsewhere_role = made["category"], made["voice"], made["role elsewhere"]
+    refusals = {
+        ("levelup_channel_id", f"<#{world.other_general.id}>"):
+            f"`levelup_channel_id`: there is no channel with id {world.other_general.id} in this server.",
+        ("birthday_role_id", f"<@&{elsewhere_role}>"):
+            f"`birthday_role_id`: there is no role with id {elsewhere_role} in this server.",
+        ("no_xp_channel_ids", f"<#{category}>"):
+            f"`no_xp_channel_ids`: <#{category}> is a category; name its channels instead.",
+        ("welcome_channel_id", f"<#{voice}>"):
+            f"`welcome_channel_id`: <#{voice}> is not a text channel; I post there, so choose a text channel.",
+        ("timezone", "localtime"): "timezone: unknown timezone 'localtime'",
+    }
+    for (setting, value), answer in refusals.items():
+        reply = await world.command(world.admin, "config set", {"setting": setting, "value": value})
+        assert reply.ephemeral and reply.content.startswith(answer), (setting, reply.content)
+    assert await stored_settings(world) == {}
+
+    chat_anywhere = await world.command(world.admin, "config set",
+                                        {"setting": "no_xp_channel_ids", "value": f"<#{voice}>"})
+    assert chat_anywhere.content == f"`no_xp_channel_ids` is now <#{voice}>."

@@ -6,7 +6,7 @@ import pytest
 
 from malabot.errors import UserInputError
 from malabot.features.settings.parsing import display_value, parse_setting_value, setting_names
-from malabot.guild_settings import GuildSettings
+from malabot.guild_settings import GuildSettings, WarnThreshold
 
 
 @pytest.mark.parametrize(("name", "text", "expected"), [
@@ -52,3 +52,18 @@ def test_every_setting_is_parsable_from_its_own_display() -> None:
         if name == "warn_thresholds":
             continue
         assert parse_setting_value(name, shown) == (value if not isinstance(value, tuple) or value else ())
+
+
+def test_the_summary_of_the_longest_settings_still_names_every_setting_within_one_embed() -> None:
+    from malabot.cogs.config import settings_summary
+
+    big_id = 987654321098765432
+    longest = GuildSettings().changed(
+        no_xp_channel_ids=tuple(range(big_id, big_id + 200)), no_xp_role_ids=tuple(range(big_id, big_id + 200)),
+        warn_thresholds=tuple(WarnThreshold(count=n, days=365, action="ban") for n in range(1, 40)),
+        **{name: "{member} " + "x" * 1491 for name in setting_names() if name.endswith("_template")},
+        **{name: big_id for name in setting_names() if name.endswith(("_channel_id", "_role_id"))})
+    summary = settings_summary(longest)
+    assert len(summary) <= 4096, "an embed description holds 4,096 characters"
+    assert [line.split("`")[1] for line in summary.splitlines()] == setting_names()
+    assert "and 195 more" in summary and "(1,500 characters)" in summary

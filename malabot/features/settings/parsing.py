@@ -72,8 +72,13 @@ def parse_setting_value(name: str, text: str) -> Any:
     return text
 
 
-def display_value(name: str, value: Any) -> str:
-    """How `/config show` shows a value: mentions for channels and roles, on/off for toggles."""
+SHOWN_IDS = 5          # of a list of channels or roles, in the /config show summary
+SHOWN_CHARACTERS = 80  # of a text (templates), in the summary
+
+
+def display_value(name: str, value: Any, *, brief: bool = False) -> str:
+    """How `/config` shows a value: mentions for channels and roles, on/off for toggles. `brief`
+    (the summary of every setting, which must fit one embed): long lists and texts are shortened."""
     kind = id_kind(name)
     if value is None:
         return "none" if kind is None else "not set"
@@ -84,11 +89,17 @@ def display_value(name: str, value: Any) -> str:
         if not ids:
             return "none"
         prefix = "<#" if kind == "channel" else "<@&"
-        return " ".join(f"{prefix}{item}>" for item in ids)
+        shown = ids[:SHOWN_IDS] if brief else ids
+        more = f" and {len(ids) - len(shown)} more" if len(shown) < len(ids) else ""
+        return " ".join(f"{prefix}{item}>" for item in shown) + more
     if isinstance(value, tuple):
-        return json.dumps([item.model_dump() if hasattr(item, "model_dump") else item for item in value]) \
+        text = json.dumps([item.model_dump() if hasattr(item, "model_dump") else item for item in value]) \
             if value else "none"
-    return str(value)
+    else:
+        text = str(value)
+    if brief and len(text) > SHOWN_CHARACTERS:
+        return f"{text[:SHOWN_CHARACTERS - 1]}… ({len(text):,} characters)"
+    return text
 
 
 def _parse_bool(name: str, text: str) -> bool:

@@ -33,13 +33,17 @@ class SettingsService:
         return settings
 
     async def update(self, guild_id: int, actor_id: int | None, **changes: Any) -> GuildSettings:
-        """Validate and store changes; raises UserInputError saying what was wrong, storing nothing."""
-        current = await self.get(guild_id)
-        try:
-            updated = current.changed(**changes)
-        except ValidationError as error:
-            raise UserInputError(describe_settings_error(error)) from None
+        """Validate and store changes; raises UserInputError saying what was wrong, storing nothing.
+
+        The changes apply to the stored settings read under the tenant's lock, not to the cached copy:
+        two admins changing different settings at once must both keep their change.
+        """
         async with self._tenants.transaction(guild_id) as conn:
+            current = settings_from_stored(guild_id, await repository.load_values(conn))
+            try:
+                updated = current.changed(**changes)
+            except ValidationError as error:
+                raise UserInputError(describe_settings_error(error)) from None
             await repository.replace_values(conn, updated.stored_values())
             await repository.record_change(conn, actor_id, updated.model_dump(mode="json", include=set(changes)))
         self._cache[guild_id] = updated

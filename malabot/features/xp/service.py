@@ -3,8 +3,9 @@
 The chat path is hot (every guild message), so it never waits for a disk write: the cooldown lives
 in memory and awarded XP is buffered per guild, then written per guild in one transaction at least
 every `flush_interval` seconds, before any backup/restore/archive of that guild, and on stop. A crash
-loses at most the last interval (or the last round, when rounds take longer: that is logged). Reads that rank members (rank, leaderboard) flush the guild first,
-so they include everything awarded before the call.
+loses at most the last interval (or the last round, when rounds take longer: that is logged). Reads
+that rank members (rank, leaderboard) flush the guild first, so they include everything awarded
+before the call.
 
 What a cog calls:
     record_message(guild_id, user_id, channel_id, role_ids, is_bot=, is_webhook=) -> ChatAward | None
