@@ -5,14 +5,25 @@ Isolation by construction: the registry only ever opens the file of the guild it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+import aiosqlite
 
 from malabot.privacy import MemberDataHandler, Rows
 from malabot.tenancy.manager import TenantManager
 
 # Called before a purge, e.g. so the XP service drops the member's buffered XP and cooldown.
 ForgetHook = Callable[[int, int], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class AbsentReport:
+    """Members purged because they had rows here but are no longer in the guild."""
+
+    guild_id: int
+    user_ids: tuple[int, ...]
+    rows_changed: int
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,7 @@ class MemberData:
 
     async def purge(self, guild_id: int, user_id: int) -> PurgeReport:
         """Delete every row of the member in this guild's file; nothing happens if it has no file."""
-        for hook in self._forget_hooks:
-            result = hook(guild_id, user_id)
-            if result is not None:
-                await result
+        await self._forget(guild_id, user_id)
         changed: dict[str, int] = {}
         if not self._tenants.exists(guild_id):
             return PurgeReport(guild_id, user_id, changed)
@@ -49,6 +57,35 @@ class MemberData:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
         return PurgeReport(guild_id, user_id, changed)
+
+    async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> AbsentReport:
+        """Purge everyone named in this guild's file who is not a member any more: they left while the
+        bot was offline, so no leave event came. `is_member` must know the guild's whole member list.
+
+        Ids the handlers keep on purpose (cases about a member) come back every time, so the purge of
+        all absent ids is one transaction and only those whose rows changed are reported.
+        """
+        if not self._tenants.exists(guild_id):
+            return AbsentReport(guild_id, (), 0)
+        async with self._tenants.reading(guild_id, create=False) as conn:
+            named = await ids_named_in(conn, self.covered_columns())
+        absent = sorted(user_id for user_id in named if not is_member(user_id))
+        for user_id in absent:
+            await self._forget(guild_id, user_id)
+        purged, changed = [], 0
+        async with self._tenants.transaction(guild_id, create=False) as conn:
+            for user_id in absent:
+                rows = sum([await handler.purge(conn, user_id) for handler in self.handlers])
+                if rows:
+                    purged.append(user_id)
+                    changed += rows
+        return AbsentReport(guild_id, tuple(purged), changed)
+
+    async def _forget(self, guild_id: int, user_id: int) -> None:
+        for hook in self._forget_hooks:
+            result = hook(guild_id, user_id)
+            if result is not None:
+                await result
 
     async def export(self, guild_id: int, user_id: int) -> dict[str, Rows]:
         exported: dict[str, Rows] = {}
@@ -58,3 +95,11 @@ class MemberData:
                     known = exported.setdefault(table, [])
                     known.extend(row for row in rows if row not in known)
         return exported
+
+
+async def ids_named_in(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]]) -> set[int]:
+    """Every member id found in the given (table, column) pairs."""
+    selects = [f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in sorted(columns)]
+    if not selects:
+        return set()
+    return {row[0] for row in await conn.execute_fetchall(" UNION ".join(selects))}

@@ -8,7 +8,6 @@ import discord
 
 from malabot.errors import UserInputError
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
-from malabot.features.xp.ranking import MemberFilter
 
 # Leaderboards and mentions in answers never ping anyone.
 NO_PINGS = discord.AllowedMentions.none()
@@ -26,7 +25,7 @@ def member_target(ctx: discord.ApplicationContext, chosen: discord.Member | disc
     return target
 
 
-def server_members(guild: discord.Guild | None) -> MemberFilter | None:
+def server_members(guild: discord.Guild | None) -> Callable[[int], bool] | None:
     """Who counts on a leaderboard: members in the bot's member cache. Until the cache holds every
     member (not chunked yet) everyone with a row counts, rather than hiding members."""
     if guild is None or not guild.chunked:

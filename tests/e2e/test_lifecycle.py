@@ -63,6 +63,30 @@ async def test_uncached_member_leave_is_purged_too(world: World) -> None:
                      what="the uncached member's rows to be purged")
 
 
+async def test_members_who_left_while_the_bot_was_offline_are_purged_at_the_next_start(world: World) -> None:
+    bob, alice = world.bob.id, world.alice.id
+    await seed_member(world, world.guild.id, bob)
+    await seed_member(world, world.other_guild.id, bob)
+    await seed_member(world, world.guild.id, alice)
+    await world.live.xp_admin.add(world.guild.id, world.admin.id, bob, 100)  # bob ranks above alice
+    await world.live.moderation.record_warn(world.guild.id, bob, world.admin.id, "spam")
+    bob_elsewhere = rows_mentioning(world.tenant_file(world.other_guild), bob)
+    alice_before = rows_mentioning(world.tenant_file(world.guild), alice)
+
+    await world.stop()
+    await world.server.remove_member(world.guild, world.bob)  # nobody is listening
+    await world.start()
+    await eventually(lambda: set(rows_mentioning(world.tenant_file(world.guild), bob)) == {"mod_cases"},
+                     what="bob's rows to leave the first server (the case about him stays)")
+
+    assert rows_mentioning(world.tenant_file(world.guild), alice) == alice_before, "a member's data stays"
+    assert rows_mentioning(world.tenant_file(world.other_guild), bob) == bob_elsewhere, "still a member there"
+    board = await world.command(world.alice, "leaderboard")
+    rank = await world.command(world.alice, "rank")
+    assert f"<@{bob}>" not in board.embeds[0]["description"]
+    assert "rank #1" in rank.content, "rank and leaderboard agree: bob no longer counts"
+
+
 async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
     live = world.tenant_file(world.other_guild)
     await world.server.guild_outage(world.other_guild)
