@@ -37,6 +37,7 @@ from malabot.tenancy.paths import TenantPaths, parse_guild_id
 log = logging.getLogger(__name__)
 
 FileOperationHook = Callable[[int], Awaitable[None]]
+FileChangedHook = Callable[[int], None]
 ShutdownHook = Callable[[], Awaitable[None]]
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
@@ -81,6 +82,7 @@ class TenantManager:
         # skips the identity and migration check (opening.py). Dropped on any file operation.
         self._verified: dict[int, FileFingerprint] = {}
         self._file_hooks: list[FileOperationHook] = []
+        self._changed_hooks: list[FileChangedHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -114,6 +116,12 @@ class TenantManager:
     def add_before_file_operation(self, hook: FileOperationHook) -> None:
         """`hook(guild_id)` runs before a backup, restore or archive of that guild (and on close_all)."""
         self._file_hooks.append(hook)
+
+    def add_file_changed(self, hook: FileChangedHook) -> None:
+        """`hook(guild_id)` runs right after a restore or archive put another file in place (or none),
+        under the guild's lock: for forgetting what was read from the old file meanwhile (a chat
+        message between the before-hook and the swap reads the old file). It must not use the tenant."""
+        self._changed_hooks.append(hook)
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """`hook()` runs first in close_all, while tenants can still be opened (e.g. a final flush)."""
@@ -227,6 +235,7 @@ class TenantManager:
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
                 previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+                self._file_changed(guild_id)
         finally:
             remove_database_files(staging)
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
@@ -239,7 +248,9 @@ class TenantManager:
             await self._close_slot(slot, guild_id)
             self._verified.pop(guild_id, None)
             self._archived.add(guild_id)
-            return await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
+            archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
+            self._file_changed(guild_id)
+            return archived
 
     async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
         """Bring back the newest archive younger than `max_age` (a bot re-added to a guild).
@@ -261,6 +272,7 @@ class TenantManager:
                 self._verified.pop(guild_id, None)
                 await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
                 self._archived.discard(guild_id)
+                self._file_changed(guild_id)
         finally:
             remove_database_files(staging)
         remove_database_files(archive)
@@ -376,6 +388,13 @@ class TenantManager:
                 await self.close_idle()
             except Exception:
                 log.exception("closing idle tenants failed")
+
+    def _file_changed(self, guild_id: int) -> None:
+        for hook in self._changed_hooks:
+            try:
+                hook(guild_id)
+            except Exception:  # the file is in place already; a cache left stale must not undo that
+                log.exception("file-changed hook failed for guild %s", guild_id)
 
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:

@@ -267,6 +267,25 @@ async def test_a_restore_replaces_the_data_keeps_the_old_file_and_leaves_no_stal
     assert hidden_leftovers(tenants.paths) == []
 
 
+async def test_file_changed_hooks_run_once_the_other_file_is_in_place(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await add_users(tenants, 1, range(10, 13))
+    seen: list[tuple[int, list[int] | None]] = []
+
+    def note(guild_id: int) -> None:  # what the live name holds when the hook runs
+        live = tenants.paths.live(guild_id)
+        held = [row[0] for row in read(live, "SELECT user_id FROM xp ORDER BY user_id")] if live.exists() else None
+        seen.append((guild_id, held))
+
+    tenants.add_file_changed(note)
+    await tenants.backup(1)
+    assert seen == [], "a backup changes nothing"
+    await tenants.restore(1, backup)
+    await tenants.archive(1)
+    assert seen == [(1, [1, 2, 3]), (1, None)]
+
+
 async def test_a_restore_while_the_tenant_is_open_waits_for_its_user(tenants: TenantManager) -> None:
     await add_users(tenants, 1, range(1, 3))
     backup = await tenants.backup(1)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -374,6 +375,39 @@ async def test_after_a_restore_totals_come_from_the_restored_file(world: XpWorld
     change = await chat(world, ALICE)
     # Computed on the restored 60, not on the 120 known before: 60 → 120 is a level-up again.
     assert change is not None and (change.old_level, change.new_level, change.total_xp) == (0, 1, 120)
+
+
+async def test_chat_while_a_restore_is_checked_does_not_leave_the_old_files_total_behind(
+        world: XpWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fixed_xp(world, 80)
+    await chat(world, ALICE)
+    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")   # ALICE: 80
+    world.clock.advance(minutes=1)
+    await chat(world, ALICE)
+    await world.xp.flush(GUILD)                                            # ALICE: 160 (level 1)
+    checking, go_on = asyncio.Event(), threading.Event()
+    real_prepare, loop = manager_module.files.prepare_restore, asyncio.get_running_loop()
+
+    def slow_prepare(*args: Any, **kwargs: Any) -> Path:  # runs in a worker thread
+        loop.call_soon_threadsafe(checking.set)
+        go_on.wait(timeout=10)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(manager_module.files, "prepare_restore", slow_prepare)
+    restoring = asyncio.create_task(world.tenants.restore(GUILD, copy))
+    await checking.wait()
+    world.clock.advance(minutes=1)
+    during = await chat(world, ALICE)    # reads 160 from the file about to be replaced
+    assert during is not None and during.total_xp == 240
+    go_on.set()
+    await restoring
+    world.clock.advance(minutes=1)
+    after = await chat(world, ALICE)
+    # The restored file holds 80, plus the 80 earned during the restore and 80 now: 240, level 1
+    # (a total still taken from the old file would say 320, a level-up to 2).
+    assert after is not None and (after.old_level, after.new_level, after.total_xp) == (1, 1, 240)
+    await world.xp.flush(GUILD)
+    assert file_rows(world.tenants) == [(ALICE, 240, 3)]
 
 
 async def test_closing_the_tenants_writes_the_buffer(tmp_path: Path) -> None:

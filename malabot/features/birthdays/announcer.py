@@ -105,6 +105,7 @@ class BirthdayPass:
         # Bumped by every forget(): a visit that overlapped a change must not mark its server settled.
         self._changes = 0
         tenants.add_before_file_operation(self._forget_file)
+        tenants.add_file_changed(self.forget)
 
     def forget(self, guild_id: int) -> None:
         """The server's birthdays changed: look at its file again on the next pass."""

@@ -94,6 +94,7 @@ class XpService:
         self._loaders: dict[int, TotalsLoader] = {}           # guild -> reads of unknown stored totals
         self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
+        tenants.add_file_changed(self._forget_file)
         tenants.add_shutdown_hook(self.stop)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -380,6 +381,9 @@ class XpService:
         """Before a backup, restore or archive: write the buffer; the file may then be replaced, so
         known totals are read again afterwards."""
         await self.flush(guild_id)
+        self._forget_file(guild_id)
+
+    def _forget_file(self, guild_id: int) -> None:
         self.forget_totals(guild_id)
         self._medians.pop(guild_id, None)
 
