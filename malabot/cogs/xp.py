@@ -34,9 +34,12 @@ def xp_channel_id(channel: object) -> int:
 
 def rank_text(name: str, rank: Rank) -> str:
     place = f"rank #{rank.position:,}" if rank.position is not None else "not ranked yet"
+    if rank.next_level is None:
+        return (f"**{name}** — level {rank.level}, the top of this server's level curve, {place}\n"
+                f"{rank.total_xp:,} XP in total")
     return (f"**{name}** — level {rank.level}, {place}\n"
             f"{rank.xp_into_level:,} / {rank.xp_for_level:,} XP into level {rank.level} · "
-            f"{rank.xp_to_next:,} XP to level {rank.level + 1} · {rank.total_xp:,} XP in total")
+            f"{rank.xp_to_next:,} XP to level {rank.next_level} · {rank.total_xp:,} XP in total")
 
 
 def leaderboard_line(entry: LeaderboardEntry) -> str:

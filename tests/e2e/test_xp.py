@@ -264,6 +264,20 @@ async def test_rank_shows_level_progress_and_server_position(place: Place) -> No
     assert newcomer.content.startswith("**carol** — level 0, not ranked yet\n0 / 100 XP into level 0")
 
 
+async def test_rank_on_the_legacy_custom_curve_names_the_next_listed_level_and_the_top(place: Place) -> None:
+    world = place.world
+    await world.command(world.admin, "config set", {"setting": "level_curve", "value": "custom"})
+    await world.live.xp_admin.set(world.guild.id, world.admin.id, world.alice.id, 16_000)
+    await world.live.xp_admin.set(world.guild.id, world.admin.id, world.bob.id, 400_000)
+
+    alice = await world.command(world.alice, "rank")
+    assert alice.content == ("**alice** — level 25, rank #2\n"
+                             "950 / 6,950 XP into level 25 · 6,000 XP to level 30 · 16,000 XP in total")
+    bob = await world.command(world.alice, "rank", {"member": world.bob})
+    assert bob.content == ("**bob** — level 100, the top of this server's level curve, rank #1\n"
+                           "400,000 XP in total")
+
+
 async def test_rank_of_a_bot_or_a_non_member_is_refused(place: Place) -> None:
     reply = await place.world.command(place.world.alice, "rank", {"member": place.robot})
     assert reply.ephemeral and reply.content == "Bots do not earn XP or check in."

@@ -81,6 +81,23 @@ def test_progress_exactly_at_a_threshold_starts_the_level() -> None:
     assert (progress.level, progress.xp_into_level, progress.xp_to_next) == (1, 0, 155)
 
 
+def test_progress_on_the_custom_curve_names_the_level_it_jumps_to() -> None:
+    progress = level_progress("custom", 16_000)  # level 25 at 15,050; the next listed one is 30 at 22,000
+    assert (progress.level, progress.next_level, progress.xp_into_level, progress.xp_to_next) == (25, 30, 950, 6000)
+
+
+def test_progress_at_the_top_of_the_custom_curve_has_no_next_level() -> None:
+    progress = level_progress("custom", 400_000)  # level 100 at 350,000 is the last
+    assert (progress.level, progress.next_level, progress.xp_into_level, progress.xp_for_level,
+            progress.xp_to_next) == (100, None, 50_000, 0, 0)
+
+
+def test_curves_without_an_end_always_have_a_next_level() -> None:
+    for curve in ("standard", "basic", "gradual"):
+        progress = level_progress(curve, 10**30)
+        assert progress.next_level == progress.level + 1 and progress.xp_to_next > 0
+
+
 # --- level-up message ------------------------------------------------------------------------------
 
 def test_default_levelup_template_renders() -> None:

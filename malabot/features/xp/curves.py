@@ -51,12 +51,17 @@ def custom_threshold(level: int) -> int:
         return 0
     index = bisect.bisect_left(_CUSTOM_LEVELS, level)
     if index >= len(_CUSTOM_LEVELS):
-        return _custom_unreachable()
+        return UNREACHABLE
     return _CUSTOM_THRESHOLDS[index]
 
 
-def _custom_unreachable() -> int:
-    return 2**62
+# The threshold of a level past the end of the custom curve: more XP than anyone can hold.
+UNREACHABLE = 2**62
+
+
+def top_level(curve: str) -> int | None:
+    """The last level of a curve that ends (custom stops at 100); None for curves that go on."""
+    return _CUSTOM_LEVELS[-1] if curve == "custom" else None
 
 
 def custom_level(total_xp: int) -> int:

@@ -34,6 +34,7 @@ class Rank:
     xp_into_level: int
     xp_for_level: int     # the cost of the whole current level step
     xp_to_next: int
+    next_level: int | None  # the next level reachable (custom skips some); None at the top of the curve
     messages: int
     position: int | None  # 1 = top of the server; ties share a position; None below 1 XP
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from malabot import templates
 from malabot.errors import UserInputError
-from malabot.features.xp.curves import level_for_xp, threshold
+from malabot.features.xp.curves import level_for_xp, threshold, top_level
 from malabot.features.xp.models import LevelChange
 from malabot.guild_settings import GuildSettings, LevelRoleMode
 
@@ -50,8 +50,9 @@ class LevelProgress:
 
     total_xp: int
     level: int
-    level_start_xp: int   # total XP at which `level` was reached
-    next_level_xp: int    # total XP at which `level + 1` is reached
+    level_start_xp: int    # total XP at which `level` was reached
+    next_level_xp: int     # total XP at which the next level is reached (unreachable at the top)
+    next_level: int | None  # the level reached then (custom skips levels); None at the top of the curve
 
     @property
     def xp_into_level(self) -> int:
@@ -59,24 +60,27 @@ class LevelProgress:
 
     @property
     def xp_for_level(self) -> int:
-        """The whole cost of the current level step."""
-        return self.next_level_xp - self.level_start_xp
+        """The whole cost of the current level step (0 at the top of the curve)."""
+        return 0 if self.next_level is None else self.next_level_xp - self.level_start_xp
 
     @property
     def xp_to_next(self) -> int:
-        return self.next_level_xp - self.total_xp
+        return 0 if self.next_level is None else self.next_level_xp - self.total_xp
+
+
+def level_progress(curve: str, total_xp: int) -> LevelProgress:
+    level = level_for_xp(curve, total_xp)
+    next_xp = threshold(curve, level + 1)
+    at_top = level == top_level(curve)
+    next_level = None if at_top else level_for_xp(curve, next_xp)
+    return LevelProgress(total_xp=total_xp, level=level, level_start_xp=threshold(curve, level),
+                         next_level_xp=next_xp, next_level=next_level)
 
 
 def level_change(guild_id: int, user_id: int, curve: str, before: int, after: int) -> LevelChange:
     """The member's levels on the server's curve before and after their XP went from `before` to `after`."""
     return LevelChange(guild_id=guild_id, user_id=user_id, old_level=level_for_xp(curve, before),
                        new_level=level_for_xp(curve, after), total_xp=after)
-
-
-def level_progress(curve: str, total_xp: int) -> LevelProgress:
-    level = level_for_xp(curve, total_xp)
-    return LevelProgress(total_xp=total_xp, level=level, level_start_xp=threshold(curve, level),
-                         next_level_xp=threshold(curve, level + 1))
 
 
 # --- level-up message ------------------------------------------------------------------------------

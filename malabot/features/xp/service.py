@@ -424,7 +424,8 @@ class XpService:
         progress = level_progress(settings.level_curve, total)
         return Rank(user_id=user_id, total_xp=total, level=progress.level,
                     xp_into_level=progress.xp_into_level, xp_for_level=progress.xp_for_level,
-                    xp_to_next=progress.xp_to_next, messages=row.messages if row else 0, position=position)
+                    xp_to_next=progress.xp_to_next, next_level=progress.next_level,
+                    messages=row.messages if row else 0, position=position)
 
     async def _median_xp(self, guild_id: int, conn: aiosqlite.Connection) -> int:
         """The guild's median XP, re-read at most once a minute: only used to pick the cheaper way
