@@ -75,6 +75,22 @@ async def test_the_day_is_the_servers_local_day(world: XpWorld) -> None:
     assert (first.day, second.day, second.streak) == (date(2025, 12, 31), date(2026, 1, 1), 2)
 
 
+async def test_after_the_server_moves_to_a_zone_far_behind_the_wait_names_the_real_opening(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, timezone="Pacific/Kiritimati")   # UTC+14
+    first = await world.checkins.check_in(GUILD, ALICE)                        # Jan 31 there
+    await world.settings.update(GUILD, ADMIN, timezone="Pacific/Pago_Pago")    # UTC-11: Jan 30 there
+    # Not at the next midnight (11 h away: still Jan 31, the day already checked in) but at the
+    # start of Feb 1 in Pago Pago, 11:00 UTC on Feb 1: 47 hours away.
+    with pytest.raises(UserInputError, match=r"opens in 47h 00m"):
+        await world.checkins.check_in(GUILD, ALICE)
+    world.clock.now = datetime(2026, 2, 1, 10, 59, tzinfo=UTC)
+    with pytest.raises(UserInputError, match=r"opens in 1m"):
+        await world.checkins.check_in(GUILD, ALICE)
+    world.clock.now = datetime(2026, 2, 1, 11, 0, tzinfo=UTC)
+    second = await world.checkins.check_in(GUILD, ALICE)
+    assert (first.day, second.day, second.streak) == (date(2026, 1, 31), date(2026, 2, 1), 2)
+
+
 async def test_the_reward_follows_the_servers_settings(world: XpWorld) -> None:
     await world.settings.update(GUILD, ADMIN, checkin_base_xp=5, checkin_streak_bonus_xp=100,
                                 checkin_bonus_cap_days=1)

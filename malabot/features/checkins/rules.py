@@ -20,8 +20,13 @@ def local_day(instant: datetime, zone: ZoneInfo) -> date:
 
 def next_local_midnight(instant: datetime, zone: ZoneInfo) -> datetime:
     """The aware instant the next local day starts (correct across DST changes)."""
-    tomorrow = local_day(instant, zone) + timedelta(days=1)
-    return datetime.combine(tomorrow, time(0), tzinfo=zone)
+    return day_after(local_day(instant, zone), zone)
+
+
+def day_after(day: date, zone: ZoneInfo) -> datetime:
+    """The aware instant the local day after `day` starts: when a member who checked in on `day`
+    may check in again (later than the next midnight when the server moved to a zone behind)."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
 
 
 def streak_after(last_day: date | None, streak: int, today: date) -> int:

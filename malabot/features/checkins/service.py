@@ -28,9 +28,9 @@ from malabot.features.checkins.models import CheckinResult, StreakInfo
 from malabot.features.checkins.rules import (
     check_in_update,
     current_streak,
+    day_after,
     format_wait,
     local_day,
-    next_local_midnight,
 )
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
@@ -59,13 +59,13 @@ class CheckinService:
             row = await repository.member_checkin(conn, user_id)
             # `>=`: after the server moved to a timezone behind, "today" may be before the last day.
             if row is not None and row.last_day >= today:
-                raise already_checked_in(now, zone)
+                raise already_checked_in(now, zone, row.last_day)
             update = check_in_update(
                 row.last_day if row else None, row.streak if row else 0, row.best_streak if row else 0,
                 row.total if row else 0, today, base_xp=settings.checkin_base_xp,
                 bonus_xp=settings.checkin_streak_bonus_xp, bonus_cap_days=settings.checkin_bonus_cap_days)
             if not await repository.claim_day(conn, user_id, today, update.reward_xp):
-                raise already_checked_in(now, zone)
+                raise already_checked_in(now, zone, today)
             await repository.save_streak(conn, user_id, today, update.streak, update.best_streak,
                                          update.total)
             change = await self._xp.add_in_transaction(conn, guild_id, user_id, update.reward_xp)
@@ -109,6 +109,6 @@ def _board_rows(conn: aiosqlite.Connection, by: BoardKind, yesterday: date
     raise UserInputError("Choose the current or the best streaks.")
 
 
-def already_checked_in(now: datetime, zone: ZoneInfo) -> UserInputError:
-    wait = next_local_midnight(now, zone) - now
+def already_checked_in(now: datetime, zone: ZoneInfo, last_day: date) -> UserInputError:
+    wait = day_after(last_day, zone) - now
     return UserInputError(f"You already checked in today. Your next check-in opens in {format_wait(wait)}.")
