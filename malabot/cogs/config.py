@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
@@ -72,6 +73,10 @@ class ConfigCog(discord.Cog):
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
         check_references(ctx.guild, setting, parsed)
+        given = ctx.guild.get_role(parsed) if setting in GIVEN_ROLE_SETTINGS and ctx.guild and isinstance(parsed, int) \
+            else None
+        if given is not None:  # a role the bot hands out: may this admin hand it out themselves?
+            check_may_be_given(ctx.author, given, f"`{setting}`")
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
         await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
                      ephemeral=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_of
 from malabot.features.xp.models import LevelChange
 
@@ -67,18 +68,8 @@ def log_problems(guild_id: int, outcome: LevelUpOutcome) -> None:
 
 
 def why_not_assignable(role: discord.Role) -> str | None:
-    """Why the bot could not give or take `role`, in one sentence; None when it can."""
-    if role.is_default():
-        return "@everyone cannot be a level role."
-    if role.managed:
-        return f"The role {role.mention} is managed by an integration, so nobody can give it by hand."
-    me = role.guild.me
-    if not me.guild_permissions.manage_roles:
-        return "I need the Manage Roles permission to give level roles."
-    if me.top_role <= role:
-        return (f"The role {role.mention} is not below my highest role, so I cannot give it; "
-                "move my role above it in the server settings.")
-    return None
+    """Why the bot could not give or take `role` as a level role, in one sentence; None when it can."""
+    return why_bot_cannot_give(role, "a level role")
 
 
 async def remove_all_level_roles(services: Services, guild: discord.Guild) -> LevelUpOutcome:

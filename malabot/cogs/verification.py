@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 
+from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import member_of
 from malabot.commands import admin_group, answer, guild_id_of
@@ -69,20 +70,6 @@ def review_buttons(user_id: int) -> discord.ui.View:
     view.add_item(discord.ui.Button(label="Deny", style=discord.ButtonStyle.danger,
                                     custom_id=review_custom_id("deny", user_id)))
     return view
-
-
-def check_grantable(guild: discord.Guild, role: discord.Role) -> None:
-    """The bot can give `role` to members; UserInputError saying what to fix otherwise."""
-    if role.is_default():
-        raise UserInputError("@everyone cannot be the verified role; choose a role members do not have yet.")
-    if role.managed:
-        raise UserInputError(f"{role.mention} is managed by an integration and cannot be given by me.")
-    me = guild.me
-    if not me.guild_permissions.manage_roles:
-        raise UserInputError("I need the Manage Roles permission to give the verified role.")
-    if role >= me.top_role:
-        raise UserInputError(f"{role.mention} is above my highest role, so I cannot give it; "
-                             "move my role above it in the server settings.")
 
 
 def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
@@ -141,7 +128,7 @@ class VerificationCog(discord.Cog):
         guild = ctx.guild
         if guild is None:
             raise UserInputError("I cannot see this server yet; please try again in a moment.")
-        check_grantable(guild, role)
+        check_may_be_given(ctx.author, role, "the verified role")
         check_can_post(guild, channel)
         await channel.send(embed=panel_embed(guild), view=self.panel)
         await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)

@@ -16,8 +16,9 @@ from discord.ui.item import ViewItem
 
 from malabot.cogs import levelups
 from malabot.cogs.boards import NO_PINGS, member_target
+from malabot.cogs.granting import check_may_be_given
 from malabot.commands import admin_group, answer, guild_id_of
-from malabot.errors import MalabotError, UserInputError
+from malabot.errors import MalabotError
 from malabot.features.xp.models import LevelChange
 from malabot.features.xp.rules import MAX_ROLE_LEVEL, MAX_TOTAL_XP
 
@@ -39,18 +40,6 @@ def edit_summary(done: str, change: LevelChange) -> str:
     if change.level_changed:
         level += f" (was {change.old_level})"
     return f"{done}: they now have {change.total_xp:,} XP, {level}."
-
-
-def invoker_may_give(ctx: discord.ApplicationContext, role: discord.Role) -> str | None:
-    """Like Discord's own rule: a member may hand out only roles below their highest one."""
-    author = ctx.author
-    if not isinstance(author, discord.Member) or ctx.guild is None:
-        return "This command only works in a server."
-    if ctx.guild.owner_id == author.id or author.guild_permissions.administrator:
-        return None
-    if author.top_role <= role:
-        return f"You can only choose a role below your own highest role, and {role.mention} is not."
-    return None
 
 
 class XpAdminCog(discord.Cog):
@@ -120,9 +109,7 @@ class XpAdminCog(discord.Cog):
     @discord.option("role", discord.Role, description="The role to give")
     async def levelrole_add(self, ctx: discord.ApplicationContext, level: int, role: discord.Role) -> None:
         guild_id = guild_id_of(ctx)
-        refusal = levelups.why_not_assignable(role) or invoker_may_give(ctx, role)
-        if refusal is not None:
-            raise UserInputError(refusal)
+        check_may_be_given(ctx.author, role, "a level role")
         replaced = await self.admin.add_level_role(guild_id, ctx.author.id, level, role.id)
         mode = (await self.services.guild_settings.get(guild_id)).level_role_mode
         text = f"Members who reach level {level} get {role.mention}."

@@ -36,6 +36,7 @@ class Place:
     panel_channel: Channel
     review_channel: Channel
     reviewer: User       # has Manage Roles, not Manage Server
+    junior: User         # Manage Server and Manage Roles, but a highest role below Verified
     newcomer: User       # account 2 days old
     veteran: User        # account 400 days old
 
@@ -80,6 +81,11 @@ async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Pl
 
     def prepare(world: World) -> None:
         server, guild = world.server, world.guild
+        # Made first, so it sits below every role made after it (Verified included).
+        juniors = server.add_role(guild, "Junior admins",
+                                  permissions=int(Permission.MANAGE_GUILD | Permission.MANAGE_ROLES))
+        made["junior"] = server.add_user("junior")
+        server.add_member(guild, made["junior"], roles=[juniors])
         made["verified"] = server.add_role(guild, "Verified")
         made["unverified"] = server.add_role(guild, "Unverified")
         made["staff"] = server.add_role(guild, "Staff", above_bot=True)
@@ -113,7 +119,7 @@ async def test_setup_posts_the_panel_and_stores_the_role(place: Place) -> None:
 
 @pytest.mark.parametrize("which, expected", [
     ("everyone", "@everyone cannot be the verified role"),
-    ("staff", "is above my highest role, so I cannot give it"),
+    ("staff", "is not below my highest role, so I cannot give it"),
     ("bot role", "is managed by an integration"),
 ])
 async def test_setup_refuses_roles_the_bot_cannot_give(place: Place, which: str, expected: str) -> None:
@@ -125,6 +131,26 @@ async def test_setup_refuses_roles_the_bot_cannot_give(place: Place, which: str,
     assert expected in reply.content
     assert not place.world.server.messages_in(place.panel_channel), "no panel is posted"
     assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id is None
+
+
+async def test_an_admin_may_only_choose_a_role_they_could_give_themselves(place: Place) -> None:
+    world = place.world
+    manage_server_only = await place.setup(user=world.bob)         # Moderators: Manage Server only
+    assert manage_server_only.flags & EPHEMERAL
+    assert manage_server_only.content == ("You need the Manage Roles permission to choose a role that I give "
+                                          "to members.")
+    below = await place.setup(user=place.junior)
+    assert below.content == (f"You can only choose a role below your own highest role, and "
+                             f"<@&{place.verified.id}> is not.")
+    for user in (world.bob, place.junior):
+        reply = await world.command(user, "config set", {"setting": "verified_role_id",
+                                                         "value": f"<@&{place.verified.id}>"})
+        assert reply.flags & EPHEMERAL and reply.content.startswith("You ")
+    assert not world.server.messages_in(place.panel_channel), "no panel is posted"
+    assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+    by_owner = await world.command(world.admin, "config set", {"setting": "autorole_id",
+                                                                "value": f"<@&{place.verified.id}>"})
+    assert by_owner.content == f"`autorole_id` is now <@&{place.verified.id}>."
 
 
 async def test_setup_needs_manage_server(place: Place) -> None:
