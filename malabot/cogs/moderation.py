@@ -136,6 +136,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
                     await guild.ban(target, reason=audit)
         except PermissionRefused as refused:
             return f"{reached}, but I could not apply it: {refused.message}"
+        except discord.NotFound:  # they left (or were removed by someone else) meanwhile
+            return f"{reached}, but {mention(target)} is no longer on the server, so nothing more was done."
         if escalation.action == "timeout":
             assert escalation.duration is not None
             case = await self.moderation.record_timeout(guild.id, target.id, bot_id, escalation.duration,
@@ -177,6 +179,10 @@ class ModerationCog(discord.Cog, name="Moderation"):
                     **REASON_OPTION)
     async def warnings_remove(self, ctx: discord.ApplicationContext, case: int, reason: str | None) -> None:
         guild = guild_of(ctx)
+        warning = await self.moderation.get_case(guild.id, case)
+        warned = guild.get_member(warning.target_id) if warning.target_id is not None else None
+        if warned is not None:  # the rules of warning them: not yourself, nobody above you or the bot
+            check_moderation(ctx, "warn", warned)
         removed = await self.moderation.remove_warning(guild.id, case, ctx.author.id, reason)
         await ctx.defer(ephemeral=True)
         await self.modlog.refresh(guild, removed.warning)

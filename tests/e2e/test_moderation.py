@@ -9,6 +9,7 @@ role below Mods; `carol` is a plain member like alice; #mod-log is the mod-log c
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -456,6 +457,36 @@ async def test_warn_threshold_kick(cast: Cast) -> None:
     assert reply.content.endswith(f"case #2, <@{cast.carol.id}> was kicked automatically.")
     assert not cast.is_member(cast.carol)
     assert [case["action"] for case in cast.cases()] == ["warn", "kick"]
+
+
+async def test_a_warning_can_only_be_withdrawn_by_someone_who_could_have_given_it(cast: Cast) -> None:
+    world = cast.world
+    await cast.run(world.admin, "warn", {"member": cast.mod, "reason": "rude"})       # case 1
+    await cast.run(world.admin, "warn", {"member": cast.senior, "reason": "late"})    # case 2
+    own = await cast.run(cast.mod, "warnings remove", {"case": 1})
+    assert own.content == "You cannot do that to yourself."
+    above = await cast.run(cast.mod, "warnings remove", {"case": 2})
+    assert above.content == f"You cannot do that to <@{cast.senior.id}>: their top role is not below yours."
+    assert [case["removed_at"] for case in cast.cases()] == [None, None]
+    by_owner = await cast.run(world.admin, "warnings remove", {"case": 1})
+    assert by_owner.content == f"Case #3: warning #1 of <@{cast.mod.id}> withdrawn."
+
+
+async def test_two_warnings_at_once_at_a_kick_threshold_kick_once_and_explain_the_other(cast: Cast) -> None:
+    world = cast.world
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="kick"),))
+    replies = await asyncio.gather(cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "one"}),
+                                   cast.run(cast.ada, "warn", {"member": cast.carol, "reason": "two"}))
+    texts = sorted(reply.content for reply in replies)
+    kicked = [text for text in texts if text.endswith("was kicked automatically.")]
+    assert len(kicked) == 1 and not cast.is_member(cast.carol)
+    [other] = [text for text in texts if text not in kicked]
+    # Depending on which arrives first: refused (no longer a member when asked), or warned and then
+    # told the kick found nobody; never the apology for an error.
+    assert other == f"<@{cast.carol.id}> is not a member of this server." or other.endswith(
+        f"but <@{cast.carol.id}> is no longer on the server, so nothing more was done."), other
+    assert [case["action"] for case in cast.cases()].count("kick") == 1
 
 
 async def test_warn_threshold_the_bot_cannot_apply_keeps_the_warning(cast: Cast) -> None:
