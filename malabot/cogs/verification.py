@@ -144,6 +144,8 @@ class VerificationCog(discord.Cog):
             member = interaction.user
             if not isinstance(member, discord.Member):
                 raise UserInputError("I cannot see you as a member of this server yet; try again in a moment.")
+            # Up to three calls to Discord follow (roles, the review post): answer within its 3 s first.
+            await interaction.response.defer(ephemeral=True, invisible=False)
             result = await self.service.request(guild_id, member.id)
             if result.gives_role:
                 await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
@@ -202,11 +204,12 @@ class VerificationCog(discord.Cog):
             await answer_interaction(interaction, f"This request was already {verdict}{by}.",
                                      allowed_mentions=NO_PINGS)
             return
+        await interaction.response.defer()  # roles and a DM follow: answer within Discord's 3 s first
         problem = await self._carry_out(interaction, result)
         original = interaction.message.content if interaction.message else f"<@{user_id}>'s request"
         mark = "✅ Approved" if result.approved else "❌ Denied"
-        await interaction.response.edit_message(content=f"{original}\n{mark}{by}.", view=None,
-                                                allowed_mentions=NO_PINGS)
+        await interaction.edit_original_response(content=f"{original}\n{mark}{by}.", view=None,
+                                                 allowed_mentions=NO_PINGS)
         if problem is not None:
             await answer_interaction(interaction, f"Approved, but: {problem}")
 
@@ -214,11 +217,12 @@ class VerificationCog(discord.Cog):
         """Give the roles of an approval and tell the member; returns what went wrong, if anything."""
         guild = interaction.guild
         member = await member_of(guild, result.user_id) if guild is not None else None
+        if not result.approved:  # nothing to give: a member who has gone needs no answer either
+            if guild is not None and member is not None:
+                await tell_member(member, f"Your verification request in {guild.name} was denied.", guild.id)
+            return None
         if guild is None or member is None:
             return "the member is no longer on the server."
-        if not result.approved:
-            await tell_member(member, f"Your verification request in {guild.name} was denied.", guild.id)
-            return None
         assert result.verified_role_id is not None  # the service refuses approvals without one
         try:
             await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
