@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MalabotError as error:
         print(f"malabot: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as error:  # the operator's files: a permission, a full disk, a path that is a file
+        where = f": {error.filename}" if error.filename else ""
+        print(f"malabot: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("malabot: interrupted", file=sys.stderr)
         return 130

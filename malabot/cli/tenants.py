@@ -8,6 +8,7 @@ progress per guild on stderr and ends with a summary; any failure makes the exit
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -86,7 +87,7 @@ def list_tenants(args: argparse.Namespace) -> int:
         _progress(f"no guild files in {paths.root}")
         return EXIT_OK
     rows = [("GUILD", "SIZE", "SCHEMA", "LAST WRITE (UTC)")]
-    rows += [_describe(paths, guild_id) for guild_id in guild_ids]
+    rows += [row for guild_id in guild_ids if (row := _describe(paths, guild_id)) is not None]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -199,11 +200,21 @@ def _for_each(guild_ids: Sequence[int], work: Callable[[int], str], done_word: s
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _describe(paths: TenantPaths, guild_id: int) -> tuple[str, str, str, str]:
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _describe(paths: TenantPaths, guild_id: int) -> tuple[str, str, str, str] | None:
+    """A row of `tenants list`; None when the file went away meanwhile (the bot archived it)."""
     live = paths.live(guild_id)
-    files = [path for path in (live, sidecars(live)[0]) if path.exists()]
-    size = sum(path.stat().st_size for path in files)
-    last_write = max(path.stat().st_mtime for path in files)
+    stats = [stat for stat in (_stat(live), _stat(sidecars(live)[0])) if stat is not None]
+    if not stats or _stat(live) is None:
+        return None
+    size = sum(stat.st_size for stat in stats)
+    last_write = max(stat.st_mtime for stat in stats)
     try:
         conn = connect(live)
         try:

@@ -24,26 +24,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The joining member is pinged; nobody else, whatever the template says.
+# The joining member is pinged; nobody else, whatever the template says. A goodbye pings nobody.
 MEMBER_PING_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True)
+NO_PINGS = discord.AllowedMentions.none()
 
 
 def plain_name(user: discord.User | discord.Member) -> str:
-    """A departed member's name for the goodbye: no mention (they are gone), markdown escaped."""
-    return discord.utils.escape_markdown(user.display_name)
+    """A departed member's name for the goodbye, shown as typed: no mention (they are gone), and
+    nothing in it acts as markdown, a mention or a heading (a name is whatever its owner chose)."""
+    text = discord.utils.escape_mentions(discord.utils.escape_markdown(user.display_name))
+    return "\\" + text if text.startswith(("#", "-", ">")) else text
 
 
 def member_count(guild: discord.Guild) -> int:
     return guild.member_count if guild.member_count is not None else len(guild.members)
 
 
-async def post(guild: discord.Guild, message: ChannelMessage) -> str | None:
+async def post(guild: discord.Guild, message: ChannelMessage, pings: discord.AllowedMentions) -> str | None:
     """Send to the configured channel; returns what went wrong, if anything."""
     channel = guild.get_channel(message.channel_id)
     if not isinstance(channel, discord.abc.Messageable):
         return f"channel {message.channel_id} is not a text channel of this server"
     try:
-        await channel.send(message.text, allowed_mentions=MEMBER_PING_ONLY)
+        await channel.send(message.text, allowed_mentions=pings)
     except discord.HTTPException as error:
         return f"cannot post in #{getattr(channel, 'name', channel.id)}: {error.text or error.status}"
     return None
@@ -76,7 +79,7 @@ async def carry_out_join(member: discord.Member | discord.User, guild: discord.G
     if autorole and plan.autorole_id is not None and isinstance(member, discord.Member):
         problems.append(await give_autorole(member, plan.autorole_id) or "")
     if plan.channel_message is not None:
-        problems.append(await post(guild, plan.channel_message) or "")
+        problems.append(await post(guild, plan.channel_message, MEMBER_PING_ONLY) or "")
     if plan.dm_text is not None:
         problems.append(await send_dm(member, plan.dm_text) or "")
     return [problem for problem in problems if problem]
@@ -85,7 +88,7 @@ async def carry_out_join(member: discord.Member | discord.User, guild: discord.G
 async def carry_out_leave(guild: discord.Guild, plan: LeavePlan) -> list[str]:
     problems = list(plan.problems)
     if plan.channel_message is not None:
-        problems.append(await post(guild, plan.channel_message) or "")
+        problems.append(await post(guild, plan.channel_message, NO_PINGS) or "")
     return [problem for problem in problems if problem]
 
 

@@ -111,6 +111,21 @@ async def test_leave_posts_the_goodbye_with_the_plain_name(place: Place) -> None
         rf"Carol \*the\* Great left {place.world.guild.name}; {place.member_count()} remain."]
 
 
+async def test_a_goodbye_pings_nobody_whatever_the_departed_name_holds(place: Place) -> None:
+    await place.switch_everything_on()
+    world = place.world
+    trickster = world.server.add_user("trickster", global_name=f"# <@{world.alice.id}> @everyone")
+    await world.server.member_join(world.guild, trickster)
+    await world.server.remove_member(world.guild, trickster)
+    await eventually(lambda: bool(place.posted(place.goodbye_channel)), what="the goodbye message")
+
+    [goodbye] = place.posted(place.goodbye_channel)
+    assert goodbye.startswith("\\# <@\u200b")  # no heading, no mention: the text shows as typed
+    assert "@\u200beveryone" in goodbye
+    posts = world.server.requests_to("POST", f"/channels/{place.goodbye_channel.id}/messages")
+    assert posts[-1].json["allowed_mentions"] == {"parse": []}, "and Discord is told to ping nobody"
+
+
 async def test_a_role_the_bot_cannot_give_does_not_stop_the_welcome(place: Place) -> None:
     await place.switch_everything_on(autorole_id=place.staff.id, welcome_dm_enabled=False)
     await place.world.server.member_join(place.world.guild, place.carol)

@@ -127,6 +127,21 @@ def test_bad_requests_get_one_line_and_exit_1(paths: TenantPaths, capsys: pytest
     assert paths.live_guild_ids() == [1, 2]
 
 
+def test_a_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_folder = tmp_path / "tenants"
+    not_a_folder.write_text("oops")
+    assert main(["tenants", "--tenants-dir", str(not_a_folder), "archive", "1"]) == 1
+    assert str(not_a_folder) in one_error_line(capsys.readouterr().err)
+
+
+def test_list_skips_a_file_that_goes_away_while_listing(paths: TenantPaths,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (paths.root / "555.sqlite3").symlink_to(paths.root / "archived-meanwhile.sqlite3")  # listed, then gone
+    assert tenants(paths, "list") == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["1", "2"]
+
+
 def test_a_missing_argument_is_a_usage_error(paths: TenantPaths) -> None:
     with pytest.raises(SystemExit) as exit_:
         tenants(paths, "restore", "1")
