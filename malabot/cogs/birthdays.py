@@ -25,7 +25,7 @@ from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.commands import answer, guild_id_of
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
-from malabot.features.birthdays.rules import format_day, mention
+from malabot.features.birthdays.rules import announces_age, format_day, mention
 from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
 from malabot.features.birthdays.views import BirthdayPage, BirthdayView
 from malabot.features.xp.models import LevelChange
@@ -54,14 +54,18 @@ def when(view: BirthdayView) -> str:
     return f"in {view.days_until} days"
 
 
-def own_birthday_text(view: BirthdayView, *, saved: bool = False) -> str:
-    """The member's own birthday, year and age included: only ever sent ephemerally."""
+def own_birthday_text(view: BirthdayView, *, saved: bool = False, age_announced: bool = False) -> str:
+    """The member's own birthday, year and age included: only ever sent ephemerally. `age_announced`:
+    the server's birthday message shows ages, so the year is not private and the member is told."""
     lead = "Saved: your birthday is" if saved else "Your birthday is"
     next_time = f"next celebrated {when(view)} ({long_date(view.next_date)})"
     if view.turning is not None:
         next_time += f", when you turn {view.turning}"
     text = f"{lead} {view.date_text}; {next_time}."
-    if view.year is not None:
+    if view.year is not None and age_announced:
+        text += (" This server's birthday message shows your age; to keep your birth year to yourself, "
+                 "set your birthday again without `year`.")
+    elif view.year is not None:
         text += " Only you can see your birth year."
     return text
 
@@ -159,6 +163,9 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         with contextlib.suppress(JobLookupError):
             self.services.scheduler.remove_job(BIRTHDAY_PASS)
 
+    async def _announces_age(self, guild_id: int) -> bool:
+        return announces_age((await self.services.guild_settings.get(guild_id)).birthday_template)
+
     def _is_member(self, guild_id: int) -> Callable[[int], bool]:
         return lambda user_id: self.effects.is_member(guild_id, user_id)
 
@@ -167,10 +174,13 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     @birthday.command(name="set", description="Save your birthday; the year is optional and only shown to you")
     @discord.option("month", int, description="Month, 1 (January) to 12 (December)")
     @discord.option("day", int, description="Day of the month")
-    @discord.option("year", int, description="Birth year (optional, private to you)", required=False, default=None)
+    @discord.option("year", int, description="Birth year (optional; private unless the server's birthday "
+                                             "message shows ages)", required=False, default=None)
     async def set_(self, ctx: discord.ApplicationContext, month: int, day: int, year: int | None) -> None:
-        view = await self.birthdays.set(guild_id_of(ctx), ctx.author.id, month, day, year)
-        await answer(ctx, own_birthday_text(view, saved=True), ephemeral=True)
+        guild_id = guild_id_of(ctx)
+        view = await self.birthdays.set(guild_id, ctx.author.id, month, day, year)
+        text = own_birthday_text(view, saved=True, age_announced=await self._announces_age(guild_id))
+        await answer(ctx, text, ephemeral=True)
 
     @birthday.command(name="remove", description="Forget your birthday on this server")
     async def remove(self, ctx: discord.ApplicationContext) -> None:
@@ -184,7 +194,8 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         member_id = member.id if member is not None else ctx.author.id
         view = await self.birthdays.show(guild_id_of(ctx), ctx.author.id, member_id)
         if member_id == ctx.author.id:
-            await answer(ctx, own_birthday_text(view), ephemeral=True)
+            age_announced = await self._announces_age(guild_id_of(ctx))
+            await answer(ctx, own_birthday_text(view, age_announced=age_announced), ephemeral=True)
         else:
             await answer(ctx, public_birthday_text(view), allowed_mentions=NO_PINGS)
 

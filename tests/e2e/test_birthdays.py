@@ -107,6 +107,18 @@ async def set_birthday(world: World, user: User, month: int, day: int, year: int
 
 # ---- commands -------------------------------------------------------------------------------------
 
+async def test_when_the_servers_message_shows_ages_members_giving_a_year_are_told(bd: Birthdays) -> None:
+    world = bd.world
+    await world.command(world.admin, "config set", {"setting": "birthday_template",
+                                                    "value": "Happy {age}th birthday {member}!"})
+    saved = await set_birthday(world, world.alice, 3, 5, 1990)
+    assert saved.ephemeral and saved.content.endswith(
+        "when you turn 37. This server's birthday message shows your age; to keep your birth year to "
+        "yourself, set your birthday again without `year`.")
+    without_year = await set_birthday(world, world.alice, 3, 5)
+    assert without_year.content == "Saved: your birthday is March 5; next celebrated in 100 days (March 5, 2027)."
+
+
 async def test_set_show_and_remove_keep_the_year_private(bd: Birthdays) -> None:
     world = bd.world
     saved = await set_birthday(world, world.alice, 3, 5, 1990)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from malabot.cogs.birthdays import list_text, own_birthday_text, public_birthday_text, upcoming_text
-from malabot.features.birthdays.rules import Birthday
+from malabot.features.birthdays.rules import Birthday, announces_age
 from malabot.features.birthdays.views import BirthdayPage, view_for
 
 ALICE, BOB = 11, 22
@@ -35,3 +35,18 @@ def test_public_texts_never_show_a_year_even_to_its_owner() -> None:
 def test_upcoming_without_birthdays() -> None:
     assert upcoming_text((), 7) == "No birthdays in the next 7 days."
     assert upcoming_text((), 1) == "No birthdays today or tomorrow."
+
+
+def test_the_year_is_not_called_private_when_the_servers_message_shows_ages() -> None:
+    with_year = view_for(ALICE, ALICE, Birthday(11, 26, 2000), TODAY)
+    assert own_birthday_text(with_year, age_announced=True).endswith(
+        "This server's birthday message shows your age; to keep your birth year to yourself, "
+        "set your birthday again without `year`.")
+    no_year = view_for(ALICE, ALICE, Birthday(11, 26), TODAY)
+    assert own_birthday_text(no_year, age_announced=True).endswith("(November 26, 2026).")
+
+
+def test_which_templates_show_ages() -> None:
+    assert announces_age("Happy {age}th, {member}!")
+    assert not announces_age("Happy birthday {member}! {{age}} stays literal")
+    assert not announces_age("{member} is {unknown}"), "an invalid template is replaced by the default"

@@ -136,6 +136,14 @@ def mention(user_id: int) -> str:
 PLACEHOLDERS = ("member", "age")
 
 
+def announces_age(template: str) -> bool:
+    """Whether the server's birthday message shows the member's age (and so their birth year)."""
+    try:
+        return "age" in templates.placeholders(template, PLACEHOLDERS)
+    except UserInputError:  # the pass announces with the default template instead, which shows no age
+        return False
+
+
 def render_announcement(template: str, user_id: int, age: int | None) -> str:
     """Fill `{member}` and `{age}`; without a known age, `{age}` and one space before it disappear.
 
