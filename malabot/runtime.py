@@ -27,6 +27,8 @@ from malabot.app import (
 )
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
+from malabot.tenancy.opening import remove_staging_leftovers
+from malabot.tenancy.paths import TenantPaths
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     token = settings.token.get_secret_value().strip() if settings.token else ""
     with tenants_lock(settings, "malabot run"):
+        if removed := remove_staging_leftovers(TenantPaths(settings.tenants_dir)):
+            log.info("removed %d temporary tenant file(s) left by an earlier crash", removed)
         services = build_services(settings)
         await start_services(services)
         bot = build_bot(services)

@@ -227,6 +227,15 @@ def publish_new(staging: Path, live: Path) -> bool:
     return True
 
 
+def remove_staging_leftovers(paths: TenantPaths) -> int:
+    """Delete what unfinished creations and restores left behind; only safe under the tenants lock
+    (no other MalaBoT process is staging a file). Returns how many were removed."""
+    leftovers = paths.staging_leftovers()
+    for leftover in leftovers:
+        remove_database_files(leftover)
+    return len(leftovers)
+
+
 def remove_database_files(path: Path) -> None:
     """The database and every file SQLite may keep beside it."""
     for candidate in (path, *sidecars(path), path.with_name(path.name + "-journal")):

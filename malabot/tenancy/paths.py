@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,12 @@ class TenantPaths:
         """A temporary name in the same folder, so the final rename is atomic."""
         return self.root / f".{parse_guild_id(guild_id)}.{purpose}.tmp"
 
+    def staging_leftovers(self) -> list[Path]:
+        """Temporary files of creations, restores and legacy splits that never finished (a crash)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(path for path in self.root.glob(".*.*.tmp") if _STAGING_NAME.fullmatch(path.name))
+
     def archive(self, guild_id: int, moment: datetime | None = None) -> Path:
         return self.archive_dir / f"{parse_guild_id(guild_id)}-{utc_stamp(moment)}{TENANT_SUFFIX}"
 
@@ -82,6 +89,10 @@ class TenantPaths:
         if not self.archive_dir.is_dir():
             return []
         return sorted(self.archive_dir.glob(pattern))
+
+
+# `.<guild id>.<purpose>.tmp`, as `staging` makes them.
+_STAGING_NAME = re.compile(r"\.[0-9]+\.[A-Za-z0-9_-]+\.tmp")
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:

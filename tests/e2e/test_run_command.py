@@ -48,6 +48,14 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
                           MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
     tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
+    tenant.parent.mkdir()
+    crashed = [tenant.parent / name for name in (f".{guild.id}.create-1a2b3c4d.tmp",
+                                                 f".{guild.id}.create-1a2b3c4d.tmp-wal",
+                                                 f".{guild.id}.restore-5e6f7a8b.tmp")]
+    for leftover in crashed:  # what a crash in the middle of creating or restoring leaves
+        leftover.write_bytes(b"half a file")
+    unrelated = tenant.parent / ".notes.tmp"
+    unrelated.write_text("an operator's own file")
     process = await run_malabot(env, tmp_path)
     try:
         await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
@@ -59,3 +67,5 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     assert "Traceback" not in stderr.decode()
     # Every connection was closed: SQLite removes the -wal file when the last one closes.
     assert not Path(f"{tenant}-wal").exists()
+    assert not any(leftover.exists() for leftover in crashed), "crash leftovers are cleaned at start"
+    assert unrelated.exists(), "files not named like MalaBoT's staging are left alone"
