@@ -71,7 +71,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
         birthday_member_data(),
         xp_member_data(),
         checkin_member_data(),
-    ], forget_hooks=[xp.forget_member])
+    ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush])
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
     birthdays = BirthdayService(tenants, guild_settings, clock=clock)

@@ -15,6 +15,8 @@ from malabot.tenancy.manager import TenantManager
 
 # Called before a purge, e.g. so the XP service drops the member's buffered XP and cooldown.
 ForgetHook = Callable[[int, int], Awaitable[None] | None]
+# Called before an export, so data still buffered in memory (chat XP) is in the file read.
+FlushHook = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,11 @@ class PurgeReport:
 
 class MemberData:
     def __init__(self, tenants: TenantManager, handlers: Sequence[MemberDataHandler],
-                 forget_hooks: Sequence[ForgetHook] = ()) -> None:
+                 forget_hooks: Sequence[ForgetHook] = (), flush_hooks: Sequence[FlushHook] = ()) -> None:
         self._tenants = tenants
         self.handlers = tuple(handlers)
         self._forget_hooks = tuple(forget_hooks)
+        self._flush_hooks = tuple(flush_hooks)
 
     def covered_columns(self) -> frozenset[tuple[str, str]]:
         return frozenset().union(*(handler.covers for handler in self.handlers))
@@ -88,6 +91,8 @@ class MemberData:
                 await result
 
     async def export(self, guild_id: int, user_id: int) -> dict[str, Rows]:
+        for flush in self._flush_hooks:
+            await flush(guild_id)
         exported: dict[str, Rows] = {}
         async with self._tenants.reading(guild_id) as conn:
             for handler in self.handlers:

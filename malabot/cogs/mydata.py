@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.commands import answer, guild_id_of
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 
@@ -86,6 +87,7 @@ class MyDataCog(discord.Cog, name="MyData"):
     def __init__(self, bot: MalaBot, *, confirm_timeout: float = 60.0) -> None:
         self.bot = bot
         self.service = bot.services.mydata
+        self.birthday_effects = DiscordBirthdayEffects(bot)
         # How long the delete buttons stay usable; tests shorten it on the running cog.
         self.confirm_timeout = confirm_timeout
 
@@ -104,7 +106,12 @@ class MyDataCog(discord.Cog, name="MyData"):
         guild_id, user_id = guild_id_of(ctx), ctx.author.id
 
         async def erase() -> int:
-            return (await self.service.delete(guild_id, user_id)).total
+            # The birthday pass takes a birthday role back by the row the erase deletes: do it now.
+            birthday_roles = await self.bot.services.birthdays.roles_held_by(guild_id, user_id)
+            erased = (await self.service.delete(guild_id, user_id)).total
+            for role_id in birthday_roles:
+                await self.birthday_effects.remove_role(guild_id, user_id, role_id)
+            return erased
 
         view = ConfirmDelete(user_id, erase, timeout=self.confirm_timeout)
         self.bot.questions.stamp(view)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from malabot.cogs.birthdays import BirthdaysCog
+from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.features.birthdays.announcer import PassReport
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, Message, Role, User
 from malabot.scheduling import BIRTHDAY_PASS
@@ -370,6 +371,19 @@ async def test_the_role_is_taken_back_the_next_day(bd: Birthdays) -> None:
     assert report.roles_removed == 1
     assert not bd.has_role(world.alice)
     assert len(bd.announcements()) == 1
+
+
+async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)
+    await bd.run_pass()
+    assert bd.has_role(world.alice)
+
+    question = await world.command(world.alice, "mydata delete")
+    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    assert not bd.has_role(world.alice), "the row that said what to take back is gone with the data"
+    assert not rows_mentioning(world.tenant_file(world.guild), world.alice.id)
 
 
 async def test_the_role_is_taken_back_after_downtime(bd: Birthdays) -> None:

@@ -134,6 +134,14 @@ async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[Pendin
     return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3]) for row in rows]
 
 
+async def roles_held_by(conn: aiosqlite.Connection, user_id: int) -> list[int]:
+    """Birthday roles given to the member and not taken back yet."""
+    rows = await conn.execute_fetchall(
+        "SELECT DISTINCT role_id FROM birthday_celebrations"
+        " WHERE user_id = ? AND role_id IS NOT NULL AND role_removed_at IS NULL", (user_id,))
+    return [row[0] for row in rows]
+
+
 async def mark_roles_removed(conn: aiosqlite.Connection, roles: Iterable[PendingRole], at: datetime) -> None:
     await conn.executemany(
         "UPDATE birthday_celebrations SET role_removed_at = ? WHERE user_id = ? AND year = ?",

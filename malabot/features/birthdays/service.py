@@ -78,6 +78,12 @@ class BirthdayService:
         if not removed:
             raise UserInputError("You have no birthday set, so there was nothing to remove.")
 
+    async def roles_held_by(self, guild_id: int, user_id: int) -> list[int]:
+        """Birthday roles the member still has from the bot: erasing their data (which holds what to
+        take back) must take these back at once."""
+        async with self._tenants.reading(guild_id) as conn:
+            return await repository.roles_held_by(conn, user_id)
+
     async def show(self, guild_id: int, viewer_id: int, member_id: int | None = None) -> BirthdayView:
         """The member's birthday as the viewer may see it (the viewer's own when member_id is None)."""
         member_id = viewer_id if member_id is None else member_id
