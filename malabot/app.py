@@ -22,6 +22,7 @@ from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.checkins.service import CheckinService
 from malabot.features.moderation.member_data import moderation_member_data
 from malabot.features.moderation.service import ModerationService
+from malabot.features.mydata.member_data import erasure_member_data
 from malabot.features.mydata.service import MyDataService
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
@@ -71,6 +72,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
         birthday_member_data(),
         xp_member_data(),
         checkin_member_data(),
+        erasure_member_data(),
     ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush])
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
@@ -83,7 +85,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
                     welcome=WelcomeService(guild_settings),
                     verification=VerificationService(tenants, guild_settings, clock=clock),
                     backups=BackupService(tenants, guild_settings, clock=clock),
-                    mydata=MyDataService(member_data, clock), clock=clock)
+                    mydata=MyDataService(tenants, member_data, clock), clock=clock)
 
 
 async def start_services(services: Services) -> None:

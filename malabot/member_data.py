@@ -17,14 +17,16 @@ from malabot.tenancy.manager import TenantManager
 ForgetHook = Callable[[int, int], Awaitable[None] | None]
 # Called before an export, so data still buffered in memory (chat XP) is in the file read.
 FlushHook = Callable[[int], Awaitable[None]]
+# More writes that belong in a purge's transaction (e.g. recording that the member asked for it).
+AlsoInTransaction = Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class AbsentReport:
-    """Members purged because they had rows here but are no longer in the guild."""
+class PurgedMembers:
+    """Members purged together (left while the bot was offline, or erased again after a restore)."""
 
     guild_id: int
-    user_ids: tuple[int, ...]
+    user_ids: tuple[int, ...]  # those whose rows changed
     rows_changed: int
 
 
@@ -50,7 +52,7 @@ class MemberData:
     def covered_columns(self) -> frozenset[tuple[str, str]]:
         return frozenset().union(*(handler.covers for handler in self.handlers))
 
-    async def purge(self, guild_id: int, user_id: int) -> PurgeReport:
+    async def purge(self, guild_id: int, user_id: int, *, also: AlsoInTransaction | None = None) -> PurgeReport:
         """Delete every row of the member in this guild's file; nothing happens if it has no file."""
         await self._forget(guild_id, user_id)
         changed: dict[str, int] = {}
@@ -59,9 +61,11 @@ class MemberData:
         async with self._tenants.transaction(guild_id, create=False) as conn:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
+            if also is not None:
+                await also(conn)
         return PurgeReport(guild_id, user_id, changed)
 
-    async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> AbsentReport:
+    async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> PurgedMembers:
         """Purge everyone named in this guild's file who is not a member any more: they left while the
         bot was offline, so no leave event came. `is_member` must know the guild's whole member list.
 
@@ -69,20 +73,26 @@ class MemberData:
         all absent ids is one transaction and only those whose rows changed are reported.
         """
         if not self._tenants.exists(guild_id):
-            return AbsentReport(guild_id, (), 0)
+            return PurgedMembers(guild_id, (), 0)
         async with self._tenants.reading(guild_id, create=False) as conn:
             named = await ids_named_in(conn, self.covered_columns())
-        absent = sorted(user_id for user_id in named if not is_member(user_id))
-        for user_id in absent:
+        return await self.purge_many(guild_id, sorted(user_id for user_id in named if not is_member(user_id)))
+
+    async def purge_many(self, guild_id: int, user_ids: Sequence[int], *,
+                         also: AlsoInTransaction | None = None) -> PurgedMembers:
+        """Purge several members in one transaction (with `also` in it); reports those whose rows changed."""
+        for user_id in user_ids:
             await self._forget(guild_id, user_id)
         purged, changed = [], 0
         async with self._tenants.transaction(guild_id, create=False) as conn:
-            for user_id in absent:
+            for user_id in user_ids:
                 rows = sum([await handler.purge(conn, user_id) for handler in self.handlers])
                 if rows:
                     purged.append(user_id)
                     changed += rows
-        return AbsentReport(guild_id, tuple(purged), changed)
+            if also is not None:
+                await also(conn)
+        return PurgedMembers(guild_id, tuple(purged), changed)
 
     async def _forget(self, guild_id: int, user_id: int) -> None:
         for hook in self._forget_hooks:

@@ -8,6 +8,7 @@ progress per guild on stderr and ends with a summary; any failure makes the exit
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sqlite3
 import sys
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
-from malabot.tenancy.backup import archive_tenant, backup_tenant, free_path, inspect_file, restore_tenant
+from malabot.tenancy.backup import archive_tenant, backup_tenant, free_path, inspect_file
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet, schema_version
 from malabot.tenancy.opening import connect, migrate_tenant
@@ -128,13 +129,27 @@ def backup_tenants(args: argparse.Namespace) -> int:
 def restore_tenant_file(args: argparse.Namespace) -> int:
     paths = _paths(args)
     guild_id = parse_guild_id(args.guild)
-    migrations = MigrationSet.load()
     with TenantsLock(paths.lock_file, "malabot tenants restore"):
-        previous = restore_tenant(paths, guild_id, args.file, migrations,
-                                  allow_other_guild=args.allow_other_guild)
+        previous = asyncio.run(_restore(paths, guild_id, Path(args.file), args.allow_other_guild))
     kept = f"; the previous data is kept in {previous}" if previous is not None else ""
     print(f"guild {guild_id}: restored from {args.file}{kept}")
     return EXIT_OK
+
+
+async def _restore(paths: TenantPaths, guild_id: int, source: Path, allow_other_guild: bool) -> Path | None:
+    """The bot's own restore, with what its services do after one (members who erased their data
+    after the backup was taken are erased again)."""
+    from malabot.app import build_services, stop_services  # the bot's whole graph: only this verb needs it
+
+    try:
+        settings = Settings(tenants_dir=paths.root)
+    except ValidationError as error:
+        raise MalabotError(describe_validation_error(error)) from None
+    services = build_services(settings)
+    try:
+        return await services.tenants.restore(guild_id, source, allow_other_guild=allow_other_guild)
+    finally:
+        await stop_services(services)
 
 
 def archive_tenant_file(args: argparse.Namespace) -> int:

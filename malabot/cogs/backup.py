@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.lifecycle import purge_departed
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
@@ -99,6 +100,8 @@ class BackupCog(discord.Cog):
         await ctx.defer(ephemeral=True)
         restored = await self.backups.restore(guild_id, snapshot_id)
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, restored.id)
+        if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
+            await purge_departed(self.bot.services.member_data, [ctx.guild])
         await answer(ctx, f"Restored snapshot `{restored.id}` "
                           f"(taken {restored.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
                           "kept as a snapshot marked “before a restore” in `/backup list`.", ephemeral=True)

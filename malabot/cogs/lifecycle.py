@@ -18,8 +18,32 @@ from malabot.cogs.boards import server_members
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
+    from malabot.member_data import MemberData
 
 log = logging.getLogger(__name__)
+
+
+async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild]) -> None:
+    """Purge members named in a guild's file who are no longer its members (they left while the bot
+    was offline, or a restore brought their rows back), in guilds whose member list is complete."""
+    purged_members = purged_in = skipped = 0
+    step = max(len(guilds) // 10, 100)
+    for done, guild in enumerate(guilds, start=1):
+        is_member = server_members(guild)  # None until the list is complete (chunked): an
+        if is_member is None:               # incomplete one would make members look departed
+            skipped += 1
+        else:
+            report = await member_data.purge_absent(guild.id, is_member)
+            if report.user_ids:
+                purged_members += len(report.user_ids)
+                purged_in += 1
+                log.info("guild %s: %d members no longer here had data, %d rows purged",
+                         guild.id, len(report.user_ids), report.rows_changed)
+        if done % step == 0 and done < len(guilds):
+            log.info("checked %d of %d servers for members who left while the bot was offline", done,
+                     len(guilds))
+    log.info("members who left while the bot was offline: %d purged in %d of %d servers (%d servers "
+             "skipped: member list not complete)", purged_members, purged_in, len(guilds), skipped)
 
 
 class Lifecycle(discord.Cog):
@@ -39,39 +63,18 @@ class Lifecycle(discord.Cog):
         if await tenants.ensure(guild_id):
             log.info("guild %s: created its data file", guild_id)
 
-    async def purge_departed(self, guilds: Sequence[discord.Guild]) -> None:
-        """Purge members who left while the bot was offline, in guilds whose member list is complete."""
-        purged_members = purged_in = skipped = 0
-        step = max(len(guilds) // 10, 100)
-        for done, guild in enumerate(guilds, start=1):
-            is_member = server_members(guild)  # None until the list is complete (chunked): an
-            if is_member is None:               # incomplete one would make members look departed
-                skipped += 1
-            else:
-                report = await self.services.member_data.purge_absent(guild.id, is_member)
-                if report.user_ids:
-                    purged_members += len(report.user_ids)
-                    purged_in += 1
-                    log.info("guild %s: %d members left while the bot was offline, %d rows purged",
-                             guild.id, len(report.user_ids), report.rows_changed)
-            if done % step == 0 and done < len(guilds):
-                log.info("checked %d of %d servers for members who left while the bot was offline", done,
-                         len(guilds))
-        log.info("members who left while the bot was offline: %d purged in %d of %d servers (%d servers "
-                 "skipped: member list not complete)", purged_members, purged_in, len(guilds), skipped)
-
     @discord.Cog.listener()
     async def on_ready(self) -> None:
         # Guilds joined while the bot was offline get their file now.
         for guild in self.bot.guilds:
             await self.open_guild(guild.id)
         self.bot.guilds_opened.set()
-        await self.purge_departed(self.bot.guilds)
+        await purge_departed(self.services.member_data, self.bot.guilds)
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await self.open_guild(guild.id)  # may bring back an archive that names members gone since
-        await self.purge_departed([guild])
+        await purge_departed(self.services.member_data, [guild])
 
     @discord.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -185,16 +185,6 @@ def install_restored(paths: TenantPaths, guild_id: int, staging: Path,
     return previous
 
 
-def restore_tenant(paths: TenantPaths, guild_id: int, source: Path, migrations: MigrationSet, *,
-                   allow_other_guild: bool = False) -> Path | None:
-    """Prepare and install in one go (the CLI, holding the tenants lock); see install_restored."""
-    staging = prepare_restore(paths, guild_id, source, migrations, allow_other_guild=allow_other_guild)
-    try:
-        return install_restored(paths, guild_id, staging)
-    finally:
-        remove_database_files(staging)
-
-
 def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = None) -> Path:
     """Move the guild's (closed) live file to tenants/archive/<guild>-<UTC stamp>.sqlite3."""
     live = paths.live(guild_id)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FileOperationHook = Callable[[int], Awaitable[None]]
 FileChangedHook = Callable[[int], None]
+AfterRestoreHook = Callable[[int, Path], Awaitable[None]]
 ShutdownHook = Callable[[], Awaitable[None]]
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
@@ -83,6 +84,7 @@ class TenantManager:
         self._verified: dict[int, FileFingerprint] = {}
         self._file_hooks: list[FileOperationHook] = []
         self._changed_hooks: list[FileChangedHook] = []
+        self._restore_hooks: list[AfterRestoreHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -122,6 +124,11 @@ class TenantManager:
         under the guild's lock: for forgetting what was read from the old file meanwhile (a chat
         message between the before-hook and the swap reads the old file). It must not use the tenant."""
         self._changed_hooks.append(hook)
+
+    def add_after_restore(self, hook: AfterRestoreHook) -> None:
+        """`await hook(guild_id, replaced)` runs once a restore is done, with the kept copy of the file
+        it replaced (tenants/backups/<guild>/…-before-restore.sqlite3); it may use the tenant."""
+        self._restore_hooks.append(hook)
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """`hook()` runs first in close_all, while tenants can still be opened (e.g. a final flush)."""
@@ -221,10 +228,11 @@ class TenantManager:
         return files.backup_tenant(self.paths, guild_id, self.migrations, destination,
                                    busy_timeout_ms=self._busy_timeout_ms)
 
-    async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False) -> None:
+    async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False) -> Path | None:
         """Replace the guild's data with `source` after checking it; RestoreRefused says why not.
 
-        The previous live file is kept under tenants/backups/<guild>/ (…-before-restore.sqlite3).
+        The previous live file is kept under tenants/backups/<guild>/ (…-before-restore.sqlite3); its
+        path is returned (None when there was none) after the after-restore hooks ran.
         """
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
@@ -239,6 +247,10 @@ class TenantManager:
         finally:
             remove_database_files(staging)
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
+        if previous is not None:
+            for hook in self._restore_hooks:
+                await hook(guild_id, previous)
+        return previous
 
     async def archive(self, guild_id: int) -> Path:
         """Close the guild's file and move it to tenants/archive/<guild>-<UTC stamp>.sqlite3."""

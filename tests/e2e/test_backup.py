@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.sandbox import FakeDiscord
 from malabot.tenancy.manager import TenantManager
-from tests.e2e.data_dump import all_rows
+from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 
 EPHEMERAL = 64
@@ -166,6 +167,24 @@ async def test_restore_brings_a_snapshot_back_and_keeps_what_it_replaced(world: 
     undone = await world.command(world.admin, "backup restore", {"id": undo_id})
     assert undone.content.startswith(f"Restored snapshot `{undo_id}`")
     assert all_rows(world.tenant_file(world.guild)) == changed
+
+
+async def test_a_restore_does_not_bring_back_members_who_erased_their_data_or_left(world: World) -> None:
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    file = world.tenant_file(world.guild)
+    assert rows_mentioning(file, world.alice.id) and rows_mentioning(file, world.bob.id)
+    question = await world.command(world.alice, "mydata delete")
+    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(file, world.bob.id), what="bob's leave to be purged")
+
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    assert rows_mentioning(file, world.alice.id) == {"member_erasures": 1}, "erased again, and still on record"
+    assert not rows_mentioning(file, world.bob.id), "a member who left since the snapshot is purged again"
+    assert (await world.live.guild_settings.get(world.guild.id)).backup_keep == 3, "the rest is restored"
 
 
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])

@@ -39,7 +39,7 @@ async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
 
 @pytest.fixture
 def make_migrations(tmp_path: Path) -> MigrationsFactory:
-    """`make_migrations(name, extra={"0002_x.sql": sql})`: the project's migrations plus `extra`.
+    """`make_migrations(name, extra={"0003_x.sql": sql})`: the project's migrations plus `extra`.
 
     Each call gets its own folder under tmp_path, so a test can hold several versions of the code.
     """

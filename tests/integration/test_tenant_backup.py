@@ -23,6 +23,10 @@ from malabot.tenancy.paths import TenantPaths, sidecars
 MigrationsFactory = Callable[..., MigrationSet]  # the make_migrations fixture (conftest.py)
 STAMPED = r"\d{8}T\d{6}Z"
 
+# The project's latest schema version, and the number a test's own extra migration takes.
+LATEST = MigrationSet.load().latest
+NEXT = f"{LATEST + 1:04d}"
+
 
 def read(path: Path, sql: str) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(path)
@@ -238,9 +242,9 @@ async def test_a_file_newer_than_the_code_is_refused(tenants: TenantManager, tmp
                                                      make_migrations: MigrationsFactory) -> None:
     await add_users(tenants, 1, range(1, 3))
     newer_folder = TenantPaths(tmp_path / "newer")
-    newer = make_migrations("v2", {"0002_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"})
+    newer = make_migrations("v2", {f"{NEXT}_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"})
     create_tenant_file(newer_folder, 1, newer)
-    with pytest.raises(RestoreRefused, match="schema version 2 is newer than this code"):
+    with pytest.raises(RestoreRefused, match=f"schema version {LATEST + 1} is newer than this code"):
         await tenants.restore(1, newer_folder.live(1))
     assert await users(tenants, 1) == [1, 2]
 
@@ -315,10 +319,10 @@ async def test_a_restored_old_file_is_migrated_forward(tmp_path: Path,
     backup = await old.backup(1)
     await old.close_all()
     new = TenantManager(tmp_path / "new", migrations=make_migrations("v2", {
-        "0002_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"}))
+        f"{NEXT}_more.sql": "CREATE TABLE more (id INTEGER PRIMARY KEY);\n"}))
     try:
         await new.restore(1, backup)
-        assert read(new.paths.live(1), "PRAGMA user_version") == [(2,)]
+        assert read(new.paths.live(1), "PRAGMA user_version") == [(LATEST + 1,)]
         assert await users(new, 1) == [1, 2]
     finally:
         await new.close_all()

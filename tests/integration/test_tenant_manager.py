@@ -18,6 +18,10 @@ MigrationsFactory = Callable[..., MigrationSet]  # the make_migrations fixture (
 
 UNIQUE_MESSAGES = "CREATE UNIQUE INDEX xp_unique_messages ON xp (messages);\n"
 
+# The project's latest schema version, and the number a test's own extra migration takes.
+LATEST = MigrationSet.load().latest
+NEXT = f"{LATEST + 1:04d}"
+
 
 def read(path: Path, sql: str) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(path)
@@ -234,14 +238,14 @@ async def test_a_transaction_left_open_by_a_reader_is_not_passed_on(tenants: Ten
 async def test_concurrent_first_use_creates_and_migrates_once(
         manager_factory: type[TenantManager], make_migrations: MigrationsFactory) -> None:
     count_runs = "CREATE TABLE runs (id INTEGER PRIMARY KEY);\nINSERT INTO runs DEFAULT VALUES;\n"
-    counted = make_migrations("counted", {"0002_count_runs.sql": count_runs})
+    counted = make_migrations("counted", {f"{NEXT}_count_runs.sql": count_runs})
     tenants = manager_factory(migrations=counted)
     created = await asyncio.gather(*(tenants.ensure(9) for _ in range(10)))
     await asyncio.gather(*(add_xp(tenants, 9, user) for user in range(10)))
     assert sorted(created) == [False] * 9 + [True]
     live = tenants.paths.live(9)
     assert read(live, "SELECT count(*) FROM runs") == [(1,)]
-    assert read(live, "SELECT version FROM schema_migrations") == [(1,), (2,)]
+    assert read(live, "SELECT version FROM schema_migrations") == [(v,) for v in range(1, LATEST + 2)]
     assert read(live, "SELECT count(*) FROM xp") == [(10,)]
     assert tenants.open_count == 1
 
@@ -251,9 +255,9 @@ async def test_an_old_tenant_is_migrated_forward_on_open(
     old = manager_factory(migrations=make_migrations("v1"))
     await add_xp(old, 3, 1)
     await old.close_all()
-    new = manager_factory(migrations=make_migrations("v2", {"0002_unique_messages.sql": UNIQUE_MESSAGES}))
+    new = manager_factory(migrations=make_migrations("v2", {f"{NEXT}_unique_messages.sql": UNIQUE_MESSAGES}))
     async with new.reading(3) as conn:
-        assert await conn.execute_fetchall("PRAGMA user_version") == [(2,)]
+        assert await conn.execute_fetchall("PRAGMA user_version") == [(LATEST + 1,)]
         assert await conn.execute_fetchall("SELECT user_id FROM xp") == [(1,)]
 
 
@@ -266,26 +270,26 @@ async def test_a_failing_migration_stops_only_that_tenant(
     await old.close_all()
     before = digest(old.paths.live(1))
 
-    new = manager_factory(migrations=make_migrations("v2", {"0002_unique_messages.sql": UNIQUE_MESSAGES}))
-    with pytest.raises(MigrationError, match=r"guild 1: migration 0002_unique_messages.sql failed"):
+    new = manager_factory(migrations=make_migrations("v2", {f"{NEXT}_unique_messages.sql": UNIQUE_MESSAGES}))
+    with pytest.raises(MigrationError, match=rf"guild 1: migration {NEXT}_unique_messages.sql failed"):
         async with new.transaction(1):
             pass
     live = new.paths.live(1)
-    assert read(live, "PRAGMA user_version") == [(1,)]
-    assert read(live, "SELECT version FROM schema_migrations") == [(1,)]
+    assert read(live, "PRAGMA user_version") == [(LATEST,)]
+    assert read(live, "SELECT version FROM schema_migrations") == [(v,) for v in range(1, LATEST + 1)]
     assert read(live, "SELECT name FROM sqlite_master WHERE name = 'xp_unique_messages'") == []
     assert read(live, "SELECT count(*) FROM xp") == [(2,)]
     assert digest(live) == before
     await add_xp(new, 2, 5)  # the other guild migrates and works
-    assert read(new.paths.live(2), "PRAGMA user_version") == [(2,)]
+    assert read(new.paths.live(2), "PRAGMA user_version") == [(LATEST + 1,)]
     assert new.open_count == 1
 
 
 async def test_a_failing_migration_on_creation_leaves_no_file(
         manager_factory: type[TenantManager], make_migrations: MigrationsFactory) -> None:
-    broken_set = make_migrations("broken", {"0002_broken.sql": "SELECT * FROM nowhere;\n"})
+    broken_set = make_migrations("broken", {f"{NEXT}_broken.sql": "SELECT * FROM nowhere;\n"})
     broken = manager_factory(migrations=broken_set)
-    with pytest.raises(MigrationError, match=r"guild 4: migration 0002_broken.sql failed"):
+    with pytest.raises(MigrationError, match=rf"guild 4: migration {NEXT}_broken.sql failed"):
         await broken.ensure(4)
     assert list(broken.paths.root.iterdir()) == []
     assert broken.open_count == 0
@@ -306,11 +310,11 @@ async def test_a_changed_applied_migration_is_refused(
 
 async def test_a_tenant_newer_than_the_code_is_refused(
         manager_factory: type[TenantManager], make_migrations: MigrationsFactory) -> None:
-    newer = manager_factory(migrations=make_migrations("v2", {"0002_unique_messages.sql": UNIQUE_MESSAGES}))
+    newer = manager_factory(migrations=make_migrations("v2", {f"{NEXT}_unique_messages.sql": UNIQUE_MESSAGES}))
     await newer.ensure(8)
     await newer.close_all()
     older = manager_factory(migrations=make_migrations("v1"))
-    with pytest.raises(MigrationError, match="guild 8 is at schema version 2, newer than this code"):
+    with pytest.raises(MigrationError, match=f"guild 8 is at schema version {LATEST + 1}, newer than this code"):
         await older.ensure(8)
 
 

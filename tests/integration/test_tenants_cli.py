@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import sqlite3
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from malabot.__main__ import main
+from malabot.app import build_services, stop_services
+from malabot.settings import Settings
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import create_tenant_file
@@ -186,6 +189,30 @@ def test_restore_replaces_data_and_refuses_bad_files(paths: TenantPaths, tmp_pat
     assert users(paths.live(2)) == [20]
     assert tenants(paths, "restore", "2", str(backup), "--allow-other-guild") == 0
     assert users(paths.live(2)) == [10, 11]
+
+
+def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+
+    async def erase(user_id: int) -> None:  # /mydata delete, as the bot does it
+        services = build_services(Settings(tenants_dir=paths.root, _env_file=None))  # type: ignore[call-arg]
+        try:
+            await services.mydata.delete(1, user_id)
+        finally:
+            await stop_services(services)
+
+    asyncio.run(erase(10))
+    assert users(paths.live(1)) == [11]
+    assert tenants(paths, "restore", "1", str(backup)) == 0
+    assert users(paths.live(1)) == [11], "the backup's row of member 10 is erased again"
+    conn = sqlite3.connect(paths.live(1))
+    try:
+        erased = conn.execute("SELECT user_id FROM member_erasures").fetchall()
+    finally:
+        conn.close()
+    assert erased == [(10,)], "and the erasure stays on record for the next restore"
 
 
 def test_archive_moves_the_file(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:

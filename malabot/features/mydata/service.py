@@ -5,16 +5,24 @@ The confirmation of a delete is the cog's job (a button); this service erases wh
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from malabot.clock import Clock
+from malabot.features.mydata import repository
 from malabot.features.mydata.export import export_filename, export_json
 from malabot.member_data import MemberData, PurgeReport
+from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
 
 # What the member is told before they confirm a delete.
 DELETE_CONFIRMATION = (
     "This erases everything this bot stores about you in this server (XP, check-ins, birthday, "
-    "verification, …). Moderation cases about you are kept. This cannot be undone."
+    "verification, …). Moderation cases about you are kept, and so is a note that you asked, so that "
+    "restoring an older backup erases you again. This cannot be undone."
 )
 
 
@@ -26,9 +34,11 @@ class ExportFile:
 
 
 class MyDataService:
-    def __init__(self, member_data: MemberData, clock: Clock) -> None:
+    def __init__(self, tenants: TenantManager, member_data: MemberData, clock: Clock) -> None:
+        self._tenants = tenants
         self._member_data = member_data
         self._clock = clock
+        tenants.add_after_restore(self._erase_again)
 
     async def export(self, guild_id: int, user_id: int) -> ExportFile:
         """Every row about the member in this server, as a JSON file."""
@@ -41,5 +51,23 @@ class MyDataService:
         )
 
     async def delete(self, guild_id: int, user_id: int) -> PurgeReport:
-        """Erase the member's data in this server (moderation cases about them stay), in one transaction."""
-        return await self._member_data.purge(guild_id, user_id)
+        """Erase the member's data in this server (moderation cases about them stay), in one transaction
+        with the record that they asked (so a restore of an older snapshot erases them again)."""
+        erased = {user_id: repository.erased_at(self._clock())}
+        return await self._member_data.purge(guild_id, user_id,
+                                             also=lambda conn: repository.record_erasures(conn, erased))
+
+    async def _erase_again(self, guild_id: int, replaced: Path) -> None:
+        """After a restore: erase again everyone whose erasure the replaced file knew and the restored
+        one does not (the snapshot was taken before they asked), and keep the records."""
+        previous = await asyncio.to_thread(repository.erasures_in_file, replaced)
+        if not previous:
+            return
+        async with self._tenants.reading(guild_id, create=False) as conn:
+            again = repository.newer_erasures(previous, await repository.erasures(conn))
+        if not again:
+            return
+        report = await self._member_data.purge_many(guild_id, sorted(again),
+                                                    also=lambda conn: repository.record_erasures(conn, again))
+        log.info("guild %s: erased again after the restore: %d member(s) who had erased their data, %d rows",
+                 guild_id, len(again), report.rows_changed)
