@@ -19,7 +19,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from malabot.legacy.evidence import is_member_id
-from malabot.legacy.mapping import MappedSettings, celebration_day, map_settings, parse_birthday, parse_day
+from malabot.legacy.mapping import (
+    MappedSettings,
+    celebration_day,
+    legacy_xp,
+    map_settings,
+    parse_birthday,
+    parse_day,
+)
 from malabot.legacy.reader import Row
 from malabot.legacy.schema_detect import TABLES, LegacySchema, Variant
 
@@ -213,15 +220,15 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
             content.hold("user_xp", rowid, SCRATCH_XP)
         elif not is_member_id(user_id):
             content.hold("user_xp", rowid, f"user {user_id!r} is not a Discord id")
-        elif type(xp) is not int or xp < 0:
-            content.hold("user_xp", rowid, f"XP {xp!r} is not a whole number from 0 up")
+        elif (whole := legacy_xp(xp)) is None:
+            content.hold("user_xp", rowid, f"XP {xp!r} is not a number from 0 up")
         else:
-            row = (user_id, xp, 0, last_message)
-            candidate = ((xp, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
+            row = (user_id, whole, 0, last_message)
+            candidate = ((whole, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
             contest.offer(user_id, candidate)
     if schema.xp_in_users:
         for rowid, _guild, user_id, xp, messages, last_gain, _birthday in dest.placed.get("users", ()):
-            xp = xp if type(xp) is int and xp > 0 else 0
+            xp = legacy_xp(xp) or 0
             messages = messages if type(messages) is int and messages > 0 else 0
             if xp or messages:  # otherwise the row is here for its birthday only
                 row = (user_id, xp, messages, last_gain)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -113,6 +114,18 @@ def parse_whole_number(text: str) -> int:
     if not re.fullmatch(r"-?\d{1,18}", value):
         raise ValueError(f"not a whole number: {text!r}")
     return int(value)
+
+
+def legacy_xp(value: object) -> int | None:
+    """XP as the old bot stored it: whole, or with a fraction where an `xp_multiplier` applied.
+    Rounded down, which keeps every level (thresholds are whole numbers); None for what is not XP."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return math.floor(value)
+    return None
 
 
 def parse_birthday(text: object) -> tuple[int, int, int | None]:

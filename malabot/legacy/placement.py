@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from malabot.legacy.build import PROFILE_ONLY, Destination
 from malabot.legacy.evidence import Evidence, is_member_id
+from malabot.legacy.mapping import legacy_xp
 from malabot.legacy.reader import Row
 from malabot.legacy.report import HOLDING_LABEL, Ledger
 from malabot.legacy.schema_detect import TABLES, LegacySchema
@@ -150,7 +151,7 @@ def _with_member_data(users: list[Row], schema: LegacySchema, ledger: Ledger) ->
     for row in users:
         _rowid, _guild, _user, xp, messages, _gain, birthday = row
         has_xp = schema.xp_in_users and (
-            (isinstance(xp, int) and xp > 0) or (isinstance(messages, int) and messages > 0))
+            (legacy_xp(xp) or 0) > 0 or (isinstance(messages, int) and messages > 0))
         if has_xp or (birthday is not None and birthday != ""):
             kept.append(row)
         else:

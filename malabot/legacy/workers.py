@@ -11,6 +11,7 @@ is in the middle of finishes or cleans up after itself, so no half-done work is 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -37,7 +38,11 @@ def in_workers(jobs: Sequence[Job], work: Callable[[Job], Result], workers: int)
     try:
         for share in (jobs[index::workers] for index in range(workers)):
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_serve, args=(share, work, sender, stop), daemon=True)
+            # The child gets copies of every read end open here (its own included): it closes them, so
+            # that if this process dies its next send fails and it stops, instead of blocking forever
+            # on a full pipe, alive, still holding the tenants lock it inherited.
+            process = context.Process(target=_serve, args=(share, work, sender, stop, [*pipes, receiver]),
+                                      daemon=True)
             process.start()
             sender.close()
             pipes.append(receiver)
@@ -72,11 +77,15 @@ def _collect(pipes: list[Connection]) -> Iterator[Any]:
                 raise payload
 
 
-def _serve(share: Sequence[Any], work: Callable[[Any], Any], sender: Connection, stop: Event) -> None:
+def _serve(share: Sequence[Any], work: Callable[[Any], Any], sender: Connection, stop: Event,
+           parent_ends: Sequence[Connection]) -> None:
     """The worker's life: run its share of the jobs, send each result, then say it is done."""
+    for end in parent_ends:
+        end.close()
+    parent = os.getppid()
     try:
         for job in share:
-            if stop.is_set():
+            if stop.is_set() or os.getppid() != parent:  # told to stop, or the parent is gone
                 break
             sender.send(("result", work(job)))
         sender.send(("done", None))

@@ -378,6 +378,25 @@ def test_levels_are_what_members_saw_for_every_curve(tmp_path: Path, tenants: Pa
     assert seen == {key for key, xp in legacy_xp.items() if xp > 0 or variant != GLOBAL}
 
 
+@pytest.mark.parametrize("variant", [GLOBAL, PER_GUILD])
+def test_fractional_xp_from_a_multiplier_keeps_its_level(tmp_path: Path, tenants: Path, variant: str) -> None:
+    db = LegacyDb(tmp_path / "bot.db", variant)
+    db.setting(A, "xp_progression_type", "basic")          # level L at 100·L − 50
+    for user, xp, messages in ((601, 1849.5, 120), (602, 949.75, 0), (603, 1850.0, 3)):
+        db.user(user, xp=xp, messages=messages)  # type: ignore[arg-type]  # REAL, as a multiplier leaves it
+        if variant != GLOBAL:
+            db.user_xp(user, A, xp)  # type: ignore[arg-type]
+        db.appeal(A, user)
+    db.close()
+
+    report = run(tmp_path / "bot.db", tenants)
+
+    assert_conserved(report, tmp_path / "bot.db")
+    stored = dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp"))
+    assert stored == {601: 1849, 602: 949, 603: 1850}, "rounded down, never dropped"
+    assert [level_for_xp("basic", stored[user]) for user in (601, 602, 603)] == [18, 9, 19]
+
+
 # --- the other variants -------------------------------------------------------------------------
 
 def test_per_guild_variant_keeps_each_servers_own_rows(tmp_path: Path, tenants: Path) -> None:
