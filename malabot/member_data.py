@@ -5,12 +5,12 @@ Isolation by construction: the registry only ever opens the file of the guild it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
 
-from malabot.privacy import MemberDataHandler, Rows
+from malabot.privacy import MemberDataHandler, Rows, ids_named_in
 from malabot.tenancy.manager import TenantManager
 
 # Called before a purge, e.g. so the XP service drops the member's buffered XP and cooldown.
@@ -54,7 +54,7 @@ class MemberData:
 
     async def purge(self, guild_id: int, user_id: int, *, also: AlsoInTransaction | None = None) -> PurgeReport:
         """Delete every row of the member in this guild's file; nothing happens if it has no file."""
-        await self._forget(guild_id, user_id)
+        await self.forget(guild_id, user_id)
         changed: dict[str, int] = {}
         if not self._tenants.exists(guild_id):
             return PurgeReport(guild_id, user_id, changed)
@@ -81,20 +81,29 @@ class MemberData:
     async def purge_many(self, guild_id: int, user_ids: Sequence[int], *,
                          also: AlsoInTransaction | None = None) -> PurgedMembers:
         """Purge several members in one transaction (with `also` in it); reports those whose rows changed."""
+        if not user_ids and also is None:
+            return PurgedMembers(guild_id, (), 0)
         for user_id in user_ids:
-            await self._forget(guild_id, user_id)
-        purged, changed = [], 0
+            await self.forget(guild_id, user_id)
         async with self._tenants.transaction(guild_id, create=False) as conn:
-            for user_id in user_ids:
-                rows = sum([await handler.purge(conn, user_id) for handler in self.handlers])
-                if rows:
-                    purged.append(user_id)
-                    changed += rows
+            purged = await self.purge_rows(conn, guild_id, user_ids)
             if also is not None:
                 await also(conn)
+        return purged
+
+    async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
+        """Purge several members' rows on a connection the caller holds in a transaction (e.g. a
+        restore's staged file); their in-memory state is the caller's to forget."""
+        purged, changed = [], 0
+        for user_id in user_ids:
+            rows = sum([await handler.purge(conn, user_id) for handler in self.handlers])
+            if rows:
+                purged.append(user_id)
+                changed += rows
         return PurgedMembers(guild_id, tuple(purged), changed)
 
-    async def _forget(self, guild_id: int, user_id: int) -> None:
+    async def forget(self, guild_id: int, user_id: int) -> None:
+        """Drop what the services hold in memory about the member (buffered XP, cooldown)."""
         for hook in self._forget_hooks:
             result = hook(guild_id, user_id)
             if result is not None:
@@ -110,11 +119,3 @@ class MemberData:
                     known = exported.setdefault(table, [])
                     known.extend(row for row in rows if row not in known)
         return exported
-
-
-async def ids_named_in(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]]) -> set[int]:
-    """Every member id found in the given (table, column) pairs."""
-    selects = [f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in sorted(columns)]
-    if not selects:
-        return set()
-    return {row[0] for row in await conn.execute_fetchall(" UNION ".join(selects))}

@@ -12,7 +12,7 @@ such a column is not covered by a handler.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import aiosqlite
@@ -98,3 +98,11 @@ class AnonymisingHandler:
             known = exported.setdefault(table, [])
             known.extend(row for row in rows if row not in known)
         return exported
+
+
+async def ids_named_in(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]]) -> set[int]:
+    """Every member id found in the given (table, column) pairs."""
+    selects = [f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in sorted(columns)]
+    if not selects:
+        return set()
+    return {row[0] for row in await conn.execute_fetchall(" UNION ".join(selects))}

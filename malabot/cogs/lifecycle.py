@@ -26,14 +26,19 @@ log = logging.getLogger(__name__)
 async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild]) -> None:
     """Purge members named in a guild's file who are no longer its members (they left while the bot
     was offline, or a restore brought their rows back), in guilds whose member list is complete."""
-    purged_members = purged_in = skipped = 0
+    purged_members = purged_in = skipped = failed = 0
     step = max(len(guilds) // 10, 100)
     for done, guild in enumerate(guilds, start=1):
         is_member = server_members(guild)  # None until the list is complete (chunked): an
         if is_member is None:               # incomplete one would make members look departed
             skipped += 1
         else:
-            report = await member_data.purge_absent(guild.id, is_member)
+            try:
+                report = await member_data.purge_absent(guild.id, is_member)
+            except Exception:  # one server's broken file must not keep the others' departed data
+                failed += 1
+                log.exception("guild %s: purging members who are no longer here failed", guild.id)
+                continue
             if report.user_ids:
                 purged_members += len(report.user_ids)
                 purged_in += 1
@@ -42,8 +47,8 @@ async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild
         if done % step == 0 and done < len(guilds):
             log.info("checked %d of %d servers for members who left while the bot was offline", done,
                      len(guilds))
-    log.info("members who left while the bot was offline: %d purged in %d of %d servers (%d servers "
-             "skipped: member list not complete)", purged_members, purged_in, len(guilds), skipped)
+    log.info("members who left while the bot was offline: %d purged in %d of %d servers (%d skipped: "
+             "member list not complete; %d failed)", purged_members, purged_in, len(guilds), skipped, failed)
 
 
 class Lifecycle(discord.Cog):

@@ -30,15 +30,17 @@ CANCELLED = "Cancelled: nothing was deleted."
 FAILED = "Sorry, something went wrong on our side: nothing may have been deleted. Please try again later."
 
 Erase = Callable[[], Awaitable[int]]  # erases the member's data; how many rows changed
+AfterErase = Callable[[], Awaitable[None]]  # what follows on Discord once the member has the answer
 
 
 class ConfirmDelete(discord.ui.View):
     """Confirm / Cancel under the warning; only `owner_id` may press, and only until `timeout`."""
 
-    def __init__(self, owner_id: int, erase: Erase, *, timeout: float) -> None:
+    def __init__(self, owner_id: int, erase: Erase, *, then: AfterErase, timeout: float) -> None:
         super().__init__(timeout=timeout, disable_on_timeout=False)
         self.owner_id = owner_id
         self.erase = erase
+        self.then = then
         self.question: discord.Interaction | None = None  # the interaction whose answer holds the buttons
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -54,6 +56,11 @@ class ConfirmDelete(discord.ui.View):
         await interaction.response.edit_message(
             content=f"Done: your data in this server is erased ({changed} row{'' if changed == 1 else 's'} "
                     "changed). Moderation cases about you are kept.", view=None)
+        try:  # the data is gone whatever Discord says now: never answer "nothing may have been deleted"
+            await self.then()
+        except discord.HTTPException:
+            log.warning("guild %s: after erasing member %s's data, Discord refused a follow-up",
+                        interaction.guild_id, self.owner_id, exc_info=True)
 
     @discord.ui.button(label=CANCEL_LABEL, style=discord.ButtonStyle.secondary)
     async def cancel(self, button: discord.ui.Button[ConfirmDelete], interaction: discord.Interaction) -> None:
@@ -105,15 +112,19 @@ class MyDataCog(discord.Cog, name="MyData"):
     async def delete(self, ctx: discord.ApplicationContext) -> None:
         guild_id, user_id = guild_id_of(ctx), ctx.author.id
 
+        # The birthday pass takes a birthday role back by the row the erase deletes: it is taken back
+        # here instead, once the member has the answer (Discord calls can be slow).
+        birthday_roles: list[int] = []
+
         async def erase() -> int:
-            # The birthday pass takes a birthday role back by the row the erase deletes: do it now.
-            birthday_roles = await self.bot.services.birthdays.roles_held_by(guild_id, user_id)
-            erased = (await self.service.delete(guild_id, user_id)).total
+            birthday_roles.extend(await self.bot.services.birthdays.roles_held_by(guild_id, user_id))
+            return (await self.service.delete(guild_id, user_id)).total
+
+        async def take_back_birthday_roles() -> None:
             for role_id in birthday_roles:
                 await self.birthday_effects.remove_role(guild_id, user_id, role_id)
-            return erased
 
-        view = ConfirmDelete(user_id, erase, timeout=self.confirm_timeout)
+        view = ConfirmDelete(user_id, erase, then=take_back_birthday_roles, timeout=self.confirm_timeout)
         self.bot.questions.stamp(view)
         await ctx.respond(DELETE_CONFIRMATION, view=view, ephemeral=True)
         view.question = ctx.interaction

@@ -30,8 +30,9 @@ NO_PINGS = discord.AllowedMentions.none()
 
 
 def plain_name(user: discord.User | discord.Member) -> str:
-    """A departed member's name for the goodbye, shown as typed: no mention (they are gone), and
-    nothing in it acts as markdown, a mention or a heading (a name is whatever its owner chose)."""
+    """A departed member's name for the goodbye, as text: nothing in it acts as markdown, a heading or
+    a mention (a name is whatever its owner chose; `<@id>` would render as someone else's mention,
+    and zero-width spaces keep it text while the message pings nobody anyway)."""
     text = discord.utils.escape_mentions(discord.utils.escape_markdown(user.display_name))
     return "\\" + text if text.startswith(("#", "-", ">")) else text
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import inspect
 import logging
 import os
 import sqlite3
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 FileOperationHook = Callable[[int], Awaitable[None]]
 FileChangedHook = Callable[[int], None]
-AfterRestoreHook = Callable[[int, Path], Awaitable[None]]
+StagedFileHook = Callable[[int, aiosqlite.Connection, Path], Awaitable[None]]
 ShutdownHook = Callable[[], Awaitable[None]]
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
@@ -84,7 +85,7 @@ class TenantManager:
         self._verified: dict[int, FileFingerprint] = {}
         self._file_hooks: list[FileOperationHook] = []
         self._changed_hooks: list[FileChangedHook] = []
-        self._restore_hooks: list[AfterRestoreHook] = []
+        self._staged_hooks: list[StagedFileHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -125,10 +126,13 @@ class TenantManager:
         message between the before-hook and the swap reads the old file). It must not use the tenant."""
         self._changed_hooks.append(hook)
 
-    def add_after_restore(self, hook: AfterRestoreHook) -> None:
-        """`await hook(guild_id, replaced)` runs once a restore is done, with the kept copy of the file
-        it replaced (tenants/backups/<guild>/…-before-restore.sqlite3); it may use the tenant."""
-        self._restore_hooks.append(hook)
+    def add_before_install(self, hook: StagedFileHook) -> None:
+        """`await hook(guild_id, staged, replaced)` runs in a restore once the new file is checked and
+        the guild's lock is held, before that file replaces the live one: `staged` is a connection to
+        the new file inside a transaction, `replaced` the live file it is about to replace (closed).
+        For carrying over what must survive a restore (e.g. members' erasures). If it raises, nothing
+        is installed. It must not use the tenant: its lock is held."""
+        self._staged_hooks.append(hook)
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """`hook()` runs first in close_all, while tenants can still be opened (e.g. a final flush)."""
@@ -232,7 +236,7 @@ class TenantManager:
         """Replace the guild's data with `source` after checking it; RestoreRefused says why not.
 
         The previous live file is kept under tenants/backups/<guild>/ (…-before-restore.sqlite3); its
-        path is returned (None when there was none) after the after-restore hooks ran.
+        path is returned (None when there was none).
         """
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
@@ -242,14 +246,12 @@ class TenantManager:
             async with self._hold(guild_id) as slot:
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
+                await self._run_before_install(guild_id, staging)
                 previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
                 self._file_changed(guild_id)
         finally:
             remove_database_files(staging)
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
-        if previous is not None:
-            for hook in self._restore_hooks:
-                await hook(guild_id, previous)
         return previous
 
     async def archive(self, guild_id: int) -> Path:
@@ -404,9 +406,29 @@ class TenantManager:
     def _file_changed(self, guild_id: int) -> None:
         for hook in self._changed_hooks:
             try:
-                hook(guild_id)
+                result = hook(guild_id)
+                if inspect.iscoroutine(result):  # an async hook here would never run: say so
+                    result.close()
+                    log.error("file-changed hook %r is async; it must be a plain function", hook)
             except Exception:  # the file is in place already; a cache left stale must not undo that
                 log.exception("file-changed hook failed for guild %s", guild_id)
+
+    async def _run_before_install(self, guild_id: int, staging: Path) -> None:
+        """The before-install hooks, in one transaction on the staged file (which only this restore
+        knows); nothing to carry over when there is no live file."""
+        replaced = self.paths.live(guild_id)
+        if not self._staged_hooks or not replaced.exists():
+            return
+        async with aiosqlite.connect(staging, isolation_level=None) as conn:
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for hook in self._staged_hooks:
+                    await hook(guild_id, conn, replaced)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
+
 from malabot.app import build_services, stop_services
+from malabot.features.mydata.repository import erasures_in_file, newer_erasures
 from malabot.settings import Settings
 
 GUILD, ALICE, CHANNEL = 111_111_111_111_111_111, 1001, 5
@@ -24,3 +28,21 @@ async def test_an_export_includes_chat_xp_not_yet_written_to_the_file(tmp_path: 
         assert (row["user_id"], row["messages"]) == (ALICE, 1) and 15 <= row["xp"] <= 25
     finally:
         await stop_services(services)
+
+
+def test_erasures_of_a_file_without_the_table_are_none_but_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(old)
+    conn.execute("CREATE TABLE xp (user_id INTEGER)")
+    conn.close()
+    assert erasures_in_file(old) == {}
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database" * 300)
+    with pytest.raises(sqlite3.DatabaseError):
+        erasures_in_file(garbage)
+
+
+def test_only_erasures_the_restored_file_does_not_know_are_applied_again() -> None:
+    previous = {1: "2026-12-01T10:00:00+00:00", 2: "2026-12-05T10:00:00+00:00", 3: "2026-11-01T00:00:00+00:00"}
+    restored = {1: "2026-12-01T10:00:00+00:00", 2: "2026-11-20T10:00:00+00:00"}
+    assert newer_erasures(previous, restored) == {2: "2026-12-05T10:00:00+00:00", 3: "2026-11-01T00:00:00+00:00"}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from malabot.errors import RestoreRefused, TenantError
@@ -288,6 +289,34 @@ async def test_file_changed_hooks_run_once_the_other_file_is_in_place(tenants: T
     await tenants.restore(1, backup)
     await tenants.archive(1)
     assert seen == [(1, [1, 2, 3]), (1, None)]
+
+
+async def test_before_install_hooks_write_into_the_new_file_or_stop_the_restore(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await add_users(tenants, 1, range(10, 12))
+    live = tenants.paths.live(1)
+
+    async def refuse(guild_id: int, staged: aiosqlite.Connection, replaced: Path) -> None:
+        await staged.execute("DELETE FROM xp")  # rolled back with the whole restore
+        raise RuntimeError("cannot carry something over")
+
+    tenants.add_before_install(refuse)
+    await tenants.close(1)  # so the file's bytes are all its data (closing folds the -wal in)
+    before = digest(live)
+    with pytest.raises(RuntimeError, match="cannot carry"):
+        await tenants.restore(1, backup)
+    assert digest(live) == before and await users(tenants, 1) == [1, 2, 3, 10, 11]
+    assert hidden_leftovers(tenants.paths) == []
+    assert not list(tenants.paths.backups_dir.glob("1/*-before-restore.sqlite3")), "nothing was swapped"
+
+    async def carry(guild_id: int, staged: aiosqlite.Connection, replaced: Path) -> None:
+        assert replaced == live and read(replaced, "SELECT count(*) FROM xp") == [(5,)]
+        await staged.execute("DELETE FROM xp WHERE user_id = 2")
+
+    tenants._staged_hooks = [carry]
+    await tenants.restore(1, backup)
+    assert await users(tenants, 1) == [1, 3], "the hook's change is in the file that went live"
 
 
 async def test_a_restore_while_the_tenant_is_open_waits_for_its_user(tenants: TenantManager) -> None:

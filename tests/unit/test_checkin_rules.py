@@ -11,9 +11,9 @@ from malabot.features.checkins.rules import (
     check_in_update,
     checkin_reward,
     current_streak,
+    day_after,
     format_wait,
     local_day,
-    next_local_midnight,
     streak_after,
 )
 
@@ -43,9 +43,9 @@ def test_naive_instants_are_refused() -> None:
 def test_next_midnight_across_a_dst_change() -> None:
     # Berlin moves clocks forward on 2026-03-29; the day before still ends at local midnight.
     instant = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
-    midnight = next_local_midnight(instant, BERLIN)
+    midnight = day_after(local_day(instant, BERLIN), BERLIN)
     assert midnight.astimezone(UTC) == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
-    after_change = next_local_midnight(datetime(2026, 3, 29, 12, 0, tzinfo=UTC), BERLIN)
+    after_change = day_after(date(2026, 3, 29), BERLIN)
     assert after_change.astimezone(UTC) == datetime(2026, 3, 29, 22, 0, tzinfo=UTC)
 
 

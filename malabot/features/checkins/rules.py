@@ -18,11 +18,6 @@ def local_day(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
-def next_local_midnight(instant: datetime, zone: ZoneInfo) -> datetime:
-    """The aware instant the next local day starts (correct across DST changes)."""
-    return day_after(local_day(instant, zone), zone)
-
-
 def day_after(day: date, zone: ZoneInfo) -> datetime:
     """The aware instant the local day after `day` starts: when a member who checked in on `day`
     may check in again (later than the next midnight when the server moved to a zone behind)."""

@@ -1,10 +1,13 @@
-"""Member data of /mydata itself: the record that a member erased their data goes when they leave
-(a restore then erases them again because they are no longer a member, not because of the record)."""
+"""Member data of /mydata itself: the record that a member asked for their data to be erased.
+
+Kept when the member leaves (and exported): it is what makes a restore of an older backup, or of one
+taken before they left and came back, erase them again.
+"""
 
 from __future__ import annotations
 
-from malabot.privacy import SimpleTableHandler
+from malabot.privacy import AnonymisingHandler
 
 
-def erasure_member_data() -> SimpleTableHandler:
-    return SimpleTableHandler("erasures", [("member_erasures", "user_id")])
+def erasure_member_data() -> AnonymisingHandler:
+    return AnonymisingHandler("erasures", keep_by=[("member_erasures", "user_id")])

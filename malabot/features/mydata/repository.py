@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -29,12 +28,14 @@ async def erasures(conn: aiosqlite.Connection) -> Erasures:
 
 
 def erasures_in_file(path: Path) -> Erasures:
-    """The erasures recorded in a closed tenant file (a file from before the table existed has none)."""
+    """The erasures recorded in a closed tenant file (a file from before the table existed has none).
+    Any other failure to read it is raised: a restore must not go on as if nobody had asked."""
     conn = connect(path, read_only=True)
     try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'member_erasures'"
+                            ).fetchone():
+            return {}
         return {user_id: at for user_id, at in conn.execute("SELECT user_id, erased_at FROM member_erasures")}
-    except sqlite3.OperationalError:  # no such table: the file predates erasure records
-        return {}
     finally:
         conn.close()
 

@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiosqlite
+
 from malabot.clock import Clock
 from malabot.features.mydata import repository
 from malabot.features.mydata.export import export_filename, export_json
@@ -38,7 +40,7 @@ class MyDataService:
         self._tenants = tenants
         self._member_data = member_data
         self._clock = clock
-        tenants.add_after_restore(self._erase_again)
+        tenants.add_before_install(self._carry_erasures)
 
     async def export(self, guild_id: int, user_id: int) -> ExportFile:
         """Every row about the member in this server, as a JSON file."""
@@ -57,17 +59,17 @@ class MyDataService:
         return await self._member_data.purge(guild_id, user_id,
                                              also=lambda conn: repository.record_erasures(conn, erased))
 
-    async def _erase_again(self, guild_id: int, replaced: Path) -> None:
-        """After a restore: erase again everyone whose erasure the replaced file knew and the restored
-        one does not (the snapshot was taken before they asked), and keep the records."""
+    async def _carry_erasures(self, guild_id: int, staged: aiosqlite.Connection, replaced: Path) -> None:
+        """Before a restored file goes live: erase in it everyone whose erasure the replaced file
+        records and the restored one does not (the backup was taken before they asked), and carry
+        the records over. Runs in the restore's transaction on the new file: a failure installs nothing."""
         previous = await asyncio.to_thread(repository.erasures_in_file, replaced)
-        if not previous:
-            return
-        async with self._tenants.reading(guild_id, create=False) as conn:
-            again = repository.newer_erasures(previous, await repository.erasures(conn))
+        again = repository.newer_erasures(previous, await repository.erasures(staged))
         if not again:
             return
-        report = await self._member_data.purge_many(guild_id, sorted(again),
-                                                    also=lambda conn: repository.record_erasures(conn, again))
-        log.info("guild %s: erased again after the restore: %d member(s) who had erased their data, %d rows",
-                 guild_id, len(again), report.rows_changed)
+        for user_id in again:
+            await self._member_data.forget(guild_id, user_id)
+        purged = await self._member_data.purge_rows(staged, guild_id, sorted(again))
+        await repository.record_erasures(staged, again)
+        log.info("guild %s: the restored data is erased again for %d member(s) who had asked (%d rows)",
+                 guild_id, len(again), purged.rows_changed)
