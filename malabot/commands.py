@@ -54,6 +54,22 @@ def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Co
     return predicate
 
 
+def owner_only(refusal: str) -> Callable[[discord.ApplicationContext], Coroutine[Any, Any, bool]]:
+    """A command check: only the server's owner may run it (`/help` leaves it out for everyone else)."""
+
+    async def predicate(ctx: discord.ApplicationContext) -> bool:
+        if ctx.guild is not None and ctx.guild.owner_id == ctx.author.id:
+            return True
+        raise RefusedCheck(refusal)
+
+    predicate.owner_only = True  # type: ignore[attr-defined]  # read by is_owner_only
+    return predicate
+
+
+def is_owner_only(command: discord.ApplicationCommand) -> bool:
+    return any(getattr(check, "owner_only", False) for check in command.checks)
+
+
 def admin_group(name: str, description: str, **perms: bool) -> discord.SlashCommandGroup:
     """A command group hidden from members without `perms` and enforced at run time too."""
     return discord.SlashCommandGroup(

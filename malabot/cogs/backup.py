@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.lifecycle import purge_departed
-from malabot.commands import admin_group, answer, guild_id_of
-from malabot.errors import PermissionRefused
+from malabot.commands import admin_group, answer, guild_id_of, owner_only
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text
 from malabot.scheduling import add_job
@@ -26,11 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OWNER_ONLY = "Only the server owner can list or restore snapshots."
-
-
-def require_owner(guild: discord.Guild | None, user_id: int) -> None:
-    if guild is None or guild.owner_id != user_id:
-        raise PermissionRefused(OWNER_ONLY)
 
 
 def upload_limit(ctx: discord.ApplicationContext) -> int:
@@ -78,9 +72,9 @@ class BackupCog(discord.Cog):
                           "Keep it private: it holds every member's data on this server.",
                      ephemeral=True, file=discord.File(io.BytesIO(copy.data), filename=copy.filename))
 
-    @backup.command(name="list", description="List the nightly snapshots of this server (owner only)")
+    @backup.command(name="list", description="List the nightly snapshots of this server (owner only)",
+                    checks=[owner_only(OWNER_ONLY)])
     async def list_(self, ctx: discord.ApplicationContext) -> None:
-        require_owner(ctx.guild, ctx.author.id)
         found = await self.backups.snapshots(guild_id_of(ctx))
         schedule = f"{SNAPSHOT_HOUR_UTC:02d}:{SNAPSHOT_MINUTE_UTC:02d} UTC"
         if not found:
@@ -91,11 +85,11 @@ class BackupCog(discord.Cog):
                               "Restore one with /backup restore id.")
         await answer(ctx, embed=embed, ephemeral=True)
 
-    @backup.command(name="restore", description="Replace this server's data with a snapshot (owner only)")
+    @backup.command(name="restore", description="Replace this server's data with a snapshot (owner only)",
+                    checks=[owner_only(OWNER_ONLY)])
     @discord.option("id", str, parameter_name="snapshot_id", description="The snapshot's id from /backup list",
                     autocomplete=_snapshot_choices)
     async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
-        require_owner(ctx.guild, ctx.author.id)
         guild_id = guild_id_of(ctx)
         await ctx.defer(ephemeral=True)
         restored = await self.backups.restore(guild_id, snapshot_id)

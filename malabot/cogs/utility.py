@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from malabot.commands import answer
+from malabot.commands import answer, is_owner_only
 from malabot.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -41,7 +41,9 @@ def required_permissions(command: discord.ApplicationCommand) -> discord.Permiss
     return None
 
 
-def may_use(command: discord.ApplicationCommand, granted: discord.Permissions) -> bool:
+def may_use(command: discord.ApplicationCommand, granted: discord.Permissions, *, is_owner: bool) -> bool:
+    if is_owner_only(command) and not is_owner:
+        return False
     needed = required_permissions(command)
     return needed is None or granted.administrator or needed.is_subset(granted)
 
@@ -55,14 +57,16 @@ def usage(command: discord.SlashCommand) -> str:
     return " ".join(parts)
 
 
-def help_lines(commands: Iterable[discord.ApplicationCommand], granted: discord.Permissions) -> tuple[list[str], int]:
-    """One line per usable command, sorted by name; and how many others need permissions they lack."""
+def help_lines(commands: Iterable[discord.ApplicationCommand], granted: discord.Permissions, *,
+               is_owner: bool = False) -> tuple[list[str], int]:
+    """One line per usable command, sorted by name; and how many others need permissions they lack
+    (or are the owner's alone)."""
     lines: dict[str, str] = {}
     hidden = 0
     for command in commands:
         if isinstance(command, discord.SlashCommandGroup):
             continue  # its subcommands are listed; the group itself cannot be run
-        if not may_use(command, granted):
+        if not may_use(command, granted, is_owner=is_owner):
             hidden += 1
             continue
         if isinstance(command, discord.SlashCommand):
@@ -163,7 +167,9 @@ class UtilityCog(discord.Cog, name="Utility"):
     @discord.option("page", int, description="Which page (when there are several)", required=False, default=1,
                     min_value=1)
     async def help(self, ctx: discord.ApplicationContext, page: int) -> None:
-        lines, hidden = help_lines(self.bot.walk_application_commands(), ctx.interaction.permissions)
+        is_owner = ctx.guild is not None and ctx.guild.owner_id == ctx.author.id
+        lines, hidden = help_lines(self.bot.walk_application_commands(), ctx.interaction.permissions,
+                                   is_owner=is_owner)
         pages = help_pages(lines, self.help_page_limit)
         if not 1 <= page <= len(pages):
             raise UserInputError(f"There {'is' if len(pages) == 1 else 'are'} only {len(pages)} "
