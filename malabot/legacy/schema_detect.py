@@ -107,6 +107,16 @@ class LegacySchema:
         """True while `users.xp` exists: it is the XP the old bot used (global and half-way files)."""
         return self.has_column("users", "xp")
 
+    def unread_columns(self) -> dict[str, list[str]]:
+        """Columns of copied tables that the split does not read (profiles, global counters, a
+        member's own birthday timezone): for the report, so nothing is dropped without a word."""
+        unread = {}
+        for table, present in sorted(self.columns.items()):
+            layout = set(TABLES[table].row_layout) | {"id"}  # `id INTEGER PRIMARY KEY` is the rowid, read
+            if len(layout) > 3 and (left := sorted(present - layout)):  # process-data tables: not copied at all
+                unread[table] = left
+        return unread
+
     def select_sql(self, table: str) -> str:
         """`SELECT rowid, guild_id, <required>, <optional or NULL> FROM table`."""
         spec = TABLES[table]

@@ -184,8 +184,17 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
         dry_run=options.dry_run, holding_file=holding_file,
         global_settings=tuple(sorted(placement.global_settings)), settings_kept=tally.settings_kept,
         removed_leftovers=removed, backups=tuple(tally.backups),
-        notes=(f"Merge rules: {writer.MERGE_RULES}.",) if options.merge else ())
+        notes=_notes(schema, options))
     return SplitReport(tally.ledger, summary, tally.written_files)
+
+
+def _notes(schema: LegacySchema, options: SplitOptions) -> tuple[str, ...]:
+    notes = [f"Merge rules: {writer.MERGE_RULES}."] if options.merge else []
+    if unread := schema.unread_columns():
+        columns = "; ".join(f"{table}: {', '.join(names)}" for table, names in unread.items())
+        notes.append("Legacy columns not carried over (profile fields, counters kept for all servers at once, "
+                     f"a member's own birthday timezone: MalaBoT announces in the server's): {columns}.")
+    return tuple(notes)
 
 
 def _read(ledger: Ledger, rows: dict[str, list[Row]], unknown: dict[str, int]) -> None:

@@ -761,6 +761,10 @@ def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, te
     assert "[1/3] guild 1001: new" in captured.err
     assert "Per table" in captured.out and "Per server" in captured.out
     assert "[1/3]" not in captured.out
+    [dropped] = [line for line in captured.out.splitlines() if line.startswith("Legacy columns not carried over")]
+    assert "birthdays: timezone" in dropped, "a member's own zone: MalaBoT announces in the server's"
+    assert "warning_count" in dropped and "currency_balance" in dropped
+    assert ", xp," not in dropped and "total_messages" not in dropped, "columns the split reads are not listed"
 
 
 @pytest.fixture(autouse=True)
