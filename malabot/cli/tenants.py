@@ -24,7 +24,7 @@ from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, free_path, inspect_file
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet, schema_version
-from malabot.tenancy.opening import connect, migrate_tenant
+from malabot.tenancy.opening import connect_to_look, migrate_tenant
 from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
 
 EXIT_OK = 0
@@ -170,7 +170,7 @@ def check_tenants(args: argparse.Namespace) -> int:
     migrations = MigrationSet.load()
 
     def check_one(guild_id: int) -> str:
-        problem = inspect_file(paths.live(guild_id), guild_id, migrations)
+        problem = inspect_file(paths.live(guild_id), guild_id, migrations, look_only=True)
         if problem is not None:
             raise MalabotError(problem)
         return "ok"
@@ -231,7 +231,7 @@ def _describe(paths: TenantPaths, guild_id: int) -> tuple[str, str, str, str] | 
     size = sum(stat.st_size for stat in stats)
     last_write = max(stat.st_mtime for stat in stats)
     try:
-        conn = connect(live)
+        conn = connect_to_look(live)
         try:
             version = str(schema_version(conn))
         finally:

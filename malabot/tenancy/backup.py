@@ -25,6 +25,7 @@ from malabot.tenancy.opening import (
     DEFAULT_BUSY_TIMEOUT_MS,
     check_identity,
     connect,
+    connect_to_look,
     fsync_dir,
     fsync_file,
     publish_new,
@@ -66,10 +67,11 @@ def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationS
     return None
 
 
-def inspect_file(path: Path, guild_id: int, migrations: MigrationSet) -> str | None:
-    """`file_problem` of a file on disk, opened without creating anything."""
+def inspect_file(path: Path, guild_id: int, migrations: MigrationSet, *, look_only: bool = False) -> str | None:
+    """`file_problem` of a file on disk, opened without creating anything; `look_only` for a file that
+    may be in use (a live one): then nothing on disk changes either (see `connect_to_look`)."""
     try:
-        conn = connect(path)
+        conn = connect_to_look(path) if look_only else connect(path)
     except TenantError as error:
         return str(error)
     try:

@@ -95,6 +95,23 @@ def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, creat
         raise TenantError(f"cannot open {path}: {error}") from error
 
 
+def connect_to_look(path: Path) -> sqlite3.Connection:
+    """A connection that changes nothing on disk, for looking at a file that may be in use.
+
+    Read-only, and `immutable` when no `-wal` is beside the file: a plain read-only open of a WAL
+    file creates `-wal`/`-shm` and cannot remove them. With a `-wal` beside it (a bot has the file
+    open, or crashed with it open) its committed content is read through the `-wal`, not folded in.
+    """
+    if not path.exists():
+        raise TenantError(f"cannot open {path}: no such file")
+    immutable = "" if sidecars(path)[0].exists() else "&immutable=1"
+    uri = Path(os.path.abspath(path)).as_uri() + f"?mode=ro{immutable}"
+    try:
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as error:
+        raise TenantError(f"cannot open {path}: {error}") from error
+
+
 def read_identity(conn: sqlite3.Connection) -> Identity:
     """Raises sqlite3.DatabaseError when the file is not a SQLite database at all."""
     application_id, version = conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -97,6 +98,30 @@ def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
     err = capsys.readouterr().err
     assert "[3/3] guild 7: FAILED: it is not a usable SQLite database" in err
     assert err.strip().endswith("2 of 3 guild(s) passed; failed: 7")
+
+
+def test_list_and_check_change_nothing_on_disk(paths: TenantPaths, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Guild 2 as a crash leaves it: committed rows still only in its -wal, beside the file.
+    holder = sqlite3.connect(paths.live(2))
+    holder.execute("INSERT INTO xp (user_id, xp) VALUES (21, 5)")
+    holder.commit()
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for name in ("2.sqlite3", "2.sqlite3-wal", "2.sqlite3-shm"):
+        shutil.copy(paths.root / name, crashed / name)
+    holder.close()
+    for name in ("2.sqlite3", "2.sqlite3-wal", "2.sqlite3-shm"):
+        shutil.copy(crashed / name, paths.root / name)
+    before = {path.name: path.read_bytes() for path in paths.root.iterdir() if path.is_file()}
+
+    assert tenants(paths, "list") == 0
+    assert tenants(paths, "check") == 0
+    assert "2 of 2 guild(s) passed" in capsys.readouterr().err
+    after = {path.name: path.read_bytes() for path in paths.root.iterdir() if path.is_file()}
+    assert after.keys() == before.keys(), "no -wal or -shm appears beside guild 1's clean file"
+    assert {name for name in after if after[name] != before[name]} <= {"2.sqlite3-shm"}, \
+        "the crash-left -wal is read, not folded into the file"
 
 
 def test_migrate_reports_each_guild_and_fails_when_one_fails(paths: TenantPaths,
