@@ -101,6 +101,8 @@ def connect_to_look(path: Path) -> sqlite3.Connection:
     Read-only, and `immutable` when no `-wal` is beside the file: a plain read-only open of a WAL
     file creates `-wal`/`-shm` and cannot remove them. With a `-wal` beside it (a bot has the file
     open, or crashed with it open) its committed content is read through the `-wal`, not folded in.
+    (If a bot opens the file meanwhile, its writes go to a new `-wal`; only a checkpoint it runs during
+    the read could make a look see a page mid-change: a rare false alarm, gone on a second look.)
     """
     if not path.exists():
         raise TenantError(f"cannot open {path}: no such file")
