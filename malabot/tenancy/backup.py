@@ -223,7 +223,7 @@ def latest_archive(paths: TenantPaths, guild_id: int, max_age: timedelta,
 
 
 def _copy_database(source: Path, target: Path) -> None:
-    reader = connect(source, read_only=True)
+    reader = connect_to_look(source)  # leaves nothing beside the source (an operator's file)
     try:
         writer = connect(target, create=True)
         try:

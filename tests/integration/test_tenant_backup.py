@@ -319,6 +319,16 @@ async def test_before_install_hooks_write_into_the_new_file_or_stop_the_restore(
     assert await users(tenants, 1) == [1, 3], "the hook's change is in the file that went live"
 
 
+async def test_restoring_from_a_wal_mode_file_leaves_nothing_beside_it(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 3))
+    backup = await tenants.backup(1)
+    await tenants.restore(1, backup)
+    [kept] = tenants.paths.backups_dir.glob("1/*-before-restore.sqlite3")  # the live file, in WAL mode
+    assert read(kept, "PRAGMA journal_mode") == [("wal",)]
+    await tenants.restore(1, kept)
+    assert [path for path in sidecars(kept) if path.exists()] == []
+
+
 async def test_a_restore_while_the_tenant_is_open_waits_for_its_user(tenants: TenantManager) -> None:
     await add_users(tenants, 1, range(1, 3))
     backup = await tenants.backup(1)

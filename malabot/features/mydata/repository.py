@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from malabot.tenancy.opening import connect
+from malabot.tenancy.opening import connect_to_look
 
 Erasures = dict[int, str]  # member id -> erased_at (ISO 8601 UTC, so text order is time order)
 
@@ -30,7 +30,7 @@ async def erasures(conn: aiosqlite.Connection) -> Erasures:
 def erasures_in_file(path: Path) -> Erasures:
     """The erasures recorded in a closed tenant file (a file from before the table existed has none).
     Any other failure to read it is raised: a restore must not go on as if nobody had asked."""
-    conn = connect(path, read_only=True)
+    conn = connect_to_look(path)  # the live file about to be replaced: nothing may appear beside it
     try:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'member_erasures'"
                             ).fetchone():
