@@ -54,11 +54,15 @@ def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Co
     return predicate
 
 
+def is_server_owner(guild: discord.Guild | None, user: discord.abc.Snowflake | None) -> bool:
+    return guild is not None and user is not None and guild.owner_id == user.id
+
+
 def owner_only(refusal: str) -> Callable[[discord.ApplicationContext], Coroutine[Any, Any, bool]]:
     """A command check: only the server's owner may run it (`/help` leaves it out for everyone else)."""
 
     async def predicate(ctx: discord.ApplicationContext) -> bool:
-        if ctx.guild is not None and ctx.guild.owner_id == ctx.author.id:
+        if is_server_owner(ctx.guild, ctx.author):
             return True
         raise RefusedCheck(refusal)
 

@@ -225,9 +225,10 @@ def _stat(path: Path) -> os.stat_result | None:
 def _describe(paths: TenantPaths, guild_id: int) -> tuple[str, str, str, str] | None:
     """A row of `tenants list`; None when the file went away meanwhile (the bot archived it)."""
     live = paths.live(guild_id)
-    stats = [stat for stat in (_stat(live), _stat(sidecars(live)[0])) if stat is not None]
-    if not stats or _stat(live) is None:
+    live_stat = _stat(live)
+    if live_stat is None:
         return None
+    stats = [stat for stat in (live_stat, _stat(sidecars(live)[0])) if stat is not None]
     size = sum(stat.st_size for stat in stats)
     last_write = max(stat.st_mtime for stat in stats)
     try:

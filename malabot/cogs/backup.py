@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.lifecycle import purge_departed
-from malabot.commands import admin_group, answer, guild_id_of, owner_only
+from malabot.commands import admin_group, answer, guild_id_of, is_server_owner, owner_only
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text
 from malabot.scheduling import add_job
@@ -57,7 +57,7 @@ class BackupCog(discord.Cog):
 
     async def _snapshot_choices(self, ctx: discord.AutocompleteContext) -> list[discord.OptionChoice]:
         interaction = ctx.interaction
-        if interaction.guild is None or interaction.user is None or interaction.guild.owner_id != interaction.user.id:
+        if interaction.guild is None or not is_server_owner(interaction.guild, interaction.user):
             return []
         typed = (ctx.value or "").strip()
         found = await self.backups.snapshots(interaction.guild.id)

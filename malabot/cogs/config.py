@@ -21,15 +21,17 @@ async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
     return [name for name in setting_names() if typed in name][:25]
 
 
-def check_references(guild: discord.Guild | None, name: str, value: object) -> None:
+def check_references(guild: discord.Guild | None, author: discord.Member | discord.User, name: str,
+                     value: object) -> None:
     """Channels and roles named in a setting must exist in this server. A single channel is where the
     bot posts, so it must be a text channel; a list (no-XP channels) takes any channel members chat
-    in, but not a category (its channels are not covered by it)."""
+    in, but not a category (its channels are not covered by it). A role the bot hands out must be one
+    `author` could give themselves."""
     kind = id_kind(name)
     if kind is None or value is None or guild is None:
         return
     many = isinstance(value, tuple)
-    for item in value if isinstance(value, tuple) else (value,):
+    for item in value if isinstance(value, tuple) else (value,):  # (mypy narrows on isinstance only)
         assert isinstance(item, int)
         found = guild.get_channel(item) if kind == "channel" else guild.get_role(item)
         if found is None:
@@ -39,6 +41,8 @@ def check_references(guild: discord.Guild | None, name: str, value: object) -> N
         if kind == "channel" and not many and not isinstance(found, discord.TextChannel):
             raise UserInputError(f"`{name}`: {found.mention} is not a text channel; I post there, so "
                                  "choose a text channel.")
+        if isinstance(found, discord.Role) and name in GIVEN_ROLE_SETTINGS:
+            check_may_be_given(author, found, f"`{name}`")
 
 
 def settings_summary(settings: GuildSettings) -> str:
@@ -72,11 +76,7 @@ class ConfigCog(discord.Cog):
         parsed = parse_setting_value(setting, value)
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
-        check_references(ctx.guild, setting, parsed)
-        given = ctx.guild.get_role(parsed) if setting in GIVEN_ROLE_SETTINGS and ctx.guild and isinstance(parsed, int) \
-            else None
-        if given is not None:  # a role the bot hands out: may this admin hand it out themselves?
-            check_may_be_given(ctx.author, given, f"`{setting}`")
+        check_references(ctx.guild, ctx.author, setting, parsed)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
         await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
                      ephemeral=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from malabot.commands import answer, is_owner_only
+from malabot.commands import answer, is_owner_only, is_server_owner
 from malabot.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -167,9 +167,8 @@ class UtilityCog(discord.Cog, name="Utility"):
     @discord.option("page", int, description="Which page (when there are several)", required=False, default=1,
                     min_value=1)
     async def help(self, ctx: discord.ApplicationContext, page: int) -> None:
-        is_owner = ctx.guild is not None and ctx.guild.owner_id == ctx.author.id
         lines, hidden = help_lines(self.bot.walk_application_commands(), ctx.interaction.permissions,
-                                   is_owner=is_owner)
+                                   is_owner=is_server_owner(ctx.guild, ctx.author))
         pages = help_pages(lines, self.help_page_limit)
         if not 1 <= page <= len(pages):
             raise UserInputError(f"There {'is' if len(pages) == 1 else 'are'} only {len(pages)} "

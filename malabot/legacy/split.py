@@ -31,7 +31,7 @@ from malabot.legacy.schema_detect import TABLES, LegacyInputRefused, LegacySchem
 from malabot.legacy.workers import in_workers
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet
-from malabot.tenancy.opening import remove_database_files
+from malabot.tenancy.opening import remove_database_files, remove_staging_leftovers
 from malabot.tenancy.paths import TenantPaths, parse_guild_id
 
 Progress = Callable[[str], None]
@@ -326,12 +326,12 @@ def _account_unused_global_settings(ledger: Ledger, placement: Placement) -> Non
 
 
 def _remove_leftovers(paths: TenantPaths) -> int:
-    """Temporary files of an earlier run that was killed before it could clean up."""
-    leftovers = [*paths.root.glob(f".*.{writer.STAGING_PURPOSE}-*.tmp"),
-                 *paths.root.glob(f"{writer.TEMPLATE_PREFIX}*.tmp")]
+    """Temporary files of an earlier run that was killed before it could clean up: any staged tenant
+    file (the split holds the tenants lock), and the split's own template and holding files."""
+    leftovers = list(paths.root.glob(f"{writer.TEMPLATE_PREFIX}*.tmp"))
     holding_dir = paths.root / writer.HOLDING_DIR
     if holding_dir.is_dir():
         leftovers += list(holding_dir.glob(".*.tmp"))
     for path in leftovers:
         remove_database_files(path)
-    return len(leftovers)
+    return remove_staging_leftovers(paths) + len(leftovers)

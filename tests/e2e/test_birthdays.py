@@ -356,12 +356,17 @@ async def test_catch_up_follows_the_servers_timezone(bd: Birthdays) -> None:
     await bd.settle()
 
 
+async def celebrate_alice_with_the_role(bd: Birthdays) -> None:
+    """Alice's birthday is today (November 25): the pass announces it and gives her the role."""
+    await bd.configure()
+    await set_birthday(bd.world, bd.world.alice, 11, 25)
+    await bd.run_pass()
+    assert bd.has_role(bd.world.alice)
+
+
 async def test_the_role_is_taken_back_the_next_day(bd: Birthdays) -> None:
     world = bd.world
-    await bd.configure()
-    await set_birthday(world, world.alice, 11, 25)
-    await bd.run_pass()
-    assert bd.has_role(world.alice)
+    await celebrate_alice_with_the_role(bd)
 
     world.clock.advance(hours=11)              # 23:00, still the birthday
     await bd.run_pass()
@@ -375,10 +380,7 @@ async def test_the_role_is_taken_back_the_next_day(bd: Birthdays) -> None:
 
 async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd: Birthdays) -> None:
     world = bd.world
-    await bd.configure()
-    await set_birthday(world, world.alice, 11, 25)
-    await bd.run_pass()
-    assert bd.has_role(world.alice)
+    await celebrate_alice_with_the_role(bd)
 
     question = await world.command(world.alice, "mydata delete")
     await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
@@ -388,10 +390,7 @@ async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd
 
 async def test_the_role_is_taken_back_after_downtime(bd: Birthdays) -> None:
     world = bd.world
-    await bd.configure()
-    await set_birthday(world, world.alice, 11, 25)
-    await bd.run_pass()
-    assert bd.has_role(world.alice)
+    await celebrate_alice_with_the_role(bd)
     await world.stop()
     world.clock.advance(days=3)
     await world.start()

@@ -363,13 +363,19 @@ async def test_a_backup_flushes_the_buffer_first(world: XpWorld, tmp_path: Path)
     assert read_file(copy, "SELECT user_id, xp FROM xp") == [(ALICE, 20)]
 
 
-async def test_after_a_restore_totals_come_from_the_restored_file(world: XpWorld, tmp_path: Path) -> None:
-    await fixed_xp(world, 60)
+async def backup_then_chat_once_more(world: XpWorld, xp_per_message: int, tmp_path: Path) -> Path:
+    """ALICE chats once, the file is backed up, she chats again a minute later and it is written."""
+    await fixed_xp(world, xp_per_message)
     await chat(world, ALICE)
-    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")   # ALICE: 60
+    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")
     world.clock.advance(minutes=1)
     await chat(world, ALICE)
-    await world.xp.flush(GUILD)                                            # ALICE: 120 (level 1)
+    await world.xp.flush(GUILD)
+    return copy
+
+
+async def test_after_a_restore_totals_come_from_the_restored_file(world: XpWorld, tmp_path: Path) -> None:
+    copy = await backup_then_chat_once_more(world, 60, tmp_path)           # copy: 60, file: 120 (level 1)
     await world.tenants.restore(GUILD, copy)
     world.clock.advance(minutes=1)
     change = await chat(world, ALICE)
@@ -379,12 +385,7 @@ async def test_after_a_restore_totals_come_from_the_restored_file(world: XpWorld
 
 async def test_chat_while_a_restore_is_checked_does_not_leave_the_old_files_total_behind(
         world: XpWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    await fixed_xp(world, 80)
-    await chat(world, ALICE)
-    copy = await world.tenants.backup(GUILD, tmp_path / "copy.sqlite3")   # ALICE: 80
-    world.clock.advance(minutes=1)
-    await chat(world, ALICE)
-    await world.xp.flush(GUILD)                                            # ALICE: 160 (level 1)
+    copy = await backup_then_chat_once_more(world, 80, tmp_path)           # copy: 80, file: 160 (level 1)
     checking, go_on = asyncio.Event(), threading.Event()
     real_prepare, loop = manager_module.files.prepare_restore, asyncio.get_running_loop()
 

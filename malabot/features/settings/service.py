@@ -20,8 +20,7 @@ class SettingsService:
         self._tenants = tenants
         self._cache: dict[int, GuildSettings] = {}
         # The file may be replaced (restore) or moved away (archive): read it afresh afterwards.
-        tenants.add_before_file_operation(self._forget)
-        tenants.add_file_changed(self._forget_now)
+        tenants.add_file_changed(self._forget)
 
     async def get(self, guild_id: int) -> GuildSettings:
         cached = self._cache.get(guild_id)
@@ -50,10 +49,7 @@ class SettingsService:
         self._cache[guild_id] = updated
         return updated
 
-    async def _forget(self, guild_id: int) -> None:
-        self._forget_now(guild_id)
-
-    def _forget_now(self, guild_id: int) -> None:
+    def _forget(self, guild_id: int) -> None:
         self._cache.pop(guild_id, None)
 
 

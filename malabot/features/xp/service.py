@@ -335,12 +335,14 @@ class XpService:
         Guilds whose file is open go first (the slots are taken in order): opening the others evicts
         the least recently used open files, which would otherwise include some still to be written.
         """
-        dirty = [guild_id for guild_id, guild in self._guilds.items() if guild.dirty]
-        dirty.sort(key=lambda guild_id: not self._tenants.is_open(guild_id))
-        reopened = sum(not self._tenants.is_open(guild_id) for guild_id in dirty)
-        if dirty:
-            await asyncio.gather(*(self._flush_logged(guild_id) for guild_id in dirty))
-        return FlushRound(guilds=len(dirty), reopened=reopened)
+        opened: list[int] = []
+        closed: list[int] = []
+        for guild_id, guild in self._guilds.items():
+            if guild.dirty:
+                (opened if self._tenants.is_open(guild_id) else closed).append(guild_id)
+        if opened or closed:
+            await asyncio.gather(*(self._flush_logged(guild_id) for guild_id in opened + closed))
+        return FlushRound(guilds=len(opened) + len(closed), reopened=len(closed))
 
     async def _flush_logged(self, guild_id: int) -> None:
         async with self._flush_slots:
@@ -378,12 +380,11 @@ class XpService:
             raise
 
     async def _before_file_operation(self, guild_id: int) -> None:
-        """Before a backup, restore or archive: write the buffer; the file may then be replaced, so
-        known totals are read again afterwards."""
+        """Before a backup, restore or archive: write the buffer, so the file holds it."""
         await self.flush(guild_id)
-        self._forget_file(guild_id)
 
     def _forget_file(self, guild_id: int) -> None:
+        """Another file is in place (a restore or archive): known totals are read again from it."""
         self.forget_totals(guild_id)
         self._medians.pop(guild_id, None)
 
