@@ -27,7 +27,8 @@
    through a fresh manager with a pool of 256 (every visit opens a file and, past the cap, closes
    another) against plain sqlite3 in 4 threads doing the same per file (open with the identity and
    migration check, BEGIN IMMEDIATE, upserts, COMMIT, close). Rounds alternate; medians and their
-   ratio. Also the memory of one open plain connection (1,000 opened, RSS difference). Where a
+   ratio. Also the memory of one open plain connection and of one open tenant in the manager
+   (1,000 opened each, one after the other, RSS difference). Where a
    plain visit's time goes: the same visits in one thread, closing as SQLite does by default (the
    last connection checkpoints the -wal into the file, with its fsyncs, and removes it) against
    closing with SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE (the -wal stays; Python >= 3.12 only), each on its
@@ -340,11 +341,41 @@ def measure_checkpoint_share(root: Path, guild_ids: list[int], rounds: int) -> d
             "one_thread_wal_left_rounds_s": [round(run, 3) for run in without]}
 
 
+def rss_kib() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+async def manager_tenant_kib(root: Path, guild_ids: list[int]) -> float:
+    """The memory of one open tenant in the manager (its aiosqlite connection and thread), with room
+    in the pool for all of them; measured the same way as the plain connection."""
+    tenants = TenantManager(root, max_open=len(guild_ids) + 1)
+    await tenants.start()
+    before = rss_kib()
+    for guild_id in guild_ids:
+        async with tenants.transaction(guild_id, create=False) as conn:
+            await conn.executemany(UPSERT, VISIT_ROWS)
+    grown = rss_kib() - before
+    await tenants.close_all()
+    return grown / len(guild_ids)
+
+
+def connection_kib(root: Path, kind: str) -> float:
+    """`plain_connection_kib` or `manager_tenant_kib` in a fresh child process: in one process the
+    second would reuse memory the first freed."""
+    child = subprocess.run([sys.executable, __file__, "--child-memory", kind, str(root)],
+                           capture_output=True, text=True, check=True)
+    return float(child.stdout.strip().splitlines()[-1])
+
+
+def child_memory(kind: str, root: Path) -> float:
+    guild_ids = TenantPaths(root).live_guild_ids()
+    if kind == "plain":
+        return plain_connection_kib(root, guild_ids)
+    return asyncio.run(manager_tenant_kib(root, guild_ids))
+
+
 def plain_connection_kib(root: Path, guild_ids: list[int]) -> float:
     """SQLite's memory for one open connection that has read and written its file."""
-    def rss_kib() -> int:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
     paths, migrations = TenantPaths(root), MigrationSet.load()
     before = rss_kib()
     connections = []
@@ -369,14 +400,16 @@ def measure_visits(root: Path, count: int, rounds: int) -> dict[str, object]:
         manager_runs.append(asyncio.run(manager_visits(root, guild_ids)))
         plain_runs.append(plain_visits(root, guild_ids))
     manager, plain = statistics.median(manager_runs), statistics.median(plain_runs)
-    kib = plain_connection_kib(root, guild_ids)
+    kib, tenant_kib = connection_kib(root, "plain"), connection_kib(root, "manager")
     print(f"  through the manager (pool {POOL})  {manager:.2f} s ({manager / count * 1000:.2f} ms per file)")
     print(f"  plain sqlite3, 4 threads          {plain:.2f} s ({plain / count * 1000:.2f} ms per file)")
     print(f"  ratio manager / plain             {manager / plain:.2f}")
     print(f"  one open plain connection         {kib:.0f} KiB of RSS")
+    print(f"  one open tenant in the manager    {tenant_kib:.0f} KiB of RSS (connection and thread)")
     checkpoint_share = measure_checkpoint_share(root, guild_ids, rounds)
     return {"files": count, "manager_s": round(manager, 3), "plain_s": round(plain, 3),
             "ratio": round(manager / plain, 3), "plain_connection_kib": round(kib),
+            "manager_tenant_kib": round(tenant_kib),
             "manager_rounds_s": [round(run, 3) for run in manager_runs],
             "plain_rounds_s": [round(run, 3) for run in plain_runs], **checkpoint_share}
 
@@ -402,7 +435,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("latency", "upserts", "scale", "visits"), help="run one measurement")
     parser.add_argument("--visit-files", type=int, default=1000, help="files in the write-visits run")
     parser.add_argument("--child-scale", nargs=2, metavar=("ROOT", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-memory", nargs=2, metavar=("KIND", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_memory:
+        print(child_memory(args.child_memory[0], Path(args.child_memory[1])))
+        return
     if args.child_scale:
         print(json.dumps(asyncio.run(touch_all(Path(args.child_scale[0]), int(args.child_scale[1])))))
         return
