@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import discord
 
 from malabot.errors import NotInGuild
+
+# Discord refuses message content longer than this (400, code 50035), and the member would see an apology.
+MESSAGE_LIMIT = 2000
+
+
+def fit_lines(lines: Sequence[str], more: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`lines` as one message Discord accepts: the first whole lines that fit, then `more` (formatted
+    with `count`, how many lines were left out) on a line of its own."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if len("\n".join([*kept, line, more.format(count=len(lines) - index - 1)])) > limit:
+            break
+        kept.append(line)
+    return "\n".join([*kept, more.format(count=len(lines) - len(kept))])[:limit]
 
 
 class RefusedCheck(discord.CheckFailure):

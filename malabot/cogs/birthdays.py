@@ -23,7 +23,7 @@ from apscheduler.jobstores.base import JobLookupError
 
 from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
-from malabot.commands import answer, guild_id_of
+from malabot.commands import answer, fit_lines, guild_id_of
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
 from malabot.features.birthdays.rules import announces_age, format_day, mention
 from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
@@ -95,7 +95,7 @@ def upcoming_text(views: tuple[BirthdayView, ...], days: int) -> str:
     lines = ["**Birthdays today and tomorrow**" if days == 1 else f"**Birthdays in the next {days} days**"]
     lines += [f"• {format_day(view.next_date.month, view.next_date.day)} ({when(view)}): "
               f"{mention(view.user_id)}" for view in views]
-    return "\n".join(lines)
+    return fit_lines(lines, "… and {count} more; ask for fewer days to see them.")
 
 
 # ---- the cog ------------------------------------------------------------------------------------

@@ -229,6 +229,29 @@ async def test_upcoming_defaults_to_a_week_and_takes_a_number_of_days(bd: Birthd
     assert refused.ephemeral and refused.content == "Choose between 1 and 365 days."
 
 
+async def test_upcoming_with_more_birthdays_than_one_message_holds_says_how_many_are_left_out(
+        discord_server: FakeDiscord, tmp_path: Path) -> None:
+    # Discord refuses a message longer than 2,000 characters: a busy month must still get an answer.
+    many: list[User] = []
+
+    def prepare(world: World) -> None:
+        for number in range(60):
+            many.append(world.server.add_user(f"celebrant{number:02d}"))
+            world.server.add_member(world.guild, many[-1])
+
+    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+        for number, user in enumerate(many):
+            await world.live.birthdays.set(world.guild.id, user.id, 12, 1 + number % 28)
+        month = await world.command(world.bob, "birthday upcoming", {"days": 40})
+        assert not month.ephemeral and len(month.content) <= 2000
+        lines = month.content.splitlines()
+        assert lines[0] == "**Birthdays in the next 40 days**"
+        assert lines[1] == f"• December 1 (in 6 days): <@{many[0].id}>"
+        shown = len(lines) - 2
+        assert 20 < shown < 60
+        assert lines[-1] == f"… and {60 - shown} more; ask for fewer days to see them."
+
+
 # ---- settings through /config -------------------------------------------------------------------
 
 async def test_birthday_settings_through_config_drive_the_announcement(bd: Birthdays) -> None:

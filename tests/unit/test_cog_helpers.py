@@ -1,4 +1,4 @@
-"""Plain helpers of the moderation and utility cogs: user ids as typed, /help paging, 403 sentences."""
+"""Plain helpers of the cogs: user ids as typed, /help paging, 403 sentences, answers that fit a message."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from malabot.cogs.moderation import parse_user_id
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
+from malabot.commands import fit_lines
 from malabot.errors import UserInputError
 
 
@@ -42,3 +43,13 @@ def test_discord_refusal_sentences() -> None:
                                          "and I need the Ban Members permission.")
     assert discord_refusal("purge") == ("Discord refused to let me delete messages here: I need the Manage "
                                         "Messages and Read Message History permissions in this channel.")
+
+
+def test_fit_lines_keeps_what_fits_whole_and_counts_the_rest() -> None:
+    lines = ["header"] + [f"line {n}" for n in range(10)]  # "line n": 6 characters
+    assert fit_lines(lines, "+{count}", limit=1000) == "\n".join(lines)
+    fitted = fit_lines(lines, "… {count} more", limit=30)
+    assert fitted == "header\nline 0\nline 1\n… 8 more"
+    assert len(fitted) <= 30
+    exact = "\n".join(lines[:3] + ["… 8 more"])
+    assert fit_lines(lines, "… {count} more", limit=len(exact)) == exact
