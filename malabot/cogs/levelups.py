@@ -23,6 +23,7 @@ import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_of
+from malabot.commands import fit_lines
 from malabot.features.xp.models import LevelChange
 
 if TYPE_CHECKING:
@@ -58,7 +59,10 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
 
 def problems_text(outcome: LevelUpOutcome) -> str | None:
     """The problems as one message for an admin, or None when everything went through."""
-    return "\n".join(f"⚠️ {problem}" for problem in outcome.problems) or None
+    if not outcome.problems:
+        return None
+    return fit_lines([f"⚠️ {problem}" for problem in outcome.problems],
+                     "… and {count} more problems with level roles.")
 
 
 def log_problems(guild_id: int, outcome: LevelUpOutcome) -> None:

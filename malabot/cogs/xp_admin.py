@@ -17,7 +17,7 @@ from discord.ui.item import ViewItem
 from malabot.cogs import levelups
 from malabot.cogs.boards import NO_PINGS, member_target
 from malabot.cogs.granting import check_may_be_given
-from malabot.commands import admin_group, answer, guild_id_of
+from malabot.commands import admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
 from malabot.features.xp.models import LevelChange
 from malabot.features.xp.rules import MAX_ROLE_LEVEL, MAX_TOTAL_XP
@@ -144,7 +144,8 @@ class XpAdminCog(discord.Cog):
                 problem = levelups.why_not_assignable(role)
                 status = role.mention + (f" ⚠️ {problem}" if problem else "")
             lines.append(f"• Level {level_role.level}: {status}")
-        await answer(ctx, "\n".join(lines), ephemeral=True, allowed_mentions=NO_PINGS)
+        await answer(ctx, fit_lines(lines, "… and {count} more levels."), ephemeral=True,
+                     allowed_mentions=NO_PINGS)
 
 
 class ConfirmResetAll(discord.ui.View):

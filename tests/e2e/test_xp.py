@@ -16,6 +16,7 @@ import pytest
 from malabot.cogs.questions import EXPIRED
 from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord
+from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 
 
@@ -244,6 +245,34 @@ async def test_missing_role_and_role_above_the_bot_are_reported_to_the_admin(pla
     await world.command(world.admin, "xp set", {"member": world.bob, "amount": 90})
     await place.chat(world.bob)
     assert f"GG <@{world.bob.id}>, you reached level 1!" in [m.content for m in place.bot_messages()]
+
+
+async def test_many_level_roles_the_bot_cannot_give_are_still_listed_and_reported(
+        discord_server: FakeDiscord, tmp_path: Path) -> None:
+    # The bot's role placed below every level role: one problem line per role, more than the 2,000
+    # characters Discord takes in one message. The admin must still get an answer (not the apology).
+    above_bot = []
+
+    def prepare(world: World) -> None:
+        above_bot.extend(world.server.add_role(world.guild, f"Level role {n}", position=60 + n) for n in range(20))
+
+    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+        for number, role in enumerate(above_bot, start=1):
+            await world.live.xp_admin.add_level_role(world.guild.id, world.admin.id, 5 * number, role.id)
+        listed = await world.command(world.admin, "levelrole list")
+        assert listed.ephemeral and len(listed.content) <= 2000
+        lines = listed.content.splitlines()
+        assert lines[1] == (f"• Level 5: <@&{above_bot[0].id}> ⚠️ The role <@&{above_bot[0].id}> is not below my "
+                            "highest role, so I cannot give it; move my role above it in the server settings.")
+        assert lines[-1] == f"… and {21 - len(lines) + 1} more levels."
+
+        edited = await world.command(world.admin, "xp set", {"member": world.alice, "amount": 10_000_000})
+        done, problems = await edited.wait_for_messages(2)
+        assert done.content.startswith(f"Set the XP of <@{world.alice.id}> to 10,000,000")
+        assert problems.ephemeral and len(problems.content) <= 2000
+        assert problems.content.splitlines()[0].startswith("⚠️ Level 5: The role")
+        assert problems.content.splitlines()[-1].startswith("… and ")
+        assert problems.content.endswith(" more problems with level roles.")
 
 
 # -- /rank and /leaderboard ---------------------------------------------------------------------------
