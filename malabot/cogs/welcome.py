@@ -183,6 +183,9 @@ class WelcomeCog(discord.Cog):
                     for kind in ("welcome", "welcome_dm", "goodbye")}
         text = preview_text(settings, previews)
         if post:
+            # Up to four calls to Discord follow (two posts, opening the DM and sending it): answer
+            # within Discord's 3 s first.
+            await ctx.defer(ephemeral=True)
             problems = await carry_out_join(me, guild, join, autorole=False) + await carry_out_leave(guild, leave)
             sent = [what for what, planned in (("welcome", join.channel_message), ("DM", join.dm_text),
                                               ("goodbye", leave.channel_message)) if planned is not None]

@@ -159,6 +159,8 @@ async def test_welcome_test_can_send_them_for_real(place: Place) -> None:
     admin = place.world.admin
     reply = await place.world.command(admin, "welcome test", {"post": True})
 
+    assert reply.deferred, "acknowledged before the posts and the DM (Discord allows 3 s for an answer)"
+    assert reply.ephemeral
     assert "**Sent for testing**: welcome, DM, goodbye." in reply.embeds[0]["description"]
     assert place.posted(place.welcome_channel) == [
         f"Hi <@{admin.id}>, welcome to {place.world.guild.name}! You are member {place.member_count()}."]
