@@ -15,6 +15,7 @@ import discord
 
 from malabot.cogs.moderation_checks import (
     audit_reason,
+    check_can_time_out,
     check_moderation,
     guild_of,
     mention,
@@ -129,6 +130,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                 audit = f"{escalation.reason} (MalaBoT warn threshold)"
                 if escalation.action == "timeout":
                     assert escalation.duration is not None
+                    check_can_time_out(target)
                     await target.timeout_for(escalation.duration, reason=audit)
                 elif escalation.action == "kick":
                     await target.kick(reason=audit)
@@ -203,8 +205,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         length = parse_duration(duration)
         reason = _required_reason(reason)
         guild = check_moderation(ctx, "timeout", target)
-        if target.guild_permissions.administrator:
-            raise PermissionRefused(f"Discord does not let anyone time out an administrator ({mention(target)}).")
+        check_can_time_out(target)
         await ctx.defer(ephemeral=True)
         async with refusals_explained("timeout", target.id):
             await target.timeout_for(length, reason=audit_reason(ctx.author, reason))

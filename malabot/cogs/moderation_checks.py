@@ -92,6 +92,13 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
     return guild
 
 
+def check_can_time_out(target: discord.Member) -> None:
+    """Discord times out no administrator, whatever the role hierarchy (403): say that, rather than
+    the usual sentence about roles and permissions."""
+    if target.guild_permissions.administrator:
+        raise PermissionRefused(f"Discord does not let anyone time out an administrator ({mention(target)}).")
+
+
 def discord_refusal(action: str, target_id: int | None = None) -> str:
     """The sentence for a 403 from Discord: what it refused, and the two usual reasons."""
     labels = [PERMISSION_LABELS.get(name, name) for name in BOT_PERMISSIONS.get(action, ())]

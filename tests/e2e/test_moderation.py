@@ -501,6 +501,19 @@ async def test_warn_threshold_the_bot_cannot_apply_keeps_the_warning(cast: Cast)
     assert cast.is_member(cast.carol) and [case["action"] for case in cast.cases()] == ["warn"]
 
 
+async def test_warn_threshold_timeout_of_an_administrator_says_why_it_was_not_applied(cast: Cast) -> None:
+    # ada's Administrator role sits below Mods: she may be warned, but Discord times out no administrator
+    # (403), and the bot's role and permissions are fine, so the usual 403 sentence would mislead.
+    world = cast.world
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="timeout", timeout_minutes=60),))
+    reply = await cast.run(cast.mod, "warn", {"member": cast.ada, "reason": "x"})
+    assert reply.content == (f"Case #1: warned <@{cast.ada.id}> (1 active warning).\n"
+                             "Warn threshold reached (1 warning within 1 day), but I could not apply it: "
+                             f"Discord does not let anyone time out an administrator (<@{cast.ada.id}>).")
+    assert cast.timed_out_until(cast.ada) is None and [case["action"] for case in cast.cases()] == ["warn"]
+
+
 # -- the mod-log channel -------------------------------------------------------------------------------
 
 
