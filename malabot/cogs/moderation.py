@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.moderation_checks import (
+    TargetLeft,
     audit_reason,
     check_can_time_out,
     check_moderation,
@@ -138,7 +139,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                     await guild.ban(target, reason=audit)
         except PermissionRefused as refused:
             return f"{reached}, but I could not apply it: {refused.message}"
-        except discord.NotFound:  # they left (or were removed by someone else) meanwhile
+        except TargetLeft:  # they left (or were removed by someone else) meanwhile
             return f"{reached}, but {mention(target)} is no longer on the server, so nothing more was done."
         if escalation.action == "timeout":
             assert escalation.duration is not None

@@ -110,13 +110,26 @@ def discord_refusal(action: str, target_id: int | None = None) -> str:
     return sentence + (f" and I need {needed}." if labels else ".")
 
 
+# Discord's code for a member who is not (or no longer) on the server.
+UNKNOWN_MEMBER = 10007
+
+
+class TargetLeft(UserInputError):
+    """Discord no longer knows the member acted on: they left after Discord resolved the command."""
+
+
 @asynccontextmanager
 async def refusals_explained(action: str, target_id: int | None = None) -> AsyncIterator[None]:
-    """Turn Discord's 403 for the action into a PermissionRefused the member reads as a sentence."""
+    """Turn Discord's 403 for the action into a PermissionRefused the member reads as a sentence, and
+    its 404 Unknown Member (the target left after Discord resolved the command) into TargetLeft."""
     try:
         yield
     except discord.Forbidden as error:
         raise PermissionRefused(discord_refusal(action, target_id)) from error
+    except discord.NotFound as error:
+        if error.code != UNKNOWN_MEMBER or target_id is None:
+            raise
+        raise TargetLeft(f"{mention(target_id)} is no longer on the server, so nothing was done.") from None
 
 
 def audit_reason(moderator: discord.Member | discord.User, reason: str | None) -> str:

@@ -296,6 +296,23 @@ async def test_kick_removes_the_member_and_their_cases_survive(cast: Cast) -> No
     assert "1 active warning, 2 cases in all." in listed.text
 
 
+@pytest.mark.parametrize(("command", "options"), [
+    ("kick", {"reason": "spam"}),
+    ("timeout", {"duration": "1h", "reason": "spam"}),
+])
+async def test_a_member_who_leaves_as_the_command_arrives_is_explained_and_no_case_recorded(
+        cast: Cast, command: str, options: dict[str, Any]) -> None:
+    # Discord resolved carol as a member when the moderator sent the command; she leaves before the
+    # bot acts, so Discord answers 404 Unknown Member (10007).
+    reply, _ = await asyncio.gather(cast.run(cast.mod, command, {"member": cast.carol, **options}),
+                                    cast.server.remove_member(cast.world.guild, cast.carol))
+    [attempt] = [request for request in cast.server.requests if request.method in ("DELETE", "PATCH")
+                 and request.path.endswith(f"/members/{cast.carol.id}")]
+    assert attempt.status == 404
+    assert reply.content == f"<@{cast.carol.id}> is no longer on the server, so nothing was done."
+    assert cast.cases() == []
+
+
 async def test_kick_and_ban_need_their_own_permissions(cast: Cast) -> None:
     timeouter = cast.server.add_user("timeouter")
     role = cast.server.add_role(cast.world.guild, "Timeouters", permissions=int(Permission.MODERATE_MEMBERS))
