@@ -5,7 +5,9 @@ a plain description (ScheduledJob), so adding one — nightly snapshots, retenti
 returning a ScheduledJob and one `add_job` call.
 
 Every job runs at most one instance at a time, and missed runs collapse into one (coalesce): after
-downtime or a blocked loop a job runs once, late, rather than several times in a row.
+downtime or a blocked loop a job runs once, late, rather than several times in a row. A job that
+serialises its own runs may allow a second instance, so that a run coming due while another is under
+way waits for it instead of being dropped (see birthday_pass_job).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class ScheduledJob:
     run_at_start: bool = False               # also run once as soon as it is added (catch-up)
     # How late a run may start and still run (start-up, a busy loop); None = however late.
     misfire_grace_seconds: int | None = 3600
+    # Instances at once; APScheduler drops (does not postpone) a run that comes due beyond this.
+    max_instances: int = 1
 
 
 def build_scheduler(jobs: Iterable[ScheduledJob] = ()) -> AsyncIOScheduler:
@@ -51,7 +55,7 @@ def add_job(scheduler: AsyncIOScheduler, job: ScheduledJob, *, now: datetime | N
     if job.run_at_start:
         options["next_run_time"] = now or datetime.now(UTC)
     scheduler.add_job(_quiet_on_shutdown(job), job.trigger, id=job.id, name=job.id, replace_existing=True,
-                      coalesce=True, max_instances=1, misfire_grace_time=job.misfire_grace_seconds,
+                      coalesce=True, max_instances=job.max_instances, misfire_grace_time=job.misfire_grace_seconds,
                       **options)
 
 
@@ -80,5 +84,9 @@ def birthday_pass_job(birthday_pass: BirthdayPass) -> ScheduledJob:
     Add it once the bot's member cache is ready (e.g. from on_ready): the pass leaves members it
     cannot see unclaimed, and a start-up run before the cache is filled would celebrate nobody.
     Adding it again on a reconnect is harmless: it replaces the job and the pass is idempotent.
+
+    Two instances: the start-up (or reconnect) run can still be under way at the top of the hour, and
+    APScheduler would drop that hour's run; the pass takes one lock per run, so the second waits for
+    the first and then looks at the new hour (a server announcing at 23:00 would lose the day).
     """
-    return ScheduledJob(BIRTHDAY_PASS, birthday_pass.run, every_hour(), run_at_start=True)
+    return ScheduledJob(BIRTHDAY_PASS, birthday_pass.run, every_hour(), run_at_start=True, max_instances=2)

@@ -41,6 +41,7 @@ from malabot.features.moderation.rules import (
     check_delete_message_days,
     check_purge_count,
     format_duration,
+    longer_timeout,
     normalise_reason,
     parse_duration,
     render_case_text,
@@ -125,6 +126,10 @@ class ModerationCog(discord.Cog, name="Moderation"):
         reached = (f"Warn threshold reached ({warnings} warning{'' if warnings == 1 else 's'} within {days} "
                    f"day{'' if days == 1 else 's'})")
         bot_id = guild.me.id
+        running = longer_timeout(escalation, target.communication_disabled_until, discord.utils.utcnow())
+        if running is not None:
+            return (f"{reached}, but {mention(target)} is already timed out for longer "
+                    f"(until <t:{int(running.timestamp())}:f>), so that was left as it is.")
         try:
             check_bot_permissions(escalation.action, permission_names(guild.me.guild_permissions))
             async with refusals_explained(escalation.action, target.id):

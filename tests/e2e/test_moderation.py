@@ -466,6 +466,29 @@ async def test_warn_threshold_times_the_member_out_and_records_it(cast: Cast) ->
         ["Case #1 · Warning", "Case #2 · Warning", "Case #3 · Timeout"]
 
 
+async def test_a_threshold_timeout_never_shortens_a_longer_timeout(cast: Cast) -> None:
+    world, alice = cast.world, cast.world.alice
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=7, action="timeout", timeout_minutes=30),))
+    await cast.run(cast.mod, "timeout", {"member": alice, "duration": "7d", "reason": "raid"})   # case 1
+    until = cast.timed_out_until(alice)
+    assert until is not None
+    reply = await cast.run(cast.mod, "warn", {"member": alice, "reason": "raid"})                # case 2
+    assert reply.content == (f"Case #2: warned <@{alice.id}> (1 active warning).\n"
+                             f"Warn threshold reached (1 warning within 7 days), but <@{alice.id}> is already "
+                             f"timed out for longer (until <t:{int(until.timestamp())}:f>), so that was left as "
+                             "it is.")
+    assert cast.timed_out_until(alice) == until                      # still seven days, not 30 minutes
+    assert [case["action"] for case in cast.cases()] == ["timeout", "warn"]
+
+    # A shorter timeout still running is replaced by the threshold's, as before.
+    await cast.run(cast.mod, "timeout", {"member": alice, "duration": "1m", "reason": "short"})  # case 3
+    extended = await cast.run(cast.mod, "warn", {"member": alice, "reason": "again"})
+    assert extended.content.endswith(f"case #5, <@{alice.id}> was timed out for 30m automatically.")
+    after = cast.timed_out_until(alice)
+    assert after is not None and after > datetime.now(UTC) + timedelta(minutes=29)
+
+
 async def test_warn_threshold_kick(cast: Cast) -> None:
     world = cast.world
     await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(

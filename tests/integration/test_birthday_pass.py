@@ -8,14 +8,17 @@ and new services on the same folder; "two processes" means two of them at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.triggers.base import BaseTrigger
 
 from malabot.clock import MovableClock
 from malabot.features.birthdays import repository
@@ -32,6 +35,7 @@ from malabot.features.settings.service import SettingsService
 from malabot.features.xp.service import XpService
 from malabot.guild_settings import GuildSettings
 from malabot.member_data import MemberData
+from malabot.scheduling import birthday_pass_job, build_scheduler
 from malabot.tenancy.manager import TenantManager
 
 GUILD = 111_111_111_111_111_111
@@ -536,3 +540,69 @@ async def test_the_pass_lets_other_tasks_run_while_it_works(running_bot: BotFact
         task.cancel()
     assert report.visited == 0
     assert ticks - before >= len(guilds) // 2 - 2  # interleaved with each tenant, not one blocking sweep
+
+
+# --- the scheduler ------------------------------------------------------------------------------------------
+
+@dataclass
+class StallingDiscord(RecordingDiscord):
+    """Taking a role back waits until `go` is set: a pass kept under way for as long as a test needs.
+    `announced` is set by every announcement."""
+
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    announced: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
+        done = await super().announce(guild_id, channel_id, user_id, text)
+        self.announced.set()
+        return done
+
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        await self.go.wait()
+        return await super().remove_role(guild_id, user_id, role_id)
+
+
+class Once(BaseTrigger):
+    """Fires at `moment` only (a DateTrigger would not fire after the job's run when it was added)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        return self.moment if previous_fire_time is None or previous_fire_time < self.moment else None
+
+
+async def test_the_hour_that_comes_while_the_start_up_pass_runs_still_gets_its_pass(
+        running_bot: BotFactory, clock: MovableClock) -> None:
+    # A restart (or a reconnect) at 22:59 in a server announcing at 23:00: its catch-up pass is still
+    # taking back yesterday's role when the top of the hour comes. The 23:00 pass must run after it;
+    # dropped, the next pass would be on June 16, and June 15's birthdays would never be announced.
+    stalling = StallingDiscord()
+    async with running_bot(stalling) as bot:
+        await configure(bot)
+        await bot.birthdays.set(GUILD, BOB, 6, 14)
+        clock.now = datetime(2026, 6, 14, 7, 0, tzinfo=UTC)    # June 14, 09:00 in Berlin: BOB's role
+        await bot.birthday_pass.run()
+        await configure(bot, birthday_hour=23)
+        await bot.birthdays.set(GUILD, ALICE, 6, 15)
+        clock.now = datetime(2026, 6, 15, 20, 59, tzinfo=UTC)  # June 15, 22:59 in Berlin
+
+        # The scheduler runs in real time: an hourly trigger whose next top of the hour is a second away.
+        top_of_the_hour = datetime.now(UTC) + timedelta(seconds=1)
+        job = dataclasses.replace(birthday_pass_job(bot.birthday_pass), trigger=Once(top_of_the_hour))
+
+        def on_submission(event: JobSubmissionEvent) -> None:
+            if max(event.scheduled_run_times) >= top_of_the_hour:  # the scheduler's turn for 23:00
+                clock.now = datetime(2026, 6, 15, 21, 0, tzinfo=UTC)
+                stalling.go.set()
+
+        scheduler = build_scheduler([job])
+        scheduler.add_listener(on_submission, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
+        stalling.announced.clear()  # BOB's, on June 14
+        scheduler.start()
+        try:
+            await asyncio.wait_for(stalling.announced.wait(), timeout=10)  # a bound, not a timing assertion
+        finally:
+            scheduler.shutdown(wait=False)
+    assert announced_users(stalling) == [BOB, ALICE]
+    assert stalling.roles_of(BOB) == set() and stalling.roles_of(ALICE) == {ROLE}

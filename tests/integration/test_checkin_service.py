@@ -91,6 +91,19 @@ async def test_after_the_server_moves_to_a_zone_far_behind_the_wait_names_the_re
     assert (first.day, second.day, second.streak) == (date(2026, 1, 31), date(2026, 2, 1), 2)
 
 
+async def test_after_the_server_moves_to_a_zone_behind_the_streak_still_shows(world: XpWorld) -> None:
+    for _ in range(3):
+        await world.checkins.check_in(GUILD, ALICE)
+        world.clock.advance(days=1)
+    # Checked in on Jan 30, 31 and Feb 1 (UTC); then the server moves to UTC-11, where it is Jan 31.
+    await world.settings.update(GUILD, ADMIN, timezone="Pacific/Pago_Pago")
+    world.clock.now = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    info = await world.checkins.streak(GUILD, ALICE)
+    assert (info.current_streak, info.best_streak, info.checked_in_today) == (3, 3, True)
+    board = await world.checkins.leaderboard(GUILD, by="current")
+    assert [(entry.user_id, entry.value) for entry in board.entries] == [(ALICE, 3)]
+
+
 async def test_the_reward_follows_the_servers_settings(world: XpWorld) -> None:
     await world.settings.update(GUILD, ADMIN, checkin_base_xp=5, checkin_streak_bonus_xp=100,
                                 checkin_bonus_cap_days=1)

@@ -94,6 +94,12 @@ def test_current_streak_is_alive_until_a_day_is_missed(last: date | None, expect
     assert current_streak(last, 6, date(2026, 5, 10)) == expected
 
 
+def test_a_streak_checked_in_ahead_of_today_is_alive() -> None:
+    # After the server moved to a zone behind, the last check-in can be on a day that has not begun
+    # here yet: the check-in is refused as "already checked in today", so the streak is alive.
+    assert current_streak(date(2026, 5, 11), 6, date(2026, 5, 10)) == 6
+
+
 # --- reward ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("streak", "reward"), [

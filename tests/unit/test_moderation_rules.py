@@ -258,6 +258,18 @@ def test_a_threshold_keeps_applying_to_further_warnings_in_the_window() -> None:
     assert reached is not None and reached.warnings == 3
 
 
+def test_a_threshold_timeout_gives_way_only_to_a_longer_running_timeout() -> None:
+    half_hour = rules.Escalation("timeout", WarnThreshold(count=1, days=1, action="timeout", timeout_minutes=30),
+                                 1, timedelta(minutes=30))
+    kick = rules.Escalation("kick", WarnThreshold(count=1, days=1, action="kick"), 1)
+    week = NOW + timedelta(days=7)
+    assert rules.longer_timeout(half_hour, week, NOW) == week
+    assert rules.longer_timeout(half_hour, NOW + timedelta(minutes=30), NOW) is None   # same end: applied
+    assert rules.longer_timeout(half_hour, NOW + timedelta(minutes=5), NOW) is None
+    assert rules.longer_timeout(half_hour, None, NOW) is None
+    assert rules.longer_timeout(kick, week, NOW) is None                               # not a timeout
+
+
 def test_threshold_window_is_the_longest() -> None:
     assert rules.threshold_window([]) is None
     assert rules.threshold_window([WarnThreshold(count=1, days=3, action="kick"),

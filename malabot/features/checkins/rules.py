@@ -33,8 +33,9 @@ def streak_after(last_day: date | None, streak: int, today: date) -> int:
 
 
 def current_streak(last_day: date | None, streak: int, today: date) -> int:
-    """The streak as it stands today: still alive when the last check-in was today or yesterday."""
-    if last_day is not None and today - timedelta(days=1) <= last_day <= today:
+    """The streak as it stands today: still alive when the last check-in was yesterday or later
+    (later than today too: after the server moved to a zone behind, as /checkin's refusal says)."""
+    if last_day is not None and last_day >= today - timedelta(days=1):
         return streak
     return 0
 

@@ -230,6 +230,14 @@ def _escalation_timeout(threshold: WarnThreshold) -> timedelta:
     return min(timedelta(minutes=threshold.timeout_minutes), MAX_TIMEOUT)
 
 
+def longer_timeout(escalation: Escalation, timed_out_until: datetime | None, now: datetime) -> datetime | None:
+    """The end of the member's running timeout when it lasts longer than the timeout `escalation` would
+    give from `now` (Discord replaces a timeout's end: applying it would shorten the punishment)."""
+    if escalation.duration is None or timed_out_until is None or timed_out_until <= now + escalation.duration:
+        return None
+    return timed_out_until
+
+
 def threshold_window(thresholds: Sequence[WarnThreshold]) -> timedelta | None:
     """How far back warnings matter for any threshold (None: no thresholds)."""
     return max((timedelta(days=item.days) for item in thresholds), default=None)
