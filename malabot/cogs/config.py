@@ -8,7 +8,7 @@ import discord
 
 from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
 from malabot.commands import admin_group, answer, guild_id_of
-from malabot.errors import UserInputError
+from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
 from malabot.guild_settings import GuildSettings
 
@@ -85,7 +85,7 @@ class ConfigCog(discord.Cog):
     @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)
     async def reset(self, ctx: discord.ApplicationContext, setting: str) -> None:
         if setting not in GuildSettings.model_fields:
-            raise UserInputError(f"There is no setting called `{setting}`.")
+            raise UserInputError(f"There is no setting called `{quoted(setting)}`.")
         default = GuildSettings.model_fields[setting].get_default(call_default_factory=True)
         updated = await self.settings.update(guild_id_of(ctx), ctx.author.id, **{setting: default})
         await answer(ctx, f"`{setting}` is back to its default: {display_value(setting, getattr(updated, setting))}.",

@@ -110,3 +110,22 @@ async def test_references_must_be_of_this_server_and_of_the_right_kind(
     chat_anywhere = await world.command(world.admin, "config set",
                                         {"setting": "no_xp_channel_ids", "value": f"<#{voice}>"})
     assert chat_anywhere.content == f"`no_xp_channel_ids` is now <#{voice}>."
+
+
+@pytest.mark.parametrize(("command", "options", "answer"), [
+    ("config set", {"setting": "timezone", "value": "Mars/" + "x" * 2500},
+     "timezone: unknown timezone 'Mars/xxxx"),
+    ("config set", {"setting": "xp_enabled", "value": "maybe" * 500}, "`xp_enabled` is on or off, not `maybe"),
+    ("config set", {"setting": "xp_min", "value": "lots" * 600}, "`xp_min` must be a whole number, not `lots"),
+    ("config set", {"setting": "levelup_channel_id", "value": "#" * 3000}, "`levelup_channel_id` needs a #channel"),
+    ("config set", {"setting": "s" * 3000, "value": "1"}, "There is no setting called `sss"),
+    ("config reset", {"setting": "s" * 3000}, "There is no setting called `sss"),
+])
+async def test_a_long_bad_value_is_quoted_shortened_so_the_answer_still_arrives(
+        world: World, command: str, options: dict[str, str], answer: str) -> None:
+    # Discord takes up to 6,000 characters in an option but delivers no answer over 2,000.
+    reply = await world.command(world.admin, command, options)
+    assert reply.ephemeral
+    assert reply.content.startswith(answer)
+    assert len(reply.content) < 300
+    assert await stored_settings(world) == {}
