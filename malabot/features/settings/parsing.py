@@ -67,7 +67,7 @@ def parse_setting_value(name: str, text: str) -> Any:
     if origin is tuple:
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # "[[[[…" deeper than the decoder goes
             raise UserInputError(f"`{name}` takes a JSON list, e.g. {_example(name)}.") from None
     return text
 
