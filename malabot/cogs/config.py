@@ -10,6 +10,7 @@ from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
+from malabot.features.verification.rules import check_distinct_roles
 from malabot.guild_settings import GuildSettings
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ class ConfigCog(discord.Cog):
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
         check_references(ctx.guild, ctx.author, setting, parsed)
+        if setting in ("verified_role_id", "unverified_role_id"):
+            current = await self.settings.get(guild_id)
+            roles = {"verified_role_id": current.verified_role_id,
+                     "unverified_role_id": current.unverified_role_id, setting: parsed}
+            check_distinct_roles(**roles)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
         await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
                      ephemeral=True)
