@@ -16,6 +16,9 @@ from malabot.guild_settings import GuildSettings
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
 
+# The longest value `/config set` repeats in full: its answer must stay within Discord's 2,000 characters.
+SHOWN_IN_FULL = 1900
+
 
 async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
     typed = (ctx.value or "").lower()
@@ -84,8 +87,10 @@ class ConfigCog(discord.Cog):
                      "unverified_role_id": current.unverified_role_id, setting: parsed}
             check_distinct_roles(**roles)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
-        await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
-                     ephemeral=True)
+        shown = display_value(setting, getattr(updated, setting))
+        if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored
+            shown = display_value(setting, getattr(updated, setting), brief=True)
+        await answer(ctx, f"`{setting}` is now {shown}.", ephemeral=True)
 
     @config.command(name="reset", description="Put one setting back to its default")
     @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)

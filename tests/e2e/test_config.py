@@ -129,3 +129,25 @@ async def test_a_long_bad_value_is_quoted_shortened_so_the_answer_still_arrives(
     assert reply.content.startswith(answer)
     assert len(reply.content) < 300
     assert await stored_settings(world) == {}
+
+
+@pytest.fixture
+async def many_channels(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[tuple[World, list[int]]]:
+    made: list[int] = []
+
+    def add_them(world: World) -> None:
+        made.extend(world.server.add_channel(world.guild, f"ticket-{number}").id for number in range(100))
+
+    async for running in make_world(discord_server, tmp_path, prepare=add_them):
+        yield running, made
+
+
+async def test_a_long_list_is_stored_and_the_answer_says_so_within_one_message(
+        many_channels: tuple[World, list[int]]) -> None:
+    world, channels = many_channels
+    value = " ".join(f"<#{channel}>" for channel in channels)  # 2,200 characters as mentions
+    reply = await world.command(world.admin, "config set", {"setting": "no_xp_channel_ids", "value": value})
+    assert reply.ephemeral
+    shown = " ".join(f"<#{channel}>" for channel in channels[:5])
+    assert reply.content == f"`no_xp_channel_ids` is now {shown} and 95 more."
+    assert (await world.live.guild_settings.get(world.guild.id)).no_xp_channel_ids == tuple(channels)
