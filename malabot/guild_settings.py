@@ -35,7 +35,8 @@ TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 class WarnThreshold(BaseModel):
     """N warnings within D days → an automatic action."""
 
-    model_config = ConfigDict(frozen=True)
+    # A misspelt key (typed as JSON in /config set) is refused, not dropped for its default.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     count: int = Field(ge=1, le=100)
     days: int = Field(ge=1, le=365)

@@ -40,6 +40,9 @@ async def test_set_show_and_reset_a_setting(world: World) -> None:
     ("levelup_channel_id", "<#999>", "`levelup_channel_id`: there is no channel with id 999 in this server."),
     ("xp_enabled", "maybe", "`xp_enabled` is on or off, not `maybe`."),
     ("levelup_template", "{member} hit {lvl}", "levelup_template: Unknown placeholder {lvl}."),
+    # A misspelt key would be dropped silently, and the threshold time out for an hour instead.
+    ("warn_thresholds", '[{"count": 3, "days": 7, "action": "timeout", "timeout_mins": 30}]',
+     "warn_thresholds.0.timeout_mins: Extra inputs are not permitted"),
 ])
 async def test_bad_values_are_refused_and_nothing_is_stored(world: World, setting: str, value: str,
                                                             answer: str) -> None:
