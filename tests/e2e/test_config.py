@@ -43,6 +43,9 @@ async def test_set_show_and_reset_a_setting(world: World) -> None:
     # A misspelt key would be dropped silently, and the threshold time out for an hour instead.
     ("warn_thresholds", '[{"count": 3, "days": 7, "action": "timeout", "timeout_mins": 30}]',
      "warn_thresholds.0.timeout_mins: Extra inputs are not permitted"),
+    # Not stored as the text "off", which every welcome would then say.
+    ("welcome_template", "off", "`welcome_template` cannot be cleared; `/config reset welcome_template` puts "
+                                "back its default."),
 ])
 async def test_bad_values_are_refused_and_nothing_is_stored(world: World, setting: str, value: str,
                                                             answer: str) -> None:

@@ -69,6 +69,8 @@ def parse_setting_value(name: str, text: str) -> Any:
             return json.loads(text)
         except (json.JSONDecodeError, RecursionError):  # "[[[[…" deeper than the decoder goes
             raise UserInputError(f"`{name}` takes a JSON list, e.g. {_example(name)}.") from None
+    if text.lower() in _CLEAR:  # a text setting kept as "off" or "none" would be posted as the message
+        raise UserInputError(f"`{name}` cannot be cleared; `/config reset {name}` puts back its default.")
     return text
 
 
