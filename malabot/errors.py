@@ -47,3 +47,10 @@ class UserInputError(MalabotError):
 
 class PermissionRefused(MalabotError):
     """The member (or the bot) lacks what the action needs."""
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """What a user typed, shortened for an answer that quotes it back: Discord accepts 6,000 characters
+    in an option but delivers no answer longer than 2,000, so a long bad value would get no answer."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"

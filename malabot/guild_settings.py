@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from malabot import templates
-from malabot.errors import UserInputError
+from malabot.errors import UserInputError, quoted
 
 LevelCurveName = Literal["standard", "basic", "gradual", "custom"]
 LevelRoleMode = Literal["stack", "replace"]
@@ -35,7 +35,8 @@ TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 class WarnThreshold(BaseModel):
     """N warnings within D days → an automatic action."""
 
-    model_config = ConfigDict(frozen=True)
+    # A misspelt key (typed as JSON in /config set) is refused, not dropped for its default.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     count: int = Field(ge=1, le=100)
     days: int = Field(ge=1, le=365)
@@ -116,11 +117,11 @@ class GuildSettings(BaseModel):
     def _known_timezone(cls, value: str) -> str:
         value = value.strip()
         if value not in known_timezones() and value != "UTC":
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin")
+            raise ValueError(f"unknown timezone {quoted(value)!r}; use an IANA name such as Europe/Berlin")
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin") from None
+            raise ValueError(f"unknown timezone {quoted(value)!r}; use an IANA name such as Europe/Berlin") from None
         return value
 
     @field_validator(*TEMPLATE_PLACEHOLDERS)

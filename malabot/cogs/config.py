@@ -8,12 +8,16 @@ import discord
 
 from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
 from malabot.commands import admin_group, answer, guild_id_of
-from malabot.errors import UserInputError
+from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
+from malabot.features.verification.rules import check_distinct_roles
 from malabot.guild_settings import GuildSettings
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
+
+# The longest value `/config set` repeats in full: its answer must stay within Discord's 2,000 characters.
+SHOWN_IN_FULL = 1900
 
 
 async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
@@ -77,15 +81,22 @@ class ConfigCog(discord.Cog):
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
         check_references(ctx.guild, ctx.author, setting, parsed)
+        if setting in ("verified_role_id", "unverified_role_id"):
+            current = await self.settings.get(guild_id)
+            roles = {"verified_role_id": current.verified_role_id,
+                     "unverified_role_id": current.unverified_role_id, setting: parsed}
+            check_distinct_roles(**roles)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
-        await answer(ctx, f"`{setting}` is now {display_value(setting, getattr(updated, setting))}.",
-                     ephemeral=True)
+        shown = display_value(setting, getattr(updated, setting))
+        if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored
+            shown = display_value(setting, getattr(updated, setting), brief=True)
+        await answer(ctx, f"`{setting}` is now {shown}.", ephemeral=True)
 
     @config.command(name="reset", description="Put one setting back to its default")
     @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)
     async def reset(self, ctx: discord.ApplicationContext, setting: str) -> None:
         if setting not in GuildSettings.model_fields:
-            raise UserInputError(f"There is no setting called `{setting}`.")
+            raise UserInputError(f"There is no setting called `{quoted(setting)}`.")
         default = GuildSettings.model_fields[setting].get_default(call_default_factory=True)
         updated = await self.settings.update(guild_id_of(ctx), ctx.author.id, **{setting: default})
         await answer(ctx, f"`{setting}` is back to its default: {display_value(setting, getattr(updated, setting))}.",

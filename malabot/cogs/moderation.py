@@ -28,7 +28,7 @@ from malabot.cogs.moderation_checks import (
 )
 from malabot.cogs.modlog import ModLog
 from malabot.commands import admin_group, answer
-from malabot.errors import PermissionRefused, UserInputError
+from malabot.errors import PermissionRefused, UserInputError, quoted
 from malabot.features.moderation.models import Case
 from malabot.features.moderation.rules import (
     DELETE_MESSAGE_DAYS_MAX,
@@ -65,7 +65,7 @@ def parse_user_id(text: str) -> int:
     """A user id as typed: digits, or a mention like <@123>."""
     cleaned = text.strip().removeprefix("<@").removeprefix("!").removesuffix(">")
     if not cleaned.isdigit() or not 0 < int(cleaned) <= _SNOWFLAKE_MAX:
-        raise UserInputError(f"“{text.strip()[:40]}” is not a user id (a number like 123456789012345678).")
+        raise UserInputError(f"“{quoted(text)}” is not a user id (a number like 123456789012345678).")
     return int(cleaned)
 
 

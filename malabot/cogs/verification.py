@@ -22,6 +22,7 @@ from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import member_of
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
+from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class VerificationCog(discord.Cog):
         if guild is None:
             raise UserInputError("I cannot see this server yet; please try again in a moment.")
         check_may_be_given(ctx.author, role, "the verified role")
+        check_distinct_roles(role.id, (await self.settings.get(guild_id)).unverified_role_id)
         check_can_post(guild, channel)
         await channel.send(embed=panel_embed(guild), view=self.panel)
         await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)

@@ -40,6 +40,12 @@ async def test_set_show_and_reset_a_setting(world: World) -> None:
     ("levelup_channel_id", "<#999>", "`levelup_channel_id`: there is no channel with id 999 in this server."),
     ("xp_enabled", "maybe", "`xp_enabled` is on or off, not `maybe`."),
     ("levelup_template", "{member} hit {lvl}", "levelup_template: Unknown placeholder {lvl}."),
+    # A misspelt key would be dropped silently, and the threshold time out for an hour instead.
+    ("warn_thresholds", '[{"count": 3, "days": 7, "action": "timeout", "timeout_mins": 30}]',
+     "warn_thresholds.0.timeout_mins: Extra inputs are not permitted"),
+    # Not stored as the text "off", which every welcome would then say.
+    ("welcome_template", "off", "`welcome_template` cannot be cleared; `/config reset welcome_template` puts "
+                                "back its default."),
 ])
 async def test_bad_values_are_refused_and_nothing_is_stored(world: World, setting: str, value: str,
                                                             answer: str) -> None:
@@ -110,3 +116,44 @@ async def test_references_must_be_of_this_server_and_of_the_right_kind(
     chat_anywhere = await world.command(world.admin, "config set",
                                         {"setting": "no_xp_channel_ids", "value": f"<#{voice}>"})
     assert chat_anywhere.content == f"`no_xp_channel_ids` is now <#{voice}>."
+
+
+@pytest.mark.parametrize(("command", "options", "answer"), [
+    ("config set", {"setting": "timezone", "value": "Mars/" + "x" * 2500},
+     "timezone: unknown timezone 'Mars/xxxx"),
+    ("config set", {"setting": "xp_enabled", "value": "maybe" * 500}, "`xp_enabled` is on or off, not `maybe"),
+    ("config set", {"setting": "xp_min", "value": "lots" * 600}, "`xp_min` must be a whole number, not `lots"),
+    ("config set", {"setting": "levelup_channel_id", "value": "#" * 3000}, "`levelup_channel_id` needs a #channel"),
+    ("config set", {"setting": "s" * 3000, "value": "1"}, "There is no setting called `sss"),
+    ("config reset", {"setting": "s" * 3000}, "There is no setting called `sss"),
+])
+async def test_a_long_bad_value_is_quoted_shortened_so_the_answer_still_arrives(
+        world: World, command: str, options: dict[str, str], answer: str) -> None:
+    # Discord takes up to 6,000 characters in an option but delivers no answer over 2,000.
+    reply = await world.command(world.admin, command, options)
+    assert reply.ephemeral
+    assert reply.content.startswith(answer)
+    assert len(reply.content) < 300
+    assert await stored_settings(world) == {}
+
+
+@pytest.fixture
+async def many_channels(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[tuple[World, list[int]]]:
+    made: list[int] = []
+
+    def add_them(world: World) -> None:
+        made.extend(world.server.add_channel(world.guild, f"ticket-{number}").id for number in range(100))
+
+    async for running in make_world(discord_server, tmp_path, prepare=add_them):
+        yield running, made
+
+
+async def test_a_long_list_is_stored_and_the_answer_says_so_within_one_message(
+        many_channels: tuple[World, list[int]]) -> None:
+    world, channels = many_channels
+    value = " ".join(f"<#{channel}>" for channel in channels)  # 2,200 characters as mentions
+    reply = await world.command(world.admin, "config set", {"setting": "no_xp_channel_ids", "value": value})
+    assert reply.ephemeral
+    shown = " ".join(f"<#{channel}>" for channel in channels[:5])
+    assert reply.content == f"`no_xp_channel_ids` is now {shown} and 95 more."
+    assert (await world.live.guild_settings.get(world.guild.id)).no_xp_channel_ids == tuple(channels)

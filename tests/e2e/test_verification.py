@@ -163,6 +163,29 @@ async def test_an_admin_may_only_choose_a_role_they_could_give_themselves(place:
     assert by_owner.content == f"`autorole_id` is now <@&{place.verified.id}>."
 
 
+
+async def test_the_verified_and_unverified_roles_must_be_different_roles(place: Place) -> None:
+    # Verifying gives the one and takes the other: with one role for both the member would be told
+    # "You are verified" and be left without it.
+    world = place.world
+    same = ("The verified and unverified roles must be different roles: verifying gives the one and takes the "
+            "other away.")
+    await place.configure(unverified_role_id=place.unverified.id)
+    reply = await place.setup(role=place.unverified)
+    assert reply.flags & EPHEMERAL and reply.content == same
+    assert not world.server.messages_in(place.panel_channel), "no panel is posted"
+    by_config = await world.command(world.admin, "config set", {"setting": "verified_role_id",
+                                                                 "value": f"<@&{place.unverified.id}>"})
+    assert by_config.flags & EPHEMERAL and by_config.content == same
+    assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+
+    await place.configure(unverified_role_id=None)
+    await place.setup()
+    the_other_way = await world.command(world.admin, "config set", {"setting": "unverified_role_id",
+                                                                     "value": f"<@&{place.verified.id}>"})
+    assert the_other_way.content == same
+    assert (await world.live.guild_settings.get(world.guild.id)).unverified_role_id is None
+
 async def test_setup_needs_manage_server(place: Place) -> None:
     reply = await place.setup(user=place.world.alice)
     assert reply.flags & EPHEMERAL

@@ -79,3 +79,26 @@ async def test_commands_hidden_by_permission_are_also_checked_at_run_time(bot: M
 async def test_every_cog_is_loaded_once(bot: MalaBot) -> None:
     names = list(bot.cogs)
     assert len(names) == len(set(names)) >= 10
+
+
+# The README's "who" column, as the permission Discord is told to hide the command behind.
+WHO = {"everyone": None, "Manage Server": "manage_guild", "Manage Roles": "manage_roles",
+       "Timeout Members": "moderate_members", "Kick Members": "kick_members", "Ban Members": "ban_members",
+       "Manage Messages": "manage_messages"}
+
+
+async def test_the_readme_names_the_permission_each_command_needs(bot: MalaBot) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    roots = {command.name: command for command in bot.pending_application_commands}
+    checked = set()
+    for row in re.findall(r"^\| (`/.+?) \| (.+?) \|", readme, flags=re.MULTILINE):
+        commands, who = row
+        if who == "server owner":  # /backup list|restore: an owner check under a Manage Server group
+            continue
+        for name in re.findall(r"`/([a-z]+)", commands):
+            granted = roots[name].default_member_permissions
+            wanted = WHO[who]
+            shown = None if granted is None else sorted(flag for flag, value in granted if value)
+            assert shown == (None if wanted is None else [wanted]), f"/{name}: README says {who}"
+            checked.add(name)
+    assert len(checked) >= 20

@@ -37,6 +37,7 @@ def test_values_parse(name: str, text: str, expected: object) -> None:
     ("levelup_channel_id", "general", "needs a #channel"),
     ("no_xp_role_ids", "<@&1> admins", "needs a @role"),
     ("warn_thresholds", "three", "takes a JSON list"),
+    ("warn_thresholds", "[" * 3000, "takes a JSON list"),  # nested deeper than the JSON decoder goes
 ])
 def test_bad_values_say_what_was_expected(name: str, text: str, fragment: str) -> None:
     with pytest.raises(UserInputError) as caught:

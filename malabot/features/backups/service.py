@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from malabot.clock import Clock, utc_now
-from malabot.errors import RestoreRefused, UserInputError
+from malabot.errors import RestoreRefused, UserInputError, quoted
 from malabot.features.backups.rules import (
     Snapshot,
     beyond_retention,
@@ -121,7 +121,7 @@ class BackupService:
         found = None if wanted is None else next(
             (s for s in await self.snapshots(guild_id) if s.id == wanted.id), None)
         if found is None:
-            raise UserInputError(f"There is no snapshot `{snapshot_id.strip()[:40]}`; "
+            raise UserInputError(f"There is no snapshot `{quoted(snapshot_id)}`; "
                                  "`/backup list` shows the ids.")
         try:
             await self._tenants.restore(guild_id, found.path)

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from malabot.errors import UserInputError
+from malabot.errors import UserInputError, quoted
 from malabot.guild_settings import GuildSettings
 
 _MENTION = re.compile(r"^<(?:#|@&)(\d{1,20})>$|^(\d{1,20})$")
@@ -38,7 +38,7 @@ def parse_setting_value(name: str, text: str) -> Any:
     """The typed value for `name`; raises UserInputError saying what was expected."""
     field = GuildSettings.model_fields.get(name)
     if field is None:
-        raise UserInputError(f"There is no setting called `{name}`. Use `/config show` to see them all.")
+        raise UserInputError(f"There is no setting called `{quoted(name)}`. Use `/config show` to see them all.")
     text = text.strip()
     annotation = field.annotation
     optional = _is_optional(annotation)
@@ -59,7 +59,7 @@ def parse_setting_value(name: str, text: str) -> Any:
         try:
             return int(text)
         except ValueError:
-            raise UserInputError(f"`{name}` must be a whole number, not `{text}`.") from None
+            raise UserInputError(f"`{name}` must be a whole number, not `{quoted(text)}`.") from None
     if origin is tuple and typing.get_args(inner)[:1] == (int,):
         if text.lower() in _CLEAR:
             return ()
@@ -67,8 +67,10 @@ def parse_setting_value(name: str, text: str) -> Any:
     if origin is tuple:
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # "[[[[…" deeper than the decoder goes
             raise UserInputError(f"`{name}` takes a JSON list, e.g. {_example(name)}.") from None
+    if text.lower() in _CLEAR:  # a text setting kept as "off" or "none" would be posted as the message
+        raise UserInputError(f"`{name}` cannot be cleared; `/config reset {name}` puts back its default.")
     return text
 
 
@@ -108,14 +110,14 @@ def _parse_bool(name: str, text: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise UserInputError(f"`{name}` is on or off, not `{text}`.")
+    raise UserInputError(f"`{name}` is on or off, not `{quoted(text)}`.")
 
 
 def _parse_id(name: str, text: str) -> int:
     match = _MENTION.match(text.strip())
     if not match:
         what = "a #channel" if id_kind(name) == "channel" else "a @role"
-        raise UserInputError(f"`{name}` needs {what} (mention or id), not `{text}`.")
+        raise UserInputError(f"`{name}` needs {what} (mention or id), not `{quoted(text)}`.")
     return int(match.group(1) or match.group(2))
 
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Literal
 
+from malabot.errors import UserInputError
+
 DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z, the zero of Discord's snowflakes
 
 RequestStatus = Literal["pending", "verified", "denied"]
@@ -24,6 +26,14 @@ def account_created_at(user_id: int) -> datetime:
 def old_enough_at(user_id: int, min_age_days: int) -> datetime:
     """When the account reaches the minimum age."""
     return account_created_at(user_id) + timedelta(days=min_age_days)
+
+
+def check_distinct_roles(verified_role_id: int | None, unverified_role_id: int | None) -> None:
+    """Verifying gives the verified role and takes the unverified one: one role for both would be given
+    and taken at once, and the member, told they are verified, would be left without it."""
+    if verified_role_id is not None and verified_role_id == unverified_role_id:
+        raise UserInputError("The verified and unverified roles must be different roles: verifying gives the "
+                             "one and takes the other away.")
 
 
 def account_old_enough(user_id: int, now: datetime, min_age_days: int) -> bool:
