@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
-from malabot.commands import admin_group, answer, guild_id_of
+from malabot.commands import MESSAGE_LIMIT, admin_group, answer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
 from malabot.features.verification.rules import check_distinct_roles
@@ -16,8 +16,8 @@ from malabot.guild_settings import GuildSettings
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
 
-# The longest value `/config set` repeats in full: its answer must stay within Discord's 2,000 characters.
-SHOWN_IN_FULL = 1900
+# The longest value `/config set` repeats in full: the sentence around it must fit in one message too.
+SHOWN_IN_FULL = MESSAGE_LIMIT - 100
 
 
 async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
