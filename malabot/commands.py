@@ -8,9 +8,7 @@ from typing import Any
 import discord
 
 from malabot.errors import NotInGuild
-
-# Discord refuses message content longer than this (400, code 50035), and the member would see an apology.
-MESSAGE_LIMIT = 2000
+from malabot.templates import MESSAGE_LIMIT
 
 
 def fit_lines(lines: Sequence[str], more: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from malabot.errors import UserInputError
 
+# Discord refuses message content longer than this (400, code 50035).
+MESSAGE_LIMIT = 2000
+
 
 @dataclass(frozen=True)
 class _Piece:
@@ -65,7 +68,9 @@ def validate(template: str, allowed: Iterable[str]) -> str:
 
 
 def render(template: str, allowed: Mapping[str, str]) -> str:
-    """Fill the template with the given values; `{{` and `}}` stand for literal braces.
+    """Fill the template with the given values; `{{` and `}}` stand for literal braces. A result longer
+    than one Discord message is cut to fit (a template within its length limit can still grow past it,
+    e.g. `{server}` written many times): the message is posted shortened rather than refused.
 
     Raises UserInputError (listing the allowed placeholders) for any placeholder not in `allowed`.
     """
@@ -74,4 +79,5 @@ def render(template: str, allowed: Mapping[str, str]) -> str:
         parts.append(piece.literal)
         if piece.placeholder is not None:
             parts.append(allowed[piece.placeholder])
-    return "".join(parts)
+    filled = "".join(parts)
+    return filled if len(filled) <= MESSAGE_LIMIT else filled[:MESSAGE_LIMIT - 1] + "…"

@@ -135,6 +135,16 @@ async def test_level_up_is_announced_in_the_chat_channel_then_in_the_configured_
     assert len(place.bot_messages()) == 1, "nothing more in the chat channel"
 
 
+async def test_a_level_up_template_that_fills_in_past_one_message_is_posted_shortened(place: Place) -> None:
+    world = place.world
+    await fixed_xp(place, 100)
+    await place.configure(levelup_template="{member} {server} " * 80)     # 1,440 characters typed
+    await place.chat(world.alice)
+    [posted] = place.bot_messages()
+    assert len(posted.content) == 2000 and posted.content.endswith("…")
+    assert posted.content.startswith(f"<@{world.alice.id}> Mala Town <@{world.alice.id}> Mala Town")
+
+
 async def test_level_up_message_can_be_switched_off(place: Place) -> None:
     await fixed_xp(place, 100)
     await place.give_level_roles()

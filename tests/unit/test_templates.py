@@ -62,3 +62,15 @@ def test_validate_and_placeholders() -> None:
         "member", "server", "member"]
     with pytest.raises(UserInputError, match="Allowed placeholders: none"):
         templates.validate("{member}", [])
+
+
+def test_a_filled_template_longer_than_one_message_is_cut_to_fit() -> None:
+    template = "{server} " * 180                      # 1,620 characters, within the setting's limit
+    filled = templates.render(template, {"server": "A server name of fifty characters, give or take.."})
+    assert len(filled) == templates.MESSAGE_LIMIT
+    assert filled.startswith("A server name of fifty") and filled.endswith("…")
+
+
+def test_a_filled_template_of_exactly_one_message_is_kept_whole() -> None:
+    filled = templates.render("x" * 1990 + "{level}", {"level": "1234567890"})
+    assert filled == "x" * 1990 + "1234567890"
