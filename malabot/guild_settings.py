@@ -55,6 +55,17 @@ def known_timezones() -> frozenset[str]:
     return frozenset(available_timezones()) - NOT_ZONES
 
 
+@cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in known_timezones() | {"UTC"}}
+
+
+def canonical_timezone(typed: str) -> str | None:
+    """The IANA name an admin meant, whatever the case they typed it in (`europe/berlin`, `utc`), or
+    None when there is no such zone."""
+    return _zones_by_folded_name().get(typed.strip().casefold())
+
+
 class GuildSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_assignment=True)
 
@@ -115,14 +126,14 @@ class GuildSettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        value = value.strip()
-        if value not in known_timezones() and value != "UTC":
+        zone = canonical_timezone(value)
+        if zone is None:
             raise ValueError(f"unknown timezone {quoted(value)!r}; use an IANA name such as Europe/Berlin")
         try:
-            ZoneInfo(value)
+            ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {quoted(value)!r}; use an IANA name such as Europe/Berlin") from None
-        return value
+        return zone
 
     @field_validator(*TEMPLATE_PLACEHOLDERS)
     @classmethod

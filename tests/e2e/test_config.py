@@ -68,6 +68,15 @@ async def stored_settings(world: World) -> dict[str, str]:
         return {key: value for key, value in await conn.execute_fetchall("SELECT key, value FROM settings")}
 
 
+@pytest.mark.parametrize(("typed", "stored"), [("europe/berlin", "Europe/Berlin"), (" etc/utc ", "Etc/UTC"),
+                                               ("AMERICA/ARGENTINA/BUENOS_AIRES", "America/Argentina/Buenos_Aires")])
+async def test_a_timezone_typed_in_any_case_is_stored_under_its_iana_name(world: World, typed: str,
+                                                                          stored: str) -> None:
+    reply = await world.command(world.admin, "config set", {"setting": "timezone", "value": typed})
+    assert reply.content == f"`timezone` is now {stored}."
+    assert await stored_settings(world) == {"timezone": f'"{stored}"'}
+
+
 async def test_two_admins_changing_different_settings_at_once_both_keep_their_change(world: World) -> None:
     timezone, base_xp = await asyncio.gather(
         world.command(world.admin, "config set", {"setting": "timezone", "value": "Europe/Berlin"}),

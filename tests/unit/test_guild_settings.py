@@ -63,3 +63,10 @@ def test_invalid_stored_values_fall_back_to_defaults_key_by_key() -> None:
     assert settings.timezone == "Europe/Paris"
     assert settings.birthday_hour == 9
     assert settings.levelup_template == GuildSettings().levelup_template
+
+
+def test_timezone_names_are_matched_whatever_their_case() -> None:
+    assert GuildSettings(timezone="asia/kolkata").timezone == "Asia/Kolkata"
+    assert GuildSettings(timezone="Utc").timezone == "UTC"
+    with pytest.raises(ValueError, match="unknown timezone 'LOCALTIME'"):
+        GuildSettings(timezone="LOCALTIME")
