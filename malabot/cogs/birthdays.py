@@ -114,6 +114,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
             self.services.xp, clock=self.services.clock)
         # Set once the first scheduled pass (the catch-up at start) has finished.
         self.caught_up = asyncio.Event()
+        self._celebrations: set[asyncio.Task[None]] = set()
 
     # -- the pass --
 
@@ -134,6 +135,20 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
             return None
         finally:
             self.caught_up.set()
+
+    def _celebrate_today(self, guild_id: int) -> None:
+        """A birthday just set to today is celebrated now when the server's birthday hour has come (the
+        hourly pass would miss it in the server's last hour of the day); not awaited by the command."""
+        async def celebrate() -> None:
+            try:
+                report = await self.birthday_pass.run_for(guild_id)
+                await self._level_ups(report.level_changes)
+            except Exception:
+                log.exception("guild %s: celebrating a birthday set for today failed", guild_id)
+
+        task = asyncio.create_task(celebrate(), name="birthday-set-today")
+        self._celebrations.add(task)
+        task.add_done_callback(self._celebrations.discard)
 
     async def _level_ups(self, changes: list[LevelChange]) -> None:
         """Birthday XP can level a member up: the level-up message (in the server's level-up channel,
@@ -181,6 +196,8 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         view = await self.birthdays.set(guild_id, ctx.author.id, month, day, year)
         text = own_birthday_text(view, saved=True, age_announced=await self._announces_age(guild_id))
         await answer(ctx, text, ephemeral=True)
+        if view.is_today:
+            self._celebrate_today(guild_id)
 
     @birthday.command(name="remove", description="Forget your birthday on this server")
     async def remove(self, ctx: discord.ApplicationContext) -> None:

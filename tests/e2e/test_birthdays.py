@@ -305,8 +305,9 @@ async def test_birthday_xp_that_levels_up_announces_the_level_once(bd: Birthdays
 async def test_announcement_role_and_xp_on_the_day_ping_only_the_member(bd: Birthdays) -> None:
     world = bd.world
     await bd.configure(birthday_template="Happy birthday {member}! @everyone <@&" + str(bd.role.id) + ">")
-    await set_birthday(world, world.alice, 11, 25, 1990)
-    await set_birthday(world, world.bob, 11, 26)
+    await set_birthday(world, world.alice, 11, 26, 1990)
+    await set_birthday(world, world.bob, 11, 27)
+    world.clock.advance(days=1)                # 2026-11-26 12:00: Alice's day, after 09:00
 
     report = await bd.run_pass()
     assert (report.celebrated, report.announced, report.roles_added, report.failures) == (1, 1, 1, 0)
@@ -379,6 +380,39 @@ async def test_catch_up_follows_the_servers_timezone(bd: Birthdays) -> None:
     await bd.settle()
 
 
+async def test_a_birthday_set_for_today_after_the_hour_is_celebrated_at_once(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    reply = await set_birthday(world, world.alice, 11, 25)     # 12:00, the pass ran at 09:00
+    assert "next celebrated today" in reply.content
+    await eventually(lambda: len(bd.announcements()) == 1, what="the announcement, without waiting an hour")
+    assert bd.has_role(world.alice) and bd.xp_of(world.alice) == 100
+    again = await bd.run_pass()
+    assert (again.celebrated, again.announced) == (0, 0)
+    assert len(bd.announcements()) == 1
+
+
+async def test_a_birthday_set_in_the_last_hour_of_the_servers_day_is_still_celebrated_that_day(
+        bd: Birthdays) -> None:
+    world = bd.world
+    # Auckland is UTC+13 in November: 2026-11-25 10:30 UTC is 23:30 there, after the day's last pass.
+    await bd.configure(timezone="Pacific/Auckland")
+    world.clock.advance(hours=-1, minutes=-30)
+    await set_birthday(world, world.alice, 11, 25)
+    await eventually(lambda: len(bd.announcements()) == 1, what="the announcement before the day ends")
+
+
+async def test_a_birthday_set_for_today_before_the_hour_waits_for_the_pass(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure(birthday_hour=15)
+    await set_birthday(world, world.alice, 11, 25)             # 12:00, announcements from 15:00
+    await bd.cog.birthday_pass.run_for(world.guild.id)          # whatever the command started has run
+    assert bd.announcements() == []
+    world.clock.advance(hours=3)
+    report = await bd.run_pass()
+    assert report.announced == 1
+
+
 async def celebrate_alice_with_the_role(bd: Birthdays) -> None:
     """Alice's birthday is today (November 25): the pass announces it and gives her the role."""
     await bd.configure()
@@ -428,7 +462,8 @@ async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_st
     world = bd.world
     above = await world.server.create_role(world.guild, "Too high", above_bot=True)
     await bd.configure(birthday_role_id=above.id)
-    await set_birthday(world, world.alice, 11, 25)
+    await set_birthday(world, world.alice, 11, 26)
+    world.clock.advance(days=1)
     report = await bd.run_pass()
     assert (report.announced, report.roles_added, report.failures) == (1, 0, 1)
     member = world.server.member(world.guild, world.alice)

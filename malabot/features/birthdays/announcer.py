@@ -131,6 +131,14 @@ class BirthdayPass:
             log.info("birthday pass: %s", report.summary())
             return report
 
+    async def run_for(self, guild_id: int) -> PassReport:
+        """The pass for one server now: for a birthday set to today, which the next hourly pass would
+        miss when it comes after the server's local day has ended."""
+        async with self._running:
+            report = PassReport(tenants=1)
+            await self.visit(guild_id, self._clock(), report)
+            return report
+
     async def _work(self, queue: asyncio.Queue[int], now: datetime, report: PassReport) -> None:
         while not queue.empty():
             guild_id = queue.get_nowait()
