@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.granting import GIVEN_ROLE_SETTINGS, check_may_be_given
+from malabot.cogs.posting import check_can_post
 from malabot.commands import MESSAGE_LIMIT, admin_group, answer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
@@ -29,7 +30,8 @@ def check_references(guild: discord.Guild | None, author: discord.Member | disco
                      value: object) -> None:
     """Channels and roles named in a setting must exist in this server. A single channel is where the
     bot posts, so it must be a text channel; a list (no-XP channels) takes any channel members chat
-    in, but not a category (its channels are not covered by it). A role the bot hands out must be one
+    in, but not a category (its channels are not covered by it); the bot must be able to post in a
+    single one. A role the bot hands out must be one
     `author` could give themselves."""
     kind = id_kind(name)
     if kind is None or value is None or guild is None:
@@ -42,9 +44,11 @@ def check_references(guild: discord.Guild | None, author: discord.Member | disco
             raise UserInputError(f"`{name}`: there is no {kind} with id {item} in this server.")
         if isinstance(found, discord.CategoryChannel):
             raise UserInputError(f"`{name}`: {found.mention} is a category; name its channels instead.")
-        if kind == "channel" and not many and not isinstance(found, discord.TextChannel):
-            raise UserInputError(f"`{name}`: {found.mention} is not a text channel; I post there, so "
-                                 "choose a text channel.")
+        if kind == "channel" and not many:
+            if not isinstance(found, discord.TextChannel):
+                raise UserInputError(f"`{name}`: {found.mention} is not a text channel; I post there, so "
+                                     "choose a text channel.")
+            check_can_post(guild, found)
         if isinstance(found, discord.Role) and name in GIVEN_ROLE_SETTINGS:
             check_may_be_given(author, found, f"`{name}`")
 

@@ -20,6 +20,7 @@ import discord
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import member_of
+from malabot.cogs.posting import check_can_post
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
@@ -71,12 +72,6 @@ def review_buttons(user_id: int) -> discord.ui.View:
     view.add_item(discord.ui.Button(label="Deny", style=discord.ButtonStyle.danger,
                                     custom_id=review_custom_id("deny", user_id)))
     return view
-
-
-def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
-    granted = channel.permissions_for(guild.me)
-    if not (granted.view_channel and granted.send_messages):
-        raise UserInputError(f"I cannot post in {channel.mention}; let me view it and send messages there.")
 
 
 def panel_embed(guild: discord.Guild) -> discord.Embed:

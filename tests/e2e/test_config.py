@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import ALL_PERMISSIONS, FakeDiscord, Overwrite, Permission
 from malabot.sandbox.state import GUILD_CATEGORY, GUILD_VOICE
 from tests.e2e.world import World, make_world
 
@@ -75,6 +75,24 @@ async def test_a_timezone_typed_in_any_case_is_stored_under_its_iana_name(world:
     reply = await world.command(world.admin, "config set", {"setting": "timezone", "value": typed})
     assert reply.content == f"`timezone` is now {stored}."
     assert await stored_settings(world) == {"timezone": f'"{stored}"'}
+
+
+async def test_a_channel_the_bot_cannot_post_in_is_refused_for_its_posts_but_not_as_a_no_xp_channel(
+        world: World) -> None:
+    await world.set_bot_permissions(ALL_PERMISSIONS & ~Permission.ADMINISTRATOR)  # overwrites apply to it
+    muted = await world.server.create_channel(world.guild, "muted", overwrites=[
+        Overwrite.for_role(world.bot_role(), deny=int(Permission.SEND_MESSAGES))])
+    hidden = await world.server.create_channel(world.guild, "hidden", overwrites=[
+        Overwrite.for_role(world.bot_role(), deny=int(Permission.VIEW_CHANNEL))])
+    for setting, channel in (("welcome_channel_id", muted), ("levelup_channel_id", hidden)):
+        reply = await world.command(world.admin, "config set", {"setting": setting, "value": f"<#{channel.id}>"})
+        assert reply.ephemeral
+        assert reply.content == f"I cannot post in <#{channel.id}>; let me view it and send messages there."
+    assert await stored_settings(world) == {}
+
+    reply = await world.command(world.admin, "config set", {"setting": "no_xp_channel_ids",
+                                                            "value": f"<#{muted.id}>"})
+    assert reply.content == f"`no_xp_channel_ids` is now <#{muted.id}>."
 
 
 async def test_two_admins_changing_different_settings_at_once_both_keep_their_change(world: World) -> None:

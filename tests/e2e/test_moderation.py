@@ -31,7 +31,6 @@ from malabot.sandbox import (
     Role,
     User,
 )
-from malabot.sandbox.payloads import role_payload
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 
@@ -75,15 +74,10 @@ class Cast:
         return self.server.messages_in(self.mod_log, author=self.server.bot_user)
 
     def bot_role(self) -> Role:
-        guild = self.server.guild(self.world.guild)
-        return next(role for role in guild.roles.values() if role.bot_id == self.server.bot_user.id)
+        return self.world.bot_role()
 
     async def set_bot_permissions(self, permissions: int) -> None:
-        """Change the bot's role as an admin would (the bot hears GUILD_ROLE_UPDATE)."""
-        role = self.bot_role()
-        role.permissions = int(permissions)
-        await self.server.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(self.world.guild.id),
-                                                         "role": role_payload(role)}, guild_id=self.world.guild.id)
+        await self.world.set_bot_permissions(permissions)
 
     def is_member(self, user: User) -> bool:
         return self.server.member(self.world.guild, user) is not None

@@ -17,7 +17,17 @@ from typing import Any
 from malabot.app import Services, build_bot, build_services, start_services, stop_services
 from malabot.bot import MalaBot
 from malabot.clock import MovableClock
-from malabot.sandbox import Channel, FakeDiscord, Guild, InteractionReply, User, running_bot, sandbox_client_options
+from malabot.sandbox import (
+    Channel,
+    FakeDiscord,
+    Guild,
+    InteractionReply,
+    Role,
+    User,
+    running_bot,
+    sandbox_client_options,
+)
+from malabot.sandbox.payloads import role_payload
 from malabot.sandbox.permissions import Permission
 from malabot.settings import Settings
 
@@ -78,6 +88,18 @@ class World:
 
     def tenant_file(self, guild: Guild) -> Path:
         return self.tenants_dir / f"{guild.id}.sqlite3"
+
+    def bot_role(self) -> Role:
+        """The bot's own role in the main server (it starts with every permission, Administrator too)."""
+        guild = self.server.guild(self.guild)
+        return next(role for role in guild.roles.values() if role.bot_id == self.server.bot_user.id)
+
+    async def set_bot_permissions(self, permissions: int) -> None:
+        """Change the bot's role as an admin would (the bot hears GUILD_ROLE_UPDATE)."""
+        role = self.bot_role()
+        role.permissions = int(permissions)
+        await self.server.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild.id),
+                                                         "role": role_payload(role)}, guild_id=self.guild.id)
 
 
 async def make_world(server: FakeDiscord, tmp_path: Path, *,

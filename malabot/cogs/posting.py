@@ -1,0 +1,14 @@
+"""Channels the bot is told to post in: checked when an admin names one, so that a welcome, level-up,
+birthday or mod-log post does not fail later where only the log would say so."""
+
+from __future__ import annotations
+
+import discord
+
+from malabot.errors import UserInputError
+
+
+def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
+    granted = channel.permissions_for(guild.me)
+    if not (granted.view_channel and granted.send_messages):
+        raise UserInputError(f"I cannot post in {channel.mention}; let me view it and send messages there.")
