@@ -70,9 +70,13 @@ class Lifecycle(discord.Cog):
 
     @discord.Cog.listener()
     async def on_ready(self) -> None:
-        # Guilds joined while the bot was offline get their file now.
+        # Guilds joined while the bot was offline get their file now. One server's unusable file
+        # (refused, never replaced) must not keep the others from the scheduled jobs and the purge.
         for guild in self.bot.guilds:
-            await self.open_guild(guild.id)
+            try:
+                await self.open_guild(guild.id)
+            except Exception:
+                log.exception("guild %s: cannot open its data file", guild.id)
         self.bot.guilds_opened.set()
         await purge_departed(self.services.member_data, self.bot.guilds)
 

@@ -138,3 +138,19 @@ async def test_an_unexpected_failure_is_logged_and_answered_with_an_apology(
     assert "Traceback" not in reply.content
     failures = [record for record in caplog.records if record.levelname == "ERROR"]
     assert any(f"failed in guild {world.guild.id}" in record.getMessage() for record in failures)
+
+
+async def test_one_unreadable_server_file_does_not_stop_the_others_at_startup(
+        discord_server: FakeDiscord, tmp_path: Path) -> None:
+    garbage = b"not a database, just bytes " * 100
+
+    def break_first_servers_file(world: World) -> None:
+        world.tenants_dir.mkdir(parents=True)
+        world.tenant_file(world.guild).write_bytes(garbage)
+
+    # start() waits for every server to have its file (the birthday pass and the nightly snapshots
+    # wait for that too); one broken file must be refused and logged, not block the rest.
+    async for world in make_world(discord_server, tmp_path, prepare=break_first_servers_file):
+        assert world.running.guilds_opened.is_set()
+        assert world.tenant_file(world.other_guild).exists()
+        assert world.tenant_file(world.guild).read_bytes() == garbage, "the refused file is left alone"
