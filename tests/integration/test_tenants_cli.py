@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -267,10 +269,18 @@ def test_a_running_bot_blocks_restore_and_archive_but_not_reading_or_backup(
 # -- as a separate process -----------------------------------------------------------------------
 
 
-def run_malabot(*args: str) -> subprocess.CompletedProcess[str]:
+def run_malabot(*args: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m malabot …`; `max_file_bytes`: no file it writes may grow beyond that (a full disk)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALABOT_")}
+
+    def limit_file_size() -> None:
+        if max_file_bytes is not None:  # a write beyond it fails with EFBIG instead of a signal
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, resource.RLIM_INFINITY))
+
     return subprocess.run([sys.executable, "-m", "malabot", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False,
+                          preexec_fn=limit_file_size)
 
 
 def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPaths) -> None:
@@ -282,3 +292,20 @@ def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPa
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         "malabot: not a guild id: '../x' (a guild id is a positive whole number)")
+
+
+def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: TenantPaths,
+                                                                        tmp_path: Path) -> None:
+    backup = tmp_path / "good.sqlite3"
+    shutil.copy(paths.live(1), backup)
+    before = paths.live(1).read_bytes()
+
+    full = run_malabot("tenants", "--tenants-dir", str(paths.root), "restore", "1", str(backup),
+                       max_file_bytes=backup.stat().st_size // 4)
+
+    assert full.returncode == 1
+    line = one_error_line(full.stderr)
+    assert "not a usable SQLite database" not in line, "the backup is fine: the tenants folder is full"
+    assert f"copying it into {paths.root} failed" in line
+    assert paths.live(1).read_bytes() == before
+    assert not paths.staging_leftovers()
