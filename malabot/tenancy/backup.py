@@ -49,6 +49,8 @@ def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationS
         findings = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
         identity = read_identity(conn)
     except sqlite3.DatabaseError as error:
+        if is_storage_failure(error):  # a full or failing disk: the file may be fine
+            return f"cannot read it ({error})"
         return f"it is not a usable SQLite database ({error})"
     if findings != ["ok"]:
         return "it fails the integrity check: " + "; ".join(" ".join(str(f).split()) for f in findings)

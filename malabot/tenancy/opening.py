@@ -146,6 +146,8 @@ def check_identity(conn: sqlite3.Connection, guild_id: int, path: Path) -> Ident
     try:
         identity = read_identity(conn)
     except sqlite3.DatabaseError as error:
+        if is_storage_failure(error):  # a full or failing disk: the file may be fine
+            raise TenantError(f"guild {guild_id}: cannot read {path} ({error})") from error
         raise TenantError(f"guild {guild_id}: {path} is not a usable SQLite database ({error})") from error
     problem = identity.problem(guild_id)
     if problem is not None:

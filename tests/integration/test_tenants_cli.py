@@ -309,3 +309,13 @@ def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: T
     assert f"copying it into {paths.root} failed" in line
     assert paths.live(1).read_bytes() == before
     assert not paths.staging_leftovers()
+
+
+def test_a_full_disk_is_not_reported_as_a_damaged_guild_file(paths: TenantPaths) -> None:
+    for action in (("backup", "1"), ("check",)):  # opening a live file needs its -shm, which cannot grow
+        full = run_malabot("tenants", "--tenants-dir", str(paths.root), *action, max_file_bytes=4096)
+        assert full.returncode == 1
+        failed = [line for line in full.stderr.splitlines() if "FAILED" in line]
+        assert failed and all("not a usable SQLite database" not in line for line in failed), full.stderr
+        assert all("cannot read" in line for line in failed), full.stderr
+    assert tenants(paths, "check") == 0, "the files were fine all along"
