@@ -242,6 +242,24 @@ def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
     assert erased == [(10,)], "and the erasure stays on record for the next restore"
 
 
+def test_a_damaged_live_file_is_replaced_after_archiving_it_and_explained_before(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    damaged = paths.live(1).read_bytes()[:8192]  # truncated: the case a restore is for
+    paths.live(1).write_bytes(damaged)
+
+    # Its erasures cannot be read to carry them over: refused in one line that says what to do.
+    assert tenants(paths, "restore", "1", str(backup)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "cannot be read" in line and "malabot tenants archive 1" in line
+    assert paths.live(1).read_bytes() == damaged
+
+    assert tenants(paths, "archive", "1") == 0
+    assert tenants(paths, "restore", "1", str(backup)) == 0
+    assert users(paths.live(1)) == [10, 11]
+
+
 def test_archive_moves_the_file(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
     assert tenants(paths, "archive", "2") == 0
     assert "guild 2: archived to" in capsys.readouterr().out
