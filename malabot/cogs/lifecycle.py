@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.boards import server_members
+from malabot.errors import RestoreRefused
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -61,7 +62,11 @@ class Lifecycle(discord.Cog):
         retention = timedelta(days=self.services.settings.archive_retention_days)
         tenants = self.services.tenants
         if not tenants.exists(guild_id):
-            restored = await tenants.restore_latest_archive(guild_id, retention)
+            try:
+                restored = await tenants.restore_latest_archive(guild_id, retention)
+            except RestoreRefused as error:  # kept where it is; the server gets a working file
+                log.error("guild %s: its archive cannot be brought back, starting afresh: %s", guild_id, error)
+                restored = None
             if restored is not None:
                 log.info("guild %s: restored archive %s", guild_id, restored.name)
                 return

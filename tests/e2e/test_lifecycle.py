@@ -113,6 +113,22 @@ async def test_rejoin_within_retention_restores_the_archive(world: World) -> Non
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
 
 
+async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    await world.server.remove_bot_from_guild(world.other_guild)
+    live = world.tenant_file(world.other_guild)
+    await eventually(lambda: not live.exists(), what="archive on removal")
+    [archive] = TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+    damaged = archive.read_bytes()[:8192]
+    archive.write_bytes(damaged)
+
+    await world.server.add_bot_to_guild(world.other_guild)
+    await eventually(live.exists, what="a new file for the server that added the bot back")
+    assert archive.read_bytes() == damaged, "the damaged archive stays for the operator"
+    reply = await world.command(world.bob, "rank", guild=world.other_guild)
+    assert "Sorry" not in reply.content
+
+
 async def test_commands_in_dms_answer_that_they_need_a_server(world: World) -> None:
     reply = await world.command(world.alice, "config show", guild=None)
     assert reply.flags & EPHEMERAL
