@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
 from malabot.cogs.boards import server_members
-from malabot.errors import RestoreRefused
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -58,19 +56,9 @@ class Lifecycle(discord.Cog):
         self.services = bot.services
 
     async def open_guild(self, guild_id: int) -> None:
-        """A guild the bot is (again) in: bring back a recent archive, else create its file."""
-        retention = timedelta(days=self.services.settings.archive_retention_days)
-        tenants = self.services.tenants
-        if not tenants.exists(guild_id):
-            try:
-                restored = await tenants.restore_latest_archive(guild_id, retention)
-            except RestoreRefused as error:  # kept where it is; the server gets a working file
-                log.error("guild %s: its archive cannot be brought back, starting afresh: %s", guild_id, error)
-                restored = None
-            if restored is not None:
-                log.info("guild %s: restored archive %s", guild_id, restored.name)
-                return
-        if await tenants.ensure(guild_id):
+        """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
+        manager does that on whatever reaches the guild first), else a new file."""
+        if await self.services.tenants.ensure(guild_id):
             log.info("guild %s: created its data file", guild_id)
 
     @discord.Cog.listener()
