@@ -433,16 +433,20 @@ class TenantManager:
         replaced = self.paths.live(guild_id)
         if not self._staged_hooks or not replaced.exists():
             return
-        async with aiosqlite.connect(staging, isolation_level=None) as conn:
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                for hook in self._staged_hooks:
-                    await hook(guild_id, conn, replaced)
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+        try:
+            async with aiosqlite.connect(staging, isolation_level=None) as conn:
+                await conn.execute("PRAGMA foreign_keys = ON")
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for hook in self._staged_hooks:
+                        await hook(guild_id, conn, replaced)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+        except sqlite3.Error as error:  # e.g. the disk filled up: one line for the operator, not a traceback
+            raise TenantError(f"guild {guild_id}: nothing restored: preparing the restored data failed "
+                              f"({error})") from error
 
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:

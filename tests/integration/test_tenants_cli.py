@@ -242,6 +242,29 @@ def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
     assert erased == [(10,)], "and the erasure stays on record for the next restore"
 
 
+def test_a_restore_that_fails_while_erasing_again_is_one_line_and_changes_nothing(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(paths.live(1))  # stands in for a disk that fills while erasing again
+    with conn:
+        conn.execute("CREATE TRIGGER no_room BEFORE INSERT ON member_erasures"
+                     " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.close()
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    conn = sqlite3.connect(paths.live(1))
+    with conn:
+        conn.execute("DROP TRIGGER no_room")
+        conn.execute("INSERT INTO member_erasures (user_id, erased_at) VALUES (10, '2099-01-01T00:00:00+00:00')")
+    conn.close()
+    before = paths.live(1).read_bytes()
+
+    assert tenants(paths, "restore", "1", str(backup)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "nothing restored" in line and "database or disk is full" in line
+    assert paths.live(1).read_bytes() == before
+    assert not paths.staging_leftovers()
+
+
 def test_a_damaged_live_file_is_replaced_after_archiving_it_and_explained_before(
         paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
