@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -61,7 +62,8 @@ class Services:
 
 def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
-                            idle_seconds=settings.tenant_idle_seconds)
+                            idle_seconds=settings.tenant_idle_seconds,
+                            archive_retention=timedelta(days=settings.archive_retention_days))
     guild_settings = SettingsService(tenants)
     # Registers its flush before file operations and on shutdown with the tenant manager.
     xp = XpService(tenants, guild_settings, clock=clock)

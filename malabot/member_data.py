@@ -63,6 +63,7 @@ class MemberData:
                 changed[handler.name] = await handler.purge(conn, user_id)
             if also is not None:
                 await also(conn)
+        await self._forget_all(guild_id, [user_id])
         return PurgeReport(guild_id, user_id, changed)
 
     async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> PurgedMembers:
@@ -83,12 +84,12 @@ class MemberData:
         """Purge several members in one transaction (with `also` in it); reports those whose rows changed."""
         if not user_ids and also is None:
             return PurgedMembers(guild_id, (), 0)
-        for user_id in user_ids:
-            await self.forget(guild_id, user_id)
+        await self._forget_all(guild_id, user_ids)
         async with self._tenants.transaction(guild_id, create=False) as conn:
             purged = await self.purge_rows(conn, guild_id, user_ids)
             if also is not None:
                 await also(conn)
+        await self._forget_all(guild_id, user_ids)
         return purged
 
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
@@ -101,6 +102,13 @@ class MemberData:
                 purged.append(user_id)
                 changed += rows
         return PurgedMembers(guild_id, tuple(purged), changed)
+
+    async def _forget_all(self, guild_id: int, user_ids: Sequence[int]) -> None:
+        """Before a purge, and again after its transaction: a message of a member handled just before
+        they left may have been buffered while the purge waited for the file (its handling was
+        reading the server's settings); written by the next flush, it would bring their row back."""
+        for user_id in user_ids:
+            await self.forget(guild_id, user_id)
 
     async def forget(self, guild_id: int, user_id: int) -> None:
         """Drop what the services hold in memory about the member (buffered XP, cooldown)."""

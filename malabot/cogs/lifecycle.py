@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
@@ -57,22 +56,20 @@ class Lifecycle(discord.Cog):
         self.services = bot.services
 
     async def open_guild(self, guild_id: int) -> None:
-        """A guild the bot is (again) in: bring back a recent archive, else create its file."""
-        retention = timedelta(days=self.services.settings.archive_retention_days)
-        tenants = self.services.tenants
-        if not tenants.exists(guild_id):
-            restored = await tenants.restore_latest_archive(guild_id, retention)
-            if restored is not None:
-                log.info("guild %s: restored archive %s", guild_id, restored.name)
-                return
-        if await tenants.ensure(guild_id):
+        """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
+        manager does that on whatever reaches the guild first), else a new file."""
+        if await self.services.tenants.ensure(guild_id):
             log.info("guild %s: created its data file", guild_id)
 
     @discord.Cog.listener()
     async def on_ready(self) -> None:
-        # Guilds joined while the bot was offline get their file now.
+        # Guilds joined while the bot was offline get their file now. One server's unusable file
+        # (refused, never replaced) must not keep the others from the scheduled jobs and the purge.
         for guild in self.bot.guilds:
-            await self.open_guild(guild.id)
+            try:
+                await self.open_guild(guild.id)
+            except Exception:
+                log.exception("guild %s: cannot open its data file", guild.id)
         self.bot.guilds_opened.set()
         await purge_departed(self.services.member_data, self.bot.guilds)
 

@@ -28,6 +28,7 @@ from malabot.tenancy.opening import (
     connect_to_look,
     fsync_dir,
     fsync_file,
+    is_storage_failure,
     publish_new,
     read_identity,
     remove_database_files,
@@ -48,6 +49,8 @@ def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationS
         findings = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
         identity = read_identity(conn)
     except sqlite3.DatabaseError as error:
+        if is_storage_failure(error):  # a full or failing disk: the file may be fine
+            return f"cannot read it ({error})"
         return f"it is not a usable SQLite database ({error})"
     if findings != ["ok"]:
         return "it fails the integrity check: " + "; ".join(" ".join(str(f).split()) for f in findings)
@@ -137,6 +140,10 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
     def refused(reason: str) -> RestoreRefused:
         return RestoreRefused(f"cannot restore {source} into guild {guild_id}: {reason}")
 
+    def copy_failed(error: sqlite3.Error) -> TenantError:  # not the file's fault: say so
+        return TenantError(f"cannot restore {source} into guild {guild_id}: copying it into {paths.root} "
+                           f"failed ({error})")
+
     if not source.is_file():
         raise refused("no such file")
     staging = unique_staging(paths, guild_id, "restore")
@@ -147,6 +154,8 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
         except TenantError as error:  # cannot even be opened
             raise refused(str(error)) from error
         except sqlite3.Error as error:
+            if is_storage_failure(error):
+                raise copy_failed(error) from error
             raise refused(f"it is not a usable SQLite database ({error})") from error
         conn = connect(staging)
         try:
@@ -158,7 +167,11 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
             conn.execute("PRAGMA journal_mode = WAL")
             migrate(conn, migrations, f"guild {guild_id}")
         except MigrationError as error:
+            if isinstance(cause := error.__cause__, sqlite3.Error) and is_storage_failure(cause):
+                raise copy_failed(cause) from error
             raise refused(str(error)) from error
+        except sqlite3.Error as error:
+            raise copy_failed(error) from error
         finally:
             conn.close()
         fsync_file(staging)

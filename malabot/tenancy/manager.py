@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from malabot.errors import TenantError
+from malabot.errors import RestoreRefused, TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, remove_database_files
@@ -62,10 +62,15 @@ class _Slot:
 
 class TenantManager:
     def __init__(self, tenants_dir: Path, *, migrations: MigrationSet | None = None,
-                 max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000) -> None:
+                 max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000,
+                 archive_retention: datetime.timedelta | None = None) -> None:
+        """`archive_retention`: a guild with no file whose newest archive is younger gets it back
+        instead of a new file, whatever reaches it first (the join event, a message that came
+        before it, a command); None: only restore_latest_archive brings archives back."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self.paths = TenantPaths(Path(tenants_dir))
+        self._archive_retention = archive_retention
         self.migrations = migrations if migrations is not None else MigrationSet.load()
         self._max_open = max_open
         self._idle_seconds = idle_seconds
@@ -273,20 +278,23 @@ class TenantManager:
         (which is never overwritten here). A damaged archive raises RestoreRefused and stays put.
         """
         guild_id = parse_guild_id(guild_id)
+        # Under the guild's lock from the start: a message or command of the guild meanwhile waits
+        # for the archive instead of creating an empty file that the archive could not replace.
+        async with self._hold(guild_id):
+            return await self._bring_back_archive(guild_id, max_age)
+
+    async def _bring_back_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
+        """restore_latest_archive with the guild's lock held (so no connection is open)."""
         archive = files.latest_archive(self.paths, guild_id, max_age)
         if archive is None or self.exists(guild_id):
             return None
         staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, archive,
                                           self.migrations)
         try:
-            async with self._hold(guild_id) as slot:
-                if self.exists(guild_id):  # created while the archive was being checked
-                    return None
-                await self._close_slot(slot, guild_id)
-                self._verified.pop(guild_id, None)
-                await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
-                self._archived.discard(guild_id)
-                self._file_changed(guild_id)
+            self._verified.pop(guild_id, None)
+            await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+            self._archived.discard(guild_id)
+            self._file_changed(guild_id)
         finally:
             remove_database_files(staging)
         remove_database_files(archive)
@@ -335,6 +343,12 @@ class TenantManager:
                 raise TenantError(f"no data file for guild {guild_id}")
             if guild_id in self._archived:
                 raise TenantError(f"guild {guild_id} was archived (the bot left it); its file is not recreated")
+            if self._archive_retention is not None:
+                try:
+                    await self._bring_back_archive(guild_id, self._archive_retention)
+                except RestoreRefused as error:  # kept where it is; the guild gets a working file
+                    log.error("guild %s: its archive cannot be brought back, starting afresh: %s",
+                              guild_id, error)
         await self._make_room()
         self._open += 1
         trusted = self._verified.pop(guild_id, None)  # trusted at most once: a failed open forgets it
@@ -419,16 +433,20 @@ class TenantManager:
         replaced = self.paths.live(guild_id)
         if not self._staged_hooks or not replaced.exists():
             return
-        async with aiosqlite.connect(staging, isolation_level=None) as conn:
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                for hook in self._staged_hooks:
-                    await hook(guild_id, conn, replaced)
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+        try:
+            async with aiosqlite.connect(staging, isolation_level=None) as conn:
+                await conn.execute("PRAGMA foreign_keys = ON")
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for hook in self._staged_hooks:
+                        await hook(guild_id, conn, replaced)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+        except sqlite3.Error as error:  # e.g. the disk filled up: one line for the operator, not a traceback
+            raise TenantError(f"guild {guild_id}: nothing restored: preparing the restored data failed "
+                              f"({error})") from error
 
     async def _before_file_operation(self, guild_id: int) -> None:
         for hook in self._file_hooks:

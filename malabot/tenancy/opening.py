@@ -95,6 +95,18 @@ def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, creat
         raise TenantError(f"cannot open {path}: {error}") from error
 
 
+# SQLite's answers about where a file is, not what it holds: a full disk, an I/O error, a folder
+# it may not write. The file itself may be fine.
+_STORAGE_FAILURES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+                               sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM})
+
+
+def is_storage_failure(error: sqlite3.Error) -> bool:
+    """Whether a SQLite error came from the disk or folder rather than from the file's content."""
+    # Errors the sqlite3 module raises itself (misuse) carry no SQLite code.
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in _STORAGE_FAILURES
+
+
 def connect_to_look(path: Path) -> sqlite3.Connection:
     """A connection that changes nothing on disk, for looking at a file that may be in use.
 
@@ -134,6 +146,8 @@ def check_identity(conn: sqlite3.Connection, guild_id: int, path: Path) -> Ident
     try:
         identity = read_identity(conn)
     except sqlite3.DatabaseError as error:
+        if is_storage_failure(error):  # a full or failing disk: the file may be fine
+            raise TenantError(f"guild {guild_id}: cannot read {path} ({error})") from error
         raise TenantError(f"guild {guild_id}: {path} is not a usable SQLite database ({error})") from error
     problem = identity.problem(guild_id)
     if problem is not None:

@@ -113,6 +113,22 @@ async def test_rejoin_within_retention_restores_the_archive(world: World) -> Non
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
 
 
+async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    await world.server.remove_bot_from_guild(world.other_guild)
+    live = world.tenant_file(world.other_guild)
+    await eventually(lambda: not live.exists(), what="archive on removal")
+    [archive] = TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+    damaged = archive.read_bytes()[:8192]
+    archive.write_bytes(damaged)
+
+    await world.server.add_bot_to_guild(world.other_guild)
+    await eventually(live.exists, what="a new file for the server that added the bot back")
+    assert archive.read_bytes() == damaged, "the damaged archive stays for the operator"
+    reply = await world.command(world.bob, "rank", guild=world.other_guild)
+    assert "Sorry" not in reply.content
+
+
 async def test_commands_in_dms_answer_that_they_need_a_server(world: World) -> None:
     reply = await world.command(world.alice, "config show", guild=None)
     assert reply.flags & EPHEMERAL
@@ -138,3 +154,19 @@ async def test_an_unexpected_failure_is_logged_and_answered_with_an_apology(
     assert "Traceback" not in reply.content
     failures = [record for record in caplog.records if record.levelname == "ERROR"]
     assert any(f"failed in guild {world.guild.id}" in record.getMessage() for record in failures)
+
+
+async def test_one_unreadable_server_file_does_not_stop_the_others_at_startup(
+        discord_server: FakeDiscord, tmp_path: Path) -> None:
+    garbage = b"not a database, just bytes " * 100
+
+    def break_first_servers_file(world: World) -> None:
+        world.tenants_dir.mkdir(parents=True)
+        world.tenant_file(world.guild).write_bytes(garbage)
+
+    # start() waits for every server to have its file (the birthday pass and the nightly snapshots
+    # wait for that too); one broken file must be refused and logged, not block the rest.
+    async for world in make_world(discord_server, tmp_path, prepare=break_first_servers_file):
+        assert world.running.guilds_opened.is_set()
+        assert world.tenant_file(world.other_guild).exists()
+        assert world.tenant_file(world.guild).read_bytes() == garbage, "the refused file is left alone"

@@ -437,6 +437,48 @@ async def test_an_archive_is_not_restored_over_live_data_or_when_too_old(tenants
     assert not tenants.exists(1)
 
 
+async def archived_by_an_earlier_run(folder: Path, guild_id: int, user_ids: range) -> None:
+    """The bot was removed from the guild (its file archived) and has restarted since."""
+    earlier = TenantManager(folder)
+    await add_users(earlier, guild_id, user_ids)
+    await earlier.archive(guild_id)
+    await earlier.close_all()
+
+
+async def test_a_reader_while_the_archive_is_brought_back_waits_for_it(tmp_path: Path) -> None:
+    await archived_by_an_earlier_run(tmp_path / "tenants", 1, range(1, 4))
+    tenants = TenantManager(tmp_path / "tenants")
+    try:
+        # The guild added the bot back: a chat message reads its settings while the join handler
+        # checks the archive. The message must not create an empty file the archive cannot replace.
+        restoring = asyncio.create_task(tenants.restore_latest_archive(1, timedelta(days=30)))
+        await asyncio.sleep(0)
+        assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
+        assert (await restoring) is not None
+        assert not tenants.paths.archives_of(1)
+    finally:
+        await tenants.close_all()
+
+
+async def test_a_recent_archive_comes_back_on_the_first_use_whatever_it_is(tmp_path: Path) -> None:
+    await archived_by_an_earlier_run(tmp_path / "tenants", 1, range(1, 4))
+    tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    try:
+        # A message of a guild that re-added the bot while it was offline, before on_ready opened it.
+        assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
+        assert not tenants.paths.archives_of(1)
+        assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
+        assert await users(tenants, 1) == [1, 2, 3]
+    finally:
+        await tenants.close_all()
+
+
+async def users_created_if_missing(tenants: TenantManager, guild_id: int) -> list[int]:
+    """The xp rows, read the way the services read (a missing file is created)."""
+    async with tenants.reading(guild_id) as conn:
+        return [row[0] for row in await conn.execute_fetchall("SELECT user_id FROM xp ORDER BY user_id")]
+
+
 async def test_a_damaged_archive_is_refused_and_kept(tenants: TenantManager) -> None:
     await add_users(tenants, 1, range(1, 4))
     archived = await tenants.archive(1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -240,6 +242,47 @@ def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
     assert erased == [(10,)], "and the erasure stays on record for the next restore"
 
 
+def test_a_restore_that_fails_while_erasing_again_is_one_line_and_changes_nothing(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(paths.live(1))  # stands in for a disk that fills while erasing again
+    with conn:
+        conn.execute("CREATE TRIGGER no_room BEFORE INSERT ON member_erasures"
+                     " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.close()
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    conn = sqlite3.connect(paths.live(1))
+    with conn:
+        conn.execute("DROP TRIGGER no_room")
+        conn.execute("INSERT INTO member_erasures (user_id, erased_at) VALUES (10, '2099-01-01T00:00:00+00:00')")
+    conn.close()
+    before = paths.live(1).read_bytes()
+
+    assert tenants(paths, "restore", "1", str(backup)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "nothing restored" in line and "database or disk is full" in line
+    assert paths.live(1).read_bytes() == before
+    assert not paths.staging_leftovers()
+
+
+def test_a_damaged_live_file_is_replaced_after_archiving_it_and_explained_before(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    damaged = paths.live(1).read_bytes()[:8192]  # truncated: the case a restore is for
+    paths.live(1).write_bytes(damaged)
+
+    # Its erasures cannot be read to carry them over: refused in one line that says what to do.
+    assert tenants(paths, "restore", "1", str(backup)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "cannot be read" in line and "malabot tenants archive 1" in line
+    assert paths.live(1).read_bytes() == damaged
+
+    assert tenants(paths, "archive", "1") == 0
+    assert tenants(paths, "restore", "1", str(backup)) == 0
+    assert users(paths.live(1)) == [10, 11]
+
+
 def test_archive_moves_the_file(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
     assert tenants(paths, "archive", "2") == 0
     assert "guild 2: archived to" in capsys.readouterr().out
@@ -267,10 +310,18 @@ def test_a_running_bot_blocks_restore_and_archive_but_not_reading_or_backup(
 # -- as a separate process -----------------------------------------------------------------------
 
 
-def run_malabot(*args: str) -> subprocess.CompletedProcess[str]:
+def run_malabot(*args: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m malabot …`; `max_file_bytes`: no file it writes may grow beyond that (a full disk)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALABOT_")}
+
+    def limit_file_size() -> None:
+        if max_file_bytes is not None:  # a write beyond it fails with EFBIG instead of a signal
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, resource.RLIM_INFINITY))
+
     return subprocess.run([sys.executable, "-m", "malabot", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False,
+                          preexec_fn=limit_file_size)
 
 
 def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPaths) -> None:
@@ -282,3 +333,30 @@ def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPa
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         "malabot: not a guild id: '../x' (a guild id is a positive whole number)")
+
+
+def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: TenantPaths,
+                                                                        tmp_path: Path) -> None:
+    backup = tmp_path / "good.sqlite3"
+    shutil.copy(paths.live(1), backup)
+    before = paths.live(1).read_bytes()
+
+    full = run_malabot("tenants", "--tenants-dir", str(paths.root), "restore", "1", str(backup),
+                       max_file_bytes=backup.stat().st_size // 4)
+
+    assert full.returncode == 1
+    line = one_error_line(full.stderr)
+    assert "not a usable SQLite database" not in line, "the backup is fine: the tenants folder is full"
+    assert f"copying it into {paths.root} failed" in line
+    assert paths.live(1).read_bytes() == before
+    assert not paths.staging_leftovers()
+
+
+def test_a_full_disk_is_not_reported_as_a_damaged_guild_file(paths: TenantPaths) -> None:
+    for action in (("backup", "1"), ("check",)):  # opening a live file needs its -shm, which cannot grow
+        full = run_malabot("tenants", "--tenants-dir", str(paths.root), *action, max_file_bytes=4096)
+        assert full.returncode == 1
+        failed = [line for line in full.stderr.splitlines() if "FAILED" in line]
+        assert failed and all("not a usable SQLite database" not in line for line in failed), full.stderr
+        assert all("cannot read" in line for line in failed), full.stderr
+    assert tenants(paths, "check") == 0, "the files were fine all along"

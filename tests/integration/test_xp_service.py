@@ -698,3 +698,33 @@ async def test_purge_removes_the_row_the_buffer_and_the_cooldown(world: XpWorld)
     assert file_rows(world.tenants) == [(BOB, 20, 1)]         # the buffered XP did not come back
     again = await chat(world, ALICE)                          # a returning member starts afresh
     assert again is not None and again.total_xp == 20
+
+
+async def test_a_message_handled_as_its_author_leaves_does_not_bring_their_xp_back(world: XpWorld) -> None:
+    await world.tenants.ensure(GUILD)  # nothing read yet: the message waits for the server's settings
+    # The message came first (a spammer posts and is banned at once): its handling reads the
+    # settings while the leave's purge waits for the file, then buffers the XP.
+    message = asyncio.create_task(world.xp.record_message(GUILD, ALICE, CHANNEL, (), is_bot=False))
+    leave = asyncio.create_task(world.member_data.purge(GUILD, ALICE))
+    await asyncio.gather(message, leave)
+    await world.xp.flush_all()
+    assert file_rows(world.tenants) == []
+
+
+async def test_chat_while_a_server_is_archived_leaves_no_xp_to_write(
+        world: XpWorld, caplog: pytest.LogCaptureFixture) -> None:
+    await chat(world, ALICE)  # the server's settings are known: the next message waits for nothing
+    await world.xp.flush(GUILD)
+    async with world.tenants.reading(GUILD):  # the archive has flushed and waits for this reader
+        archiving = asyncio.create_task(world.tenants.archive(GUILD))
+        await asyncio.sleep(0.05)
+        world.clock.advance(minutes=1)
+        assert await world.xp.record_message(GUILD, BOB, CHANNEL, (), is_bot=False) is not None
+    await archiving
+
+    await world.xp.flush_all()  # was: an error with a traceback every second, until a restart
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert world.xp.pending_xp(GUILD, BOB) == 0
+    await world.tenants.ensure(GUILD)  # the bot is added back after the archive's retention
+    await world.xp.flush_all()
+    assert file_rows(world.tenants) == [], "the old server's XP does not land in the new file"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
 from malabot.clock import Clock
+from malabot.errors import TenantError
 from malabot.features.mydata import repository
 from malabot.features.mydata.export import export_filename, export_json
 from malabot.member_data import MemberData, PurgeReport
@@ -63,7 +65,14 @@ class MyDataService:
         """Before a restored file goes live: erase in it everyone whose erasure the replaced file
         records and the restored one does not (the backup was taken before they asked), and carry
         the records over. Runs in the restore's transaction on the new file: a failure installs nothing."""
-        previous = await asyncio.to_thread(repository.erasures_in_file, replaced)
+        try:
+            previous = await asyncio.to_thread(repository.erasures_in_file, replaced)
+        except sqlite3.DatabaseError as error:  # a damaged file: the very case a restore is for
+            raise TenantError(
+                f"guild {guild_id}: nothing restored: the data it would replace ({replaced}) cannot be read "
+                f"({error}), so members who erased their data there cannot be erased again in the "
+                f"restored data; to restore without that, move it away first "
+                f"(malabot tenants archive {guild_id})") from error
         again = repository.newer_erasures(previous, await repository.erasures(staged))
         if not again:
             return

@@ -384,9 +384,17 @@ class XpService:
         await self.flush(guild_id)
 
     def _forget_file(self, guild_id: int) -> None:
-        """Another file is in place (a restore or archive): known totals are read again from it."""
-        self.forget_totals(guild_id)
+        """Another file is in place (a restore): known totals are read again from it. No file (an
+        archive, the bot left): XP buffered since the flush before it has nowhere to go; kept, it
+        would fail every flush until a restart, or land in a new file if the bot is added back."""
         self._medians.pop(guild_id, None)
+        if self._tenants.exists(guild_id):
+            self.forget_totals(guild_id)
+            return
+        guild = self._guilds.pop(guild_id, None)
+        for member in guild.members.values() if guild else ():
+            for award in member.unsettled:
+                award.drop()
 
     def _prune(self) -> None:
         now = self._clock().timestamp()
