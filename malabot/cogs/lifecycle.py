@@ -2,11 +2,13 @@
 
 A member who leaves while the bot is offline sends no event the bot could hear; once a guild's
 member list is complete (py-cord has chunked it), everyone named in its file who is no longer a
-member is purged as if they had just left.
+member is purged as if they had just left. Likewise a server that removed the bot while it was
+offline: READY lists every server the bot is in, so the file of any other is archived at start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from malabot.cogs.boards import server_members
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
     from malabot.member_data import MemberData
+    from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,29 @@ async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild
              "member list not complete; %d failed)", purged_members, purged_in, len(guilds), skipped, failed)
 
 
+async def archive_removed_while_offline(tenants: TenantManager, guilds: Sequence[discord.Guild]) -> None:
+    """Archive the files of servers that are not among `guilds`, READY's list of every server the bot
+    is in (those in an outage included): they removed the bot while it was offline. Should the bot
+    be added back, the archive comes back with it (within the archive retention)."""
+    present = {guild.id for guild in guilds}
+    removed = sorted(set(await asyncio.to_thread(tenants.guild_ids)) - present)
+    if not removed:
+        return
+    archived = 0
+    step = max(len(removed) // 10, 100)
+    for done, guild_id in enumerate(removed, start=1):
+        try:
+            path = await tenants.archive(guild_id)
+        except Exception:  # one server's file must not keep the others' from being archived
+            log.exception("guild %s: archiving the data of a server that removed the bot failed", guild_id)
+        else:
+            archived += 1
+            log.info("guild %s: bot removed while offline, data archived to %s", guild_id, path.name)
+        if done % step == 0 and done < len(removed):
+            log.info("archived %d of %d servers that removed the bot while it was offline", done, len(removed))
+    log.info("servers that removed the bot while it was offline: %d of %d archived", archived, len(removed))
+
+
 class Lifecycle(discord.Cog):
     def __init__(self, bot: MalaBot) -> None:
         self.bot = bot
@@ -70,6 +96,7 @@ class Lifecycle(discord.Cog):
                 await self.open_guild(guild.id)
             except Exception:
                 log.exception("guild %s: cannot open its data file", guild.id)
+        await archive_removed_while_offline(self.services.tenants, self.bot.guilds)
         self.bot.guilds_opened.set()
         await purge_departed(self.services.member_data, self.bot.guilds)
 

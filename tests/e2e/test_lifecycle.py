@@ -101,6 +101,31 @@ async def test_outage_changes_nothing_but_removal_archives(world: World) -> None
     assert world.tenant_file(world.guild).exists(), "the other server is untouched"
 
 
+async def test_a_server_that_removed_the_bot_while_it_was_offline_is_archived_at_the_next_start(
+        world: World) -> None:
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    await world.stop()
+    await world.server.remove_bot_from_guild(world.other_guild)      # nobody is listening
+    await world.start()
+    live = world.tenant_file(world.other_guild)
+    assert not live.exists(), "archived before the bot reports its servers opened"
+    [archive] = TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+    assert rows_mentioning(archive, world.bob.id), "the archive holds the server's data"
+    assert world.tenant_file(world.guild).exists(), "the server the bot is still in is untouched"
+
+    await world.server.add_bot_to_guild(world.other_guild)
+    await eventually(live.exists, what="the archive to come back when the bot is added back")
+    assert rows_mentioning(live, world.bob.id)
+
+
+async def test_a_server_in_an_outage_at_start_keeps_its_file(world: World) -> None:
+    await world.stop()
+    await world.server.guild_outage(world.other_guild)
+    await world.start()
+    assert world.tenant_file(world.other_guild).exists()
+    assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+
+
 async def test_rejoin_within_retention_restores_the_archive(world: World) -> None:
     await seed_member(world, world.other_guild.id, world.bob.id)
     await world.server.remove_bot_from_guild(world.other_guild)
