@@ -83,7 +83,7 @@ def _add_guild_selection(parser: argparse.ArgumentParser) -> None:
 
 def list_tenants(args: argparse.Namespace) -> int:
     paths = _paths(args)
-    guild_ids = paths.live_guild_ids()
+    guild_ids = _live_guild_ids(paths)
     if not guild_ids:
         _progress(f"no guild files in {paths.root}")
         return EXIT_OK
@@ -163,7 +163,7 @@ def archive_tenant_file(args: argparse.Namespace) -> int:
 
 def check_tenants(args: argparse.Namespace) -> int:
     paths = _paths(args)
-    guild_ids = paths.live_guild_ids()
+    guild_ids = _live_guild_ids(paths)
     if not guild_ids:
         _progress(f"no guild files in {paths.root}")
         return EXIT_OK
@@ -194,8 +194,16 @@ def _selected_guilds(args: argparse.Namespace, paths: TenantPaths, action: str) 
     if args.all == bool(args.guilds):
         raise MalabotError(f"tenants {action}: give guild ids or --all (not both)")
     if args.all:
-        return paths.live_guild_ids()
+        return _live_guild_ids(paths)
     return [parse_guild_id(value) for value in args.guilds]
+
+
+def _live_guild_ids(paths: TenantPaths) -> list[int]:
+    """The guilds of the folder; a folder that is not there is an error, not "no guild files": a
+    mistyped path in a monitoring script must not read as healthy."""
+    if not paths.root.is_dir():
+        raise MalabotError(f"{paths.root} is not a folder of guild files (no such folder)")
+    return paths.live_guild_ids()
 
 
 def _for_each(guild_ids: Sequence[int], work: Callable[[int], str], done_word: str) -> int:

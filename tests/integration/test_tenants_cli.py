@@ -87,8 +87,18 @@ def test_the_folder_comes_from_the_option_in_either_place_or_from_the_environmen
 
 
 def test_an_empty_folder_lists_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert tenants(TenantPaths(tmp_path / "none"), "list") == 0
+    assert tenants(TenantPaths(tmp_path), "list") == 0
     assert "no guild files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["list"], ["check"], ["migrate", "--all"], ["backup", "--all"]])
+def test_a_folder_that_is_not_there_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      args: list[str]) -> None:
+    missing = tmp_path / "tenats"  # a typo in a monitoring script must not read as healthy
+    assert tenants(TenantPaths(missing), *args) == 1
+    expected = f"malabot: {missing} is not a folder of guild files (no such folder)"
+    assert one_error_line(capsys.readouterr().err) == expected
+    assert not missing.exists()
 
 
 def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
