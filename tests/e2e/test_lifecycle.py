@@ -114,6 +114,7 @@ async def test_rejoin_within_retention_restores_the_archive(world: World) -> Non
 
     await world.server.add_bot_to_guild(world.other_guild)
     await eventually(live.exists, what="the archive to come back")
+    await settled(world)  # the file is in place before the archive is removed: wait for the whole join
     assert rows_mentioning(live, world.bob.id), "the restored file holds the old data"
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
 
