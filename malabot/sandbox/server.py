@@ -350,8 +350,8 @@ class FakeDiscord:
     async def create_role(self, guild: IdLike, name: str, *, permissions: int = 0, above_bot: bool = False,
                           color: int = 0, hoist: bool = False, mentionable: bool = False) -> Role:
         """Someone creates a role while the bot runs -> GUILD_ROLE_CREATE (add_role is silent)."""
-        role = self.world.add_role(guild, name, permissions=permissions, above_bot=above_bot, color=color,
-                                   hoist=hoist, mentionable=mentionable)
+        role = self.world.create_role(guild, name, permissions=permissions, above_bot=above_bot, color=color,
+                                      hoist=hoist, mentionable=mentionable)
         await events.role_created(self._sandbox, role)
         await self._settle()
         return role

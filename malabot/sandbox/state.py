@@ -366,7 +366,7 @@ class World:
     ) -> Role:
         target = self.guild(id_of(guild))
         if position is None:
-            position = BOT_ROLE_POSITION + 1 if above_bot else self._next_position_below_bot(target)
+            position = self._bot_role_position(target) + 1 if above_bot else self._next_position_below_bot(target)
         role = Role(
             self._new_id(id), target.id, name, permissions=int(permissions), position=position,
             color=color, hoist=hoist, mentionable=mentionable,
@@ -374,9 +374,27 @@ class World:
         target.roles[role.id] = role
         return role
 
+    def create_role(self, guild: IdLike, name: str, *, above_bot: bool = False, **fields: Any) -> Role:
+        """A role made while the bot runs, placed where Discord puts it: just above @everyone, every other
+        role moving up one (py-cord's cache assumes exactly that on GUILD_ROLE_CREATE). `above_bot`: then
+        dragged above the bot's own role."""
+        target = self.guild(id_of(guild))
+        for role in target.roles.values():
+            if role.id != target.id:
+                role.position += 1
+        role = self.add_role(target, name, position=1, **fields)
+        if above_bot:
+            role.position = self._bot_role_position(target) + 1
+        return role
+
+    def _bot_role_position(self, guild: Guild) -> int:
+        return max((r.position for r in guild.roles.values() if r.bot_id == self.bot_user.id),
+                   default=BOT_ROLE_POSITION)
+
     def _next_position_below_bot(self, guild: Guild) -> int:
-        below = [r.position for r in guild.roles.values() if r.position < BOT_ROLE_POSITION]
-        return min(max(below, default=0) + 1, BOT_ROLE_POSITION - 1)
+        bot_position = self._bot_role_position(guild)
+        below = [r.position for r in guild.roles.values() if r.position < bot_position]
+        return min(max(below, default=0) + 1, bot_position - 1)
 
     def add_channel(
         self,

@@ -370,14 +370,17 @@ async def test_no_catch_up_once_the_day_is_over(bd: Birthdays) -> None:
 
 async def test_catch_up_follows_the_servers_timezone(bd: Birthdays) -> None:
     world = bd.world
-    # Auckland is UTC+13 in November: 2026-11-26 10:00 UTC is 23:00 there, still the 26th.
+    # Auckland is UTC+13 in November: 2026-11-25 21:00 UTC is 10:00 on the 26th there, past the 09:00
+    # announcement hour. By UTC it is still the 25th: a pass on UTC would pick bob, not alice.
     await bd.configure(timezone="Pacific/Auckland")
     await set_birthday(world, world.alice, 11, 26)
+    await set_birthday(world, world.bob, 11, 25)
     await world.stop()
-    world.clock.advance(hours=22)              # 2026-11-26 10:00 UTC
+    world.clock.advance(hours=9)               # 2026-11-25 21:00 UTC
     await world.start()
-    await eventually(lambda: len(bd.announcements()) == 1, what="the announcement, late on the local day")
-    await bd.settle()
+    await bd.settle()                          # the start-up pass has run
+    assert [m.content for m in bd.announcements()] == [f"Happy birthday <@{world.alice.id}>! 🎂"]
+    assert bd.has_role(world.alice) and not bd.has_role(world.bob)
 
 
 async def test_a_birthday_set_for_today_after_the_hour_is_celebrated_at_once(bd: Birthdays) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,11 +28,25 @@ async def test_set_show_and_reset_a_setting(world: World) -> None:
     assert (await world.live.guild_settings.get(world.guild.id)).birthday_channel_id == world.general.id
 
     shown = await world.command(world.admin, "config show")
+    assert shown.ephemeral
     assert f"• `birthday_channel_id`: <#{world.general.id}>" in shown.embeds[0]["description"]
 
     reset = await world.command(world.admin, "config reset", {"setting": "birthday_channel_id"})
+    assert reset.ephemeral
     assert reset.content == "`birthday_channel_id` is back to its default: not set."
     assert (await world.live.guild_settings.get(world.guild.id)).birthday_channel_id is None
+    assert await settings_audit(world) == [
+        (world.admin.id, {"birthday_channel_id": world.general.id}),
+        (world.admin.id, {"birthday_channel_id": None}),
+    ], "both changes are on record, with who made them"
+
+
+async def settings_audit(world: World) -> list[tuple[int, dict[str, object]]]:
+    """(actor, changed values) of the settings audit rows, oldest first."""
+    async with world.live.tenants.reading(world.guild.id) as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT actor_id, details FROM audit_log WHERE category = 'settings' ORDER BY id")
+    return [(actor, json.loads(details)) for actor, details in rows]
 
 
 @pytest.mark.parametrize(("setting", "value", "answer"), [

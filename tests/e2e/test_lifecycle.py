@@ -11,6 +11,7 @@ from malabot.sandbox import FakeDiscord
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
+from tests.e2e.xp_place import settled
 
 EPHEMERAL = 64
 
@@ -90,7 +91,11 @@ async def test_members_who_left_while_the_bot_was_offline_are_purged_at_the_next
 async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
     live = world.tenant_file(world.other_guild)
     await world.server.guild_outage(world.other_guild)
+    await settled(world)  # the bot has handled the outage: whatever it would do to the file is done
+    assert live.exists()
+    assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
     await world.server.end_guild_outage(world.other_guild)
+    await settled(world)
     assert live.exists()
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
 
@@ -134,6 +139,7 @@ async def test_rejoin_within_retention_restores_the_archive(world: World) -> Non
 
     await world.server.add_bot_to_guild(world.other_guild)
     await eventually(live.exists, what="the archive to come back")
+    await settled(world)  # the file is in place before the archive is removed: wait for the whole join
     assert rows_mentioning(live, world.bob.id), "the restored file holds the old data"
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
 

@@ -629,6 +629,22 @@ async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: Wo
     assert [raw.user.id for raw in bot.seen["raw_member_remove"]] == [42]
 
 
+async def test_new_roles_go_to_the_bottom_and_the_bot_sees_the_order_the_server_has(
+        discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    # Discord creates a role just above @everyone and moves every other role up one; py-cord's cache
+    # assumes exactly that on GUILD_ROLE_CREATE, so the server's world must do the same.
+    guild = bot.get_guild(world.guild.id)
+    by_bot = await guild.create_role(name="Made by the bot")
+    by_admin = await discord_server.create_role(world.guild, "Made by an admin")
+    above = await discord_server.create_role(world.guild, "Above the bot", above_bot=True)
+    await discord_server.sync_with_bot()
+
+    in_world = {role.id: role.position for role in discord_server.guild(world.guild).roles.values()}
+    assert {role.id: role.position for role in guild.roles} == in_world
+    assert (in_world[by_admin.id], in_world[by_bot.id]) == (2, 3), "each new one below the last, moved up by the next"
+    assert guild.get_role(above.id) > guild.me.top_role > guild.get_role(by_bot.id)
+
+
 async def test_roles_members_and_bans_round_trip(discord_server: FakeDiscord, bot: DemoBot,
                                                  world: World) -> None:
     guild = bot.get_guild(world.guild.id)

@@ -298,6 +298,23 @@ async def test_approval_after_a_restart_gives_the_role(place: Place) -> None:
     assert (await place.press_verify(alice)).content == "You are already verified."
 
 
+async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer_alone(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    await place.configure(verified_role_id=place.staff.id)  # since the request: a role above the bot's
+
+    approved = await place.press_review(place.reviewer, "Approve")
+    assert place.reviews()[0].content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    [_, problem] = await approved.wait_for_messages(2)
+    assert problem.flags & EPHEMERAL, "the review channel does not see it, the reviewer does"
+    assert problem.content == ("Approved, but: I am not allowed to give the verified role (I need Manage Roles "
+                               "and my role above the verification roles); please tell an admin.")
+    assert place.staff.id not in place.roles_of(alice)
+    assert place.dms_to(alice) == [], "no welcome for a role she did not get"
+
+
 async def test_two_moderators_answering_at_once_decide_once(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id)

@@ -16,6 +16,7 @@ import pytest
 from malabot.cogs.questions import EXPIRED
 from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord
+from malabot.sandbox.permissions import Permission
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 
@@ -208,10 +209,27 @@ async def test_levelrole_refuses_a_role_above_the_bot_and_writes_nothing(place: 
 
 
 async def test_levelrole_needs_manage_roles_and_a_role_below_the_invoker(place: Place) -> None:
-    world = place.world
+    world, server = place.world, place.world.server
     refused = await world.command(world.bob, "levelrole add", {"level": 1, "role": place.level_roles[0]})
     assert refused.ephemeral
     assert refused.content == "You need the Manage Roles permission to use this command."
+
+    # Manage Roles, but only roles below their own highest one, as Discord's own rule says.
+    # Made silently and learnt from the guild at the restart: each new role sits above the last one.
+    keepers = server.add_role(world.guild, "Role keepers", permissions=int(Permission.MANAGE_ROLES))
+    higher = server.add_role(world.guild, "Higher")
+    keeper = server.add_user("keeper")
+    server.add_member(world.guild, keeper, roles=[keepers])
+    await world.restart()
+    for role in (keepers, higher):
+        reply = await world.command(keeper, "levelrole add", {"level": 2, "role": role})
+        assert reply.ephemeral
+        assert reply.content == (f"You can only choose a role below your own highest role, "
+                                 f"and <@&{role.id}> is not."), role.name
+    allowed = await world.command(keeper, "levelrole add", {"level": 1, "role": place.level_roles[0]})
+    assert allowed.ephemeral and "level 1" in allowed.content, allowed.content
+    assert [(action, actor, details["level"], details["after"]) for action, actor, _, details in place.audit()] == [
+        ("level_role_add", keeper.id, 1, place.level_roles[0].id)], "only the allowed role is stored"
 
 
 async def test_levelrole_list_and_remove(place: Place) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from malabot.app import build_services, stop_services
+from malabot.app import Services, build_services, stop_services
 from malabot.features.mydata.repository import erasures_in_file, newer_erasures
 from malabot.settings import Settings
 
@@ -46,3 +46,32 @@ def test_only_erasures_the_restored_file_does_not_know_are_applied_again() -> No
     previous = {1: "2026-12-01T10:00:00+00:00", 2: "2026-12-05T10:00:00+00:00", 3: "2026-11-01T00:00:00+00:00"}
     restored = {1: "2026-12-01T10:00:00+00:00", 2: "2026-11-20T10:00:00+00:00"}
     assert newer_erasures(previous, restored) == {2: "2026-12-05T10:00:00+00:00", 3: "2026-11-01T00:00:00+00:00"}
+
+
+async def exported_tables(services: Services) -> dict[str, object]:
+    tables: dict[str, object] = json.loads((await services.mydata.export(GUILD, ALICE)).content)["tables"]
+    return tables
+
+
+async def test_a_purge_that_fails_part_way_erases_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.xp_admin.add(GUILD, 1, ALICE, 500)
+        await services.checkins.check_in(GUILD, ALICE)
+        await services.birthdays.set(GUILD, ALICE, 4, 12, 1990)
+        before = await exported_tables(services)
+        assert before["xp"] and before["checkins"] and before["birthdays"]
+        last = services.member_data.handlers[-1]
+
+        async def fails(conn: object, user_id: int) -> int:  # after every other handler has deleted
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(last, "purge", fails)
+        for erase in (lambda: services.member_data.purge(GUILD, ALICE), lambda: services.mydata.delete(GUILD, ALICE)):
+            with pytest.raises(sqlite3.OperationalError):
+                await erase()
+            # One transaction: the handlers that ran first are rolled back with it, no erasure is recorded.
+            assert await exported_tables(services) == before
+    finally:
+        await stop_services(services)

@@ -52,8 +52,7 @@ async def list_roles(request: web.Request) -> web.Response:
 async def create_role(request: web.Request) -> web.Response:
     sandbox, guild = _guild(request)
     body = body_of(request).object()
-    # Discord puts a new role at position 1, just above @everyone.
-    role = sandbox.world.add_role(guild, str(body.get("name") or "new role"), position=1)
+    role = sandbox.world.create_role(guild, str(body.get("name") or "new role"))
     _apply(sandbox, guild, role, body)
     await events.role_created(sandbox, role)
     return json_response(payloads.role_payload(role))
