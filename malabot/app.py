@@ -64,7 +64,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
                             idle_seconds=settings.tenant_idle_seconds,
                             archive_retention=timedelta(days=settings.archive_retention_days))
-    guild_settings = SettingsService(tenants)
+    guild_settings = SettingsService(tenants, clock=clock)
     # Registers its flush before file operations and on shutdown with the tenant manager.
     xp = XpService(tenants, guild_settings, clock=clock)
     member_data = MemberData(tenants, [

@@ -41,6 +41,15 @@ async def test_set_show_and_reset_a_setting(world: World) -> None:
     ], "both changes are on record, with who made them"
 
 
+async def test_settings_changes_are_stamped_with_the_bots_clock(world: World) -> None:
+    world.clock.advance(days=3)
+    await world.command(world.admin, "config set", {"setting": "checkin_base_xp", "value": "70"})
+    async with world.live.tenants.reading(world.guild.id) as conn:
+        stamps = [row[0] for row in await conn.execute_fetchall(
+            "SELECT at FROM audit_log WHERE category = 'settings' UNION ALL SELECT updated_at FROM settings")]
+    assert stamps == [world.clock().isoformat()] * 2
+
+
 async def settings_audit(world: World) -> list[tuple[int, dict[str, object]]]:
     """(actor, changed values) of the settings audit rows, oldest first."""
     async with world.live.tenants.reading(world.guild.id) as conn:

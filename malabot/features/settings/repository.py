@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -14,18 +14,18 @@ async def load_values(conn: aiosqlite.Connection) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in await conn.execute_fetchall("SELECT key, value FROM settings")}
 
 
-async def replace_values(conn: aiosqlite.Connection, values: dict[str, Any]) -> None:
+async def replace_values(conn: aiosqlite.Connection, values: dict[str, Any], at: datetime) -> None:
     """Store exactly `values` (the non-default settings); keys not in it go back to their defaults."""
-    now = datetime.now(UTC).isoformat()
     await conn.execute("DELETE FROM settings")
     await conn.executemany(
         "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
-        [(key, json.dumps(value), now) for key, value in sorted(values.items())],
+        [(key, json.dumps(value), at.isoformat()) for key, value in sorted(values.items())],
     )
 
 
-async def record_change(conn: aiosqlite.Connection, actor_id: int | None, changes: dict[str, Any]) -> None:
+async def record_change(conn: aiosqlite.Connection, at: datetime, actor_id: int | None,
+                        changes: dict[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO audit_log (at, category, action, actor_id, details) VALUES (?, 'settings', 'update', ?, ?)",
-        (datetime.now(UTC).isoformat(), actor_id, json.dumps(changes, sort_keys=True)),
+        (at.isoformat(), actor_id, json.dumps(changes, sort_keys=True)),
     )

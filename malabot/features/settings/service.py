@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings import repository
 from malabot.guild_settings import GuildSettings
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class SettingsService:
-    def __init__(self, tenants: TenantManager) -> None:
+    def __init__(self, tenants: TenantManager, *, clock: Clock = utc_now) -> None:
         self._tenants = tenants
+        self._clock = clock
         self._cache: dict[int, GuildSettings] = {}
         # The file may be replaced (restore) or moved away (archive): read it afresh afterwards.
         tenants.add_file_changed(self._forget)
@@ -44,8 +46,10 @@ class SettingsService:
                 updated = current.changed(**changes)
             except ValidationError as error:
                 raise UserInputError(describe_settings_error(error)) from None
-            await repository.replace_values(conn, updated.stored_values())
-            await repository.record_change(conn, actor_id, updated.model_dump(mode="json", include=set(changes)))
+            now = self._clock()
+            await repository.replace_values(conn, updated.stored_values(), now)
+            await repository.record_change(conn, now, actor_id,
+                                           updated.model_dump(mode="json", include=set(changes)))
         self._cache[guild_id] = updated
         return updated
 
