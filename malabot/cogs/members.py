@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import discord
 
+# Discord's code for a member who is not (or no longer) on the server.
+UNKNOWN_MEMBER = 10007
+
 
 async def member_of(guild: discord.Guild, user_id: int) -> discord.Member | None:
     """The member from the cache, else from Discord; None when they are not on the server.

@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from malabot.cogs.members import UNKNOWN_MEMBER
 from malabot.commands import permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Party
@@ -108,10 +109,6 @@ def discord_refusal(action: str, target_id: int | None = None) -> str:
     who = f"<@{target_id}>" if target_id is not None else "them"
     sentence = f"Discord refused to let me {_VERBS.get(action, action)} {who}: my top role must be above theirs"
     return sentence + (f" and I need {needed}." if labels else ".")
-
-
-# Discord's code for a member who is not (or no longer) on the server.
-UNKNOWN_MEMBER = 10007
 
 
 class TargetLeft(UserInputError):

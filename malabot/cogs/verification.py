@@ -19,7 +19,7 @@ import discord
 
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
-from malabot.cogs.members import member_of
+from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import check_can_post
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
@@ -79,13 +79,16 @@ def panel_embed(guild: discord.Guild) -> discord.Embed:
                          description=f"Press **Verify** to get access to {guild.name}.")
 
 
+VERIFIED_ROLE_GONE = "The verified role no longer exists; please ask an admin to run `/verify setup`."
+
+
 async def apply_verified_roles(member: discord.Member, verified_role_id: int,
                                unverified_role_id: int | None) -> None:
     """Give the verified role and take the unverified one; repeating it changes nothing."""
     guild = member.guild
     verified = guild.get_role(verified_role_id)
     if verified is None:
-        raise UserInputError("The verified role no longer exists; please ask an admin to run `/verify setup`.")
+        raise UserInputError(VERIFIED_ROLE_GONE)
     unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
     try:
         if verified not in member.roles:
@@ -95,6 +98,10 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
     except discord.Forbidden:
         raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
                                 "above the verification roles); please tell an admin.") from None
+    except discord.NotFound as error:  # deleted after the lookup above (Discord knew before py-cord did)
+        if error.code == UNKNOWN_MEMBER:
+            raise UserInputError("The member is no longer on the server.") from None
+        raise UserInputError(VERIFIED_ROLE_GONE) from None
 
 
 async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
@@ -205,8 +212,12 @@ class VerificationCog(discord.Cog):
         problem = await self._carry_out(interaction, result)
         original = interaction.message.content if interaction.message else f"<@{user_id}>'s request"
         mark = "✅ Approved" if result.approved else "❌ Denied"
-        await interaction.edit_original_response(content=f"{original}\n{mark}{by}.", view=None,
-                                                 allowed_mentions=NO_PINGS)
+        try:
+            await interaction.edit_original_response(content=f"{original}\n{mark}{by}.", view=None,
+                                                     allowed_mentions=NO_PINGS)
+        except discord.NotFound:  # the request's message was deleted meanwhile; the decision stands
+            log.info("guild %s: the review message of %s's request was gone before it could show the "
+                     "decision", guild_id, user_id)
         if problem is not None:
             await answer_interaction(interaction, f"Approved, but: {problem}")
 

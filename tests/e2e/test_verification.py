@@ -21,6 +21,7 @@ from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from tests.e2e.data_dump import all_rows, eventually
 from tests.e2e.world import World, make_world
+from tests.e2e.xp_place import settled
 
 EPHEMERAL = 64
 
@@ -313,6 +314,32 @@ async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer
                                "and my role above the verification roles); please tell an admin.")
     assert place.staff.id not in place.roles_of(alice)
     assert place.dms_to(alice) == [], "no welcome for a role she did not get"
+
+
+async def test_a_verified_role_deleted_as_verify_is_pressed_is_explained(place: Place) -> None:
+    await place.setup()
+    del place.world.server.guild(place.world.guild).roles[place.verified.id]  # py-cord has not heard yet
+    reply = await place.press_verify(place.world.alice)
+    assert reply.flags & EPHEMERAL
+    assert reply.content == "The verified role no longer exists; please ask an admin to run `/verify setup`."
+
+
+async def test_a_review_message_deleted_as_it_is_approved_still_verifies_the_member(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    [review] = place.reviews()
+    # A moderator deletes the request while another approves it: the bot cannot show the decision.
+    approved, _ = await asyncio.gather(place.world.server.press_button(review, place.reviewer, label="Approve"),
+                                       place.world.server.delete_message(review))
+    await settled(place.world)
+    [edit] = [request for request in place.world.server.requests
+              if request.method == "PATCH" and request.path.endswith("/messages/@original")]
+    assert edit.status == 404
+    assert approved.messages == [], "no apology: the member was verified all the same"
+    assert place.dms_to(alice) == [f"You are verified in {place.world.guild.name}. Welcome!"]
+    assert place.verified.id in place.roles_of(alice)
 
 
 async def test_two_moderators_answering_at_once_decide_once(place: Place) -> None:
