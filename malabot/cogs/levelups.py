@@ -135,11 +135,12 @@ async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member 
 async def _sync_level_roles(services: Services, guild: discord.Guild, member: discord.Member, level: int,
                             level_of: dict[int, int], problems: list[str]
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    changes = await services.xp.role_changes(guild.id, [role.id for role in member.roles], level)
+    unusable = _unusable_roles(guild, level_of)
+    changes = await services.xp.role_changes(guild.id, [role.id for role in member.roles], level, unusable)
     if changes.empty:
         return (), ()
-    to_add = _usable_roles(guild, changes.to_add, level_of, problems)
-    to_remove = _usable_roles(guild, changes.to_remove, level_of, problems)
+    to_add = _usable_roles(guild, changes.to_add, level_of, unusable, problems)
+    to_remove = _usable_roles(guild, changes.to_remove, level_of, unusable, problems)
     if not to_add and not to_remove:
         return (), ()
     done = await _change_roles(member, to_add, to_remove, f"Level roles follow XP (level {level})", problems)
@@ -148,19 +149,27 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
     return tuple(role.id for role in to_add), tuple(role.id for role in to_remove)
 
 
-def _usable_roles(guild: discord.Guild, role_ids: Iterable[int], level_of: dict[int, int],
-                  problems: list[str]) -> list[discord.Role]:
-    usable = []
-    for role_id in sorted(role_ids, key=lambda found: level_of.get(found, 0)):
-        level = level_of.get(role_id)
-        at_level = f"Level {level}" if level is not None else "A level role"
+def _unusable_roles(guild: discord.Guild, level_of: dict[int, int]) -> dict[int, str]:
+    """Level roles the bot cannot give or take, each with why, for an admin."""
+    unusable = {}
+    for role_id, level in level_of.items():
         role = guild.get_role(role_id)
         if role is None:
-            problems.append(f"{at_level}: the role (id {role_id}) no longer exists; "
-                            f"remove it with `/levelrole remove`.")
+            unusable[role_id] = (f"Level {level}: the role (id {role_id}) no longer exists; "
+                                 f"remove it with `/levelrole remove`.")
         elif (reason := why_not_assignable(role)) is not None:
-            problems.append(f"{at_level}: {reason}")
-        else:
+            unusable[role_id] = f"Level {level}: {reason}"
+    return unusable
+
+
+def _usable_roles(guild: discord.Guild, role_ids: Iterable[int], level_of: dict[int, int],
+                  unusable: dict[int, str], problems: list[str]) -> list[discord.Role]:
+    usable = []
+    for role_id in sorted(role_ids, key=lambda found: level_of.get(found, 0)):
+        role = guild.get_role(role_id)
+        if role_id in unusable:
+            problems.append(unusable[role_id])
+        elif role is not None:
             usable.append(role)
     return usable
 

@@ -198,6 +198,34 @@ async def test_replace_mode_keeps_only_the_highest_level_role(place: Place) -> N
     assert place.roles_of(world.alice) == {chatter.id}
 
 
+async def test_replace_mode_keeps_the_highest_role_it_can_give_when_a_higher_one_is_broken(place: Place) -> None:
+    world, (chatter, regular, _veteran) = place.world, place.level_roles
+    await place.configure(level_role_mode="replace")
+    admin = world.live.xp_admin
+    # Stored before things changed on Discord's side: the level 3 role now sits above the bot's,
+    # the level 4 role was deleted.
+    await admin.add_level_role(world.guild.id, world.admin.id, 1, chatter.id)
+    await admin.add_level_role(world.guild.id, world.admin.id, 2, regular.id)
+    await admin.add_level_role(world.guild.id, world.admin.id, 3, place.overlord.id)
+    await admin.add_level_role(world.guild.id, world.admin.id, 4, 424242424242424242)
+
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})     # level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {regular.id}
+
+    for amount in (480, 800):                                                                # levels 3, 4
+        reply = await world.command(world.admin, "xp set", {"member": world.alice, "amount": amount})
+        problems = await reply.wait_for_messages(2)
+        assert "not below my highest role" in problems[1].content
+        await settled(world)
+        assert place.roles_of(world.alice) == {regular.id}, "the member keeps the highest role I can give"
+
+    await world.command(world.admin, "xp set", {"member": world.bob, "amount": 150})       # level 1
+    await world.command(world.admin, "xp set", {"member": world.bob, "amount": 800})       # level 4
+    await settled(world)
+    assert place.roles_of(world.bob) == {regular.id}, "a jump past broken roles gives the highest usable one"
+
+
 async def test_levelrole_refuses_a_role_above_the_bot_and_writes_nothing(place: Place) -> None:
     world = place.world
     reply = await world.command(world.admin, "levelrole add", {"level": 5, "role": place.overlord})

@@ -200,3 +200,11 @@ def test_adding_past_the_limit_is_refused_and_removing_stops_at_zero() -> None:
         total_after_add(MAX_TOTAL_XP - 1, 2)
     assert total_after_remove(10, 25) == 0
     assert total_after_remove(10, 4) == 6
+
+
+def test_replace_keeps_the_highest_usable_role_below_broken_ones() -> None:
+    # 120 cannot be given (deleted, or above the bot): it is still asked for (to be reported), and the
+    # member keeps 110 instead of losing every level role.
+    assert level_role_changes([105, 110], TABLE, 25, "replace", unusable={120}) == ({120}, {105})
+    assert level_role_changes([105], TABLE, 25, "replace", unusable={110, 120}) == ({110, 120}, set())
+    assert level_role_changes([105], TABLE, 25, "stack", unusable={120}) == ({110, 120}, set())

@@ -6,7 +6,7 @@ No I/O here: the service feeds these functions plain values read from settings a
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -110,18 +110,26 @@ class RoleChanges(NamedTuple):
 
 
 def level_role_changes(current_role_ids: Iterable[int], level_roles: Mapping[int, int], level: int,
-                       mode: LevelRoleMode) -> RoleChanges:
+                       mode: LevelRoleMode, unusable: Collection[int] = frozenset()) -> RoleChanges:
     """Which level roles a member at `level` should gain and lose.
 
     `level_roles` maps a level to the role given at that level. In `stack` mode a member keeps every
     role earned so far; in `replace` mode only the role of the highest level reached. Either way a
     level role above the member's level is taken away, so roles follow XP down after an admin edit.
     Roles that are not level roles are never touched.
+
+    `unusable`: level roles the bot cannot give (deleted, above its own). In `replace` mode the member
+    also keeps the highest earned role below those that can be given, rather than losing every level
+    role to a broken one; the broken ones stay in `to_add`, for the caller to report.
     """
     current = set(current_role_ids)
     earned = [(role_level, role_id) for role_level, role_id in level_roles.items() if role_level <= level]
     if mode == "replace":
-        wanted = {max(earned)[1]} if earned else set()
+        wanted = set()
+        for _, role_id in sorted(earned, reverse=True):
+            wanted.add(role_id)
+            if role_id not in unusable:
+                break
     else:
         wanted = {role_id for _, role_id in earned}
     all_level_roles = set(level_roles.values())

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 
 import aiosqlite
 
@@ -470,11 +470,13 @@ class XpService:
         async with self._tenants.reading(guild_id) as conn:
             return await repository.level_roles(conn)
 
-    async def role_changes(self, guild_id: int, current_role_ids: Iterable[int], level: int) -> RoleChanges:
-        """Level roles the member should gain and lose at `level`, in the server's stack/replace mode."""
+    async def role_changes(self, guild_id: int, current_role_ids: Iterable[int], level: int,
+                           unusable: Collection[int] = frozenset()) -> RoleChanges:
+        """Level roles the member should gain and lose at `level`, in the server's stack/replace mode
+        (`unusable`: level roles the bot cannot give; see `level_role_changes`)."""
         settings = await self._settings.get(guild_id)
         table = {role.level: role.role_id for role in await self.level_roles(guild_id)}
-        return level_role_changes(current_role_ids, table, level, settings.level_role_mode)
+        return level_role_changes(current_role_ids, table, level, settings.level_role_mode, unusable)
 
 
 async def _stored_curve(conn: aiosqlite.Connection) -> str:
