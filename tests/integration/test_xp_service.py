@@ -728,3 +728,17 @@ async def test_chat_while_a_server_is_archived_leaves_no_xp_to_write(
     await world.tenants.ensure(GUILD)  # the bot is added back after the archive's retention
     await world.xp.flush_all()
     assert file_rows(world.tenants) == [], "the old server's XP does not land in the new file"
+
+
+async def test_a_cooldown_raised_after_an_award_still_holds_once_the_buffer_is_pruned(world: XpWorld) -> None:
+    # Quiet members are forgotten after `memory_seconds` (600 s) or the cooldown, whichever is longer;
+    # the cooldown that counts is the server's current one, not the one of the member's last award.
+    await fixed_xp(world, 20)
+    assert await chat(world, ALICE) is not None
+    await world.settings.update(GUILD, ADMIN, xp_cooldown_seconds=3600)
+    await world.xp.flush_all()
+    world.clock.advance(seconds=700)
+    world.xp._prune()  # what the background flush does after each round
+    assert await chat(world, ALICE) is None, "within the hour only the first message counts"
+    world.clock.advance(seconds=2900)
+    assert await chat(world, ALICE) is not None

@@ -34,6 +34,10 @@ class SettingsService:
         self._cache[guild_id] = settings
         return settings
 
+    def cached(self, guild_id: int) -> GuildSettings | None:
+        """The settings if they are in memory, without reading the file (None otherwise)."""
+        return self._cache.get(guild_id)
+
     async def update(self, guild_id: int, actor_id: int | None, **changes: Any) -> GuildSettings:
         """Validate and store changes; raises UserInputError saying what was wrong, storing nothing.
 

@@ -400,7 +400,11 @@ class XpService:
         now = self._clock().timestamp()
         for guild_id in list(self._guilds):
             guild = self._guilds[guild_id]
-            guild.prune(now, max(self._memory_seconds, guild.cooldown_seconds))
+            # Cooldowns must outlive the server's current cooldown too: an admin may have raised it
+            # since the last award.
+            settings = self._settings.cached(guild_id)
+            cooldown = max(guild.cooldown_seconds, settings.xp_cooldown_seconds if settings else 0)
+            guild.prune(now, max(self._memory_seconds, cooldown))
             if guild.empty:
                 del self._guilds[guild_id]
         for guild_id in [guild_id for guild_id, loader in self._loaders.items() if loader.idle]:
