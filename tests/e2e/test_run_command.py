@@ -69,3 +69,24 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     assert not Path(f"{tenant}-wal").exists()
     assert not any(leftover.exists() for leftover in crashed), "crash leftovers are cleaned at start"
     assert unrelated.exists(), "files not named like MalaBoT's staging are left alone"
+
+
+async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_server: FakeDiscord,
+                                                                      tmp_path: Path) -> None:
+    """At start the bot opens every server's file and checks each for members who left while it was
+    offline. A SIGTERM meanwhile ends that work quietly: files closing are no server's failure."""
+    guilds = [discord_server.add_guild(f"Server {n}") for n in range(150)]
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    files = [tmp_path / "tenants" / f"{guild.id}.sqlite3" for guild in guilds]
+    process = await run_malabot(env, tmp_path)
+    try:
+        # on_ready opens every server's file, archives those gone, then purges departed members.
+        await eventually(lambda: any(f.exists() for f in files), within=30, what="the first server's file")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    logged = [line for line in stderr.decode().splitlines() if "voice will NOT be supported" not in line]
+    assert logged == []
+    assert not any(Path(f"{f}-wal").exists() for f in files)
