@@ -123,6 +123,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             raise MalabotError("Discord refused the token (MALABOT_TOKEN); check it in the developer portal") from None
         except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as error:
             raise MalabotError(f"cannot reach Discord at {settings.api_base_url}: {error}") from None
+        except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)
+            raise MalabotError(f"Discord at {settings.api_base_url} answered {error.status} {error.response.reason}; "
+                               "check MALABOT_API_BASE_URL (the REST base with its version, e.g. "
+                               "https://discord.com/api/v10)") from None
         finally:
             log.info("shutting down: flushing writes and closing tenants")
             await shut_down(bot, start_task, services)

@@ -6,7 +6,11 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
+from aiohttp import web
 
 from malabot.sandbox import FakeDiscord
 from tests.e2e.data_dump import eventually
@@ -41,6 +45,36 @@ async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) ->
     assert process.returncode == 1
     assert stderr.decode().strip().splitlines() == [
         "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
+
+
+@pytest.fixture
+async def not_the_api() -> AsyncIterator[str]:
+    """A web server that is not Discord's API, e.g. discord.com without /api/v10: 404 HTML pages."""
+    async def not_found(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><body>Not Found</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_rest_base_that_is_not_the_api_is_one_line(not_the_api: str, tmp_path: Path) -> None:
+    env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=not_the_api,
+                          MALABOT_LOG_LEVEL="ERROR")
+    process = await run_malabot(env, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        f"malabot: Discord at {not_the_api} answered 404 Not Found; check MALABOT_API_BASE_URL "
+        "(the REST base with its version, e.g. https://discord.com/api/v10)"]
 
 
 async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
