@@ -1,8 +1,10 @@
 """Running the bot until it is told to stop, then shutting down in order.
 
-Order on the way out: stop taking events (cancel the gateway task, close the client), then flush the
-services' pending writes and close every tenant. py-cord's `close()` closes the HTTP session before it
-marks the client closed, so the `start()` task is cancelled first (see notes on offline testing).
+Order on the way out: stop taking events (cancel the gateway task), let the handlers already running
+finish for a few seconds (cancelling the rest: their transactions roll back), close the client, then
+flush the services' pending writes and close every tenant. py-cord's `close()` closes the HTTP session
+before it marks the client closed, so the `start()` task is cancelled first (see notes on offline
+testing).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from malabot.tenancy.paths import TenantPaths
 
 log = logging.getLogger(__name__)
 
+# How long handlers already running (a command, a level-up post, on_ready's work) may take to finish
+# once the bot is told to stop; short enough for the whole shutdown to fit in a container's 10 s.
+SHUTDOWN_GRACE_SECONDS = 5.0
+# py-cord runs every event listener (commands too) and every button callback in a task named so.
+_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-")
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and `.env`; invalid values become one readable MalabotError."""
@@ -56,12 +64,37 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def running_handlers() -> set[asyncio.Task[object]]:
+    """py-cord's tasks running a listener, command or button callback now."""
+    current = asyncio.current_task()
+    return {task for task in asyncio.all_tasks()
+            if task is not current and task.get_name().startswith(_HANDLER_TASK_PREFIXES)}
+
+
+async def finish_handlers(within: float) -> None:
+    """Wait up to `within` seconds for py-cord's running handlers, then cancel those left: closing the
+    files under them would fail each of their next steps (on_ready's work: once per server)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while running := running_handlers():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            log.warning("shutting down: cancelling %d event handler(s) still running after %g s",
+                        len(running), within)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            return
+        await asyncio.wait(running, timeout=remaining)
+
+
 async def shut_down(bot: discord.Client, start_task: asyncio.Task[None] | None, services: Services) -> None:
     stop_scheduler(services)  # first: a job must not act on Discord while the client goes away
     if start_task is not None and not start_task.done():
-        start_task.cancel()
+        start_task.cancel()  # no new events from here on
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await start_task
+    await finish_handlers(SHUTDOWN_GRACE_SECONDS)  # they still have the HTTP session and the open files
     with contextlib.suppress(Exception):
         await bot.close()
     await stop_services(services)
@@ -90,6 +123,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             raise MalabotError("Discord refused the token (MALABOT_TOKEN); check it in the developer portal") from None
         except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as error:
             raise MalabotError(f"cannot reach Discord at {settings.api_base_url}: {error}") from None
+        except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)
+            raise MalabotError(f"Discord at {settings.api_base_url} answered {error.status} {error.response.reason}; "
+                               "check MALABOT_API_BASE_URL (the REST base with its version, e.g. "
+                               "https://discord.com/api/v10)") from None
         finally:
             log.info("shutting down: flushing writes and closing tenants")
             await shut_down(bot, start_task, services)

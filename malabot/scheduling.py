@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -43,7 +44,8 @@ class ScheduledJob:
 
 def build_scheduler(jobs: Iterable[ScheduledJob] = ()) -> AsyncIOScheduler:
     """A scheduler in UTC with the given jobs; start it inside the running event loop."""
-    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1},
+                                 executors={"default": _QuietOnShutdownExecutor()})
     for job in jobs:
         add_job(scheduler, job)
     return scheduler
@@ -67,10 +69,27 @@ def _quiet_on_shutdown(job: ScheduledJob) -> Callable[[], Awaitable[object]]:
         try:
             return await job.run()
         except asyncio.CancelledError:
-            log.info("%s: interrupted by shutdown; the next run picks up where it stopped", job.id)
+            _log_interrupted(job.id)
             return None
 
     return run
+
+
+def _log_interrupted(job_id: str) -> None:
+    log.info("%s: interrupted by shutdown; the next run picks up where it stopped", job_id)
+
+
+class _QuietOnShutdownExecutor(AsyncIOExecutor):
+    """APScheduler shuts down in a later loop pass, so a run can be started just before and its task
+    cancelled before its first step, where `_quiet_on_shutdown` cannot catch it; APScheduler would
+    log that as an error with a traceback."""
+
+    def _run_job_error(self, job_id: str, exc: BaseException, traceback: object = None) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            _log_interrupted(job_id)
+            self._run_job_success(job_id, [])  # ends the run's bookkeeping, no event
+            return
+        super()._run_job_error(job_id, exc, traceback)
 
 
 def every_hour() -> CronTrigger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -201,3 +202,35 @@ async def test_one_unreadable_server_file_does_not_stop_the_others_at_startup(
         assert world.running.guilds_opened.is_set()
         assert world.tenant_file(world.other_guild).exists()
         assert world.tenant_file(world.guild).read_bytes() == garbage, "the refused file is left alone"
+
+
+async def test_after_an_invalidated_session_the_bot_catches_up_on_what_it_missed(world: World) -> None:
+    """A session Discord invalidates is gone with its events; the bot identifies again and gets READY
+    again, and what changed meanwhile is handled as at a start."""
+    bot = world.running
+    may_identify = asyncio.Event()
+
+    async def identify_when_allowed(shard_id: int | None, *, initial: bool = False) -> None:
+        await may_identify.wait()  # instead of py-cord's 5 s pause before every IDENTIFY but the first
+
+    bot.before_identify_hook = identify_when_allowed  # type: ignore[method-assign]
+    await seed_member(world, world.guild.id, world.bob.id)
+    await seed_member(world, world.guild.id, world.alice.id)
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    identifies = [f.op for f in world.server.gateway_frames].count(2)
+    ready_again = asyncio.ensure_future(bot.wait_for("ready", timeout=10))
+
+    await world.server.disconnect_bot(resumable=False)
+    await world.server.remove_member(world.guild, world.bob)          # lost with the session
+    await world.server.remove_bot_from_guild(world.other_guild)       # likewise
+    may_identify.set()
+    await ready_again
+    assert [f.op for f in world.server.gateway_frames].count(2) == identifies + 1
+
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), world.bob.id),
+                     what="bob, who left during the gap, to be purged")
+    await eventually(lambda: not world.tenant_file(world.other_guild).exists(),
+                     what="the server that removed the bot during the gap to be archived")
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id), "a member's data stays"
+    reply = await world.command(world.alice, "rank")
+    assert "rank #1" in reply.content

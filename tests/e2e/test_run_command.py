@@ -6,7 +6,11 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
+from aiohttp import web
 
 from malabot.sandbox import FakeDiscord
 from tests.e2e.data_dump import eventually
@@ -43,6 +47,36 @@ async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) ->
         "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
 
 
+@pytest.fixture
+async def not_the_api() -> AsyncIterator[str]:
+    """A web server that is not Discord's API, e.g. discord.com without /api/v10: 404 HTML pages."""
+    async def not_found(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><body>Not Found</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_rest_base_that_is_not_the_api_is_one_line(not_the_api: str, tmp_path: Path) -> None:
+    env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=not_the_api,
+                          MALABOT_LOG_LEVEL="ERROR")
+    process = await run_malabot(env, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        f"malabot: Discord at {not_the_api} answered 404 Not Found; check MALABOT_API_BASE_URL "
+        "(the REST base with its version, e.g. https://discord.com/api/v10)"]
+
+
 async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
     guild = discord_server.add_guild("Ops")
     env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
@@ -69,3 +103,24 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     assert not Path(f"{tenant}-wal").exists()
     assert not any(leftover.exists() for leftover in crashed), "crash leftovers are cleaned at start"
     assert unrelated.exists(), "files not named like MalaBoT's staging are left alone"
+
+
+async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_server: FakeDiscord,
+                                                                      tmp_path: Path) -> None:
+    """At start the bot opens every server's file and checks each for members who left while it was
+    offline. A SIGTERM meanwhile ends that work quietly: files closing are no server's failure."""
+    guilds = [discord_server.add_guild(f"Server {n}") for n in range(150)]
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    files = [tmp_path / "tenants" / f"{guild.id}.sqlite3" for guild in guilds]
+    process = await run_malabot(env, tmp_path)
+    try:
+        # on_ready opens every server's file, archives those gone, then purges departed members.
+        await eventually(lambda: any(f.exists() for f in files), within=30, what="the first server's file")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    logged = [line for line in stderr.decode().splitlines() if "voice will NOT be supported" not in line]
+    assert logged == []
+    assert not any(Path(f"{f}-wal").exists() for f in files)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from malabot.features.birthdays.announcer import BirthdayPass
 from malabot.features.settings.service import SettingsService
@@ -105,3 +108,27 @@ async def test_a_run_at_start_job_runs_as_soon_as_the_scheduler_starts() -> None
             assert (job.next_run_time.minute, job.next_run_time.second) == (0, 0)
     finally:
         scheduler.shutdown(wait=False)
+
+
+
+async def test_a_run_cancelled_by_shutdown_before_its_first_step_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """APScheduler shuts down in a later loop pass. A SIGTERM just after on_ready added the birthday
+    pass queues that shutdown behind the wakeup that starts the run, so the run's task is created and
+    cancelled before its first step: the job is interrupted, not failed (it logged an error with a
+    traceback)."""
+    caplog.set_level(logging.INFO)
+    began = asyncio.Event()
+
+    async def work() -> None:
+        began.set()
+
+    scheduler = build_scheduler()
+    scheduler.start()
+    await asyncio.sleep(0.01)  # its first wakeup is done
+    add_job(scheduler, ScheduledJob("catch-up", work, every_hour(), run_at_start=True))  # as on_ready does
+    scheduler.shutdown(wait=False)  # the signal, in the same loop pass
+    for _ in range(10):  # the wakeup, the shutdown, the cancelled task and its done-callback
+        await asyncio.sleep(0)
+    assert not scheduler.running and not began.is_set()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "catch-up: interrupted by shutdown; the next run picks up where it stopped" in caplog.messages
