@@ -39,9 +39,11 @@ class MalaBot(discord.Bot):
         self.guilds_opened = asyncio.Event()
         self.add_check(only_in_guilds)
         from malabot.cogs import all_cogs
+        from malabot.cogs.admin_notices import AdminNotices
         from malabot.cogs.questions import Questions
 
         self.questions = Questions()  # stamps confirmation buttons with this run
+        self.admin_notices = AdminNotices(services.guild_settings, services.clock)
 
         for cog in all_cogs(self):
             self.add_cog(cog)

@@ -165,7 +165,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
                 log.exception("guild %s: level-up after birthday XP of member %s failed",
                               guild.id, change.user_id)
                 continue
-            levelups.log_problems(guild.id, outcome)
+            await self.bot.admin_notices.tell(guild, outcome.problems)
 
     @discord.Cog.listener()
     async def on_ready(self) -> None:

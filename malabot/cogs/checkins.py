@@ -88,7 +88,7 @@ class CheckinCog(discord.Cog):
             # The reward may level the member up: announce it and bring their level roles in line.
             outcome = await levelups.apply(self.services, ctx.guild, result.level_change,
                                            channel_id=ctx.channel_id)
-            levelups.log_problems(guild_id, outcome)
+            await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
 
     async def _board(self, ctx: discord.ApplicationContext, kind: BoardKind, page: int) -> None:
         board = await self.services.checkins.leaderboard(guild_id_of(ctx), page, by=kind,

@@ -9,7 +9,8 @@ channel, else in `channel_id`; no post when neither is known) and brings the mem
 line with their level in the server's stack/replace mode, both ways, so roles follow XP down after an
 admin edit too. Discord refusals (a role above the bot's top role, a deleted role or channel, a missing
 permission) never raise: each becomes a one-line `problems` entry for the caller to show an admin
-(`problems_text` for an ephemeral follow-up) or to log (`log_problems`).
+(`problems_text` for an ephemeral follow-up) or to tell through `bot.admin_notices` when nobody is
+waiting (chat, check-ins, birthdays).
 """
 
 from __future__ import annotations
@@ -63,12 +64,6 @@ def problems_text(outcome: LevelUpOutcome) -> str | None:
         return None
     return fit_lines([f"⚠️ {problem}" for problem in outcome.problems],
                      "… and {count} more problems with level roles.")
-
-
-def log_problems(guild_id: int, outcome: LevelUpOutcome) -> None:
-    """For effects nobody is waiting on (chat, check-ins): the problems go to the log."""
-    for problem in outcome.problems:
-        log.warning("guild %s: level-up effects: %s", guild_id, problem)
 
 
 def why_not_assignable(role: discord.Role) -> str | None:

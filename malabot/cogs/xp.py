@@ -84,7 +84,7 @@ class XpCog(discord.Cog):
         except Exception:
             log.exception("guild %s: level-up of member %s failed", guild.id, change.user_id)
             return
-        levelups.log_problems(guild.id, outcome)
+        await self.bot.admin_notices.tell(guild, outcome.problems)
 
     @discord.slash_command(name="rank", description="Level, XP and server rank of a member",
                            contexts=GUILD_ONLY)

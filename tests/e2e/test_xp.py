@@ -146,6 +146,30 @@ async def test_a_level_up_template_that_fills_in_past_one_message_is_posted_shor
     assert posted.content.startswith(f"<@{world.alice.id}> Mala Town <@{world.alice.id}> Mala Town")
 
 
+async def test_a_level_role_the_bot_cannot_give_at_a_chat_level_up_is_told_in_the_mod_log_once_a_day(
+        place: Place) -> None:
+    world = place.world
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    await place.configure(mod_log_channel_id=mod_log.id)
+    await fixed_xp(place, 100)
+    await world.live.xp_admin.add_level_role(world.guild.id, world.admin.id, 1, place.overlord.id)
+    await place.chat(world.alice)                      # level 1: the Overlord role is above the bot's
+    await settled(world)
+    [notice] = place.bot_messages(mod_log)
+    assert notice.content.startswith("⚠️ A level-up could not do everything; an admin can fix this:\n• Level 1:")
+    assert f"<@&{place.overlord.id}>" in notice.content
+    assert place.overlord.id not in place.roles_of(world.alice)
+
+    await place.chat(world.bob)                        # the same problem again: not told twice
+    await settled(world)
+    assert len(place.bot_messages(mod_log)) == 1
+    world.clock.advance(days=1)
+    await fixed_xp(place, 200)
+    await place.chat(world.bob, text="a day later")    # 300 XP, level 2; the level 1 role still broken
+    await settled(world)
+    assert len(place.bot_messages(mod_log)) == 2
+
+
 async def test_level_up_message_can_be_switched_off(place: Place) -> None:
     await fixed_xp(place, 100)
     await place.give_level_roles()

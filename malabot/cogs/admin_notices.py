@@ -1,0 +1,53 @@
+"""Problems found where no admin is waiting for an answer, told to the server's mod-log channel.
+
+A chat message, a check-in or a birthday can level a member up; when a level role is gone or sits above
+the bot's role, or the level-up channel refuses the post, nobody who could fix it is in the
+conversation. The problem goes to the log and, when the server has a mod-log channel, there too: each
+problem at most once a day per server, so a broken setting is seen without flooding the channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import discord
+
+from malabot.clock import Clock
+from malabot.commands import fit_lines
+from malabot.features.settings.service import SettingsService
+
+log = logging.getLogger(__name__)
+
+TELL_AGAIN_AFTER = timedelta(days=1)
+
+
+class AdminNotices:
+    def __init__(self, settings: SettingsService, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._told: dict[tuple[int, str], datetime] = {}  # (guild, problem) → when it was last posted
+
+    async def tell(self, guild: discord.Guild, problems: Sequence[str]) -> None:
+        for problem in problems:
+            log.warning("guild %s: level-up effects: %s", guild.id, problem)
+        if not problems:
+            return
+        channel_id = (await self._settings.get(guild.id)).mod_log_channel_id
+        channel = guild.get_channel(channel_id) if channel_id is not None else None
+        if not isinstance(channel, discord.TextChannel):
+            return
+        now = self._clock()
+        self._told = {key: at for key, at in self._told.items() if now - at < TELL_AGAIN_AFTER}
+        fresh = [problem for problem in problems if (guild.id, problem) not in self._told]
+        if not fresh:
+            return
+        for problem in fresh:  # before posting: a channel that refuses is not retried at every level-up
+            self._told[(guild.id, problem)] = now
+        text = fit_lines(["⚠️ A level-up could not do everything; an admin can fix this:",
+                          *(f"• {problem}" for problem in fresh)], "… and {count} more.")
+        try:
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as error:
+            log.info("guild %s: could not tell the mod log about level-up problems: %s", guild.id, error)
