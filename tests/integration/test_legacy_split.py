@@ -15,6 +15,7 @@ from legacy_fixtures import GLOBAL, HALF_WAY, PER_GUILD, LegacyDb, create_legacy
 from malabot.__main__ import main
 from malabot.errors import TenantsLocked
 from malabot.features.xp.curves import level_for_xp
+from malabot.legacy import split as split_module
 from malabot.legacy import writer
 from malabot.legacy.evidence import MembersFileRefused
 from malabot.legacy.schema_detect import LegacyInputRefused
@@ -508,6 +509,52 @@ def test_the_legacy_file_is_never_changed(tmp_path: Path, tenants: Path) -> None
     assert after == before
     assert (99, 5000) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
     assert report.accounted
+
+
+def _old_bot_writes(legacy: Path) -> None:
+    """The old bot, still running, records a message of member 11."""
+    conn = sqlite3.connect(legacy)
+    conn.execute("UPDATE users SET xp = xp + 10, total_messages = total_messages + 1 WHERE user_id = 11")
+    conn.commit()
+    conn.close()
+
+
+def test_a_legacy_file_written_while_it_is_read_is_refused_before_anything_is_written(
+        legacy: Path, tenants: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_read = split_module.read_rows
+
+    def read_while_the_old_bot_writes(*args: object) -> object:
+        if args[2] == "mod_logs":  # users were read already; the rest is read after the write
+            _old_bot_writes(legacy)
+        return real_read(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(split_module, "read_rows", read_while_the_old_bot_writes)
+    with pytest.raises(LegacyInputRefused, match="changed while it was read"):
+        run(legacy, tenants)
+
+    assert TenantPaths(tenants).live_guild_ids() == []
+    monkeypatch.undo()
+    report = run(legacy, tenants)  # "run again" works: the whole file, as it is now
+    assert report.accounted and report.ledger.status[str(A)] == "new"
+    assert (11, 160) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
+
+
+def test_a_legacy_file_written_after_it_was_read_is_named_as_the_cause(
+        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = []
+
+    def progress(line: str) -> None:
+        if not written:
+            written.append(line)
+            _old_bot_writes(legacy)
+
+    with pytest.raises(LegacyInputRefused, match="changed after it was read") as refused:
+        split_legacy(SplitOptions(legacy_db=legacy, tenants_dir=tenants), progress=progress)
+
+    # What was written is the file as it was read, complete; the advice is not a bare "run again",
+    # which would skip every server that now has a file and keep the stale rows.
+    assert "move the files this run wrote" in str(refused.value)
+    assert (11, 150) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
 
 
 def test_reading_leaves_no_companion_files_beside_the_legacy_file(legacy: Path, tenants: Path) -> None:
