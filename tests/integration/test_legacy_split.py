@@ -233,6 +233,23 @@ def test_assign_unknown_sends_rows_without_evidence_to_that_server(legacy: Path,
         "audit_log", "roast_log"}
 
 
+def test_users_whose_id_is_not_a_discord_id_get_no_xp_row_anywhere(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.user(0, xp=150)           # ids the old bot stored for nobody in particular
+    db.user(-5, xp=300, birthday="05-05")
+    db.user(11, xp=500)
+    db.mod_log(A, 11, 12)
+    db.close()
+
+    report = run(tmp_path / "bot.db", tenants, assign_unknown=A)
+
+    assert report.accounted
+    assert dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")) == {11: 500}
+    assert rows(TenantPaths(tenants).live(A), "SELECT user_id FROM birthdays") == []
+    assert dict(report.ledger.totals()["users"].held) == {
+        "user 0 is not a Discord id": 1, "user -5 is not a Discord id": 1}
+
+
 def test_scratch_user_xp_profile_rows_and_process_data_are_held_back_with_reasons(legacy: Path,
                                                                                   tenants: Path) -> None:
     totals = run(legacy, tenants).ledger.totals()
