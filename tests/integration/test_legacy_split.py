@@ -800,6 +800,23 @@ def test_corrupt_or_non_legacy_input_is_refused(tmp_path: Path, tenants: Path, m
     assert TenantPaths(tenants).live_guild_ids() == []
 
 
+def test_a_legacy_file_locked_by_another_process_is_refused_as_locked(
+        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(legacy, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("BEGIN EXCLUSIVE")  # the old bot in the middle of a write
+    try:
+        assert main(["legacy", "split", str(legacy), "--tenants-dir", str(tenants)]) == 1
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "is locked by another process" in line, line
+    assert "not a usable SQLite database" not in line
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+
 def test_a_missing_file_is_refused_in_one_line(tmp_path: Path, tenants: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["legacy", "split", str(tmp_path / "nope.db"), "--tenants-dir", str(tenants)]) == 1
