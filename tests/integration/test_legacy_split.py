@@ -833,6 +833,17 @@ def test_a_bad_members_file_is_refused_with_its_line(legacy: Path, tenants: Path
     assert TenantPaths(tenants).live_guild_ids() == []
 
 
+def test_a_members_file_saved_with_a_byte_order_mark_is_read(legacy: Path, tenants: Path,
+                                                             tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_text("guild_id,user_id\r\n1003,16\r\n", encoding="utf-8-sig")  # as spreadsheets save it
+
+    report = run(legacy, tenants, members_csv=members)
+
+    assert report.accounted
+    assert (16, 22000) in rows(TenantPaths(tenants).live(C), "SELECT user_id, xp FROM xp")
+
+
 def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, tenants: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["legacy", "split", str(legacy), "--tenants-dir", str(tenants), "--assign-unknown", "1001"]
