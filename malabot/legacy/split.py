@@ -79,7 +79,8 @@ class SplitReport:
 
     @property
     def nothing_to_do(self) -> bool:
-        return self.written_files == 0 and all(status == ALREADY for status in self.ledger.status.values())
+        statuses = self.ledger.status.values()  # none at all: no server data, not "already split"
+        return self.written_files == 0 and bool(statuses) and all(status == ALREADY for status in statuses)
 
     def render(self) -> str:
         text = render(self.ledger, self.summary)

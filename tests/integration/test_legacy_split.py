@@ -491,6 +491,17 @@ def test_a_second_run_changes_nothing_and_says_so(legacy: Path, tenants: Path, m
     assert "Every legacy row is accounted for" in out
 
 
+def test_a_legacy_file_without_server_data_is_not_called_already_split(
+        tmp_path: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    LegacyDb(tmp_path / "bot.db", GLOBAL).close()  # the schema and the old bot's roast constants only
+
+    assert main(["legacy", "split", str(tmp_path / "bot.db"), "--tenants-dir", str(tenants)]) == 0
+
+    out = capsys.readouterr().out
+    assert "Servers: none" in out and "Every legacy row is accounted for" in out
+    assert "already split" not in out
+
+
 def test_a_run_with_other_placement_options_does_not_merge_twice(legacy: Path, tenants: Path,
                                                                  members_csv: Path) -> None:
     run(legacy, tenants)
