@@ -228,6 +228,9 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
             contest.offer(user_id, candidate)
     if schema.xp_in_users:
         for rowid, _guild, user_id, xp, messages, last_gain, _birthday in dest.placed.get("users", ()):
+            if not is_member_id(user_id):  # 0 or negative: --assign-unknown places it without evidence
+                content.hold("users", rowid, f"user {user_id!r} is not a Discord id")
+                continue
             xp = legacy_xp(xp) or 0
             messages = messages if type(messages) is int and messages > 0 else 0
             if xp or messages:  # otherwise the row is here for its birthday only

@@ -70,7 +70,7 @@ def is_member_id(value: object) -> TypeGuard[int]:
 def read_members_csv(path: Path, evidence: Evidence) -> int:
     """Add the `guild_id,user_id` lines of `path` (an optional header is skipped); returns the count."""
     try:
-        with path.open(newline="", encoding="utf-8") as stream:
+        with path.open(newline="", encoding="utf-8-sig") as stream:  # -sig: a spreadsheet's byte order mark
             return _add_members(csv.reader(stream), path, evidence)
     except OSError as error:
         raise MembersFileRefused(f"cannot read the members file {path}: {error.strerror}") from error

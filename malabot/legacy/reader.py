@@ -57,6 +57,9 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     try:
         findings = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
     except sqlite3.DatabaseError as error:
+        if error.sqlite_errorname == "SQLITE_BUSY":  # a writer held its lock past the busy timeout
+            raise LegacyInputRefused(f"{path} is locked by another process (the old bot?); stop it and "
+                                     "run again") from error
         raise LegacyInputRefused(f"{path} is not a usable SQLite database ({error})") from error
     if findings != ["ok"]:
         raise LegacyInputRefused(f"{path} is damaged (integrity check: {'; '.join(findings)})")

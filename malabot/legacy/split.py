@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from malabot.errors import MalabotError
 from malabot.legacy import writer
 from malabot.legacy.build import Content, Destination, build
 from malabot.legacy.evidence import Evidence, read_members_csv
@@ -80,7 +79,8 @@ class SplitReport:
 
     @property
     def nothing_to_do(self) -> bool:
-        return self.written_files == 0 and all(status == ALREADY for status in self.ledger.status.values())
+        statuses = self.ledger.status.values()  # none at all: no server data, not "already split"
+        return self.written_files == 0 and bool(statuses) and all(status == ALREADY for status in statuses)
 
     def render(self) -> str:
         text = render(self.ledger, self.summary)
@@ -164,6 +164,10 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
         schema = detect(conn)
         rows = {name: read_rows(conn, schema, name) for name in TABLES if schema.has(name)}
         unknown = {name: count_rows(conn, name) for name in schema.unknown_tables}
+    # Before anything is written: rows read from a file that was being written may not fit together.
+    if fingerprint(options.legacy_db) != source:
+        raise LegacyInputRefused(f"the legacy file {options.legacy_db} changed while it was read; stop "
+                                 "whatever writes to it (the old bot?) and run again")
     run = _Run(options, paths, migrations, source, schema, datetime.now(UTC).isoformat(), files,
                _placement_key(options))
     tally = _Tally()
@@ -177,8 +181,13 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
     _account_unused_global_settings(tally.ledger, placement)
 
     if fingerprint(options.legacy_db) != source:
-        raise MalabotError(f"the legacy file {options.legacy_db} changed during the split; "
-                           "stop whatever writes to it and run again")
+        # The files written are complete, but a re-run would skip them as live files and keep their
+        # rows, stale by what was written to the legacy file since.
+        written = ";" if options.dry_run else (
+            ": the files this run wrote hold it as it was read, without the later changes; "
+            "move the files this run wrote away (see the progress lines),")
+        raise LegacyInputRefused(f"the legacy file {options.legacy_db} changed after it was read{written} "
+                                 "stop whatever writes to it (the old bot?) and run again")
     summary = Summary(
         source=str(options.legacy_db), variant=str(schema.variant), fingerprint=source,
         dry_run=options.dry_run, holding_file=holding_file,

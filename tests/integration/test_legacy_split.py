@@ -15,6 +15,7 @@ from legacy_fixtures import GLOBAL, HALF_WAY, PER_GUILD, LegacyDb, create_legacy
 from malabot.__main__ import main
 from malabot.errors import TenantsLocked
 from malabot.features.xp.curves import level_for_xp
+from malabot.legacy import split as split_module
 from malabot.legacy import writer
 from malabot.legacy.evidence import MembersFileRefused
 from malabot.legacy.schema_detect import LegacyInputRefused
@@ -230,6 +231,23 @@ def test_assign_unknown_sends_rows_without_evidence_to_that_server(legacy: Path,
     # Only the events of members of several servers still wait in the holding file.
     assert {table for (table,) in rows(holding_file(tenants), "SELECT source_table FROM legacy_holding")} == {
         "audit_log", "roast_log"}
+
+
+def test_users_whose_id_is_not_a_discord_id_get_no_xp_row_anywhere(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.user(0, xp=150)           # ids the old bot stored for nobody in particular
+    db.user(-5, xp=300, birthday="05-05")
+    db.user(11, xp=500)
+    db.mod_log(A, 11, 12)
+    db.close()
+
+    report = run(tmp_path / "bot.db", tenants, assign_unknown=A)
+
+    assert report.accounted
+    assert dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")) == {11: 500}
+    assert rows(TenantPaths(tenants).live(A), "SELECT user_id FROM birthdays") == []
+    assert dict(report.ledger.totals()["users"].held) == {
+        "user 0 is not a Discord id": 1, "user -5 is not a Discord id": 1}
 
 
 def test_scratch_user_xp_profile_rows_and_process_data_are_held_back_with_reasons(legacy: Path,
@@ -473,6 +491,17 @@ def test_a_second_run_changes_nothing_and_says_so(legacy: Path, tenants: Path, m
     assert "Every legacy row is accounted for" in out
 
 
+def test_a_legacy_file_without_server_data_is_not_called_already_split(
+        tmp_path: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    LegacyDb(tmp_path / "bot.db", GLOBAL).close()  # the schema and the old bot's roast constants only
+
+    assert main(["legacy", "split", str(tmp_path / "bot.db"), "--tenants-dir", str(tenants)]) == 0
+
+    out = capsys.readouterr().out
+    assert "Servers: none" in out and "Every legacy row is accounted for" in out
+    assert "already split" not in out
+
+
 def test_a_run_with_other_placement_options_does_not_merge_twice(legacy: Path, tenants: Path,
                                                                  members_csv: Path) -> None:
     run(legacy, tenants)
@@ -508,6 +537,52 @@ def test_the_legacy_file_is_never_changed(tmp_path: Path, tenants: Path) -> None
     assert after == before
     assert (99, 5000) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
     assert report.accounted
+
+
+def _old_bot_writes(legacy: Path) -> None:
+    """The old bot, still running, records a message of member 11."""
+    conn = sqlite3.connect(legacy)
+    conn.execute("UPDATE users SET xp = xp + 10, total_messages = total_messages + 1 WHERE user_id = 11")
+    conn.commit()
+    conn.close()
+
+
+def test_a_legacy_file_written_while_it_is_read_is_refused_before_anything_is_written(
+        legacy: Path, tenants: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_read = split_module.read_rows
+
+    def read_while_the_old_bot_writes(*args: object) -> object:
+        if args[2] == "mod_logs":  # users were read already; the rest is read after the write
+            _old_bot_writes(legacy)
+        return real_read(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(split_module, "read_rows", read_while_the_old_bot_writes)
+    with pytest.raises(LegacyInputRefused, match="changed while it was read"):
+        run(legacy, tenants)
+
+    assert TenantPaths(tenants).live_guild_ids() == []
+    monkeypatch.undo()
+    report = run(legacy, tenants)  # "run again" works: the whole file, as it is now
+    assert report.accounted and report.ledger.status[str(A)] == "new"
+    assert (11, 160) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
+
+
+def test_a_legacy_file_written_after_it_was_read_is_named_as_the_cause(
+        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = []
+
+    def progress(line: str) -> None:
+        if not written:
+            written.append(line)
+            _old_bot_writes(legacy)
+
+    with pytest.raises(LegacyInputRefused, match="changed after it was read") as refused:
+        split_legacy(SplitOptions(legacy_db=legacy, tenants_dir=tenants), progress=progress)
+
+    # What was written is the file as it was read, complete; the advice is not a bare "run again",
+    # which would skip every server that now has a file and keep the stale rows.
+    assert "move the files this run wrote" in str(refused.value)
+    assert (11, 150) in rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp")
 
 
 def test_reading_leaves_no_companion_files_beside_the_legacy_file(legacy: Path, tenants: Path) -> None:
@@ -736,6 +811,23 @@ def test_corrupt_or_non_legacy_input_is_refused(tmp_path: Path, tenants: Path, m
     assert TenantPaths(tenants).live_guild_ids() == []
 
 
+def test_a_legacy_file_locked_by_another_process_is_refused_as_locked(
+        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(legacy, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("BEGIN EXCLUSIVE")  # the old bot in the middle of a write
+    try:
+        assert main(["legacy", "split", str(legacy), "--tenants-dir", str(tenants)]) == 1
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "is locked by another process" in line, line
+    assert "not a usable SQLite database" not in line
+    assert TenantPaths(tenants).live_guild_ids() == []
+
+
 def test_a_missing_file_is_refused_in_one_line(tmp_path: Path, tenants: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["legacy", "split", str(tmp_path / "nope.db"), "--tenants-dir", str(tenants)]) == 1
@@ -750,6 +842,17 @@ def test_a_bad_members_file_is_refused_with_its_line(legacy: Path, tenants: Path
     with pytest.raises(MembersFileRefused, match=r"members.csv:3: expected two Discord ids"):
         run(legacy, tenants, members_csv=members)
     assert TenantPaths(tenants).live_guild_ids() == []
+
+
+def test_a_members_file_saved_with_a_byte_order_mark_is_read(legacy: Path, tenants: Path,
+                                                             tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_text("guild_id,user_id\r\n1003,16\r\n", encoding="utf-8-sig")  # as spreadsheets save it
+
+    report = run(legacy, tenants, members_csv=members)
+
+    assert report.accounted
+    assert (16, 22000) in rows(TenantPaths(tenants).live(C), "SELECT user_id, xp FROM xp")
 
 
 def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, tenants: Path,
