@@ -25,11 +25,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _progress_step(total: int) -> int:
+    """Log progress about ten times over a long run, and not at all over a short one."""
+    return max(total // 10, 100)
+
+
 async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild]) -> None:
     """Purge members named in a guild's file who are no longer its members (they left while the bot
     was offline, or a restore brought their rows back), in guilds whose member list is complete."""
     purged_members = purged_in = skipped = failed = 0
-    step = max(len(guilds) // 10, 100)
+    step = _progress_step(len(guilds))
     for done, guild in enumerate(guilds, start=1):
         is_member = server_members(guild)  # None until the list is complete (chunked): an
         if is_member is None:               # incomplete one would make members look departed
@@ -62,7 +67,7 @@ async def archive_removed_while_offline(tenants: TenantManager, guilds: Sequence
     if not removed:
         return
     archived = 0
-    step = max(len(removed) // 10, 100)
+    step = _progress_step(len(removed))
     for done, guild_id in enumerate(removed, start=1):
         try:
             path = await tenants.archive(guild_id)
