@@ -213,7 +213,8 @@ class FlushCycles:
         seconds = [s for _, s in cycles]
         return {"cycles": len(cycles), "mean_s": round(statistics.fmean(seconds), 3),
                 "max_s": round(max(seconds), 3),
-                "mean_dirty_guilds": round(statistics.fmean(dirty for dirty, _ in cycles))}
+                "mean_dirty_guilds": round(statistics.fmean(dirty for dirty, _ in cycles)),
+                "rounds_s": [round(s, 2) for s in seconds]}
 
 
 async def measure_chat(folder: Path, guilds: int, sustained_seconds: float, rate: float, burst: int,

@@ -184,9 +184,19 @@ class TenantManager:
                 await conn.rollback()
                 raise
 
-    @contextlib.asynccontextmanager
-    async def reading(self, guild_id: int, *, create: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+    def reading(self, guild_id: int, *, create: bool = True
+                ) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
         """The guild's connection for reads, under the same lock as transactions."""
+        return self._without_transaction(guild_id, create)
+
+    def single_statement(self, guild_id: int, *, create: bool = True
+                         ) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        """The guild's connection for a write that is one statement: SQLite runs a lone statement as
+        its own transaction (all of it or nothing), which spares BEGIN's and COMMIT's round trips."""
+        return self._without_transaction(guild_id, create)
+
+    @contextlib.asynccontextmanager
+    async def _without_transaction(self, guild_id: int, create: bool) -> AsyncIterator[aiosqlite.Connection]:
         async with self._connection(guild_id, create) as conn:
             try:
                 yield conn

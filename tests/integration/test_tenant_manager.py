@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from malabot.errors import InvalidGuildId, MigrationError, TenantError
+from malabot.tenancy import opening
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.migrations import APPLICATION_ID, MigrationSet
 
@@ -77,6 +78,28 @@ async def test_connections_have_foreign_keys_on(tenants: TenantManager) -> None:
     async with tenants.reading(1) as conn:
         assert await conn.execute_fetchall("PRAGMA foreign_keys") == [(1,)]
         assert await conn.execute_fetchall("PRAGMA busy_timeout") == [(5000,)]
+
+
+async def test_a_small_file_keeps_no_page_cache_and_a_big_one_keeps_sqlites(tenants: TenantManager) -> None:
+    async with tenants.transaction(1) as conn:
+        assert await conn.execute_fetchall("PRAGMA cache_size") == [(2,)]
+        await conn.execute("CREATE TABLE filler (data BLOB)")
+        await conn.execute("INSERT INTO filler VALUES (zeroblob(?))", (opening.SMALL_FILE_BYTES,))
+        assert await conn.execute_fetchall("SELECT count(*) FROM xp") == [(0,)]  # still reads
+    await tenants.close(1)
+    async with tenants.reading(1) as conn:  # reopened: now over the limit
+        assert await conn.execute_fetchall("PRAGMA cache_size") == [(-2000,)]  # SQLite's default
+
+
+async def test_a_single_statement_commits_alone_and_a_failed_one_leaves_nothing(tenants: TenantManager) -> None:
+    async with tenants.single_statement(1) as conn:
+        assert not conn.in_transaction
+        await conn.execute("INSERT INTO xp (user_id, xp) VALUES (1, 10)")
+    with pytest.raises(sqlite3.IntegrityError):
+        async with tenants.single_statement(1) as conn:
+            await conn.execute("INSERT INTO xp (user_id, xp) VALUES (2, 5), (3, -1)")
+    async with tenants.reading(1) as conn:
+        assert await conn.execute_fetchall("SELECT user_id, xp FROM xp") == [(1, 10)]
 
 
 async def test_create_false_does_not_create(tenants: TenantManager) -> None:

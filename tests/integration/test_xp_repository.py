@@ -42,11 +42,36 @@ async def test_buffered_awards_create_then_add_to_rows_and_return_the_totals(
                                      (2, 45, 2, "2026-06-15T12:00:05+00:00")]
 
 
-async def test_thousands_of_awards_go_in_several_statements(conn: aiosqlite.Connection) -> None:
-    awards = [BufferedAward(user_id, 10, 1, "2026-06-15T12:00:00+00:00") for user_id in range(1, 4502)]
+async def test_thousands_of_awards_go_in_one_call(conn: aiosqlite.Connection) -> None:
+    awards = [BufferedAward(user_id, 10, 1, "2026-06-15T12:00:00+00:00") for user_id in range(1, 40_002)]
     totals = await repository.add_awards(conn, awards)
-    assert len(totals) == 4501 and set(totals.values()) == {10}
-    assert len(await all_rows(conn)) == 4501
+    assert len(totals) == 40_001 and set(totals.values()) == {10}
+    assert len(await all_rows(conn)) == 40_001
+
+
+async def test_awards_are_one_statement_so_a_refused_one_writes_none_of_them(
+        conn: aiosqlite.Connection) -> None:
+    """The flush runs without BEGIN/COMMIT: it relies on SQLite undoing a whole failed statement."""
+    await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00")])
+    with pytest.raises(sqlite3.IntegrityError):
+        await repository.add_awards(conn, [BufferedAward(1, 5, 1, "2026-06-15T12:01:00+00:00"),
+                                           BufferedAward(2, 30, 1, "2026-06-15T12:01:00+00:00"),
+                                           BufferedAward(3, -1, 1, "2026-06-15T12:01:00+00:00")])
+    assert not conn.in_transaction
+    assert await all_rows(conn) == [(1, 20, 1, "2026-06-15T12:00:00+00:00")]
+
+
+async def test_snowflake_sized_ids_keep_every_digit(conn: aiosqlite.Connection) -> None:
+    big = 2**63 - 1  # the largest id SQLite stores; JSON must not round it through a float
+    assert await repository.add_awards(conn, [BufferedAward(big, 20, 1, "2026-06-15T12:00:00+00:00")]) == {big: 20}
+    assert await repository.stored_totals(conn, [big, big - 1]) == {big: 20, big - 1: 0}
+
+
+async def test_stored_totals_of_many_members_at_once(conn: aiosqlite.Connection) -> None:
+    await repository.add_awards(conn, [BufferedAward(user_id, user_id, 1, "t") for user_id in range(1, 25_001)])
+    asked = list(range(1, 30_001))
+    totals = await repository.stored_totals(conn, asked)
+    assert totals == {user_id: user_id if user_id <= 25_000 else 0 for user_id in asked}
 
 
 async def test_last_message_time_never_goes_back(conn: aiosqlite.Connection) -> None:

@@ -1,6 +1,7 @@
 """SQL of XP and level roles. Every function works on the connection of one tenant file.
 
-Callers own the transaction: writes are meant to run inside `tenants.transaction(guild_id)`.
+Callers own the transaction: writes are meant to run inside `tenants.transaction(guild_id)`, except
+`add_awards`, which is one statement and may run alone (`tenants.single_statement(guild_id)`).
 """
 
 from __future__ import annotations
@@ -46,46 +47,31 @@ async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-# Ids per statement: below SQLite's bound-parameter limit (32,766).
-_IDS_PER_STATEMENT = 10_000
-
-
 async def stored_totals(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
-    """Stored XP of many members at once (0 for those without a row): one statement per 10,000
-    members, since every statement is a round trip to the connection's thread."""
+    """Stored XP of many members at once (0 for those without a row), in one statement: the ids go
+    as one JSON array, so the statement's text never changes and the connection prepares it once."""
     totals = dict.fromkeys(user_ids, 0)
-    for start in range(0, len(user_ids), _IDS_PER_STATEMENT):
-        chunk = user_ids[start:start + _IDS_PER_STATEMENT]
-        marks = ",".join("?" * len(chunk))
-        rows = await conn.execute_fetchall(f"SELECT user_id, xp FROM xp WHERE user_id IN ({marks})", chunk)
-        totals.update((int(user_id), int(xp)) for user_id, xp in rows)
+    rows = await conn.execute_fetchall(
+        "SELECT user_id, xp FROM xp WHERE user_id IN (SELECT value FROM json_each(?))", (json.dumps(user_ids),))
+    totals.update((int(user_id), int(xp)) for user_id, xp in rows)
     return totals
-
-
-# Rows per statement: 4 parameters each, well below SQLite's bound-parameter limit (32,766).
-_AWARDS_PER_STATEMENT = 2000
 
 
 async def add_awards(conn: aiosqlite.Connection, awards: list[BufferedAward]) -> dict[int, int]:
     """Add buffered chat XP and message counts, creating rows for new members; returns each
-    member's new stored total. One statement per 2,000 members (RETURNING spares a second query),
-    since every statement is a round trip to the connection's thread."""
-    totals: dict[int, int] = {}
-    for start in range(0, len(awards), _AWARDS_PER_STATEMENT):
-        chunk = awards[start:start + _AWARDS_PER_STATEMENT]
-        rows = ",".join(["(?, ?, ?, ?)"] * len(chunk))
-        parameters = [value for award in chunk
-                      for value in (award.user_id, award.xp, award.messages, award.last_message_at)]
-        returned = await conn.execute_fetchall(
-            f"""INSERT INTO xp (user_id, xp, messages, last_message_at) VALUES {rows}
-                ON CONFLICT (user_id) DO UPDATE SET
-                  xp = xp + excluded.xp,
-                  messages = messages + excluded.messages,
-                  last_message_at = max(coalesce(last_message_at, ''), excluded.last_message_at)
-                RETURNING user_id, xp""",
-            parameters)
-        totals.update((int(user_id), int(xp)) for user_id, xp in returned)
-    return totals
+    member's new stored total. One statement however many members (a JSON array parameter), so it
+    is one round trip to the connection's thread and, alone, its own transaction."""
+    rows = json.dumps([[award.user_id, award.xp, award.messages, award.last_message_at] for award in awards])
+    returned = await conn.execute_fetchall(
+        """INSERT INTO xp (user_id, xp, messages, last_message_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+           ON CONFLICT (user_id) DO UPDATE SET
+             xp = xp + excluded.xp,
+             messages = messages + excluded.messages,
+             last_message_at = max(coalesce(last_message_at, ''), excluded.last_message_at)
+           RETURNING user_id, xp""",
+        (rows,))
+    return {int(user_id): int(xp) for user_id, xp in returned}
 
 
 async def add_xp(conn: aiosqlite.Connection, user_ids: Iterable[int], amount: int) -> None:

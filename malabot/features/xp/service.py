@@ -363,7 +363,7 @@ class XpService:
         taken: list[tuple[int, int, int, float]] = []
         guild: GuildBuffer | None = None
         try:
-            async with self._tenants.transaction(guild_id) as conn:
+            async with self._tenants.single_statement(guild_id) as conn:
                 # Taken under the tenant lock: a concurrent flush of this guild has finished by now.
                 guild = self._guilds.get(guild_id)
                 if guild is None or not guild.dirty:
