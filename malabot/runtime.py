@@ -29,6 +29,7 @@ from malabot.app import (
 )
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
+from malabot.tenancy.descriptors import ensure_descriptors
 from malabot.tenancy.opening import remove_staging_leftovers
 from malabot.tenancy.paths import TenantPaths
 
@@ -104,6 +105,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """`malabot run`: connect with the token and serve until SIGINT/SIGTERM."""
     stop = stop or asyncio.Event()
     token = settings.token.get_secret_value().strip() if settings.token else ""
+    ensure_descriptors(settings.max_open_tenants)
     with tenants_lock(settings, "malabot run"):
         if removed := remove_staging_leftovers(TenantPaths(settings.tenants_dir)):
             log.info("removed %d temporary tenant file(s) left by an earlier crash", removed)

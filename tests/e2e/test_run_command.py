@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -25,9 +26,15 @@ def bot_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-async def run_malabot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def run_malabot(env: dict[str, str], cwd: Path, *,
+                      open_files: tuple[int, int] | None = None) -> asyncio.subprocess.Process:
+    """`open_files`: the (soft, hard) limit of open files the process starts with (`ulimit -n`)."""
+    def limit_open_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "malabot", "run", env=env, cwd=cwd,
+        sys.executable, "-m", "malabot", "run", env=env, cwd=cwd, preexec_fn=limit_open_files,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
@@ -45,6 +52,36 @@ async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) ->
     assert process.returncode == 1
     assert stderr.decode().strip().splitlines() == [
         "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
+
+
+async def test_a_pool_larger_than_the_open_file_limit_allows_is_refused_in_one_line(tmp_path: Path) -> None:
+    env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_MAX_OPEN_TENANTS="256")
+    process = await run_malabot(env, tmp_path, open_files=(300, 300))
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        "malabot: MALABOT_MAX_OPEN_TENANTS=256 needs about 832 open files, but this process may open at most "
+        "300 (ulimit -Hn); set it to 78 or less, or raise the limit"]
+    assert not (tmp_path / "tenants").exists()  # refused before touching anything
+
+
+async def test_the_open_file_limit_is_raised_to_what_the_pool_needs(discord_server: FakeDiscord,
+                                                                     tmp_path: Path) -> None:
+    """Each open tenant holds 3 files: a pool of 1,024 needs more than a default soft limit of 1,024."""
+    guild = discord_server.add_guild("Ops")
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token, MALABOT_MAX_OPEN_TENANTS="1024",
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    process = await run_malabot(env, tmp_path, open_files=(1024, 8192))
+    try:
+        tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
+        await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        assert [line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")] == \
+            [["3136", "8192"]]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
 
 
 @pytest.fixture
