@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from malabot.errors import MalabotError
+from malabot.tenancy.sqlite_version import check_sqlite_version
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_sqlite_version()
         return int(args.handler(args) or 0)
     except MalabotError as error:
         print(f"malabot: {error}", file=sys.stderr)

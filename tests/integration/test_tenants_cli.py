@@ -91,6 +91,15 @@ def test_an_empty_folder_lists_nothing(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no guild files" in capsys.readouterr().err
 
 
+def test_a_sqlite_too_old_for_the_tenant_files_is_refused_in_one_line(
+        paths: TenantPaths, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    assert main(["tenants", "list", "--tenants-dir", str(paths.root)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "malabot: MalaBoT needs SQLite 3.38.0 or newer, but this Python's sqlite3 module uses 3.31.1; "
+        "use a Python built with a newer SQLite (e.g. from python.org or pyenv)"]
+
+
 @pytest.mark.parametrize("args", [["list"], ["check"], ["migrate", "--all"], ["backup", "--all"]])
 def test_a_folder_that_is_not_there_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       args: list[str]) -> None:
