@@ -21,6 +21,8 @@ MEMBER_COLUMN = re.compile(r"^(user_id|.*_user_id|.*target_id|.*actor_id|.*moder
 
 Rows = list[dict[str, Any]]
 
+_IDS_PER_STATEMENT = 10_000  # well below SQLite's limit on parameters (32,766)
+
 
 class MemberDataHandler(Protocol):
     """What each feature provides about the member data it stores."""
@@ -29,6 +31,8 @@ class MemberDataHandler(Protocol):
     # Every (table, column) holding a member id that this handler is responsible for,
     # including columns it deliberately keeps (and says why in its docstring).
     covers: frozenset[tuple[str, str]]
+    # The columns whose rows a purge deletes or anonymises (those of `covers` it does not keep).
+    changes: frozenset[tuple[str, str]]
 
     async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
         """Delete (or anonymise) the member's rows; returns how many rows changed."""
@@ -51,7 +55,7 @@ class SimpleTableHandler:
     def __init__(self, name: str, tables: Sequence[tuple[str, str]]) -> None:
         self.name = name
         self._tables = tuple(tables)
-        self.covers = frozenset(self._tables)
+        self.covers = self.changes = frozenset(self._tables)
 
     async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
         changed = 0
@@ -79,7 +83,8 @@ class AnonymisingHandler:
         self._delete_by = tuple(delete_by)
         self._anonymise = tuple(anonymise)
         self._keep_by = tuple(keep_by)
-        self.covers = frozenset(self._delete_by + self._anonymise + self._keep_by)
+        self.changes = frozenset(self._delete_by + self._anonymise)
+        self.covers = self.changes | frozenset(self._keep_by)
 
     async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
         changed = 0
@@ -100,9 +105,19 @@ class AnonymisingHandler:
         return exported
 
 
-async def ids_named_in(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]]) -> set[int]:
-    """Every member id found in the given (table, column) pairs."""
-    selects = [f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in sorted(columns)]
-    if not selects:
+async def ids_named_in(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]],
+                       among: Sequence[int] | None = None) -> set[int]:
+    """Every member id found in the given (table, column) pairs; only those of `among` if given."""
+    columns = sorted(columns)
+    if not columns:
         return set()
-    return {row[0] for row in await conn.execute_fetchall(" UNION ".join(selects))}
+    where = "IS NOT NULL" if among is None else "IN wanted"
+    sql = " UNION ".join(f"SELECT {column} FROM {table} WHERE {column} {where}" for table, column in columns)
+    if among is None:
+        return {row[0] for row in await conn.execute_fetchall(sql)}
+    found: set[int] = set()
+    for start in range(0, len(among), _IDS_PER_STATEMENT):
+        chunk = among[start:start + _IDS_PER_STATEMENT]
+        wanted = f"WITH wanted(id) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+        found.update(row[0] for row in await conn.execute_fetchall(wanted + sql, chunk))
+    return found

@@ -118,9 +118,13 @@ class Lifecycle(discord.Cog):
             log.info("guild %s: bot removed, data archived to %s", guild.id, archived.name)
 
     @discord.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        await self.services.member_data.member_joined(member.guild.id, member.id)
+
+    @discord.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
         # The raw event fires for every member, cached or not, so nobody's data is left behind.
         if self.bot.user is not None and payload.user.id == self.bot.user.id:
             return
-        report = await self.services.member_data.purge(payload.guild_id, payload.user.id)
+        report = await self.services.member_data.member_left(payload.guild_id, payload.user.id)
         log.info("guild %s: member left, %d rows purged", payload.guild_id, report.total)

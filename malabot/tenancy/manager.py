@@ -41,6 +41,7 @@ FileOperationHook = Callable[[int], Awaitable[None]]
 FileChangedHook = Callable[[int], None]
 StagedFileHook = Callable[[int, aiosqlite.Connection, Path], Awaitable[None]]
 ShutdownHook = Callable[[], Awaitable[None]]
+BeforeCommitHook = Callable[[int, aiosqlite.Connection], Awaitable[None]]
 
 _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cursor
 # Opening or closing a connection briefly needs more than its 3 file descriptors (db, -wal, -shm):
@@ -92,6 +93,7 @@ class TenantManager:
         self._changed_hooks: list[FileChangedHook] = []
         self._staged_hooks: list[StagedFileHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
+        self._commit_hooks: list[BeforeCommitHook] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -139,6 +141,12 @@ class TenantManager:
         is installed. It must not use the tenant: its lock is held."""
         self._staged_hooks.append(hook)
 
+    def add_before_commit(self, hook: BeforeCommitHook) -> None:
+        """`await hook(guild_id, conn)` runs last in every transaction(), before its COMMIT: for writes
+        that must hold whatever the transaction did (e.g. no row of a member who has just left). It
+        must only use `conn`; if it raises, the transaction rolls back."""
+        self._commit_hooks.append(hook)
+
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """`hook()` runs first in close_all, while tenants can still be opened (e.g. a final flush)."""
         self._shutdown_hooks.append(hook)
@@ -177,6 +185,8 @@ class TenantManager:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                for hook in self._commit_hooks:
+                    await hook(parse_guild_id(guild_id), conn)
                 await conn.execute("COMMIT")
             except BaseException:
                 # Queued behind whatever is still running on the connection's thread (even a

@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
+from malabot.features.settings import repository as settings_repository
 from malabot.sandbox import FakeDiscord
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
@@ -234,3 +236,74 @@ async def test_after_an_invalidated_session_the_bot_catches_up_on_what_it_missed
     assert rows_mentioning(world.tenant_file(world.guild), world.alice.id), "a member's data stays"
     reply = await world.command(world.alice, "rank")
     assert "rank #1" in reply.content
+
+
+# -- a member-scoped write racing the member's leave ---------------------------------------------------
+
+async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_rows(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings are not cached yet: the check-in reads them from the file, and the leave's purge
+    queues for the file meanwhile. It used to run before the check-in's transaction, which then wrote
+    bob's check-in and XP back until the next start."""
+    bob = world.bob.id
+    assert world.live.guild_settings.cached(world.guild.id) is None, "the check-in is the first use"
+    reading, release = asyncio.Event(), asyncio.Event()
+    real = settings_repository.load_values
+
+    async def held(conn: aiosqlite.Connection) -> dict[str, object]:
+        reading.set()
+        await release.wait()
+        return await real(conn)
+
+    monkeypatch.setattr(settings_repository, "load_values", held)
+    checkin = asyncio.create_task(world.command(world.bob, "checkin"))
+    await asyncio.wait_for(reading.wait(), timeout=5)
+    await world.server.remove_member(world.guild, world.bob)   # handled while the check-in reads
+    release.set()
+    reply = await checkin
+    assert reply.content.startswith("✅ Checked in"), reply.content
+    await settled(world)
+    await world.live.xp.flush_all()
+    assert rows_mentioning(world.tenant_file(world.guild), bob) == {}
+
+
+# Each command about bob, and how its answer starts when it did what it was asked.
+LATE_WRITES = {
+    "checkin": (lambda world: world.command(world.bob, "checkin"), "✅ Checked in"),
+    "birthday set": (lambda world: world.command(world.bob, "birthday set", {"month": 4, "day": 12}),
+                     "Saved: your birthday is April 12"),
+    "xp add": (lambda world: world.command(world.admin, "xp add", {"member": world.bob, "amount": 50}),
+               "Added 50 XP to"),
+}
+
+
+@pytest.mark.parametrize("write", sorted(LATE_WRITES))
+async def test_a_write_about_a_member_handled_just_after_their_leave_leaves_no_rows(
+        world: World, write: str) -> None:
+    """The general case: the leave's purge is done before the write's transaction (Discord may deliver
+    a command of, or about, a member who has just left)."""
+    bob = world.bob.id
+    await seed_member(world, world.guild.id, bob)
+    await world.server.remove_member(world.guild, world.bob)
+    await settled(world)
+    world.server.add_member(world.guild, world.bob)   # silently: the leave is all the bot heard
+    command, done = LATE_WRITES[write]
+    reply = await command(world)
+    assert reply.content.startswith(done), reply.content
+    await world.live.xp.flush_all()
+    assert rows_mentioning(world.tenant_file(world.guild), bob) == {}
+    assert rows_mentioning(world.tenant_file(world.other_guild), bob) == {}, "nothing written elsewhere"
+
+
+async def test_a_member_who_rejoins_just_after_leaving_keeps_what_they_do_again(world: World) -> None:
+    bob = world.bob.id
+    await seed_member(world, world.guild.id, bob)
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), bob), what="the purge")
+    await world.server.member_join(world.guild, world.bob)
+    await settled(world)
+    reply = await world.command(world.bob, "checkin")
+    assert reply.content.startswith("✅ Checked in for"), reply.content
+    await world.command(world.alice, "checkin")   # another write in that file: bob's rows stay
+    await world.live.xp.flush_all()
+    assert rows_mentioning(world.tenant_file(world.guild), bob) == {"checkins": 1, "checkin_days": 1, "xp": 1}

@@ -11,6 +11,9 @@ import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
 from malabot.errors import UserInputError
+from malabot.features.checkins.member_data import checkin_member_data
+from malabot.features.xp.member_data import xp_member_data
+from malabot.member_data import MemberData
 
 GUILD = 111_111_111_111_111_111
 ADMIN = 9
@@ -173,6 +176,20 @@ async def test_purge_removes_the_members_check_ins_only(world: XpWorld) -> None:
     assert (await world.checkins.streak(GUILD, ALICE)).total_checkins == 0
     again = await world.checkins.check_in(GUILD, ALICE)       # a returning member starts afresh
     assert (again.streak, again.total_checkins) == (1, 1)
+
+
+async def test_a_member_who_left_is_kept_out_of_later_writes_for_a_while_only(world: XpWorld) -> None:
+    # Long enough for a write under way as they left; after it, a member whose rejoin the bot missed
+    # is not kept out for ever.
+    member_data = MemberData(world.tenants, [xp_member_data(), checkin_member_data()], departure_seconds=0.2)
+    await member_data.member_left(GUILD, ALICE)
+    await world.checkins.check_in(GUILD, ALICE)                # a check-in that was under way
+    await world.checkins.check_in(GUILD, BOB)
+    assert days_in_file(world, ALICE) == []
+    assert days_in_file(world, BOB) == [("2026-01-30", 50)]
+    await asyncio.sleep(0.25)
+    await world.checkins.check_in(GUILD, ALICE)
+    assert days_in_file(world, ALICE) == [("2026-01-30", 50)]
 
 
 async def test_the_database_refuses_a_second_claim_of_a_day_even_without_a_streak_row(world: XpWorld) -> None:
