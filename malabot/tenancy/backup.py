@@ -8,6 +8,9 @@ read with SQLite's backup API, so a source in WAL mode comes with its committed 
 Restore never touches the live file until the replacement is complete: the source is copied to a
 temporary file, checked (integrity, MalaBoT identity, guild, schema version) and migrated forward
 there, then swapped in with one atomic rename. The previous live file is kept under backups/.
+
+A backup is written under a hidden staging name beside its target (`.<name>.tmp`), created for it
+alone: another backup never takes it over.
 """
 
 from __future__ import annotations
@@ -84,11 +87,14 @@ def inspect_file(path: Path, guild_id: int, migrations: MigrationSet, *, look_on
 
 
 def free_path(name_at: Callable[[datetime], Path], moment: datetime | None = None) -> Path:
-    """The first unused name from `moment` on; names carry a UTC second, so a clash moves a second on."""
+    """The first unused name from `moment` on; names carry a UTC second, so a clash moves a second on.
+
+    A name another backup is still writing (its staging file exists) is in use too.
+    """
     start = moment or datetime.now(UTC)
     for step in range(3600):
         candidate = name_at(start + timedelta(seconds=step))
-        if not candidate.exists():
+        if not candidate.exists() and not _backup_staging(candidate).exists():
             return candidate
     raise TenantError(f"no free file name near {name_at(start)}")
 
@@ -108,8 +114,8 @@ def backup_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
     if target.exists():
         raise TenantError(f"guild {guild_id}: backup target {target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp")
-    remove_database_files(staging)
+    staging = _backup_staging(target)
+    _claim_staging(staging, target, guild_id)
     try:
         source = connect(live, busy_timeout_ms=busy_timeout_ms)
         try:
@@ -233,6 +239,26 @@ def latest_archive(paths: TenantPaths, guild_id: int, max_age: timedelta,
         return None
     moment, path = max(dated)
     return path if now - moment <= max_age else None
+
+
+def _backup_staging(target: Path) -> Path:
+    """Where a backup is written before it gets its name: hidden, beside it (an atomic rename)."""
+    return target.with_name(f".{target.name}.tmp")
+
+
+def _claim_staging(staging: Path, target: Path, guild_id: int) -> None:
+    """Create the (empty) staging file for this backup alone; VACUUM INTO writes into an empty file.
+
+    Never reuses an existing file: that is another backup's, in progress or crashed.
+    """
+    try:
+        fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise TenantError(f"guild {guild_id}: another backup is writing {target} right now; "
+                          "try again in a moment") from None
+    except OSError as error:
+        raise TenantError(f"guild {guild_id}: cannot write the backup {target}: {error}") from error
+    os.close(fd)
 
 
 def _copy_database(source: Path, target: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -138,6 +140,26 @@ async def test_a_missing_guild_has_nothing_to_back_up(tenants: TenantManager) ->
     with pytest.raises(TenantError, match="no data file for guild 5$"):
         await tenants.backup(5)
     assert not tenants.exists(5)
+
+
+def leave(folder: Path, names: list[str], *, age: timedelta) -> list[Path]:
+    """Files named `names` in `folder`, last written `age` ago."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = time.time() - age.total_seconds()
+    for name in names:
+        (folder / name).write_bytes(b"a copy of the members' data, half written")
+        os.utime(folder / name, (written, written))
+    return [folder / name for name in names]
+
+
+async def test_a_backup_never_takes_over_the_file_another_backup_is_writing(tenants: TenantManager,
+                                                                           tmp_path: Path) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    target = tmp_path / "out" / "mine.sqlite3"
+    [other] = leave(target.parent, [".mine.sqlite3.tmp"], age=timedelta(seconds=1))
+    with pytest.raises(TenantError, match="another backup is writing .*mine.sqlite3 right now"):
+        await tenants.backup(1, target)
+    assert other.read_bytes().startswith(b"a copy") and not target.exists()
 
 
 # -- restore -------------------------------------------------------------------------------------
