@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import random
@@ -150,6 +151,36 @@ def leave(folder: Path, names: list[str], *, age: timedelta) -> list[Path]:
         (folder / name).write_bytes(b"a copy of the members' data, half written")
         os.utime(folder / name, (written, written))
     return [folder / name for name in names]
+
+
+async def test_a_backup_first_removes_what_crashed_backups_left_beside_it_and_nothing_else(
+        tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    folder = tenants.paths.backups_dir / "1"
+    crashed = leave(folder, [".1-20260101T000000Z.sqlite3.tmp", ".1-20260101T000000Z.sqlite3.tmp-wal",
+                             ".1-20260101T000000Z.sqlite3.tmp-shm", ".1-20260102T000000Z.sqlite3.tmp",
+                             ".1-20260102T000000Z.sqlite3.tmp-journal",
+                             ".1-20260103T000000Z.sqlite3.tmp-wal"],  # its staging file already gone
+                    age=timedelta(hours=2))
+    in_progress = leave(folder, [".1-20260104T000000Z.sqlite3.tmp", ".1-20260104T000000Z.sqlite3.tmp-wal"],
+                        age=timedelta(seconds=1))
+    [stalled] = leave(folder, [".1-20260105T000000Z.sqlite3.tmp"], age=timedelta(hours=2))
+    unrelated = leave(folder, [".notes.tmp", "1-20260101T000000Z.sqlite3", ".1-mine.sqlite3.tmp",
+                               "1-20260101T000000Z.sqlite3.tmp", ".2-20260101T000000Z.sqlite3.tmp",
+                               ".1-20260101T000000Z.sqlite3.tmp.bak"], age=timedelta(days=30))
+    holder = os.open(stalled, os.O_RDONLY)  # a backup still holds it: written long ago, not abandoned
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        written = await tenants.backup(1)
+    finally:
+        os.close(holder)
+    assert [path.name for path in crashed if path.exists()] == []
+    assert all(path.exists() for path in [*in_progress, stalled, *unrelated])
+    assert read(written, "SELECT user_id FROM xp ORDER BY user_id") == [(1,), (2,), (3,)]
+    assert await tenants.backup(1) != written
+    assert not stalled.exists(), "once no backup holds it, it is a leftover"
+    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".")) == sorted(
+        path.name for path in [*in_progress, *unrelated] if path.name.startswith("."))
 
 
 async def test_a_backup_never_takes_over_the_file_another_backup_is_writing(tenants: TenantManager,
