@@ -29,6 +29,7 @@ from malabot.app import (
 )
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
+from malabot.tenancy.backup import remove_all_backup_leftovers
 from malabot.tenancy.descriptors import ensure_descriptors
 from malabot.tenancy.opening import remove_staging_leftovers
 from malabot.tenancy.paths import TenantPaths
@@ -109,6 +110,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     with tenants_lock(settings, "malabot run"):
         if removed := remove_staging_leftovers(TenantPaths(settings.tenants_dir)):
             log.info("removed %d temporary tenant file(s) left by an earlier crash", removed)
+        if removed := remove_all_backup_leftovers(TenantPaths(settings.tenants_dir)):
+            log.info("removed %d temporary backup file(s) left by an interrupted backup", removed)
         services = build_services(settings)
         await start_services(services)
         bot = build_bot(services)

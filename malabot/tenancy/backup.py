@@ -8,18 +8,28 @@ read with SQLite's backup API, so a source in WAL mode comes with its committed 
 Restore never touches the live file until the replacement is complete: the source is copied to a
 temporary file, checked (integrity, MalaBoT identity, guild, schema version) and migrated forward
 there, then swapped in with one atomic rename. The previous live file is kept under backups/.
+
+A backup is written under a hidden staging name beside its target (`.<name>.tmp`) and locked while
+it is written; what a crashed backup left there is removed before the next backup into that folder
+and, for tenants/backups/, at bot start (see `remove_backup_leftovers`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
+import re
 import shutil
 import sqlite3
+import stat
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from malabot.errors import MigrationError, RestoreRefused, TenantError
+from malabot.errors import InvalidGuildId, MigrationError, RestoreRefused, TenantError
 from malabot.tenancy.migrations import MigrationSet, check_history, migrate
 from malabot.tenancy.opening import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -34,9 +44,17 @@ from malabot.tenancy.opening import (
     remove_database_files,
     unique_staging,
 )
-from malabot.tenancy.paths import TENANT_SUFFIX, TenantPaths, sidecars
+from malabot.tenancy.paths import TENANT_SUFFIX, TenantPaths, parse_guild_id, sidecars
+
+log = logging.getLogger(__name__)
 
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # paths.utc_stamp
+
+# A staging file is a crash's leftover only when no backup holds its lock and nothing has written it
+# for an hour. The lock says no writer has it; the age covers the instant between creating the file
+# and locking it, and copies begun by MalaBoT versions that did not lock. A running VACUUM INTO writes
+# the file every few megabytes, so an hour without a write is far beyond any real backup.
+LEFTOVER_AGE_SECONDS = 3600
 
 
 def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationSet, *,
@@ -84,11 +102,14 @@ def inspect_file(path: Path, guild_id: int, migrations: MigrationSet, *, look_on
 
 
 def free_path(name_at: Callable[[datetime], Path], moment: datetime | None = None) -> Path:
-    """The first unused name from `moment` on; names carry a UTC second, so a clash moves a second on."""
+    """The first unused name from `moment` on; names carry a UTC second, so a clash moves a second on.
+
+    A name another backup is still writing (its staging file exists) is in use too.
+    """
     start = moment or datetime.now(UTC)
     for step in range(3600):
         candidate = name_at(start + timedelta(seconds=step))
-        if not candidate.exists():
+        if not candidate.exists() and not _backup_staging(candidate).exists():
             return candidate
     raise TenantError(f"no free file name near {name_at(start)}")
 
@@ -108,8 +129,11 @@ def backup_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
     if target.exists():
         raise TenantError(f"guild {guild_id}: backup target {target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp")
-    remove_database_files(staging)
+    if removed := remove_backup_leftovers(target.parent, guild_id):
+        log.info("guild %s: removed %d temporary backup file(s) an interrupted backup left in %s",
+                 guild_id, removed, target.parent)
+    staging = _backup_staging(target)
+    claim = _claim_staging(staging, target, guild_id)
     try:
         source = connect(live, busy_timeout_ms=busy_timeout_ms)
         try:
@@ -129,6 +153,57 @@ def backup_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
         raise TenantError(f"guild {guild_id}: backup of {live} failed: {error}") from error
     finally:
         remove_database_files(staging)
+        os.close(claim)  # releases the lock, after the staging files are gone
+
+
+def remove_backup_leftovers(folder: Path, guild_id: int) -> int:
+    """Delete what crashed backups of the guild left in `folder`; returns how many backups they were.
+
+    Only `.<guild>-<UTC stamp>.sqlite3.tmp` (the staging name of a backup named by `paths.backup`) and
+    its -wal/-shm/-journal are candidates, and only when abandoned (LEFTOVER_AGE_SECONDS): a backup in
+    progress, in this process or another, and every other file stay. Best effort: a file that cannot
+    be looked at or removed stays for the next time, and never stops a backup or the bot's start.
+    """
+    staging_name = re.compile(rf"\.{parse_guild_id(guild_id)}-\d{{8}}T\d{{6}}Z{re.escape(TENANT_SUFFIX)}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no such folder yet, or not readable
+        return 0
+    groups: dict[str, list[Path]] = {}  # staging name -> its files found
+    for name in names:
+        main = re.sub(r"-(wal|shm|journal)$", "", name)
+        if staging_name.fullmatch(main):
+            groups.setdefault(main, []).append(folder / name)
+    removed = 0
+    for main, found in groups.items():
+        staging = folder / main
+        if not _abandoned(staging, found):
+            continue
+        # The staging file itself goes last: until it is gone no new backup can take its name, so
+        # every sidecar removed here is the crashed backup's.
+        try:
+            for path in sorted(found, key=lambda path: path == staging):
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def remove_all_backup_leftovers(paths: TenantPaths) -> int:
+    """`remove_backup_leftovers` in every guild's folder under tenants/backups/ (at bot start)."""
+    try:
+        folders = list(paths.backups_dir.iterdir())
+    except OSError:
+        return 0
+    removed = 0
+    for folder in folders:
+        try:
+            guild_id = parse_guild_id(folder.name)
+        except InvalidGuildId:  # an operator's own folder
+            continue
+        removed += remove_backup_leftovers(folder, guild_id)
+    return removed
 
 
 def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations: MigrationSet, *,
@@ -233,6 +308,54 @@ def latest_archive(paths: TenantPaths, guild_id: int, max_age: timedelta,
         return None
     moment, path = max(dated)
     return path if now - moment <= max_age else None
+
+
+def _backup_staging(target: Path) -> Path:
+    """Where a backup is written before it gets its name: hidden, beside it (an atomic rename)."""
+    return target.with_name(f".{target.name}.tmp")
+
+
+def _claim_staging(staging: Path, target: Path, guild_id: int) -> int:
+    """Create the (empty) staging file and lock it for the whole backup; returns the lock's descriptor.
+
+    Never reuses an existing file: that is another backup's, in progress or crashed. VACUUM INTO
+    writes into an empty file. The lock is `flock`, which SQLite's own (fcntl) locks never touch.
+    """
+    try:
+        fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise TenantError(f"guild {guild_id}: another backup is writing {target} right now; "
+                          "try again in a moment") from None
+    except OSError as error:
+        raise TenantError(f"guild {guild_id}: cannot write the backup {target}: {error}") from error
+    with contextlib.suppress(OSError):  # a filesystem without locks: the age rule alone protects it
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _abandoned(staging: Path, found: list[Path]) -> bool:
+    """Whether a backup's staging files were left by a crash (see LEFTOVER_AGE_SECONDS)."""
+    try:
+        stats = [os.stat(path) for path in found]
+    except OSError:  # changing under us: a backup is at work, or another cleaner
+        return False
+    if not all(stat.S_ISREG(info.st_mode) for info in stats):
+        return False
+    if time.time() - max(info.st_mtime for info in stats) < LEFTOVER_AGE_SECONDS:
+        return False
+    try:
+        fd = os.open(staging, os.O_RDONLY)
+    except FileNotFoundError:  # only sidecars left: no backup writes without its staging file
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: a backup holds it
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _copy_database(source: Path, target: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,6 +128,18 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
         leftover.write_bytes(b"half a file")
     unrelated = tenant.parent / ".notes.tmp"
     unrelated.write_text("an operator's own file")
+    backups = tenant.parent / "backups"
+    two_hours_ago = time.time() - 2 * 3600
+    crashed_backups = [backups / str(guild_id) / f".{guild_id}-20260101T000000Z.sqlite3.tmp{sidecar}"
+                       for guild_id in (guild.id, 42) for sidecar in ("", "-wal")]
+    kept_backups = [backups / str(guild.id) / f".{guild.id}-20260102T000000Z.sqlite3.tmp",  # in progress
+                    backups / "mine" / ".42-20260101T000000Z.sqlite3.tmp",  # an operator's folder
+                    backups / "42" / ".notes.tmp"]
+    for path in crashed_backups + kept_backups:  # what a backup killed while writing leaves
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a copy of the members' data")
+        if path != kept_backups[0]:
+            os.utime(path, (two_hours_ago, two_hours_ago))
     process = await run_malabot(env, tmp_path)
     try:
         await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
@@ -140,6 +153,8 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     assert not Path(f"{tenant}-wal").exists()
     assert not any(leftover.exists() for leftover in crashed), "crash leftovers are cleaned at start"
     assert unrelated.exists(), "files not named like MalaBoT's staging are left alone"
+    assert not any(path.exists() for path in crashed_backups), "so are a crashed backup's, in every guild's folder"
+    assert all(path.exists() for path in kept_backups), "a backup in progress and others' files stay"
 
 
 async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_server: FakeDiscord,

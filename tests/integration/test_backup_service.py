@@ -105,6 +105,16 @@ async def test_two_snapshots_in_the_same_second_get_different_names(place: Place
     assert (first.id, second.id) == ("20261125T033000Z", "20261125T033001Z")
 
 
+async def test_a_snapshot_beside_a_backup_of_the_same_second_takes_the_next_name(place: Place) -> None:
+    # `malabot tenants backup` writing the name this snapshot would take, at this very moment.
+    place.folder().mkdir(parents=True)
+    writing = place.folder() / f".{GUILD}-20261125T033000Z.sqlite3.tmp"
+    writing.write_bytes(b"half of the CLI's copy")
+    taken = await place.backups.take_snapshot(GUILD)
+    assert taken.id == "20261125T033001Z"
+    assert writing.read_bytes() == b"half of the CLI's copy", "the other backup's file is untouched"
+
+
 async def test_listing_ignores_files_that_are_not_snapshots(place: Place) -> None:
     await place.backups.take_snapshot(GUILD)
     for stray in ("notes.txt", f"{OTHER}-20261125T033000Z.sqlite3", f".{GUILD}-20261125T040000Z.sqlite3.tmp"):

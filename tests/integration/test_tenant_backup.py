@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
+import os
 import random
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -138,6 +141,56 @@ async def test_a_missing_guild_has_nothing_to_back_up(tenants: TenantManager) ->
     with pytest.raises(TenantError, match="no data file for guild 5$"):
         await tenants.backup(5)
     assert not tenants.exists(5)
+
+
+def leave(folder: Path, names: list[str], *, age: timedelta) -> list[Path]:
+    """Files named `names` in `folder`, last written `age` ago."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = time.time() - age.total_seconds()
+    for name in names:
+        (folder / name).write_bytes(b"a copy of the members' data, half written")
+        os.utime(folder / name, (written, written))
+    return [folder / name for name in names]
+
+
+async def test_a_backup_first_removes_what_crashed_backups_left_beside_it_and_nothing_else(
+        tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    folder = tenants.paths.backups_dir / "1"
+    crashed = leave(folder, [".1-20260101T000000Z.sqlite3.tmp", ".1-20260101T000000Z.sqlite3.tmp-wal",
+                             ".1-20260101T000000Z.sqlite3.tmp-shm", ".1-20260102T000000Z.sqlite3.tmp",
+                             ".1-20260102T000000Z.sqlite3.tmp-journal",
+                             ".1-20260103T000000Z.sqlite3.tmp-wal"],  # its staging file already gone
+                    age=timedelta(hours=2))
+    in_progress = leave(folder, [".1-20260104T000000Z.sqlite3.tmp", ".1-20260104T000000Z.sqlite3.tmp-wal"],
+                        age=timedelta(seconds=1))
+    [stalled] = leave(folder, [".1-20260105T000000Z.sqlite3.tmp"], age=timedelta(hours=2))
+    unrelated = leave(folder, [".notes.tmp", "1-20260101T000000Z.sqlite3", ".1-mine.sqlite3.tmp",
+                               "1-20260101T000000Z.sqlite3.tmp", ".2-20260101T000000Z.sqlite3.tmp",
+                               ".1-20260101T000000Z.sqlite3.tmp.bak"], age=timedelta(days=30))
+    holder = os.open(stalled, os.O_RDONLY)  # a backup still holds it: written long ago, not abandoned
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        written = await tenants.backup(1)
+    finally:
+        os.close(holder)
+    assert [path.name for path in crashed if path.exists()] == []
+    assert all(path.exists() for path in [*in_progress, stalled, *unrelated])
+    assert read(written, "SELECT user_id FROM xp ORDER BY user_id") == [(1,), (2,), (3,)]
+    assert await tenants.backup(1) != written
+    assert not stalled.exists(), "once no backup holds it, it is a leftover"
+    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".")) == sorted(
+        path.name for path in [*in_progress, *unrelated] if path.name.startswith("."))
+
+
+async def test_a_backup_never_takes_over_the_file_another_backup_is_writing(tenants: TenantManager,
+                                                                           tmp_path: Path) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    target = tmp_path / "out" / "mine.sqlite3"
+    [other] = leave(target.parent, [".mine.sqlite3.tmp"], age=timedelta(seconds=1))
+    with pytest.raises(TenantError, match="another backup is writing .*mine.sqlite3 right now"):
+        await tenants.backup(1, target)
+    assert other.read_bytes().startswith(b"a copy") and not target.exists()
 
 
 # -- restore -------------------------------------------------------------------------------------

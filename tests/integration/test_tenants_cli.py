@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,27 @@ def test_backup_writes_checked_files(paths: TenantPaths, tmp_path: Path,
     assert captured.err.strip().endswith("2 of 2 guild(s) backed up")
     assert tenants(paths, "backup", "1", "5") == 1
     assert "guild 5: FAILED: no data file for guild 5" in capsys.readouterr().err
+
+
+def test_backup_removes_crashed_backups_leftovers_where_it_writes_and_nothing_else(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    two_hours_ago = time.time() - 2 * 3600
+    left: dict[str, list[Path]] = {"crashed": [], "kept": []}
+    for folder in (paths.backups_dir / "1", tmp_path / "out"):
+        folder.mkdir(parents=True)
+        for name, age, kind in ((".1-20260101T000000Z.sqlite3.tmp", two_hours_ago, "crashed"),
+                                (".1-20260101T000000Z.sqlite3.tmp-wal", two_hours_ago, "crashed"),
+                                (".1-20260102T000000Z.sqlite3.tmp", time.time(), "kept"),  # in progress
+                                (".1-notes.sqlite3.tmp", two_hours_ago, "kept"),
+                                ("1-20260101T000000Z.sqlite3", two_hours_ago, "kept")):
+            (folder / name).write_text("x")
+            os.utime(folder / name, (age, age))
+            left[kind].append(folder / name)
+    assert tenants(paths, "backup", "1") == 0
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path / "out")) == 0
+    assert [path for path in left["crashed"] if path.exists()] == []
+    assert all(path.exists() for path in left["kept"])
+    assert len(capsys.readouterr().out.split()) == 2
 
 
 def test_restore_replaces_data_and_refuses_bad_files(paths: TenantPaths, tmp_path: Path,
