@@ -15,6 +15,7 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from malabot.clock import Clock, utc_now
+from malabot.departures import RecentDepartures
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.backups.service import BackupService
 from malabot.features.birthdays.member_data import birthday_member_data
@@ -65,8 +66,10 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
                             idle_seconds=settings.tenant_idle_seconds,
                             archive_retention=timedelta(days=settings.archive_retention_days))
     guild_settings = SettingsService(tenants, clock=clock)
+    # Members who have just left: MemberData records them, and no write brings their rows back.
+    departures = RecentDepartures()
     # Registers its flush before file operations and on shutdown with the tenant manager.
-    xp = XpService(tenants, guild_settings, clock=clock)
+    xp = XpService(tenants, guild_settings, clock=clock, departures=departures)
     member_data = MemberData(tenants, [
         audit_member_data(),
         moderation_member_data(),
@@ -75,7 +78,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
         xp_member_data(),
         checkin_member_data(),
         erasure_member_data(),
-    ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush])
+    ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush], departures=departures)
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
     birthdays = BirthdayService(tenants, guild_settings, clock=clock)

@@ -5,12 +5,12 @@ Isolation by construction: the registry only ever opens the file of the guild it
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
 
+from malabot.departures import RecentDepartures
 from malabot.privacy import MemberDataHandler, Rows, ids_named_in
 from malabot.tenancy.manager import TenantManager
 
@@ -20,11 +20,6 @@ ForgetHook = Callable[[int, int], Awaitable[None] | None]
 FlushHook = Callable[[int], Awaitable[None]]
 # More writes that belong in a purge's transaction (e.g. recording that the member asked for it).
 AlsoInTransaction = Callable[[aiosqlite.Connection], Awaitable[None]]
-
-# How long a member who left stays purged from every later write of that server's file: longer than
-# any handling that was under way as they left (or that Discord delivered just after) takes to write.
-DEPARTURE_SECONDS = 60.0
-
 
 @dataclass(frozen=True)
 class PurgedMembers:
@@ -49,15 +44,13 @@ class PurgeReport:
 class MemberData:
     def __init__(self, tenants: TenantManager, handlers: Sequence[MemberDataHandler],
                  forget_hooks: Sequence[ForgetHook] = (), flush_hooks: Sequence[FlushHook] = (),
-                 departure_seconds: float = DEPARTURE_SECONDS) -> None:
+                 departures: RecentDepartures | None = None) -> None:
         self._tenants = tenants
         self.handlers = tuple(handlers)
         self._changed_columns = frozenset().union(*(handler.changes for handler in self.handlers))
         self._forget_hooks = tuple(forget_hooks)
         self._flush_hooks = tuple(flush_hooks)
-        self._departure_seconds = departure_seconds
-        # Members who left recently: guild id -> user id -> time.monotonic() of the leave.
-        self._departed: dict[int, dict[int, float]] = {}
+        self._departures = departures or RecentDepartures()
         tenants.add_before_commit(self._purge_departed_again)
 
     def covered_columns(self) -> frozenset[tuple[str, str]]:
@@ -82,30 +75,22 @@ class MemberData:
         while, just before it commits. A write for them under way as they left (a /checkin reading
         the server's settings first, a command Discord delivered just after the leave) would
         otherwise commit after the purge and keep their rows until the next start."""
-        self._departed.setdefault(guild_id, {})[user_id] = time.monotonic()
+        self._departures.left(guild_id, user_id)
         return await self.purge(guild_id, user_id)
 
     async def member_joined(self, guild_id: int, user_id: int) -> None:
         """The member is (back) in the server: their writes are kept again, and nothing stale from
         before they left (a known XP total) is used."""
-        departed = self._departed.get(guild_id)
-        if departed is not None and departed.pop(user_id, None) is not None:
-            if not departed:
-                del self._departed[guild_id]
+        if self._departures.rejoined(guild_id, user_id):
             await self.forget(guild_id, user_id)
 
     async def _purge_departed_again(self, guild_id: int, conn: aiosqlite.Connection) -> None:
-        departed = self._departed.get(guild_id)
+        departed = self._departures.in_guild(guild_id)
         if not departed:
             return
-        since = time.monotonic() - self._departure_seconds
-        for user_id in [user_id for user_id, left_at in departed.items() if left_at < since]:
-            del departed[user_id]
-        if not departed:
-            del self._departed[guild_id]
-            return
-        # One look-up first: this runs in every transaction of the guild (each XP flush too) for a while.
-        named = await ids_named_in(conn, self._changed_columns, among=tuple(departed))
+        # One look-up first: this runs in every transaction of the guild for a while. (Chat XP, written
+        # outside transactions, keeps departed members out of its buffer instead.)
+        named = await ids_named_in(conn, self._changed_columns, among=departed)
         if named:
             await self.purge_rows(conn, guild_id, sorted(named))
 

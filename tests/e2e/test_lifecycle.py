@@ -267,6 +267,53 @@ async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_ro
     assert rows_mentioning(world.tenant_file(world.guild), bob) == {}
 
 
+async def test_a_first_chat_message_since_start_racing_the_members_leave_earns_no_xp_row(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat XP is buffered and written outside transactions: a message whose handler waited for the
+    server's settings while the leave was purged must not leave XP that the next flush writes back.
+    (The award is buffered as the settings arrive, before the purge's transaction can start, and the
+    purge forgets the member's buffer after it.)"""
+    bob = world.bob.id
+    assert world.live.guild_settings.cached(world.guild.id) is None, "the message is the first use"
+    reading, release = asyncio.Event(), asyncio.Event()
+    real = settings_repository.load_values
+
+    async def held(conn: aiosqlite.Connection) -> dict[str, object]:
+        reading.set()
+        await release.wait()
+        return await real(conn)
+
+    monkeypatch.setattr(settings_repository, "load_values", held)
+    await world.server.send_message(world.general, world.bob, "bye all")
+    await asyncio.wait_for(reading.wait(), timeout=5)
+    await world.server.remove_member(world.guild, world.bob)   # handled while the message waits
+    release.set()
+    await settled(world)
+    await world.live.xp.flush_all()
+    assert world.live.xp.pending_xp(world.guild.id, bob) == 0
+    assert rows_mentioning(world.tenant_file(world.guild), bob) == {}
+    await world.server.send_message(world.general, world.alice, "hi")   # others still earn XP
+    await settled(world)
+    await world.live.xp.flush_all()
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == {"xp": 1}
+
+
+async def test_a_chat_message_handled_just_after_the_members_leave_earns_no_xp_row(world: World) -> None:
+    """Discord may deliver a message of a member who has just left after the leave: its XP would be
+    buffered after the purge and written by the next flush."""
+    bob = world.bob.id
+    await seed_member(world, world.guild.id, bob)
+    await world.server.remove_member(world.guild, world.bob)
+    await settled(world)
+    world.server.add_member(world.guild, world.bob)   # silently: the leave is all the bot heard
+    await world.server.send_message(world.general, world.bob, "one last thing")
+    await world.server.send_message(world.general, world.alice, "bye bob")
+    await settled(world)
+    await world.live.xp.flush_all()
+    assert rows_mentioning(world.tenant_file(world.guild), bob) == {}
+    assert rows_mentioning(world.tenant_file(world.guild), world.alice.id) == {"xp": 1}, "others still earn XP"
+
+
 # Each command about bob, and how its answer starts when it did what it was asked.
 LATE_WRITES = {
     "checkin": (lambda world: world.command(world.bob, "checkin"), "✅ Checked in"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
+from malabot.departures import RecentDepartures
 from malabot.errors import UserInputError
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.xp.member_data import xp_member_data
@@ -181,7 +182,8 @@ async def test_purge_removes_the_members_check_ins_only(world: XpWorld) -> None:
 async def test_a_member_who_left_is_kept_out_of_later_writes_for_a_while_only(world: XpWorld) -> None:
     # Long enough for a write under way as they left; after it, a member whose rejoin the bot missed
     # is not kept out for ever.
-    member_data = MemberData(world.tenants, [xp_member_data(), checkin_member_data()], departure_seconds=0.2)
+    member_data = MemberData(world.tenants, [xp_member_data(), checkin_member_data()],
+                             departures=RecentDepartures(keep_seconds=0.2))
     await member_data.member_left(GUILD, ALICE)
     await world.checkins.check_in(GUILD, ALICE)                # a check-in that was under way
     await world.checkins.check_in(GUILD, BOB)

@@ -1,0 +1,54 @@
+"""Members who left a server a moment ago, remembered for a while.
+
+A write about a member that was under way as they left (a command or a chat message waiting for the
+server's settings, a command Discord delivered just after the leave) would land after the leave's
+purge and keep their rows until the next start. The writers ask here to keep such members out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+# Longer than any handling that was under way as they left (or that Discord delivered just after)
+# takes to write; short enough that a member whose rejoin the bot missed is not kept out for long.
+DEPARTURE_SECONDS = 60.0
+
+
+class RecentDepartures:
+    def __init__(self, keep_seconds: float = DEPARTURE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._keep_seconds = keep_seconds
+        self._clock = clock
+        self._left: dict[int, dict[int, float]] = {}  # guild id -> user id -> clock time of the leave
+
+    def left(self, guild_id: int, user_id: int) -> None:
+        self._left.setdefault(guild_id, {})[user_id] = self._clock()
+
+    def rejoined(self, guild_id: int, user_id: int) -> bool:
+        """Forget the leave; True when the member was remembered as gone."""
+        members = self._left.get(guild_id)
+        if members is None or members.pop(user_id, None) is None:
+            return False
+        if not members:
+            del self._left[guild_id]
+        return True
+
+    def has_left(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member left this guild within the last `keep_seconds` (a dict look-up: it
+        runs for every chat message)."""
+        members = self._left.get(guild_id)
+        left_at = members.get(user_id) if members else None
+        return left_at is not None and self._clock() - left_at <= self._keep_seconds
+
+    def in_guild(self, guild_id: int) -> list[int]:
+        """The members who left this guild within the last `keep_seconds`."""
+        members = self._left.get(guild_id)
+        if not members:
+            return []
+        since = self._clock() - self._keep_seconds
+        for user_id in [user_id for user_id, left_at in members.items() if left_at < since]:
+            del members[user_id]
+        if not members:
+            del self._left[guild_id]
+        return list(members)

@@ -1,0 +1,46 @@
+"""RecentDepartures: who left a server a moment ago, per server, for a while."""
+
+from __future__ import annotations
+
+from malabot.departures import RecentDepartures
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_leave_is_remembered_for_its_server_only_and_for_a_while() -> None:
+    clock = Clock()
+    departures = RecentDepartures(keep_seconds=60, clock=clock)
+    departures.left(1, 7)
+    assert departures.has_left(1, 7) and departures.in_guild(1) == [7]
+    assert not departures.has_left(2, 7) and departures.in_guild(2) == []
+    clock.now += 60
+    assert departures.has_left(1, 7)
+    clock.now += 0.5
+    assert not departures.has_left(1, 7)
+    assert departures.in_guild(1) == []
+
+
+def test_a_rejoin_ends_it_at_once_and_says_whether_there_was_one() -> None:
+    departures = RecentDepartures(clock=Clock())
+    departures.left(1, 7)
+    departures.left(1, 8)
+    assert departures.rejoined(1, 7) is True
+    assert departures.rejoined(1, 7) is False
+    assert departures.in_guild(1) == [8]
+    assert departures.rejoined(2, 8) is False
+
+
+def test_leaving_again_restarts_the_time() -> None:
+    clock = Clock()
+    departures = RecentDepartures(keep_seconds=60, clock=clock)
+    departures.left(1, 7)
+    clock.now += 50
+    departures.left(1, 7)
+    clock.now += 50
+    assert departures.has_left(1, 7)
