@@ -240,13 +240,9 @@ async def test_after_an_invalidated_session_the_bot_catches_up_on_what_it_missed
 
 # -- a member-scoped write racing the member's leave ---------------------------------------------------
 
-async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_rows(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The settings are not cached yet: the check-in reads them from the file, and the leave's purge
-    queues for the file meanwhile. It used to run before the check-in's transaction, which then wrote
-    bob's check-in and XP back until the next start."""
-    bob = world.bob.id
-    assert world.live.guild_settings.cached(world.guild.id) is None, "the check-in is the first use"
+def hold_settings_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Reads of a server's settings from its file wait: `reading` is set when one started, and they
+    go on once `release` is set."""
     reading, release = asyncio.Event(), asyncio.Event()
     real = settings_repository.load_values
 
@@ -256,6 +252,17 @@ async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_ro
         return await real(conn)
 
     monkeypatch.setattr(settings_repository, "load_values", held)
+    return reading, release
+
+
+async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_rows(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings are not cached yet: the check-in reads them from the file, and the leave's purge
+    queues for the file meanwhile. It used to run before the check-in's transaction, which then wrote
+    bob's check-in and XP back until the next start."""
+    bob = world.bob.id
+    assert world.live.guild_settings.cached(world.guild.id) is None, "the check-in is the first use"
+    reading, release = hold_settings_reads(monkeypatch)
     checkin = asyncio.create_task(world.command(world.bob, "checkin"))
     await asyncio.wait_for(reading.wait(), timeout=5)
     await world.server.remove_member(world.guild, world.bob)   # handled while the check-in reads
@@ -275,15 +282,7 @@ async def test_a_first_chat_message_since_start_racing_the_members_leave_earns_n
     purge forgets the member's buffer after it.)"""
     bob = world.bob.id
     assert world.live.guild_settings.cached(world.guild.id) is None, "the message is the first use"
-    reading, release = asyncio.Event(), asyncio.Event()
-    real = settings_repository.load_values
-
-    async def held(conn: aiosqlite.Connection) -> dict[str, object]:
-        reading.set()
-        await release.wait()
-        return await real(conn)
-
-    monkeypatch.setattr(settings_repository, "load_values", held)
+    reading, release = hold_settings_reads(monkeypatch)
     await world.server.send_message(world.general, world.bob, "bye all")
     await asyncio.wait_for(reading.wait(), timeout=5)
     await world.server.remove_member(world.guild, world.bob)   # handled while the message waits
