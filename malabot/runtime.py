@@ -29,7 +29,7 @@ from malabot.app import (
 )
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
-from malabot.tenancy.backup import remove_all_backup_leftovers
+from malabot.tenancy.backup import remove_all_backup_leftovers, remove_download_leftovers
 from malabot.tenancy.descriptors import ensure_descriptors
 from malabot.tenancy.opening import remove_staging_leftovers
 from malabot.tenancy.paths import TenantPaths
@@ -112,6 +112,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             log.info("removed %d temporary tenant file(s) left by an earlier crash", removed)
         if removed := remove_all_backup_leftovers(TenantPaths(settings.tenants_dir)):
             log.info("removed %d temporary backup file(s) left by an interrupted backup", removed)
+        if removed := remove_download_leftovers(TenantPaths(settings.tenants_dir)):
+            log.info("removed %d download copy folder(s) left by an interrupted /backup create", removed)
         services = build_services(settings)
         await start_services(services)
         bot = build_bot(services)

@@ -24,6 +24,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -204,6 +205,28 @@ def remove_all_backup_leftovers(paths: TenantPaths) -> int:
             continue
         removed += remove_backup_leftovers(folder, guild_id)
     return removed
+
+
+def download_folder(paths: TenantPaths) -> Path:
+    """A new private folder for one download copy, beside the tenants (not in the system's temporary
+    folder, where a crash would leave a full copy of a server's member data that nothing removes)."""
+    paths.downloads_dir.mkdir(mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="copy-", dir=paths.downloads_dir))
+
+
+def remove_download_leftovers(paths: TenantPaths) -> int:
+    """Delete what downloads cut short by a crash left; only safe at bot start under the tenants lock.
+    Returns how many folders were removed."""
+    try:
+        leftovers = list(paths.downloads_dir.iterdir())
+    except FileNotFoundError:
+        return 0
+    for leftover in leftovers:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations: MigrationSet, *,

@@ -48,6 +48,12 @@ class TenantPaths:
         return self.root / "backups"
 
     @property
+    def downloads_dir(self) -> Path:
+        """Copies made for `/backup create` on their way to Discord. Only a running bot writes here,
+        under the tenants lock, so at its start anything here is what a crash left."""
+        return self.root / ".downloads"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / ".malabot.lock"
 

@@ -140,6 +140,9 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
         path.write_bytes(b"half a copy of the members' data")
         if path != kept_backups[0]:
             os.utime(path, (two_hours_ago, two_hours_ago))
+    cut_short = tenant.parent / ".downloads" / "copy-1a2b3c" / f"malabot-{guild.id}-20260101T000000Z.sqlite3"
+    cut_short.parent.mkdir(parents=True)
+    cut_short.write_bytes(b"a /backup create copy killed on its way to Discord")
     process = await run_malabot(env, tmp_path)
     try:
         await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
@@ -155,6 +158,7 @@ async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: Fake
     assert unrelated.exists(), "files not named like MalaBoT's staging are left alone"
     assert not any(path.exists() for path in crashed_backups), "so are a crashed backup's, in every guild's folder"
     assert all(path.exists() for path in kept_backups), "a backup in progress and others' files stay"
+    assert list(cut_short.parent.parent.iterdir()) == [], "and a download copy cut short"
 
 
 async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_server: FakeDiscord,

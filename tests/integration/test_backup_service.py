@@ -73,7 +73,30 @@ async def test_download_copy_is_the_whole_file_and_leaves_no_temporary_files(
     finally:
         conn.close()
     assert list(scratch.iterdir()) == []
+    assert list(place.tenants.paths.downloads_dir.iterdir()) == []
     assert place.files() == [], "a download is not a snapshot"
+
+
+async def test_download_copy_is_made_beside_the_tenants_not_in_the_system_temp_folder(
+        place: Place, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash mid-copy must not leave a full copy of the members' data where nothing removes it: the
+    bot clears the downloads folder at start (tests/e2e/test_run_command.py)."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    written_to: list[Path] = []
+    real_backup = place.tenants.backup
+
+    async def backup(guild_id: int, destination: Path | None = None) -> Path:
+        written_to.append(destination)  # type: ignore[arg-type]
+        assert list(scratch.iterdir()) == []
+        return await real_backup(guild_id, destination)
+
+    monkeypatch.setattr(place.tenants, "backup", backup)
+    await place.backups.download_copy(GUILD, max_bytes=10 * 1024 * 1024)
+    downloads = place.tenants.paths.downloads_dir
+    assert [path.parent.parent for path in written_to] == [downloads]
+    assert downloads.stat().st_mode & 0o777 == 0o700
 
 
 async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
@@ -85,6 +108,7 @@ async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
     with pytest.raises(UserInputError, match=r"The backup is \d+\.\d KiB, more than the 100\.0 KiB"):
         await place.backups.download_copy(GUILD, max_bytes=100 * 1024)
     assert list(scratch.iterdir()) == []
+    assert list(place.tenants.paths.downloads_dir.iterdir()) == []
 
 
 async def test_snapshots_are_named_by_the_clock_and_kept_by_backup_keep(place: Place) -> None:

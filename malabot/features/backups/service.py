@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import RestoreRefused, UserInputError, quoted
@@ -57,7 +55,7 @@ class BackupService:
         """A consistent copy of the server's file as bytes; UserInputError when it exceeds `max_bytes`."""
         guild_id = parse_guild_id(guild_id)
         filename = f"malabot-{guild_id}-{utc_stamp(self._clock())}.sqlite3"
-        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="malabot-backup-"))
+        folder = await asyncio.to_thread(files.download_folder, self._tenants.paths)
         try:
             copy = await self._tenants.backup(guild_id, folder / filename)
             size = copy.stat().st_size
