@@ -50,10 +50,11 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
     added: tuple[int, ...] = ()
     removed: tuple[int, ...] = ()
     if level_of:  # no level roles: nothing to sync, and no member to look up
-        member = await _current_member(guild, change.user_id)
-        if member is not None:
-            added, removed = await _sync_level_roles(services, guild, member, change.new_level, level_of,
-                                                     problems)
+        async with services.xp.role_ledger.syncing(guild.id, change.user_id):
+            member = await _current_member(guild, change.user_id)
+            if member is not None:
+                added, removed = await _sync_level_roles(services, guild, member, change.new_level, level_of,
+                                                         problems)
     return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
                           problems=tuple(problems))
 
@@ -131,7 +132,9 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
                             level_of: dict[int, int], problems: list[str]
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     unusable = _unusable_roles(guild, level_of)
-    changes = await services.xp.role_changes(guild.id, [role.id for role in member.roles], level, unusable)
+    ledger = services.xp.role_ledger
+    current = ledger.roles_now(guild.id, member.id, (role.id for role in member.roles))
+    changes = await services.xp.role_changes(guild.id, current, level, unusable)
     if changes.empty:
         return (), ()
     to_add = _usable_roles(guild, changes.to_add, level_of, unusable, problems)
@@ -141,7 +144,9 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
     done = await _change_roles(member, to_add, to_remove, f"Level roles follow XP (level {level})", problems)
     if not done:
         return (), ()
-    return tuple(role.id for role in to_add), tuple(role.id for role in to_remove)
+    added, removed = tuple(role.id for role in to_add), tuple(role.id for role in to_remove)
+    ledger.changed(guild.id, member.id, added, removed)
+    return added, removed
 
 
 def _unusable_roles(guild: discord.Guild, level_of: dict[int, int]) -> dict[int, str]:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from manual_clock import ManualClock
+
 from malabot.departures import RecentDepartures
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_leave_is_remembered_for_its_server_only_and_for_a_while() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     departures = RecentDepartures(keep_seconds=60, clock=clock)
     departures.left(1, 7)
     assert departures.has_left(1, 7) and departures.in_guild(1) == [7]
@@ -27,7 +21,7 @@ def test_a_leave_is_remembered_for_its_server_only_and_for_a_while() -> None:
 
 
 def test_a_rejoin_ends_it_at_once_and_says_whether_there_was_one() -> None:
-    departures = RecentDepartures(clock=Clock())
+    departures = RecentDepartures(clock=ManualClock(100.0))
     departures.left(1, 7)
     departures.left(1, 8)
     assert departures.rejoined(1, 7) is True
@@ -37,7 +31,7 @@ def test_a_rejoin_ends_it_at_once_and_says_whether_there_was_one() -> None:
 
 
 def test_leaving_again_restarts_the_time() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     departures = RecentDepartures(keep_seconds=60, clock=clock)
     departures.left(1, 7)
     clock.now += 50

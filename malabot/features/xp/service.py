@@ -51,6 +51,7 @@ from malabot.features.xp.models import (
     Rank,
 )
 from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, member_test, page_of_members
+from malabot.features.xp.role_ledger import RoleLedger
 from malabot.features.xp.rules import (
     RoleChanges,
     cooldown_over,
@@ -90,6 +91,7 @@ class XpService:
         self._memory_seconds = memory_seconds
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._departures = departures or RecentDepartures()
+        self.role_ledger = RoleLedger()  # level roles just changed on Discord, for the next sync
         self._slow_rounds = SlowRounds()
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
