@@ -192,7 +192,9 @@ def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, 
 # SQLite gives a connection's page cache a block of 20 pages (about 86 KiB) at its first read, and
 # keeps it while the connection is open. A file this small stays in the operating system's cache
 # anyway, so its connection keeps no pages of its own: with a thousand busy servers open that is
-# ~80 MiB. A big file (a large server's ranking reads hundreds of pages) keeps SQLite's cache.
+# ~80 MiB. A big file (a large server's ranking reads hundreds of pages) keeps SQLite's cache. Decided
+# at open: a file that grows past the limit while open is cached from its next open (after it was
+# idle, or a restart); without the cache /rank in 100,000 members measured the same within noise.
 SMALL_FILE_BYTES = 1024 * 1024
 
 
