@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_validation_error
-from malabot.tenancy.backup import archive_tenant, backup_tenant, free_path, inspect_file
+from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet, schema_version
 from malabot.tenancy.opening import connect_to_look, migrate_tenant
@@ -116,10 +116,7 @@ def backup_tenants(args: argparse.Namespace) -> int:
     folder: Path | None = args.out
 
     def backup_one(guild_id: int) -> str:
-        destination = None
-        if folder is not None:
-            destination = free_path(lambda moment: paths.backup(guild_id, moment, folder=folder))
-        written = backup_tenant(paths, guild_id, migrations, destination)
+        written = backup_tenant(paths, guild_id, migrations, folder=folder)
         print(written)  # stdout: the files written, one a line, for scripts
         return f"backed up to {written}"
 

@@ -115,18 +115,41 @@ def free_path(name_at: Callable[[datetime], Path], moment: datetime | None = Non
     raise TenantError(f"no free file name near {name_at(start)}")
 
 
+# Two backups of a guild started in the same second (the nightly snapshot and an operator's cron
+# job) pick the same name; the later one to claim it takes the next free second instead.
+_NAME_ATTEMPTS = 5
+
+
+class BackupNameTaken(TenantError):
+    """Another backup claimed the target's name first and is writing it."""
+
+
 def backup_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet,
-                  destination: Path | None = None, *,
+                  destination: Path | None = None, *, folder: Path | None = None,
+                  moment: datetime | None = None,
                   busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Path:
     """Write a consistent copy of the guild's live file; returns its path.
 
-    `destination` is the file to write (it must not exist); by default
-    tenants/backups/<guild>/<guild>-<UTC stamp>.sqlite3. The copy is verified before it gets its name.
+    `destination` is the file to write (it must not exist). Without one, the copy is named
+    <guild>-<UTC stamp>.sqlite3 by `moment` (default now), in `folder` (default
+    tenants/backups/<guild>/), at the first free second. The copy is verified before it gets its name.
     """
+    if destination is not None:
+        return _backup_to(paths, guild_id, migrations, destination, busy_timeout_ms)
+    for _ in range(_NAME_ATTEMPTS):
+        target = free_path(lambda at: paths.backup(guild_id, at, folder=folder), moment)
+        try:
+            return _backup_to(paths, guild_id, migrations, target, busy_timeout_ms)
+        except BackupNameTaken:
+            continue  # free_path now sees the other backup's staging file and moves a second on
+    raise TenantError(f"guild {guild_id}: {_NAME_ATTEMPTS} other backups took every name tried; try again")
+
+
+def _backup_to(paths: TenantPaths, guild_id: int, migrations: MigrationSet, target: Path,
+               busy_timeout_ms: int) -> Path:
     live = paths.live(guild_id)
     if not live.exists():
         raise TenantError(f"no data file for guild {guild_id}")
-    target = destination if destination is not None else free_path(lambda m: paths.backup(guild_id, m))
     if target.exists():
         raise TenantError(f"guild {guild_id}: backup target {target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -347,8 +370,8 @@ def _claim_staging(staging: Path, target: Path, guild_id: int) -> int:
     try:
         fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        raise TenantError(f"guild {guild_id}: another backup is writing {target} right now; "
-                          "try again in a moment") from None
+        raise BackupNameTaken(f"guild {guild_id}: another backup is writing {target} right now; "
+                              "try again in a moment") from None
     except OSError as error:
         raise TenantError(f"guild {guild_id}: cannot write the backup {target}: {error}") from error
     with contextlib.suppress(OSError):  # a filesystem without locks: the age rule alone protects it

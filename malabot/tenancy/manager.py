@@ -237,25 +237,26 @@ class TenantManager:
 
     # -- file operations -------------------------------------------------------------------------
 
-    async def backup(self, guild_id: int, destination: Path | None = None) -> Path:
+    async def backup(self, guild_id: int, destination: Path | None = None, *,
+                     moment: datetime.datetime | None = None) -> Path:
         """A consistent copy of the guild's file, taken while writes go on; returns its path.
 
         `destination` is a folder (if it is an existing directory) or the file to write; default
-        tenants/backups/<guild>/<guild>-<UTC stamp>.sqlite3.
+        tenants/backups/<guild>/<guild>-<UTC stamp of `moment`, default now>.sqlite3.
         """
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
         try:
-            return await asyncio.to_thread(self._backup_now, guild_id, destination)
+            return await asyncio.to_thread(self._backup_now, guild_id, destination, moment)
         finally:
             self._verified.pop(guild_id, None)  # the backup's own connection touched the file
 
-    def _backup_now(self, guild_id: int, destination: Path | None) -> Path:
+    def _backup_now(self, guild_id: int, destination: Path | None, moment: datetime.datetime | None) -> Path:
+        folder = None
         if destination is not None and destination.is_dir():
-            folder = destination
-            destination = files.free_path(lambda m: self.paths.backup(guild_id, m, folder=folder))
-        return files.backup_tenant(self.paths, guild_id, self.migrations, destination,
-                                   busy_timeout_ms=self._busy_timeout_ms)
+            folder, destination = destination, None
+        return files.backup_tenant(self.paths, guild_id, self.migrations, destination, folder=folder,
+                                   moment=moment, busy_timeout_ms=self._busy_timeout_ms)
 
     async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False) -> Path | None:
         """Replace the guild's data with `source` after checking it; RestoreRefused says why not.

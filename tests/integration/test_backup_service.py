@@ -15,6 +15,7 @@ from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.backups.service import BackupService
 from malabot.features.settings.service import SettingsService
+from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 
 GUILD, OTHER = 111_111_111_111_111_111, 222_222_222_222_222_222
@@ -137,6 +138,24 @@ async def test_a_snapshot_beside_a_backup_of_the_same_second_takes_the_next_name
     taken = await place.backups.take_snapshot(GUILD)
     assert taken.id == "20261125T033001Z"
     assert writing.read_bytes() == b"half of the CLI's copy", "the other backup's file is untouched"
+
+
+async def test_a_backup_claiming_the_snapshots_name_first_moves_the_snapshot_a_second_on(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the test above cannot show: the snapshot picked its name before `malabot tenants
+    backup` claimed the same one (the snapshot flushes XP between the two)."""
+    real_claim = files._claim_staging
+    other = place.folder() / f".{GUILD}-20261125T033000Z.sqlite3.tmp"
+
+    def claimed_first(staging: Path, target: Path, guild_id: int) -> int:
+        if staging == other and not other.exists():
+            other.write_bytes(b"half of the CLI's copy")  # the other backup got there just now
+        return real_claim(staging, target, guild_id)
+
+    monkeypatch.setattr(files, "_claim_staging", claimed_first)
+    taken = await place.backups.take_snapshot(GUILD)
+    assert taken.id == "20261125T033001Z"
+    assert other.read_bytes() == b"half of the CLI's copy", "the other backup's file is untouched"
 
 
 async def test_listing_ignores_files_that_are_not_snapshots(place: Place) -> None:

@@ -74,9 +74,7 @@ class BackupService:
     async def take_snapshot(self, guild_id: int) -> Snapshot:
         """A snapshot in tenants/backups/<guild>/, then the oldest beyond `backup_keep` are deleted."""
         guild_id = parse_guild_id(guild_id)
-        paths = self._tenants.paths
-        target = files.free_path(lambda moment: paths.backup(guild_id, moment), self._clock())
-        written = await self._tenants.backup(guild_id, target)
+        written = await self._tenants.backup(guild_id, moment=self._clock())
         name = parse_snapshot_file(guild_id, written.name)
         assert name is not None, "paths.backup names are snapshot names"
         taken = Snapshot(name.id, name.taken_at, name.kind, written, written.stat().st_size)
