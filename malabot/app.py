@@ -32,6 +32,7 @@ from malabot.features.verification.service import VerificationService
 from malabot.features.welcome.service import WelcomeService
 from malabot.features.xp.admin import XpAdmin
 from malabot.features.xp.member_data import xp_member_data
+from malabot.features.xp.role_ledger import RoleLedger
 from malabot.features.xp.service import XpService
 from malabot.member_data import MemberData
 from malabot.scheduling import build_scheduler
@@ -52,6 +53,7 @@ class Services:
     birthdays: BirthdayService
     xp: XpService
     xp_admin: XpAdmin
+    role_ledger: RoleLedger  # level roles just changed on Discord, for the next sync of that member
     checkins: CheckinService
     moderation: ModerationService
     welcome: WelcomeService
@@ -84,7 +86,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     birthdays = BirthdayService(tenants, guild_settings, clock=clock)
     return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
                     member_data=member_data, scheduler=scheduler, birthdays=birthdays,
-                    xp=xp, xp_admin=XpAdmin(xp, guild_settings, clock=clock),
+                    xp=xp, xp_admin=XpAdmin(xp, guild_settings, clock=clock), role_ledger=RoleLedger(),
                     checkins=CheckinService(tenants, guild_settings, xp, clock=clock),
                     moderation=ModerationService(tenants, guild_settings, clock),
                     welcome=WelcomeService(guild_settings),

@@ -21,6 +21,7 @@ FlushHook = Callable[[int], Awaitable[None]]
 # More writes that belong in a purge's transaction (e.g. recording that the member asked for it).
 AlsoInTransaction = Callable[[aiosqlite.Connection], Awaitable[None]]
 
+
 @dataclass(frozen=True)
 class PurgedMembers:
     """Members purged together (left while the bot was offline, or erased again after a restore)."""

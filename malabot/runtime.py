@@ -108,11 +108,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     token = settings.token.get_secret_value().strip() if settings.token else ""
     ensure_descriptors(settings.max_open_tenants)
     with tenants_lock(settings, "malabot run"):
-        if removed := remove_staging_leftovers(TenantPaths(settings.tenants_dir)):
+        paths = TenantPaths(settings.tenants_dir)
+        if removed := remove_staging_leftovers(paths):
             log.info("removed %d temporary tenant file(s) left by an earlier crash", removed)
-        if removed := remove_all_backup_leftovers(TenantPaths(settings.tenants_dir)):
+        if removed := remove_all_backup_leftovers(paths):
             log.info("removed %d temporary backup file(s) left by an interrupted backup", removed)
-        if removed := remove_download_leftovers(TenantPaths(settings.tenants_dir)):
+        if removed := remove_download_leftovers(paths):
             log.info("removed %d download copy folder(s) left by an interrupted /backup create", removed)
         services = build_services(settings)
         await start_services(services)

@@ -50,7 +50,7 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
     added: tuple[int, ...] = ()
     removed: tuple[int, ...] = ()
     if level_of:  # no level roles: nothing to sync, and no member to look up
-        async with services.xp.role_ledger.syncing(guild.id, change.user_id):
+        async with services.role_ledger.syncing(guild.id, change.user_id):
             member = await _current_member(guild, change.user_id)
             if member is not None:
                 added, removed = await _sync_level_roles(services, guild, member, change.new_level, level_of,
@@ -132,7 +132,7 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
                             level_of: dict[int, int], problems: list[str]
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     unusable = _unusable_roles(guild, level_of)
-    ledger = services.xp.role_ledger
+    ledger = services.role_ledger
     current = ledger.roles_now(guild.id, member.id, (role.id for role in member.roles))
     changes = await services.xp.role_changes(guild.id, current, level, unusable)
     if changes.empty:

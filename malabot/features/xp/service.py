@@ -51,7 +51,6 @@ from malabot.features.xp.models import (
     Rank,
 )
 from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, member_test, page_of_members
-from malabot.features.xp.role_ledger import RoleLedger
 from malabot.features.xp.rules import (
     RoleChanges,
     cooldown_over,
@@ -91,7 +90,6 @@ class XpService:
         self._memory_seconds = memory_seconds
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._departures = departures or RecentDepartures()
-        self.role_ledger = RoleLedger()  # level roles just changed on Discord, for the next sync
         self._slow_rounds = SlowRounds()
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
@@ -166,11 +164,11 @@ class XpService:
         if not may_earn_xp(settings, channel_id, role_ids, is_bot=is_bot, is_webhook=is_webhook):
             return None
         now = self._clock().timestamp()
+        if self._departures.has_left(guild_id, user_id):  # handled late, after the leave's purge
+            return None
         guild = self._guilds.get(guild_id)
         if guild is None:
             guild = self._guilds[guild_id] = GuildBuffer()
-        if self._departures.has_left(guild_id, user_id):  # handled late, after the leave's purge
-            return None
         known = guild.members.get(user_id)
         if known is not None and not cooldown_over(known.last_award_at, now, settings.xp_cooldown_seconds):
             return None
