@@ -25,7 +25,9 @@ counted in the files must equal the awards the service reported.
 
 Rank (target: p95 at most 5 ms). One guild with 100,000 members whose XP follows a long-tailed
 distribution (many ties at the bottom); /rank of 2,000 random members through XpService.rank, each
-timed on its own; also leaderboard pages and rank with a member filter (scans the rows above).
+timed on its own; also leaderboard pages and rank with a member filter (scans the rows above). Then
+/rank again in a second 100,000-member guild where no two members share a total (1 to 10 million),
+the worst case of the counts /rank reads (migrations/0003_xp_rank_counts.sql).
 
 Chat through py-cord (`--only pycord`): the chat streams as MESSAGE_CREATE events through the sandbox
 gateway (malabot.sandbox, on 127.0.0.1) into a real py-cord client with MalaBot's intents, in one child
@@ -444,6 +446,16 @@ async def measure_rank(folder: Path, members: int, samples: int) -> dict[str, ob
     async with tenants.reading(guild_id) as conn, \
             conn.execute("SELECT count(*), count(DISTINCT xp), sum(xp = 0) FROM xp") as cursor:
         rows, distinct, zero = await cursor.fetchone()  # type: ignore[misc]
+    # The counts /rank reads are per total and per block of totals: a board where no two members
+    # share a total is their worst case.
+    spread_guild = guild_id + 1
+    async with tenants.transaction(spread_guild) as conn:
+        totals = rng.sample(range(1, 10_000_000), members)
+        await conn.executemany("INSERT INTO xp (user_id, xp, messages) VALUES (?, ?, ?)",
+                               [(FIRST_MEMBER + n, total, 1) for n, total in enumerate(totals)])
+    await tenants.close(spread_guild)
+    await xp.rank(spread_guild, FIRST_MEMBER)
+    spread = await timed(lambda: xp.rank(spread_guild, member()), samples)
     await xp.stop()
     await tenants.close_all()
     return {
@@ -451,6 +463,7 @@ async def measure_rank(folder: Path, members: int, samples: int) -> dict[str, ob
         "rank": summary(rank_ms), "rank_top_member": summary(top), "rank_lowest_ranked_member": summary(low),
         "leaderboard_page_1": summary(first_page), "leaderboard_page_100": summary(page_100),
         "rank_with_member_filter": summary(filtered),
+        "rank_all_totals_different": summary(spread),
         "peak_rss_mib": peak_rss_mib(),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ from xp_fixtures import migrated_file
 from malabot.features.xp import repository
 from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.models import LevelRole
-from malabot.features.xp.repository import BufferedAward
+from malabot.features.xp.repository import BufferedAward, XpRow
+from malabot.features.xp.rules import MAX_TOTAL_XP
+from malabot.tenancy.migrations import MigrationSet, migrate
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
 
@@ -77,7 +80,7 @@ async def test_stored_totals_of_many_members_at_once(conn: aiosqlite.Connection)
 async def test_last_message_time_never_goes_back(conn: aiosqlite.Connection) -> None:
     await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:05:00+00:00")])
     await repository.add_awards(conn, [BufferedAward(1, 20, 1, "2026-06-15T12:00:00+00:00")])
-    row = await repository.member_row(conn, 1)
+    row, _ = await repository.member_standing(conn, 1)
     assert row is not None and row.last_message_at == "2026-06-15T12:05:00+00:00"
 
 
@@ -108,12 +111,79 @@ async def test_ranking_is_by_xp_then_user_id_and_leaves_out_zero(conn: aiosqlite
     for user_id, xp in [(5, 10), (3, 30), (4, 30), (1, 0), (2, 50)]:
         await repository.set_xp(conn, user_id, xp)
     assert [pair async for pair in repository.ranked(conn)] == [(2, 50), (3, 30), (4, 30), (5, 10)]
-    assert await repository.count_above(conn, 30) == 1
-    assert await repository.count_above(conn, 10) == 3
-    for xp in (0, 5, 10, 30, 50, 99):
-        assert await repository.count_above_from_below(conn, xp) == await repository.count_above(conn, xp)
-    assert await repository.median_xp(conn) == 30   # 50, 30, [30], 10, 0
     assert sorted(await repository.ids_above(conn, 10)) == [2, 3, 4]
+
+
+async def standings(conn: aiosqlite.Connection) -> dict[int, int]:
+    """Every member's count of members above, as member_standing gives it."""
+    async with conn.execute("SELECT user_id FROM xp") as cursor:
+        user_ids = [int(row[0]) for row in await cursor.fetchall()]
+    return {user_id: (await repository.member_standing(conn, user_id))[1] for user_id in user_ids}
+
+
+async def counted_by_scan(conn: aiosqlite.Connection) -> dict[int, int]:
+    """The same, the slow way: every row compared with every other."""
+    sql = "SELECT member.user_id, (SELECT count(*) FROM xp AS other WHERE other.xp > member.xp) FROM xp AS member"
+    return {int(user_id): int(above) for user_id, above in await conn.execute_fetchall(sql)}
+
+
+async def test_member_standing_is_the_row_and_the_members_above(conn: aiosqlite.Connection) -> None:
+    await repository.add_awards(conn, [BufferedAward(1, 20, 3, "2026-06-15T12:00:00+00:00")])
+    for user_id, xp in [(2, 50), (3, 20), (4, 5000), (5, 0), (6, 2**63 - 1)]:
+        await repository.set_xp(conn, user_id, xp)
+    assert await repository.member_standing(conn, 1) == \
+        (XpRow(1, 20, 3, "2026-06-15T12:00:00+00:00"), 3)          # 2**63 - 1, 5000 and 50; 20 is a tie
+    assert (await repository.member_standing(conn, 6))[1] == 0     # the largest total SQLite stores
+    assert (await repository.member_standing(conn, 4))[1] == 1
+    assert (await repository.member_standing(conn, 5))[1] == 5
+    assert await repository.member_standing(conn, 99) == (None, 0)
+
+
+async def test_counts_above_stay_exact_through_every_kind_of_write(conn: aiosqlite.Connection) -> None:
+    """The per-total and per-block counts are kept by triggers: awards, admin sets and adds, resets,
+    purges and block crossings (totals 1,023 / 1,024 / 2,047 sit on block edges), up to the largest
+    total the bot lets an admin set."""
+    rng = random.Random(5)
+    edges = [0, 1, 1023, 1024, 1025, 2047, 2048, MAX_TOTAL_XP, MAX_TOTAL_XP - 1, MAX_TOTAL_XP - 1024]
+    for user_id, xp in enumerate(edges, start=1):
+        await repository.set_xp(conn, user_id, xp)
+    assert await standings(conn) == await counted_by_scan(conn)
+    def walker() -> int:  # members 1-10 keep their edge totals
+        return rng.randrange(11, 70)
+
+    for round_ in range(30):
+        awards = [BufferedAward(walker(), rng.choice([15, 25, 1000, 1024]), 1, "t")
+                  for _ in range(rng.randrange(1, 12))]
+        await repository.add_awards(conn, list({award.user_id: award for award in awards}.values()))
+        await repository.set_xp(conn, walker(), rng.choice([0, 7, 1023, 1024, 3000, 2**40]))
+        await repository.add_xp(conn, [walker(), walker() + 60], rng.randrange(1, 2000))
+        if round_ % 7 == 3:
+            await xp_member_data().purge(conn, rng.choice([walker(), 2, 9]))
+        if round_ == 20:
+            await repository.reset_all(conn)
+        assert await standings(conn) == await counted_by_scan(conn), f"round {round_}"
+    async with conn.execute("SELECT count(*) FROM xp") as cursor:
+        rows = (await cursor.fetchone() or (0,))[0]
+    assert rows > 20   # the walk really built a board
+    assert await conn.execute_fetchall("SELECT sum(members) FROM xp_counts") == [(rows,)]
+    assert await conn.execute_fetchall("SELECT sum(members) FROM xp_block_counts") == [(rows,)]
+    assert await conn.execute_fetchall("SELECT count(*) FROM xp_counts WHERE members <= 0") == [(0,)]
+
+
+async def test_the_counts_are_built_from_the_rows_a_file_had_before_them(tmp_path: Path) -> None:
+    """A file from before the counts (a backup, a restored snapshot) gets them when migrated."""
+    path = tmp_path / "old.sqlite3"
+    plain = sqlite3.connect(path, isolation_level=None)
+    migrations = MigrationSet.load()
+    before_counts = MigrationSet(tuple(m for m in migrations.migrations if m.name != "xp_rank_counts"))
+    migrate(plain, before_counts, "old file")
+    plain.executemany("INSERT INTO xp (user_id, xp) VALUES (?, ?)",
+                      [(1, 30), (2, 30), (3, 5000), (4, 0), (5, 2000)])
+    migrate(plain, migrations, "old file")
+    plain.close()
+    async with aiosqlite.connect(path, isolation_level=None) as connection:
+        assert await standings(connection) == await counted_by_scan(connection) == \
+            {1: 2, 2: 2, 3: 0, 4: 4, 5: 1}
 
 
 async def test_level_roles_put_replace_find_and_delete(conn: aiosqlite.Connection) -> None:

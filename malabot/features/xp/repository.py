@@ -34,13 +34,6 @@ class BufferedAward:
     last_message_at: str  # ISO 8601 UTC
 
 
-async def member_row(conn: aiosqlite.Connection, user_id: int) -> XpRow | None:
-    async with conn.execute("SELECT user_id, xp, messages, last_message_at FROM xp WHERE user_id = ?",
-                            (user_id,)) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else XpRow(*row)
-
-
 async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     """The member's stored XP (0 when they have no row)."""
     rows = list(await conn.execute_fetchall("SELECT xp FROM xp WHERE user_id = ?", (user_id,)))
@@ -103,32 +96,24 @@ async def reset_all(conn: aiosqlite.Connection) -> tuple[int, int]:
 
 # --- ranking ---------------------------------------------------------------------------------------
 
-async def count_above(conn: aiosqlite.Connection, xp: int) -> int:
-    """How many rows have strictly more XP: a scan of the top of the xp_by_total index, cheap for
-    members high on the board."""
-    async with conn.execute("SELECT count(*) FROM xp WHERE xp > ?", (xp,)) as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+async def member_standing(conn: aiosqlite.Connection, user_id: int) -> tuple[XpRow | None, int]:
+    """The member's row and how many rows have strictly more XP, in one statement.
 
-
-async def count_above_from_below(conn: aiosqlite.Connection, xp: int) -> int:
-    """The same count as all rows minus those at or below, cheap for members low on the board: a bare
-    count(*) only walks the b-tree's pages, and a range that runs to the end of the index needs no
-    per-row end check (about twice as fast per row as `WHERE xp > ?`)."""
-    async with conn.execute("SELECT count(*) FROM xp") as cursor:
-        row = await cursor.fetchone()
-    total = int(row[0]) if row else 0
-    async with conn.execute("SELECT count(*) FROM xp WHERE xp <= ?", (xp,)) as cursor:
-        row = await cursor.fetchone()
-    return total - (int(row[0]) if row else 0)
-
-
-async def median_xp(conn: aiosqlite.Connection) -> int:
-    """The XP of the member in the middle of the board (0 when nobody has a row)."""
-    async with conn.execute(
-            "SELECT xp FROM xp ORDER BY xp DESC LIMIT 1 OFFSET (SELECT count(*) FROM xp) / 2") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    Counted from the per-total and per-block counts the schema keeps (migrations/0003): the blocks
+    above the member's block of 1,024 totals, then the exact totals above theirs in that block. So
+    it reads at most about a thousand small rows, however many members are above.
+    """
+    rows = await conn.execute_fetchall(
+        """SELECT member.user_id, member.xp, member.messages, member.last_message_at,
+                  coalesce((SELECT sum(members) FROM xp_block_counts AS blocks
+                              WHERE blocks.block > member.xp >> 10), 0)
+                + coalesce((SELECT sum(members) FROM xp_counts AS totals
+                              WHERE totals.xp > member.xp AND totals.xp <= (member.xp | 1023)), 0)
+             FROM xp AS member WHERE member.user_id = ?""",
+        (user_id,))
+    for user_id_, xp, messages, last_message_at, above in rows:
+        return XpRow(user_id_, xp, messages, last_message_at), int(above)
+    return None, 0
 
 
 async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:

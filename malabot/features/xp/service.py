@@ -70,7 +70,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
 DEFAULT_CURVE: str = GuildSettings.model_fields["level_curve"].default
-MEDIAN_SECONDS = 60.0
 
 
 class XpService:
@@ -94,7 +93,6 @@ class XpService:
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
         self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
-        self._medians: dict[int, tuple[float, int]] = {}      # guild -> (read at, median XP), for rank
         self._loaders: dict[int, TotalsLoader] = {}           # guild -> reads of unknown stored totals
         self._stopping = asyncio.Event()
         tenants.add_before_file_operation(self._before_file_operation)
@@ -393,7 +391,6 @@ class XpService:
         """Another file is in place (a restore): known totals are read again from it. No file (an
         archive, the bot left): XP buffered since the flush before it has nowhere to go; kept, it
         would fail every flush until a restart, or land in a new file if the bot is added back."""
-        self._medians.pop(guild_id, None)
         if self._tenants.exists(guild_id):
             self.forget_totals(guild_id)
             return
@@ -428,15 +425,12 @@ class XpService:
         await self.flush(guild_id)
         settings = await self._settings.get(guild_id)
         async with self._tenants.reading(guild_id) as conn:
-            row = await repository.member_row(conn, user_id)
+            row, above = await repository.member_standing(conn, user_id)
             total = row.xp if row else 0
             if total <= 0:
                 position = None
             elif is_member is None:
-                # Count from whichever end of the board is nearer: both give the exact count.
-                high = total >= await self._median_xp(guild_id, conn)
-                count = repository.count_above if high else repository.count_above_from_below
-                position = 1 + await count(conn, total)
+                position = 1 + above
             else:
                 counts = member_test(is_member)
                 position = 1 + sum(1 for other in await repository.ids_above(conn, total) if counts(other))
@@ -445,15 +439,6 @@ class XpService:
                     xp_into_level=progress.xp_into_level, xp_for_level=progress.xp_for_level,
                     xp_to_next=progress.xp_to_next, next_level=progress.next_level,
                     messages=row.messages if row else 0, position=position)
-
-    async def _median_xp(self, guild_id: int, conn: aiosqlite.Connection) -> int:
-        """The guild's median XP, re-read at most once a minute: only used to pick the cheaper way
-        to count, so a stale value costs time, never correctness."""
-        now = self._clock().timestamp()
-        known = self._medians.get(guild_id)
-        if known is None or now - known[0] >= MEDIAN_SECONDS:
-            known = self._medians[guild_id] = (now, await repository.median_xp(conn))
-        return known[1]
 
     async def leaderboard(self, guild_id: int, page: int = 1, *, is_member: MemberFilter | None = None,
                           per_page: int = PAGE_SIZE) -> LeaderboardPage:
