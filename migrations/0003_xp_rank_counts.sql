@@ -38,16 +38,18 @@ CREATE TRIGGER xp_counts_after_delete AFTER DELETE ON xp BEGIN
   UPDATE xp_block_counts SET members = members - 1 WHERE block = old.xp >> 10;
 END;
 
--- Most chat awards stay inside their block: the block counts change only when one is crossed.
 CREATE TRIGGER xp_counts_after_update AFTER UPDATE OF xp ON xp WHEN old.xp <> new.xp BEGIN
   DELETE FROM xp_counts WHERE xp = old.xp AND members = 1;
   UPDATE xp_counts SET members = members - 1 WHERE xp = old.xp;
   INSERT INTO xp_counts (xp, members) VALUES (new.xp, 1)
     ON CONFLICT (xp) DO UPDATE SET members = members + 1;
-  DELETE FROM xp_block_counts
-    WHERE block = old.xp >> 10 AND members = 1 AND old.xp >> 10 <> new.xp >> 10;
-  UPDATE xp_block_counts SET members = members - 1
-    WHERE block = old.xp >> 10 AND old.xp >> 10 <> new.xp >> 10;
-  INSERT INTO xp_block_counts (block, members) SELECT new.xp >> 10, 1 WHERE old.xp >> 10 <> new.xp >> 10
+END;
+
+-- Its own trigger: most chat awards stay inside their block, and then it does not run at all.
+CREATE TRIGGER xp_block_counts_after_update AFTER UPDATE OF xp ON xp
+WHEN old.xp >> 10 <> new.xp >> 10 BEGIN
+  DELETE FROM xp_block_counts WHERE block = old.xp >> 10 AND members = 1;
+  UPDATE xp_block_counts SET members = members - 1 WHERE block = old.xp >> 10;
+  INSERT INTO xp_block_counts (block, members) VALUES (new.xp >> 10, 1)
     ON CONFLICT (block) DO UPDATE SET members = members + 1;
 END;
