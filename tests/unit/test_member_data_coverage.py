@@ -44,3 +44,29 @@ def test_member_column_rule_matches_the_naming_convention() -> None:
         assert MEMBER_COLUMN.match(name), name
     for name in ("guild_id", "role_id", "channel_id", "case_number", "review_message_id"):
         assert not MEMBER_COLUMN.match(name), name
+
+
+def leading_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Columns a look-up by equality can find through a b-tree: the first of the primary key and
+    of every index."""
+    info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    leading = {name for _, name, _, _, _, pk_position in info if pk_position == 1}
+    for index in conn.execute(f"PRAGMA index_list({table})").fetchall():
+        first = conn.execute(f"PRAGMA index_info({index[1]})").fetchone()
+        if first is not None:
+            leading.add(first[2])
+    return leading
+
+
+def test_every_member_column_leads_an_index(tmp_path: Path) -> None:
+    """A leave purges the member's rows from every member column, and for a minute after it each
+    commit looks for them again: without an index each of those reads a whole table."""
+    conn = sqlite3.connect(tmp_path / "schema.sqlite3", isolation_level=None)
+    migrate(conn, MigrationSet.load(), "schema probe")
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    unindexed = sorted((table, column) for table in tables
+                       for _, column, *_ in conn.execute(f"PRAGMA table_info({table})")
+                       if MEMBER_COLUMN.match(column) and column not in leading_columns(conn, table))
+    conn.close()
+    assert not unindexed, f"member columns no index starts with: {unindexed}"
