@@ -356,43 +356,6 @@ async def test_flush_all_writes_guilds_whose_file_is_open_before_opening_the_oth
     assert [len(file_rows(tenants, guild_id)) for guild_id in (closed, first_open, second_open)] == [1, 1, 1]
 
 
-async def writes_at_once_per_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[bool, int]:
-    """Three guilds whose file is open and three whose file is closed, each with XP to write, through
-    a pool of 3 and `flush_concurrency=1`: the most writes under way at once, by whether the guild's
-    file was open when the round began."""
-    tenants = TenantManager(tmp_path / "tenants", max_open=3)
-    await tenants.start()
-    xp = XpService(tenants, SettingsService(tenants), flush_concurrency=1, open_flush_concurrency=8)
-    closed_ids, open_ids = [11, 12, 13], [21, 22, 23]
-    for guild_id in closed_ids + open_ids:       # the last three opened stay open
-        await xp.on_message(guild_id, ALICE, CHANNEL, (), is_bot=False)
-    assert [tenants.is_open(guild_id) for guild_id in closed_ids + open_ids] == [False] * 3 + [True] * 3
-    under_way: set[int] = set()
-    most = {True: 0, False: 0}
-    real_write = xp._write_buffer
-
-    async def slow_write(guild_id: int) -> None:
-        was_open = guild_id in open_ids
-        under_way.add(guild_id)
-        most[was_open] = max(most[was_open], len(under_way))
-        await asyncio.sleep(0.05)   # long enough for every write allowed at once to start
-        await real_write(guild_id)
-        under_way.discard(guild_id)
-
-    monkeypatch.setattr(xp, "_write_buffer", slow_write)
-    await xp.flush_all()
-    await tenants.close_all()
-    assert all(len(file_rows(tenants, guild_id)) == 1 for guild_id in closed_ids + open_ids)
-    return most
-
-
-async def test_guilds_whose_file_is_open_are_written_many_at_once_the_others_a_few(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the event loop is busy each step of a write waits its turn, so writes of open files go
-    wide; those that must open their file first (evicting another) stay at `flush_concurrency`."""
-    assert await writes_at_once_per_phase(tmp_path, monkeypatch) == {True: 3, False: 1}
-
-
 async def test_a_backup_flushes_the_buffer_first(world: XpWorld, tmp_path: Path) -> None:
     await fixed_xp(world, 20)
     await chat(world, ALICE)
