@@ -4,10 +4,10 @@
 --                    few totals) are one row each;
 --   xp_block_counts  members per block of 1,024 totals: a board whose totals are all different
 --                    is summed by blocks, with xp_counts only inside the member's own block.
--- Members above `t` = blocks above t's block + exact totals above t inside it. Either sum reads at
--- most about a thousand rows. Kept by the triggers below, whatever writes xp (the flush, admin
--- edits, rewards, purges, the legacy split), in the writer's own transaction. A member with no row
--- counts nowhere, as in the xp table.
+-- Members above `t` = blocks above t's block + exact totals above t inside it: one row per occupied
+-- block (a thousand blocks reach a million XP), then at most 1,023 totals. Kept by the triggers
+-- below, whatever writes xp (the flush, admin edits, rewards, purges, the legacy split), in the
+-- writer's own transaction. A member with no row counts nowhere, as in the xp table.
 
 CREATE TABLE xp_counts (
   xp      INTEGER PRIMARY KEY,

@@ -99,9 +99,9 @@ async def reset_all(conn: aiosqlite.Connection) -> tuple[int, int]:
 async def member_standing(conn: aiosqlite.Connection, user_id: int) -> tuple[XpRow | None, int]:
     """The member's row and how many rows have strictly more XP, in one statement.
 
-    Counted from the per-total and per-block counts the schema keeps (migrations/0003): the blocks
-    above the member's block of 1,024 totals, then the exact totals above theirs in that block. So
-    it reads at most about a thousand small rows, however many members are above.
+    Counted from the per-total and per-block counts the schema keeps (migrations/0003): one row per
+    occupied block of 1,024 totals above the member's block (a thousand blocks reach a million XP),
+    then at most 1,023 exact totals above theirs inside it, however many members are above.
     """
     rows = await conn.execute_fetchall(
         """SELECT member.user_id, member.xp, member.messages, member.last_message_at,
@@ -111,9 +111,11 @@ async def member_standing(conn: aiosqlite.Connection, user_id: int) -> tuple[XpR
                               WHERE totals.xp > member.xp AND totals.xp <= (member.xp | 1023)), 0)
              FROM xp AS member WHERE member.user_id = ?""",
         (user_id,))
-    for user_id_, xp, messages, last_message_at, above in rows:
-        return XpRow(user_id_, xp, messages, last_message_at), int(above)
-    return None, 0
+    found = list(rows)
+    if not found:
+        return None, 0
+    *row, above = found[0]
+    return XpRow(*row), int(above)
 
 
 async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:
