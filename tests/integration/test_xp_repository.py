@@ -107,6 +107,17 @@ async def test_reset_all_zeroes_xp_and_keeps_message_counts(conn: aiosqlite.Conn
         [(1, 0, 3), (2, 0, 4), (3, 0, 0)]
 
 
+async def test_reset_all_reports_xp_removed_beyond_what_one_sqlite_integer_holds(
+        conn: aiosqlite.Connection) -> None:
+    # 10,000 members at the largest total an admin may set
+    await conn.execute("BEGIN")
+    await conn.executemany("INSERT INTO xp (user_id, xp) VALUES (?, ?)",
+                           [(user_id, MAX_TOTAL_XP) for user_id in range(1, 10_001)])
+    await conn.execute("COMMIT")
+    assert await repository.reset_all(conn) == (10_000, 10_000 * MAX_TOTAL_XP)   # > 2**63 - 1
+    assert await conn.execute_fetchall("SELECT count(*) FROM xp WHERE xp > 0") == [(0,)]
+
+
 async def test_ranking_is_by_xp_then_user_id_and_leaves_out_zero(conn: aiosqlite.Connection) -> None:
     for user_id, xp in [(5, 10), (3, 30), (4, 30), (1, 0), (2, 50)]:
         await repository.set_xp(conn, user_id, xp)

@@ -87,9 +87,12 @@ async def set_xp(conn: aiosqlite.Connection, user_id: int, total: int) -> None:
 
 async def reset_all(conn: aiosqlite.Connection) -> tuple[int, int]:
     """Set every member's XP to 0 (message counts stay); returns (members who had XP, XP removed)."""
-    async with conn.execute("SELECT count(*), coalesce(sum(xp), 0) FROM xp WHERE xp > 0") as cursor:
+    # Summed in two halves of 32 bits: SQLite's sum() stops with "integer overflow" past 2**63 - 1,
+    # which a few thousand members at the largest total an admin may set already reach.
+    async with conn.execute("SELECT count(*), coalesce(sum(xp >> 32), 0), coalesce(sum(xp & 0xFFFFFFFF), 0) "
+                            "FROM xp WHERE xp > 0") as cursor:
         row = await cursor.fetchone()
-    members, removed = (int(row[0]), int(row[1])) if row else (0, 0)
+    members, removed = (int(row[0]), (int(row[1]) << 32) + int(row[2])) if row else (0, 0)
     await conn.execute("UPDATE xp SET xp = 0 WHERE xp > 0")
     return members, removed
 
