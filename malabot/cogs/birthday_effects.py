@@ -57,8 +57,10 @@ class DiscordBirthdayEffects:
 
     async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         guild = self._bot.get_guild(guild_id)
-        if guild is None:
-            return False  # not in the guild right now (an outage): try again on the next pass
+        if guild is None or guild.unavailable or not guild.chunked:
+            # Not in the guild right now, or it is in an outage or its members are not all cached yet
+            # (after a start): a member or role not found says nothing. Try again on the next pass.
+            return False
         member, role = guild.get_member(user_id), guild.get_role(role_id)
         if member is None or role is None:
             # A member who left, or a deleted role: nobody holds the birthday role any more.

@@ -460,6 +460,31 @@ async def test_the_role_is_taken_back_after_downtime(bd: Birthdays) -> None:
     assert row[6] is not None, "role_removed_at recorded"
 
 
+async def test_a_server_in_an_outage_at_start_gets_the_role_taken_back_once_it_is_back(bd: Birthdays) -> None:
+    world = bd.world
+    await celebrate_alice_with_the_role(bd)
+    await world.stop()
+    await world.server.guild_outage(world.guild)   # READY lists the server as unavailable
+    world.clock.advance(hours=14)                   # 02:00 the next day
+    await world.start()
+    await bd.settle()                               # the start-up pass saw no members: nothing decided
+    [row] = bd.celebrations()
+    assert row[6] is None, "not recorded as taken back while the server was out"
+    assert bd.has_role(world.alice)
+
+    await world.server.end_guild_outage(world.guild)
+
+    def server_back() -> bool:
+        guild = world.running.get_guild(world.guild.id)
+        return guild is not None and not guild.unavailable and guild.chunked
+
+    await eventually(server_back, what="the server to be back with its members")
+    world.clock.advance(hours=1)
+    report = await bd.run_pass()
+    assert report.roles_removed == 1
+    assert not bd.has_role(world.alice)
+
+
 async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_still_goes_out(
         bd: Birthdays) -> None:
     world = bd.world

@@ -461,6 +461,40 @@ async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(
     assert row is not None and row["role_removed_at"] is not None
 
 
+async def test_after_a_long_downtime_a_failed_removal_is_retried_from_its_first_failure(
+        bot: Bot, running_bot: BotFactory, clock: MovableClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    await bot.tenants.close_all()
+    clock.now = datetime(2026, 6, 20, 3, tzinfo=UTC)  # back after five days, past the retry days
+    async with running_bot() as restarted:
+        discord.raising.add("remove_role")           # the first attempt meets a Discord hiccup
+        await restarted.birthday_pass.run()
+        row = await restarted.celebration(ALICE, 2026)
+        assert row is not None and row["role_removed_at"] is None and row["role_failed_on"] == "2026-06-20"
+        discord.raising.clear()
+        clock.now = datetime(2026, 6, 20, 4, tzinfo=UTC)
+        report = await restarted.birthday_pass.run()
+    assert report.roles_removed == 1
+    assert discord.roles_of(ALICE) == set()
+
+
+async def test_the_retry_days_count_from_the_first_failed_removal(
+        bot: Bot, running_bot: BotFactory, clock: MovableClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    await bot.tenants.close_all()
+    discord.refused_roles.add(ROLE)
+    async with running_bot() as restarted:
+        for day in range(20, 20 + ROLE_RETRY_DAYS + 3):  # down until June 20, then refused every day
+            clock.now = datetime(2026, 6, day, 8, tzinfo=UTC)
+            await restarted.birthday_pass.run()
+        row = await restarted.celebration(ALICE, 2026)
+    removals = [call for call in discord.role_calls if call[0] == "remove"]
+    assert len(removals) == ROLE_RETRY_DAYS + 1  # June 20, 21, 22 retried; given up on June 23
+    assert row is not None and row["role_removed_at"] is not None and row["role_failed_on"] == "2026-06-20"
+
+
 async def test_someone_not_seen_as_a_member_is_left_for_a_later_pass(
         bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     discord.absent.add(ALICE)  # e.g. the member cache is not filled yet after a start

@@ -16,6 +16,7 @@ from malabot.features.birthdays.rules import (
     dates_celebrated_on,
     local_moment,
     render_announcement,
+    role_removal_given_up,
     upcoming,
     validate_birthday,
     validate_upcoming_days,
@@ -135,6 +136,14 @@ def test_an_hour_skipped_by_dst_is_caught_up_at_the_next_hour_of_that_day() -> N
     assert not announcement_due(before_gap, 2)
     assert announcement_due(after_gap, 2)
     assert after_gap.day == date(2026, 3, 29)
+
+
+def test_a_failing_role_removal_is_given_up_only_days_after_its_first_failure() -> None:
+    first = date(2026, 12, 30)
+    assert not role_removal_given_up(first, first, 3)
+    assert not role_removal_given_up(first, date(2027, 1, 1), 3)
+    assert role_removal_given_up(first, date(2027, 1, 2), 3)
+    assert role_removal_given_up(first, date(2027, 3, 1), 3)
 
 
 # --- upcoming --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from malabot.features.birthdays.rules import (
     dates_celebrated_on,
     local_moment,
     render_announcement,
+    role_removal_given_up,
 )
 from malabot.features.birthdays.service import BirthdayService
 from malabot.features.settings.service import SettingsService
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 # so this stays far below the tenant manager's cap, leaving room for commands meanwhile; opening a
 # file is mostly waiting on threads and the disk, so a few in parallel pay off even on 2 cores.
 DEFAULT_CONCURRENCY = 8
-# A role that could not be removed is retried on every pass for this many days, then given up.
+# A role that could not be removed is retried on every pass for this many days from the first failed
+# removal, then given up.
 ROLE_RETRY_DAYS = 3
 
 
@@ -234,7 +236,7 @@ class BirthdayPass:
                          report: PassReport) -> bool:
         """Remove roles of past days; a removal that keeps failing is given up after a few days.
         True when some are left to retry on the next pass."""
-        settled = []
+        settled, first_failures = [], []
         for role in roles:
             removed = await self._attempt(guild_id, "remove role",
                                           self._effects.remove_role(guild_id, role.user_id, role.role_id))
@@ -243,17 +245,20 @@ class BirthdayPass:
                 settled.append(role)
                 continue
             report.failures += 1
-            if (today - role.local_day).days <= ROLE_RETRY_DAYS:
+            if role.failed_on is None:
+                first_failures.append(role)
+            if not role_removal_given_up(role.failed_on or today, today, ROLE_RETRY_DAYS):
                 log.warning("birthday role %s of user %s in guild %s not removed; will retry",
                             role.role_id, role.user_id, guild_id)
             else:
                 log.warning("birthday role %s of user %s in guild %s not removed for %s days; giving up",
                             role.role_id, role.user_id, guild_id, ROLE_RETRY_DAYS)
                 settled.append(role)
-        if settled:
+        if settled or first_failures:
             at = self._clock()
             async with self._tenants.transaction(guild_id, create=False) as conn:
                 await repository.mark_roles_removed(conn, settled, at)
+                await repository.mark_role_failures(conn, first_failures, today)
         return len(settled) < len(roles)
 
     async def _attempt(self, guild_id: int, what: str, effect: Awaitable[bool]) -> bool | None:

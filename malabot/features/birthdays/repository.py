@@ -23,6 +23,7 @@ class PendingRole:
     year: int
     local_day: date
     role_id: int
+    failed_on: date | None = None  # the server's day of the first removal that failed
 
 
 def _birthday(row: Sequence[object]) -> Birthday:
@@ -126,12 +127,13 @@ async def forget_roles(conn: aiosqlite.Connection, user_ids: Iterable[int], year
 async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
     """Roles given on a day before `before` that have not been removed."""
     rows = await conn.execute_fetchall(
-        """SELECT user_id, year, local_day, role_id FROM birthday_celebrations
+        """SELECT user_id, year, local_day, role_id, role_failed_on FROM birthday_celebrations
            WHERE role_id IS NOT NULL AND role_removed_at IS NULL AND local_day < ?
            ORDER BY local_day, user_id""",
         (before.isoformat(),),
     )
-    return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3]) for row in rows]
+    return [PendingRole(row[0], row[1], date.fromisoformat(row[2]), row[3],
+                        date.fromisoformat(row[4]) if row[4] is not None else None) for row in rows]
 
 
 async def roles_held_by(conn: aiosqlite.Connection, user_id: int) -> list[int]:
@@ -146,6 +148,14 @@ async def mark_roles_removed(conn: aiosqlite.Connection, roles: Iterable[Pending
     await conn.executemany(
         "UPDATE birthday_celebrations SET role_removed_at = ? WHERE user_id = ? AND year = ?",
         [(at.isoformat(), role.user_id, role.year) for role in roles],
+    )
+
+
+async def mark_role_failures(conn: aiosqlite.Connection, roles: Iterable[PendingRole], day: date) -> None:
+    """Remember the day removals first failed (a later failure keeps the first day)."""
+    await conn.executemany(
+        "UPDATE birthday_celebrations SET role_failed_on = coalesce(role_failed_on, ?) WHERE user_id = ? AND year = ?",
+        [(day.isoformat(), role.user_id, role.year) for role in roles],
     )
 
 

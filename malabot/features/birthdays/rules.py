@@ -104,6 +104,13 @@ def announcement_due(moment: LocalMoment, birthday_hour: int) -> bool:
     return moment.hour >= birthday_hour
 
 
+def role_removal_given_up(first_failed_on: date, today: date, retry_days: int) -> bool:
+    """Whether a birthday role whose removal keeps failing is given up: after `retry_days` days of
+    retries counted from the first failure, never from the birthday itself (after a long downtime the
+    first attempt would otherwise also be the last)."""
+    return (today - first_failed_on).days >= retry_days
+
+
 def validate_upcoming_days(days: int) -> int:
     if not 1 <= days <= MAX_UPCOMING_DAYS:
         raise UserInputError(f"Choose between 1 and {MAX_UPCOMING_DAYS} days.")
