@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from malabot.sandbox.gateway import Gateway
+from malabot.sandbox.holds import Holds
 from malabot.sandbox.http_io import ParsedBody
 from malabot.sandbox.interactions import InteractionRegistry
 from malabot.sandbox.recorder import RequestLog
@@ -24,6 +25,7 @@ class Sandbox:
     interactions: InteractionRegistry = field(default_factory=InteractionRegistry)
     url_root: str = ""  # http://127.0.0.1:PORT once bound
     commands_changed: Waiters = field(default_factory=Waiters)
+    holds: Holds = field(default_factory=Holds)
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -17,8 +17,9 @@ bot has read them. Everything the bot sends is recorded in `requests`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from malabot.sandbox import events
 from malabot.sandbox.context import SANDBOX, Sandbox
 from malabot.sandbox.errors import SandboxError, SandboxTimeout
 from malabot.sandbox.gateway import Gateway, Session
+from malabot.sandbox.holds import Hold, RequestTest
 from malabot.sandbox.interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
@@ -255,6 +257,16 @@ class FakeDiscord:
             return predicate is None or predicate(request)
 
         return await self.log.wait_for(wanted, within=self.timeout, start=since)
+
+    @contextlib.asynccontextmanager
+    async def holding_requests(self, matches: RequestTest) -> AsyncIterator[Hold]:
+        """Hold the bot's requests that `matches(method, path, json)` accepts until `release()` or
+        the end of the block (a slow Discord): `await hold.arrived(within)` waits for the first one."""
+        hold = self._sandbox.holds.add(matches)
+        try:
+            yield hold
+        finally:
+            self._sandbox.holds.remove(hold)
 
     # ---- the bot's connection ---------------------------------------------------------------
 

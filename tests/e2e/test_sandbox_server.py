@@ -261,6 +261,23 @@ async def test_ephemeral_reply(discord_server: FakeDiscord, bot: DemoBot, world:
     assert callback.json["type"] == 4
 
 
+async def test_a_held_request_is_handled_only_once_released(discord_server: FakeDiscord, bot: DemoBot,
+                                                             world: World) -> None:
+    channel = bot.get_channel(world.channel)
+    assert isinstance(channel, discord.TextChannel)
+
+    def message_post(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path == f"/channels/{world.channel}/messages"
+
+    async with discord_server.holding_requests(message_post) as slow:
+        sending = asyncio.create_task(channel.send("hello"))
+        await slow.arrived(within=5)
+        assert discord_server.messages_in(world.channel) == [] and not sending.done()
+        slow.release()
+        sent = await sending
+    assert [message.id for message in discord_server.messages_in(world.channel)] == [sent.id]
+
+
 async def test_deferred_reply_is_completed_by_the_followup(discord_server: FakeDiscord, bot: DemoBot,
                                                            world: World) -> None:
     reply = await discord_server.invoke_command(world.guild, world.channel, world.bob, "slow")

@@ -43,6 +43,7 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[BODY] = body
         request[REASON] = unquote(request.headers.get("X-Audit-Log-Reason", ""))
         _check_token(request, path, sandbox.token)
+        await sandbox.holds.pass_through(request.method, path, body.json)
         response: web.StreamResponse = await handler(request)
     except ApiError as error:
         response = json_response(error.body(), error.status)
