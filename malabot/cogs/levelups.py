@@ -6,7 +6,8 @@ Any cog that grants or edits XP calls `apply` with the LevelChange the XP servic
 
 It posts the level-up message when the member went up (if the server has it on: in the configured
 channel, else in `channel_id`; no post when neither is known) and brings the member's level roles in
-line with their level in the server's stack/replace mode, both ways, so roles follow XP down after an
+line with their level as it is then (not the change's, which a later edit may have overtaken) in the
+server's stack/replace mode, both ways, so roles follow XP down after an
 admin edit too. Discord refusals (a role above the bot's top role, a deleted role or channel, a missing
 permission) never raise: each becomes a one-line `problems` entry for the caller to show an admin
 (`problems_text` for an ephemeral follow-up) or to tell through `bot.admin_notices` when nobody is
@@ -53,8 +54,10 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
         async with services.role_ledger.syncing(guild.id, change.user_id):
             member = await _current_member(guild, change.user_id)
             if member is not None:
-                added, removed = await _sync_level_roles(services, guild, member, change.new_level, level_of,
-                                                         problems)
+                # The level now, not the change's: an admin edit or another award may have landed
+                # since (while the level-up was posted, or while this waited for the member's turn).
+                level = await services.xp.member_level(guild.id, change.user_id)
+                added, removed = await _sync_level_roles(services, guild, member, level, level_of, problems)
     return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
                           problems=tuple(problems))
 

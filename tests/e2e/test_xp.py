@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -201,6 +202,24 @@ async def test_stack_mode_keeps_every_level_role_and_roles_follow_xp_down(place:
     await world.command(world.admin, "xp reset member", {"member": world.alice})
     await settled(world)
     assert place.roles_of(world.alice) == set()
+
+
+async def test_roles_follow_an_admin_edit_made_while_a_chat_level_up_is_being_posted(place: Place) -> None:
+    world = place.world
+    await place.give_level_roles()
+    await fixed_xp(place, 500)
+
+    def level_up_post(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith("/messages") and str((body or {}).get("content")).startswith("GG")
+
+    async with world.server.holding_requests(level_up_post) as slow_discord:
+        await world.server.send_message(world.general, world.alice, "hello")   # 500 XP: level 3
+        await slow_discord.arrived(within=5)
+        await world.command(world.admin, "xp set", {"member": world.alice, "amount": 0})
+        await world.server.sync_with_bot()
+    await settled(world)
+    assert place.xp_rows() == {world.alice.id: 0}
+    assert place.roles_of(world.alice) == set(), "the roles of level 3 came back after the edit to 0 XP"
 
 
 async def test_replace_mode_keeps_only_the_highest_level_role(place: Place) -> None:
