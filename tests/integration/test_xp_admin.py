@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from xp_fixtures import XpWorld, read_file, xp_world
 
 from malabot.errors import UserInputError
-from malabot.features.xp.models import LevelRole
+from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.features.xp.rules import MAX_TOTAL_XP
 
 GUILD = 111_111_111_111_111_111
@@ -72,6 +74,72 @@ async def test_set_replaces_buffered_xp_and_later_chat_adds_to_the_new_total(wor
     world.clock.advance(minutes=1)
     change = await world.xp.on_message(GUILD, ALICE, CHANNEL, (), is_bot=False)
     assert change is not None and (change.total_xp, change.leveled_up) == (115, True)
+
+
+@contextlib.asynccontextmanager
+async def file_in_use(world: XpWorld) -> AsyncIterator[None]:
+    """Someone else holds the guild's file (a long read, a backup) for the duration of the block."""
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with world.tenants.reading(GUILD):
+            holding.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    try:
+        yield
+    finally:
+        done.set()
+        await holder
+
+
+async def edit_while_alice_chats(world: XpWorld, edit: Awaitable[LevelChange]) -> LevelChange:
+    """Start `edit` while the file is in use, and let Alice earn 20 XP while it waits for the file."""
+    async with file_in_use(world):
+        waiting = asyncio.ensure_future(edit)
+        await asyncio.sleep(0.05)
+        world.clock.advance(minutes=1)
+        # Recorded as the listener does: its level change may need the file, which is in use.
+        assert await world.xp.record_message(GUILD, ALICE, CHANNEL, (), is_bot=False) is not None
+    return await waiting
+
+
+async def test_chat_xp_earned_while_an_edit_waits_for_the_file_is_part_of_its_total(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, xp_min=20, xp_max=20)
+    await world.xp.on_message(GUILD, ALICE, CHANNEL, (), is_bot=False)
+    await world.xp.flush(GUILD)                                      # 20 XP, known in memory
+
+    change = await edit_while_alice_chats(world, world.admin.add(GUILD, ADMIN, ALICE, 435))
+    assert (change.old_level, change.new_level, change.total_xp) == (0, 3, 475)
+    assert audit(world)[-1][3] == {"before": 40, "after": 475, "amount": 435}
+    await world.xp.flush(GUILD)
+    assert stored(world, ALICE) == 475                               # the chat XP counted once
+
+
+async def test_a_set_while_chat_xp_waits_for_the_file_sets_the_whole_total(world: XpWorld) -> None:
+    await world.settings.update(GUILD, ADMIN, xp_min=20, xp_max=20)
+    await world.xp.on_message(GUILD, ALICE, CHANNEL, (), is_bot=False)
+    await world.xp.flush(GUILD)
+
+    change = await edit_while_alice_chats(world, world.admin.set(GUILD, ADMIN, ALICE, 100))
+    assert change.total_xp == 100
+    assert audit(world)[-1][3] == {"before": 40, "after": 100, "amount": 100}
+    await world.xp.flush(GUILD)
+    assert stored(world, ALICE) == 100
+    assert read_file(world.tenants.paths.live(GUILD), "SELECT messages FROM xp WHERE user_id = ?",
+                     (ALICE,)) == [(2,)]                             # both messages still counted
+
+
+async def test_a_refused_edit_gives_chat_xp_earned_while_it_waited_back_to_the_buffer(world: XpWorld) -> None:
+    await world.admin.set(GUILD, ADMIN, ALICE, MAX_TOTAL_XP - 10)
+    await world.settings.update(GUILD, ADMIN, xp_min=5, xp_max=5)
+    with pytest.raises(UserInputError, match="past the limit"):
+        await edit_while_alice_chats(world, world.admin.add(GUILD, ADMIN, ALICE, 6))
+    assert stored(world, ALICE) == MAX_TOTAL_XP - 10                 # rolled back, the chat XP too
+    await world.xp.flush(GUILD)
+    assert stored(world, ALICE) == MAX_TOTAL_XP - 5                  # ... and written by the next flush
 
 
 @pytest.mark.parametrize("amount", [0, -5, MAX_TOTAL_XP + 1])

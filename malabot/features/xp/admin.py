@@ -1,8 +1,9 @@
 """Admin edits of XP and of the level-role table, each audited in the transaction that makes it.
 
-Every XP edit first flushes the guild's buffered chat XP, so the audit's `before` is the member's true
-total and "set 100" means 100 whatever they earned a moment ago. The edit and its audit row are one
-transaction: a refused edit raises UserInputError and changes nothing.
+Every edit runs in a transaction that holds the guild's buffered chat XP too
+(XpService.in_transaction_after_flush), so the audit's `before` is the member's true total and "set
+100" means 100 whatever they earned a moment ago. The edit and its audit row are one transaction: a
+refused edit raises UserInputError and changes nothing.
 
 What a cog calls (the cog asks for confirmation before `reset_all`; this just does it):
     /xp add member amount      -> add(guild_id, actor_id, user_id, amount)    -> LevelChange
@@ -18,6 +19,8 @@ A LevelChange tells the cog to resync the member's roles (XpService.role_changes
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import aiosqlite
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
@@ -63,19 +66,22 @@ class XpAdmin:
 
     async def reset_all(self, guild_id: int, actor_id: int) -> int:
         """Every member's XP back to 0; returns how many members had XP."""
-        async with self._xp.transaction_after_flush(guild_id) as conn:
+        async def reset(conn: aiosqlite.Connection) -> int:
             members, removed = await repository.reset_all(conn)
             await repository.record_audit(conn, self._clock(), "reset_all", actor_id, None, {
                 "before": {"members_with_xp": members, "total_xp": removed},
                 "after": {"members_with_xp": 0, "total_xp": 0},
             })
             self._xp.forget_totals(guild_id)
-        return members
+            return members
+
+        return await self._xp.in_transaction_after_flush(guild_id, reset)
 
     async def _edit(self, guild_id: int, actor_id: int, user_id: int, action: str, amount: int | None,
                     new_total: Callable[[int], int]) -> LevelChange:
         curve = (await self._settings.get(guild_id)).level_curve
-        async with self._xp.transaction_after_flush(guild_id) as conn:
+
+        async def edit(conn: aiosqlite.Connection) -> LevelChange:
             before = await repository.total_xp(conn, user_id)
             after = new_total(before)  # may refuse with UserInputError: the transaction rolls back
             await repository.set_xp(conn, user_id, after)
@@ -84,7 +90,9 @@ class XpAdmin:
                 details["amount"] = amount
             await repository.record_audit(conn, self._clock(), action, actor_id, user_id, details)
             self._xp.forget_totals(guild_id, user_id)
-        return level_change(guild_id, user_id, curve, before, after)
+            return level_change(guild_id, user_id, curve, before, after)
+
+        return await self._xp.in_transaction_after_flush(guild_id, edit)
 
     # -- level roles -------------------------------------------------------------------------------
 
@@ -94,7 +102,7 @@ class XpAdmin:
         validate_role_level(level)
         if not 0 < role_id < 2**63:
             raise UserInputError("That is not a Discord role.")
-        async with self._xp.transaction_after_flush(guild_id) as conn:
+        async def add(conn: aiosqlite.Connection) -> LevelRole | None:
             other_level = await repository.level_of_role(conn, role_id)
             if other_level is not None and other_level != level:
                 raise UserInputError(f"That role is already given at level {other_level}; "
@@ -106,13 +114,16 @@ class XpAdmin:
                 "before": previous.role_id if previous else None,
                 "after": role_id,
             })
+            return previous
+
+        previous = await self._xp.in_transaction_after_flush(guild_id, add)
         return previous if previous is not None and previous.role_id != role_id else None
 
     async def remove_level_role(self, guild_id: int, actor_id: int, level: int) -> LevelRole:
         """Stop giving a role at `level`; returns what was removed. Members who have the role keep
         it: it is simply no longer a level role, so role resyncs leave it alone."""
         validate_role_level(level)
-        async with self._xp.transaction_after_flush(guild_id) as conn:
+        async def remove(conn: aiosqlite.Connection) -> LevelRole:
             previous = await repository.level_role_at(conn, level)
             if previous is None:
                 raise UserInputError(f"No role is given at level {level}.")
@@ -120,4 +131,6 @@ class XpAdmin:
             await repository.record_audit(conn, self._clock(), "level_role_remove", actor_id, None, {
                 "level": level, "before": previous.role_id, "after": None,
             })
-        return previous
+            return previous
+
+        return await self._xp.in_transaction_after_flush(guild_id, remove)

@@ -29,7 +29,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from typing import TypeVar
 
 import aiosqlite
 
@@ -70,6 +71,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEVELUP_TEMPLATE: str = GuildSettings.model_fields["levelup_template"].default
 DEFAULT_CURVE: str = GuildSettings.model_fields["level_curve"].default
+
+T = TypeVar("T")
+# Writes the guild's buffered XP through a connection held under the tenant lock.
+PendingWriter = Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
 class XpService:
@@ -355,29 +360,53 @@ class XpService:
             except Exception:
                 log.exception("guild %s: writing buffered XP failed; will retry", guild_id)
 
-    @contextlib.asynccontextmanager
-    async def transaction_after_flush(self, guild_id: int) -> AsyncIterator[aiosqlite.Connection]:
-        """`tenants.transaction(guild_id)` entered right after flushing the guild, so what runs in it
-        sees every award made before the call (admin edits use it)."""
+    async def in_transaction_after_flush(self, guild_id: int,
+                                         work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `work(conn)` in one transaction of the guild's file that holds every chat award made
+        before it runs, so it reads true totals (admin edits use it): the buffer is flushed first, and
+        what chat earned while this waited for the file is written in the same transaction (else a
+        total set there would miss it, and the next flush would add it on top).
+
+        Its own task, shielded like a flush: a cancelled caller must not cut it between COMMIT and
+        the buffer's bookkeeping, which would write that XP twice.
+        """
+        return await asyncio.shield(asyncio.ensure_future(self._in_transaction_after_flush(guild_id, work)))
+
+    async def _in_transaction_after_flush(self, guild_id: int,
+                                          work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         await self.flush(guild_id)
-        async with self._tenants.transaction(guild_id) as conn:
-            yield conn
+        async with self._pending_write(guild_id) as write_pending, \
+                self._tenants.transaction(guild_id) as conn:
+            await write_pending(conn)
+            return await work(conn)
 
     async def _write_buffer(self, guild_id: int) -> None:
-        taken: list[tuple[int, int, int, float]] = []
+        async with self._pending_write(guild_id) as write_pending, \
+                self._tenants.single_statement(guild_id) as conn:
+            await write_pending(conn)
+
+    @contextlib.asynccontextmanager
+    async def _pending_write(self, guild_id: int) -> AsyncIterator[PendingWriter]:
+        """A writer of the guild's buffered XP through a connection the caller holds under the tenant
+        lock (so a concurrent flush of this guild has finished); when the block fails, its transaction
+        included, the XP taken goes back into the buffer."""
         guild: GuildBuffer | None = None
+        taken: list[tuple[int, int, int, float]] = []
+
+        async def write(conn: aiosqlite.Connection) -> None:
+            nonlocal guild, taken
+            guild = self._guilds.get(guild_id)
+            if guild is None or not guild.dirty:
+                return
+            taken = guild.take_pending()
+            totals = await repository.add_awards(conn, awards_from(taken))
+            # Learn the true totals: heals a stale known total (e.g. read just before a restore).
+            for user_id, total in totals.items():
+                if (member := guild.members.get(user_id)) is not None:
+                    self._learn_stored(member, total)
+
         try:
-            async with self._tenants.single_statement(guild_id) as conn:
-                # Taken under the tenant lock: a concurrent flush of this guild has finished by now.
-                guild = self._guilds.get(guild_id)
-                if guild is None or not guild.dirty:
-                    return
-                taken = guild.take_pending()
-                totals = await repository.add_awards(conn, awards_from(taken))
-                # Learn the true totals: heals a stale known total (e.g. read just before a restore).
-                for user_id, total in totals.items():
-                    if (member := guild.members.get(user_id)) is not None:
-                        self._learn_stored(member, total)
+            yield write
         except BaseException:
             if taken and guild is not None:
                 guild.give_back(taken)
