@@ -28,7 +28,7 @@ from malabot.cogs.moderation_checks import (
 )
 from malabot.cogs.modlog import ModLog
 from malabot.commands import admin_group, answer
-from malabot.errors import PermissionRefused, UserInputError, quoted
+from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Case
 from malabot.features.moderation.rules import (
     DELETE_MESSAGE_DAYS_MAX,
@@ -44,6 +44,7 @@ from malabot.features.moderation.rules import (
     longer_timeout,
     normalise_reason,
     parse_duration,
+    parse_user_id,
     render_case_text,
 )
 
@@ -56,17 +57,8 @@ PURGE_SCAN_LIMIT = 500
 # between the scan and the delete request.
 PURGE_AGE_MARGIN = timedelta(minutes=5)
 _EMBED_DESCRIPTION_MAX = 4096
-_SNOWFLAKE_MAX = 2**63 - 1
 
 REASON_OPTION = {"max_length": MAX_REASON_LENGTH}
-
-
-def parse_user_id(text: str) -> int:
-    """A user id as typed: digits, or a mention like <@123>."""
-    cleaned = text.strip().removeprefix("<@").removeprefix("!").removesuffix(">")
-    if not cleaned.isdigit() or not 0 < int(cleaned) <= _SNOWFLAKE_MAX:
-        raise UserInputError(f"“{quoted(text)}” is not a user id (a number like 123456789012345678).")
-    return int(cleaned)
 
 
 def cases_embed(title: str, header: str, cases: list[Case]) -> discord.Embed:

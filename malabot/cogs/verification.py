@@ -25,6 +25,7 @@ from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
+from malabot.snowflakes import snowflake_from_text
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -47,9 +48,10 @@ def parse_review_custom_id(custom_id: str) -> tuple[bool, int] | None:
     if not custom_id.startswith(REVIEW_PREFIX):
         return None
     action, _, user = custom_id.removeprefix(REVIEW_PREFIX).partition(":")
-    if action not in ("approve", "deny") or not user.isdigit():
+    user_id = snowflake_from_text(user)
+    if action not in ("approve", "deny") or user_id is None:
         return None
-    return action == "approve", int(user)
+    return action == "approve", user_id
 
 
 class VerifyPanel(discord.ui.View):

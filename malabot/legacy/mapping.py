@@ -53,6 +53,7 @@ from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.birthdays.rules import celebration_date
 from malabot.guild_settings import GuildSettings
+from malabot.snowflakes import snowflake_from_text
 
 OLD_PLACEHOLDERS = {
     "{member.mention}": "{member}",
@@ -104,9 +105,10 @@ def parse_snowflake(text: str) -> int | None:
     value = text.strip()
     if value.lower() in _UNSET:
         return None
-    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**63:
+    number = snowflake_from_text(value)
+    if number is None:
         raise ValueError(f"not a Discord id: {text!r}")
-    return int(value)
+    return number
 
 
 def parse_whole_number(text: str) -> int:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from malabot.errors import InvalidGuildId
+from malabot.snowflakes import MAX_SNOWFLAKE, snowflake_from_text
 
-MAX_SNOWFLAKE = 2**63 - 1
 TENANT_SUFFIX = ".sqlite3"
 
 
@@ -17,11 +17,12 @@ def parse_guild_id(value: object) -> int:
     """The guild id as a positive 64-bit int; anything else (text, paths, bools, 0, huge) is refused."""
     if isinstance(value, bool):
         raise InvalidGuildId(f"not a guild id: {value!r}")
+    number: int | None = None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
-    else:
+    elif isinstance(value, str):
+        number = snowflake_from_text(value)  # also None for "0" and past 64 bits
+    if number is None:
         raise InvalidGuildId(f"not a guild id: {value!r} (a guild id is a positive whole number)")
     if not 0 < number <= MAX_SNOWFLAKE:
         raise InvalidGuildId(f"not a guild id: {value!r} (out of range)")

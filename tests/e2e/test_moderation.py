@@ -362,6 +362,14 @@ async def test_ban_and_unban_refuse_bad_values(cast: Cast) -> None:
     assert cast.is_member(cast.carol) and cast.cases() == []
 
 
+async def test_unban_refuses_digits_other_than_0_to_9(cast: Cast) -> None:
+    # Superscripts pass str.isdigit() but not int(): they once ended in the generic apology.
+    for typed in ("²", "¹²³", "<@²>"):
+        reply = await cast.run(cast.mod, "unban", {"user_id": typed})
+        assert reply.content == f"“{typed}” is not a user id (a number like 123456789012345678)."
+    assert cast.server.requests_to("DELETE", "/guilds/*/bans/*") == [] and cast.cases() == []
+
+
 # -- purge -------------------------------------------------------------------------------------------
 
 

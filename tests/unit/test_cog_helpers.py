@@ -1,29 +1,26 @@
-"""Plain helpers of the cogs: user ids as typed, /help paging, 403 sentences, answers that fit a message."""
+"""Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message."""
 
 from __future__ import annotations
 
 import pytest
 
-from malabot.cogs.moderation import parse_user_id
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
+from malabot.cogs.verification import parse_review_custom_id, review_custom_id
 from malabot.commands import fit_lines
-from malabot.errors import UserInputError
 
 
-@pytest.mark.parametrize(("typed", "expected"), [
-    ("123456789012345678", 123456789012345678),
-    (" <@123456789012345678> ", 123456789012345678),
-    ("<@!42>", 42),
+def test_review_buttons_carry_the_action_and_the_member() -> None:
+    assert parse_review_custom_id(review_custom_id("approve", 42)) == (True, 42)
+    assert parse_review_custom_id(review_custom_id("deny", 42)) == (False, 42)
+
+
+@pytest.mark.parametrize("custom_id", [
+    "malabot:verify", "malabot:review:maybe:42", "malabot:review:approve:", "malabot:review:approve:0",
+    "malabot:review:approve:²", "malabot:review:deny:１２",  # digits other than 0-9
 ])
-def test_user_ids_as_typed(typed: str, expected: int) -> None:
-    assert parse_user_id(typed) == expected
-
-
-@pytest.mark.parametrize("typed", ["", "carol", "0", "-5", "12.5", str(2**63), "<@abc>"])
-def test_what_is_not_a_user_id(typed: str) -> None:
-    with pytest.raises(UserInputError, match="is not a user id"):
-        parse_user_id(typed)
+def test_other_custom_ids_are_not_review_buttons(custom_id: str) -> None:
+    assert parse_review_custom_id(custom_id) is None
 
 
 def test_help_pages_keep_lines_whole_and_in_order() -> None:

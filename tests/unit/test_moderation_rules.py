@@ -170,6 +170,24 @@ def test_every_case_action_has_permission_entries() -> None:
 # option values
 
 
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("123456789012345678", 123456789012345678),
+    (" <@123456789012345678> ", 123456789012345678),
+    ("<@!42>", 42),
+])
+def test_user_ids_as_typed(typed: str, expected: int) -> None:
+    assert rules.parse_user_id(typed) == expected
+
+
+@pytest.mark.parametrize("typed", [
+    "", "carol", "0", "-5", "12.5", str(2**63), "<@abc>",
+    "²", "¹²³", "<@²>", "１２",  # digits other than 0-9: str.isdigit() accepts them
+])
+def test_what_is_not_a_user_id(typed: str) -> None:
+    with pytest.raises(UserInputError, match="is not a user id"):
+        rules.parse_user_id(typed)
+
+
 @pytest.mark.parametrize("count", [1, 50, 100])
 def test_purge_count_in_range(count: int) -> None:
     assert rules.check_purge_count(count) == count

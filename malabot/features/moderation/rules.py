@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from malabot.errors import PermissionRefused, UserInputError
+from malabot.errors import PermissionRefused, UserInputError, quoted
 from malabot.features.moderation.models import Case, Party
 from malabot.guild_settings import ThresholdAction, WarnThreshold
+from malabot.snowflakes import snowflake_from_text
 
 # Discord's own limits.
 MAX_TIMEOUT = timedelta(days=28)
@@ -170,6 +171,14 @@ def check_action(action: str, *, actor: Party, target: Party | None, bot: Party,
 
 # ---------------------------------------------------------------------------------------------------
 # Option values
+
+
+def parse_user_id(text: str) -> int:
+    """A user id as typed: digits, or a mention like <@123>."""
+    user_id = snowflake_from_text(text.strip().removeprefix("<@").removeprefix("!").removesuffix(">"))
+    if user_id is None:
+        raise UserInputError(f"“{quoted(text)}” is not a user id (a number like 123456789012345678).")
+    return user_id
 
 
 def check_purge_count(count: int) -> int:
