@@ -12,6 +12,8 @@ import logging
 
 import discord
 
+from malabot.cogs.posting import pinging_only
+
 log = logging.getLogger(__name__)
 
 ROLE_REASON = "Birthday"
@@ -33,11 +35,8 @@ class DiscordBirthdayEffects:
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("guild %s: birthday channel %s is gone or not a text channel", guild_id, channel_id)
             return False
-        # The admin's template may name anyone or @everyone: only the member celebrated is pinged.
-        only_them = discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
-                                            users=[discord.Object(user_id)])
         try:
-            await channel.send(text, allowed_mentions=only_them)
+            await channel.send(text, allowed_mentions=pinging_only(user_id))
         except (discord.Forbidden, discord.NotFound) as error:
             log.warning("guild %s: cannot post in birthday channel %s: %s", guild_id, channel_id, error)
             return False

@@ -1,5 +1,6 @@
 """Channels the bot is told to post in: checked when an admin names one, so that a welcome, level-up,
-birthday or mod-log post does not fail later where only the log would say so."""
+birthday or mod-log post does not fail later where only the log would say so; and whom such a post
+may ping."""
 
 from __future__ import annotations
 
@@ -12,3 +13,10 @@ def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> N
     granted = channel.permissions_for(guild.me)
     if not (granted.view_channel and granted.send_messages):
         raise UserInputError(f"I cannot post in {channel.mention}; let me view it and send messages there.")
+
+
+def pinging_only(user_id: int) -> discord.AllowedMentions:
+    """A post about one member pings that member alone: the admin's template may name anyone, a role
+    or @everyone, and those stay plain text."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(user_id)])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.posting import pinging_only
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError
 from malabot.features.welcome.rules import ChannelMessage, JoinPlan, LeavePlan
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The joining member is pinged; nobody else, whatever the template says. A goodbye pings nobody.
-MEMBER_PING_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True)
+# A welcome pings the joining member alone (pinging_only), whatever the template says; a goodbye nobody.
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -53,9 +53,9 @@ async def post(guild: discord.Guild, message: ChannelMessage, pings: discord.All
     return None
 
 
-async def send_dm(member: discord.Member | discord.User, text: str) -> str | None:
+async def send_dm(member: discord.Member | discord.User, text: str, pings: discord.AllowedMentions) -> str | None:
     try:
-        await member.send(text)
+        await member.send(text, allowed_mentions=pings)
     except discord.HTTPException:
         return f"cannot DM {member} (their DMs are closed)"
     return None
@@ -76,13 +76,14 @@ async def carry_out_join(member: discord.Member | discord.User, guild: discord.G
                          autorole: bool) -> list[str]:
     """Post, DM and give the auto-role as planned; returns the problems met (plan's own included)."""
     problems = list(plan.problems)
+    pings = pinging_only(member.id)
     # The role first: it is often what opens the server to the newcomer. Each step fails alone.
     if autorole and plan.autorole_id is not None and isinstance(member, discord.Member):
         problems.append(await give_autorole(member, plan.autorole_id) or "")
     if plan.channel_message is not None:
-        problems.append(await post(guild, plan.channel_message, MEMBER_PING_ONLY) or "")
+        problems.append(await post(guild, plan.channel_message, pings) or "")
     if plan.dm_text is not None:
-        problems.append(await send_dm(member, plan.dm_text) or "")
+        problems.append(await send_dm(member, plan.dm_text, pings) or "")
     return [problem for problem in problems if problem]
 
 

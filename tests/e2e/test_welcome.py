@@ -89,6 +89,20 @@ async def test_join_posts_the_welcome_sends_the_dm_and_gives_the_auto_role(place
     assert place.posted(place.goodbye_channel) == []
 
 
+async def test_a_welcome_pings_the_newcomer_and_nobody_else_the_template_names(place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.switch_everything_on(welcome_template=f"Hi {{member}}! Questions? Ask <@{world.bob.id}>.",
+                                     welcome_dm_template=f"Welcome, {{member}}. <@{world.bob.id}> can help.")
+    await world.server.member_join(world.guild, carol)
+    await eventually(lambda: bool(place.dms_to(carol)), what="the welcome DM")
+
+    only_carol = {"parse": [], "users": [carol.id]}
+    [post] = world.server.requests_to("POST", f"/channels/{place.welcome_channel.id}/messages")
+    assert post.json["allowed_mentions"] == only_carol, "Discord is told to ping the newcomer alone"
+    [dm] = world.server.requests_to("POST", f"/channels/{world.server.dm_channel(carol).id}/messages")
+    assert dm.json["allowed_mentions"] == only_carol
+
+
 async def test_only_what_is_switched_on_is_sent(place: Place) -> None:
     await place.configure(goodbye_enabled=True, goodbye_channel_id=place.goodbye_channel.id,
                           welcome_channel_id=place.welcome_channel.id)  # welcome, DM and auto-role stay off
@@ -168,6 +182,8 @@ async def test_welcome_test_can_send_them_for_real(place: Place) -> None:
     assert place.dms_to(admin) == [f"Glad you joined {place.world.guild.name}, <@{admin.id}>."]
     assert len(place.posted(place.goodbye_channel)) == 1
     assert place.newcomer_role.id not in place.roles_of(admin), "a test send gives no role"
+    [post] = place.world.server.requests_to("POST", f"/channels/{place.welcome_channel.id}/messages")
+    assert post.json["allowed_mentions"] == {"parse": [], "users": [admin.id]}, "it pings the admin alone"
 
 
 async def test_welcome_test_is_for_admins(place: Place) -> None:
