@@ -82,28 +82,41 @@ def panel_embed(guild: discord.Guild) -> discord.Embed:
 
 
 VERIFIED_ROLE_GONE = "The verified role no longer exists; please ask an admin to run `/verify setup`."
+MEMBER_GONE = "The member is no longer on the server."
 
 
 async def apply_verified_roles(member: discord.Member, verified_role_id: int,
-                               unverified_role_id: int | None) -> None:
-    """Give the verified role and take the unverified one; repeating it changes nothing."""
+                               unverified_role_id: int | None) -> str | None:
+    """Give the verified role and take the unverified one; repeating it changes nothing.
+
+    Without the verified role the member is not verified: that raises. An unverified role the bot
+    cannot take away does not undo the verification; it is returned as the problem to tell."""
     guild = member.guild
     verified = guild.get_role(verified_role_id)
     if verified is None:
         raise UserInputError(VERIFIED_ROLE_GONE)
-    unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
     try:
         if verified not in member.roles:
             await member.add_roles(verified, reason="verification")
-        if unverified is not None and unverified in member.roles:
-            await member.remove_roles(unverified, reason="verification")
     except discord.Forbidden:
         raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
                                 "above the verification roles); please tell an admin.") from None
     except discord.NotFound as error:  # deleted after the lookup above (Discord knew before py-cord did)
+        raise UserInputError(MEMBER_GONE if error.code == UNKNOWN_MEMBER else VERIFIED_ROLE_GONE) from None
+    unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
+    if unverified is None or unverified not in member.roles:
+        return None
+    try:
+        await member.remove_roles(unverified, reason="verification")
+    except discord.Forbidden:  # e.g. the role was moved above the bot's after it was configured
+        log.warning("guild %s: could not take the unverified role %s from member %s", guild.id, unverified.id,
+                    member.id)
+        return (f"I could not take away the unverified role {unverified.mention} (I need Manage Roles and my "
+                "role above it); please tell an admin.")
+    except discord.NotFound as error:  # a role deleted meanwhile leaves nothing to take away
         if error.code == UNKNOWN_MEMBER:
-            raise UserInputError("The member is no longer on the server.") from None
-        raise UserInputError(VERIFIED_ROLE_GONE) from None
+            raise UserInputError(MEMBER_GONE) from None
+    return None
 
 
 async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
@@ -154,9 +167,11 @@ class VerificationCog(discord.Cog):
             await interaction.response.defer(ephemeral=True, invisible=False)
             result = await self.service.request(guild_id, member.id)
             if result.gives_role:
-                await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
+                problem = await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
                 text = ("You are verified. Welcome!" if result.outcome == "verified"
                         else "You are already verified.")
+                if problem is not None:
+                    text += f" But {problem}"
             elif result.outcome == "pending_review":
                 await self.send_for_review(member, result)
                 text = "Your request was sent to the moderators; you will get the role once one approves it."
@@ -235,8 +250,8 @@ class VerificationCog(discord.Cog):
             return "the member is no longer on the server."
         assert result.verified_role_id is not None  # the service refuses approvals without one
         try:
-            await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
+            problem = await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
         except (UserInputError, PermissionRefused) as error:
             return error.message
         await tell_member(member, f"You are verified in {guild.name}. Welcome!", guild.id)
-        return None
+        return problem

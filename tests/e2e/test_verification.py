@@ -214,6 +214,25 @@ async def test_pressing_verify_gives_the_role_and_takes_the_unverified_one_once(
     assert place.requests() == [row], "pressing twice stores nothing new"
 
 
+def unverified_role_kept(place: Place) -> str:
+    return (f"I could not take away the unverified role <@&{place.unverified.id}> (I need Manage Roles and my "
+            "role above it); please tell an admin.")
+
+
+async def test_an_unverified_role_the_bot_cannot_take_does_not_undo_the_verification(place: Place) -> None:
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id)
+    # Since then an admin moved Unverified above the bot's role (py-cord has not heard: Discord answers 403).
+    place.world.server.role(place.world.guild, place.unverified).position = 999
+    alice = place.world.alice
+
+    reply = await place.press_verify(alice)
+    assert reply.flags & EPHEMERAL
+    assert reply.content == f"You are verified. Welcome! But {unverified_role_kept(place)}"
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id in place.roles_of(alice)
+    assert place.request_of(alice)[1] == "verified"  # type: ignore[index]
+
+
 async def test_pressing_before_setup_is_refused(place: Place) -> None:
     await place.setup()
     await place.configure(verified_role_id=None)  # e.g. reset with /config reset
@@ -314,6 +333,21 @@ async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer
                                "and my role above the verification roles); please tell an admin.")
     assert place.staff.id not in place.roles_of(alice)
     assert place.dms_to(alice) == [], "no welcome for a role she did not get"
+
+
+async def test_an_approval_that_cannot_take_the_unverified_role_still_verifies(place: Place) -> None:
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    alice = place.world.alice
+    await place.press_verify(alice)
+    place.world.server.role(place.world.guild, place.unverified).position = 999  # above the bot's role now
+
+    approved = await place.press_review(place.reviewer, "Approve")
+    [_, problem] = await approved.wait_for_messages(2)
+    assert problem.flags & EPHEMERAL
+    assert problem.content == f"Approved, but: {unverified_role_kept(place)}"
+    assert place.verified.id in place.roles_of(alice)
+    assert place.dms_to(alice) == [f"You are verified in {place.world.guild.name}. Welcome!"]
 
 
 async def test_a_verified_role_deleted_as_verify_is_pressed_is_explained(place: Place) -> None:
