@@ -40,6 +40,7 @@ from malabot.features.moderation.rules import (
     check_bot_permissions,
     check_delete_message_days,
     check_purge_count,
+    counted,
     format_duration,
     longer_timeout,
     normalise_reason,
@@ -101,9 +102,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
         guild = check_moderation(ctx, "warn", target)
         await ctx.defer(ephemeral=True)
         outcome = await self.moderation.record_warn(guild.id, target.id, ctx.author.id, reason)
-        count = outcome.active_warnings
         sentence = (f"Case #{outcome.case.case_number}: warned {mention(target)} "
-                    f"({count} active warning{'' if count == 1 else 's'}).")
+                    f"({counted(outcome.active_warnings, 'active warning')}).")
         # The warning goes to the mod log before the action it triggers, so the log reads in order.
         logged = await self.modlog.post(guild, outcome.case)
         escalated = None
@@ -114,9 +114,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
 
     async def _escalate(self, guild: discord.Guild, target: discord.Member, escalation: Escalation) -> str:
         """Apply the threshold a warning reached, record it as the bot's own case; the sentence for it."""
-        warnings, days = escalation.warnings, escalation.threshold.days
-        reached = (f"Warn threshold reached ({warnings} warning{'' if warnings == 1 else 's'} within {days} "
-                   f"day{'' if days == 1 else 's'})")
+        reached = (f"Warn threshold reached ({counted(escalation.warnings, 'warning')} within "
+                   f"{counted(escalation.threshold.days, 'day')})")
         bot_id = guild.me.id
         running = longer_timeout(escalation, target.communication_disabled_until, discord.utils.utcnow())
         if running is not None:
@@ -163,13 +162,13 @@ class ModerationCog(discord.Cog, name="Moderation"):
         guild = guild_of(ctx)
         if member is None:
             recent = list(reversed(await self.moderation.recent(guild.id)))
-            header = "No cases yet." if not recent else f"The latest {len(recent)} cases, newest last:"
+            header = "No cases yet." if not recent else f"The latest {counted(len(recent), 'case')}, newest last:"
             embed = cases_embed("Moderation cases", header, recent)
         else:
             history = await self.moderation.history(guild.id, member.id)
             active = sum(1 for case in history if case.is_active_warning)
-            header = (f"{mention(member)}: {active} active warning{'' if active == 1 else 's'}, "
-                      f"{len(history)} case{'' if len(history) == 1 else 's'} in all.")
+            header = (f"{mention(member)}: {counted(active, 'active warning')}, "
+                      f"{counted(len(history), 'case')} in all.")
             embed = cases_embed(f"Cases of {member.display_name}", header, history)
         await answer(ctx, embed=embed, ephemeral=True, **no_mentions())
 
@@ -259,7 +258,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
             await guild.ban(member, reason=audit_reason(ctx.author, reason),
                             delete_message_seconds=delete_message_days * 86_400)
         case = await self.moderation.record_ban(guild.id, member.id, ctx.author.id, reason, delete_message_days)
-        days = f"{delete_message_days} day{'' if delete_message_days == 1 else 's'}"
+        days = counted(delete_message_days, "day")
         deleted = f" Their messages of the last {days} were deleted." if delete_message_days else ""
         await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(member)} was banned.{deleted}")
 
@@ -307,9 +306,9 @@ class ModerationCog(discord.Cog, name="Moderation"):
             await channel.delete_messages(doomed, reason=audit_reason(ctx.author, reason))
         case = await self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
                                                   None if member is None else member.id, reason)
-        plural = "" if len(doomed) == 1 else "s"
         whose = f" by {mention(member)}" if member is not None else ""
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: deleted {len(doomed)} message{plural}{whose}.")
+        deleted = counted(len(doomed), "message")
+        await self._finish(ctx, guild, case, f"Case #{case.case_number}: deleted {deleted}{whose}.")
 
 
 async def _recent_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel, count: int,

@@ -148,6 +148,8 @@ async def test_warn_records_a_case_and_posts_it_to_the_mod_log(cast: Cast) -> No
     assert post.embeds[0]["title"] == "Case #1 · Warning"
     assert f"<@{alice.id}>" in post.text and "Spamming links" in post.text
     assert case["log_message_id"] == post.id
+    listed = await cast.run(cast.mod, "warnings list")
+    assert "The latest 1 case, newest last:" in listed.text
 
 
 async def test_case_numbers_count_per_server(cast: Cast) -> None:

@@ -245,6 +245,11 @@ def test_warnings_outside_the_window_do_not_count_and_the_edge_does() -> None:
     assert reached.reason == "Automatic kick: 3 warnings within 7 days."
 
 
+def test_a_threshold_of_one_warning_in_one_day_reads_in_the_singular() -> None:
+    reached = rules.escalation_for([ago(hours=1)], [WarnThreshold(count=1, days=1, action="kick")], NOW)
+    assert reached is not None and reached.reason == "Automatic kick: 1 warning within 1 day."
+
+
 def test_the_strictest_reached_threshold_wins() -> None:
     thresholds = [
         WarnThreshold(count=2, days=30, action="timeout", timeout_minutes=60),
@@ -340,6 +345,13 @@ def test_render_case_text() -> None:
     removed = Case(case_number=4, action="warn", created_at=NOW, target_id=20, moderator_id=None,
                    removed_at=NOW)
     assert rules.render_case_text(removed) == f"~~#4 Warning · <@20> · {stamp} · by unknown~~ (removed)"
+
+
+@pytest.mark.parametrize(("count", "shown"), [(1, "1 message"), (2, "2 messages"), (100, "100 messages")])
+def test_render_purge_case_text_counts_its_messages(count: int, shown: str) -> None:
+    purge = Case(case_number=2, action="purge", created_at=NOW, moderator_id=10, channel_id=5, message_count=count)
+    stamp = f"<t:{int(NOW.timestamp())}:f>"
+    assert rules.render_case_text(purge) == f"#2 Purge · {shown} · in <#5> · {stamp} · by <@10>"
 
 
 # ---------------------------------------------------------------------------------------------------

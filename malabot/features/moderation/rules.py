@@ -66,6 +66,11 @@ def check_duration(duration: timedelta, maximum: timedelta = MAX_TIMEOUT, *,
     return duration
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 message", "2 messages": a count with its noun, for the moderation texts."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_duration(duration: timedelta) -> str:
     """E.g. "1d 2h 30m"; whole seconds, largest units first, "0s" for nothing."""
     remaining = int(duration.total_seconds())
@@ -229,8 +234,8 @@ class Escalation:
 
     @property
     def reason(self) -> str:
-        days = "day" if self.threshold.days == 1 else "days"
-        return f"Automatic {self.action}: {self.warnings} warnings within {self.threshold.days} {days}."
+        return (f"Automatic {self.action}: {counted(self.warnings, 'warning')} within "
+                f"{counted(self.threshold.days, 'day')}.")
 
 
 def _escalation_timeout(threshold: WarnThreshold) -> timedelta:
@@ -355,7 +360,7 @@ def render_case_text(case: Case) -> str:
     if case.duration is not None:
         parts.append(format_duration(case.duration))
     if case.message_count is not None:
-        parts.append(f"{case.message_count} messages")
+        parts.append(counted(case.message_count, "message"))
     if case.channel_id is not None:
         parts.append(f"in <#{case.channel_id}>")
     parts.append(_timestamp(case.created_at))
