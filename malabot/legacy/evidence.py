@@ -80,11 +80,14 @@ def read_members_csv(path: Path, evidence: Evidence) -> int:
 
 def _add_members(lines: Iterable[list[str]], path: Path, evidence: Evidence) -> int:
     added = 0
+    first = True  # the header, if any, is on the first line that is not blank
     for number, line in enumerate(lines, start=1):
         cells = [cell.strip() for cell in line]
         if not any(cells):
             continue
-        if number == 1 and [cell.lower() for cell in cells] == ["guild_id", "user_id"]:
+        is_header = first and [cell.lower() for cell in cells] == ["guild_id", "user_id"]
+        first = False
+        if is_header:
             continue
         if len(cells) != 2:
             raise MembersFileRefused(f"{path}:{number}: expected guild_id,user_id, found {','.join(cells)!r}")

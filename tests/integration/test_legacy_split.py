@@ -855,6 +855,16 @@ def test_a_members_file_saved_with_a_byte_order_mark_is_read(legacy: Path, tenan
     assert (16, 22000) in rows(TenantPaths(tenants).live(C), "SELECT user_id, xp FROM xp")
 
 
+def test_a_members_header_after_blank_lines_is_recognised(legacy: Path, tenants: Path, tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_text("\n \nguild_id,user_id\n1003,16\n", encoding="utf-8")
+
+    report = run(legacy, tenants, members_csv=members)
+
+    assert report.accounted
+    assert (16, 22000) in rows(TenantPaths(tenants).live(C), "SELECT user_id, xp FROM xp")
+
+
 def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, tenants: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["legacy", "split", str(legacy), "--tenants-dir", str(tenants), "--assign-unknown", "1001"]
