@@ -1,8 +1,8 @@
 """Reading the legacy file without changing it.
 
 The file is opened with `mode=ro`: SQLite never writes the main file then, and still reads committed
-data from a `-wal` file beside it. A read-only open of a WAL database may create empty `-wal`/`-shm`
-companions; those this run created are removed again when it is done. The fingerprint (SHA-256 of the
+data from a `-wal` file beside it. A read-only open of a WAL database may create an empty `-wal` and a
+`-shm` (the -wal's index); those this run created are removed again when it is done. The fingerprint (SHA-256 of the
 file and its `-wal`) is taken before and after, so a run can prove the input did not change.
 """
 
@@ -23,16 +23,29 @@ Row = tuple[Any, ...]  # one legacy row: (rowid, guild_id, columns of its TableS
 
 @contextmanager
 def leaving_no_trace(path: Path) -> Iterator[None]:
-    """Remove the empty -wal/-shm companions a read-only open of a WAL file made, if it made them."""
-    existed = {companion for companion in sidecars(path) if companion.exists()}
+    """Remove the -wal/-shm companions a read-only open of a WAL file made, if it made them."""
+    wal, shm = sidecars(path)
+    wal_before, shm_existed = _size_and_time(wal), shm.exists()
     try:
         yield
     finally:
-        wal, shm = sidecars(path)
-        # Someone else's companions, or a -wal with content, whoever wrote it, are left as they are.
-        if not existed and not (wal.exists() and wal.stat().st_size > 0):
-            for companion in (wal, shm):
-                companion.unlink(missing_ok=True)
+        wal_now = _size_and_time(wal)
+        made_empty_wal = wal_before is None and wal_now is not None and wal_now[0] == 0
+        # A -wal someone wrote meanwhile means someone else uses the companions now: left as they are.
+        # So is a -wal with content that was there before: it holds data. A -shm is only its index.
+        if wal_now == wal_before or made_empty_wal:
+            if made_empty_wal:
+                wal.unlink()
+            if not shm_existed:
+                shm.unlink(missing_ok=True)
+
+
+def _size_and_time(file: Path) -> tuple[int, int] | None:
+    try:
+        status = file.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 @contextmanager

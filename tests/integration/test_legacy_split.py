@@ -593,6 +593,25 @@ def test_reading_leaves_no_companion_files_beside_the_legacy_file(legacy: Path, 
     assert sorted(path.name for path in legacy.parent.iterdir()) == names
 
 
+def test_reading_a_wal_file_without_its_shm_leaves_no_shm_behind(tmp_path: Path, tenants: Path) -> None:
+    legacy = standard_legacy(tmp_path / "bot.db")
+    writer_conn = sqlite3.connect(legacy)
+    writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+    writer_conn.execute("INSERT INTO appeals (user_id, guild_id, appeal_text) VALUES (99, 1001, 'late')")
+    writer_conn.commit()
+    # A copy of the old bot's files taken while it ran: the database and its -wal, no -shm.
+    copied = tmp_path / "copy"
+    copied.mkdir()
+    for name in ("bot.db", "bot.db-wal"):
+        copied.joinpath(name).write_bytes(tmp_path.joinpath(name).read_bytes())
+    writer_conn.close()
+
+    report = run(copied / "bot.db", tenants, dry_run=True)
+
+    assert sorted(path.name for path in copied.iterdir()) == ["bot.db", "bot.db-wal"]
+    assert report.ledger.totals()["appeals"].read == 3  # the -wal's row was read
+
+
 def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     real_insert = writer._insert_all
