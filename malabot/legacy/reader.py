@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from malabot.legacy.schema_detect import LegacyInputRefused, LegacySchema
+from malabot.legacy.schema_detect import TABLES, LegacyInputRefused, LegacySchema, reading
 from malabot.tenancy.paths import sidecars
 
 Row = tuple[Any, ...]  # one legacy row: (rowid, guild_id, columns of its TableSpec…)
@@ -88,13 +88,60 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_rows(conn: sqlite3.Connection, schema: LegacySchema, table: str) -> list[Row]:
+class TableRows(NamedTuple):
+    rows: list[Row]                    # the rows the split can use
+    unusable: list[tuple[int, str]]    # (rowid, why) of those it cannot: text that is not UTF-8
+
+
+def read_rows(conn: sqlite3.Connection, schema: LegacySchema, table: str) -> TableRows:
     """Every row of a known table as (rowid, guild_id, <columns of its TableSpec>…)."""
     if not schema.has(table):
-        return []
-    return conn.execute(schema.select_sql(table)).fetchall()
+        return TableRows([], [])
+    sql = schema.select_sql(table)
+    try:
+        return TableRows(conn.execute(sql).fetchall(), [])
+    except sqlite3.Error:
+        # Most likely text that is not UTF-8 (the old bot stored what it was given). Any other
+        # failure happens again below, and refuses the input.
+        pass
+    with reading(table):
+        return _rows_apart_from_bad_text(conn, sql, table)
+
+
+def _rows_apart_from_bad_text(conn: sqlite3.Connection, sql: str, table: str) -> TableRows:
+    """The table read again with every text value checked: slower, so only for a table that needs it.
+    Text that is not UTF-8 is held back with its row rather than guessed at (a decoding with
+    replacement characters would change it without a word)."""
+    conn.text_factory = _text_or_bytes
+    try:
+        found = conn.execute(sql).fetchall()
+    finally:
+        conn.text_factory = str
+    layout = TABLES[table].row_layout
+    usable: list[Row] = []
+    unusable: list[tuple[int, str]] = []
+    for row in found:
+        bad = [f"{name} is text that is not UTF-8: {bytes(value)!r}"
+               for name, value in zip(layout, row, strict=True) if isinstance(value, _NotUtf8)]
+        if bad:
+            unusable.append((row[0], "; ".join(bad)))
+        else:
+            usable.append(row)
+    return TableRows(usable, unusable)
+
+
+class _NotUtf8(bytes):
+    """A TEXT value whose bytes are not UTF-8 (a real BLOB comes as plain bytes)."""
+
+
+def _text_or_bytes(data: bytes) -> str | _NotUtf8:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(data)
 
 
 def count_rows(conn: sqlite3.Connection, table: str) -> int:
     quoted = '"' + table.replace('"', '""') + '"'
-    return int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+    with reading(table):
+        return int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])

@@ -10,6 +10,8 @@ was found.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,6 +20,15 @@ from malabot.errors import MalabotError
 
 class LegacyInputRefused(MalabotError):
     """The file offered as the legacy database is not one the split can read."""
+
+
+@contextmanager
+def reading(table: str) -> Iterator[None]:
+    """A table SQLite cannot read (a virtual table of a module it lacks …) refuses the input, in one line."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise LegacyInputRefused(f"the legacy table {table} cannot be read: {error}") from error
 
 
 class Variant(StrEnum):
@@ -128,8 +139,9 @@ class LegacySchema:
 
 def detect(conn: sqlite3.Connection) -> LegacySchema:
     """The schema of an open legacy file, or LegacyInputRefused saying what was found instead."""
-    tables = sorted(row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+    with reading("sqlite_master"):
+        tables = sorted(row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
     if "tenant_meta" in tables:
         raise LegacyInputRefused("this is a MalaBoT tenant file, not the legacy database")
     missing = [name for name in CORE_TABLES if name not in tables]
@@ -149,7 +161,8 @@ def detect(conn: sqlite3.Connection) -> LegacySchema:
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
-    return frozenset(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+    with reading(table):
+        return frozenset(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def _variant(conn: sqlite3.Connection, columns: dict[str, frozenset[str]]) -> Variant:
@@ -159,7 +172,11 @@ def _variant(conn: sqlite3.Connection, columns: dict[str, frozenset[str]]) -> Va
     if not with_guild and users_have_xp:
         return Variant.GLOBAL
     if len(with_guild) == len(present) and not users_have_xp and not any(
-            conn.execute(f"SELECT 1 FROM {name} WHERE guild_id IS NULL LIMIT 1").fetchone()
-            for name in with_guild):
+            _has_null_guild(conn, name) for name in with_guild):
         return Variant.PER_GUILD
     return Variant.HALF_WAY
+
+
+def _has_null_guild(conn: sqlite3.Connection, table: str) -> bool:
+    with reading(table):
+        return conn.execute(f"SELECT 1 FROM {table} WHERE guild_id IS NULL LIMIT 1").fetchone() is not None

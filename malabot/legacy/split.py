@@ -24,7 +24,7 @@ from malabot.legacy import writer
 from malabot.legacy.build import Content, Destination, build
 from malabot.legacy.evidence import Evidence, read_members_csv
 from malabot.legacy.placement import Placement, place
-from malabot.legacy.reader import Row, count_rows, fingerprint, read_only, read_rows
+from malabot.legacy.reader import TableRows, count_rows, fingerprint, read_only, read_rows
 from malabot.legacy.report import HOLDING_LABEL, Ledger, Summary, render
 from malabot.legacy.schema_detect import TABLES, LegacyInputRefused, LegacySchema, detect
 from malabot.legacy.workers import in_workers
@@ -162,7 +162,7 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
         read_members_csv(options.members_csv, evidence)
     with read_only(options.legacy_db) as conn:
         schema = detect(conn)
-        rows = {name: read_rows(conn, schema, name) for name in TABLES if schema.has(name)}
+        tables = {name: read_rows(conn, schema, name) for name in TABLES if schema.has(name)}
         unknown = {name: count_rows(conn, name) for name in schema.unknown_tables}
     # Before anything is written: rows read from a file that was being written may not fit together.
     if fingerprint(options.legacy_db) != source:
@@ -171,10 +171,11 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
     run = _Run(options, paths, migrations, source, schema, datetime.now(UTC).isoformat(), files,
                _placement_key(options))
     tally = _Tally()
-    _read(tally.ledger, rows, unknown)
+    _read(tally.ledger, tables, unknown)
     removed = 0 if options.dry_run else _remove_leftovers(paths)
-    placement = place(rows, schema, evidence, options.assign_unknown, tally.ledger)
-    rows.clear()  # the placement holds what is still needed
+    placement = place({name: table.rows for name, table in tables.items()}, schema, evidence,
+                      options.assign_unknown, tally.ledger)
+    tables.clear()  # the placement holds what is still needed
 
     _split_servers(run, placement, tally, progress)
     holding_file = _split_holding(run, placement, tally, progress)
@@ -206,9 +207,12 @@ def _notes(schema: LegacySchema, options: SplitOptions) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _read(ledger: Ledger, rows: dict[str, list[Row]], unknown: dict[str, int]) -> None:
-    for name, table_rows in rows.items():
-        ledger.add_read(name, (row[0] for row in table_rows))
+def _read(ledger: Ledger, tables: dict[str, TableRows], unknown: dict[str, int]) -> None:
+    for name, table in tables.items():
+        ledger.add_read(name, (row[0] for row in table.rows))
+        ledger.add_read(name, (rowid for rowid, _why in table.unusable))
+        for rowid, why in table.unusable:
+            ledger.hold(name, rowid, why)
     for name, count in unknown.items():
         ledger.add_counted_only(name, count, "unknown table, not part of the legacy schema")
 

@@ -807,12 +807,22 @@ def _birthdays_without_birthday(path: Path) -> None:
     conn.close()
 
 
+def _virtual_table_of_an_unknown_module(path: Path) -> None:
+    conn = create_legacy(path)
+    conn.execute("PRAGMA writable_schema = ON")  # as a file made by a SQLite with that module would have it
+    conn.execute("INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES"
+                 " ('table', 'notes', 'notes', 0, 'CREATE VIRTUAL TABLE notes USING nosuchmod(a)')")
+    conn.commit()
+    conn.close()
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (_not_sqlite, "not a usable SQLite database"),
     (_damaged, "malformed"),
     (_tenant_file, "MalaBoT tenant file, not the legacy database"),
     (_other_database, "no table users, settings (found: notes)"),
     (_birthdays_without_birthday, "table birthdays has no column birthday"),
+    (_virtual_table_of_an_unknown_module, "table notes cannot be read: no such module: nosuchmod"),
 ])
 def test_corrupt_or_non_legacy_input_is_refused(tmp_path: Path, tenants: Path, make: object,
                                                 message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -828,6 +838,25 @@ def test_corrupt_or_non_legacy_input_is_refused(tmp_path: Path, tenants: Path, m
     assert len(err) == 1 and err[0].startswith("malabot: ")
     assert digest(source) == before
     assert TenantPaths(tenants).live_guild_ids() == []
+
+
+def test_rows_with_text_that_is_not_utf8_are_held_back_and_the_rest_written(
+        tmp_path: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.mod_log(A, 11, 9)
+    db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action, reason)"
+                    " VALUES (?, 12, 9, 'warn', CAST(x'4361666ee9' AS TEXT))", (A,))  # Latin-1 'Café'
+    db.mod_log(A, 13, 9)
+    db.close()
+
+    assert main(["legacy", "split", str(db.path), "--tenants-dir", str(tenants)]) == 0
+
+    assert rows(TenantPaths(tenants).live(A), "SELECT target_id FROM mod_cases ORDER BY target_id") == [
+        (11,), (13,)]
+    assert "reason is text that is not UTF-8: b'Cafn\\xe9' (1)" in capsys.readouterr().out
+    report = run(db.path, tmp_path / "again", dry_run=True)
+    assert report.accounted
+    assert dict(report.ledger.totals()["mod_logs"].held) == {"reason is text that is not UTF-8: b'Cafn\\xe9'": 1}
 
 
 def test_a_legacy_file_locked_by_another_process_is_refused_as_locked(
