@@ -27,6 +27,7 @@ MEMBER_DATA = ("users", "birthdays", "daily_checkins", "verifications")
 EVENTS = ("audit_log", "roast_log")
 PROCESS_DATA = ("roast_xp", "health_logs", "system_flags")
 
+NOT_TEXT = "the value is binary data (a BLOB), not text"
 NO_EVIDENCE = "no evidence that the member is in any server"
 NO_GUILD = "no server id"
 NOT_SERVER_DATA = "process data of the old bot, not server data"
@@ -60,6 +61,8 @@ def place(rows: dict[str, list[Row]], schema: LegacySchema, evidence: Evidence, 
             for row in table_rows:
                 ledger.hold(table, row[0], NOT_SERVER_DATA)
             continue
+        if table == "settings":
+            table_rows = _text_settings(table_rows, ledger)
         global_rows[table] = _own_rows(table, table_rows, placement, ledger)
     _global_settings(global_rows.pop("settings", []), placement, ledger)
     global_rows["users"] = _with_member_data(global_rows.get("users", []), schema, ledger)
@@ -100,6 +103,22 @@ def _own_rows(table: str, rows: list[Row], placement: Placement, ledger: Ledger)
         else:
             destination.own.setdefault(table, []).extend(guild_rows)
     return without_guild
+
+
+def _text_settings(rows: list[Row], ledger: Ledger) -> list[Row]:
+    """The settings rows whose key and value are text. Their TEXT columns hold nothing else but a
+    BLOB (or a NULL value): held back, that key only, since no setting reads it and no text column
+    takes it."""
+    usable = []
+    for row in rows:
+        rowid, _guild, key, value = row
+        if not isinstance(key, str):
+            ledger.hold("settings", rowid, f"the key {key!r} is not text")
+        elif not isinstance(value, str | None):
+            ledger.hold("settings", rowid, NOT_TEXT)
+        else:
+            usable.append(row)
+    return usable
 
 
 def _own_setting(destination: Destination, row: Row, ledger: Ledger) -> None:

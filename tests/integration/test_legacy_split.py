@@ -279,6 +279,28 @@ def test_settings_are_mapped_and_unknown_keys_kept_verbatim(legacy: Path, tenant
         "levelup_template": "{member} reached level {level}!"}
 
 
+def test_a_settings_value_that_is_binary_is_held_back_and_the_rest_mapped(tmp_path: Path,
+                                                                          tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    db.setting(A, "xp_levelup_message", b"Hey!")  # type: ignore[arg-type]  # a known key
+    db.setting(A, "xp_progression_type", "basic")
+    db.setting(B, "mystery_key", b"\x00\x01")  # type: ignore[arg-type]  # a key kept verbatim
+    db.setting(B, "welcome_title", "Hello!")
+    db.setting(None, "timezone", b"UTC")  # type: ignore[arg-type]  # a global default
+    db.setting(B, b"k", "v")  # type: ignore[arg-type]
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert report.accounted
+    live = TenantPaths(tenants).live
+    assert settings_of(live(A))["level_curve"] == "basic" and "levelup_template" not in settings_of(live(A))
+    assert "timezone" not in settings_of(live(A))
+    assert dict(rows(live(B), "SELECT key, value FROM legacy_settings")) == {"welcome_title": "Hello!"}
+    assert dict(report.ledger.totals()["settings"].held) == {
+        "the value is binary data (a BLOB), not text": 3, "the key b'k' is not text": 1}
+
+
 def test_birthdays_checkins_and_records_keep_their_meaning(legacy: Path, tenants: Path) -> None:
     report = run(legacy, tenants)
 
