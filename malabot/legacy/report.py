@@ -3,6 +3,9 @@
 Rows are identified by (table, rowid). A global row may be written into several servers; it counts
 once per table ("written" wins over "holding" wins over "held back") and once per server it was meant
 for. `unaccounted()` is what the run fails on: rows read that reached none of the three.
+
+A written row may leave part of itself behind (a member's XP written, their impossible birthday not):
+that part is named apart ("partly"), so that every row still counts once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 HOLDING_LABEL = "holding"
+PARTLY = "part of written rows"
 
 
 @dataclass
@@ -20,9 +24,13 @@ class DestinationTally:
 
     written: Counter[str] = field(default_factory=Counter)
     held: dict[str, Counter[str]] = field(default_factory=dict)
+    partly: dict[str, Counter[str]] = field(default_factory=dict)  # what rows written here left behind
 
     def held_reasons(self, table: str) -> Counter[str]:
         return self.held.get(table, Counter())
+
+    def partly_held(self, table: str) -> Counter[str]:
+        return self.partly.get(table, Counter())
 
 
 @dataclass
@@ -31,6 +39,7 @@ class TableTotals:
     written: int
     holding: int
     held: Counter[str]
+    partly: Counter[str] = field(default_factory=Counter)  # parts of written rows held back, not rows
 
     @property
     def unaccounted(self) -> int:
@@ -44,6 +53,7 @@ class Ledger:
     written: dict[str, set[int]] = field(default_factory=dict)
     holding: dict[str, set[int]] = field(default_factory=dict)
     held: dict[str, dict[int, str]] = field(default_factory=dict)
+    partly: dict[str, set[tuple[int, str]]] = field(default_factory=dict)  # (rowid, what it left behind)
     destinations: dict[str, DestinationTally] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)  # destination → new, skipped …, merged …
     status_reason: dict[str, str] = field(default_factory=dict)  # why a skipped destination's rows are held
@@ -63,7 +73,7 @@ class Ledger:
         """One destination's outcome: the rows it got, and the rows meant for it that were held back.
 
         A row both written and held in one destination (a member's XP kept, their birthday superseded)
-        counts as written there.
+        counts as written there; the reason names what it left behind.
         """
         tally = self.destinations.setdefault(destination, DestinationTally())
         outcome = self.holding if destination == HOLDING_LABEL else self.written
@@ -71,9 +81,15 @@ class Ledger:
             outcome.setdefault(table, set()).update(rowids)
             tally.written[table] += len(rowids)
         seen: set[tuple[str, int]] = set()
+        left_behind: set[tuple[str, int, str]] = set()
         for table, rowid, reason in held:
             self.held.setdefault(table, {})[rowid] = reason
-            if rowid not in written.get(table, ()) and (table, rowid) not in seen:
+            if rowid in written.get(table, ()):
+                if (table, rowid, reason) not in left_behind:
+                    left_behind.add((table, rowid, reason))
+                    self.partly.setdefault(table, set()).add((rowid, reason))
+                    tally.partly.setdefault(table, Counter())[reason] += 1
+            elif (table, rowid) not in seen:
                 seen.add((table, rowid))
                 tally.held.setdefault(table, Counter())[reason] += 1
 
@@ -89,7 +105,8 @@ class Ledger:
             holding = (self.holding.get(table, set()) & read) - written
             held = Counter(reason for rowid, reason in self.held.get(table, {}).items()
                            if rowid in read and rowid not in written and rowid not in holding)
-            result[table] = TableTotals(len(read), len(written), len(holding), held)
+            partly = Counter(reason for rowid, reason in self.partly.get(table, set()) if rowid in written)
+            result[table] = TableTotals(len(read), len(written), len(holding), held, partly)
         return result
 
     def unaccounted(self) -> dict[str, int]:
@@ -167,12 +184,12 @@ def _status_lines(ledger: Ledger, summary: Summary) -> list[str]:
 def _table_section(ledger: Ledger) -> list[str]:
     lines = [f"  {'table':<16}{'read':>9}{'written':>9}{'holding':>9}{'held':>9}  why held"]
     for table, totals in ledger.totals().items():
-        reasons = totals.held.most_common()
-        first = f"{reasons[0][0]} ({reasons[0][1]})" if reasons else ""
+        reasons = [f"{reason} ({count})" for reason, count in totals.held.most_common()]
+        reasons += [f"{PARTLY}: {reason} ({count})" for reason, count in totals.partly.most_common()]
         lines.append(f"  {table:<16}{totals.read:>9}{totals.written:>9}{totals.holding:>9}"
-                     f"{sum(totals.held.values()):>9}  {first}")
-        for reason, count in reasons[1:]:
-            lines.append(f"  {'':<52}  {reason} ({count})")
+                     f"{sum(totals.held.values()):>9}  {reasons[0] if reasons else ''}")
+        for reason in reasons[1:]:
+            lines.append(f"  {'':<52}  {reason}")
     return lines
 
 
@@ -204,6 +221,9 @@ def _destination_section(ledger: Ledger) -> list[str]:
         for reason, count in sorted(reasons.items()):
             if not reason.endswith(f": {skipped_because}"):
                 lines.append(f"      held: {reason} ({count})")
+        for table in tables:
+            for reason, count in sorted(tally.partly_held(table).items()):
+                lines.append(f"      held, {PARTLY}: {table}: {reason} ({count})")
     return lines
 
 

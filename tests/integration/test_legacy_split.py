@@ -325,6 +325,26 @@ def test_birthdays_checkins_and_records_keep_their_meaning(legacy: Path, tenants
     assert "role already given at level 5" in held["level_roles"].held
 
 
+def test_what_is_left_of_a_written_row_is_named_in_the_report(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.user(11, xp=5000, messages=10, birthday="02-30")   # XP written, birthday impossible
+    db.user(12, xp=70, birthday="03-15")                  # XP written, birthday beaten by the next row
+    db.birthday(12, "04-01")
+    db.mod_log(A, 11, 12)
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert_conserved(report, db.path)
+    users = report.ledger.totals()["users"]
+    assert (users.written, dict(users.held)) == (2, {})
+    assert dict(users.partly) == {"invalid birthday '02-30'": 1,
+                                  "superseded by the member's newer birthday": 1}
+    text = report.render()
+    assert "part of written rows: invalid birthday '02-30' (1)" in text
+    assert "held, part of written rows: users: invalid birthday '02-30' (1)" in text
+
+
 def test_a_row_the_new_schema_refuses_is_held_back_and_the_rest_written(tmp_path: Path,
                                                                         tenants: Path) -> None:
     db = LegacyDb(tmp_path / "bot.db", PER_GUILD)

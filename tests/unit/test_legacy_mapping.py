@@ -211,6 +211,19 @@ def test_a_row_written_and_held_in_one_server_counts_as_written_there() -> None:
     assert ledger.totals()["users"].written == 1
 
 
+def test_what_a_written_row_leaves_behind_is_counted_apart_from_the_held_rows() -> None:
+    ledger = Ledger()
+    ledger.add_read("users", [5, 6])
+    ledger.record("1001", {"users": {5}}, [("users", 5, "invalid birthday '02-30'"), ("users", 6, "superseded")])
+    ledger.record("1002", {"users": {5}}, [("users", 5, "invalid birthday '02-30'")])  # the same global row
+
+    totals = ledger.totals()["users"]
+    assert (totals.written, dict(totals.held)) == (1, {"superseded": 1})
+    assert dict(totals.partly) == {"invalid birthday '02-30'": 1}  # each legacy row once
+    assert ledger.destinations["1001"].partly_held("users") == {"invalid birthday '02-30'": 1}
+    assert ledger.unaccounted() == {}
+
+
 def test_rows_recorded_but_never_read_are_reported() -> None:
     ledger = Ledger()
     ledger.add_read("users", [1])
