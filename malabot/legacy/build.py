@@ -26,6 +26,7 @@ from malabot.legacy.mapping import (
     map_settings,
     parse_birthday,
     parse_day,
+    why_not_xp,
 )
 from malabot.legacy.reader import Row
 from malabot.legacy.schema_detect import TABLES, LegacySchema, Variant
@@ -221,7 +222,7 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
         elif not is_member_id(user_id):
             content.hold("user_xp", rowid, f"user {user_id!r} is not a Discord id")
         elif (whole := legacy_xp(xp)) is None:
-            content.hold("user_xp", rowid, f"XP {xp!r} is not a number from 0 up")
+            content.hold("user_xp", rowid, why_not_xp(xp))
         else:
             row = (user_id, whole, 0, last_message)
             candidate = ((whole, 1), ("user_xp", rowid), (("xp", row),), "XP row of this server")
@@ -231,7 +232,10 @@ def _xp(dest: Destination, schema: LegacySchema, content: Content) -> None:
             if not is_member_id(user_id):  # 0 or negative: --assign-unknown places it without evidence
                 content.hold("users", rowid, f"user {user_id!r} is not a Discord id")
                 continue
-            xp = legacy_xp(xp) or 0
+            whole = legacy_xp(xp)
+            if whole is None and xp is not None:  # named; the row's messages and birthday still count
+                content.hold("users", rowid, why_not_xp(xp))
+            xp = whole or 0
             messages = messages if type(messages) is int and messages > 0 else 0
             if xp or messages:  # otherwise the row is here for its birthday only
                 row = (user_id, xp, messages, last_gain)

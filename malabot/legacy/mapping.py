@@ -52,6 +52,7 @@ from pydantic import ValidationError
 from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.birthdays.rules import celebration_date
+from malabot.features.xp.rules import MAX_TOTAL_XP
 from malabot.guild_settings import GuildSettings
 from malabot.snowflakes import snowflake_from_text
 
@@ -120,14 +121,22 @@ def parse_whole_number(text: str) -> int:
 
 def legacy_xp(value: object) -> int | None:
     """XP as the old bot stored it: whole, or with a fraction where an `xp_multiplier` applied.
-    Rounded down, which keeps every level (thresholds are whole numbers); None for what is not XP."""
+    Rounded down, which keeps every level (thresholds are whole numbers). None for what is not XP,
+    and for more than a member may hold (MAX_TOTAL_XP; a REAL may be beyond any SQLite integer)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return value if 0 <= value <= MAX_TOTAL_XP else None
+    if isinstance(value, float) and 0 <= value <= MAX_TOTAL_XP:
         return math.floor(value)
     return None
+
+
+def why_not_xp(value: object) -> str:
+    """Why legacy_xp(value) is None, for the report."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > MAX_TOTAL_XP:
+        return f"XP {value!r} is more than a member may hold ({MAX_TOTAL_XP:,})"
+    return f"XP {value!r} is not a number from 0 up"
 
 
 def parse_birthday(text: object) -> tuple[int, int, int | None]:

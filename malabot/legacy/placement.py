@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from malabot.legacy.build import PROFILE_ONLY, Destination
 from malabot.legacy.evidence import Evidence, is_member_id
-from malabot.legacy.mapping import legacy_xp
+from malabot.legacy.mapping import legacy_xp, why_not_xp
 from malabot.legacy.reader import Row
 from malabot.legacy.report import HOLDING_LABEL, Ledger
 from malabot.legacy.schema_detect import TABLES, LegacySchema
@@ -173,6 +173,8 @@ def _with_member_data(users: list[Row], schema: LegacySchema, ledger: Ledger) ->
             (legacy_xp(xp) or 0) > 0 or (isinstance(messages, int) and messages > 0))
         if has_xp or (birthday is not None and birthday != ""):
             kept.append(row)
+        elif schema.xp_in_users and xp is not None and legacy_xp(xp) is None:
+            ledger.hold("users", row[0], why_not_xp(xp))
         else:
             ledger.hold("users", row[0], PROFILE_ONLY)
     return kept

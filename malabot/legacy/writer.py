@@ -249,7 +249,7 @@ def _insert_all(conn: sqlite3.Connection, content: Content) -> WriteResult:
             conn.executemany(_insert_sql(table), rows)
         conn.execute("RELEASE rows")
         return WriteResult(written=content.origins_by_table())
-    except sqlite3.Error:
+    except (sqlite3.Error, OverflowError):  # OverflowError: an int no SQLite integer can hold
         conn.execute("ROLLBACK TO rows")
         conn.execute("RELEASE rows")
     return _insert_one_by_one(conn, content, merge=False)
@@ -271,10 +271,10 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
                 elif merge and table == "mod_cases":
                     row = (int(row[0]) + case_offset, *row[1:])  # type: ignore[call-overload]
                 conn.execute(_insert_sql(table, merge=merge), row)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OverflowError) as error:
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
-            result.refused.append((origin, f"refused by the new schema: {error}"))
+            result.refused.append((origin, _why_refused(error)))
             continue
         conn.execute("RELEASE one")
         if conn.total_changes == before:
@@ -282,6 +282,12 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
         else:
             result.written.setdefault(origin[0], set()).add(origin[1])
     return result
+
+
+def _why_refused(error: Exception) -> str:
+    if isinstance(error, OverflowError):  # the mapping keeps XP in range: this is a safety net
+        return f"a number too large for SQLite: {error}"
+    return f"refused by the new schema: {error}"
 
 
 def _write_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str) -> None:

@@ -17,6 +17,7 @@ from malabot.errors import TenantsLocked
 from malabot.features.xp.curves import level_for_xp
 from malabot.legacy import split as split_module
 from malabot.legacy import writer
+from malabot.legacy.build import Content
 from malabot.legacy.evidence import MembersFileRefused
 from malabot.legacy.schema_detect import LegacyInputRefused
 from malabot.legacy.split import SplitOptions, SplitReport, split_legacy
@@ -455,6 +456,45 @@ def test_fractional_xp_from_a_multiplier_keeps_its_level(tmp_path: Path, tenants
     stored = dict(rows(TenantPaths(tenants).live(A), "SELECT user_id, xp FROM xp"))
     assert stored == {601: 1849, 602: 949, 603: 1850}, "rounded down, never dropped"
     assert [level_for_xp("basic", stored[user]) for user in (601, 602, 603)] == [18, 9, 19]
+
+
+def test_xp_too_large_to_keep_is_held_back_in_the_dry_run_as_in_the_real_run(tmp_path: Path,
+                                                                             tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", HALF_WAY)
+    db.user(11, xp=1e20, messages=10)  # type: ignore[arg-type]  # REAL, beyond any SQLite integer
+    db.user(12, xp=1e20)  # type: ignore[arg-type]  # and nothing else
+    db.user_xp(13, A, 1e19)  # type: ignore[arg-type]
+    db.user_xp(14, A, 10**15 + 1)      # an integer, but more than the XP feature lets a member hold
+    db.user_xp(15, A, 700)
+    db.mod_log(A, 11, 12)
+    db.close()
+    too_much = "is more than a member may hold (1,000,000,000,000,000)"
+
+    for dry_run in (True, False):
+        report = run(db.path, tenants, dry_run=dry_run)
+
+        assert_conserved(report, db.path)
+        totals = report.ledger.totals()
+        assert dict(totals["user_xp"].held) == {f"XP 1e+19 {too_much}": 1, f"XP 1000000000000001 {too_much}": 1}
+        assert dict(totals["users"].held) == {f"XP 1e+20 {too_much}": 1}
+        assert dict(totals["users"].partly) == {f"XP 1e+20 {too_much}": 1}  # its messages are written
+    assert rows(TenantPaths(tenants).live(A), "SELECT user_id, xp, messages FROM xp ORDER BY user_id") == [
+        (11, 0, 10), (15, 700, 0)]
+
+
+def test_a_number_too_large_for_sqlite_is_refused_for_its_row_only(tmp_path: Path) -> None:
+    paths = TenantPaths(tmp_path / "tenants")
+    content = Content(rows={"xp": [(11, 2**64, 0, None), (12, 50, 0, None)]},
+                      origins={"xp": [("users", 1), ("users", 2)]}, sources={"users": [1, 2]})
+
+    with writer.tenant_template(paths, MigrationSet.load()) as template:
+        result = writer.create_tenant(paths, A, content, template, writer.Marker("f00d", "bot.db", "-"),
+                                      "2024-01-01T00:00:00+00:00")
+
+    assert result.written == {"users": {2}}
+    [(origin, reason)] = result.refused
+    assert origin == ("users", 1) and "too large" in reason
+    assert rows(paths.live(A), "SELECT user_id, xp FROM xp") == [(12, 50)]
 
 
 # --- the other variants -------------------------------------------------------------------------
