@@ -182,6 +182,7 @@ class MappedSettings:
     """One server's legacy settings, translated."""
 
     values: dict[str, object]           # non-default GuildSettings values, JSON-ready
+    decided: dict[str, object]          # every value the legacy keys decide, defaults included
     kept: dict[str, str | None]         # legacy_settings rows: key → the value verbatim
     why_kept: dict[str, str]            # legacy key → why it is (also) kept verbatim
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # new field → legacy keys
@@ -316,8 +317,10 @@ def map_settings(legacy: Mapping[str, str | None]) -> MappedSettings:
                 draft.keep(key, raw, f"value not usable: {error}")
     _apply_old_behaviour(draft, legacy)
     settings = _validated(draft, legacy)
+    every_value = settings.model_dump(mode="json")
     return MappedSettings(
-        values=settings.stored_values(), kept=dict(draft.kept), why_kept=dict(draft.why_kept),
+        values=settings.stored_values(), decided={name: every_value[name] for name in draft.sources},
+        kept=dict(draft.kept), why_kept=dict(draft.why_kept),
         sources={name: tuple(keys) for name, keys in draft.sources.items()})
 
 

@@ -332,7 +332,8 @@ def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, resu
     current = {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM settings")}
     merged = GuildSettings.model_validate(current)
     lost: set[str] = set()  # legacy keys whose value did not make it into the file
-    for name, value in plan.mapped.values.items():
+    # Defaults included: a legacy value equal to the default still differs from the server's own.
+    for name, value in plan.mapped.decided.items():
         if name in current:
             if current[name] != value:
                 lost.update(plan.mapped.sources.get(name, ()))

@@ -850,6 +850,28 @@ def test_merge_sums_per_member_backs_up_first_and_happens_once(legacy: Path, ten
     assert dict(rows(live, "SELECT user_id, xp FROM xp")) == {11: 1150, 12: 15050}
 
 
+def test_merge_keeps_the_servers_setting_over_a_legacy_value_equal_to_the_default_and_says_so(
+        tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    db.setting(A, "birthday_time", "09:00")          # 9, the new default hour
+    db.setting(A, "xp_progression_type", "gradual")
+    db.close()
+    paths = TenantPaths(tenants)
+    create_tenant_file(paths, A, MigrationSet.load())
+    conn = sqlite3.connect(paths.live(A))
+    conn.execute("INSERT INTO settings (key, value, updated_at) VALUES ('birthday_hour', '20', 'now')")
+    conn.commit()
+    conn.close()
+
+    report = run(db.path, tenants, merge=True)
+
+    assert report.accounted
+    assert settings_of(paths.live(A))["birthday_hour"] == 20
+    assert settings_of(paths.live(A))["level_curve"] == "gradual"
+    settings = report.ledger.totals()["settings"]
+    assert (settings.written, dict(settings.held)) == (1, {"the server's own setting is kept": 1})
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 def _not_sqlite(path: Path) -> None:
