@@ -6,6 +6,8 @@
    a new file is built under a temporary name and renamed when complete; a server that already has
    a live file is skipped, or merged into with `--merge` after a backup. Large runs build and write
    in forked worker processes (workers.py); the ledger is kept here, from what each file reports.
+   A dry run writes each file (or merges into a copy of the live one) in a temporary folder outside
+   the tenants folder and throws it away, so that it reports what the schema would refuse.
 4. Check that the legacy file is byte for byte what it was and that no row is unaccounted for.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -115,6 +118,7 @@ class _Run:
     files: ExitStack
     placement: str
     _template: Path | None = None
+    _scratch: Path | None = None
 
     @property
     def marker(self) -> writer.Marker:
@@ -123,8 +127,20 @@ class _Run:
     def template(self) -> Path:
         """The migrated empty file new files are copied from, made when first needed."""
         if self._template is None:
-            self._template = self.files.enter_context(writer.tenant_template(self.paths, self.migrations))
+            folder = self.scratch() or self.paths.root
+            self._template = self.files.enter_context(writer.tenant_template(folder, self.migrations))
         return self._template
+
+    def scratch(self) -> Path | None:
+        """In a dry run, a temporary folder outside the tenants folder where every file is written as
+        in a real run and thrown away, so that the report says what the schema would refuse; removed
+        at the end of the run. None in a real run."""
+        if not self.options.dry_run:
+            return None
+        if self._scratch is None:
+            folder = tempfile.TemporaryDirectory(prefix="malabot-legacy-dry-run-")
+            self._scratch = Path(self.files.enter_context(folder))
+        return self._scratch
 
 
 @dataclass
@@ -223,7 +239,7 @@ def _split_servers(run: _Run, placement: Placement, tally: _Tally, progress: Pro
     guild_ids = sorted(placement.destinations)
     workers = run.options.workers or min(os.cpu_count() or 1, _MAX_WORKERS,
                                          len(guild_ids) // _SERVERS_PER_WORKER)
-    if workers > 1 and not run.options.dry_run:
+    if workers > 1:
         run.template()  # made once, before the workers fork, and shared by them
 
     def one_server(guild_id: int) -> FileOutcome:
@@ -239,14 +255,14 @@ def _split_guild(run: _Run, guild_id: int, destination: Destination) -> FileOutc
     content = build(destination, run.schema, run.now)
     status = _status(run, guild_id)
     result: writer.WriteResult | None = None
-    if status in (NEW, MERGED) and run.options.dry_run:
-        result = _as_if_written(content)
-    elif status == NEW:
-        result = writer.create_tenant(run.paths, guild_id, content, run.template(), run.marker, run.now)
+    if status == NEW:
+        result = writer.create_tenant(run.paths, guild_id, content, run.template(), run.marker, run.now,
+                                      dry_run_in=run.scratch())
         if not result.published:
             status, result = APPEARED, None
     elif status == MERGED:
-        result = writer.merge_into_live(run.paths, guild_id, content, run.migrations, run.marker, run.now)
+        result = writer.merge_into_live(run.paths, guild_id, content, run.migrations, run.marker, run.now,
+                                        dry_run_in=run.scratch())
     return _outcome(str(guild_id), status, content, result)
 
 
@@ -266,12 +282,6 @@ def _placement_key(options: SplitOptions) -> str:
     if options.members_csv is not None:
         members = hashlib.sha256(options.members_csv.read_bytes()).hexdigest()[:16]
     return f"members={members};assign-unknown={options.assign_unknown or '-'}"
-
-
-def _as_if_written(content: Content) -> writer.WriteResult:
-    """What a dry run reports: everything built would be written."""
-    return writer.WriteResult(written=content.origins_by_table(), dry_run=True,
-                              settings_written=content.settings.rowids if content.settings else [])
 
 
 def _outcome(label: str, status: str, content: Content, result: writer.WriteResult | None) -> FileOutcome:
@@ -318,12 +328,10 @@ def _split_holding(run: _Run, placement: Placement, tally: _Tally, progress: Pro
     result: writer.WriteResult | None
     if path.exists():
         status, result = ALREADY, None
-    elif run.options.dry_run:
-        status, result = NEW, _as_if_written(content)
     else:
         status = NEW
         result = writer.create_holding(run.paths, content, placement.holding_reasons, run.template(),
-                                       run.marker, run.now)
+                                       run.marker, run.now, dry_run_in=run.scratch())
     _take(tally, _outcome(HOLDING_LABEL, status, content, result))
     progress(f"holding file {path}: {status}, {result.count if result else 0} rows")
     return str(path)

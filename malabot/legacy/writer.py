@@ -28,7 +28,9 @@ from malabot.legacy.reader import leaving_no_trace
 from malabot.tenancy.backup import backup_tenant
 from malabot.tenancy.migrations import MigrationSet, migrate
 from malabot.tenancy.opening import (
+    check_identity,
     connect,
+    connect_to_look,
     fsync_file,
     migrate_tenant,
     publish_new,
@@ -152,14 +154,14 @@ def earlier_split(path: Path, source: str) -> dict[str, object] | None:
 # --- new files ----------------------------------------------------------------------------------
 
 @contextmanager
-def tenant_template(paths: TenantPaths, migrations: MigrationSet) -> Iterator[Path]:
+def tenant_template(folder: Path, migrations: MigrationSet) -> Iterator[Path]:
     """An empty file with every migration applied, copied for each new file of the run.
 
     Migrating 10,000 files one by one would repeat the same work 10,000 times; a copy of a migrated
     file is the same database. Each copy gets its own identity row before it is published.
     """
-    paths.root.mkdir(parents=True, exist_ok=True)
-    path = paths.root / f"{TEMPLATE_PREFIX}{secrets.token_hex(4)}.tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{TEMPLATE_PREFIX}{secrets.token_hex(4)}.tmp"
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         try:
@@ -172,15 +174,19 @@ def tenant_template(paths: TenantPaths, migrations: MigrationSet) -> Iterator[Pa
 
 
 def create_tenant(paths: TenantPaths, guild_id: int, content: Content, template: Path, marker: Marker,
-                  now: str) -> WriteResult:
-    """Build the guild's file from `content` and publish it; published=False if a live file appeared."""
+                  now: str, *, dry_run_in: Path | None = None) -> WriteResult:
+    """Build the guild's file from `content` and publish it; published=False if a live file appeared.
+
+    With `dry_run_in` (a folder outside the tenants folder) the file is built there and thrown away:
+    the result says what would be written and what the schema would refuse.
+    """
     def stamp_identity(conn: sqlite3.Connection, written: WriteResult) -> None:
         conn.execute("INSERT INTO tenant_meta (singleton, guild_id, created_at) VALUES (1, ?, ?)",
                      (guild_id, now))
 
     staging = unique_staging(paths, guild_id, STAGING_PURPOSE)
     return _build_file(staging, paths.live(guild_id), f"guild {guild_id}", content, template, marker, now,
-                       stamp_identity)
+                       stamp_identity, dry_run_in)
 
 
 def holding_path(paths: TenantPaths, marker: Marker) -> Path:
@@ -191,8 +197,9 @@ def holding_path(paths: TenantPaths, marker: Marker) -> Path:
 
 
 def create_holding(paths: TenantPaths, content: Content, reasons: dict[Origin, tuple[object, str]],
-                   template: Path, marker: Marker, now: str) -> WriteResult:
-    """The holding file: the tenant schema without an identity, plus `legacy_holding` saying why."""
+                   template: Path, marker: Marker, now: str, *, dry_run_in: Path | None = None) -> WriteResult:
+    """The holding file: the tenant schema without an identity, plus `legacy_holding` saying why.
+    `dry_run_in`: as for create_tenant."""
     live = holding_path(paths, marker)
     staging = live.with_name(f".{live.stem}.{secrets.token_hex(4)}.tmp")
 
@@ -208,37 +215,54 @@ def create_holding(paths: TenantPaths, content: Content, reasons: dict[Origin, t
             [(table, rowid, *reasons[table, rowid])
              for table, rowids in sorted(written.written.items()) for rowid in sorted(rowids)])
 
-    return _build_file(staging, live, "the holding file", content, template, marker, now, list_reasons)
+    return _build_file(staging, live, "the holding file", content, template, marker, now, list_reasons,
+                       dry_run_in)
+
+
+Finish = Callable[[sqlite3.Connection, WriteResult], None]
 
 
 def _build_file(staging: Path, live: Path, label: str, content: Content, template: Path, marker: Marker,
-                now: str, finish: Callable[[sqlite3.Connection, WriteResult], None]) -> WriteResult:
-    live.parent.mkdir(parents=True, exist_ok=True)
+                now: str, finish: Finish, dry_run_in: Path | None) -> WriteResult:
+    if dry_run_in is not None:
+        staging = dry_run_in / staging.name  # the same writing, into a file that is thrown away
+    else:
+        live.parent.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copyfile(template, staging)
-        conn = sqlite3.connect(staging, isolation_level=None)
-        try:
-            # Nothing here has to survive a crash: the file gets its live name only once complete.
-            conn.execute("PRAGMA journal_mode = MEMORY")
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("BEGIN")
-            result = _insert_all(conn, content)
-            if content.settings is not None:
-                _write_settings(conn, content.settings, now)
-                result.settings_written = content.settings.rowids
-            finish(conn, result)
-            conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
-                         marker.row("split", now, result.count))
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        fsync_file(staging)
-        result.published = publish_new(staging, live)
+        result = _fill(staging, content, template, marker, now, finish)
+        if dry_run_in is not None:
+            result.dry_run = True
+        else:
+            fsync_file(staging)
+            result.published = publish_new(staging, live)
         return result
     except (sqlite3.Error, OSError) as error:
         raise TenantError(f"{label}: cannot write {live}: {error}") from error
     finally:
         remove_database_files(staging)
+
+
+def _fill(staging: Path, content: Content, template: Path, marker: Marker, now: str,
+          finish: Finish) -> WriteResult:
+    """A copy of the template at `staging`, with the content in one transaction."""
+    shutil.copyfile(template, staging)
+    conn = sqlite3.connect(staging, isolation_level=None)
+    try:
+        # Nothing here has to survive a crash: the file gets its live name only once complete.
+        conn.execute("PRAGMA journal_mode = MEMORY")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        result = _insert_all(conn, content)
+        if content.settings is not None:
+            _write_settings(conn, content.settings, now)
+            result.settings_written = content.settings.rowids
+        finish(conn, result)
+        conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
+                     marker.row("split", now, result.count))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return result
 
 
 def _insert_all(conn: sqlite3.Connection, content: Content) -> WriteResult:
@@ -300,30 +324,66 @@ def _write_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str) -> N
 # --- merge into a live file ---------------------------------------------------------------------
 
 def merge_into_live(paths: TenantPaths, guild_id: int, content: Content, migrations: MigrationSet,
-                    marker: Marker, now: str) -> WriteResult:
-    """Back the live file up, then merge `content` into it in one transaction."""
+                    marker: Marker, now: str, *, dry_run_in: Path | None = None) -> WriteResult:
+    """Back the live file up, then merge `content` into it in one transaction.
+
+    With `dry_run_in` (a folder outside the tenants folder) the merge is done to a copy of the live
+    file there, which is thrown away: the live file is only read.
+    """
+    if dry_run_in is not None:
+        return _rehearse_merge(paths, guild_id, content, migrations, marker, now, dry_run_in)
     migrate_tenant(paths, guild_id, migrations)
     backup = backup_tenant(paths, guild_id, migrations)
     conn = connect(paths.live(guild_id))
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = _insert_one_by_one(conn, content, merge=True)
-            if content.settings is not None:
-                _merge_settings(conn, content.settings, now, result)
-            conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
-                         marker.row("merge", now, result.count))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        result = _merge(conn, content, marker, now)
     except (sqlite3.Error, ValueError) as error:  # ValueError: the live file's settings do not validate
         raise TenantError(f"guild {guild_id}: merge into {paths.live(guild_id)} failed "
                           f"(the file is unchanged; backup {backup}): {error}") from error
     finally:
         conn.close()
     result.backup = backup
+    return result
+
+
+def _rehearse_merge(paths: TenantPaths, guild_id: int, content: Content, migrations: MigrationSet,
+                    marker: Marker, now: str, folder: Path) -> WriteResult:
+    live = paths.live(guild_id)
+    copy = folder / f"{guild_id}.merge.tmp"
+    try:
+        source = connect_to_look(live)  # changes nothing on disk; a bot may have the file open
+        try:
+            source.execute("VACUUM INTO ?", (str(copy),))
+        finally:
+            source.close()
+        conn = connect(copy)
+        try:
+            check_identity(conn, guild_id, live)
+            migrate(conn, migrations, f"guild {guild_id}")
+            result = _merge(conn, content, marker, now)
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError) as error:
+        raise TenantError(f"guild {guild_id}: a merge into {live} would fail: {error}") from error
+    finally:
+        remove_database_files(copy)
+    result.dry_run = True
+    return result
+
+
+def _merge(conn: sqlite3.Connection, content: Content, marker: Marker, now: str) -> WriteResult:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = _insert_one_by_one(conn, content, merge=True)
+        if content.settings is not None:
+            _merge_settings(conn, content.settings, now, result)
+        conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
+                     marker.row("merge", now, result.count))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return result
 
 

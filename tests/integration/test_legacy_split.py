@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,6 +179,18 @@ def members_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def tenants(tmp_path: Path) -> Path:
     return tmp_path / "tenants"
+
+
+def live_file_with(tenants: Path, guild: int, *statements: str) -> Path:
+    """The guild's live tenant file, as a bot left it after `statements`."""
+    paths = TenantPaths(tenants)
+    create_tenant_file(paths, guild, MigrationSet.load())
+    conn = sqlite3.connect(paths.live(guild))
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    return paths.live(guild)
 
 
 def holding_file(tenants: Path) -> Path:
@@ -487,7 +500,7 @@ def test_a_number_too_large_for_sqlite_is_refused_for_its_row_only(tmp_path: Pat
     content = Content(rows={"xp": [(11, 2**64, 0, None), (12, 50, 0, None)]},
                       origins={"xp": [("users", 1), ("users", 2)]}, sources={"users": [1, 2]})
 
-    with writer.tenant_template(paths, MigrationSet.load()) as template:
+    with writer.tenant_template(paths.root, MigrationSet.load()) as template:
         result = writer.create_tenant(paths, A, content, template, writer.Marker("f00d", "bot.db", "-"),
                                       "2024-01-01T00:00:00+00:00")
 
@@ -801,6 +814,34 @@ def test_dry_run_prints_the_report_and_writes_nothing(legacy: Path, tenants: Pat
     assert "DRY RUN" in out and "Every legacy row is accounted for" in out
 
 
+def test_dry_run_reports_what_the_real_run_refuses_and_leaves_no_file_anywhere(
+        tmp_path: Path, tenants: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    db.mod_log(A, 11, 9)
+    db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action)"
+                    " VALUES (?, 'somebody', 9, 'warn')", (A,))             # text where an id belongs
+    db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action, duration)"
+                    " VALUES (?, 12, 9, 'timeout', 1.5)", (B,))             # a REAL duration
+    db.level_role(B, 5, 7001)   # B is merged into its live file, which has another role at level 5
+    db.level_role(B, 10, 7002)
+    db.close()
+    live_file_with(tenants, B, "INSERT INTO level_roles (level, role_id) VALUES (5, 7777)")
+    before = folder_state(tenants)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    dry = run(db.path, tenants, dry_run=True, merge=True)
+
+    assert folder_state(tenants) == before
+    assert list(scratch.iterdir()) == []
+    real = run(db.path, tenants, merge=True)
+    assert dry.ledger.totals() == real.ledger.totals()
+    assert dry.ledger.status == real.ledger.status == {str(A): "new", str(B): "merged"}
+    assert sum(real.ledger.totals()["mod_logs"].held.values()) == 2
+    assert real.ledger.totals()["level_roles"].written == 1
+
+
 def test_refuses_while_a_bot_holds_the_tenants_folder(legacy: Path, tenants: Path) -> None:
     with TenantsLock(TenantPaths(tenants).lock_file, "malabot run"), pytest.raises(TenantsLocked):
         run(legacy, tenants)
@@ -856,18 +897,14 @@ def test_merge_keeps_the_servers_setting_over_a_legacy_value_equal_to_the_defaul
     db.setting(A, "birthday_time", "09:00")          # 9, the new default hour
     db.setting(A, "xp_progression_type", "gradual")
     db.close()
-    paths = TenantPaths(tenants)
-    create_tenant_file(paths, A, MigrationSet.load())
-    conn = sqlite3.connect(paths.live(A))
-    conn.execute("INSERT INTO settings (key, value, updated_at) VALUES ('birthday_hour', '20', 'now')")
-    conn.commit()
-    conn.close()
+    live = live_file_with(tenants, A,
+                          "INSERT INTO settings (key, value, updated_at) VALUES ('birthday_hour', '20', 'now')")
 
     report = run(db.path, tenants, merge=True)
 
     assert report.accounted
-    assert settings_of(paths.live(A))["birthday_hour"] == 20
-    assert settings_of(paths.live(A))["level_curve"] == "gradual"
+    assert settings_of(live)["birthday_hour"] == 20
+    assert settings_of(live)["level_curve"] == "gradual"
     settings = report.ledger.totals()["settings"]
     assert (settings.written, dict(settings.held)) == (1, {"the server's own setting is kept": 1})
 
