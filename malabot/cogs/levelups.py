@@ -25,6 +25,7 @@ import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_of
+from malabot.cogs.posting import pinging_only
 from malabot.commands import fit_lines
 from malabot.features.xp.models import LevelChange
 
@@ -109,8 +110,8 @@ async def _announce(services: Services, guild: discord.Guild, change: LevelChang
                         "set another with `/config set levelup_channel_id`.")
         return None
     try:
-        await channel.send(announcement.text,
-                           allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False))
+        # The admin's template may name anyone, a role or @everyone: only the member is pinged.
+        await channel.send(announcement.text, allowed_mentions=pinging_only(change.user_id))
     except discord.Forbidden:
         problems.append(f"I may not post level-up messages in <#{announcement.channel_id}>.")
         return None

@@ -137,6 +137,16 @@ async def test_level_up_is_announced_in_the_chat_channel_then_in_the_configured_
     assert len(place.bot_messages()) == 1, "nothing more in the chat channel"
 
 
+async def test_a_level_up_pings_the_member_and_nobody_else_the_template_names(place: Place) -> None:
+    world = place.world
+    await fixed_xp(place, 100)
+    await place.configure(levelup_template=f"{{member}} reached level {{level}}! Thanks <@{world.bob.id}> @everyone")
+    await place.chat(world.alice)
+    [post] = [request for request in world.server.requests_to("POST", f"/channels/{world.general.id}/messages")
+              if "reached level" in request.json["content"]]
+    assert post.json["allowed_mentions"] == {"parse": [], "users": [world.alice.id]}
+
+
 async def test_a_level_up_template_that_fills_in_past_one_message_is_posted_shortened(place: Place) -> None:
     world = place.world
     await fixed_xp(place, 100)
