@@ -405,7 +405,7 @@ def _abandoned(staging: Path, found: list[Path]) -> bool:
 
 
 def _copy_database(source: Path, target: Path) -> None:
-    reader = connect_to_look(source)  # leaves nothing beside the source (an operator's file)
+    reader = connect_to_look(source)  # changes nothing in the source (an operator's file)
     try:
         writer = connect(target, create=True)
         try:

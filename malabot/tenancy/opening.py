@@ -32,6 +32,8 @@ from malabot.tenancy.migrations import APPLICATION_ID, Migration, MigrationSet, 
 from malabot.tenancy.paths import TenantPaths, sidecars
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# A read-only connection met a hot journal: only a writer may roll it back.
+SQLITE_READONLY_ROLLBACK = 776
 
 
 @dataclass(frozen=True)
@@ -108,22 +110,36 @@ def is_storage_failure(error: sqlite3.Error) -> bool:
 
 
 def connect_to_look(path: Path) -> sqlite3.Connection:
-    """A connection that changes nothing on disk, for looking at a file that may be in use.
+    """A connection that changes no database file, for looking at a file that may be in use.
 
-    Read-only, and `immutable` when no `-wal` is beside the file: a plain read-only open of a WAL
+    Read-only, and `immutable` when nothing is beside the file: a plain read-only open of a WAL
     file creates `-wal`/`-shm` and cannot remove them. With a `-wal` beside it (a bot has the file
-    open, or crashed with it open) its committed content is read through the `-wal`, not folded in.
+    open, or crashed with it open) its committed content is read through the `-wal`, not folded in
+    (SQLite makes the `-shm` index beside it if it is missing). A hot `-journal` beside it (a write
+    that was cut off) is refused: only a writer may roll it back.
     (If a bot opens the file meanwhile, its writes go to a new `-wal`; only a checkpoint it runs during
     the read could make a look see a page mid-change: a rare false alarm, gone on a second look.)
     """
     if not path.exists():
         raise TenantError(f"cannot open {path}: no such file")
-    immutable = "" if sidecars(path)[0].exists() else "&immutable=1"
+    # With a -journal beside it, a write may have been cut off: `immutable` would read its half-written
+    # pages as they lie. Without it SQLite reads the file as committed, or refuses (below).
+    companions = (*sidecars(path), path.with_name(path.name + "-journal"))
+    immutable = "" if any(companion.exists() for companion in companions) else "&immutable=1"
     uri = Path(os.path.abspath(path)).as_uri() + f"?mode=ro{immutable}"
     try:
-        return sqlite3.connect(uri, uri=True, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as error:
         raise TenantError(f"cannot open {path}: {error}") from error
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()  # the first read meets a hot journal
+    except sqlite3.Error as error:
+        if getattr(error, "sqlite_errorcode", 0) == SQLITE_READONLY_ROLLBACK:
+            conn.close()
+            raise TenantError(f"{path} has an unfinished transaction beside it ({path.name}-journal); open it "
+                              "once with sqlite3 so SQLite rolls it back, then try again") from error
+        # Anything else (not a database at all...) is for the caller's checks to name.
+    return conn
 
 
 def read_identity(conn: sqlite3.Connection) -> Identity:

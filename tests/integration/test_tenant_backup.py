@@ -8,6 +8,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -246,6 +247,22 @@ def with_edited_history(tmp_path: Path, backup: Path) -> Path:
     return target
 
 
+def cut_off_mid_write(tmp_path: Path, backup: Path) -> Path:
+    """A copy of the backup an editor was changing when it was killed: half-written pages in the
+    file, the originals in the hot -journal beside it (only SQLite rolling it back makes it whole)."""
+    target = tmp_path / "cut-off.sqlite3"
+    editor = sqlite3.connect(backup, isolation_level=None)
+    editor.execute("PRAGMA journal_mode = DELETE")
+    editor.execute("PRAGMA cache_size = 2")              # changed pages spill into the file early
+    editor.execute("BEGIN")
+    editor.execute("UPDATE audit_log SET details = 'edited, never committed'")
+    shutil.copy(backup, target)
+    shutil.copy(f"{backup}-journal", f"{target}-journal")
+    editor.execute("ROLLBACK")
+    editor.close()
+    return target
+
+
 def missing(tmp_path: Path, backup: Path) -> Path:
     return tmp_path / "nowhere.sqlite3"
 
@@ -258,6 +275,7 @@ def missing(tmp_path: Path, backup: Path) -> Path:
     (without_identity_row, "no MalaBoT identity row"),
     (with_edited_history, "0001_initial.sql was changed after it was applied"),
     (missing, "no such file"),
+    (cut_off_mid_write, r"has an unfinished transaction beside it \(cut-off.sqlite3-journal\)"),
 ])
 async def test_a_bad_file_is_refused_and_the_live_file_stays_untouched(
         tenants: TenantManager, tmp_path: Path, make_bad_file: Callable[[Path, Path], Path],
