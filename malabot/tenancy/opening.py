@@ -269,6 +269,11 @@ def create_tenant_file(paths: TenantPaths, guild_id: int, migrations: MigrationS
         finally:
             conn.close()  # the last connection checkpoints and removes the -wal file
         fsync_file(staging)
+        if not live.exists():
+            # A -wal left beside the live name (its file was moved away by hand after a crash) would
+            # be applied to the new file: the old rows back, or a corrupt file.
+            for stale in sidecars(live):
+                stale.unlink(missing_ok=True)
         return publish_new(staging, live)
     except sqlite3.Error as error:
         raise TenantError(f"{label}: cannot create {live}: {error}") from error

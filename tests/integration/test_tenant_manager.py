@@ -113,6 +113,25 @@ async def test_create_false_does_not_create(tenants: TenantManager) -> None:
     assert tenants.open_count == 0
 
 
+async def test_a_new_file_never_takes_over_a_wal_left_beside_its_name(tenants: TenantManager,
+                                                                        tmp_path: Path) -> None:
+    await tenants.ensure(1)
+    await tenants.close(1)
+    live = tenants.paths.live(1)
+    crashed = sqlite3.connect(live, isolation_level=None)  # a bot that crashed with rows in the -wal
+    crashed.execute("PRAGMA wal_autocheckpoint = 0")
+    crashed.executemany("INSERT INTO xp (user_id, xp) VALUES (?, 5)", [(user,) for user in range(1, 301)])
+    left = {suffix: Path(f"{live}{suffix}").read_bytes() for suffix in ("-wal", "-shm")}
+    crashed.close()
+    live.rename(tmp_path / "moved-away-by-hand.sqlite3")
+    for suffix, data in left.items():
+        Path(f"{live}{suffix}").write_bytes(data)
+
+    async with tenants.reading(1) as conn:                  # a new, empty file for guild 1
+        assert await conn.execute_fetchall("SELECT count(*) FROM xp") == [(0,)]
+        assert await conn.execute_fetchall("PRAGMA integrity_check") == [("ok",)]
+
+
 @pytest.mark.parametrize("bad", ["../x", "../../etc/passwd", "-1", 0, -5, 2**64, "1/2", True, "x"])
 async def test_bad_guild_ids_are_refused_before_any_file_is_touched(tenants: TenantManager, bad: object,
                                                                      tmp_path: Path) -> None:
