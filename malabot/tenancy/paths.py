@@ -84,10 +84,13 @@ class TenantPaths:
         if not self.root.is_dir():
             return found
         for path in self.root.glob(f"*{TENANT_SUFFIX}"):
+            name = path.name.removesuffix(TENANT_SUFFIX)
             try:
-                found.append(parse_guild_id(path.name.removesuffix(TENANT_SUFFIX)))
+                guild_id = parse_guild_id(name)
             except InvalidGuildId:
                 continue
+            if name == str(guild_id):  # `0111.sqlite3` is a stray file, not guild 111's
+                found.append(guild_id)
         return sorted(found)
 
     def archives_of(self, guild_id: int) -> list[Path]:

@@ -56,7 +56,7 @@ def test_paths_of_a_guild(tmp_path: Path) -> None:
 
 def test_live_guild_ids_ignore_other_files(tmp_path: Path) -> None:
     for name in ("5.sqlite3", "17.sqlite3", "abc.sqlite3", "0.sqlite3", "-3.sqlite3", "5.sqlite3-wal",
-                 ".9.create.tmp", "notes.txt"):
+                 ".9.create.tmp", "notes.txt", "017.sqlite3", "+5.sqlite3", " 5.sqlite3"):
         (tmp_path / name).touch()
     (tmp_path / "archive").mkdir()
     (tmp_path / "archive" / "8-20260101T000000Z.sqlite3").touch()
