@@ -184,6 +184,17 @@ def test_unknown_age_leaves_no_gap() -> None:
     assert render_announcement("{member} turns {age} today", 42, None) == "<@42> turns today"
 
 
+@pytest.mark.parametrize(("template", "expected"), [
+    ("Happy {age}th birthday {member}!", "Happy birthday <@42>!"),
+    ("{member} turns {age}!", "<@42> turns!"),
+    ("{age}st, {age}nd or {age}rd: {member}", ", or: <@42>"),
+    ("{{age}} stays literal, {member}", "{age} stays literal, <@42>"),
+])
+def test_unknown_age_takes_its_ordinal_ending_with_it(template: str, expected: str) -> None:
+    assert render_announcement(template, 42, None) == expected
+    assert render_announcement("Happy {age}th birthday", 42, 30) == "Happy 30th birthday"
+
+
 def test_template_braces_are_literal_when_doubled() -> None:
     assert render_announcement("{{cake}} {member}", 7, None) == "{cake} <@7>"
 

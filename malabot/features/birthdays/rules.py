@@ -7,6 +7,7 @@ except February 29, which is celebrated on February 28 in years that have no Feb
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -151,12 +152,18 @@ def announces_age(template: str) -> bool:
         return False
 
 
+# `{age}` with one space before it and an ordinal ending after it ("Happy {age}th birthday"), but not
+# the literal `{{age}}`.
+_AGE_AND_ITS_ENDING = re.compile(r" ?(?<!\{)\{age\}(?!\})(?:st|nd|rd|th)?")
+
+
 def render_announcement(template: str, user_id: int, age: int | None) -> str:
-    """Fill `{member}` and `{age}`; without a known age, `{age}` and one space before it disappear.
+    """Fill `{member}` and `{age}`; without a known age, `{age}` disappears with one space before it
+    and an ordinal ending after it ("Happy {age}th birthday" reads "Happy birthday").
 
     Raises UserInputError when the template uses anything else (the pass then falls back to the
     default template).
     """
     if age is None:
-        template = template.replace(" {age}", "{age}")
+        template = _AGE_AND_ITS_ENDING.sub("", template)
     return templates.render(template, {"member": mention(user_id), "age": "" if age is None else str(age)})
