@@ -18,7 +18,8 @@ def register(groups: Any) -> None:
         "sandbox", help="offline demo: a local Discord-compatible server, the real bot and a scripted day")
     sandbox.add_argument("--interactive", action="store_true",
                          help="after the script, type chat lines and /commands as a demo member")
-    sandbox.add_argument("--tenants-dir", help="where the demo leaves its server files (default: MALABOT_TENANTS_DIR)")
+    sandbox.add_argument("--tenants-dir", help="where the demo leaves its server files (default: MALABOT_TENANTS_DIR); "
+                         "a folder with real servers' files is refused")
     sandbox.set_defaults(handler=sandbox_command)
 
 

@@ -2,7 +2,8 @@
 
 No token and no network: the sandbox server runs on 127.0.0.1, the real MalaBot (py-cord client,
 services, tenant files) connects to it, members chat and use commands, and a transcript shows what
-the bot said and did. The tenant files stay in the tenants folder for a look afterwards.
+the bot said and did. The tenant files stay in the tenants folder for a look afterwards; the next
+run starts the day afresh (malabot.sandbox.demo_folder), and a folder with real servers' files is refused.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from malabot.clock import MovableClock
 from malabot.cogs.birthdays import BirthdaysCog
 from malabot.errors import MalabotError
 from malabot.runtime import load_settings
+from malabot.sandbox.demo_folder import CAFE_ID, CLUB_ID, refuse_real_servers, remove_earlier_run
 from malabot.sandbox.errors import SandboxError
 from malabot.sandbox.harness import running_bot, sandbox_client_options
 from malabot.sandbox.netguard import loopback_only
 from malabot.sandbox.server import FakeDiscord
 from malabot.sandbox.state import Channel, Guild, User
 from malabot.sandbox.transcript import Transcript
+from malabot.tenancy.paths import TenantPaths
 
 
 @dataclass
@@ -43,8 +46,8 @@ class DemoWorld:
 
 def build_world(server: FakeDiscord) -> DemoWorld:
     admin = server.add_user("mala_admin")
-    cafe = server.add_guild("Mala Café", owner=admin)
-    club = server.add_guild("Old Club", owner=admin)
+    cafe = server.add_guild("Mala Café", owner=admin, id=CAFE_ID)
+    club = server.add_guild("Old Club", owner=admin, id=CLUB_ID)
     server.add_role(cafe, "Regulars", permissions=0)
     members = {name: server.add_user(name) for name in ("ana", "ben", "chloe")}
     for user in members.values():
@@ -221,14 +224,18 @@ async def play(tenants_dir: Path, interactive_input: TextIO | None, out: TextIO)
         world = build_world(server)
         settings = load_settings(tenants_dir=tenants_dir, api_base_url=server.api_base_url, token=server.token)
         stack.enter_context(tenants_lock(settings, "malabot sandbox"))
+        paths = TenantPaths(tenants_dir)
+        refuse_real_servers(paths)
+        earlier = remove_earlier_run(paths)
         services = build_services(settings, clock=clock)
         await start_services(services)
         stack.push_async_callback(stop_services, services)
         bot = build_bot(services, **sandbox_client_options())
         assert isinstance(bot, MalaBot)
         transcript = Transcript(server, out)
+        fresh = f" (the {earlier} files of an earlier run replaced)" if earlier else ""
         transcript.say(f"MalaBoT sandbox: a local Discord-compatible server on {server.url_root}, "
-                       f"tenant files in {tenants_dir}/")
+                       f"tenant files in {tenants_dir}/{fresh}")
         await stack.enter_async_context(running_bot(server, bot))
         await asyncio.wait_for(bot.guilds_opened.wait(), timeout=10)
         transcript.say(f"The real bot connected as {bot.user} to {len(bot.guilds)} servers: "

@@ -6,7 +6,13 @@ import io
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from malabot.errors import MalabotError
 from malabot.sandbox.demo import parse_command_line, play
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file
+from malabot.tenancy.paths import TenantPaths
 
 
 async def test_scripted_day_and_interactive_lines(tmp_path: Path) -> None:
@@ -34,6 +40,29 @@ async def test_scripted_day_and_interactive_lines(tmp_path: Path) -> None:
     with sqlite3.connect(live[0]) as conn:
         assert conn.execute("SELECT COUNT(*) FROM xp").fetchone()[0] == 2  # ana and chloe; ben left
         assert conn.execute("SELECT COUNT(*) FROM birthday_celebrations").fetchone()[0] == 1
+
+
+async def test_a_second_run_replays_the_day_afresh_in_the_same_folder(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants"
+    await play(tenants, None, io.StringIO())
+    out = io.StringIO()
+    await play(tenants, None, out)
+    transcript = out.getvalue()
+    assert "(the 2 files of an earlier run replaced)" in transcript
+    assert "Checked in for" in transcript and "Happy birthday @chloe! 🎂" in transcript
+    assert len(list(tenants.glob("*.sqlite3"))) == 1
+    assert len(list((tenants / "archive").glob("*.sqlite3"))) == 1
+
+
+async def test_a_folder_with_real_servers_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    paths = TenantPaths(tmp_path / "tenants")
+    real = 111_111_111_111_111_111
+    create_tenant_file(paths, real, MigrationSet.load())
+    before = paths.live(real).read_bytes()
+    with pytest.raises(MalabotError, match="holds the files of 1 servers that are not the sandbox's"):
+        await play(paths.root, None, io.StringIO())
+    assert paths.live(real).read_bytes() == before
+    assert not paths.archive_dir.exists()
 
 
 def test_command_lines_parse_into_name_and_options() -> None:
