@@ -129,6 +129,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                     start_task.result()
         except discord.LoginFailure:
             raise MalabotError("Discord refused the token (MALABOT_TOKEN); check it in the developer portal") from None
+        except discord.PrivilegedIntentsRequired:  # gateway close 4014: the only privileged intent asked for
+            raise MalabotError("Discord refused the Server Members intent; enable it for the bot in the Discord "
+                               "developer portal (Bot page, Privileged Gateway Intents)") from None
         except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as error:
             raise MalabotError(f"cannot reach Discord at {settings.api_base_url}: {error}") from None
         except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)

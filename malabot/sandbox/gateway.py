@@ -29,19 +29,22 @@ log = logging.getLogger(__name__)
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE_UPDATE, VOICE_STATE_UPDATE = 0, 1, 2, 3, 4
 RESUME, RECONNECT, REQUEST_GUILD_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
 
-# Close codes py-cord treats as final (bad token) or resumable (anything else, e.g. 4000).
+# Close codes py-cord treats as final (bad token, privileged intents) or resumable (anything else, e.g. 4000).
 CLOSE_DECODE_ERROR = 4002
 CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_DISALLOWED_INTENTS = 4014
 CLOSE_RESUMABLE = 4000
 
 GUILDS = 1 << 0
 GUILD_MEMBERS = 1 << 1
 GUILD_MODERATION = 1 << 2
+GUILD_PRESENCES = 1 << 8
 GUILD_MESSAGES = 1 << 9
 GUILD_MESSAGE_REACTIONS = 1 << 10
 DIRECT_MESSAGES = 1 << 12
 DIRECT_MESSAGE_REACTIONS = 1 << 13
 MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 _GUILD_EVENT_INTENTS = {
     "GUILD_CREATE": GUILDS, "GUILD_UPDATE": GUILDS, "GUILD_DELETE": GUILDS,
@@ -94,6 +97,9 @@ class Gateway:
         self.url = ""  # ws://127.0.0.1:PORT/gateway, set once the server has a port
         self.sessions: dict[str, Session] = {}
         self.presence: dict[str, Any] | None = None  # the bot's last PRESENCE_UPDATE
+        # The privileged intents switched on in the developer portal (Bot page): all of them here;
+        # IDENTIFY asking for one that is off is closed with 4014, as on Discord.
+        self.enabled_privileged_intents = PRIVILEGED_INTENTS
         self._sockets: set[web.WebSocketResponse] = set()
         self._waiters = Waiters()
 
@@ -212,6 +218,9 @@ class Gateway:
     async def _identify(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> Session | None:
         if data.get("token") != self.token:
             await socket.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            return None
+        if int(data.get("intents", 0)) & PRIVILEGED_INTENTS & ~self.enabled_privileged_intents:
+            await socket.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return None
         shard_id, shard_count = data.get("shard") or (0, 1)
         session = Session(secrets.token_hex(16), int(data.get("intents", 0)), shard_id, shard_count)

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from malabot.sandbox import FakeDiscord
+from malabot.sandbox.gateway import GUILD_MEMBERS, PRIVILEGED_INTENTS
 from tests.e2e.data_dump import eventually
 
 VALID_LOOKING_TOKEN = "MTAxMDEwMTAxMDEwMTAxMDEw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -113,6 +114,20 @@ async def test_a_rest_base_that_is_not_the_api_is_one_line(not_the_api: str, tmp
     assert stderr.decode().strip().splitlines() == [
         f"malabot: Discord at {not_the_api} answered 404 Not Found; check MALABOT_API_BASE_URL "
         "(the REST base with its version, e.g. https://discord.com/api/v10)"]
+
+
+async def test_a_refused_server_members_intent_says_where_to_enable_it(discord_server: FakeDiscord,
+                                                                     tmp_path: Path) -> None:
+    """The intent is off in the developer portal: Discord closes the gateway with 4014."""
+    discord_server.gateway.enabled_privileged_intents = PRIVILEGED_INTENTS & ~GUILD_MEMBERS
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="ERROR")
+    process = await run_malabot(env, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        "malabot: Discord refused the Server Members intent; enable it for the bot in the Discord developer "
+        "portal (Bot page, Privileged Gateway Intents)"]
 
 
 async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
