@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     )
     max_open_tenants: int = Field(default=256, ge=1, le=65536)
     tenant_idle_seconds: float = Field(default=300.0, gt=0)
-    archive_retention_days: int = Field(default=30, ge=0)
+    # At most 100 years: far larger values overflow the date arithmetic at start (a traceback, not a line).
+    archive_retention_days: int = Field(default=30, ge=0, le=36500)
     log_level: LogLevel = "INFO"
 
     @field_validator("token", mode="before")

@@ -65,6 +65,8 @@ def test_malformed_token_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("name", "value", "fragment"), [
     ("MALABOT_MAX_OPEN_TENANTS", "0", "MALABOT_MAX_OPEN_TENANTS"),
+    ("MALABOT_ARCHIVE_RETENTION_DAYS", "1000000000",
+     "MALABOT_ARCHIVE_RETENTION_DAYS: Input should be less than or equal to 36500"),
     ("MALABOT_API_BASE_URL", "discord.com", "MALABOT_API_BASE_URL: Value error, must be an http(s) URL"),
     ("MALABOT_OWNER_IDS", "me,you", "MALABOT_OWNER_IDS"),
     ("MALABOT_LOG_LEVEL", "loud", "MALABOT_LOG_LEVEL"),
