@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Iterator
 
+import aiohttp
 import discord
 from pydantic import ValidationError
 
@@ -132,7 +133,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         except discord.PrivilegedIntentsRequired:  # gateway close 4014: the only privileged intent asked for
             raise MalabotError("Discord refused the Server Members intent; enable it for the bot in the Discord "
                                "developer portal (Bot page, Privileged Gateway Intents)") from None
-        except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as error:
+        # aiohttp.ClientError: a server that hangs up or does not speak HTTP (not an OSError).
+        except (discord.GatewayNotFound, discord.ConnectionClosed, OSError, aiohttp.ClientError) as error:
             raise MalabotError(f"cannot reach Discord at {settings.api_base_url}: {error}") from None
         except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)
             raise MalabotError(f"Discord at {settings.api_base_url} answered {error.status} {error.response.reason}; "

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from yarl import URL
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -59,8 +60,15 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
+        expected = "must be an http(s) URL such as https://discord.com/api/v10"
         if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
-            raise ValueError("must be an http(s) URL such as https://discord.com/api/v10")
+            raise ValueError(expected)
+        try:  # parsed as aiohttp parses it: a bad host or port is refused here, not with a traceback at start
+            port = URL(value).port
+        except ValueError as error:
+            raise ValueError(f"{expected} ({error})") from None
+        if port == 0:
+            raise ValueError(f"{expected} (port 0 cannot be connected to)")
         return value
 
     @field_validator("owner_ids", mode="before")

@@ -40,6 +40,14 @@ async def run_malabot(env: dict[str, str], cwd: Path, *,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
+async def refusal(env: dict[str, str], cwd: Path) -> list[str]:
+    """What `malabot run` says on stderr when it refuses to run (it must exit with 1)."""
+    process = await run_malabot(env, cwd)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1, stderr.decode()
+    return stderr.decode().strip().splitlines()
+
+
 async def test_without_a_token_it_says_so_in_one_line(tmp_path: Path) -> None:
     process = await run_malabot(bot_environment(tmp_path), tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
@@ -108,12 +116,31 @@ async def not_the_api() -> AsyncIterator[str]:
 async def test_a_rest_base_that_is_not_the_api_is_one_line(not_the_api: str, tmp_path: Path) -> None:
     env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=not_the_api,
                           MALABOT_LOG_LEVEL="ERROR")
-    process = await run_malabot(env, tmp_path)
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 1
-    assert stderr.decode().strip().splitlines() == [
+    assert await refusal(env, tmp_path) == [
         f"malabot: Discord at {not_the_api} answered 404 Not Found; check MALABOT_API_BASE_URL "
         "(the REST base with its version, e.g. https://discord.com/api/v10)"]
+
+
+@pytest.fixture
+async def hangs_up() -> AsyncIterator[str]:
+    """A server that reads each request and closes the connection without an answer."""
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the whole request: closing with unread bytes is a reset
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}/api/v10"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_server_that_hangs_up_is_one_line(hangs_up: str, tmp_path: Path) -> None:
+    env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=hangs_up,
+                          MALABOT_LOG_LEVEL="ERROR")
+    assert await refusal(env, tmp_path) == [f"malabot: cannot reach Discord at {hangs_up}: Server disconnected"]
 
 
 async def test_a_refused_server_members_intent_says_where_to_enable_it(discord_server: FakeDiscord,
@@ -122,10 +149,7 @@ async def test_a_refused_server_members_intent_says_where_to_enable_it(discord_s
     discord_server.gateway.enabled_privileged_intents = PRIVILEGED_INTENTS & ~GUILD_MEMBERS
     env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
                           MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="ERROR")
-    process = await run_malabot(env, tmp_path)
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 1
-    assert stderr.decode().strip().splitlines() == [
+    assert await refusal(env, tmp_path) == [
         "malabot: Discord refused the Server Members intent; enable it for the bot in the Discord developer "
         "portal (Bot page, Privileged Gateway Intents)"]
 

@@ -68,6 +68,9 @@ def test_malformed_token_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     ("MALABOT_ARCHIVE_RETENTION_DAYS", "1000000000",
      "MALABOT_ARCHIVE_RETENTION_DAYS: Input should be less than or equal to 36500"),
     ("MALABOT_API_BASE_URL", "discord.com", "MALABOT_API_BASE_URL: Value error, must be an http(s) URL"),
+    ("MALABOT_API_BASE_URL", "http://127.0.0.1:99999/api/v10", "URL such as https://discord.com/api/v10 (Port out"),
+    ("MALABOT_API_BASE_URL", "http://127.0.0.1:0/api/v10", "URL such as https://discord.com/api/v10 (port 0"),
+    ("MALABOT_API_BASE_URL", "http://:8080/api/v10", "URL such as https://discord.com/api/v10 (Invalid URL: host"),
     ("MALABOT_OWNER_IDS", "me,you", "MALABOT_OWNER_IDS"),
     ("MALABOT_LOG_LEVEL", "loud", "MALABOT_LOG_LEVEL"),
 ])
