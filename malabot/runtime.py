@@ -29,7 +29,7 @@ from malabot.app import (
     tenants_lock,
 )
 from malabot.errors import MalabotError
-from malabot.settings import Settings, describe_validation_error
+from malabot.settings import Settings, describe_undecodable_env, describe_validation_error
 from malabot.tenancy.backup import remove_all_backup_leftovers, remove_download_leftovers
 from malabot.tenancy.descriptors import ensure_descriptors
 from malabot.tenancy.opening import remove_staging_leftovers
@@ -50,6 +50,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise MalabotError(describe_validation_error(error)) from None
+    except UnicodeDecodeError as error:  # the environment is already text: only `.env` is decoded here
+        raise MalabotError(describe_undecodable_env(error)) from None
 
 
 @contextlib.contextmanager

@@ -116,3 +116,10 @@ def describe_validation_error(error: Exception) -> str:
         location = ".".join(str(part) for part in item.get("loc", ())) or "settings"
         parts.append(f"MALABOT_{location.upper()}: {item.get('msg', 'invalid')}")
     return "invalid settings: " + "; ".join(parts)
+
+
+def describe_undecodable_env(error: UnicodeDecodeError) -> str:
+    """One readable line about a `.env` saved in another encoding (Windows-1252, Latin-1 ...)."""
+    line = error.object[:error.start].count(b"\n") + 1
+    return (f"cannot read .env: it is not UTF-8 text "
+            f"(byte 0x{error.object[error.start]:02x} at position {error.start}, on line {line})")

@@ -64,6 +64,13 @@ async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) ->
         "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
 
 
+async def test_a_dotenv_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Saved in Windows-1252, say: one accented letter in a comment."""
+    (tmp_path / ".env").write_bytes(b"MALABOT_LOG_LEVEL=INFO\n# caf\xe9 server\n")
+    assert await refusal(bot_environment(tmp_path), tmp_path) == [
+        "malabot: cannot read .env: it is not UTF-8 text (byte 0xe9 at position 28, on line 2)"]
+
+
 async def test_a_pool_larger_than_the_open_file_limit_allows_is_refused_in_one_line(tmp_path: Path) -> None:
     env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_MAX_OPEN_TENANTS="256")
     process = await run_malabot(env, tmp_path, open_files=(300, 300))
