@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
@@ -27,13 +27,18 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
     )
 
     token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("MALABOT_TOKEN", "DISCORD_TOKEN", "token"),
+        validation_alias=AliasChoices("MALABOT_TOKEN", "token"),
         description="Discord bot token; MALABOT_TOKEN, or DISCORD_TOKEN as a fallback.",
+    )
+    # Its own field, not a second alias of `token`: an alias present but blank (compose's
+    # MALABOT_TOKEN=${MALABOT_TOKEN:-}) would win over it.
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias="DISCORD_TOKEN", exclude=True,
+        description="DISCORD_TOKEN: the token when MALABOT_TOKEN is unset or blank.",
     )
     tenants_dir: Path = Field(default=Path("tenants"), description="Folder of the per-server files.")
     api_base_url: str = Field(
@@ -49,12 +54,18 @@ class Settings(BaseSettings):
     archive_retention_days: int = Field(default=30, ge=0, le=36500)
     log_level: LogLevel = "INFO"
 
-    @field_validator("token", mode="before")
+    @field_validator("token", "discord_token", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _discord_token_as_fallback(self) -> Self:
+        if self.token is None:
+            self.token = self.discord_token
+        return self
 
     @field_validator("api_base_url")
     @classmethod

@@ -51,6 +51,15 @@ def test_discord_token_is_accepted_as_a_fallback(monkeypatch: pytest.MonkeyPatch
     assert Settings().token_problem() is None
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_malabot_token_does_not_hide_discord_token(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    """As compose's `MALABOT_TOKEN=${MALABOT_TOKEN:-}` leaves it when only DISCORD_TOKEN is set."""
+    monkeypatch.setenv("MALABOT_TOKEN", blank)
+    monkeypatch.setenv("DISCORD_TOKEN", VALID_LOOKING_TOKEN)
+    settings = Settings()
+    assert settings.token is not None and settings.token.get_secret_value() == VALID_LOOKING_TOKEN
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MALABOT_MAX_OPEN_TENANTS=7\nMALABOT_OWNER_IDS=[9]\n")
     settings = Settings()
