@@ -270,6 +270,11 @@ class TenantManager:
                                           self.migrations, allow_other_guild=allow_other_guild)
         try:
             async with self._hold(guild_id) as slot:
+                # The bot was removed from the server while the file was checked (archive() ran):
+                # installing now would bring a live file back for a server it has left.
+                if guild_id in self._archived:
+                    raise TenantError(f"guild {guild_id}: nothing restored: the bot was removed from the server "
+                                      "(its data was archived)")
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
                 await self._run_before_install(guild_id, staging)

@@ -10,15 +10,18 @@ import random
 import re
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
 
 from malabot.errors import RestoreRefused, TenantError
+from malabot.tenancy import backup as files
 from malabot.tenancy.backup import inspect_file
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.migrations import MigrationSet
@@ -420,6 +423,32 @@ async def test_a_restore_while_the_tenant_is_open_waits_for_its_user(tenants: Te
     release.set()
     await asyncio.gather(using, restoring)
     assert await users(tenants, 1) == [1, 2]  # the write finished first, then the file was replaced
+
+
+async def test_a_restore_refuses_once_the_bot_was_removed_while_it_checked_the_file(
+        tenants: TenantManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/backup restore still checking the snapshot when the bot is removed from the server: the
+    removal archives the file, and the restore must not bring a live file back."""
+    await add_users(tenants, 1, range(1, 3))
+    backup = await tenants.backup(1)
+    checking, archived_now = threading.Event(), threading.Event()
+    check_file = files.prepare_restore
+
+    def check_until_archived(*args: Any, **kwargs: Any) -> Path:  # a large file's checks take a while
+        checking.set()
+        archived_now.wait(timeout=10)
+        return check_file(*args, **kwargs)
+
+    monkeypatch.setattr(files, "prepare_restore", check_until_archived)
+    restoring = asyncio.create_task(tenants.restore(1, backup))
+    await asyncio.to_thread(checking.wait, 10)
+    archived = await tenants.archive(1)  # on_guild_remove
+    archived_now.set()
+    with pytest.raises(TenantError, match="^guild 1: nothing restored: the bot was removed from the server"):
+        await restoring
+    assert not tenants.exists(1) and tenants.paths.archives_of(1) == [archived]
+    assert hidden_leftovers(tenants.paths) == [], "the checked copy is removed"
+    assert not list(tenants.paths.backups_dir.glob("1/*-before-restore.sqlite3")), "nothing was swapped"
 
 
 async def test_a_restored_old_file_is_migrated_forward(tmp_path: Path,
