@@ -67,6 +67,9 @@ async def settings_audit(world: World) -> list[tuple[int, dict[str, object]]]:
     # A misspelt key would be dropped silently, and the threshold time out for an hour instead.
     ("warn_thresholds", '[{"count": 3, "days": 7, "action": "timeout", "timeout_mins": 30}]',
      "warn_thresholds.0.timeout_mins: Extra inputs are not permitted"),
+    # More digits than Python converts to an int (4,300), yet within the 6,000 characters of an option.
+    pytest.param("warn_thresholds", '[{"count": 1' + "0" * 4400 + ', "days": 7, "action": "ban"}]',
+                 "`warn_thresholds` takes a JSON list, e.g. [", id="warn_thresholds-huge-number"),
     # Not stored as the text "off", which every welcome would then say.
     ("welcome_template", "off", "`welcome_template` cannot be cleared; `/config reset welcome_template` puts "
                                 "back its default."),

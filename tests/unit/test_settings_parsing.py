@@ -38,6 +38,8 @@ def test_values_parse(name: str, text: str, expected: object) -> None:
     ("no_xp_role_ids", "<@&1> admins", "needs a @role"),
     ("warn_thresholds", "three", "takes a JSON list"),
     ("warn_thresholds", "[" * 3000, "takes a JSON list"),  # nested deeper than the JSON decoder goes
+    # More digits than Python converts to an int (4,300): json.loads raises a plain ValueError.
+    pytest.param("warn_thresholds", '[{"count": 1' + "0" * 4400 + "}]", "takes a JSON list", id="huge-number"),
 ])
 def test_bad_values_say_what_was_expected(name: str, text: str, fragment: str) -> None:
     with pytest.raises(UserInputError) as caught:

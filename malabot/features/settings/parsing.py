@@ -67,7 +67,9 @@ def parse_setting_value(name: str, text: str) -> Any:
     if origin is tuple:
         try:
             return json.loads(text)
-        except (json.JSONDecodeError, RecursionError):  # "[[[[…" deeper than the decoder goes
+        # ValueError: not JSON (JSONDecodeError), or a number of more digits than Python converts;
+        # RecursionError: "[[[[…" deeper than the decoder goes.
+        except (ValueError, RecursionError):
             raise UserInputError(f"`{name}` takes a JSON list, e.g. {_example(name)}.") from None
     if text.lower() in _CLEAR:  # a text setting kept as "off" or "none" would be posted as the message
         raise UserInputError(f"`{name}` cannot be cleared; `/config reset {name}` puts back its default.")
