@@ -10,6 +10,7 @@ import discord
 
 from malabot.commands import RefusedCheck, answer, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
+from malabot.templates import within_one_message
 
 if TYPE_CHECKING:
     from malabot.app import Services
@@ -69,8 +70,8 @@ class MalaBot(discord.Bot):
             log.error("command /%s failed in guild %s", ctx.command.qualified_name if ctx.command else "?",
                       ctx.guild_id, exc_info=error)
             message = APOLOGY
-        try:
-            await answer(ctx, message, ephemeral=True)
+        try:  # cut to fit: Discord refuses a longer answer, and the user would be told nothing
+            await answer(ctx, within_one_message(message), ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user about an error in guild %s", ctx.guild_id)
 

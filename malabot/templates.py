@@ -79,5 +79,9 @@ def render(template: str, allowed: Mapping[str, str]) -> str:
         parts.append(piece.literal)
         if piece.placeholder is not None:
             parts.append(allowed[piece.placeholder])
-    filled = "".join(parts)
-    return filled if len(filled) <= MESSAGE_LIMIT else filled[:MESSAGE_LIMIT - 1] + "…"
+    return within_one_message("".join(parts))
+
+
+def within_one_message(text: str) -> str:
+    """`text`, cut with an ellipsis if Discord would refuse it as one message's content."""
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"

@@ -16,6 +16,7 @@ import discord
 
 from malabot.bot import APOLOGY
 from malabot.errors import MalabotError
+from malabot.templates import within_one_message
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def explained_errors(interaction: discord.Interaction, what: str) -> Async
 
 
 async def _tell(interaction: discord.Interaction, message: str) -> None:
-    try:
-        await answer_interaction(interaction, message)
+    try:  # cut to fit, as for slash commands: Discord refuses a longer answer
+        await answer_interaction(interaction, within_one_message(message))
     except discord.HTTPException:
         log.warning("could not tell the user about an error in guild %s", interaction.guild_id)

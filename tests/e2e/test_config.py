@@ -191,6 +191,25 @@ async def test_a_long_bad_value_is_quoted_shortened_so_the_answer_still_arrives(
     assert await stored_settings(world) == {}
 
 
+async def test_many_bad_entries_are_answered_with_the_first_few_problems_within_one_message(world: World) -> None:
+    value = "[" + ",".join(["{}"] * 1500) + "]"  # 4,500 problems: each entry lacks count, days and action
+    reply = await world.command(world.admin, "config set", {"setting": "warn_thresholds", "value": value})
+    assert reply.ephemeral
+    assert reply.content == ("warn_thresholds.0.count: Field required; warn_thresholds.0.days: Field required; "
+                             "warn_thresholds.0.action: Field required; … and 4,497 more")
+    assert await stored_settings(world) == {}
+
+
+async def test_an_error_longer_than_one_message_is_cut_so_the_answer_still_arrives(world: World) -> None:
+    misspelt = "k" * 2000  # the key is named back in the answer
+    value = json.dumps([{"count": 3, "days": 7, "action": "ban", misspelt: 1}])
+    reply = await world.command(world.admin, "config set", {"setting": "warn_thresholds", "value": value})
+    assert reply.ephemeral
+    assert reply.content.startswith("warn_thresholds.0.kkkk")
+    assert len(reply.content) == 2000 and reply.content.endswith("…")
+    assert await stored_settings(world) == {}
+
+
 @pytest.fixture
 async def many_channels(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[tuple[World, list[int]]]:
     made: list[int] = []

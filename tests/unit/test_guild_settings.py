@@ -49,6 +49,14 @@ def test_templates_with_unknown_placeholders_are_refused(name: str, template: st
     assert fragment in describe_settings_error(caught.value)
 
 
+def test_many_problems_are_described_by_the_first_few_and_how_many_more() -> None:
+    with pytest.raises(ValidationError) as caught:
+        GuildSettings().changed(warn_thresholds=[{}] * 1500)  # each entry lacks count, days and action
+    assert describe_settings_error(caught.value) == (
+        "warn_thresholds.0.count: Field required; warn_thresholds.0.days: Field required; "
+        "warn_thresholds.0.action: Field required; … and 4,497 more")
+
+
 def test_templates_with_known_placeholders_are_accepted() -> None:
     settings = GuildSettings().changed(levelup_template="{member} is now {level} on {server}",
                                        birthday_template="{member} turns {age}")

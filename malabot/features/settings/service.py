@@ -79,10 +79,17 @@ def settings_from_stored(guild_id: int, values: dict[str, Any]) -> GuildSettings
                 values.pop(key)
 
 
+SHOWN_PROBLEMS = 3  # a list of many bad entries has thousands: naming each would not fit one message
+
+
 def describe_settings_error(error: ValidationError) -> str:
+    """The first few problems, each as `field: what is wrong`, then how many more there are."""
+    problems = error.errors()
     parts = []
-    for item in error.errors():
+    for item in problems[:SHOWN_PROBLEMS]:
         field = ".".join(str(part) for part in item.get("loc", ())) or "settings"
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
+    if len(problems) > SHOWN_PROBLEMS:
+        parts.append(f"… and {len(problems) - SHOWN_PROBLEMS:,} more")
     return "; ".join(parts)
