@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from malabot.departures import RecentDepartures
-from malabot.privacy import MemberDataHandler, Rows, ids_named_in
+from malabot.privacy import MemberDataHandler, Rows, ids_named_in, without_repeats
 from malabot.tenancy.manager import TenantManager
 
 # Called before a purge, e.g. so the XP service drops the member's buffered XP and cooldown.
@@ -153,6 +153,5 @@ class MemberData:
         async with self._tenants.reading(guild_id) as conn:
             for handler in self.handlers:
                 for table, rows in (await handler.export(conn, user_id)).items():
-                    known = exported.setdefault(table, [])
-                    known.extend(row for row in rows if row not in known)
-        return exported
+                    exported.setdefault(table, []).extend(rows)
+        return {table: without_repeats(rows) for table, rows in exported.items()}

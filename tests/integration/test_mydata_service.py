@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from malabot.app import Services, build_services, stop_services
+from malabot.features.audit.member_data import audit_member_data
 from malabot.features.mydata.repository import erasures_in_file, newer_erasures
+from malabot.member_data import MemberData
 from malabot.settings import Settings
 
 GUILD, ALICE, CHANNEL = 111_111_111_111_111_111, 1001, 5
+BOB, ADMIN = 1002, 1
 
 
 async def test_an_export_includes_chat_xp_not_yet_written_to_the_file(tmp_path: Path) -> None:
@@ -73,5 +76,21 @@ async def test_a_purge_that_fails_part_way_erases_nothing(tmp_path: Path, monkey
                 await erase()
             # One transaction: the handlers that ran first are rolled back with it, no erasure is recorded.
             assert await exported_tables(services) == before
+    finally:
+        await stop_services(services)
+
+
+async def test_a_row_found_twice_is_exported_once_in_the_order_first_found(tmp_path: Path) -> None:
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.xp_admin.add(GUILD, ALICE, BOB, 10)    # audit row 1: alice is the actor
+        await services.xp_admin.add(GUILD, ADMIN, ALICE, 10)  # audit row 2: alice is the target
+        await services.xp_admin.add(GUILD, ALICE, ALICE, 10)  # audit row 3: both, so found by both columns
+        # The audit handler twice: each row is also found by two handlers.
+        registry = MemberData(services.tenants, [audit_member_data(), audit_member_data()])
+        exported = await registry.export(GUILD, ALICE)
+        # By target first (rows 2 and 3), then by actor (row 1; row 3 again, dropped).
+        assert [row["id"] for row in exported["audit_log"]] == [2, 3, 1]
     finally:
         await stop_services(services)
