@@ -99,6 +99,14 @@ def admin_group(name: str, description: str, **perms: bool) -> discord.SlashComm
     )
 
 
+def upload_limit(ctx: discord.ApplicationContext) -> int:
+    """The largest attachment this interaction may carry: what Discord says, else the server's tier."""
+    stated = getattr(ctx.interaction, "attachment_size_limit", None)
+    if isinstance(stated, int) and stated > 0:
+        return stated
+    return ctx.guild.filesize_limit if ctx.guild is not None else discord.Guild._PREMIUM_GUILD_LIMITS[0].filesize
+
+
 async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,
                  **kwargs: Any) -> None:
     """Reply, or follow up when the interaction was already answered or deferred."""

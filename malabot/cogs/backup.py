@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.lifecycle import purge_departed
-from malabot.commands import admin_group, answer, guild_id_of, is_server_owner, owner_only
+from malabot.commands import admin_group, answer, guild_id_of, is_server_owner, owner_only, upload_limit
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text
 from malabot.scheduling import add_job
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OWNER_ONLY = "Only the server owner can list or restore snapshots."
-
-
-def upload_limit(ctx: discord.ApplicationContext) -> int:
-    """The largest attachment this interaction may carry: what Discord says, else the server's tier."""
-    stated = getattr(ctx.interaction, "attachment_size_limit", None)
-    if isinstance(stated, int) and stated > 0:
-        return stated
-    return ctx.guild.filesize_limit if ctx.guild is not None else discord.Guild._PREMIUM_GUILD_LIMITS[0].filesize
 
 
 def snapshot_line(snapshot: Snapshot) -> str:

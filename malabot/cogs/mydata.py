@@ -1,7 +1,8 @@
 """`/mydata export` and `/mydata delete`: a member's own data in the server they ask from.
 
-Export sends the JSON file ephemerally. Delete asks first, with buttons only the asking member can
-press; nothing is erased unless they confirm before the buttons time out.
+Export sends the JSON file ephemerally, gzip-compressed when it is over Discord's upload limit (and
+answers why not when even that is too large). Delete asks first, with buttons only the asking member
+can press; nothing is erased unless they confirm before the buttons time out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
-from malabot.commands import answer, guild_id_of
+from malabot.commands import answer, guild_id_of, upload_limit
+from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 
 if TYPE_CHECKING:
@@ -100,13 +102,16 @@ class MyDataCog(discord.Cog, name="MyData"):
 
     @mydata.command(name="export", description="Get everything this bot stores about you here, as a JSON file")
     async def export(self, ctx: discord.ApplicationContext) -> None:
-        guild_id = guild_id_of(ctx)
+        guild_id, limit = guild_id_of(ctx), upload_limit(ctx)
         await ctx.defer(ephemeral=True)
-        exported = await self.service.export(guild_id, ctx.author.id)
+        exported = await self.service.export(guild_id, ctx.author.id, limit)
         rows = exported.row_count
-        await answer(ctx, f"Everything this bot stores about you in this server: {rows} "
-                          f"row{'' if rows == 1 else 's'}.",
-                     file=discord.File(io.BytesIO(exported.content), filename=exported.filename), ephemeral=True)
+        text = f"Everything this bot stores about you in this server: {rows:,} row{'' if rows == 1 else 's'}."
+        if exported.compressed:
+            text += (f" It is compressed (gzip): as plain JSON it is more than the {size_text(limit)} Discord "
+                     "lets me upload here.")
+        await answer(ctx, text, file=discord.File(io.BytesIO(exported.content), filename=exported.filename),
+                     ephemeral=True)
 
     @mydata.command(name="delete", description="Erase your data in this server (asks first)")
     async def delete(self, ctx: discord.ApplicationContext) -> None:

@@ -4,7 +4,10 @@ confirmed delete erases them (moderation cases about the member stay), only for 
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 
 JS_SAFE = 2**53 - 1
+UPLOAD_LIMIT = 10 * 2**20  # what the sandbox's interactions report, as Discord does for an unboosted server
 
 
 @pytest.fixture
@@ -109,6 +113,44 @@ async def test_export_of_a_member_of_two_servers_holds_only_this_servers_rows(wo
         assert {table: _sorted(rows) for table, rows in non_empty(document).items()} == \
             {table: _sorted(rows) for table, rows in expected.items()}
     assert non_empty(here)["xp"] != non_empty(there)["xp"], "the seeds differ, so a mix-up would show"
+
+
+async def file_cases_handled_by(world: World, moderator: User, reasons: list[str]) -> None:
+    """Warnings `moderator` gave, written straight into the server's file (a long-serving moderator)."""
+    async with world.live.tenants.transaction(world.guild.id) as conn:
+        await conn.executemany(
+            "INSERT INTO mod_cases (action, target_id, moderator_id, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+            [("warn", world.alice.id, moderator.id, reason, "2026-01-01T00:00:00+00:00") for reason in reasons])
+
+
+async def test_an_export_over_the_upload_limit_is_sent_compressed(world: World) -> None:
+    await file_cases_handled_by(world, world.bob, ["r" * 10_000] * 1_200)  # 12 MB of JSON, very compressible
+    reply = await world.command(world.bob, "mydata export")
+    assert reply.ephemeral
+    [file] = reply.files
+    assert file.filename.startswith(f"malabot-data-{world.guild.id}-{world.bob.id}-")
+    assert file.filename.endswith(".json.gz")
+    assert len(file.data) <= UPLOAD_LIMIT < len(gzip.decompress(file.data))
+    document = json.loads(gzip.decompress(file.data))
+    expected = rows_about(world.tenant_file(world.guild), world.bob.id)
+    assert {table: _sorted(rows) for table, rows in non_empty(document).items()} == \
+        {table: _sorted(rows) for table, rows in expected.items()}
+    count = sum(len(rows) for rows in expected.values())
+    assert reply.content == (f"Everything this bot stores about you in this server: {count:,} rows. It is "
+                             "compressed (gzip): as plain JSON it is more than the 10.0 MiB Discord lets me "
+                             "upload here.")
+
+
+async def test_an_export_over_the_upload_limit_even_compressed_gets_a_clear_answer(world: World) -> None:
+    noise = random.Random(6)
+    reasons = [base64.b64encode(noise.randbytes(6_000)).decode() for _ in range(2_000)]  # 16 MB, little to gain
+    await file_cases_handled_by(world, world.bob, reasons)
+    reply = await world.command(world.bob, "mydata export")
+    assert reply.ephemeral
+    assert reply.files == []
+    assert reply.content.startswith("Your data in this server is 16.")
+    assert reply.content.endswith(" compressed), more than the 10.0 MiB Discord lets me upload here, so I cannot "
+                                  "send it. Please ask this server's admins for a copy.")
 
 
 async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: World) -> None:

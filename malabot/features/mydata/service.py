@@ -6,15 +6,17 @@ The confirmation of a delete is the cog's job (a button); this service erases wh
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiosqlite
 
 from malabot.clock import Clock
-from malabot.errors import TenantError
+from malabot.errors import TenantError, UserInputError
+from malabot.features.backups.rules import size_text
 from malabot.features.mydata import repository
 from malabot.features.mydata.export import export_filename, export_json
 from malabot.member_data import MemberData, PurgeReport
@@ -35,6 +37,13 @@ class ExportFile:
     filename: str
     content: bytes
     row_count: int
+    compressed: bool = False  # gzip: the JSON alone was more than Discord accepts
+
+
+def gzipped(exported: ExportFile) -> ExportFile:
+    # mtime=0: no time in the gzip header, so the same rows still give the same bytes.
+    return replace(exported, filename=f"{exported.filename}.gz", content=gzip.compress(exported.content, mtime=0),
+                   compressed=True)
 
 
 class MyDataService:
@@ -44,15 +53,25 @@ class MyDataService:
         self._clock = clock
         tenants.add_before_install(self._carry_erasures)
 
-    async def export(self, guild_id: int, user_id: int) -> ExportFile:
-        """Every row about the member in this server, as a JSON file."""
+    async def export(self, guild_id: int, user_id: int, max_bytes: int | None = None) -> ExportFile:
+        """Every row about the member in this server, as a JSON file. When it is over `max_bytes` (what
+        Discord lets the bot upload), gzip-compressed; UserInputError saying so if even that is."""
         tables = await self._member_data.export(guild_id, user_id)
         now = self._clock()
-        return ExportFile(
+        exported = ExportFile(
             filename=export_filename(guild_id, user_id, now),
             content=export_json(guild_id, user_id, now, tables),
             row_count=sum(len(rows) for rows in tables.values()),
         )
+        if max_bytes is None or len(exported.content) <= max_bytes:
+            return exported
+        packed = await asyncio.to_thread(gzipped, exported)  # megabytes: not on the event loop
+        if len(packed.content) > max_bytes:
+            raise UserInputError(
+                f"Your data in this server is {size_text(len(exported.content))} "
+                f"({size_text(len(packed.content))} compressed), more than the {size_text(max_bytes)} Discord "
+                "lets me upload here, so I cannot send it. Please ask this server's admins for a copy.")
+        return packed
 
     async def delete(self, guild_id: int, user_id: int) -> PurgeReport:
         """Erase the member's data in this server (moderation cases about them stay), in one transaction
