@@ -11,15 +11,20 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from malabot import templates
 from malabot.errors import UserInputError, quoted
+from malabot.features.verification.rules import check_distinct_roles
 
 LevelCurveName = Literal["standard", "basic", "gradual", "custom"]
 LevelRoleMode = Literal["stack", "replace"]
 ThresholdAction = Literal["timeout", "kick", "ban"]
 
 Snowflake = int  # a Discord id; validated positive by the fields that hold one
+
+# The error type of a rule between two settings: its sentence names both, so it is shown as it is.
+BETWEEN_SETTINGS = "between_settings"
 
 # Which placeholders each message template may use; checked whenever settings are built, so /config,
 # the legacy split and every service see only templates that render.
@@ -153,6 +158,18 @@ class GuildSettings(BaseModel):
     def _positive_id(cls, value: int | None) -> int | None:
         if value is not None and not 0 < value < 2**63:
             raise ValueError("must be a Discord id")
+        return value
+
+    @field_validator("unverified_role_id")
+    @classmethod
+    def _not_the_verified_role(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A rule of the settings themselves, so every writer keeps it, and SettingsService.update checks
+        # it on the settings as stored, under the tenant's lock: two admins choosing one role as both at
+        # once cannot both pass. On this field, so a stored pair that breaks it loses only this role.
+        try:
+            check_distinct_roles(info.data.get("verified_role_id"), value)
+        except UserInputError as error:
+            raise PydanticCustomError(BETWEEN_SETTINGS, error.message) from None
         return value
 
     @field_validator("no_xp_channel_ids", "no_xp_role_ids")

@@ -11,7 +11,6 @@ from malabot.cogs.posting import check_can_post
 from malabot.commands import MESSAGE_LIMIT, admin_group, answer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
-from malabot.features.verification.rules import check_distinct_roles
 from malabot.guild_settings import GuildSettings
 
 if TYPE_CHECKING:
@@ -85,11 +84,6 @@ class ConfigCog(discord.Cog):
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
         check_references(ctx.guild, ctx.author, setting, parsed)
-        if setting in ("verified_role_id", "unverified_role_id"):
-            current = await self.settings.get(guild_id)
-            roles = {"verified_role_id": current.verified_role_id,
-                     "unverified_role_id": current.unverified_role_id, setting: parsed}
-            check_distinct_roles(**roles)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
         shown = display_value(setting, getattr(updated, setting))
         if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored

@@ -147,6 +147,7 @@ class VerificationCog(discord.Cog):
         if guild is None:
             raise UserInputError("I cannot see this server yet; please try again in a moment.")
         check_may_be_given(ctx.author, role, "the verified role")
+        # Before posting the panel; the update below checks it again on the settings as stored.
         check_distinct_roles(role.id, (await self.settings.get(guild_id)).unverified_role_id)
         check_can_post(guild, channel)
         await channel.send(embed=panel_embed(guild), view=self.panel)

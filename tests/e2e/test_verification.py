@@ -24,6 +24,8 @@ from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
 
 EPHEMERAL = 64
+DIFFERENT_ROLES = ("The verified and unverified roles must be different roles: verifying gives the one and takes "
+                   "the other away.")
 
 
 @dataclass
@@ -169,8 +171,7 @@ async def test_the_verified_and_unverified_roles_must_be_different_roles(place: 
     # Verifying gives the one and takes the other: with one role for both the member would be told
     # "You are verified" and be left without it.
     world = place.world
-    same = ("The verified and unverified roles must be different roles: verifying gives the one and takes the "
-            "other away.")
+    same = DIFFERENT_ROLES
     await place.configure(unverified_role_id=place.unverified.id)
     reply = await place.setup(role=place.unverified)
     assert reply.flags & EPHEMERAL and reply.content == same
@@ -186,6 +187,24 @@ async def test_the_verified_and_unverified_roles_must_be_different_roles(place: 
                                                                      "value": f"<@&{place.verified.id}>"})
     assert the_other_way.content == same
     assert (await world.live.guild_settings.get(world.guild.id)).unverified_role_id is None
+
+
+async def test_one_role_chosen_as_both_at_the_same_moment_is_stored_as_only_one(place: Place) -> None:
+    # Two admins at once (or one, in two windows). Each change is checked against the settings as stored
+    # when it is made, not as cached before the other one: else both pass, and the role would be given
+    # and taken at once.
+    world, role = place.world, f"<@&{place.verified.id}>"
+    await world.live.guild_settings.get(world.guild.id)  # cached, as on any busy server
+    as_verified, as_unverified = await asyncio.gather(
+        world.command(world.admin, "config set", {"setting": "verified_role_id", "value": role}),
+        world.command(world.admin, "config set", {"setting": "unverified_role_id", "value": role}))
+    settings = await world.live.guild_settings.get(world.guild.id)
+    stored = (settings.verified_role_id, settings.unverified_role_id)
+    assert stored in ((place.verified.id, None), (None, place.verified.id))
+    kept = "verified_role_id" if stored[0] else "unverified_role_id"
+    assert {as_verified.content, as_unverified.content} == {f"`{kept}` is now {role}.", DIFFERENT_ROLES}
+    assert as_verified.flags & as_unverified.flags & EPHEMERAL
+
 
 async def test_setup_needs_manage_server(place: Place) -> None:
     reply = await place.setup(user=place.world.alice)

@@ -73,6 +73,13 @@ def test_invalid_stored_values_fall_back_to_defaults_key_by_key() -> None:
     assert settings.levelup_template == GuildSettings().levelup_template
 
 
+def test_one_role_stored_as_both_verified_and_unverified_loses_only_the_unverified_one() -> None:
+    # What two admins choosing at the same moment could store before the rule was checked under the lock.
+    from malabot.features.settings.service import settings_from_stored
+    settings = settings_from_stored(1, {"verified_role_id": 5, "unverified_role_id": 5, "timezone": "Europe/Paris"})
+    assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, None, "Europe/Paris")
+
+
 def test_timezone_names_are_matched_whatever_their_case() -> None:
     assert GuildSettings(timezone="asia/kolkata").timezone == "Asia/Kolkata"
     assert GuildSettings(timezone="Utc").timezone == "UTC"

@@ -61,11 +61,12 @@ def test_the_summary_of_the_longest_settings_still_names_every_setting_within_on
     from malabot.cogs.config import settings_summary
 
     big_id = 987654321098765432
+    ids = {name: big_id for name in setting_names() if name.endswith(("_channel_id", "_role_id"))}
+    ids["unverified_role_id"] = big_id - 1  # as long, but never the verified role
     longest = GuildSettings().changed(
         no_xp_channel_ids=tuple(range(big_id, big_id + 200)), no_xp_role_ids=tuple(range(big_id, big_id + 200)),
         warn_thresholds=tuple(WarnThreshold(count=n, days=365, action="ban") for n in range(1, 40)),
-        **{name: "{member} " + "x" * 1491 for name in setting_names() if name.endswith("_template")},
-        **{name: big_id for name in setting_names() if name.endswith(("_channel_id", "_role_id"))})
+        **{name: "{member} " + "x" * 1491 for name in setting_names() if name.endswith("_template")}, **ids)
     summary = settings_summary(longest)
     assert len(summary) <= 4096, "an embed description holds 4,096 characters"
     assert [line.split("`")[1] for line in summary.splitlines()] == setting_names()

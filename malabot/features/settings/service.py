@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings import repository
-from malabot.guild_settings import GuildSettings
+from malabot.guild_settings import BETWEEN_SETTINGS, GuildSettings
 from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def describe_settings_error(error: ValidationError) -> str:
     for item in problems[:SHOWN_PROBLEMS]:
         field = ".".join(str(part) for part in item.get("loc", ())) or "settings"
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{field}: {message}")
+        parts.append(message if item.get("type") == BETWEEN_SETTINGS else f"{field}: {message}")
     if len(problems) > SHOWN_PROBLEMS:
         parts.append(f"… and {len(problems) - SHOWN_PROBLEMS:,} more")
     return "; ".join(parts)
