@@ -393,12 +393,16 @@ class TenantManager:
         return opener.created
 
     async def _close_slot(self, slot: _Slot, guild_id: int) -> None:
-        conn, slot.conn = slot.conn, None
-        file_id, slot.file_id = slot.file_id, None
-        if conn is None:
+        if slot.conn is None:
             return
-        try:
-            async with self._opening_or_closing:
+        # The turn first, the connection taken from its slot only then: a wait cancelled here (a
+        # shutdown cancelling an evicting opener) leaves it in its slot, counted and closed later.
+        async with self._opening_or_closing:
+            conn, slot.conn = slot.conn, None
+            file_id, slot.file_id = slot.file_id, None
+            if conn is None:
+                return
+            try:
                 await conn.close()  # the last connection checkpoints the -wal into the file
                 # One stat, on the loop (cheaper than a thread hop). Trusted only when the live name
                 # still points at the file this connection checked and no other connection keeps
@@ -406,9 +410,9 @@ class TenantManager:
                 left = fingerprint(self.paths.live(guild_id), self.migrations.latest)
                 if left is not None and (left.device, left.inode) == file_id:
                     self._verified[guild_id] = left
-        finally:
-            self._open -= 1
-            self._wake_one_waiter()
+            finally:
+                self._open -= 1
+                self._wake_one_waiter()
 
     async def _make_room(self) -> None:
         """Wait until one more connection fits, closing the least recently used idle ones."""

@@ -132,6 +132,25 @@ async def test_a_new_file_never_takes_over_a_wal_left_beside_its_name(tenants: T
         assert await conn.execute_fetchall("PRAGMA integrity_check") == [("ok",)]
 
 
+async def test_an_eviction_cancelled_while_waiting_for_its_turn_loses_no_connection(tmp_path: Path) -> None:
+    tenants = TenantManager(tmp_path / "tenants", max_open=1)
+    await tenants.ensure(1)
+    turns = tenants._opening_or_closing  # white box: every open/close turn taken, as in a cold burst
+    for _ in range(8):
+        await turns.acquire()
+    opener = asyncio.create_task(tenants.ensure(2))  # must evict guild 1, and waits for a turn
+    await asyncio.sleep(0.05)
+    opener.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opener
+    for _ in range(8):
+        turns.release()
+    assert tenants.open_count == 1 and tenants.is_open(1), "guild 1's connection is still counted"
+    await tenants.close_all()
+    assert tenants.open_count == 0
+    assert not Path(f"{tenants.paths.live(1)}-wal").exists(), "closed: its -wal folded in and removed"
+
+
 @pytest.mark.parametrize("bad", ["../x", "../../etc/passwd", "-1", 0, -5, 2**64, "1/2", True, "x"])
 async def test_bad_guild_ids_are_refused_before_any_file_is_touched(tenants: TenantManager, bad: object,
                                                                      tmp_path: Path) -> None:
