@@ -36,6 +36,9 @@ def test_values_parse(name: str, text: str, expected: object) -> None:
     ("level_curve", "steep", "must be one of: standard, basic, gradual, custom"),
     ("levelup_channel_id", "general", "needs a #channel"),
     ("no_xp_role_ids", "<@&1> admins", "needs a @role"),
+    ("levelup_channel_id", "１２３", "needs a #channel"),             # full-width digits are not an id
+    ("birthday_role_id", "<@&١٢٣>", "needs a @role"),
+    ("levelup_channel_id", str(2**63), "needs a #channel"),           # past 64 bits
     ("warn_thresholds", "three", "takes a JSON list"),
     ("warn_thresholds", "[" * 3000, "takes a JSON list"),  # nested deeper than the JSON decoder goes
     # More digits than Python converts to an int (4,300): json.loads raises a plain ValueError.

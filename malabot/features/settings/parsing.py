@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from malabot.errors import UserInputError, quoted
 from malabot.guild_settings import GuildSettings
+from malabot.snowflakes import snowflake_from_text
 
-_MENTION = re.compile(r"^<(?:#|@&)(\d{1,20})>$|^(\d{1,20})$")
+_MENTION = re.compile(r"^<(?:#|@&)([0-9]+)>$|^([0-9]+)$")  # [0-9]: \d takes any script's digits
 _TRUE = {"on", "true", "yes", "enable", "enabled", "1"}
 _FALSE = {"off", "false", "no", "disable", "disabled", "0"}
 _CLEAR = {"none", "off", "clear", "-", "not set"}
@@ -117,10 +118,11 @@ def _parse_bool(name: str, text: str) -> bool:
 
 def _parse_id(name: str, text: str) -> int:
     match = _MENTION.match(text.strip())
-    if not match:
+    number = snowflake_from_text(match.group(1) or match.group(2)) if match else None
+    if number is None:
         what = "a #channel" if id_kind(name) == "channel" else "a @role"
         raise UserInputError(f"`{name}` needs {what} (mention or id), not `{quoted(text)}`.")
-    return int(match.group(1) or match.group(2))
+    return number
 
 
 def _is_optional(annotation: Any) -> bool:
