@@ -281,7 +281,7 @@ class TenantManager:
                 previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
                 self._file_changed(guild_id)
         finally:
-            remove_database_files(staging)
+            await asyncio.to_thread(remove_database_files, staging)  # file work stays off the event loop
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
         return previous
 
@@ -311,7 +311,7 @@ class TenantManager:
 
     async def _bring_back_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
         """restore_latest_archive with the guild's lock held (so no connection is open)."""
-        archive = files.latest_archive(self.paths, guild_id, max_age)
+        archive = await asyncio.to_thread(files.latest_archive, self.paths, guild_id, max_age)
         if archive is None or self.exists(guild_id):
             return None
         staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, archive,
@@ -322,8 +322,8 @@ class TenantManager:
             self._archived.discard(guild_id)
             self._file_changed(guild_id)
         finally:
-            remove_database_files(staging)
-        remove_database_files(archive)
+            await asyncio.to_thread(remove_database_files, staging)
+        await asyncio.to_thread(remove_database_files, archive)
         log.info("guild %s: restored archive %s", guild_id, archive)
         return archive
 
