@@ -34,6 +34,8 @@ class MalaBot(discord.Bot):
         options.setdefault("intents", intents())
         options.setdefault("cache_default_sounds", False)
         options.setdefault("allowed_mentions", discord.AllowedMentions(everyone=False, roles=False))
+        if services.settings.owner_ids:  # else py-cord asks Discord who owns the application
+            options.setdefault("owner_ids", set(services.settings.owner_ids))
         super().__init__(**options)
         self.services = services
         # Set once every guild the bot is in has its data file ready (after on_ready).
