@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -85,3 +87,9 @@ def test_timezone_names_are_matched_whatever_their_case() -> None:
     assert GuildSettings(timezone="Utc").timezone == "UTC"
     with pytest.raises(ValueError, match="unknown timezone 'LOCALTIME'"):
         GuildSettings(timezone="LOCALTIME")
+
+
+def test_every_server_setting_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in GuildSettings.model_fields if f"`{name}`" not in readme]
+    assert missing == [], f"README.md does not document {missing}"
