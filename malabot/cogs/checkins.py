@@ -18,6 +18,7 @@ from malabot.commands import answer, guild_id_of
 from malabot.features.checkins.models import CheckinResult, StreakInfo
 from malabot.features.checkins.service import BoardKind
 from malabot.features.xp.models import LeaderboardEntry
+from malabot.texts import plural
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -27,7 +28,7 @@ BOARD_TITLES: dict[BoardKind, str] = {"current": "Current check-in streaks", "be
 
 
 def days(count: int) -> str:
-    return f"{count:,} day{'s' if count != 1 else ''}"
+    return f"{count:,} {plural(count, 'day')}"
 
 
 def day_name(day: date) -> str:
@@ -46,7 +47,7 @@ def streak_text(name: str, info: StreakInfo) -> str:
         return f"**{name}** has never checked in. `/checkin` starts a streak."
     today = "checked in today" if info.checked_in_today else "not checked in yet today"
     return (f"🔥 **{name}**: current streak {days(info.current_streak)}, best {days(info.best_streak)}, "
-            f"{info.total_checkins:,} check-in{'s' if info.total_checkins != 1 else ''} in all ({today}).")
+            f"{info.total_checkins:,} {plural(info.total_checkins, 'check-in')} in all ({today}).")
 
 
 def streak_line(entry: LeaderboardEntry) -> str:

@@ -40,7 +40,6 @@ from malabot.features.moderation.rules import (
     check_bot_permissions,
     check_delete_message_days,
     check_purge_count,
-    counted,
     format_duration,
     longer_timeout,
     normalise_reason,
@@ -48,6 +47,7 @@ from malabot.features.moderation.rules import (
     parse_user_id,
     render_case_text,
 )
+from malabot.texts import counted
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot

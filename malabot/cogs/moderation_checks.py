@@ -22,6 +22,7 @@ from malabot.features.moderation.rules import (
     PERMISSION_LABELS,
     check_action,
 )
+from malabot.texts import plural
 
 # What Discord refused to let the bot do, in the words of the refusal.
 _VERBS = {
@@ -103,7 +104,7 @@ def check_can_time_out(target: discord.Member) -> None:
 def discord_refusal(action: str, target_id: int | None = None) -> str:
     """The sentence for a 403 from Discord: what it refused, and the two usual reasons."""
     labels = [PERMISSION_LABELS.get(name, name) for name in BOT_PERMISSIONS.get(action, ())]
-    needed = f"the {' and '.join(labels)} permission{'' if len(labels) == 1 else 's'}"
+    needed = f"the {' and '.join(labels)} {plural(len(labels), 'permission')}"
     if action == "purge":
         return f"Discord refused to let me delete messages here: I need {needed} in this channel."
     who = f"<@{target_id}>" if target_id is not None else "them"

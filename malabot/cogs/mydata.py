@@ -18,6 +18,7 @@ from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.commands import answer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION
+from malabot.texts import counted, plural
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -56,7 +57,7 @@ class ConfirmDelete(discord.ui.View):
         self.stop()
         changed = await self.erase()
         await interaction.response.edit_message(
-            content=f"Done: your data in this server is erased ({changed} row{'' if changed == 1 else 's'} "
+            content=f"Done: your data in this server is erased ({counted(changed, 'row')} "
                     "changed). Moderation cases about you are kept.", view=None)
         try:  # the data is gone whatever Discord says now: never answer "nothing may have been deleted"
             await self.then()
@@ -106,7 +107,7 @@ class MyDataCog(discord.Cog, name="MyData"):
         await ctx.defer(ephemeral=True)
         exported = await self.service.export(guild_id, ctx.author.id, limit)
         rows = exported.row_count
-        text = f"Everything this bot stores about you in this server: {rows:,} row{'' if rows == 1 else 's'}."
+        text = f"Everything this bot stores about you in this server: {rows:,} {plural(rows, 'row')}."
         if exported.compressed:
             text += (f" It is compressed (gzip): as plain JSON it is more than the {size_text(limit)} Discord "
                      "lets me upload here.")

@@ -16,6 +16,7 @@ import discord
 
 from malabot.commands import answer, is_owner_only, is_server_owner
 from malabot.errors import UserInputError
+from malabot.texts import only_pages
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -171,8 +172,7 @@ class UtilityCog(discord.Cog, name="Utility"):
                                    is_owner=is_server_owner(ctx.guild, ctx.author))
         pages = help_pages(lines, self.help_page_limit)
         if not 1 <= page <= len(pages):
-            raise UserInputError(f"There {'is' if len(pages) == 1 else 'are'} only {len(pages)} "
-                                 f"page{'' if len(pages) == 1 else 's'} of help.")
+            raise UserInputError(f"{only_pages(len(pages))} of help.")
         embed = discord.Embed(title="Commands", description=pages[page - 1] or "No commands you can use here.")
         footer = [f"Page {page} of {len(pages)}"] if len(pages) > 1 else []
         if page < len(pages):

@@ -21,6 +21,7 @@ from malabot.commands import admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
 from malabot.features.xp.models import LevelChange
 from malabot.features.xp.rules import MAX_ROLE_LEVEL, MAX_TOTAL_XP
+from malabot.texts import plural
 
 if TYPE_CHECKING:
     from malabot.app import Services
@@ -173,7 +174,7 @@ class ConfirmResetAll(discord.ui.View):
             return
         members = await self.services.xp_admin.reset_all(guild.id, self.admin_id)
         await interaction.response.edit_message(
-            content=f"Done: the XP of {members:,} member{'s' if members != 1 else ''} is back to 0.", view=None)
+            content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
         outcome = await levelups.remove_all_level_roles(self.services, guild)
         if (problems := levelups.problems_text(outcome)) is not None:
             await interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -32,6 +32,7 @@ from malabot.features.birthdays.rules import (
 from malabot.features.birthdays.views import BirthdayPage, BirthdayView, view_for
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy.manager import TenantManager
+from malabot.texts import only_pages
 
 DEFAULT_UPCOMING_DAYS = 7
 DEFAULT_PAGE_SIZE = 10
@@ -105,8 +106,7 @@ class BirthdayService:
         members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
         pages = max(1, -(-len(members) // self._page_size))
         if not 1 <= page <= pages:
-            raise UserInputError(f"There {'is' if pages == 1 else 'are'} only {pages} "
-                                 f"page{'' if pages == 1 else 's'}: choose 1 to {pages}.")
+            raise UserInputError(f"{only_pages(pages)}: choose 1 to {pages}.")
         start = (page - 1) * self._page_size
         entries = tuple(view_for(viewer_id, user_id, birthday, today)
                         for user_id, birthday in members[start:start + self._page_size])

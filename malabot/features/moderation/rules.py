@@ -15,6 +15,7 @@ from malabot.errors import PermissionRefused, UserInputError, quoted
 from malabot.features.moderation.models import Case, Party
 from malabot.guild_settings import ThresholdAction, WarnThreshold
 from malabot.snowflakes import snowflake_from_text
+from malabot.texts import counted
 
 # Discord's own limits.
 MAX_TIMEOUT = timedelta(days=28)
@@ -64,11 +65,6 @@ def check_duration(duration: timedelta, maximum: timedelta = MAX_TIMEOUT, *,
         shown = shown or format_duration(duration)
         raise UserInputError(f"“{shown}” is too long: the most is {format_duration(maximum)}.")
     return duration
-
-
-def counted(count: int, noun: str) -> str:
-    """"1 message", "2 messages": a count with its noun, for the moderation texts."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def format_duration(duration: timedelta) -> str:

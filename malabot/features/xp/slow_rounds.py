@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from malabot.texts import counted, plural
+
 REPORT_EVERY_SECONDS = 60.0
 
 
@@ -40,9 +42,9 @@ class SlowRounds:
         if self._reported_at is not None and now - self._reported_at < self._report_every:
             return None
         worst = self._longest_round
-        message = (f"XP flush rounds are slower than their {interval:g} s interval: {self._slow} slow "
-                   f"round{'s' if self._slow != 1 else ''}, the longest {self._longest:.1f} s for {worst.guilds:,} "
-                   f"server{'s' if worst.guilds != 1 else ''} ({worst.reopened:,} of them reopened). Chat XP "
+        message = (f"XP flush rounds are slower than their {interval:g} s interval: "
+                   f"{counted(self._slow, 'slow round')}, the longest {self._longest:.1f} s for "
+                   f"{worst.guilds:,} {plural(worst.guilds, 'server')} ({worst.reopened:,} of them reopened). Chat XP "
                    "waits that long for its write; with more open files (MALABOT_MAX_OPEN_TENANTS) "
                    "fewer need reopening, at the cost of memory.")
         self._reported_at, self._slow, self._longest, self._longest_round = now, 0, 0.0, FlushRound()
