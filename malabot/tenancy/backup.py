@@ -45,11 +45,9 @@ from malabot.tenancy.opening import (
     remove_database_files,
     unique_staging,
 )
-from malabot.tenancy.paths import TENANT_SUFFIX, TenantPaths, parse_guild_id, sidecars
+from malabot.tenancy.paths import TENANT_SUFFIX, UTC_STAMP_FORMAT, TenantPaths, parse_guild_id, sidecars
 
 log = logging.getLogger(__name__)
-
-_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # paths.utc_stamp
 
 # A staging file is a crash's leftover only when no backup holds its lock and nothing has written it
 # for an hour. The lock says no writer has it; the age covers the instant between creating the file
@@ -339,7 +337,7 @@ def archived_at(path: Path) -> datetime | None:
     """The UTC moment in an archive's name, or None for a name this code did not make."""
     stamp = path.name.removesuffix(TENANT_SUFFIX).rpartition("-")[2]
     try:
-        return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
+        return datetime.strptime(stamp, UTC_STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 

@@ -12,6 +12,9 @@ from malabot.snowflakes import MAX_SNOWFLAKE, snowflake_from_text
 
 TENANT_SUFFIX = ".sqlite3"
 
+# The UTC moment in file names (archives, snapshots, exports): sortable as text, e.g. 20261125T174501Z.
+UTC_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
 
 def parse_guild_id(value: object) -> int:
     """The guild id as a positive 64-bit int; anything else (text, paths, bools, 0, huge) is refused."""
@@ -31,7 +34,7 @@ def parse_guild_id(value: object) -> int:
 
 def utc_stamp(moment: datetime | None = None) -> str:
     """A UTC timestamp safe for file names and sortable as text, e.g. 20261125T174501Z."""
-    return (moment or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return (moment or datetime.now(UTC)).strftime(UTC_STAMP_FORMAT)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from malabot.tenancy.paths import UTC_STAMP_FORMAT
+
 SnapshotKind = Literal["snapshot", "before restore"]
 
-_STAMP = "%Y%m%dT%H%M%SZ"
 _ID = re.compile(r"(?P<stamp>\d{8}T\d{6}Z)(?P<before>-before-restore)?")
 _SUFFIX = ".sqlite3"
 
@@ -56,7 +57,7 @@ def _parse(text: str) -> SnapshotName | None:
     if match is None:
         return None
     try:
-        taken_at = datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=UTC)
+        taken_at = datetime.strptime(match["stamp"], UTC_STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
     kind: SnapshotKind = "before restore" if match["before"] else "snapshot"

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from malabot.tenancy.paths import utc_stamp
+
 FORMAT_NAME = "malabot-member-data"
 FORMAT_VERSION = 1
 _JS_SAFE_INTEGER = 2**53 - 1
@@ -67,5 +69,5 @@ def export_json(guild_id: int, user_id: int, generated_at: datetime,
 
 
 def export_filename(guild_id: int, user_id: int, generated_at: datetime) -> str:
-    stamp = generated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp(generated_at.astimezone(UTC))
     return f"malabot-data-{guild_id}-{user_id}-{stamp}.json"
