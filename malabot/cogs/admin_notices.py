@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import discord
 
 from malabot.clock import Clock
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import fit_lines
 from malabot.features.settings.service import SettingsService
 
@@ -48,6 +49,6 @@ class AdminNotices:
         text = fit_lines(["⚠️ A level-up could not do everything; an admin can fix this:",
                           *(f"• {problem}" for problem in fresh)], "… and {count} more.")
         try:
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(text, allowed_mentions=NO_PINGS)
         except discord.HTTPException as error:
             log.info("guild %s: could not tell the mod log about level-up problems: %s", guild.id, error)

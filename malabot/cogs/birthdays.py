@@ -23,6 +23,7 @@ from apscheduler.jobstores.base import JobLookupError
 
 from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, fit_lines, guild_id_of
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
 from malabot.features.birthdays.rules import announces_age, format_day, mention
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
     from malabot.bot import MalaBot
 
 log = logging.getLogger(__name__)
-
-# Lists and other people's birthdays are shown to the channel: mentions render, nobody is pinged.
-NO_PINGS = discord.AllowedMentions.none()
-
 
 # ---- rendering: views in, message text out -------------------------------------------------------
 

@@ -9,9 +9,6 @@ import discord
 from malabot.errors import UserInputError
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
 
-# Leaderboards and mentions in answers never ping anyone.
-NO_PINGS = discord.AllowedMentions.none()
-
 
 def member_target(ctx: discord.ApplicationContext, chosen: discord.Member | discord.User | None
                   ) -> discord.Member:

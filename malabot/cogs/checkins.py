@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs import levelups
-from malabot.cogs.boards import NO_PINGS, board_embed, empty_page_text, member_target, server_members
+from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, guild_id_of
 from malabot.features.checkins.models import CheckinResult, StreakInfo
 from malabot.features.checkins.service import BoardKind

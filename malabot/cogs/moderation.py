@@ -21,12 +21,12 @@ from malabot.cogs.moderation_checks import (
     guild_of,
     mention,
     moderator_command,
-    no_mentions,
     permission_names,
     refusals_explained,
     require_member,
 )
 from malabot.cogs.modlog import ModLog
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Case
@@ -90,7 +90,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                       sentence: str, *notes: str | None) -> None:
         """Post the case to the mod log, then answer the moderator with what happened."""
         lines = [sentence, *(note for note in notes if note), await self.modlog.post(guild, case)]
-        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, **no_mentions())
+        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, allowed_mentions=NO_PINGS)
 
     # -- warn ------------------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         if outcome.escalation is not None:
             escalated = await self._escalate(guild, target, outcome.escalation)
         lines = [sentence, logged, escalated]
-        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, **no_mentions())
+        await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _escalate(self, guild: discord.Guild, target: discord.Member, escalation: Escalation) -> str:
         """Apply the threshold a warning reached, record it as the bot's own case; the sentence for it."""
@@ -170,7 +170,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
             header = (f"{mention(member)}: {counted(active, 'active warning')}, "
                       f"{counted(len(history), 'case')} in all.")
             embed = cases_embed(f"Cases of {member.display_name}", header, history)
-        await answer(ctx, embed=embed, ephemeral=True, **no_mentions())
+        await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
     @warnings.command(name="remove", description="Withdraw a warning by its case number")
     @discord.option("case", int, description="The warning's case number", min_value=1)
@@ -301,7 +301,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
             if not doomed:
                 whose = f" by {mention(member)}" if member is not None else ""
                 await answer(ctx, f"Nothing to delete: no unpinned messages{whose} newer than 14 days here.",
-                             ephemeral=True, **no_mentions())
+                             ephemeral=True, allowed_mentions=NO_PINGS)
                 return
             await channel.delete_messages(doomed, reason=audit_reason(ctx.author, reason))
         case = await self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),

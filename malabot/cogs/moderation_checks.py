@@ -138,8 +138,3 @@ def audit_reason(moderator: discord.Member | discord.User, reason: str | None) -
 
 def mention(user: discord.abc.Snowflake | int) -> str:
     return f"<@{user if isinstance(user, int) else user.id}>"
-
-
-def no_mentions() -> dict[str, Any]:
-    """Answers and mod-log posts name members without pinging them."""
-    return {"allowed_mentions": discord.AllowedMentions.none()}

@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 
+from malabot.cogs.posting import NO_PINGS
 from malabot.features.moderation.models import Case
 from malabot.features.moderation.rules import render_case, render_case_text
 from malabot.features.moderation.service import ModerationService
@@ -57,8 +58,7 @@ class ModLog:
 
 def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case) -> dict[str, Any]:
     """An embed where the bot may embed links, else the one-line text form; never a ping."""
-    quiet = discord.AllowedMentions.none()
     if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and \
             not channel.permissions_for(guild.me).embed_links:
-        return {"content": render_case_text(case), "embed": None, "allowed_mentions": quiet}
-    return {"content": None, "embed": discord.Embed.from_dict(render_case(case)), "allowed_mentions": quiet}
+        return {"content": render_case_text(case), "embed": None, "allowed_mentions": NO_PINGS}
+    return {"content": None, "embed": discord.Embed.from_dict(render_case(case)), "allowed_mentions": NO_PINGS}

@@ -1,12 +1,15 @@
 """Channels the bot is told to post in: checked when an admin names one, so that a welcome, level-up,
-birthday or mod-log post does not fail later where only the log would say so; and whom such a post
-may ping."""
+birthday or mod-log post does not fail later where only the log would say so; and whom a post or an
+answer may ping."""
 
 from __future__ import annotations
 
 import discord
 
 from malabot.errors import UserInputError
+
+# Answers, lists and mod-log posts show mentions without pinging anyone.
+NO_PINGS = discord.AllowedMentions.none()
 
 
 def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, is_owner_only, is_server_owner
 from malabot.errors import UserInputError
 from malabot.texts import only_pages
@@ -161,7 +162,7 @@ class UtilityCog(discord.Cog, name="Utility"):
     @discord.option("member", discord.User, description="Who (left out: yourself)", required=False, default=None)
     async def userinfo(self, ctx: discord.ApplicationContext, member: discord.Member | discord.User | None) -> None:
         await answer(ctx, embed=user_embed(member or ctx.author), ephemeral=True,
-                     allowed_mentions=discord.AllowedMentions.none())
+                     allowed_mentions=NO_PINGS)
 
     @discord.slash_command(name="help", description="The commands you can use here",
                            contexts={discord.InteractionContextType.guild})

@@ -20,7 +20,7 @@ import discord
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
-from malabot.cogs.posting import check_can_post
+from malabot.cogs.posting import NO_PINGS, check_can_post
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 VERIFY_BUTTON = "malabot:verify"
 REVIEW_PREFIX = "malabot:review:"
-NO_PINGS = discord.AllowedMentions.none()
 
 ReviewAction = Literal["approve", "deny"]
 

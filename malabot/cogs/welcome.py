@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from malabot.cogs.posting import pinging_only
+from malabot.cogs.posting import NO_PINGS, pinging_only
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError
 from malabot.features.welcome.rules import ChannelMessage, JoinPlan, LeavePlan
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A welcome pings the joining member alone (pinging_only), whatever the template says; a goodbye nobody.
-NO_PINGS = discord.AllowedMentions.none()
 
 
 def plain_name(user: discord.User | discord.Member) -> str:
@@ -199,4 +198,4 @@ class WelcomeCog(discord.Cog):
         if problems:
             text += "\n\n**Problems**:\n" + "\n".join(f"• {problem}" for problem in problems)
         embed = discord.Embed(title="Welcome and goodbye", description=text[:4000])
-        await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)

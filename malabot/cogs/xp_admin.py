@@ -15,8 +15,9 @@ import discord
 from discord.ui.item import ViewItem
 
 from malabot.cogs import levelups
-from malabot.cogs.boards import NO_PINGS, member_target
+from malabot.cogs.boards import member_target
 from malabot.cogs.granting import check_may_be_given
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
 from malabot.features.xp.models import LevelChange
