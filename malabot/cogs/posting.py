@@ -12,10 +12,18 @@ from malabot.errors import UserInputError
 NO_PINGS = discord.AllowedMentions.none()
 
 
-def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
+def why_cannot_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> str | None:
+    """Why the bot could not post in `channel` (it must view it and send messages), or None when it can."""
     granted = channel.permissions_for(guild.me)
-    if not (granted.view_channel and granted.send_messages):
-        raise UserInputError(f"I cannot post in {channel.mention}; let me view it and send messages there.")
+    if granted.view_channel and granted.send_messages:
+        return None
+    return f"I cannot post in {channel.mention}; let me view it and send messages there."
+
+
+def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
+    refusal = why_cannot_post(guild, channel)
+    if refusal is not None:
+        raise UserInputError(refusal)
 
 
 def pinging_only(user_id: int) -> discord.AllowedMentions:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from malabot.cogs.posting import NO_PINGS, pinging_only
+from malabot.cogs.granting import why_bot_cannot_give
+from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError
 from malabot.features.welcome.rules import ChannelMessage, JoinPlan, LeavePlan
@@ -100,10 +101,7 @@ def channel_problem(guild: discord.Guild, channel_id: int | None) -> str | None:
     channel = guild.get_channel(channel_id)
     if not isinstance(channel, discord.abc.GuildChannel) or not isinstance(channel, discord.abc.Messageable):
         return f"channel {channel_id} is not a text channel of this server"
-    granted = channel.permissions_for(guild.me)
-    if not (granted.view_channel and granted.send_messages):
-        return f"I cannot post in {channel.mention}"
-    return None
+    return why_cannot_post(guild, channel)
 
 
 def autorole_problem(guild: discord.Guild, role_id: int | None) -> str | None:
@@ -113,9 +111,7 @@ def autorole_problem(guild: discord.Guild, role_id: int | None) -> str | None:
     role = guild.get_role(role_id)
     if role is None:
         return f"the auto-role {role_id} no longer exists"
-    if not role.is_assignable():
-        return f"I cannot give the auto-role {role.mention} (it must be below my highest role; I need Manage Roles)"
-    return None
+    return why_bot_cannot_give(role, "the auto-role")  # what /config set says when it is chosen
 
 
 def _where(channel_id: int | None) -> str:

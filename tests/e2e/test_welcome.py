@@ -165,7 +165,7 @@ async def test_welcome_test_previews_every_message_with_the_admin_as_member(plac
     assert f"**Welcome DM** (on):\nGlad you joined {guild_name}, <@{admin.id}>." in text
     assert (f"**Goodbye** (off, in <#{place.goodbye_channel.id}>):\n"
             f"admin left {guild_name}; {count} remain.") in text
-    assert f"I cannot give the auto-role <@&{place.staff.id}>" in text
+    assert f"The role <@&{place.staff.id}> is not below my highest role, so I cannot give it" in text
     assert place.posted(place.welcome_channel) == [] and place.dms_to(admin) == [], "a preview sends nothing"
 
 
