@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosqlite
 
+from malabot.features.audit import repository as audit
+
 
 async def load_values(conn: aiosqlite.Connection) -> dict[str, Any]:
     # execute_fetchall: one round trip to the connection's thread, not three (execute, fetch, close).
@@ -25,7 +27,4 @@ async def replace_values(conn: aiosqlite.Connection, values: dict[str, Any], at:
 
 async def record_change(conn: aiosqlite.Connection, at: datetime, actor_id: int | None,
                         changes: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (at, category, action, actor_id, details) VALUES (?, 'settings', 'update', ?, ?)",
-        (at.isoformat(), actor_id, json.dumps(changes, sort_keys=True)),
-    )
+    await audit.record(conn, at, "settings", "update", actor_id=actor_id, details=changes)

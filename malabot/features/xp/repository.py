@@ -13,6 +13,7 @@ from datetime import datetime
 
 import aiosqlite
 
+from malabot.features.audit import repository as audit
 from malabot.features.xp.models import LevelRole
 
 
@@ -170,8 +171,4 @@ async def delete_level_role(conn: aiosqlite.Connection, level: int) -> None:
 async def record_audit(conn: aiosqlite.Connection, at: datetime, action: str, actor_id: int | None,
                        target_id: int | None, details: dict[str, object]) -> None:
     """One audit_log row of category 'xp', written in the caller's transaction."""
-    await conn.execute(
-        "INSERT INTO audit_log (at, category, action, actor_id, target_id, details) "
-        "VALUES (?, 'xp', ?, ?, ?, ?)",
-        (at.isoformat(), action, actor_id, target_id, json.dumps(details, sort_keys=True)),
-    )
+    await audit.record(conn, at, "xp", action, actor_id=actor_id, target_id=target_id, details=details)
