@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from malabot import templates
 from malabot.errors import UserInputError, quoted
 from malabot.features.verification.rules import check_distinct_roles
+from malabot.snowflakes import is_snowflake
 
 LevelCurveName = Literal["standard", "basic", "gradual", "custom"]
 LevelRoleMode = Literal["stack", "replace"]
@@ -156,7 +157,7 @@ class GuildSettings(BaseModel):
     )
     @classmethod
     def _positive_id(cls, value: int | None) -> int | None:
-        if value is not None and not 0 < value < 2**63:
+        if value is not None and not is_snowflake(value):
             raise ValueError("must be a Discord id")
         return value
 
@@ -175,7 +176,7 @@ class GuildSettings(BaseModel):
     @field_validator("no_xp_channel_ids", "no_xp_role_ids")
     @classmethod
     def _positive_ids(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 < item < 2**63 for item in value):
+        if not all(is_snowflake(item) for item in value):
             raise ValueError("must be Discord ids")
         return tuple(dict.fromkeys(value))
 

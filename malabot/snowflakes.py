@@ -7,6 +7,11 @@ MAX_SNOWFLAKE = 2**63 - 1  # Discord ids are positive signed 64-bit integers
 _MAX_DIGITS = len(str(MAX_SNOWFLAKE))
 
 
+def is_snowflake(number: int) -> bool:
+    """Whether `number` can be a Discord id: more than 0 and within 64 signed bits."""
+    return 0 < number <= MAX_SNOWFLAKE
+
+
 def snowflake_from_text(text: str) -> int | None:
     """The id that `text` spells in the digits 0-9 alone, or None (also for 0 and past 64 bits).
 
@@ -15,4 +20,4 @@ def snowflake_from_text(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > _MAX_DIGITS:
         return None
     number = int(text)
-    return number if 0 < number <= MAX_SNOWFLAKE else None
+    return number if is_snowflake(number) else None

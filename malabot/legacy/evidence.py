@@ -20,6 +20,7 @@ from typing import TypeGuard
 from malabot.errors import InvalidGuildId, MalabotError
 from malabot.legacy.reader import Row
 from malabot.legacy.schema_detect import TABLES
+from malabot.snowflakes import is_snowflake
 from malabot.tenancy.paths import parse_guild_id
 
 # Columns of server-scoped rows that name a member of that server.
@@ -64,7 +65,7 @@ class Evidence:
 
 def is_member_id(value: object) -> TypeGuard[int]:
     """A Discord id as the legacy file stores it: a positive 64-bit int (not text, not a bool)."""
-    return type(value) is int and 0 < value < 2**63
+    return type(value) is int and is_snowflake(value)
 
 
 def read_members_csv(path: Path, evidence: Evidence) -> int:

@@ -35,6 +35,7 @@ from malabot.features.xp.rules import (
     validate_role_level,
 )
 from malabot.features.xp.service import XpService
+from malabot.snowflakes import is_snowflake
 
 
 class XpAdmin:
@@ -100,7 +101,7 @@ class XpAdmin:
                              ) -> LevelRole | None:
         """Give `role_id` at `level`; returns the role it replaced at that level, if any."""
         validate_role_level(level)
-        if not 0 < role_id < 2**63:
+        if not is_snowflake(role_id):
             raise UserInputError("That is not a Discord role.")
         async def add(conn: aiosqlite.Connection) -> LevelRole | None:
             other_level = await repository.level_of_role(conn, role_id)
