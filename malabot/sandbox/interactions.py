@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from malabot.sandbox import payloads
-from malabot.sandbox.errors import SandboxError, unknown
+from malabot.sandbox.errors import ApiError, SandboxError, unknown
 from malabot.sandbox.permissions import DEFAULT_EVERYONE, channel_permissions
 from malabot.sandbox.state import (
     Attachment,
@@ -334,6 +334,15 @@ def _leaf_options(world: World, command: RegisteredCommand, schema: list[Json], 
 def _option_value(world: World, command: RegisteredCommand, option: Json, value: Any,
                   resolved: ResolvedBuilder, url_root: str) -> Any:
     kind = option["type"]
+    try:
+        return _checked_choice(command, option, _converted(world, option, value, resolved, url_root))
+    except (ValueError, TypeError, AttributeError, ApiError) as error:  # e.g. a word typed for a number
+        raise SandboxError(f"/{command.name} option '{option['name']}' cannot take {value!r} "
+                           f"(option type {kind}): {error}") from None
+
+
+def _converted(world: World, option: Json, value: Any, resolved: ResolvedBuilder, url_root: str) -> Any:
+    kind = option["type"]
     if kind == STRING:
         converted: Any = str(value)
     elif kind == INTEGER:
@@ -343,7 +352,7 @@ def _option_value(world: World, command: RegisteredCommand, option: Json, value:
     elif kind == BOOLEAN:
         converted = bool(value)
     elif kind == USER:
-        converted = str(world.user(id_of(value)).id)
+        converted = str(_user(world, value).id)
         resolved.user(int(converted))
     elif kind == ROLE:
         role = _role(world, resolved.guild, id_of(value))
@@ -366,11 +375,26 @@ def _option_value(world: World, command: RegisteredCommand, option: Json, value:
         converted = str(attachment.id)
     else:
         raise SandboxError(f"option type {kind} of '{option['name']}' is not supported by the sandbox")
+    return converted
+
+
+def _checked_choice(command: RegisteredCommand, option: Json, converted: Any) -> Any:
     choices = option.get("choices")
     if choices and converted not in [c["value"] for c in choices]:
         allowed = ", ".join(repr(c["value"]) for c in choices)
         raise SandboxError(f"/{command.name} option '{option['name']}' must be one of {allowed}")
     return converted
+
+
+def _user(world: World, value: Any) -> User:
+    """A user option's value: a user, an id, or a username as typed (`ben`, `@ben`)."""
+    if isinstance(value, str) and not value.isdigit():
+        name = value.removeprefix("@")
+        found = next((user for user in world.users.values() if user.username == name), None)
+        if found is None:
+            raise ValueError(f"no user called {name!r}")
+        return found
+    return world.user(id_of(value) if not isinstance(value, str) else int(value))
 
 
 def _role(world: World, guild: Guild | None, role_id: int) -> Role:

@@ -17,7 +17,8 @@ from malabot.tenancy.paths import TenantPaths
 
 async def test_scripted_day_and_interactive_lines(tmp_path: Path) -> None:
     tenants = tmp_path / "tenants"
-    typed = io.StringIO("/as chloe\n/rank\nhello from chloe\n/birthday show\n/quit\n")
+    typed = io.StringIO("/as chloe\n/rank\nhello from chloe\n/birthday show\n/rank member:@ana\n"
+                        "/xp add member:ana amount:five\n/quit\n")
     out = io.StringIO()
     await play(tenants, typed, out)
     transcript = out.getvalue()
@@ -30,9 +31,11 @@ async def test_scripted_day_and_interactive_lines(tmp_path: Path) -> None:
                      "purged ben's data in Mala Café: 0 rows left",
                      "archived Old Club's file to"):
         assert expected in transcript, expected
-    assert "cannot use" not in transcript and "Sorry, something went wrong" not in transcript
+    assert transcript.count("cannot use") == 1 and "Sorry, something went wrong" not in transcript  # the 'five' below
     assert "     chloe │ /rank" in transcript
     assert "**chloe** — level" in transcript
+    assert "**ana** — level" in transcript, "a member named in an option is that member"
+    assert "cannot use /xp add: /xp option 'amount' cannot take 'five'" in transcript
 
     live = sorted(tenants.glob("*.sqlite3"))
     assert len(live) == 1, "Old Club was archived, Mala Café stays"
