@@ -495,6 +495,32 @@ async def test_the_retry_days_count_from_the_first_failed_removal(
     assert row is not None and row["role_removed_at"] is not None and row["role_failed_on"] == "2026-06-20"
 
 
+async def test_a_birthday_removed_while_the_pass_waits_for_discord_is_not_celebrated(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
+    await bot.birthdays.set(GUILD, BOB, 6, 14)
+    clock.now = datetime(2026, 6, 14, 8, tzinfo=UTC)       # June 14, 10:00 in Berlin: Bob gets the role
+    await bot.birthday_pass.run()
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    clock.now = JUNE_15_0900_BERLIN
+    removing, go_on = asyncio.Event(), asyncio.Event()
+    take_back = discord.remove_role
+
+    async def slow_take_back(guild_id: int, user_id: int, role_id: int) -> bool:
+        removing.set()
+        await go_on.wait()                                 # a slow Discord
+        return await take_back(guild_id, user_id, role_id)
+
+    monkeypatch.setattr(discord, "remove_role", slow_take_back)
+    passing = asyncio.create_task(bot.birthday_pass.run())
+    await removing.wait()          # the pass has read today's birthdays and takes back Bob's role first
+    await bot.birthdays.remove(GUILD, ALICE)               # or /mydata delete: the same row goes
+    go_on.set()
+    await passing
+    assert announced_users(discord) == [BOB]
+    assert await bot.celebration(ALICE, 2026) is None
+    assert await bot.xp_of(ALICE) == 0 and discord.roles_of(ALICE) == set()
+
+
 async def test_someone_not_seen_as_a_member_is_left_for_a_later_pass(
         bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     discord.absent.add(ALICE)  # e.g. the member cache is not filled yet after a start

@@ -185,6 +185,10 @@ class BirthdayPass:
         """Claim this year's celebrations and award their XP in one transaction; returns those claimed
         here (the others were claimed first by another pass or process)."""
         async with self._tenants.transaction(guild_id, create=False) as conn:
+            # Read again under the lock: a birthday removed or erased (/mydata delete) since the visit
+            # read it, while it waited for Discord, is not celebrated (nor written back).
+            due = dict(await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year))
+            members = [(user_id, due[user_id]) for user_id, _ in members if user_id in due]
             fresh = await repository.claim_celebrations(conn, [user_id for user_id, _ in members], today.year,
                                                         today, settings.birthday_xp, settings.birthday_role_id)
             claimed = [(user_id, birthday) for user_id, birthday in members if user_id in fresh]
