@@ -23,7 +23,7 @@ from pathlib import Path
 
 from malabot.errors import TenantError
 from malabot.guild_settings import GuildSettings
-from malabot.legacy.build import Content, Origin, SettingsPlan
+from malabot.legacy.build import Content, Origin, SettingsPlan, TargetRow
 from malabot.legacy.reader import leaving_no_trace
 from malabot.tenancy.backup import backup_tenant
 from malabot.tenancy.migrations import MigrationSet, migrate
@@ -90,9 +90,26 @@ _KEPT_ON_MERGE = {
     "level_roles": "the server already has a role at this level, or this role at another level",
     "birthdays": "the server has a newer birthday of this member",
 }
+# A member who erased their data in a server with /mydata delete (a member_erasures row) gets
+# none of it back from a merge: the rule the bot applies on erasure (each feature's member_data.py;
+# a unit test keeps these equal). A row about them is not written; their id as the one who acted is
+# left out of a row that is; a moderation case about them is written, as the bot keeps those.
+ERASED_SUBJECT: dict[str, tuple[str, ...]] = {
+    "xp": ("user_id",), "checkins": ("user_id",), "checkin_days": ("user_id",),
+    "birthdays": ("user_id",), "birthday_celebrations": ("user_id",), "game_verifications": ("user_id",),
+    "appeals": ("user_id",), "audit_log": ("target_id",), "legacy_roast_log": ("user_id", "target_id"),
+}
+ERASED_ACTOR_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mod_cases": ("moderator_id",), "game_verifications": ("reviewer_id",), "appeals": ("reviewer_id",),
+    "audit_log": ("actor_id",),
+}
+ERASED = "the member erased their data in this server (/mydata delete)"
+ERASED_ACTOR = ("their id as moderator, reviewer or actor is left out: they erased their data in this "
+                "server (/mydata delete)")
 MERGE_RULES = ("XP and messages are summed; check-ins keep the newest day and streak, the best streak "
                "and the summed total; the newer birthday wins; the server's own settings and level roles "
-               "win; records (cases, appeals, verifications, audit, roasts) are appended")
+               "win; records (cases, appeals, verifications, audit, roasts) are appended; nothing of a "
+               "member who erased their data there (/mydata delete) comes back but a case about them")
 
 
 def _insert_sql(table: str, *, merge: bool = False) -> str:
@@ -283,9 +300,19 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
     """Each legacy row's new rows in a savepoint of their own: a refused one takes nothing else with it."""
     result = WriteResult()
     case_offset = 0
+    erased: set[int] = set()
     if merge:
         case_offset = int(conn.execute("SELECT coalesce(max(case_number), 0) FROM mod_cases").fetchone()[0])
+        erased = {row[0] for row in conn.execute("SELECT user_id FROM member_erasures")}
     for origin, rows in content.units():
+        anonymised = False
+        if erased:
+            if any(_names(table, row, ERASED_SUBJECT, erased) for table, row in rows):
+                result.refused.append((origin, ERASED))
+                continue
+            if any(_names(table, row, ERASED_ACTOR_COLUMNS, erased) for table, row in rows):
+                rows = [(table, _without(table, row, erased)) for table, row in rows]
+                anonymised = True
         before = conn.total_changes
         conn.execute("SAVEPOINT one")
         try:
@@ -305,7 +332,19 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
             result.refused.append((origin, _KEPT_ON_MERGE.get(rows[0][0], "already present")))
         else:
             result.written.setdefault(origin[0], set()).add(origin[1])
+            if anonymised:  # written, and this part of it left out
+                result.refused.append((origin, ERASED_ACTOR))
     return result
+
+
+def _names(table: str, row: TargetRow, columns: dict[str, tuple[str, ...]], erased: set[int]) -> bool:
+    return any(row[TARGET_COLUMNS[table].index(column)] in erased for column in columns.get(table, ()))
+
+
+def _without(table: str, row: TargetRow, erased: set[int]) -> TargetRow:
+    """The row with the erased members' ids as the one who acted replaced by NULL."""
+    actors = {TARGET_COLUMNS[table].index(column) for column in ERASED_ACTOR_COLUMNS.get(table, ())}
+    return tuple(None if index in actors and value in erased else value for index, value in enumerate(row))
 
 
 def _why_refused(error: Exception) -> str:

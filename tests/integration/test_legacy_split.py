@@ -909,6 +909,62 @@ def test_merge_keeps_the_servers_setting_over_a_legacy_value_equal_to_the_defaul
     assert (settings.written, dict(settings.held)) == (1, {"the server's own setting is kept": 1})
 
 
+
+ERASED_HERE = "the member erased their data in this server (/mydata delete)"
+ERASED_ACTOR = ("their id as moderator, reviewer or actor is left out: they erased their data in this "
+                "server (/mydata delete)")
+
+
+def test_merge_holds_back_the_rows_of_a_member_who_erased_their_data_in_that_server(
+        tmp_path: Path, tenants: Path) -> None:
+    erased, other = 555555555555555555, 666666666666666666
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    for user in (erased, other):
+        db.user(user, messages=3)
+        db.user_xp(user, A, 5000)
+        db.birthday(user, "04-12", announced_year=2023, guild_id=A)
+        db.checkin(user, "2024-03-01", 4, guild_id=A)
+        db.roast(user, guild_id=A)
+        db.verification(user, "ACT#1", guild_id=A)
+        db.appeal(A, user)
+        db.audit(A, user)            # the member as the one who acted
+    db.mod_log(A, other, erased)     # the erased member as the moderator
+    db.mod_log(A, erased, other)     # a case about them: /mydata delete keeps those too
+    db.close()
+    live = live_file_with(
+        tenants, A,
+        f"INSERT INTO member_erasures (user_id, erased_at) VALUES ({erased}, '2026-11-01T00:00:00+00:00')",
+        f"INSERT INTO xp (user_id, xp, messages) VALUES ({other}, 10, 1)")
+
+    dry = run(db.path, tenants, merge=True, dry_run=True)
+    real = run(db.path, tenants, merge=True)
+
+    assert real.ledger.status == {str(A): "merged"}
+    assert_conserved(real, db.path)
+    assert dry.ledger.totals() == real.ledger.totals()
+    totals = real.ledger.totals()
+    for table in ("user_xp", "birthdays", "daily_checkins", "roast_log", "verifications", "appeals"):
+        assert (totals[table].written, dict(totals[table].held)) == (1, {ERASED_HERE: 1}), table
+    for table in ("mod_logs", "audit_log"):
+        assert (totals[table].written, dict(totals[table].partly)) == (2, {ERASED_ACTOR: 1}), table
+    assert f"held: user_xp: {ERASED_HERE} (1)" in real.render()
+    # Nothing of the erased member came back but the record that they asked, and the case about them.
+    for table, column in (*MEMBER_TABLES.items(), ("game_verifications", "reviewer_id"),
+                          ("appeals", "reviewer_id"), ("audit_log", "target_id"),
+                          ("legacy_roast_log", "target_id"), ("mod_cases", "moderator_id")):
+        assert rows(live, f"SELECT * FROM {table} WHERE {column} = ?", (erased,)) == [], (table, column)
+    assert rows(live, "SELECT user_id FROM member_erasures") == [(erased,)]
+    assert rows(live, "SELECT target_id, moderator_id FROM mod_cases ORDER BY case_number") == [
+        (other, None), (erased, other)]
+    # The other member's rows are merged.
+    assert rows(live, "SELECT user_id, xp FROM xp") == [(other, 5010)]
+    for table in ("birthdays", "birthday_celebrations", "checkins", "checkin_days", "game_verifications",
+                  "legacy_roast_log", "appeals"):
+        assert rows(live, f"SELECT DISTINCT user_id FROM {table}") == [(other,)], table
+    assert rows(live, "SELECT actor_id FROM audit_log WHERE category = 'admin' ORDER BY actor_id") == [
+        (None,), (other,)]
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 def _not_sqlite(path: Path) -> None:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from malabot.features.audit.member_data import audit_member_data
+from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.rules import PLACEHOLDERS as BIRTHDAY_PLACEHOLDERS
+from malabot.features.checkins.member_data import checkin_member_data
+from malabot.features.moderation.member_data import moderation_member_data
+from malabot.features.mydata.member_data import erasure_member_data
+from malabot.features.verification.member_data import verification_member_data
 from malabot.features.welcome.rules import WELCOME_PLACEHOLDERS
+from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.rules import LEVELUP_PLACEHOLDERS
 from malabot.guild_settings import GuildSettings
+from malabot.legacy import writer
 from malabot.legacy.build import layouts_match
 from malabot.legacy.mapping import (
     RULES,
@@ -229,3 +237,19 @@ def test_rows_recorded_but_never_read_are_reported() -> None:
     ledger.add_read("users", [1])
     ledger.record("1001", {"users": {1, 2}}, [])
     assert ledger.strays() == {"users": 1}
+
+
+# --- members who erased their data ----------------------------------------------------------------
+
+def test_a_merge_treats_an_erased_members_columns_as_the_bot_does_on_erasure() -> None:
+    handlers = [audit_member_data(), moderation_member_data(), verification_member_data(),
+                birthday_member_data(), xp_member_data(), checkin_member_data(), erasure_member_data()]
+    merged = {(table, column) for handler in handlers for table, column in handler.covers
+              if table in writer.TARGET_COLUMNS}
+    changed = {(table, column) for handler in handlers for table, column in handler.changes
+               if table in writer.TARGET_COLUMNS}
+    subject = {(table, column) for table, columns in writer.ERASED_SUBJECT.items() for column in columns}
+    actor = {(table, column) for table, columns in writer.ERASED_ACTOR_COLUMNS.items() for column in columns}
+    assert subject | actor == changed and not subject & actor
+    assert merged - changed == {("mod_cases", "target_id")}  # kept by the bot: written by a merge too
+    assert all(column.endswith(("moderator_id", "reviewer_id", "actor_id")) for _table, column in actor)
