@@ -46,6 +46,7 @@ from malabot.features.moderation.rules import (
     parse_duration,
     parse_user_id,
     render_case_text,
+    timeout_to_send,
 )
 from malabot.texts import counted
 
@@ -128,7 +129,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                 if escalation.action == "timeout":
                     assert escalation.duration is not None
                     check_can_time_out(target)
-                    await target.timeout_for(escalation.duration, reason=audit)
+                    await target.timeout_for(timeout_to_send(escalation.duration), reason=audit)
                 elif escalation.action == "kick":
                     await target.kick(reason=audit)
                 else:
@@ -205,7 +206,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         check_can_time_out(target)
         await ctx.defer(ephemeral=True)
         async with refusals_explained("timeout", target.id):
-            await target.timeout_for(length, reason=audit_reason(ctx.author, reason))
+            await target.timeout_for(timeout_to_send(length), reason=audit_reason(ctx.author, reason))
         case = await self.moderation.record_timeout(guild.id, target.id, ctx.author.id, length, reason)
         assert case.expires_at is not None
         await self._finish(ctx, guild, case,

@@ -385,3 +385,8 @@ def test_check_action_reports_the_moderator_first_then_the_bot_then_the_hierarch
 def test_check_action_without_a_target_skips_the_hierarchy() -> None:
     rules.check_action("unban", actor=MOD, target=None, bot=BOT, owner_id=OWNER,
                        actor_permissions=["ban_members"], bot_permissions=["ban_members"])
+
+
+def test_a_timeout_sent_to_discord_stays_a_clock_margin_inside_28_days() -> None:
+    assert rules.timeout_to_send(timedelta(hours=2)) == timedelta(hours=2)
+    assert rules.timeout_to_send(rules.MAX_TIMEOUT) == rules.MAX_TIMEOUT - timedelta(minutes=1)

@@ -19,6 +19,9 @@ from malabot.texts import counted
 
 # Discord's own limits.
 MAX_TIMEOUT = timedelta(days=28)
+# Discord checks a timeout against its own clock: one of exactly 28 days by ours is refused when
+# ours runs a little ahead. What is sent stops this much short of the limit.
+CLOCK_MARGIN = timedelta(minutes=1)
 BULK_DELETE_MAX_AGE = timedelta(days=14)
 PURGE_MIN, PURGE_MAX = 1, 100
 DELETE_MESSAGE_DAYS_MAX = 7
@@ -65,6 +68,11 @@ def check_duration(duration: timedelta, maximum: timedelta = MAX_TIMEOUT, *,
         shown = shown or format_duration(duration)
         raise UserInputError(f"“{shown}” is too long: the most is {format_duration(maximum)}.")
     return duration
+
+
+def timeout_to_send(duration: timedelta) -> timedelta:
+    """The timeout to ask Discord for: the one chosen, kept a clock margin inside the 28 days."""
+    return min(duration, MAX_TIMEOUT - CLOCK_MARGIN)
 
 
 def format_duration(duration: timedelta) -> str:

@@ -17,6 +17,9 @@ from malabot.sandbox.routes.guards import require, require_manageable_role, requ
 from malabot.sandbox.state import Ban, Guild, Member
 
 MAX_TIMEOUT = timedelta(days=28)
+# Discord measures the 28 days on its own clock, which may run a little behind the bot's: the sandbox
+# plays one 30 s behind, so a timeout of exactly 28 days by the bot's clock is refused, as it can be.
+DISCORD_CLOCK_BEHIND = timedelta(seconds=30)
 
 
 def _guild(request: web.Request) -> tuple[Sandbox, Guild]:
@@ -81,7 +84,7 @@ def _edit_timeout(sandbox: Sandbox, guild: Guild, member: Member, until: Any) ->
         raise invalid_form("communication_disabled_until", "Could not parse the date.") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    if moment > datetime.now(UTC) + MAX_TIMEOUT:
+    if moment > datetime.now(UTC) - DISCORD_CLOCK_BEHIND + MAX_TIMEOUT:
         raise invalid_form("communication_disabled_until", "Timeouts can be at most 28 days.")
     member.communication_disabled_until = moment
 
