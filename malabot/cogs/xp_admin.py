@@ -173,8 +173,10 @@ class ConfirmResetAll(discord.ui.View):
         guild = interaction.guild
         if guild is None:
             return
+        # Discord wants an answer within 3 s; resetting a big server (or waiting for its file) can take longer.
+        await interaction.response.defer()
         members = await self.services.xp_admin.reset_all(guild.id, self.admin_id)
-        await interaction.response.edit_message(
+        await interaction.edit_original_response(
             content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
         outcome = await levelups.remove_all_level_roles(self.services, guild)
         if (problems := levelups.problems_text(outcome)) is not None:

@@ -546,6 +546,28 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
 
 
+async def test_reset_all_answers_discord_before_it_waits_for_the_servers_file(place: Place) -> None:
+    world = place.world
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    asked = await world.command(world.admin, "xp reset all")
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_file() -> None:  # a long backup, say: the reset must wait for the file
+        async with world.live.tenants.reading(world.guild.id):
+            holding.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold_the_file())
+    await holding.wait()
+    pressed = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    assert pressed.callback_type == 6, "deferred at once (Discord drops an interaction unanswered for 3 s)"
+    done.set()
+    await holder
+    await settled(world)
+    assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
+    assert await place.stored_xp() == {world.alice.id: 0}
+
+
 async def test_a_reset_question_from_before_a_restart_expires_and_changes_nothing(place: Place) -> None:
     world = place.world
     await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
