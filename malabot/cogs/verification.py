@@ -149,6 +149,8 @@ class VerificationCog(discord.Cog):
         # Before posting the panel; the update below checks it again on the settings as stored.
         check_distinct_roles(role.id, (await self.settings.get(guild_id)).unverified_role_id)
         check_can_post(guild, channel)
+        # Posting is a Discord call (it may wait out a rate limit): answer Discord's 3 s deadline first.
+        await ctx.defer(ephemeral=True)
         await channel.send(embed=panel_embed(guild), view=self.panel)
         await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "

@@ -130,6 +130,21 @@ async def test_setup_posts_the_panel_and_stores_the_role(place: Place) -> None:
     assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id == place.verified.id
 
 
+async def test_setup_answers_discord_before_it_posts_the_panel(place: Place) -> None:
+    server = place.world.server
+
+    def panel_post(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path == f"/channels/{place.panel_channel.id}/messages"
+
+    async with server.holding_requests(panel_post) as slow_discord:
+        setting_up = asyncio.create_task(place.setup())
+        await slow_discord.arrived(within=5)
+        deferred = await server.wait_for_request(method="POST", path="/interactions/*/callback")
+        assert deferred.json["type"] == 5, "deferred before the panel's post (Discord allows 3 s)"
+    reply = await setting_up
+    assert f"<#{place.panel_channel.id}>" in reply.content and reply.flags & EPHEMERAL
+
+
 @pytest.mark.parametrize("which, expected", [
     ("everyone", "@everyone cannot be the verified role"),
     ("staff", "is not below my highest role, so I cannot give it"),
