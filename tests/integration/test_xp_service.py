@@ -626,6 +626,19 @@ async def test_leaderboard_leaves_out_members_without_xp(world: XpWorld) -> None
     assert [entry.user_id for entry in board.entries] == [ALICE]
 
 
+async def test_a_page_past_every_member_with_xp_is_answered_without_reading_the_board(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    await seed_totals(world, {user: 5 * user for user in range(0, 21)})   # 20 with XP, one with 0
+    assert len((await world.xp.leaderboard(GUILD, 2)).entries) == 10
+
+    def no_board(conn: object) -> None:
+        raise AssertionError("the whole board was read for a page past its end")
+
+    monkeypatch.setattr(repository, "ranked", no_board)
+    past = await world.xp.leaderboard(GUILD, 3)
+    assert past.entries == () and not past.has_next
+
+
 async def test_leaderboard_accepts_a_member_callable(world: XpWorld) -> None:
     await seed_totals(world, {ALICE: 10, BOB: 20})
     board = await world.xp.leaderboard(GUILD, is_member=lambda user: user == ALICE)

@@ -127,6 +127,15 @@ async def ids_above(conn: aiosqlite.Connection, xp: int) -> list[int]:
         return [int(row[0]) for row in await cursor.fetchall()]
 
 
+async def members_with_xp(conn: aiosqlite.Connection) -> int:
+    """How many members have more than 0 XP, from the rank counts (a few small rows, not the board)."""
+    async with conn.execute(
+            "SELECT coalesce((SELECT sum(members) FROM xp_block_counts), 0)"
+            " - coalesce((SELECT members FROM xp_counts WHERE xp = 0), 0)") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def ranked(conn: aiosqlite.Connection) -> AsyncGenerator[tuple[int, int], None]:
     """(user_id, xp) of members with XP, best first; ties ordered by user id."""
     async with conn.execute(
