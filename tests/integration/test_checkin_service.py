@@ -12,6 +12,7 @@ from xp_fixtures import XpWorld, read_file, xp_world
 
 from malabot.departures import RecentDepartures
 from malabot.errors import UserInputError
+from malabot.features.checkins import repository
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.xp.member_data import xp_member_data
 from malabot.member_data import MemberData
@@ -165,6 +166,22 @@ async def test_boards_of_current_and_best_streaks_skip_members_who_left(world: X
     assert [(entry.user_id, entry.value, entry.position) for entry in current.entries] == [(BOB, 2, 1)]
     assert [(entry.user_id, entry.value) for entry in best.entries] == [(ALICE, 3), (BOB, 2)]
     assert [(entry.user_id, entry.position) for entry in everyone.entries] == [(BOB, 1), (CAROL, 1)]
+
+
+async def test_a_board_page_past_every_member_checked_in_is_answered_without_reading_the_board(
+        world: XpWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    for user in (ALICE, BOB, CAROL):
+        await world.checkins.check_in(GUILD, user)
+    assert len((await world.checkins.leaderboard(GUILD, by="best", per_page=2)).entries) == 2
+
+    def no_board(*_args: object) -> None:
+        raise AssertionError("the whole board was read for a page past its end")
+
+    monkeypatch.setattr(repository, "by_current_streak", no_board)
+    monkeypatch.setattr(repository, "by_best_streak", no_board)
+    for by in ("current", "best"):
+        past = await world.checkins.leaderboard(GUILD, page=3, by=by, per_page=2)
+        assert past.entries == () and not past.has_next
 
 
 async def test_purge_removes_the_members_check_ins_only(world: XpWorld) -> None:

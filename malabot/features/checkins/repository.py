@@ -62,6 +62,13 @@ async def by_current_streak(conn: aiosqlite.Connection, alive_since: date
             yield int(user_id), int(streak)
 
 
+async def members_checked_in(conn: aiosqlite.Connection) -> int:
+    """How many members have a check-in row: the most either board can list."""
+    async with conn.execute("SELECT count(*) FROM checkins") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def by_best_streak(conn: aiosqlite.Connection) -> AsyncGenerator[tuple[int, int], None]:
     """(user_id, best_streak), longest first."""
     async with conn.execute(

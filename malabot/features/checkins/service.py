@@ -13,7 +13,6 @@ What a cog calls:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -34,7 +33,7 @@ from malabot.features.checkins.rules import (
 )
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
-from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, check_page, page_of_members
+from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, board_page, check_page
 from malabot.features.xp.service import XpService
 from malabot.tenancy.manager import TenantManager
 
@@ -91,9 +90,9 @@ class CheckinService:
         check_page(page)
         settings = await self._settings.get(guild_id)
         yesterday = local_day(self._clock(), settings.zone) - timedelta(days=1)
-        async with self._tenants.reading(guild_id) as conn, \
-                contextlib.aclosing(_board_rows(conn, by, yesterday)) as rows:
-            shown, has_next = await page_of_members(rows, is_member, page, per_page)
+        async with self._tenants.reading(guild_id) as conn:
+            shown, has_next = await board_page(lambda: _board_rows(conn, by, yesterday),
+                                               await repository.members_checked_in(conn), is_member, page, per_page)
         entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value)
                         for row in shown)
         return LeaderboardPage(page=page, entries=entries, has_next=has_next)

@@ -7,7 +7,8 @@ starts right after the tenth member shown on page 1. Ties share a position (1, 2
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Collection
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Collection
 from dataclasses import dataclass
 
 from malabot.errors import UserInputError
@@ -61,3 +62,14 @@ async def page_of_members(rows: AsyncIterable[tuple[int, int]], is_member: Membe
             return shown, True
         shown.append(RankedRow(position, user_id, value))
     return shown, False
+
+
+async def board_page(rows: Callable[[], AsyncGenerator[tuple[int, int], None]], listed: int,
+                     is_member: MemberFilter | None, page: int, per_page: int = PAGE_SIZE
+                     ) -> tuple[list[RankedRow], bool]:
+    """`page_of_members` over `rows()`, which list at most `listed` members: a page past them is
+    empty without reading the board (thousands of rows, under the server's lock, for nothing)."""
+    if (page - 1) * per_page >= listed:
+        return [], False
+    async with contextlib.aclosing(rows()) as ranked:
+        return await page_of_members(ranked, is_member, page, per_page)

@@ -51,14 +51,7 @@ from malabot.features.xp.models import (
     LevelUpAnnouncement,
     Rank,
 )
-from malabot.features.xp.ranking import (
-    PAGE_SIZE,
-    MemberFilter,
-    RankedRow,
-    check_page,
-    member_test,
-    page_of_members,
-)
+from malabot.features.xp.ranking import PAGE_SIZE, MemberFilter, board_page, check_page, member_test
 from malabot.features.xp.rules import (
     RoleChanges,
     cooldown_over,
@@ -483,13 +476,8 @@ class XpService:
         await self.flush(guild_id)
         curve = (await self._settings.get(guild_id)).level_curve
         async with self._tenants.reading(guild_id) as conn:
-            shown: list[RankedRow]
-            if (page - 1) * per_page >= await repository.members_with_xp(conn):
-                # Past the end even if everyone counted: a scan would read the whole board for nothing.
-                shown, has_next = [], False
-            else:
-                async with contextlib.aclosing(repository.ranked(conn)) as rows:
-                    shown, has_next = await page_of_members(rows, is_member, page, per_page)
+            shown, has_next = await board_page(lambda: repository.ranked(conn),
+                                               await repository.members_with_xp(conn), is_member, page, per_page)
         entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value,
                                          level=level_for_xp(curve, row.value)) for row in shown)
         return LeaderboardPage(page=page, entries=entries, has_next=has_next)
