@@ -25,6 +25,7 @@ def empty_message() -> ApiError:
 
 
 def check_content(body: dict[str, Any]) -> None:
+    _check_components(body.get("components") or [])
     content = body.get("content")
     if content is not None and len(str(content)) > MAX_CONTENT:
         raise invalid_form("content", f"Must be {MAX_CONTENT} or fewer in length.")
@@ -49,10 +50,36 @@ def check_content(body: dict[str, Any]) -> None:
                 raise invalid_form(f"embeds.{index}.fields.{field_index}", "Field too long.")
         total += sum(len(str(embed.get(key) or "")) for key in ("title", "description"))
         total += sum(len(str(f.get("name", ""))) + len(str(f.get("value", ""))) for f in fields)
-        total += len(str((embed.get("footer") or {}).get("text") or ""))
-        total += len(str((embed.get("author") or {}).get("name") or ""))
+        footer = str((embed.get("footer") or {}).get("text") or "")
+        author = str((embed.get("author") or {}).get("name") or "")
+        if len(footer) > 2048 or len(author) > 256:
+            raise invalid_form(f"embeds.{index}", "Must be 2048 (footer) or 256 (author name) or fewer in length.")
+        total += len(footer) + len(author)
     if total > MAX_EMBED_TOTAL:
         raise invalid_form("embeds", f"Embed size exceeds maximum size of {MAX_EMBED_TOTAL}")
+
+
+# Discord's limits on classic components: rows of up to 5 buttons or one select menu.
+_MAX_ROWS, _MAX_PER_ROW, _MAX_OPTIONS = 5, 5, 25
+_TEXT_LIMITS = {"custom_id": 100, "label": 80, "placeholder": 150}
+
+
+def _check_components(rows: list[dict[str, Any]]) -> None:
+    if len(rows) > _MAX_ROWS:
+        raise invalid_form("components", f"Must be {_MAX_ROWS} or fewer in length.")
+    for row_index, row in enumerate(rows):
+        children = (row.get("components") or []) if row.get("type") == 1 else []
+        if len(children) > _MAX_PER_ROW:
+            raise invalid_form(f"components.{row_index}.components", f"Must be {_MAX_PER_ROW} or fewer in length.")
+        for index, child in enumerate(children):
+            where = f"components.{row_index}.components.{index}"
+            for key, limit in _TEXT_LIMITS.items():
+                if len(str(child.get(key) or "")) > limit:
+                    raise invalid_form(f"{where}.{key}", f"Must be {limit} or fewer in length.")
+            options = child.get("options") or []
+            if len(options) > _MAX_OPTIONS or any(len(str(option.get(key) or "")) > 100
+                                                  for option in options for key in ("label", "value")):
+                raise invalid_form(f"{where}.options", f"Must be {_MAX_OPTIONS} or fewer, each up to 100 long.")
 
 
 def new_attachments(world: World, channel_id: int, body: dict[str, Any], files: tuple[UploadedFile, ...],

@@ -29,6 +29,8 @@ from malabot.sandbox import (
     running_bot,
     sandbox_client_options,
 )
+from malabot.sandbox.errors import ApiError
+from malabot.sandbox.messaging import check_content
 
 MEMBERS_AND_CONTENT = discord.Intents.default() | discord.Intents(members=True, message_content=True)
 
@@ -713,3 +715,20 @@ async def test_autocomplete_then_invoke(discord_server: FakeDiscord, bot: DemoBo
     reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "paint",
                                                 options={"colour": "green"})
     assert reply.content == "painted green"
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ({"content": "x", "components": [{"type": 1, "components": [{"type": 2, "custom_id": "c" * 101}]}]},
+     "components.0.components.0.custom_id"),
+    ({"content": "x", "components": [{"type": 1, "components": [{"type": 2, "label": "l" * 81}]}]},
+     "components.0.components.0.label"),
+    ({"content": "x", "components": [{"type": 1, "components": []}] * 6}, "components"),
+    ({"content": "x", "components": [{"type": 1, "components": [{"type": 2}] * 6}]}, "components.0.components"),
+    ({"content": "x", "components": [{"type": 1, "components": [
+        {"type": 3, "options": [{"label": "a", "value": "a"}] * 26}]}]}, "components.0.components.0.options"),
+    ({"embeds": [{"description": "d", "footer": {"text": "f" * 2049}}]}, "embeds.0"),
+])
+def test_the_sandbox_refuses_what_discord_refuses_in_a_message(body: dict[str, Any], where: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        check_content(body)
+    assert where in json.dumps(refused.value.body())
