@@ -92,7 +92,8 @@ class CheckinService:
         yesterday = local_day(self._clock(), settings.zone) - timedelta(days=1)
         async with self._tenants.reading(guild_id) as conn:
             shown, has_next = await board_page(lambda: _board_rows(conn, by, yesterday),
-                                               await repository.members_checked_in(conn), is_member, page, per_page)
+                                               lambda: repository.members_checked_in(conn), is_member, page,
+                                               per_page)
         entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value)
                         for row in shown)
         return LeaderboardPage(page=page, entries=entries, has_next=has_next)

@@ -8,7 +8,7 @@ starts right after the tenth member shown on page 1. Ties share a position (1, 2
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Collection
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from malabot.errors import UserInputError
@@ -64,12 +64,13 @@ async def page_of_members(rows: AsyncIterable[tuple[int, int]], is_member: Membe
     return shown, False
 
 
-async def board_page(rows: Callable[[], AsyncGenerator[tuple[int, int], None]], listed: int,
-                     is_member: MemberFilter | None, page: int, per_page: int = PAGE_SIZE
-                     ) -> tuple[list[RankedRow], bool]:
-    """`page_of_members` over `rows()`, which list at most `listed` members: a page past them is
-    empty without reading the board (thousands of rows, under the server's lock, for nothing)."""
-    if (page - 1) * per_page >= listed:
+async def board_page(rows: Callable[[], AsyncGenerator[tuple[int, int], None]],
+                     listed: Callable[[], Awaitable[int]], is_member: MemberFilter | None, page: int,
+                     per_page: int = PAGE_SIZE) -> tuple[list[RankedRow], bool]:
+    """`page_of_members` over `rows()`, which list at most `listed()` members: a later page past them
+    is empty without reading the board (thousands of rows, under the server's lock, for nothing).
+    Page 1, the usual one, is read at once: it stops after ten members anyway."""
+    if page > 1 and (page - 1) * per_page >= await listed():
         return [], False
     async with contextlib.aclosing(rows()) as ranked:
         return await page_of_members(ranked, is_member, page, per_page)

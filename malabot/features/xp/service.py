@@ -477,7 +477,7 @@ class XpService:
         curve = (await self._settings.get(guild_id)).level_curve
         async with self._tenants.reading(guild_id) as conn:
             shown, has_next = await board_page(lambda: repository.ranked(conn),
-                                               await repository.members_with_xp(conn), is_member, page, per_page)
+                                               lambda: repository.members_with_xp(conn), is_member, page, per_page)
         entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value,
                                          level=level_for_xp(curve, row.value)) for row in shown)
         return LeaderboardPage(page=page, entries=entries, has_next=has_next)
