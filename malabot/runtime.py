@@ -37,11 +37,14 @@ from malabot.tenancy.paths import TenantPaths
 
 log = logging.getLogger(__name__)
 
-# How long handlers already running (a command, a level-up post, on_ready's work) may take to finish
-# once the bot is told to stop; short enough for the whole shutdown to fit in a container's 10 s.
+# How long handlers already running (a command, a level-up post) may take to finish once the bot is
+# told to stop; short enough for the whole shutdown to fit in a container's 10 s.
 SHUTDOWN_GRACE_SECONDS = 5.0
 # py-cord runs every event listener (commands too) and every button callback in a task named so.
 _HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-")
+# on_ready's start-up sweep (open every server's file, archive the removed, purge the departed) is
+# done again at the next start, so a stop does not wait for it.
+_START_UP_SWEEP = "pycord: on_ready"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -78,7 +81,11 @@ def running_handlers() -> set[asyncio.Task[object]]:
 
 async def finish_handlers(within: float) -> None:
     """Wait up to `within` seconds for py-cord's running handlers, then cancel those left: closing the
-    files under them would fail each of their next steps (on_ready's work: once per server)."""
+    files under them would fail each of their next steps. The start-up sweep is cancelled at once."""
+    sweeps = {task for task in running_handlers() if task.get_name() == _START_UP_SWEEP}
+    for task in sweeps:
+        task.cancel()
+    await asyncio.gather(*sweeps, return_exceptions=True)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while running := running_handlers():

@@ -381,7 +381,7 @@ class TenantManager:
         try:
             opener = _Opener(self.paths, guild_id, self.migrations, create, self._busy_timeout_ms, trusted)
             async with self._opening_or_closing:
-                conn = await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
+                conn = await _connect(opener)
                 if opener.error is not None:
                     await conn.close()
                     raise opener.error
@@ -516,6 +516,24 @@ class _Opener:
         except Exception as error:
             self.error = error
             return sqlite3.connect(":memory:")
+
+
+async def _connect(opener: _Opener) -> aiosqlite.Connection:
+    """A new connection, its file opened by `opener` in the connection's own thread.
+
+    Cancelled while the opener runs, it waits for the opener and closes what it opened before it
+    gives way: otherwise the thread outlives the caller and, should the event loop close meanwhile
+    (a stop during the start-up sweep), fails to report back to it."""
+    async def connect() -> aiosqlite.Connection:
+        return await aiosqlite.Connection(opener, _ITER_CHUNK_SIZE)
+
+    connecting = asyncio.ensure_future(connect())
+    try:
+        return await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await (await connecting).close()
+        raise
 
 
 async def _run_logged(work: Awaitable[None], what: str) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from malabot.errors import InvalidGuildId, MigrationError, TenantError
+from malabot.tenancy import manager as manager_module
 from malabot.tenancy import opening
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.migrations import APPLICATION_ID, MigrationSet
@@ -147,6 +150,41 @@ async def test_an_eviction_cancelled_while_waiting_for_its_turn_loses_no_connect
         turns.release()
     assert tenants.open_count == 1 and tenants.is_open(1), "guild 1's connection is still counted"
     await tenants.close_all()
+    assert tenants.open_count == 0
+    assert not Path(f"{tenants.paths.live(1)}-wal").exists(), "closed: its -wal folded in and removed"
+
+
+def test_an_open_cancelled_while_its_file_opens_closes_it_before_giving_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop during the start-up sweep cancels an open whose file is being opened in its thread. The
+    cancel waits for that and closes the connection: a thread left behind reports back to an event loop
+    that is closed by then ("Exception in thread ... Event loop is closed" on the bot's stderr)."""
+    opening_started, release = threading.Event(), threading.Event()
+    really_open = manager_module.open_tenant
+
+    def held_open(*args: Any, **kwargs: Any) -> Any:
+        opening_started.set()
+        release.wait(10)
+        return really_open(*args, **kwargs)
+
+    monkeypatch.setattr(manager_module, "open_tenant", held_open)
+    thread_failures: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", thread_failures.append)
+    tenants = TenantManager(tmp_path / "tenants")
+
+    async def stop_while_opening() -> None:
+        opener = asyncio.create_task(tenants.ensure(1))
+        await asyncio.to_thread(opening_started.wait, 10)
+        threading.Timer(0.2, release.set).start()  # the file opens a moment after the cancel
+        opener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opener
+
+    asyncio.run(stop_while_opening())  # the loop is closed right after, as at the end of a run
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            thread.join(10)
+    assert [str(failure.exc_value) for failure in thread_failures] == []
     assert tenants.open_count == 0
     assert not Path(f"{tenants.paths.live(1)}-wal").exists(), "closed: its -wal folded in and removed"
 
