@@ -353,3 +353,18 @@ async def test_a_member_who_rejoins_just_after_leaving_keeps_what_they_do_again(
     await world.command(world.alice, "checkin")   # another write in that file: bob's rows stay
     await world.live.xp.flush_all()
     assert rows_mentioning(world.tenant_file(world.guild), bob) == {"checkins": 1, "checkin_days": 1, "xp": 1}
+
+
+async def test_a_member_who_left_while_the_bot_was_removed_is_purged_when_the_archive_comes_back(
+        world: World) -> None:
+    guild, bob = world.other_guild, world.bob.id
+    await world.live.xp_admin.add(guild.id, world.admin.id, bob, 500)
+    await world.live.xp.flush_all()
+    live = world.tenant_file(guild)
+    await world.server.remove_bot_from_guild(guild)
+    await eventually(lambda: not live.exists(), what="the archive on removal")
+    await world.server.remove_member(guild, world.bob)  # bob leaves while the bot is out
+    await world.server.add_bot_to_guild(guild)
+    await eventually(live.exists, what="the archive to come back")
+    await settled(world)
+    await eventually(lambda: not rows_mentioning(live, bob), what="bob's rows purged from the restored file")

@@ -10,12 +10,13 @@ import pytest
 
 from malabot.app import Services, build_services, stop_services
 from malabot.features.audit.member_data import audit_member_data
-from malabot.features.mydata.repository import erasures_in_file, newer_erasures
+from malabot.features.mydata.repository import erasures, erasures_in_file, newer_erasures
 from malabot.member_data import MemberData
 from malabot.settings import Settings
 
 GUILD, ALICE, CHANNEL = 111_111_111_111_111_111, 1001, 5
 BOB, ADMIN = 1002, 1
+VERIFIED_ROLE, REVIEW_CHANNEL = 222_222_222_222_222_222, 333_333_333_333_333_333
 
 
 async def test_an_export_includes_chat_xp_not_yet_written_to_the_file(tmp_path: Path) -> None:
@@ -92,5 +93,39 @@ async def test_a_row_found_twice_is_exported_once_in_the_order_first_found(tmp_p
         exported = await registry.export(GUILD, ALICE)
         # By target first (rows 2 and 3), then by actor (row 1; row 3 again, dropped).
         assert [row["id"] for row in exported["audit_log"]] == [2, 3, 1]
+    finally:
+        await stop_services(services)
+
+
+async def test_a_reviewer_who_leaves_is_removed_from_the_requests_they_answered(tmp_path: Path) -> None:
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.guild_settings.update(GUILD, ADMIN, verified_role_id=VERIFIED_ROLE,
+                                             verify_review_channel_id=REVIEW_CHANNEL)
+        await services.verification.request(GUILD, ALICE)
+        await services.verification.review(GUILD, ALICE, BOB, approve=True)
+        await services.member_data.member_left(GUILD, BOB)  # the moderator who answered leaves
+        request = await services.verification.status(GUILD, ALICE)
+        assert request is not None and request.status == "verified"
+        assert request.reviewer_id is None
+    finally:
+        await stop_services(services)
+
+
+async def test_two_restores_of_a_backup_from_before_an_erasure_both_erase_again(tmp_path: Path) -> None:
+    """A restore that erases a member again keeps the record of the erasure, so the next restore of
+    the same old backup erases them too."""
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.xp_admin.set(GUILD, ADMIN, ALICE, 500)
+        before = await services.tenants.backup(GUILD, tmp_path / "before.sqlite3")
+        await services.mydata.delete(GUILD, ALICE)
+        for _ in range(2):
+            await services.tenants.restore(GUILD, before)
+            async with services.tenants.reading(GUILD) as conn:
+                assert await conn.execute_fetchall("SELECT * FROM xp WHERE user_id = ?", (ALICE,)) == []
+                assert ALICE in await erasures(conn), "the erasure record survives the restore"
     finally:
         await stop_services(services)

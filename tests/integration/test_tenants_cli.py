@@ -122,6 +122,16 @@ def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
     assert err.strip().endswith("2 of 3 guild(s) passed; failed: 7")
 
 
+def test_check_fails_a_file_whose_migration_history_was_edited(paths: TenantPaths,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(paths.live(2))
+    with conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+    conn.close()
+    assert tenants(paths, "check") == 1
+    assert "0001_initial.sql was changed after it was applied" in capsys.readouterr().err
+
+
 def test_list_and_check_change_nothing_on_disk(paths: TenantPaths, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     # Guild 2 as a crash leaves it: committed rows still only in its -wal, beside the file.

@@ -234,3 +234,14 @@ async def test_member_data_purges_and_exports_only_that_member(conn: aiosqlite.C
     assert exported == {"xp": [{"user_id": 1, "xp": 10, "messages": 0, "last_message_at": None}]}
     assert await handler.purge(conn, 1) == 1
     assert [user for user, *_ in await all_rows(conn)] == [2]
+
+
+async def test_a_member_leaving_who_shares_a_total_with_another_keeps_the_rank_counts_exact(
+        conn: aiosqlite.Connection) -> None:
+    """0003's delete trigger both drops a count that reaches 0 and lowers one still shared."""
+    for user_id, xp in ((1, 100), (2, 100), (3, 50)):
+        await repository.set_xp(conn, user_id, xp)
+    await xp_member_data().purge(conn, 1)  # member 1 left: member 2 alone is above member 3 now
+    _row, above = await repository.member_standing(conn, 3)
+    assert above == 1
+    assert await conn.execute_fetchall("SELECT xp, members FROM xp_counts ORDER BY xp") == [(50, 1), (100, 1)]

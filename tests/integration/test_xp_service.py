@@ -755,3 +755,12 @@ async def test_a_cooldown_raised_after_an_award_still_holds_once_the_buffer_is_p
     assert await chat(world, ALICE) is None, "within the hour only the first message counts"
     world.clock.advance(seconds=2900)
     assert await chat(world, ALICE) is not None
+
+
+async def test_leaderboard_levels_follow_the_servers_level_curve(world: XpWorld) -> None:
+    """/leaderboard shows the level /rank shows: on the server's curve, not the standard one."""
+    await world.settings.update(GUILD, ADMIN, level_curve="basic")  # basic: level 2 at 150 XP
+    await world.admin.set(GUILD, ADMIN, ALICE, 150)
+    board = await world.xp.leaderboard(GUILD)
+    [entry] = board.entries
+    assert (entry.user_id, entry.value, entry.level) == (ALICE, 150, 2)  # the standard curve says 1

@@ -265,14 +265,14 @@ def test_the_strictest_reached_threshold_wins() -> None:
 
 
 def test_the_longest_timeout_wins_among_timeouts_and_a_missing_length_uses_the_default() -> None:
-    thresholds = [
-        WarnThreshold(count=1, days=1, action="timeout"),
+    thresholds = [  # the longest listed last: the first one listed must not win for being first
         WarnThreshold(count=1, days=1, action="timeout", timeout_minutes=30),
+        WarnThreshold(count=1, days=1, action="timeout"),
     ]
     reached = rules.escalation_for([ago(hours=1)], thresholds, NOW)
     assert reached is not None
     assert reached.duration == rules.DEFAULT_ESCALATION_TIMEOUT == timedelta(hours=1)
-    assert reached.threshold == thresholds[0]
+    assert reached.threshold == thresholds[1]
 
 
 def test_a_threshold_keeps_applying_to_further_warnings_in_the_window() -> None:
