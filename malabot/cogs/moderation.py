@@ -41,6 +41,7 @@ from malabot.features.moderation.rules import (
     check_delete_message_days,
     check_purge_count,
     format_duration,
+    is_deletable_type,
     longer_timeout,
     normalise_reason,
     parse_duration,
@@ -314,13 +315,15 @@ class ModerationCog(discord.Cog, name="Moderation"):
 
 async def _recent_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel, count: int,
                            author_id: int | None) -> list[discord.Message]:
-    """Up to `count` of the newest unpinned messages (of one author) young enough for a bulk delete."""
+    """Up to `count` of the newest unpinned messages (of one author) young enough for a bulk delete,
+    leaving out system messages Discord never deletes."""
     cutoff = bulk_delete_cutoff(discord.utils.utcnow()) + PURGE_AGE_MARGIN
     found: list[discord.Message] = []
     async for message in channel.history(limit=PURGE_SCAN_LIMIT):
         if message.created_at < cutoff:
             break  # newest first: every later one is older still
-        if message.pinned or (author_id is not None and message.author.id != author_id):
+        if message.pinned or not is_deletable_type(message.type.value) or \
+                (author_id is not None and message.author.id != author_id):
             continue
         found.append(message)
         if len(found) == count:

@@ -24,6 +24,9 @@ from malabot.features.moderation.rules import (
 )
 from malabot.texts import plural
 
+# Discord's code for a delete that includes a system message (it never deletes those).
+SYSTEM_MESSAGE = 50021
+
 # What Discord refused to let the bot do, in the words of the refusal.
 _VERBS = {
     "timeout": "time out",
@@ -123,6 +126,9 @@ async def refusals_explained(action: str, target_id: int | None = None) -> Async
     try:
         yield
     except discord.Forbidden as error:
+        if error.code == SYSTEM_MESSAGE:  # not a missing permission: saying so would send them looking
+            raise PermissionRefused("Discord refused to delete these messages: one of them is a system message, "
+                                    "which Discord never deletes. Nothing was deleted.") from error
         raise PermissionRefused(discord_refusal(action, target_id)) from error
     except discord.NotFound as error:
         if error.code != UNKNOWN_MEMBER or target_id is None:

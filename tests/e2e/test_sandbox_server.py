@@ -513,6 +513,23 @@ async def test_bot_messages_edits_and_bulk_delete(discord_server: FakeDiscord, b
     assert empty.value.code == 50006
 
 
+@pytest.mark.parametrize("kind", [1, 2, 3, 4, 5, 21])
+async def test_system_messages_discord_never_deletes_are_refused(discord_server: FakeDiscord, bot: DemoBot,
+                                                                  world: World, kind: int) -> None:
+    channel = bot.get_channel(world.channel)
+    system = discord_server.world.add_message(discord_server.channel(world.channel), world.alice.id, "",
+                                              type=kind)
+    other = await discord_server.send_message(world.channel, world.alice, "deletable")
+    with pytest.raises(discord.Forbidden) as alone:
+        await channel.delete_messages([discord.Object(system.id)])      # one message: a single DELETE
+    with pytest.raises(discord.Forbidden) as together:
+        await channel.delete_messages([discord.Object(system.id), discord.Object(other.id)])
+    assert alone.value.code == together.value.code == 50021
+    assert not system.deleted and not other.deleted, "the whole bulk delete is refused"
+    await channel.delete_messages([discord.Object(other.id)])
+    assert other.deleted
+
+
 async def test_dm_channel_is_created_then_used(discord_server: FakeDiscord,
                                                bot: DemoBot, world: World) -> None:
     closed = discord_server.add_user("private", accepts_dms=False)

@@ -203,6 +203,18 @@ def test_bulk_delete_cutoff_is_14_days_back() -> None:
     assert rules.bulk_delete_cutoff(NOW) == NOW - timedelta(days=14)
 
 
+@pytest.mark.parametrize("message_type", [1, 2, 3, 4, 5, 21])
+def test_system_messages_discord_never_deletes(message_type: int) -> None:
+    # recipient add/remove, call, channel name/icon change, thread starter: Discord answers 403/50021
+    assert not rules.is_deletable_type(message_type)
+
+
+@pytest.mark.parametrize("message_type", [0, 6, 7, 8, 18, 19, 20, 46])
+def test_other_messages_are_deletable(message_type: int) -> None:
+    # default, pin notice, join, boost, thread created, reply, slash command answer, poll result
+    assert rules.is_deletable_type(message_type)
+
+
 def test_delete_message_days() -> None:
     assert rules.check_delete_message_days(0) == 0
     assert rules.check_delete_message_days(7) == 7

@@ -196,6 +196,17 @@ def check_purge_count(count: int) -> int:
     return count
 
 
+# Message types Discord never deletes, whoever asks (recipient added or removed, call, channel name or
+# icon changed, a thread's starter message): a delete that includes one is refused whole with 403,
+# code 50021, so a purge leaves them out as it leaves out pinned messages.
+UNDELETABLE_MESSAGE_TYPES = frozenset({1, 2, 3, 4, 5, 21})
+
+
+def is_deletable_type(message_type: int) -> bool:
+    """Whether Discord deletes a message of this type (its `type` number) when asked to."""
+    return message_type not in UNDELETABLE_MESSAGE_TYPES
+
+
 def bulk_delete_cutoff(now: datetime) -> datetime:
     """Messages created before this instant are too old for Discord's bulk delete: purge skips them."""
     return now - BULK_DELETE_MAX_AGE

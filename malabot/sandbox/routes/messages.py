@@ -17,6 +17,15 @@ from malabot.sandbox.routes.guards import guild_of_channel, require
 from malabot.sandbox.state import Channel, Guild, Message, World
 
 BULK_DELETE_MAX_AGE = timedelta(days=14)
+# System messages Discord never deletes: recipient add/remove, call, channel name/icon change, and a
+# thread's starter message (discord.js UndeletableMessageType).
+UNDELETABLE_TYPES = frozenset({1, 2, 3, 4, 5, 21})
+
+
+def _refuse_system_messages(messages: list[Message]) -> None:
+    """Discord refuses a delete that includes one of them, the whole bulk delete too."""
+    if any(message.type in UNDELETABLE_TYPES for message in messages):
+        raise ApiError(403, 50021, "Cannot execute action on a system message")
 
 
 def _channel(request: web.Request) -> tuple[World, Channel, Guild | None]:
@@ -90,6 +99,7 @@ async def delete_message(request: web.Request) -> web.Response:
         if guild is None:
             raise ApiError(403, 50003, "Cannot execute action on a DM channel")
         require(world, guild, Permission.MANAGE_MESSAGES, channel)
+    _refuse_system_messages([message])
     message.deleted = True
     await events.message_deleted(sandbox, message)
     return no_content()
@@ -108,6 +118,7 @@ async def bulk_delete(request: web.Request) -> web.Response:
     found = [m for m in map(world.messages.get, ids) if m is not None and m.channel_id == channel.id]
     if any(m.created_at < oldest_allowed for m in found):
         raise ApiError(400, 50034, "You can only bulk delete messages that are under 14 days old.")
+    _refuse_system_messages(found)
     for message in found:
         message.deleted = True
     await events.messages_bulk_deleted(sandbox, channel, [m.id for m in found])
