@@ -3,6 +3,8 @@
 Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome_template`,
 `welcome_dm_enabled`, `welcome_dm_template`, `goodbye_enabled`, `goodbye_channel_id`,
 `goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
+The auto-role waits for a member in Membership Screening to accept the rules (the welcome does not):
+Discord lets a member who is given a role skip the screening.
 What cannot be done as configured (a deleted channel, closed DMs, a role above the bot's) is logged
 with the server's id; `/welcome test` shows it to the admins.
 """
@@ -18,7 +20,13 @@ from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
 from malabot.commands import admin_group, answer, guild_id_of
 from malabot.errors import UserInputError
-from malabot.features.welcome.rules import ChannelMessage, JoinPlan, LeavePlan
+from malabot.features.welcome.rules import (
+    ChannelMessage,
+    JoinPlan,
+    LeavePlan,
+    autorole_to_give,
+    passed_screening,
+)
 from malabot.guild_settings import GuildSettings
 
 if TYPE_CHECKING:
@@ -61,12 +69,12 @@ async def send_dm(member: discord.Member | discord.User, text: str, pings: disco
     return None
 
 
-async def give_autorole(member: discord.Member, role_id: int) -> str | None:
+async def give_autorole(member: discord.Member, role_id: int, reason: str = "auto-role on join") -> str | None:
     role = member.guild.get_role(role_id)
     if role is None:
         return f"the auto-role {role_id} no longer exists"
     try:
-        await member.add_roles(role, reason="auto-role on join")
+        await member.add_roles(role, reason=reason)
     except discord.HTTPException:
         return f"cannot give the auto-role @{role.name} (it must be below my highest role; I need Manage Roles)"
     return None
@@ -78,8 +86,11 @@ async def carry_out_join(member: discord.Member | discord.User, guild: discord.G
     problems = list(plan.problems)
     pings = pinging_only(member.id)
     # The role first: it is often what opens the server to the newcomer. Each step fails alone.
-    if autorole and plan.autorole_id is not None and isinstance(member, discord.Member):
-        problems.append(await give_autorole(member, plan.autorole_id) or "")
+    if autorole and isinstance(member, discord.Member):
+        role_id = autorole_to_give(plan.autorole_id, [role.id for role in member.roles],
+                                   pending=member.pending)
+        if role_id is not None:
+            problems.append(await give_autorole(member, role_id) or "")
     if plan.channel_message is not None:
         problems.append(await post(guild, plan.channel_message, pings) or "")
     if plan.dm_text is not None:
@@ -149,6 +160,21 @@ class WelcomeCog(discord.Cog):
                                           member_count=member_count(guild))
         for problem in await carry_out_join(member, guild, plan, autorole=True):
             log.warning("guild %s: welcome of member %s: %s", guild.id, member.id, problem)
+
+    @discord.Cog.listener()
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        # The auto-role a member in Membership Screening did not get at join: now they accepted the
+        # rules. Only this one update (pending true → false) gives it, so later updates never do.
+        if not passed_screening(before.pending, after.pending):
+            return
+        guild = after.guild
+        settings = await self.settings.get(guild.id)
+        role_id = autorole_to_give(settings.autorole_id, [role.id for role in after.roles], pending=after.pending)
+        if role_id is None:
+            return
+        problem = await give_autorole(after, role_id, reason="auto-role after membership screening")
+        if problem:
+            log.warning("guild %s: auto-role of member %s: %s", guild.id, after.id, problem)
 
     @discord.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:

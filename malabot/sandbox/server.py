@@ -335,16 +335,23 @@ class FakeDiscord:
         await self._settle()
 
     async def member_join(self, guild: IdLike, user: IdLike, *, roles: Iterable[IdLike] = (),
-                          nick: str | None = None) -> Member:
-        """A user joins a guild -> GUILD_MEMBER_ADD."""
+                          nick: str | None = None, pending: bool = False) -> Member:
+        """A user joins a guild -> GUILD_MEMBER_ADD.
+
+        `pending=True`: the server has Membership Screening and they have not accepted its rules yet;
+        `update_member(..., pending=False)` is them accepting.
+        """
         member = self.world.add_member(guild, user, roles=roles, nick=nick)
+        member.pending = pending
         await events.member_added(self._sandbox, member)
         await self._settle()
         return member
 
     async def update_member(self, guild: IdLike, user: IdLike, *, roles: Iterable[IdLike] | None = None,
-                            nick: str | None = None, timed_out_until: datetime | None = None) -> Member:
-        """Someone else (a moderator, another bot) changes a member -> GUILD_MEMBER_UPDATE.
+                            nick: str | None = None, timed_out_until: datetime | None = None,
+                            pending: bool | None = None) -> Member:
+        """Someone else (a moderator, another bot) changes a member, or they pass Membership Screening
+        (pending=False) -> GUILD_MEMBER_UPDATE.
 
         Only the arguments given change; pass roles=[] to clear roles.
         """
@@ -355,6 +362,8 @@ class FakeDiscord:
             member.nick = nick or None
         if timed_out_until is not None:
             member.communication_disabled_until = timed_out_until
+        if pending is not None:
+            member.pending = pending
         await events.member_updated(self._sandbox, member)
         await self._settle()
         return member

@@ -655,6 +655,18 @@ async def test_member_join_and_the_bots_welcome(discord_server: FakeDiscord, bot
     assert bot.get_guild(world.guild.id).get_member(dave.id) is not None
 
 
+async def test_membership_screening_pending_then_passed(discord_server: FakeDiscord, bot: DemoBot,
+                                                        world: World) -> None:
+    dave = discord_server.add_user("dave")
+    await discord_server.member_join(world.guild, dave, pending=True)
+    assert bot.get_guild(world.guild.id).get_member(dave.id).pending
+
+    await discord_server.update_member(world.guild, dave, pending=False)    # they accepted the rules
+    [(before, after)] = bot.seen["member_update"]
+    assert before.pending and not after.pending
+    assert not discord_server.member(world.guild, dave).pending
+
+
 async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     payload = {"guild_id": str(world.guild.id),
                "user": {"id": "42", "username": "ghost", "discriminator": "0", "avatar": None}}

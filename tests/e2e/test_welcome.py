@@ -141,6 +141,44 @@ async def test_a_goodbye_pings_nobody_whatever_the_departed_name_holds(place: Pl
     assert posts[-1].json["allowed_mentions"] == {"parse": []}, "and Discord is told to ping nobody"
 
 
+def autorole_requests(place: Place, user: User) -> list[Any]:
+    return place.world.server.requests_to("PUT", f"/guilds/{place.world.guild.id}/members/{user.id}/roles/*")
+
+
+async def test_the_auto_role_waits_for_membership_screening_and_the_welcome_does_not(place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.switch_everything_on()
+    await world.server.member_join(world.guild, carol, pending=True)    # rules not accepted yet
+    await eventually(lambda: bool(place.dms_to(carol)), what="the welcome DM")
+    await settled(world)
+    assert place.posted(place.welcome_channel), "the welcome does not wait"
+    assert autorole_requests(place, carol) == [], "a role now would let them skip the server's rules"
+
+    await world.server.update_member(world.guild, carol, nick="still reading")   # pending all along
+    await settled(world)
+    assert autorole_requests(place, carol) == []
+
+    await world.server.update_member(world.guild, carol, pending=False)          # they accept the rules
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+    await world.server.update_member(world.guild, carol, nick="Carol")           # later updates give nothing
+    await settled(world)
+    [given] = autorole_requests(place, carol)
+    assert given.reason == "auto-role after membership screening"
+
+
+async def test_a_member_given_the_auto_role_by_hand_during_screening_is_not_given_it_again(place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    # They already hold the auto-role (a moderator gave it) when their screening ends: nothing to give.
+    await world.server.update_member(world.guild, carol, roles=[place.newcomer_role], pending=False)
+    await settled(world)
+    assert autorole_requests(place, carol) == []
+    assert place.newcomer_role.id in place.roles_of(carol)
+
+
 async def test_a_role_the_bot_cannot_give_does_not_stop_the_welcome(place: Place) -> None:
     await place.switch_everything_on(autorole_id=place.staff.id, welcome_dm_enabled=False)
     await place.world.server.member_join(place.world.guild, place.carol)

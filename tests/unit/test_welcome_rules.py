@@ -77,3 +77,32 @@ def test_a_stored_bad_template_falls_back_to_the_default_and_says_why() -> None:
     assert plan.channel_message == ChannelMessage(100, "Welcome to Mala, <@5>! You are member #42.")
     assert len(plan.problems) == 1
     assert plan.problems[0].startswith("welcome_template: Unknown placeholder {user}.")
+
+
+# -- the auto-role and Membership Screening --------------------------------------------------------
+
+
+def test_the_auto_role_is_given_to_a_member_past_screening_who_lacks_it() -> None:
+    assert rules.autorole_to_give(7, [], pending=False) == 7
+    assert rules.autorole_to_give(7, [3, 4], pending=False) == 7
+
+
+def test_the_auto_role_waits_while_the_member_is_pending() -> None:
+    # Discord lets a pending member who is given any role skip the server's rules
+    assert rules.autorole_to_give(7, [], pending=True) is None
+
+
+def test_no_auto_role_when_none_is_set_or_the_member_holds_it() -> None:
+    assert rules.autorole_to_give(None, [], pending=False) is None
+    assert rules.autorole_to_give(7, [3, 7], pending=False) is None
+
+
+@pytest.mark.parametrize(("was_pending", "is_pending", "passed"), [
+    (True, False, True),     # they accepted the rules
+    (True, True, False),     # another change while still pending
+    (False, False, False),   # any later update: screening ended long ago (or never applied)
+    (False, True, False),
+])
+def test_screening_ends_on_the_update_from_pending_to_not(was_pending: bool, is_pending: bool,
+                                                          passed: bool) -> None:
+    assert rules.passed_screening(was_pending, is_pending) is passed

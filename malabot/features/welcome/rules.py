@@ -6,6 +6,7 @@ out the plan on Discord. Templates may use {member}, {server} and {member_count}
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +97,19 @@ def plan_join(settings: GuildSettings, *, member: str, server: str, member_count
                                   member_count=member_count)
     return JoinPlan(channel_message=channel_message, dm_text=dm_text, autorole_id=settings.autorole_id,
                     problems=tuple(problems))
+
+
+def autorole_to_give(autorole_id: int | None, held_role_ids: Iterable[int], *, pending: bool) -> int | None:
+    """The auto-role to give a member now, if any. A member still in Membership Screening (`pending`)
+    waits: Discord lets a member given any role skip the server's rules. One who holds it keeps it."""
+    if autorole_id is None or pending or autorole_id in set(held_role_ids):
+        return None
+    return autorole_id
+
+
+def passed_screening(was_pending: bool, is_pending: bool) -> bool:
+    """Whether a member update is the one that ends Membership Screening (it happens once per join)."""
+    return was_pending and not is_pending
 
 
 def plan_leave(settings: GuildSettings, *, member: str, server: str, member_count: int) -> LeavePlan:
