@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from malabot.errors import NotInGuild
+from malabot.errors import NotInGuild, PermissionRefused
 from malabot.templates import MESSAGE_LIMIT
 
 
@@ -54,13 +54,43 @@ def _permission_label(name: str) -> str:
     return labels.get(name, name.replace("_", " ").title())
 
 
+# The permissions a command asks for that Discord grants per channel: they are checked in the channel
+# the command runs in. Every other one is checked server-wide, because the channel-resolved
+# permissions Discord sends with an interaction mean something else there: in a channel overwrite
+# the Manage Roles bit is that one channel's "Manage Permissions".
+CHANNEL_PERMISSIONS = discord.Permissions(manage_messages=True)
+# All a timed-out member keeps, server-wide as in every channel.
+_TIMED_OUT_KEEPS = discord.Permissions(view_channel=True, read_message_history=True)
+
+
+def scoped_permissions(server: discord.Permissions, in_channel: discord.Permissions, *,
+                       timed_out: bool) -> discord.Permissions:
+    """The server-wide permissions (as roles and ownership give them, Administrator meaning all),
+    with those of CHANNEL_PERMISSIONS taken from the permissions in the channel instead."""
+    if server.administrator:  # the owner too; Discord times out neither
+        return discord.Permissions.all()
+    if timed_out:
+        server = discord.Permissions(server.value & _TIMED_OUT_KEEPS.value)
+    channel_part = in_channel.value & CHANNEL_PERMISSIONS.value
+    return discord.Permissions((server.value & ~CHANNEL_PERMISSIONS.value) | channel_part)
+
+
+def member_permissions(interaction: discord.Interaction) -> discord.Permissions:
+    """What the member of a command or button is checked against (scoped_permissions).
+    PermissionRefused while the bot does not have the server in its cache to compute them from."""
+    member = interaction.user
+    if interaction.guild is None or not isinstance(member, discord.Member):
+        raise PermissionRefused("I cannot see this server yet; please try again in a moment.")
+    return scoped_permissions(member.guild_permissions, interaction.permissions, timed_out=member.timed_out)
+
+
 def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Coroutine[Any, Any, bool]]:
-    """Enforce at run time what `default_member_permissions` only suggests to Discord's client:
-    the member's resolved permissions in the channel, as Discord sent them with the interaction."""
+    """Enforce at run time what `default_member_permissions` only suggests to Discord's client, with
+    each permission in its scope (member_permissions)."""
     wanted = discord.Permissions(**perms)
 
     async def predicate(ctx: discord.ApplicationContext) -> bool:
-        granted = ctx.interaction.permissions
+        granted = member_permissions(ctx.interaction)
         if granted.administrator or wanted.is_subset(granted):
             return True
         missing = [_permission_label(name) for name, value in wanted if value and not getattr(granted, name)]

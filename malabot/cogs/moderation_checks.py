@@ -13,7 +13,7 @@ from typing import Any
 import discord
 
 from malabot.cogs.members import UNKNOWN_MEMBER
-from malabot.commands import permission_check
+from malabot.commands import member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Party
 from malabot.features.moderation.rules import (
@@ -80,7 +80,8 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
     """Every refusal before acting: the moderator's permissions, the bot's, then the hierarchy.
 
     The bot's permissions are its channel permissions for a purge and its server-wide ones otherwise
-    (kicks, bans and timeouts do not depend on the channel).
+    (kicks, bans and timeouts do not depend on the channel); the moderator's likewise
+    (member_permissions: Manage Messages in this channel, the others server-wide).
     """
     guild = guild_of(ctx)
     bot = guild.me
@@ -91,7 +92,7 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
         target=None if target is None else party_of(target, guild),
         bot=party_of(bot, guild),
         owner_id=guild.owner_id or 0,  # always known for a server in the cache
-        actor_permissions=permission_names(ctx.interaction.permissions),
+        actor_permissions=permission_names(member_permissions(ctx.interaction)),
         bot_permissions=permission_names(bot_permissions),
     )
     return guild

@@ -2,7 +2,8 @@
 
 `/help` is generated from the commands the bot registered, so it never lists a command that does not
 exist or misses one that does. It shows the commands the asking member may use (those whose
-default permissions they hold, as Discord's own command picker does) and pages when they are many.
+default permissions they hold, checked as the commands check them at run time) and pages when they
+are many.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import answer, is_owner_only, is_server_owner
+from malabot.commands import answer, is_owner_only, is_server_owner, member_permissions
 from malabot.errors import UserInputError
 from malabot.texts import only_pages
 
@@ -169,7 +170,7 @@ class UtilityCog(discord.Cog, name="Utility"):
     @discord.option("page", int, description="Which page (when there are several)", required=False, default=1,
                     min_value=1)
     async def help(self, ctx: discord.ApplicationContext, page: int) -> None:
-        lines, hidden = help_lines(self.bot.walk_application_commands(), ctx.interaction.permissions,
+        lines, hidden = help_lines(self.bot.walk_application_commands(), member_permissions(ctx.interaction),
                                    is_owner=is_server_owner(ctx.guild, ctx.author))
         pages = help_pages(lines, self.help_page_limit)
         if not 1 <= page <= len(pages):

@@ -21,7 +21,7 @@ from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post
-from malabot.commands import admin_group, answer, guild_id_of
+from malabot.commands import admin_group, answer, guild_id_of, member_permissions
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
@@ -216,7 +216,7 @@ class VerificationCog(discord.Cog):
 
     async def review(self, interaction: discord.Interaction, user_id: int, *, approve: bool) -> None:
         guild_id = guild_id_of(interaction)
-        granted = interaction.permissions
+        granted = member_permissions(interaction)  # Manage Roles of the server, not of this channel
         if not (granted.manage_roles or granted.administrator):
             raise PermissionRefused("You need the Manage Roles permission to review verification requests.")
         assert interaction.user is not None  # every component interaction has its user

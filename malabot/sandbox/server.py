@@ -387,6 +387,15 @@ class FakeDiscord:
         await self._settle()
         return channel
 
+    async def set_overwrite(self, channel: IdLike, overwrite: Overwrite) -> Channel:
+        """Someone edits a channel's permissions for one role or member -> CHANNEL_UPDATE (it replaces
+        that role's or member's overwrite, as Discord's PUT /channels/{id}/permissions/{id} does)."""
+        target = self.world.channel(id_of(channel))
+        target.overwrites = [o for o in target.overwrites if o.id != overwrite.id] + [overwrite]
+        await events.channel_event(self._sandbox, "CHANNEL_UPDATE", target)
+        await self._settle()
+        return target
+
     async def remove_member(self, guild: IdLike, user: IdLike, *, uncached: bool = False) -> None:
         """A member leaves (or is kicked by someone else) -> GUILD_MEMBER_REMOVE.
 

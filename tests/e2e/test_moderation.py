@@ -465,6 +465,22 @@ async def test_purge_needs_the_bots_permissions_in_that_channel(cast: Cast) -> N
     assert not cast.server.message(message).deleted and cast.cases() == []
 
 
+async def test_manage_messages_counts_in_the_channel_the_purge_runs_in(cast: Cast) -> None:
+    # Manage Messages is a channel permission: carol has it in #general alone, and mod lacks it there.
+    world, server = cast.world, cast.server
+    await server.set_overwrite(world.general, Overwrite.for_member(cast.carol,
+                                                                   allow=int(Permission.MANAGE_MESSAGES)))
+    await server.set_overwrite(world.general, Overwrite.for_role(cast.mods, deny=int(Permission.MANAGE_MESSAGES)))
+    message = await server.send_message(world.general, world.alice, "spam")
+    refused = await cast.run(cast.mod, "purge", {"count": 1})
+    assert refused.content == "You need the Manage Messages permission to use this command."
+    elsewhere = await cast.run(cast.carol, "purge", {"count": 1}, channel=cast.mod_log)
+    assert elsewhere.content == "You need the Manage Messages permission to use this command."
+    purged = await cast.run(cast.carol, "purge", {"count": 1})
+    assert purged.content == "Case #1: deleted 1 message."
+    assert server.message(message).deleted
+
+
 # -- the bot's permissions and Discord's own refusals --------------------------------------------------
 
 

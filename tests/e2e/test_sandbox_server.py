@@ -21,6 +21,7 @@ import pytest
 from malabot.sandbox import (
     FakeDiscord,
     Guild,
+    Overwrite,
     Permission,
     RealNetworkForbidden,
     Role,
@@ -109,7 +110,8 @@ class DemoBot(discord.Bot):
             permissions = interaction.permissions
             await ctx.respond(
                 f"context={interaction.context.name} guild={ctx.guild_id} locale={interaction.locale} "
-                f"manage_messages={permissions.manage_messages} admin={permissions.administrator} "
+                f"manage_messages={permissions.manage_messages} manage_roles={permissions.manage_roles} "
+                f"admin={permissions.administrator} "
                 f"bot_admin={interaction.app_permissions.administrator}"
             )
 
@@ -583,9 +585,27 @@ async def test_member_permissions_follow_roles_and_ownership(discord_server: Fak
     owner = await discord_server.invoke_command(world.guild, world.channel, world.guild.owner_id, "where")
 
     assert f"context=guild guild={world.guild.id} locale=en-US" in alice.content
-    assert "manage_messages=True admin=False bot_admin=True" in alice.content
-    assert "manage_messages=False admin=False" in bob.content
+    assert "manage_messages=True manage_roles=False admin=False bot_admin=True" in alice.content
+    assert "manage_messages=False manage_roles=False admin=False" in bob.content
     assert "admin=True" in owner.content
+
+
+async def test_interaction_permissions_are_resolved_in_the_channel(discord_server: FakeDiscord, bot: DemoBot,
+                                                                    world: World) -> None:
+    # An overwrite that takes Manage Messages from alice's role in this channel, and gives bob the
+    # channel's "Manage Permissions" (the Manage Roles bit): the interaction carries both, while
+    # the guild's roles (what py-cord's Member.guild_permissions reads) do not change.
+    await discord_server.set_overwrite(world.channel, Overwrite.for_role(
+        world.member_role, deny=int(Permission.MANAGE_MESSAGES)))
+    await discord_server.set_overwrite(world.channel, Overwrite.for_member(
+        world.bob, allow=int(Permission.MANAGE_ROLES)))
+    alice = await discord_server.invoke_command(world.guild, world.channel, world.alice, "where")
+    assert "manage_messages=False" in alice.content
+    bob = await discord_server.invoke_command(world.guild, world.channel, world.bob, "where")
+    assert "manage_roles=True" in bob.content
+    cached = bot.get_channel(world.channel)
+    assert cached.overwrites_for(bot.get_guild(world.guild.id).get_member(world.bob.id)).manage_roles
+    assert not bot.get_guild(world.guild.id).get_member(world.bob.id).guild_permissions.manage_roles
 
 
 async def test_command_in_a_dm(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:

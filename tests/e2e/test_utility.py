@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from malabot.cogs.utility import UtilityCog
-from malabot.sandbox import FakeDiscord, InteractionReply, Permission, User
+from malabot.sandbox import FakeDiscord, InteractionReply, Overwrite, Permission, User
 from tests.e2e.world import World, make_world
 
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
@@ -119,6 +119,19 @@ async def test_help_shows_a_member_only_the_commands_they_may_use(world: World) 
     owners_alone = {"backup list", "backup restore"}  # bob may manage the server but does not own it
     assert set(bob_names) == manage_guild - owners_alone
     assert "backup create" in bob_names
+
+
+async def test_help_lists_what_the_commands_would_let_them_run_in_this_channel(world: World) -> None:
+    # alice may manage #general's permissions (the Manage Roles bit of an overwrite) and its messages:
+    # the first is not Manage Roles, which /levelrole checks server-wide; the second is what /purge
+    # checks, in the channel it runs in.
+    await world.server.set_overwrite(world.general, Overwrite.for_member(
+        world.alice, allow=int(Permission.MANAGE_ROLES | Permission.MANAGE_MESSAGES)))
+    names, _ = await all_help(world, world.alice)
+    leaves = registered_leaves(world)
+    assert set(names) == {name for name, permissions in leaves.items() if permissions == 0} | {"purge"}
+    refused = await run(world, world.alice, "levelrole list")
+    assert refused.content == "You need the Manage Roles permission to use this command."
 
 
 async def test_help_describes_options_and_refuses_missing_pages(world: World) -> None:

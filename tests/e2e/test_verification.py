@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from malabot.sandbox import Channel, FakeDiscord, Message, Role, User
+from malabot.sandbox import Channel, FakeDiscord, Message, Overwrite, Role, User
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from tests.e2e.data_dump import all_rows, eventually
@@ -350,6 +350,29 @@ async def test_approval_after_a_restart_gives_the_role(place: Place) -> None:
     assert row is not None and row[1] == "verified" and row[3] == place.reviewer.id
     assert place.dms_to(alice) == [f"You are verified in {place.world.guild.name}. Welcome!"]
     assert (await place.press_verify(alice)).content == "You are already verified."
+
+
+async def test_review_buttons_need_manage_roles_on_the_server_not_in_the_review_channel(place: Place) -> None:
+    world, server, alice = place.world, place.world.server, place.world.alice
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    await place.press_verify(alice)
+    # bob manages the server (Moderators), not its roles; here he may manage #review's permissions.
+    await server.set_overwrite(place.review_channel, Overwrite.for_member(world.bob,
+                                                                          allow=int(Permission.MANAGE_ROLES)))
+    # The reviewer has Manage Roles on the server, but not #review's "Manage Permissions".
+    reviewers = next(role for role in server.guild(world.guild).roles.values() if role.name == "Reviewers")
+    await server.set_overwrite(place.review_channel, Overwrite.for_role(reviewers,
+                                                                        deny=int(Permission.MANAGE_ROLES)))
+
+    refused = await place.press_review(world.bob, "Approve")
+    assert refused.content == "You need the Manage Roles permission to review verification requests."
+    assert place.request_of(alice)[1] == "pending"  # type: ignore[index]
+    assert place.verified.id not in place.roles_of(alice)
+
+    await place.press_review(place.reviewer, "Approve")
+    assert place.reviews()[0].content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    assert place.verified.id in place.roles_of(alice)
 
 
 async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer_alone(place: Place) -> None:

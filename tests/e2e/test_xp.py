@@ -16,8 +16,9 @@ import pytest
 
 from malabot.cogs.questions import EXPIRED
 from malabot.features.xp import repository
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import FakeDiscord, Overwrite
 from malabot.sandbox.permissions import Permission
+from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 
@@ -311,6 +312,31 @@ async def test_levelrole_needs_manage_roles_and_a_role_below_the_invoker(place: 
     assert allowed.ephemeral and "level 1" in allowed.content, allowed.content
     assert [(action, actor, details["level"], details["after"]) for action, actor, _, details in place.audit()] == [
         ("level_role_add", keeper.id, 1, place.level_roles[0].id)], "only the allowed role is stored"
+
+
+async def test_manage_permissions_of_ones_own_channel_is_not_manage_roles(place: Place) -> None:
+    # In a channel overwrite the Manage Roles bit is that channel's "Manage Permissions" (what
+    # temp-voice bots give a channel's creator); Discord sends it resolved with the interaction.
+    world = place.world
+    await place.give_level_roles()
+    her_room = await world.server.create_channel(world.guild, "alice's room", type=GUILD_VOICE, overwrites=[
+        Overwrite.for_member(world.alice, allow=int(Permission.MANAGE_CHANNELS | Permission.MANAGE_ROLES))])
+    for command, options in (("levelrole remove", {"level": 1}), ("levelrole list", None),
+                             ("levelrole add", {"level": 4, "role": place.level_roles[0]})):
+        reply = await world.command(world.alice, command, options, channel=her_room)
+        assert reply.ephemeral
+        assert reply.content == "You need the Manage Roles permission to use this command.", command
+    assert [action for action, *_ in place.audit()] == ["level_role_add"] * 3
+
+
+async def test_manage_roles_holds_in_a_channel_whose_permissions_they_may_not_manage(place: Place) -> None:
+    world, server = place.world, place.world.server
+    keepers = await server.create_role(world.guild, "Role keepers", permissions=int(Permission.MANAGE_ROLES))
+    keeper = server.add_user("keeper")
+    await server.member_join(world.guild, keeper, roles=[keepers])
+    await server.set_overwrite(world.general, Overwrite.for_role(keepers, deny=int(Permission.MANAGE_ROLES)))
+    reply = await world.command(keeper, "levelrole list")
+    assert reply.content == "No level roles yet. Add one with `/levelrole add`."
 
 
 async def test_levelrole_list_and_remove(place: Place) -> None:

@@ -1,13 +1,15 @@
-"""Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message."""
+"""Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message,
+the scope each permission is checked in."""
 
 from __future__ import annotations
 
+import discord
 import pytest
 
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
 from malabot.cogs.verification import parse_review_custom_id, review_custom_id
-from malabot.commands import fit_lines
+from malabot.commands import fit_lines, scoped_permissions
 
 
 def test_review_buttons_carry_the_action_and_the_member() -> None:
@@ -50,3 +52,30 @@ def test_fit_lines_keeps_what_fits_whole_and_counts_the_rest() -> None:
     assert len(fitted) <= 30
     exact = "\n".join(lines[:3] + ["… 8 more"])
     assert fit_lines(lines, "… {count} more", limit=len(exact)) == exact
+
+
+def test_a_channels_manage_permissions_is_not_the_servers_manage_roles() -> None:
+    # In a channel overwrite the Manage Roles bit means "Manage Permissions" of that channel.
+    granted = scoped_permissions(discord.Permissions.none(), discord.Permissions(manage_roles=True, kick_members=True),
+                                 timed_out=False)
+    assert not granted.manage_roles and not granted.kick_members
+    kept = scoped_permissions(discord.Permissions(manage_roles=True, manage_guild=True), discord.Permissions.none(),
+                              timed_out=False)
+    assert kept.manage_roles and kept.manage_guild
+
+
+def test_manage_messages_counts_in_the_channel() -> None:
+    server_only = scoped_permissions(discord.Permissions(manage_messages=True), discord.Permissions.none(),
+                                     timed_out=False)
+    assert not server_only.manage_messages
+    channel_only = scoped_permissions(discord.Permissions.none(), discord.Permissions(manage_messages=True),
+                                      timed_out=False)
+    assert channel_only.manage_messages
+
+
+def test_administrators_have_everything_and_a_timeout_leaves_only_reading() -> None:
+    admin = scoped_permissions(discord.Permissions(administrator=True), discord.Permissions.none(), timed_out=True)
+    assert admin == discord.Permissions.all()
+    muted = scoped_permissions(discord.Permissions(kick_members=True, view_channel=True),
+                               discord.Permissions.none(), timed_out=True)
+    assert muted == discord.Permissions(view_channel=True)
