@@ -56,9 +56,10 @@ def guild_of(ctx: discord.ApplicationContext) -> discord.Guild:
 
 
 def party_of(user: discord.Member | discord.User, guild: discord.Guild) -> Party:
-    """A member (or a user outside the server: no roles) as the hierarchy rules see them."""
-    position = user.top_role.position if isinstance(user, discord.Member) else 0
-    return Party(user_id=user.id, top_role_position=position, is_owner=user.id == guild.owner_id)
+    """A member (or a user outside the server: @everyone alone) as the hierarchy rules see them."""
+    top = user.top_role if isinstance(user, discord.Member) else guild.default_role
+    return Party(user_id=user.id, top_role_position=top.position, top_role_id=top.id,
+                 is_owner=user.id == guild.owner_id)
 
 
 def permission_names(permissions: discord.Permissions) -> frozenset[str]:

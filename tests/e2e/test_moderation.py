@@ -31,6 +31,7 @@ from malabot.sandbox import (
     Role,
     User,
 )
+from malabot.sandbox.payloads import role_payload
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 
@@ -307,6 +308,42 @@ async def test_a_member_who_leaves_as_the_command_arrives_is_explained_and_no_ca
     assert attempt.status == 404
     assert reply.content == f"<@{cast.carol.id}> is no longer on the server, so nothing was done."
     assert cast.cases() == []
+
+
+async def share_position(cast: Cast, role: Role, with_role: Role) -> None:
+    """Give `role` the position of `with_role`, as Discord's API can report two roles (GUILD_ROLE_UPDATE)."""
+    role.position = with_role.position
+    await cast.server.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(cast.world.guild.id),
+                                                     "role": role_payload(role)}, guild_id=cast.world.guild.id)
+
+
+async def test_a_younger_role_at_the_bots_position_ranks_below_the_bot(cast: Cast) -> None:
+    world, server = cast.world, cast.server
+    bot_role = cast.bot_role()
+    seniors = server.role(world.guild, server.world.member(world.guild.id, cast.senior.id).roles[0])
+    assert seniors.id > bot_role.id          # made after the bot's role: on a tie Discord ranks it lower
+    await share_position(cast, seniors, bot_role)
+    guild = world.running.get_guild(world.guild.id)
+    assert guild is not None
+    assert guild.me.top_role > guild.get_member(cast.senior.id).top_role  # py-cord agrees
+
+    reply = await cast.run(world.admin, "kick", {"member": cast.senior, "reason": "test"})
+    assert reply.content == f"Case #1: <@{cast.senior.id}> was kicked."
+    assert not cast.is_member(cast.senior)
+
+
+async def test_on_a_shared_position_the_moderator_may_act_only_on_the_younger_role(cast: Cast) -> None:
+    world, server = cast.world, cast.server
+    seniors = server.role(world.guild, server.world.member(world.guild.id, cast.senior.id).roles[0])
+    low_admins = server.role(world.guild, server.world.member(world.guild.id, cast.ada.id).roles[0])
+    assert low_admins.id < cast.mods.id < seniors.id
+    for role in (low_admins, seniors):
+        await share_position(cast, role, cast.mods)
+
+    refused = await cast.run(cast.mod, "kick", {"member": cast.ada, "reason": "x"})
+    assert refused.content == f"You cannot do that to <@{cast.ada.id}>: their top role is not below yours."
+    kicked = await cast.run(cast.mod, "kick", {"member": cast.senior, "reason": "x"})
+    assert kicked.content == f"Case #1: <@{cast.senior.id}> was kicked."
 
 
 async def test_kick_and_ban_need_their_own_permissions(cast: Cast) -> None:

@@ -140,6 +140,29 @@ def test_the_actor_limit_is_reported_before_the_bot_limit() -> None:
         rules.check_target(MOD, Party(20, 9), BOT, OWNER)
 
 
+def test_on_a_shared_position_the_older_role_ranks_higher() -> None:
+    # Discord (and py-cord's Role ordering) break a tie of positions by id: the smaller id is higher.
+    older, younger = Party(20, 8, top_role_id=100), Party(21, 8, top_role_id=200)
+    assert rules.is_below(younger, older) and not rules.is_below(older, younger)
+    assert not rules.is_below(older, older), "the same role is not below itself"
+    assert rules.is_below(Party(22, 7, top_role_id=1), older), "the position comes first"
+
+
+def test_a_younger_role_at_the_bots_position_is_below_the_bot() -> None:
+    owner, bot = Party(OWNER, 10, is_owner=True), Party(99, 8, top_role_id=500)
+    rules.check_target(owner, Party(20, 8, top_role_id=501), bot, OWNER)
+    with pytest.raises(PermissionRefused, match="not below mine"):
+        rules.check_target(owner, Party(20, 8, top_role_id=499), bot, OWNER)
+
+
+def test_a_younger_role_at_the_moderators_position_is_below_theirs() -> None:
+    mod = Party(10, 5, top_role_id=300)
+    rules.check_target(mod, Party(20, 5, top_role_id=301), BOT, OWNER)
+    for same_or_older in (300, 299):
+        with pytest.raises(PermissionRefused, match="not below yours"):
+            rules.check_target(mod, Party(20, 5, top_role_id=same_or_older), BOT, OWNER)
+
+
 # ---------------------------------------------------------------------------------------------------
 # permissions
 

@@ -17,12 +17,14 @@ class Party:
     """A member as far as the role hierarchy is concerned.
 
     `top_role_position` is the position of their highest role (0 for @everyone only, which is also what
-    a user who is not in the server has).
+    a user who is not in the server has) and `top_role_id` its id (@everyone's is the server's id): two
+    roles may share a position, and Discord then ranks the older one (smaller id) higher.
     """
 
     user_id: int
     top_role_position: int
     is_owner: bool = False
+    top_role_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,18 @@ def format_duration(duration: timedelta) -> str:
 # Who may act on whom
 
 
+def role_rank(position: int, role_id: int) -> tuple[int, int]:
+    """Discord's order of roles (py-cord's too): by position; on a tie, which Discord's API can
+    report, the older role (smaller id) ranks higher."""
+    return (position, -role_id)
+
+
+def is_below(target: Party, other: Party) -> bool:
+    """Whether the target's highest role ranks below the other's."""
+    return (role_rank(target.top_role_position, target.top_role_id)
+            < role_rank(other.top_role_position, other.top_role_id))
+
+
 def check_target(actor: Party, target: Party, bot: Party, owner_id: int) -> None:
     """Refuse an action on yourself, the owner, the bot, or anyone not below both the actor and the bot.
 
@@ -102,10 +114,10 @@ def check_target(actor: Party, target: Party, bot: Party, owner_id: int) -> None
     if target.user_id == bot.user_id:
         raise PermissionRefused("You cannot do that to the bot.")
     actor_is_owner = actor.is_owner or actor.user_id == owner_id
-    if not actor_is_owner and target.top_role_position >= actor.top_role_position:
+    if not actor_is_owner and not is_below(target, actor):
         raise PermissionRefused(
             f"You cannot do that to <@{target.user_id}>: their top role is not below yours.")
-    if target.top_role_position >= bot.top_role_position:
+    if not is_below(target, bot):
         raise PermissionRefused(
             f"I cannot do that to <@{target.user_id}>: their top role is not below mine.")
 
