@@ -22,6 +22,14 @@ class TenantError(MalabotError):
     """A tenant file cannot be opened, migrated, restored or archived."""
 
 
+class TenantArchived(TenantError):
+    """The bot was removed from the guild and its file archived: nothing recreates it but the bot being
+    added back (or a restore). Work that meets it has nothing left to do there."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(f"guild {guild_id} was archived (the bot left it); its file is not recreated")
+
+
 class MigrationError(TenantError):
     """The migrations folder or a tenant's migration history is not acceptable."""
 

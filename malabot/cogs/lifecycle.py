@@ -74,8 +74,9 @@ async def archive_removed_while_offline(tenants: TenantManager, guilds: Sequence
         except Exception:  # one server's file must not keep the others' from being archived
             log.exception("guild %s: archiving the data of a server that removed the bot failed", guild_id)
         else:
-            archived += 1
-            log.info("guild %s: bot removed while offline, data archived to %s", guild_id, path.name)
+            if path is not None:  # None: no file by then
+                archived += 1
+                log.info("guild %s: bot removed while offline, data archived to %s", guild_id, path.name)
         if done % step == 0 and done < len(removed):
             log.info("archived %d of %d servers that removed the bot while it was offline", done, len(removed))
     log.info("servers that removed the bot while it was offline: %d of %d archived", archived, len(removed))
@@ -115,7 +116,8 @@ class Lifecycle(discord.Cog):
         # py-cord sends outages (GUILD_DELETE with unavailable) to on_guild_unavailable instead.
         if self.services.tenants.exists(guild.id):
             archived = await self.services.tenants.archive(guild.id)
-            log.info("guild %s: bot removed, data archived to %s", guild.id, archived.name)
+            if archived is not None:
+                log.info("guild %s: bot removed, data archived to %s", guild.id, archived.name)
 
     @discord.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:

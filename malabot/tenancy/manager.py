@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from malabot.errors import RestoreRefused, TenantError
+from malabot.errors import RestoreRefused, TenantArchived, TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, remove_database_files
@@ -77,8 +77,9 @@ class TenantManager:
         self._idle_seconds = idle_seconds
         self._busy_timeout_ms = busy_timeout_ms
         self._slots: dict[int, _Slot] = {}
-        # Guilds archived by this process: a late reader (a scheduled pass, a stray event) must not
-        # bring an empty file back to life; only ensure() or an archive restore may.
+        # Guilds whose latest event was the bot's removal (archive() called, even if it still waits for
+        # the lock): a late reader (a scheduled pass, a stray event) must not bring an empty file back
+        # to life; only ensure() (the bot added back) or an archive restore may.
         self._archived: set[int] = set()
         # Open connections nobody holds, least recently used first: the eviction candidates.
         self._idle: OrderedDict[int, _Slot] = OrderedDict()
@@ -170,9 +171,12 @@ class TenantManager:
         return slot is not None and slot.conn is not None
 
     async def ensure(self, guild_id: int) -> bool:
-        """Make sure the guild's file exists and is migrated; True when it was created now."""
+        """Make sure the guild's file exists and is migrated; True when it was created now.
+
+        The bot is (again) in the guild: this undoes an archive() called before it, whichever gets the
+        lock first. TenantArchived when an archive() called after it (removed again) took the file."""
         guild_id = parse_guild_id(guild_id)
-        self._archived.discard(guild_id)
+        self._archived.discard(guild_id)  # at the call, not under the lock: the events' order decides
         async with self._hold(guild_id) as slot:
             if slot.conn is not None:
                 return False
@@ -285,16 +289,27 @@ class TenantManager:
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
         return previous
 
-    async def archive(self, guild_id: int) -> Path:
-        """Close the guild's file and move it to tenants/archive/<guild>-<UTC stamp>.sqlite3."""
+    async def archive(self, guild_id: int) -> Path | None:
+        """The bot was removed from the guild: close its file and move it to
+        tenants/archive/<guild>-<UTC stamp>.sqlite3 (returned; None when it had no file yet).
+
+        The removal counts from this call, for the lock may come only after later events: if ensure()
+        is called meanwhile (the bot added back), the guild then gets its archive back, or a new file,
+        as on any re-add; if it is not, nothing but ensure() or a restore gives the guild a file."""
         guild_id = parse_guild_id(guild_id)
+        self._archived.add(guild_id)  # before any wait (see ensure())
         await self._before_file_operation(guild_id)
         async with self._hold(guild_id) as slot:
             await self._close_slot(slot, guild_id)
             self._verified.pop(guild_id, None)
-            self._archived.add(guild_id)
-            archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
-            self._file_changed(guild_id)
+            archived = None
+            if self.exists(guild_id):
+                archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
+                self._file_changed(guild_id)
+            if guild_id not in self._archived:  # added back since the call: its ensure() may be done
+                log.info("guild %s: the bot was added back while its removal waited; reopening its data",
+                         guild_id)
+                await self._open_slot(slot, guild_id, create=True)
             return archived
 
     async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
@@ -304,6 +319,7 @@ class TenantManager:
         (which is never overwritten here). A damaged archive raises RestoreRefused and stays put.
         """
         guild_id = parse_guild_id(guild_id)
+        self._archived.discard(guild_id)  # the bot is back: as in ensure()
         # Under the guild's lock from the start: a message or command of the guild meanwhile waits
         # for the archive instead of creating an empty file that the archive could not replace.
         async with self._hold(guild_id):
@@ -319,7 +335,6 @@ class TenantManager:
         try:
             self._verified.pop(guild_id, None)
             await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
-            self._archived.discard(guild_id)
             self._file_changed(guild_id)
         finally:
             await asyncio.to_thread(remove_database_files, staging)
@@ -365,10 +380,10 @@ class TenantManager:
         if self._closed:
             raise TenantError(f"guild {guild_id}: the tenant manager is closed")
         if not self.paths.live(guild_id).exists():  # refuse before evicting anyone
+            if guild_id in self._archived:
+                raise TenantArchived(guild_id)
             if not create:
                 raise TenantError(f"no data file for guild {guild_id}")
-            if guild_id in self._archived:
-                raise TenantError(f"guild {guild_id} was archived (the bot left it); its file is not recreated")
             if self._archive_retention is not None:
                 try:
                     await self._bring_back_archive(guild_id, self._archive_retention)

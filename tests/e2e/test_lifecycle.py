@@ -15,6 +15,7 @@ from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
+from tests.file_holds import file_in_use
 
 EPHEMERAL = 64
 
@@ -145,6 +146,25 @@ async def test_rejoin_within_retention_restores_the_archive(world: World) -> Non
     await settled(world)  # the file is in place before the archive is removed: wait for the whole join
     assert rows_mentioning(live, world.bob.id), "the restored file holds the old data"
     assert not TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+
+
+async def test_bot_removed_and_added_back_while_the_server_is_busy_keeps_working(world: World) -> None:
+    """A kick and a re-invite (or both replayed after a RESUME) while a command holds the server's file:
+    both events' work waits for it. The bot is in the server again: its data comes back and its
+    commands work. (The removal's archive used to run last and lock the server out until a restart.)"""
+    guild = world.other_guild
+    await seed_member(world, guild.id, world.bob.id)
+    async with file_in_use(world.live.tenants, guild.id):  # a command
+        await world.server.remove_bot_from_guild(guild)   # GUILD_DELETE: the archive waits for the file
+        await world.server.add_bot_to_guild(guild)        # GUILD_CREATE: the bot is back
+        await world.server.sync_with_bot()
+        await asyncio.sleep(0.2)                          # both handlers are waiting for the file
+    await settled(world)
+    live = world.tenant_file(guild)
+    assert live.exists(), "the re-added server has its data file"
+    assert rows_mentioning(live, world.bob.id), "bob's data came back with the archive"
+    reply = await world.command(world.bob, "rank", guild=guild)
+    assert "Sorry" not in reply.content, reply.content
 
 
 async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -20,13 +21,14 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from malabot.errors import RestoreRefused, TenantError
+from malabot.errors import RestoreRefused, TenantArchived, TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.backup import inspect_file
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import create_tenant_file
 from malabot.tenancy.paths import TenantPaths, sidecars
+from tests.file_holds import file_in_use
 
 MigrationsFactory = Callable[..., MigrationSet]  # the make_migrations fixture (conftest.py)
 STAMPED = r"\d{8}T\d{6}Z"
@@ -508,9 +510,11 @@ async def test_archiving_twice_in_one_second_keeps_both(tenants: TenantManager) 
     assert tenants.paths.archives_of(1) == [first, second]
 
 
-async def test_archiving_a_missing_guild_is_an_error(tenants: TenantManager) -> None:
-    with pytest.raises(TenantError, match="no data file for guild 4$"):
-        await tenants.archive(4)
+async def test_archiving_a_guild_without_a_file_records_the_removal(tenants: TenantManager) -> None:
+    assert await tenants.archive(4) is None
+    with pytest.raises(TenantArchived):
+        await users_created_if_missing(tenants, 4)
+    assert not tenants.exists(4) and not tenants.paths.archives_of(4)
 
 
 async def test_a_recent_archive_comes_back(tenants: TenantManager) -> None:
@@ -586,3 +590,65 @@ async def test_a_damaged_archive_is_refused_and_kept(tenants: TenantManager) -> 
     with pytest.raises(RestoreRefused, match="not a usable SQLite database"):
         await tenants.restore_latest_archive(1, timedelta(days=30))
     assert archived.exists() and not tenants.exists(1)
+
+
+# -- the bot removed and added back while the guild's file is busy ------------------------------------
+# Each event's work waits for the guild's lock (a command or a flush holds it), and not always in the
+# events' order: archive() first runs the file hooks (the XP flush, itself waiting for the lock).
+
+async def archive_waiting_for_the_lock(tenants: TenantManager, guild_id: int,
+                                       flush_first: bool) -> asyncio.Task[Path | None]:
+    """on_guild_remove while a command of the guild holds its lock: the archive queues at once, or
+    only after a before-hook that itself waits for the lock (an XP flush with XP to write)."""
+    if flush_first:
+        async def flush(hooked: int) -> None:
+            async with tenants.transaction(hooked):
+                pass
+        tenants.add_before_file_operation(flush)
+    archiving = asyncio.create_task(tenants.archive(guild_id))
+    await asyncio.sleep(0.05)
+    return archiving
+
+
+@pytest.mark.parametrize("flush_first", [False, True], ids=["archive-locks-first", "readd-locks-first"])
+async def test_the_bot_removed_then_added_back_while_the_file_is_busy_gets_its_data_back(
+        tmp_path: Path, flush_first: bool) -> None:
+    """A kick and a re-invite (or both replayed after a RESUME) while a command holds the file: the
+    re-add came last, so the guild ends with its data, as on any re-add within the retention."""
+    tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    try:
+        await add_users(tenants, 1, range(1, 4))
+        async with file_in_use(tenants, 1):
+            archiving = await archive_waiting_for_the_lock(tenants, 1, flush_first)
+            readding = asyncio.create_task(tenants.ensure(1))
+            await asyncio.sleep(0.05)
+        await archiving
+        await readding
+        assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
+        assert not tenants.paths.archives_of(1), "the archive came back"
+    finally:
+        await tenants.close_all()
+
+
+@pytest.mark.parametrize("file_at_readd", [True, False], ids=["file-live", "file-archived-before"])
+async def test_the_bot_added_back_then_removed_while_the_file_is_busy_ends_archived(
+        tmp_path: Path, file_at_readd: bool) -> None:
+    """The opposite order: the removal came last, so the guild ends archived, with its data in the
+    archive, and nothing recreates its file."""
+    tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    try:
+        await add_users(tenants, 1, range(1, 4))
+        if not file_at_readd:
+            await tenants.archive(1)  # removed earlier: the re-add brings the archive back first
+        async with file_in_use(tenants, 1) if file_at_readd else contextlib.nullcontext():
+            readding = asyncio.create_task(tenants.ensure(1))
+            archiving = await archive_waiting_for_the_lock(tenants, 1, flush_first=True)
+        await readding
+        await archiving
+        assert not tenants.exists(1)
+        [archived] = tenants.paths.archives_of(1)
+        assert read(archived, "SELECT user_id FROM xp ORDER BY user_id") == [(1,), (2,), (3,)]
+        with pytest.raises(TenantArchived):
+            await users_created_if_missing(tenants, 1)
+    finally:
+        await tenants.close_all()

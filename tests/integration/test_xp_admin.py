@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -15,6 +14,7 @@ from xp_fixtures import XpWorld, read_file, xp_world
 from malabot.errors import UserInputError
 from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.features.xp.rules import MAX_TOTAL_XP
+from tests.file_holds import file_in_use
 
 GUILD = 111_111_111_111_111_111
 ADMIN = 9
@@ -76,28 +76,9 @@ async def test_set_replaces_buffered_xp_and_later_chat_adds_to_the_new_total(wor
     assert change is not None and (change.total_xp, change.leveled_up) == (115, True)
 
 
-@contextlib.asynccontextmanager
-async def file_in_use(world: XpWorld) -> AsyncIterator[None]:
-    """Someone else holds the guild's file (a long read, a backup) for the duration of the block."""
-    holding, done = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with world.tenants.reading(GUILD):
-            holding.set()
-            await done.wait()
-
-    holder = asyncio.create_task(hold())
-    await holding.wait()
-    try:
-        yield
-    finally:
-        done.set()
-        await holder
-
-
 async def edit_while_alice_chats(world: XpWorld, edit: Awaitable[LevelChange]) -> LevelChange:
     """Start `edit` while the file is in use, and let Alice earn 20 XP while it waits for the file."""
-    async with file_in_use(world):
+    async with file_in_use(world.tenants, GUILD):
         waiting = asyncio.ensure_future(edit)
         await asyncio.sleep(0.05)
         world.clock.advance(minutes=1)
