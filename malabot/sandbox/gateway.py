@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from malabot.sandbox import payloads
+from malabot.sandbox.holds import Hold
 from malabot.sandbox.recorder import GatewayFrame, RequestLog
 from malabot.sandbox.state import Guild, World
 from malabot.sandbox.waiting import Waiters
@@ -57,6 +58,8 @@ _GUILD_EVENT_INTENTS = {
 _MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
 _REACTION_EVENTS = {"MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE"}
 CHUNK_SIZE = 1000
+# IDENTIFY's large_threshold: Discord's default and the range it accepts.
+LARGE_THRESHOLD_DEFAULT, LARGE_THRESHOLD_MIN, LARGE_THRESHOLD_MAX = 50, 50, 250
 
 
 def required_intent(event: str, *, in_guild: bool) -> int:
@@ -81,6 +84,8 @@ class Session:
     heartbeat_seq: int = -1  # the last sequence number the bot reported in a heartbeat
     history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=2000))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Guilds with more members are "large": their GUILD_CREATE carries only some of the members.
+    large_threshold: int = LARGE_THRESHOLD_DEFAULT
 
     def handles_guild(self, guild_id: int) -> bool:
         return (guild_id >> 22) % self.shard_count == self.shard_id
@@ -102,6 +107,10 @@ class Gateway:
         self.enabled_privileged_intents = PRIVILEGED_INTENTS
         self._sockets: set[web.WebSocketResponse] = set()
         self._waiters = Waiters()
+        # Member-list requests answered only once the test lets them go, per guild id (a large
+        # server's list takes a while); the answers waiting meanwhile.
+        self.member_list_holds: dict[int, Hold] = {}
+        self._held_answers: set[asyncio.Task[None]] = set()
 
     # ---- what the rest of the sandbox uses -------------------------------------------------
 
@@ -210,7 +219,13 @@ class Gateway:
         elif op == RESUME:
             return await self._resume(socket, data)
         elif op == REQUEST_GUILD_MEMBERS and session is not None:
-            await self._send_member_chunks(session, data)
+            hold = self.member_list_holds.get(int(data["guild_id"]))
+            if hold is None:
+                await self._send_member_chunks(session, data)
+            else:  # answered later; the connection goes on meanwhile (heartbeats, other frames)
+                answer = asyncio.create_task(self._send_member_chunks_after(hold, session, data))
+                self._held_answers.add(answer)
+                answer.add_done_callback(self._held_answers.discard)
         elif op == PRESENCE_UPDATE:
             self.presence = data
         return session
@@ -224,6 +239,8 @@ class Gateway:
             return None
         shard_id, shard_count = data.get("shard") or (0, 1)
         session = Session(secrets.token_hex(16), int(data.get("intents", 0)), shard_id, shard_count)
+        threshold = int(data.get("large_threshold") or LARGE_THRESHOLD_DEFAULT)
+        session.large_threshold = min(max(threshold, LARGE_THRESHOLD_MIN), LARGE_THRESHOLD_MAX)
         self.sessions[session.id] = session
         session.connection = socket
         guilds = [g for g in self.world.bot_guilds() if session.handles_guild(g.id)]
@@ -257,6 +274,10 @@ class Gateway:
         self._waiters.notify()
         return session
 
+    async def _send_member_chunks_after(self, hold: Hold, session: Session, data: dict[str, Any]) -> None:
+        await hold.hold()
+        await self._send_member_chunks(session, data)
+
     async def _send_member_chunks(self, session: Session, data: dict[str, Any]) -> None:
         guild = self.world.guilds.get(int(data["guild_id"]))
         if guild is None:
@@ -286,7 +307,8 @@ class Gateway:
 
     def guild_create(self, session: Session, guild: Guild, *, unavailable: bool | None) -> dict[str, Any]:
         return payloads.guild_create_payload(
-            self.world, guild, include_members=bool(session.intents & GUILD_MEMBERS), unavailable=unavailable
+            self.world, guild, include_members=bool(session.intents & GUILD_MEMBERS), unavailable=unavailable,
+            large_threshold=session.large_threshold,
         )
 
     def _ready_payload(self, session: Session, guilds: Iterable[Guild]) -> dict[str, Any]:

@@ -179,15 +179,19 @@ def guild_payload(world: World, guild: Guild) -> Json:
 
 
 def guild_create_payload(world: World, guild: Guild, *, include_members: bool,
-                         unavailable: bool | None) -> Json:
+                         unavailable: bool | None, large_threshold: int) -> Json:
     """GUILD_CREATE. `unavailable` False marks a guild coming back (startup or after an outage);
-    None (key absent) marks a guild the bot just joined; py-cord tells the two apart by it."""
+    None (key absent) marks a guild the bot just joined; py-cord tells the two apart by it.
+    A guild of more than `large_threshold` members (IDENTIFY's) is large: as on Discord without
+    presences, only the bot's own member comes with it, the others in member chunks when asked."""
     bot_member = guild.members.get(world.bot_user.id)
-    members = list(guild.members.values()) if include_members else [m for m in [bot_member] if m]
+    large = len(guild.members) > large_threshold
+    members = (list(guild.members.values()) if include_members and not large
+               else [m for m in [bot_member] if m])
     payload = {
         **guild_payload(world, guild),
         "joined_at": iso(bot_member.joined_at if bot_member else None),
-        "large": False,
+        "large": large,
         "member_count": len(guild.members),
         "members": [member_payload(world, m) for m in members],
         "channels": [channel_payload(world, c) for c in world.guild_channels(guild)],

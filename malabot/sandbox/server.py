@@ -268,6 +268,20 @@ class FakeDiscord:
         finally:
             self._sandbox.holds.remove(hold)
 
+    @contextlib.asynccontextmanager
+    async def holding_member_lists(self, guild: IdLike) -> AsyncIterator[Hold]:
+        """Hold the answers to the bot's requests for `guild`'s members (REQUEST_GUILD_MEMBERS, which
+        py-cord sends for a large guild before it reports it) until `release()` or the end of the
+        block: a large server's member list takes a while. `await hold.arrived(within)` waits for one."""
+        guild_id = id_of(guild)
+        hold = Hold(lambda *_: True)
+        self.gateway.member_list_holds[guild_id] = hold
+        try:
+            yield hold
+        finally:
+            del self.gateway.member_list_holds[guild_id]
+            hold.release()
+
     # ---- the bot's connection ---------------------------------------------------------------
 
     async def wait_for_bot(self) -> Session:

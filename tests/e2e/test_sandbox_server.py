@@ -427,6 +427,28 @@ async def test_member_query_gets_chunks_with_the_nonce(discord_server: FakeDisco
     assert request.data["nonce"]
 
 
+async def test_a_large_guild_comes_without_its_members_and_is_reported_once_they_arrive(
+        discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    """More members than IDENTIFY's large_threshold (py-cord asks for 250): GUILD_CREATE carries only
+    the bot; py-cord asks for the member list and reports the join only once it has arrived."""
+    big = discord_server.add_guild("Big", with_bot=False)
+    for number in range(251):
+        discord_server.add_member(big, discord_server.add_user(f"member-{number}"))
+    async with discord_server.holding_member_lists(big) as slow:
+        await discord_server.add_bot_to_guild(big)
+        await slow.arrived(within=5)
+        joined = bot.get_guild(big.id)
+        assert joined is not None and joined.large and not joined.chunked
+        assert [member.id for member in joined.members] == [discord_server.world.bot_user.id]
+        assert bot.seen["guild_join"] == [], "py-cord waits for the member list"
+        reported = bot.wait_for("guild_join", timeout=5)
+        slow.release()
+        await reported
+    assert joined.chunked and len(joined.members) == 253  # the owner, 251 members and the bot
+    small = bot.get_guild(world.guild.id)
+    assert small is not None and not small.large and small.chunked, "a small guild still comes whole"
+
+
 # ---- the bot acting through REST ------------------------------------------------------------------
 
 
