@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.boards import server_members
+from malabot.errors import TenantArchived
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -42,6 +43,9 @@ async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild
         else:
             try:
                 report = await member_data.purge_absent(guild.id, is_member)
+            except TenantArchived:  # the bot was removed meanwhile: its data is archived, not ours
+                log.debug("guild %s: archived before its departed members were purged", guild.id)
+                continue
             except Exception:  # one server's broken file must not keep the others' departed data
                 failed += 1
                 log.exception("guild %s: purging members who are no longer here failed", guild.id)
@@ -87,11 +91,23 @@ class Lifecycle(discord.Cog):
         self.bot = bot
         self.services = bot.services
 
-    async def open_guild(self, guild_id: int) -> None:
+    async def open_guild(self, guild_id: int) -> bool:
         """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
-        manager does that on whatever reaches the guild first), else a new file."""
-        if await self.services.tenants.ensure(guild_id):
+        manager does that on whatever reaches the guild first), else a new file.
+
+        False when the bot has been removed since (py-cord dispatches a join only once the member list
+        has arrived, and a removal meanwhile at once): its removal archives the guild, or has."""
+        if self.bot.get_guild(guild_id) is None:  # checked right before ensure(): nothing in between
+            log.info("guild %s: the bot was removed again before its data was opened", guild_id)
+            return False
+        try:
+            created = await self.services.tenants.ensure(guild_id)
+        except TenantArchived:  # removed again while this waited for the file
+            log.info("guild %s: the bot was removed again while its data was opened", guild_id)
+            return False
+        if created:
             log.info("guild %s: created its data file", guild_id)
+        return True
 
     @discord.Cog.listener()
     async def on_ready(self) -> None:
@@ -108,16 +124,18 @@ class Lifecycle(discord.Cog):
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        await self.open_guild(guild.id)  # may bring back an archive that names members gone since
-        await purge_departed(self.services.member_data, [guild])
+        if await self.open_guild(guild.id):  # may bring back an archive that names members gone since
+            await purge_departed(self.services.member_data, [guild])
 
     @discord.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # py-cord sends outages (GUILD_DELETE with unavailable) to on_guild_unavailable instead.
-        if self.services.tenants.exists(guild.id):
-            archived = await self.services.tenants.archive(guild.id)
-            if archived is not None:
-                log.info("guild %s: bot removed, data archived to %s", guild.id, archived.name)
+        # Archived even with no file yet (a join still being handled): nothing may create one now.
+        archived = await self.services.tenants.archive(guild.id)
+        if archived is not None:
+            log.info("guild %s: bot removed, data archived to %s", guild.id, archived.name)
+        else:
+            log.info("guild %s: bot removed; it had no data file yet", guild.id)
 
     @discord.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:

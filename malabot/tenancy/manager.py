@@ -305,7 +305,7 @@ class TenantManager:
             archived = None
             if self.exists(guild_id):
                 archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
-                self._file_changed(guild_id)
+            self._file_changed(guild_id)
             if guild_id not in self._archived:  # added back since the call: its ensure() may be done
                 log.info("guild %s: the bot was added back while its removal waited; reopening its data",
                          guild_id)

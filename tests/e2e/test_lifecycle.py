@@ -10,7 +10,7 @@ import aiosqlite
 import pytest
 
 from malabot.features.settings import repository as settings_repository
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import FakeDiscord, Guild
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
@@ -165,6 +165,55 @@ async def test_bot_removed_and_added_back_while_the_server_is_busy_keeps_working
     assert rows_mentioning(live, world.bob.id), "bob's data came back with the archive"
     reply = await world.command(world.bob, "rank", guild=guild)
     assert "Sorry" not in reply.content, reply.content
+
+
+async def test_bot_added_and_removed_at_once_keeps_no_file_and_the_archive(world: World) -> None:
+    """The bot is added back and removed again straight away (an anti-bot tool kicks it): GUILD_CREATE
+    then GUILD_DELETE. The join's handler may bring the archive back first; the removal must still
+    archive it (it used to do nothing when the file was not there yet, leaving a live file for a server
+    the bot is not in, visited by the birthday pass and the snapshots until the next start)."""
+    guild = world.other_guild
+    await seed_member(world, guild.id, world.bob.id)
+    live = world.tenant_file(guild)
+    await world.server.remove_bot_from_guild(guild)
+    await eventually(lambda: not live.exists(), what="archive on removal")
+    await settled(world)
+    await world.server.add_bot_to_guild(guild)
+    await world.server.remove_bot_from_guild(guild)
+    await settled(world)
+    assert world.running.get_guild(guild.id) is None, "the bot knows it is not in the server"
+    assert not live.exists(), "no live file for a server the bot is not in"
+    [archive] = TenantPaths(world.tenants_dir).archives_of(guild.id)
+    assert rows_mentioning(archive, world.bob.id), "the server's data is in its archive"
+
+
+def make_large(world: World, guild: Guild) -> None:
+    """More members than py-cord's large_threshold: its GUILD_CREATE comes without the member list,
+    which py-cord asks for and waits for before it reports the join."""
+    for number in range(250):
+        world.server.add_member(guild, world.server.add_user(f"member-{number}"))
+
+
+async def test_a_join_reported_after_the_bot_was_removed_again_keeps_no_file(world: World) -> None:
+    """A large server adds the bot back and removes it while py-cord waits for its member list:
+    py-cord reports the removal at once and the join only once the list has arrived. The late join
+    must not bring the archive back for a server the bot is not in."""
+    guild = world.other_guild
+    await seed_member(world, guild.id, world.bob.id)
+    live = world.tenant_file(guild)
+    await world.server.remove_bot_from_guild(guild)
+    await eventually(lambda: not live.exists(), what="archive on removal")
+    make_large(world, guild)
+    async with world.server.holding_member_lists(guild) as member_list:
+        await world.server.add_bot_to_guild(guild)
+        await member_list.arrived(within=5)
+        await world.server.remove_bot_from_guild(guild)
+        joined = asyncio.ensure_future(world.running.wait_for("guild_join", timeout=5))
+    await joined
+    await settled(world)
+    assert not live.exists(), "no live file for a server the bot is not in"
+    [archive] = TenantPaths(world.tenants_dir).archives_of(guild.id)
+    assert rows_mentioning(archive, world.bob.id), "the archive is kept for when the bot is added back"
 
 
 async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:
