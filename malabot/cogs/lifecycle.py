@@ -1,8 +1,9 @@
 """Guild and member lifecycle: create files on join, purge a member who leaves, archive on removal.
 
-A member who leaves while the bot is offline sends no event the bot could hear; once a guild's
-member list is complete (py-cord has chunked it), everyone named in its file who is no longer a
-member is purged as if they had just left. Likewise a server that removed the bot while it was
+A member who leaves while the bot is offline sends no event the bot could hear; at start, in each
+guild whose member list is complete (py-cord has chunked it), and in a guild that was in an outage
+then once it comes back with its list, everyone named in its file who is no longer a member is
+purged as if they had just left. Likewise a server that removed the bot while it was
 offline: READY lists every server the bot is in, so the file of any other is archived at start.
 """
 
@@ -90,6 +91,9 @@ class Lifecycle(discord.Cog):
     def __init__(self, bot: MalaBot) -> None:
         self.bot = bot
         self.services = bot.services
+        # From READY until on_ready's purge starts: py-cord reports every server available meanwhile
+        # (before on_ready), and that purge covers them all, after their files are opened.
+        self._ready_purge_pending = True
 
     async def open_guild(self, guild_id: int) -> bool:
         """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
@@ -120,7 +124,19 @@ class Lifecycle(discord.Cog):
                 log.exception("guild %s: cannot open its data file", guild.id)
         await archive_removed_while_offline(self.services.tenants, self.bot.guilds)
         self.bot.guilds_opened.set()
+        self._ready_purge_pending = False  # before the purge: a server back while it runs is purged too
         await purge_departed(self.services.member_data, self.bot.guilds)
+
+    @discord.Cog.listener()
+    async def on_connect(self) -> None:
+        self._ready_purge_pending = True  # READY (a start or a new session): on_ready follows
+
+    @discord.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A server back from an outage: py-cord reports it once its member list has arrived, which
+        on_ready's purge found incomplete (the server was out then), so its departed are purged now."""
+        if not self._ready_purge_pending:
+            await purge_departed(self.services.member_data, [guild])
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:

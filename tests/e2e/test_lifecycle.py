@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,6 +91,39 @@ async def test_members_who_left_while_the_bot_was_offline_are_purged_at_the_next
     rank = await world.command(world.alice, "rank")
     assert f"<@{bob}>" not in board.embeds[0]["description"]
     assert "rank #1" in rank.content, "rank and leaderboard agree: bob no longer counts"
+
+
+PURGE_SUMMARY = "members who left while the bot was offline:"
+
+
+def purge_summaries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.getMessage().startswith(PURGE_SUMMARY)]
+
+
+async def test_a_member_who_left_while_offline_is_purged_once_an_outage_at_start_ends(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """bob leaves the second server while the bot is offline, and that server is in an outage when
+    the bot starts: on_ready's purge skips it (its member list is not there). When the outage ends
+    py-cord gets the member list and reports the server available: bob's rows go then, not at the next
+    start that finds the server up."""
+    bob = world.bob.id
+    await seed_member(world, world.other_guild.id, bob)
+    await seed_member(world, world.guild.id, bob)
+    await world.stop()
+    await world.server.remove_member(world.other_guild, world.bob)  # nobody is listening
+    await world.server.guild_outage(world.other_guild)
+    caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    caplog.clear()
+    await world.start()
+    await settled(world)   # the start's work is done: on_ready's purge skipped the server in its outage
+    assert purge_summaries(caplog) == [f"{PURGE_SUMMARY} 0 purged in 0 of 2 servers (1 skipped: member list "
+                                       "not complete; 0 failed)"], "one purge at start, not one per server"
+    assert rows_mentioning(world.tenant_file(world.other_guild), bob)
+
+    await world.server.end_guild_outage(world.other_guild)
+    await settled(world)
+    assert rows_mentioning(world.tenant_file(world.other_guild), bob) == {}
+    assert rows_mentioning(world.tenant_file(world.guild), bob), "still a member of the first server"
 
 
 async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
