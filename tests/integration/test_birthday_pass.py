@@ -555,6 +555,32 @@ async def test_a_broken_tenant_does_not_stop_the_others(
     assert str(broken) in caplog.text
 
 
+async def test_a_server_that_removes_the_bot_during_the_pass_is_skipped_quietly(
+        running_bot: BotFactory, discord: RecordingDiscord, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The pass lists the files, then a server removes the bot (its file archived) before its visit:
+    nothing is owed there any more. It used to log an ERROR with a traceback and count a failure."""
+    removing = GUILD + 1  # listed after GUILD, visited after it
+    async with running_bot(concurrency=1) as bot:
+        for guild_id in (GUILD, removing):
+            await configure(bot, guild_id)
+        await bot.birthdays.set(GUILD, ALICE, 6, 15)
+        await bot.birthdays.set(removing, BOB, 6, 15)
+        announce = discord.announce
+
+        async def removed_meanwhile(guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
+            if guild_id == GUILD:  # on_guild_remove of the other server, while the pass is here
+                await bot.tenants.archive(removing)
+            return await announce(guild_id, channel_id, user_id, text)
+
+        monkeypatch.setattr(discord, "announce", removed_meanwhile)
+        with caplog.at_level(logging.DEBUG, logger="malabot.features.birthdays"):
+            report = await bot.birthday_pass.run()
+    assert announced_users(discord) == [ALICE]
+    assert (report.tenants, report.visited, report.failures) == (2, 1, 0)
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
 # --- many tenants -------------------------------------------------------------------------------------------
 
 async def test_a_pass_over_many_tenants_stays_within_the_connection_cap(

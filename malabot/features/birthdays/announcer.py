@@ -7,6 +7,7 @@ Per server the order is fixed, so that nothing visible can ever happen twice:
   3. record what happened (announced_at; roles that could not be given), in one more transaction.
 A crash between 1 and 2 means those celebrations are not shown at all: at most once, never twice.
 Each server is visited by one worker; a failure there is logged with its guild id and the pass goes on.
+A server archived since the pass listed it (it removed the bot) is skipped: nothing is owed there.
 
 The pass knows nothing of Discord: it asks a BirthdayEffects port to do the visible things.
 """
@@ -19,7 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from malabot.errors import UserInputError
+from malabot.errors import TenantArchived, UserInputError
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.ports import BirthdayEffects, Clock, XpGranter, utc_now
 from malabot.features.birthdays.rules import (
@@ -146,6 +147,8 @@ class BirthdayPass:
             guild_id = queue.get_nowait()
             try:
                 await self.visit(guild_id, now, report)
+            except TenantArchived:  # the bot was removed from the server since the pass listed it
+                log.debug("birthday pass: guild %s was archived meanwhile; nothing owed there", guild_id)
             except Exception:
                 report.failures += 1
                 log.exception("birthday pass failed for guild %s", guild_id)
