@@ -305,11 +305,13 @@ class TenantManager:
             archived = None
             if self.exists(guild_id):
                 archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
-            self._file_changed(guild_id)
-            if guild_id not in self._archived:  # added back since the call: its ensure() may be done
-                log.info("guild %s: the bot was added back while its removal waited; reopening its data",
-                         guild_id)
-                await self._open_slot(slot, guild_id, create=True)
+            try:
+                if guild_id not in self._archived:  # added back since the call: its ensure() may be done
+                    log.info("guild %s: the bot was added back while its removal waited; reopening its data",
+                             guild_id)
+                    await self._open_slot(slot, guild_id, create=True)
+            finally:  # once the file is as it stays: a re-added guild's hooks never see it missing
+                self._file_changed(guild_id)
             return archived
 
     async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:

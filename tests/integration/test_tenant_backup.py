@@ -616,6 +616,8 @@ async def test_the_bot_removed_then_added_back_while_the_file_is_busy_gets_its_d
     """A kick and a re-invite (or both replayed after a RESUME) while a command holds the file: the
     re-add came last, so the guild ends with its data, as on any re-add within the retention."""
     tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    file_there_when_changed: list[bool] = []
+    tenants.add_file_changed(lambda guild_id: file_there_when_changed.append(tenants.exists(guild_id)))
     try:
         await add_users(tenants, 1, range(1, 4))
         async with file_in_use(tenants, 1):
@@ -626,6 +628,8 @@ async def test_the_bot_removed_then_added_back_while_the_file_is_busy_gets_its_d
         await readding
         assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
         assert not tenants.paths.archives_of(1), "the archive came back"
+        # The XP service drops what it buffered for a guild reported without a file (the bot left).
+        assert file_there_when_changed and all(file_there_when_changed), "never reported gone"
     finally:
         await tenants.close_all()
 
