@@ -1,9 +1,9 @@
 """Guild and member lifecycle: create files on join, purge a member who leaves, archive on removal.
 
 A member who leaves while the bot is offline sends no event the bot could hear; at start, in each
-guild whose member list is complete (py-cord has chunked it), and in a guild that was in an outage
-then once it comes back with its list, everyone named in its file who is no longer a member is
-purged as if they had just left. Likewise a server that removed the bot while it was
+guild whose member list is complete (py-cord has chunked it), in a big guild once its list arrives,
+and in a guild that was in an outage then once it comes back with its list, everyone named in its
+file who is no longer a member is purged as if they had just left. Likewise a server that removed the bot while it was
 offline: READY lists every server the bot is in, so the file of any other is archived at start.
 """
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
+
+# How long the start-up purge waits for a big server's member list (py-cord's own wait is 60 s).
+MEMBER_LIST_WAIT_SECONDS = 120
 
 
 def _progress_step(total: int) -> int:
@@ -126,6 +129,22 @@ class Lifecycle(discord.Cog):
         self.bot.guilds_opened.set()
         self._ready_purge_pending = False  # before the purge: a server back while it runs is purged too
         await purge_departed(self.services.member_data, self.bot.guilds)
+        await self.purge_once_member_lists_arrive(self.bot.guilds)
+
+    async def purge_once_member_lists_arrive(self, guilds: Sequence[discord.Guild]) -> None:
+        """py-cord waits only 5 s for a server's member list before READY: a big server's may come
+        later, and no event says so. Its purge waits for it here (py-cord's request still running is
+        reused). A server in an outage is left to on_guild_available."""
+        for guild in guilds:
+            if guild.unavailable or server_members(guild) is not None:
+                continue
+            try:
+                await asyncio.wait_for(guild.chunk(), timeout=MEMBER_LIST_WAIT_SECONDS)
+            except (TimeoutError, discord.ClientException):
+                log.warning("guild %s: its member list did not arrive within %d s; members who left while "
+                            "the bot was offline are purged at the next start", guild.id, MEMBER_LIST_WAIT_SECONDS)
+                continue
+            await purge_departed(self.services.member_data, [guild])
 
     @discord.Cog.listener()
     async def on_connect(self) -> None:

@@ -126,6 +126,26 @@ async def test_a_member_who_left_while_offline_is_purged_once_an_outage_at_start
     assert rows_mentioning(world.tenant_file(world.guild), bob), "still a member of the first server"
 
 
+async def test_a_member_who_left_while_offline_is_purged_once_a_big_servers_member_list_arrives(
+        world: World) -> None:
+    """A big server's member list may come after py-cord's 5 s wait at start: on_ready's purge finds
+    it incomplete and no event says when it is there. The purge waits for it."""
+    bob = world.bob.id
+    await seed_member(world, world.other_guild.id, bob)
+    await world.stop()
+    await world.server.remove_member(world.other_guild, world.bob)  # nobody is listening
+    for number in range(250):  # past py-cord's large_threshold: the list is asked for, not sent
+        world.server.add_member(world.other_guild, world.server.add_user(f"member{number}"))
+    async with world.server.holding_member_lists(world.other_guild) as held:
+        starting = asyncio.create_task(world.start())
+        await held.arrived(within=5)
+        await starting  # READY came after py-cord's 5 s wait, the list still held
+        assert not world.running.get_guild(world.other_guild.id).chunked
+        assert rows_mentioning(world.tenant_file(world.other_guild), bob)
+    await eventually(lambda: rows_mentioning(world.tenant_file(world.other_guild), bob) == {},
+                     what="bob's rows purged once the member list arrived")
+
+
 async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
     live = world.tenant_file(world.other_guild)
     await world.server.guild_outage(world.other_guild)
