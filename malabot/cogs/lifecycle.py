@@ -133,18 +133,22 @@ class Lifecycle(discord.Cog):
 
     async def purge_once_member_lists_arrive(self, guilds: Sequence[discord.Guild]) -> None:
         """py-cord waits only 5 s for a server's member list before READY: a big server's may come
-        later, and no event says so. Its purge waits for it here (py-cord's request still running is
-        reused). A server in an outage is left to on_guild_available."""
-        for guild in guilds:
-            if guild.unavailable or server_members(guild) is not None:
-                continue
-            try:
-                await asyncio.wait_for(guild.chunk(), timeout=MEMBER_LIST_WAIT_SECONDS)
-            except (TimeoutError, discord.ClientException):
-                log.warning("guild %s: its member list did not arrive within %d s; members who left while "
-                            "the bot was offline are purged at the next start", guild.id, MEMBER_LIST_WAIT_SECONDS)
-                continue
-            await purge_departed(self.services.member_data, [guild])
+        later, and no event says so. Its purge waits for it here, all of them at once (py-cord's
+        requests still running are reused). A server in an outage is left to on_guild_available."""
+        lists = {asyncio.ensure_future(guild.chunk()): guild for guild in guilds
+                 if not guild.unavailable and server_members(guild) is None}
+        if not lists:
+            return
+        try:
+            arrived, late = await asyncio.wait(lists, timeout=MEMBER_LIST_WAIT_SECONDS)
+        finally:  # a stop cancels the sweep: the requests' waits go with it
+            for waiting in lists:
+                waiting.cancel()
+        for guild in (lists[waiting] for waiting in late):
+            log.warning("guild %s: its member list did not arrive within %d s; members who left while the bot "
+                        "was offline are purged at the next start", guild.id, MEMBER_LIST_WAIT_SECONDS)
+        ready = [guild for waiting, guild in lists.items() if waiting in arrived and not waiting.exception()]
+        await purge_departed(self.services.member_data, ready)
 
     @discord.Cog.listener()
     async def on_connect(self) -> None:
