@@ -83,6 +83,9 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush], departures=departures)
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
+    # Before birthdays: a restore replays erasures first, then keeps the celebrations since the backup
+    # (both hooks run in the order registered here).
+    mydata = MyDataService(tenants, member_data, clock)
     birthdays = BirthdayService(tenants, guild_settings, clock=clock)
     return Services(settings=settings, tenants=tenants, guild_settings=guild_settings,
                     member_data=member_data, scheduler=scheduler, birthdays=birthdays,
@@ -92,7 +95,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
                     welcome=WelcomeService(guild_settings),
                     verification=VerificationService(tenants, guild_settings, clock=clock),
                     backups=BackupService(tenants, guild_settings, clock=clock),
-                    mydata=MyDataService(tenants, member_data, clock), clock=clock)
+                    mydata=mydata, clock=clock)
 
 
 async def start_services(services: Services) -> None:

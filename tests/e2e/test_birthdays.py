@@ -21,6 +21,7 @@ from malabot.features.birthdays.announcer import PassReport
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, Message, Role, User
 from malabot.scheduling import BIRTHDAY_PASS
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.test_backup import snapshot_ids, take_nightly_snapshots
 from tests.e2e.world import World, make_world
 
 EXTRA_MEMBERS = 9  # with admin, alice and bob: 12 members, more than one page of 10
@@ -520,3 +521,93 @@ async def test_a_member_who_leaves_takes_their_birthday_with_them(bd: Birthdays)
     assert rows_mentioning(world.tenant_file(world.other_guild), world.bob.id).get("birthdays") == 1
     listed = await world.command(world.alice, "birthday list")
     assert str(world.bob.id) not in listed.content
+
+
+# ---- a restore ------------------------------------------------------------------------------------
+# The nightly snapshot (03:30 UTC) is taken before the day's celebrations (09:00): what those did on
+# Discord stays done whatever the restored file says.
+
+async def snapshot_then_celebrate_alice(bd: Birthdays) -> str:
+    """Alice's birthday is tomorrow (November 26): last night's snapshot, then her celebration at
+    12:00 with the role. Returns the snapshot's id."""
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 26)
+    world.clock.advance(hours=15, minutes=30)          # 2026-11-26 03:30 UTC: the nightly snapshot
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=8, minutes=30)           # 12:00: Alice's day, after 09:00
+    await bd.run_pass()
+    assert bd.has_role(world.alice) and len(bd.announcements()) == 1
+    return snapshot
+
+
+async def restore(world: World, snapshot: str) -> None:
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`"), reply.content
+
+
+async def test_the_birthday_role_given_after_the_restored_snapshot_is_still_taken_back(bd: Birthdays) -> None:
+    world = bd.world
+    snapshot = await snapshot_then_celebrate_alice(bd)
+    world.clock.advance(days=1)                        # the next day the owner restores last night's snapshot
+    await restore(world, snapshot)
+    await bd.run_pass()
+    assert not bd.has_role(world.alice), "the birthday role is taken back"
+    world.clock.advance(hours=12)
+    await bd.run_pass()
+    assert len(bd.announcements()) == 1
+
+
+async def test_a_restore_on_the_birthday_does_not_celebrate_it_again(bd: Birthdays) -> None:
+    world = bd.world
+    snapshot = await snapshot_then_celebrate_alice(bd)
+    world.clock.advance(hours=2)                       # 14:00: the owner restores last night's snapshot
+    await restore(world, snapshot)
+    assert bd.xp_of(world.alice) == 0, "the snapshot's XP, from before the celebration"
+    world.clock.advance(hours=1)
+    report = await bd.run_pass()                       # the next pass
+    assert (report.celebrated, report.roles_added) == (0, 0)
+    assert len(bd.announcements()) == 1
+    assert bd.xp_of(world.alice) == 0, "the birthday XP is not awarded again"
+    world.clock.advance(hours=12)                      # 03:00 the next day: the role of the day goes
+    await bd.run_pass()
+    assert not bd.has_role(world.alice)
+
+
+async def test_a_restore_brings_back_no_celebration_of_a_member_who_erased_their_data(bd: Birthdays) -> None:
+    world = bd.world
+    snapshot = await snapshot_then_celebrate_alice(bd)
+    question = await world.command(world.alice, "mydata delete")
+    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await restore(world, snapshot)
+    assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
+    world.clock.advance(days=1)
+    await bd.run_pass()
+    assert not bd.has_role(world.alice) and len(bd.announcements()) == 1
+
+
+async def test_a_restore_keeps_the_celebration_of_a_member_who_came_back_after_erasing(bd: Birthdays) -> None:
+    world = bd.world
+    snapshot = await snapshot_then_celebrate_alice(bd)
+    question = await world.command(world.alice, "mydata delete")
+    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await set_birthday(world, world.alice, 11, 26)     # set again: celebrated again, with the role
+    await eventually(lambda: bd.has_role(world.alice), what="the second celebration's role")
+    # The restore erases her again in the snapshot, then keeps the celebration that came after.
+    await restore(world, snapshot)
+    assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {
+        "member_erasures", "birthday_celebrations"}
+    world.clock.advance(days=1)
+    await bd.run_pass()
+    assert not bd.has_role(world.alice), "the role of the second celebration is taken back"
+
+
+async def test_a_restore_brings_back_no_celebration_of_a_member_who_left(bd: Birthdays) -> None:
+    world = bd.world
+    snapshot = await snapshot_then_celebrate_alice(bd)
+    await world.server.remove_member(world.guild, world.alice)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), world.alice.id),
+                     what="alice's rows to be purged")
+    await restore(world, snapshot)
+    assert bd.celebrations() == []

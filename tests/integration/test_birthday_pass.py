@@ -21,6 +21,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from apscheduler.triggers.base import BaseTrigger
 
 from malabot.clock import MovableClock
+from malabot.features.backups.service import BackupService
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.announcer import (
     ROLE_RETRY_DAYS,
@@ -258,6 +259,56 @@ async def test_a_backup_or_restore_makes_the_pass_look_at_the_file_again(bot: Bo
     assert (await bot.birthday_pass.run()).visited == 0
     await bot.tenants.backup(GUILD)
     assert (await bot.birthday_pass.run()).visited == 1
+
+
+# --- a restore -----------------------------------------------------------------------------------------
+# The nightly snapshot (03:30 UTC) comes before the day's celebrations: what they did on Discord stays.
+
+async def test_the_birthday_role_is_taken_back_after_restoring_a_snapshot_from_before_it(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
+    backups = BackupService(bot.tenants, bot.settings, clock=clock)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    clock.now = datetime(2026, 6, 15, 3, 30, tzinfo=UTC)        # the nightly snapshot, 05:30 in Berlin
+    snapshot = await backups.take_snapshot(GUILD)
+    clock.now = JUNE_15_0900_BERLIN                             # announced, role given
+    await bot.birthday_pass.run()
+    assert discord.roles_of(ALICE) == {ROLE}
+
+    clock.now = JUNE_16_1000_BERLIN                             # the next day the owner restores it
+    await backups.restore(GUILD, snapshot.id)
+    report = await bot.birthday_pass.run()
+    assert report.roles_removed == 1 and discord.roles_of(ALICE) == set()
+    row = await bot.celebration(ALICE, 2026)
+    assert row is not None and row["role_removed_at"] is not None and row["announced_at"] is not None
+
+
+async def test_a_same_day_restore_of_a_snapshot_from_before_the_birthday_does_not_celebrate_again(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
+    backups = BackupService(bot.tenants, bot.settings, clock=clock)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    clock.now = datetime(2026, 6, 15, 3, 30, tzinfo=UTC)        # the nightly snapshot
+    snapshot = await backups.take_snapshot(GUILD)
+    clock.now = JUNE_15_0900_BERLIN                             # announced
+    await bot.birthday_pass.run()
+    clock.now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)        # 14:00 Berlin: the owner restores
+    await backups.restore(GUILD, snapshot.id)
+    clock.now = datetime(2026, 6, 15, 13, 0, tzinfo=UTC)        # the next pass
+    report = await bot.birthday_pass.run()
+    assert report.celebrated == 0 and announced_users(discord) == [ALICE]
+    assert [call[0] for call in discord.role_calls] == ["add"]
+
+
+async def test_a_restore_over_data_whose_celebrations_cannot_be_read_goes_on_and_says_so(
+        bot: Bot, clock: MovableClock, caplog: pytest.LogCaptureFixture) -> None:
+    # Damaged data is what a restore is for: at worst a role given since the backup stays.
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    backup = await bot.tenants.backup(GUILD)
+    await bot.tenants.close(GUILD)
+    live = bot.tenants.paths.live(GUILD)
+    live.write_bytes(live.read_bytes()[:4096])
+    await bot.tenants.restore(GUILD, backup)
+    assert "birthday celebrations of the replaced data" in caplog.text and "cannot be read" in caplog.text
+    assert await bot.birthdays.show(GUILD, ALICE) is not None
 
 
 # --- downtime -------------------------------------------------------------------------------------------

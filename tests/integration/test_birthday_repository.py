@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import aiosqlite
 import pytest
@@ -75,6 +76,33 @@ async def test_pending_roles_are_those_of_past_days_not_yet_removed(conn: aiosql
     await repository.mark_roles_removed(conn, pending, NOW)
     assert await repository.pending_roles(conn, before=date(2026, 6, 16)) == [
         repository.PendingRole(2, 2026, date(2026, 6, 15), 555)]
+
+
+async def test_celebrations_of_a_file_from_before_a_migration_are_added_where_missing(
+        conn: aiosqlite.Connection, tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite3"   # as migration 0001 left it: no role_failed_on column yet
+    plain = sqlite3.connect(old)
+    with plain:
+        plain.execute("CREATE TABLE birthday_celebrations (user_id INTEGER NOT NULL, year INTEGER NOT NULL,"
+                      " local_day TEXT NOT NULL, announced_at TEXT, xp_awarded INTEGER NOT NULL DEFAULT 0,"
+                      " role_id INTEGER, role_removed_at TEXT, PRIMARY KEY (user_id, year))")
+        plain.executemany("INSERT INTO birthday_celebrations VALUES (?, 2026, '2026-06-14', ?, 100, 555, NULL)",
+                          [(1, "2026-06-14T07:00:00+00:00"), (2, None)])
+    plain.close()
+    await repository.claim_celebrations(conn, [2], 2026, date(2026, 6, 14), 0, None)
+
+    rows = repository.celebrations_in_file(old)
+    assert await repository.add_missing_celebrations(conn, rows) == 1
+    assert await repository.add_missing_celebrations(conn, []) == 0
+    assert await repository.celebration(conn, 1, 2026) == {
+        "user_id": 1, "year": 2026, "local_day": "2026-06-14", "announced_at": "2026-06-14T07:00:00+00:00",
+        "xp_awarded": 100, "role_id": 555, "role_removed_at": None, "role_failed_on": None}
+    kept = await repository.celebration(conn, 2, 2026)
+    assert kept is not None and kept["role_id"] is None, "a row already there is left as it is"
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database" * 300)
+    with pytest.raises(sqlite3.DatabaseError):
+        repository.celebrations_in_file(garbage)
 
 
 async def test_member_data_handler_purges_and_exports_only_that_member(conn: aiosqlite.Connection) -> None:

@@ -293,6 +293,24 @@ def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
     assert erased == [(10,)], "and the erasure stays on record for the next restore"
 
 
+def test_a_restore_keeps_the_birthday_celebrations_since_the_backup(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
+    backup = Path(capsys.readouterr().out.strip())
+    celebrated = (10, 2026, "2026-06-15", "2026-06-15T07:00:00+00:00", 100, 600, None, None)
+    conn = sqlite3.connect(paths.live(1))  # member 10 celebrated since, the role not yet taken back
+    with conn:
+        conn.execute("INSERT INTO birthday_celebrations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", celebrated)
+    conn.close()
+
+    assert tenants(paths, "restore", "1", str(backup)) == 0
+    conn = sqlite3.connect(paths.live(1))
+    try:
+        assert conn.execute("SELECT * FROM birthday_celebrations").fetchall() == [celebrated]
+    finally:
+        conn.close()
+
+
 def test_a_restore_that_fails_while_erasing_again_is_one_line_and_changes_nothing(
         paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conn = sqlite3.connect(paths.live(1))  # stands in for a disk that fills while erasing again

@@ -1,7 +1,7 @@
 """SQL of birthdays: the `birthdays` table and the per-year `birthday_celebrations` ledger.
 
-Every function takes the tenant's connection; the caller decides the transaction. Dates are stored as
-ISO text (YYYY-MM-DD), instants as UTC ISO text.
+Every function takes the tenant's connection (celebrations_in_file: a closed file's path); the caller
+decides the transaction. Dates are stored as ISO text (YYYY-MM-DD), instants as UTC ISO text.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import aiosqlite
 
 from malabot.features.birthdays.rules import Birthday
+from malabot.tenancy.opening import connect_to_look
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,32 @@ async def mark_role_failures(conn: aiosqlite.Connection, roles: Iterable[Pending
         "UPDATE birthday_celebrations SET role_failed_on = coalesce(role_failed_on, ?) WHERE user_id = ? AND year = ?",
         [(day.isoformat(), role.user_id, role.year) for role in roles],
     )
+
+
+def celebrations_in_file(path: Path) -> list[dict[str, object]]:
+    """Every celebration row of a closed tenant file, by column name (a file the bot has not migrated
+    yet lacks the newer columns)."""
+    conn = connect_to_look(path)  # the live file about to be replaced: nothing may appear beside it
+    try:
+        cursor = conn.execute("SELECT * FROM birthday_celebrations")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+    finally:
+        conn.close()
+
+
+async def add_missing_celebrations(conn: aiosqlite.Connection, rows: Sequence[dict[str, object]]) -> int:
+    """Insert each row (as celebrations_in_file gives them) whose member and year have none here;
+    returns how many were added. Columns this file does not have are left out."""
+    if not rows:
+        return 0
+    known = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(birthday_celebrations)")}
+    columns = [name for name in rows[0] if name in known]  # names checked against this schema
+    cursor = await conn.executemany(
+        f"INSERT INTO birthday_celebrations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        " ON CONFLICT (user_id, year) DO NOTHING",
+        [[row[name] for name in columns] for row in rows])
+    return max(cursor.rowcount, 0)
 
 
 async def celebration(conn: aiosqlite.Connection, user_id: int, year: int) -> dict[str, object] | None:

@@ -12,14 +12,22 @@ viewer, so the birth year only ever reaches the member it belongs to.
 
 `is_member(user_id) -> bool` comes from the bot's member cache: list and upcoming show current
 members only.
+
+A restore keeps the celebrations the data it replaces records (see _carry_celebrations).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
-from malabot.errors import UserInputError
+import aiosqlite
+
+from malabot.errors import TenantError, UserInputError
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.ports import Clock, MemberCheck, utc_now
 from malabot.features.birthdays.rules import (
@@ -33,6 +41,8 @@ from malabot.features.birthdays.views import BirthdayPage, BirthdayView, view_fo
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy.manager import TenantManager
 from malabot.texts import only_pages
+
+log = logging.getLogger(__name__)
 
 DEFAULT_UPCOMING_DAYS = 7
 DEFAULT_PAGE_SIZE = 10
@@ -49,6 +59,7 @@ class BirthdayService:
         self._clock = clock
         self._page_size = page_size
         self._listeners: list[ChangeListener] = []
+        tenants.add_before_install(self._carry_celebrations)
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -56,6 +67,26 @@ class BirthdayService:
     def _changed(self, guild_id: int) -> None:
         for listener in self._listeners:
             listener(guild_id)
+
+    async def _carry_celebrations(self, guild_id: int, staged: aiosqlite.Connection, replaced: Path) -> None:
+        """Before a restored file goes live: add to it the celebrations of the replaced file that it
+        lacks (it was taken before them). They record what already happened on Discord, which no
+        restore undoes: without them the pass would announce again, give the role and the XP again,
+        or never take back a role given that day. The replaced file holds no rows of members who left
+        or erased their data (purged there); it runs after the erasures are replayed (app.py builds
+        MyDataService first), so that those of a member who came back after erasing are kept. Runs in
+        the restore's transaction on the new file."""
+        try:
+            rows = await asyncio.to_thread(repository.celebrations_in_file, replaced)
+        except (sqlite3.DatabaseError, TenantError) as error:
+            # A damaged file is what a restore is for: it goes on, at worst leaving a role in place.
+            log.error("guild %s: the birthday celebrations of the replaced data (%s) cannot be read (%s); "
+                      "birthday roles given since the restored backup are not taken back", guild_id, replaced,
+                      error)
+            return
+        added = await repository.add_missing_celebrations(staged, rows)
+        if added:
+            log.info("guild %s: %d birthday celebration(s) since the restored backup kept", guild_id, added)
 
     async def today(self, guild_id: int) -> date:
         """The calendar day it is now in the server's timezone."""
