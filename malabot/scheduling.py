@@ -92,20 +92,26 @@ class _QuietOnShutdownExecutor(AsyncIOExecutor):
         super()._run_job_error(job_id, exc, traceback)
 
 
-def every_hour() -> CronTrigger:
-    """At minute 0 of every hour (UTC; servers' own hours are handled by the jobs themselves)."""
-    return CronTrigger(minute=0, second=0, timezone=UTC)
+def every_quarter_hour() -> CronTrigger:
+    """At minutes 0, 15, 30 and 45 of every hour, UTC: every IANA zone's offset is a whole number of
+    quarter hours (+05:30 Kolkata, +05:45 Kathmandu, -03:30 St. John's), so each server's local hour
+    begins on one of them (the jobs handle servers' own hours themselves)."""
+    return CronTrigger(minute="0,15,30,45", second=0, timezone=UTC)
 
 
 def birthday_pass_job(birthday_pass: BirthdayPass) -> ScheduledJob:
-    """The hourly birthday pass, plus one run when added, to catch up on a pass missed while down.
+    """The birthday pass every quarter hour, so that it announces at the start of each server's
+    `birthday_hour` whatever its offset, plus one run when added, to catch up on a pass missed while
+    down. A server already settled for its day is skipped without opening its file (BirthdayPass), so
+    most of these runs cost a look at a cache per server.
 
     Add it once the bot's member cache is ready (e.g. from on_ready): the pass leaves members it
     cannot see unclaimed, and a start-up run before the cache is filled would celebrate nobody.
     Adding it again on a reconnect is harmless: it replaces the job and the pass is idempotent.
 
-    Two instances: the start-up (or reconnect) run can still be under way at the top of the hour, and
-    APScheduler would drop that hour's run; the pass takes one lock per run, so the second waits for
-    the first and then looks at the new hour (a server announcing at 23:00 would lose the day).
+    Two instances: the start-up (or reconnect) run can still be under way when the next quarter hour
+    comes, and APScheduler would drop that run; the pass takes one lock per run, so the second waits
+    for the first and then looks at the new time (a server announcing at 23:00 would lose the day).
     """
-    return ScheduledJob(BIRTHDAY_PASS, birthday_pass.run, every_hour(), run_at_start=True, max_instances=2)
+    return ScheduledJob(BIRTHDAY_PASS, birthday_pass.run, every_quarter_hour(), run_at_start=True,
+                        max_instances=2)

@@ -1,4 +1,4 @@
-"""The visible side of a birthday, with py-cord: the BirthdayEffects port of the hourly pass.
+"""The visible side of a birthday, with py-cord: the BirthdayEffects port of the birthday pass.
 
 Everything is looked up in the bot's cache (the members intent keeps it complete once the guilds are
 chunked): a guild, channel, role or member the bot cannot see means "could not be done" (False), and

@@ -1,11 +1,11 @@
-"""`/birthday set|remove|show|list|upcoming`, and the hourly birthday pass of this bot.
+"""`/birthday set|remove|show|list|upcoming`, and the birthday pass of this bot.
 
 Commands call BirthdayService and render its views. The birth year (and the age) only ever appears in
 ephemeral answers to the member themself; public answers show month and day and ping nobody.
 
 The pass is added to the scheduler once every guild has its file (bot.guilds_opened) and the member
-cache is filled: it runs at once (catching up on an hour missed while the bot was down) and then at
-the top of every hour. `run_birthday_pass()` runs one now, exactly as the scheduler would.
+cache is filled: it runs at once (catching up on a pass missed while the bot was down) and then
+every quarter hour. `run_birthday_pass()` runs one now, exactly as the scheduler would.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     # -- the pass --
 
     async def run_birthday_pass(self) -> PassReport:
-        """One pass now, at the services' clock: what the hourly job runs."""
+        """One pass now, at the services' clock: what the scheduled job runs."""
         report = await self.birthday_pass.run()
         await self._level_ups(report.level_changes)
         return report
@@ -135,7 +135,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
 
     def _celebrate_today(self, guild_id: int) -> None:
         """A birthday just set to today is celebrated now when the server's birthday hour has come (the
-        hourly pass would miss it in the server's last hour of the day); not awaited by the command."""
+        next pass would miss it in the server's last quarter hour of the day); not awaited by the command."""
         async def celebrate() -> None:
             try:
                 report = await self.birthday_pass.run_for(guild_id)

@@ -139,7 +139,7 @@ async def scripted_day(demo: Demo) -> None:
     await demo.command("ben", "birthday set", {"month": 2, "day": 29})
     await demo.command("ana", "birthday upcoming", {"days": 30})
     clock.now = clock.now.replace(hour=9, minute=0, second=5)
-    demo.scene("the hourly birthday pass")
+    demo.scene("the birthday pass")
     await run_birthday_pass(demo)
 
     demo.scene("a member leaves; the bot leaves a server")
@@ -159,7 +159,7 @@ async def scripted_day(demo: Demo) -> None:
 
 
 async def run_birthday_pass(demo: Demo) -> None:
-    """The scheduler runs this every hour; the demo runs it once, now."""
+    """The scheduler runs this every quarter hour; the demo runs it once, now."""
     birthdays = demo.bot.get_cog("Birthdays")
     assert isinstance(birthdays, BirthdaysCog)
     await birthdays.run_birthday_pass()

@@ -42,8 +42,9 @@ class Birthdays:
         return cog
 
     async def settle(self) -> None:
-        """Wait for the start-up pass of the running bot, then hold the hourly job (it follows the real
-        clock and could fire at minute 0 during a test), so that the test's own passes run alone."""
+        """Wait for the start-up pass of the running bot, then hold the scheduled job (it follows the
+        real clock and could fire at a quarter hour during a test), so that the test's own passes run
+        alone."""
         await asyncio.wait_for(self.cog.caught_up.wait(), timeout=10)
         self.world.live.scheduler.pause_job(BIRTHDAY_PASS)
 
@@ -399,9 +400,9 @@ async def test_a_birthday_set_for_today_after_the_hour_is_celebrated_at_once(bd:
 async def test_a_birthday_set_in_the_last_hour_of_the_servers_day_is_still_celebrated_that_day(
         bd: Birthdays) -> None:
     world = bd.world
-    # Auckland is UTC+13 in November: 2026-11-25 10:30 UTC is 23:30 there, after the day's last pass.
+    # Auckland is UTC+13 in November: 2026-11-25 10:50 UTC is 23:50 there, after the day's last pass.
     await bd.configure(timezone="Pacific/Auckland")
-    world.clock.advance(hours=-1, minutes=-30)
+    world.clock.advance(hours=-1, minutes=-10)
     await set_birthday(world, world.alice, 11, 25)
     await eventually(lambda: len(bd.announcements()) == 1, what="the announcement before the day ends")
 

@@ -1,4 +1,4 @@
-"""The hourly birthday pass on real tenant files, with a recording fake of the Discord side.
+"""The birthday pass on real tenant files, with a recording fake of the Discord side.
 
 The fake implements the BirthdayEffects port (announce / add_role / remove_role / is_member); the
 tenant files, settings, XP service and pass are the real ones. "Restart" means a new tenant manager
@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -259,6 +260,51 @@ async def test_a_backup_or_restore_makes_the_pass_look_at_the_file_again(bot: Bo
     assert (await bot.birthday_pass.run()).visited == 0
     await bot.tenants.backup(GUILD)
     assert (await bot.birthday_pass.run()).visited == 1
+
+
+# --- the schedule ---------------------------------------------------------------------------------------
+
+async def run_on_schedule(bot: Bot, clock: MovableClock, start: datetime, end: datetime
+                          ) -> list[tuple[datetime, PassReport]]:
+    """The pass at every time the scheduled job fires from `start` until `end`, with its reports."""
+    trigger = birthday_pass_job(bot.birthday_pass).trigger
+    reports = []
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire < end:
+        clock.now = fire
+        reports.append((fire, await bot.birthday_pass.run()))
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return reports
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"])
+async def test_the_birthday_is_announced_and_its_role_taken_back_as_the_hours_begin(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, zone: str) -> None:
+    # Offsets of +05:30, +05:45 and -03:30: the servers' hours do not begin on a whole UTC hour.
+    await configure(bot, timezone=zone, birthday_hour=9)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    reports = await run_on_schedule(bot, clock, datetime(2026, 6, 14, 12, 0, tzinfo=UTC),
+                                    datetime(2026, 6, 16, 12, 0, tzinfo=UTC))
+    announced = [clock_at for clock_at, report in reports if report.announced]
+    removed = [clock_at for clock_at, report in reports if report.roles_removed]
+    local = ZoneInfo(zone)
+    assert [f"{at.astimezone(local):%m-%d %H:%M}" for at in announced] == ["06-15 09:00"]
+    assert [f"{at.astimezone(local):%m-%d %H:%M}" for at in removed] == ["06-16 00:00"]
+
+
+async def test_a_settled_server_is_not_read_again_in_the_passes_of_the_rest_of_its_day(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 16)
+    # June 15 and 16 in Berlin, every quarter hour: each day's file is read at midnight (yesterday's
+    # role) and at 09:00 (the announcement), never in the ~90 passes between.
+    reports = await run_on_schedule(bot, clock, JUNE_16_0000_BERLIN - timedelta(days=1),
+                                    JUNE_16_0000_BERLIN + timedelta(days=1))
+    assert len(reports) == 2 * 24 * 4
+    visits = [f"{clock_at.astimezone(ZoneInfo('Europe/Berlin')):%d %H:%M}"
+              for clock_at, report in reports if report.visited]
+    assert visits == ["15 00:00", "15 09:00", "16 00:00", "16 09:00"]
+    assert announced_users(discord) == [ALICE, BOB]
 
 
 # --- a restore -----------------------------------------------------------------------------------------
@@ -724,7 +770,7 @@ async def test_the_hour_that_comes_while_the_start_up_pass_runs_still_gets_its_p
         await bot.birthdays.set(GUILD, ALICE, 6, 15)
         clock.now = datetime(2026, 6, 15, 20, 59, tzinfo=UTC)  # June 15, 22:59 in Berlin
 
-        # The scheduler runs in real time: an hourly trigger whose next top of the hour is a second away.
+        # The scheduler runs in real time: a trigger whose next fire time (23:00) is a second away.
         top_of_the_hour = datetime.now(UTC) + timedelta(seconds=1)
         job = dataclasses.replace(birthday_pass_job(bot.birthday_pass), trigger=Once(top_of_the_hour))
 

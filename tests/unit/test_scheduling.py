@@ -19,7 +19,7 @@ from malabot.scheduling import (
     add_job,
     birthday_pass_job,
     build_scheduler,
-    every_hour,
+    every_quarter_hour,
 )
 from malabot.tenancy.manager import TenantManager
 
@@ -49,15 +49,17 @@ def a_birthday_pass(tmp_path: Path) -> BirthdayPass:
     return BirthdayPass(tenants, SettingsService(tenants), NoDiscord(), NoXp())
 
 
-def test_every_hour_fires_at_minute_zero_in_utc() -> None:
-    trigger = every_hour()
+def test_every_quarter_hour_fires_at_minutes_0_15_30_and_45_in_utc() -> None:
+    trigger = every_quarter_hour()
     after = datetime(2026, 6, 15, 7, 0, 1, tzinfo=UTC)
-    assert trigger.get_next_fire_time(None, after) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
-    exactly = datetime(2026, 6, 15, 23, 0, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, after) == datetime(2026, 6, 15, 7, 15, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, datetime(2026, 6, 15, 7, 50, tzinfo=UTC)) == \
+        datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+    exactly = datetime(2026, 6, 15, 23, 45, tzinfo=UTC)
     assert trigger.get_next_fire_time(None, exactly) == exactly
 
 
-def test_the_birthday_pass_runs_hourly_and_once_when_added(tmp_path: Path) -> None:
+def test_the_birthday_pass_runs_every_quarter_hour_and_once_when_added(tmp_path: Path) -> None:
     birthday_pass = a_birthday_pass(tmp_path)
     job = birthday_pass_job(birthday_pass)
     assert job.id == BIRTHDAY_PASS
@@ -70,7 +72,7 @@ def test_the_birthday_pass_runs_hourly_and_once_when_added(tmp_path: Path) -> No
     assert scheduled.id == BIRTHDAY_PASS
     assert scheduled.next_run_time == added_at
     assert scheduled.max_instances == 2 and scheduled.coalesce  # a run due meanwhile waits, not dropped
-    assert scheduled.trigger.get_next_fire_time(None, added_at) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+    assert scheduled.trigger.get_next_fire_time(None, added_at) == datetime(2026, 6, 15, 7, 30, tzinfo=UTC)
 
 
 async def test_adding_a_job_again_replaces_it(tmp_path: Path) -> None:
@@ -90,22 +92,22 @@ async def test_a_run_at_start_job_runs_as_soon_as_the_scheduler_starts() -> None
     async def mark() -> None:
         ran.set()
 
-    async def hourly_work() -> None:
+    async def scheduled_work() -> None:
         pass
 
     scheduler = build_scheduler([
-        ScheduledJob("catch-up", mark, every_hour(), run_at_start=True),
-        ScheduledJob("hourly only", hourly_work, every_hour()),
+        ScheduledJob("catch-up", mark, every_quarter_hour(), run_at_start=True),
+        ScheduledJob("scheduled only", scheduled_work, every_quarter_hour()),
     ])
     started = datetime.now(UTC)
     scheduler.start()
     try:
         await asyncio.wait_for(ran.wait(), timeout=10)  # a bound, not a timing assertion
-        catch_up, hourly = scheduler.get_job("catch-up"), scheduler.get_job("hourly only")
-        # After its start-up run the catch-up job is back on the hourly trigger, like the other.
-        for job in (catch_up, hourly):
+        catch_up, scheduled = scheduler.get_job("catch-up"), scheduler.get_job("scheduled only")
+        # After its start-up run the catch-up job is back on its trigger, like the other.
+        for job in (catch_up, scheduled):
             assert job.next_run_time > started
-            assert (job.next_run_time.minute, job.next_run_time.second) == (0, 0)
+            assert (job.next_run_time.minute % 15, job.next_run_time.second) == (0, 0)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -125,7 +127,7 @@ async def test_a_run_cancelled_by_shutdown_before_its_first_step_is_no_error(cap
     scheduler = build_scheduler()
     scheduler.start()
     await asyncio.sleep(0.01)  # its first wakeup is done
-    add_job(scheduler, ScheduledJob("catch-up", work, every_hour(), run_at_start=True))  # as on_ready does
+    add_job(scheduler, ScheduledJob("catch-up", work, every_quarter_hour(), run_at_start=True))  # as on_ready does
     scheduler.shutdown(wait=False)  # the signal, in the same loop pass
     for _ in range(10):  # the wakeup, the shutdown, the cancelled task and its done-callback
         await asyncio.sleep(0)

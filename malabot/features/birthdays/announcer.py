@@ -1,4 +1,5 @@
-"""The hourly birthday pass: over every tenant, celebrate today's birthdays once and take back old roles.
+"""The birthday pass (every quarter hour): over every tenant, celebrate today's birthdays once and take
+back old roles.
 
 Per server the order is fixed, so that nothing visible can ever happen twice:
   1. claim each due member's (member, year) celebration row and award the XP, in one tenant
@@ -87,9 +88,10 @@ class _Settled:
 
 
 class BirthdayPass:
-    """Most hourly passes find nothing new: a server settled earlier the same local day is skipped
-    without opening its file, until `forget(guild_id)` says its birthdays changed (BirthdayService
-    tells it, see build_birthday_pass) or its file is restored or archived. A restart forgets all.
+    """Most passes find nothing new: a server settled earlier the same local day is skipped without
+    opening its file (a look at its cached settings and its settled day), until `forget(guild_id)`
+    says its birthdays changed (BirthdayService tells it, see build_birthday_pass) or its file is
+    restored or archived. A restart forgets all.
     """
 
     def __init__(self, tenants: TenantManager, settings: SettingsService, effects: BirthdayEffects,
@@ -102,7 +104,7 @@ class BirthdayPass:
         self._xp = xp
         self._clock = clock
         self._concurrency = concurrency
-        # One pass at a time in this process (the start-up run may meet the hourly one).
+        # One pass at a time in this process (the start-up run may meet a scheduled one).
         self._running = asyncio.Lock()
         self._settled: dict[int, _Settled] = {}
         # Bumped by every forget(): a visit that overlapped a change must not mark its server settled.
@@ -135,8 +137,8 @@ class BirthdayPass:
             return report
 
     async def run_for(self, guild_id: int) -> PassReport:
-        """The pass for one server now: for a birthday set to today, which the next hourly pass would
-        miss when it comes after the server's local day has ended."""
+        """The pass for one server now: for a birthday set to today, which the next scheduled pass
+        would miss when it comes after the server's local day has ended."""
         async with self._running:
             report = PassReport(tenants=1)
             await self.visit(guild_id, self._clock(), report)

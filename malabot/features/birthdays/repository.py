@@ -68,7 +68,7 @@ async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, in
     """Birthdays falling on one of `dates` (month, day) that have no celebration row for `year` yet.
 
     Uses the birthdays_by_date index and the celebrations primary key: cheap enough to run for every
-    tenant in every hourly pass.
+    tenant in every pass.
     """
     found: list[tuple[int, Birthday]] = []
     for month, day in dates:

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 DEFAULT_UPCOMING_DAYS = 7
 DEFAULT_PAGE_SIZE = 10
 
-# Told the guild id after a birthday there was set or removed (the hourly pass listens).
+# Told the guild id after a birthday there was set or removed (the birthday pass listens).
 ChangeListener = Callable[[int], None]
 
 
