@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -82,6 +83,18 @@ async def test_refusals_store_nothing(place: Place) -> None:
         await place.service.request(GUILD, young)
     assert place.rows() == []
     place.clock.now += timedelta(hours=12)
+    assert (await place.service.request(GUILD, young)).outcome == "verified"
+
+
+async def test_trying_again_after_the_time_given_in_a_refusal_is_not_refused(place: Place) -> None:
+    await place.configure(verify_min_account_age_days=7)
+    young = user_created(7 - 50 / 86_400, 7)   # 7 days old at 12:00:50 UTC
+    with pytest.raises(UserInputError, match=r"Try again after 2026-11-25 12:01 UTC\.") as refused:
+        await place.service.request(GUILD, young)
+    named = re.search(r"after (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", refused.value.message)
+    assert named is not None
+    told = datetime.strptime(named[1], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    place.clock.now = told + timedelta(seconds=1)   # as soon as the member may believe it works
     assert (await place.service.request(GUILD, young)).outcome == "verified"
 
 

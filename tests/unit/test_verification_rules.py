@@ -14,6 +14,7 @@ from malabot.features.verification.rules import (
     decide_request,
     decide_review,
     old_enough_at,
+    try_again_after,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -35,6 +36,15 @@ def test_minimum_age_is_reached_exactly_after_the_days() -> None:
     assert not account_old_enough(user, NOW - timedelta(milliseconds=1), 7)
     assert old_enough_at(user, 7) == NOW
     assert account_old_enough(user_created(NOW), NOW, 0), "0 days: no minimum"
+
+
+def test_the_time_to_try_again_is_rounded_up_to_a_whole_minute() -> None:
+    assert try_again_after(user_created(NOW - timedelta(days=7)), 7) == NOW, "a whole minute stays"
+    almost = user_created(NOW - timedelta(days=7, seconds=-50))        # old enough at 12:00:50
+    assert try_again_after(almost, 7) == NOW + timedelta(minutes=1)
+    just_after = user_created(NOW - timedelta(days=7, milliseconds=-1))  # at 12:00:00.001
+    assert try_again_after(just_after, 7) == NOW + timedelta(minutes=1)
+    assert account_old_enough(almost, try_again_after(almost, 7), 7)
 
 
 def decide(status: str | None = None, *, role: int | None = 10, review: bool = False, min_days: int = 0,

@@ -28,6 +28,14 @@ def old_enough_at(user_id: int, min_age_days: int) -> datetime:
     return account_created_at(user_id) + timedelta(days=min_age_days)
 
 
+def try_again_after(user_id: int, min_age_days: int) -> datetime:
+    """The time a member too young to verify is told to wait for: when the account is old enough,
+    rounded up to a whole minute (the sentence shows minutes), so that trying after it always works."""
+    ready = old_enough_at(user_id, min_age_days)
+    whole_minute = ready.replace(second=0, microsecond=0)
+    return whole_minute if whole_minute == ready else whole_minute + timedelta(minutes=1)
+
+
 def check_distinct_roles(verified_role_id: int | None, unverified_role_id: int | None) -> None:
     """Verifying gives the verified role and takes the unverified one: one role for both would be given
     and taken at once, and the member, told they are verified, would be left without it."""

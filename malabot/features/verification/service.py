@@ -28,7 +28,7 @@ from malabot.features.verification.rules import (
     account_created_at,
     decide_request,
     decide_review,
-    old_enough_at,
+    try_again_after,
 )
 from malabot.tenancy.manager import TenantManager
 
@@ -136,7 +136,7 @@ def _refuse_or_outcome(decision: RequestDecision, user_id: int, min_age_days: in
     if decision is RequestDecision.DENIED:
         raise UserInputError("A moderator denied your verification request; please contact the moderators.")
     if decision is RequestDecision.TOO_YOUNG:
-        ready = old_enough_at(user_id, min_age_days).strftime("%Y-%m-%d %H:%M UTC")
+        ready = try_again_after(user_id, min_age_days).strftime("%Y-%m-%d %H:%M UTC")
         raise UserInputError(f"Your Discord account is too new to verify here: it must be at least "
                              f"{min_age_days} days old. Try again after {ready}.")
     outcomes: dict[RequestDecision, RequestOutcome] = {
