@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from malabot.legacy.evidence import is_member_id
 from malabot.legacy.mapping import (
@@ -110,8 +111,12 @@ class _Contest:
     def __init__(self, content: Content) -> None:
         self._content = content
         self._best: dict[int, _Candidate] = {}
+        self._left_behind: dict[Origin, str] = {}
 
-    def offer(self, user_id: int, candidate: _Candidate) -> None:
+    def offer(self, user_id: int, candidate: _Candidate, left_behind: str | None = None) -> None:
+        """`left_behind`: the part of the row its new rows leave out, held back if it wins."""
+        if left_behind is not None:
+            self._left_behind[candidate[1]] = left_behind
         current = self._best.setdefault(user_id, candidate)
         if current is candidate:
             return
@@ -126,6 +131,9 @@ class _Contest:
         used: dict[str, list[int]] = {}
         for _rank, origin, new_rows, _description in self._best.values():
             table, rowid = origin
+            left_behind = self._left_behind.get(origin)
+            if left_behind is not None:
+                content.hold(table, rowid, left_behind)
             rowids = used.get(table)
             if rowids is None:
                 rowids = used[table] = []
@@ -259,22 +267,25 @@ def _whole_number(value: object) -> int | None:
 
 # --- birthdays and check-ins --------------------------------------------------------------------
 
-def _birthday_rows(user_id: int, text: object, announced_year: object, created_at: object,
-                   now: str) -> tuple[tuple[str, TargetRow], ...]:
-    month, day, year = parse_birthday(text)
+def _birthday_rows(user_id: int, text: object, announced_year: object, created_at: object, now: str,
+                   today: date) -> tuple[tuple[tuple[str, TargetRow], ...], str | None]:
+    """The new rows of a legacy birthday, and what of it they leave out (a year the new bot refuses)."""
+    month, day, year, year_left_out = parse_birthday(text, today)
     birthday = ("birthdays", (user_id, month, day, year, created_at or now))
     year_announced = _whole_number(announced_year)
     if year_announced is None or not 1900 <= year_announced <= 9999:
-        return (birthday,)
+        return (birthday,), year_left_out
     # The old bot announced this year already: the new one must not announce again.
     # It did not record the hour, so midnight of the day stands for it.
     local_day = celebration_day(month, day, year_announced)
     announced_at = f"{local_day}T00:00:00+00:00"
-    return birthday, ("birthday_celebrations", (user_id, year_announced, local_day, announced_at))
+    celebrated = ("birthday_celebrations", (user_id, year_announced, local_day, announced_at))
+    return (birthday, celebrated), year_left_out
 
 
 def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: str) -> None:
     contest = _Contest(content)
+    today = date.fromisoformat(now[:10])  # the split's UTC day: a birth date after it is refused
 
     def offer(table: str, rowid: int, user_id: object, text: object, announced: object, created: object,
               rank: tuple[object, ...], description: str) -> None:
@@ -282,11 +293,11 @@ def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: s
             content.hold(table, rowid, f"user {user_id!r} is not a Discord id")
             return
         try:
-            rows = _birthday_rows(user_id, text, announced, created, now)
+            rows, year_left_out = _birthday_rows(user_id, text, announced, created, now, today)
         except ValueError as error:
             content.hold(table, rowid, str(error))
             return
-        contest.offer(user_id, (rank, (table, rowid), rows, description))
+        contest.offer(user_id, (rank, (table, rowid), rows, description), year_left_out)
 
     for own, (rowid, _guild, user_id, text, announced, created) in _both(dest, "birthdays"):
         offer("birthdays", rowid, user_id, text, announced, created, (2 if own else 1, rowid),

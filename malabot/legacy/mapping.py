@@ -51,7 +51,7 @@ from pydantic import ValidationError
 
 from malabot import templates
 from malabot.errors import UserInputError
-from malabot.features.birthdays.rules import celebration_date
+from malabot.features.birthdays.rules import EARLIEST_YEAR, celebration_date, validate_birthday
 from malabot.features.xp.rules import MAX_TOTAL_XP
 from malabot.guild_settings import GuildSettings
 from malabot.snowflakes import snowflake_from_text
@@ -139,11 +139,14 @@ def why_not_xp(value: object) -> str:
     return f"XP {value!r} is not a number from 0 up"
 
 
-def parse_birthday(text: object) -> tuple[int, int, int | None]:
-    """(month, day, year) of a legacy birthday: 'MM-DD' (Feb 29 allowed) or 'YYYY-MM-DD'."""
+def parse_birthday(text: object, today: date) -> tuple[int, int, int | None, str | None]:
+    """(month, day, year, why the year is left out) of a legacy birthday: 'MM-DD' (Feb 29 allowed) or
+    'YYYY-MM-DD'; ValueError for a day that does not exist. A year `/birthday set` would refuse on
+    `today` (before 1900, or a birth date still to come) is left out with the reason, for the report:
+    the day itself is still right."""
     month_day = _MONTH_DAYS.get(text) if isinstance(text, str) else None  # the common case, one lookup
     if month_day is not None:
-        return (*month_day, None)
+        return (*month_day, None, None)
     if not isinstance(text, str):
         raise ValueError(f"invalid birthday {text!r}")
     value = text.strip()
@@ -153,11 +156,16 @@ def parse_birthday(text: object) -> tuple[int, int, int | None]:
     month_day = _MONTH_DAYS.get(value)
     if month_day is None:
         raise ValueError(f"invalid birthday {text!r}")
-    if year is not None and not calendar.isleap(year) and month_day == (2, 29):
+    if year is None:
+        return (*month_day, None, None)
+    if not calendar.isleap(year) and month_day == (2, 29):
         raise ValueError(f"invalid birthday {text!r}")
-    if year is not None and year < 1900:
-        year = None  # the new schema keeps years from 1900 on; the day itself is still right
-    return (*month_day, year)
+    try:
+        validate_birthday(*month_day, year, today)
+    except UserInputError:
+        refused = f"a birth year before {EARLIEST_YEAR}" if year < EARLIEST_YEAR else "a birth date in the future"
+        return (*month_day, None, f"{refused}: {text!r} (kept without its year)")
+    return (*month_day, year, None)
 
 
 def celebration_day(month: int, day: int, year: int) -> str:

@@ -339,6 +339,30 @@ def test_birthdays_checkins_and_records_keep_their_meaning(legacy: Path, tenants
     assert "role already given at level 5" in held["level_roles"].held
 
 
+def test_a_birth_year_the_new_bot_refuses_is_left_out_and_named_in_the_report(tmp_path: Path, tenants: Path) -> None:
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.birthday(11, "2999-05-01")                         # a birth date in the future: a negative age
+    db.user(12, xp=70, birthday="1850-07-04")             # before 1900, in the users table
+    db.birthday(13, "1990-07-04")
+    db.mod_log(A, 11, 12)
+    db.mod_log(A, 13, 12)
+    db.close()
+
+    report = run(db.path, tenants)
+
+    assert_conserved(report, db.path)
+    live = TenantPaths(tenants).live
+    assert rows(live(A), "SELECT user_id, month, day, year FROM birthdays ORDER BY user_id") == [
+        (11, 5, 1, None), (12, 7, 4, None), (13, 7, 4, 1990)]
+    totals = report.ledger.totals()
+    assert (totals["birthdays"].written, dict(totals["birthdays"].held)) == (2, {})
+    assert dict(totals["birthdays"].partly) == {
+        "a birth date in the future: '2999-05-01' (kept without its year)": 1}
+    assert dict(totals["users"].partly) == {"a birth year before 1900: '1850-07-04' (kept without its year)": 1}
+    assert "part of written rows: a birth date in the future: '2999-05-01' (kept without its year) (1)" in \
+        report.render()
+
+
 def test_what_is_left_of_a_written_row_is_named_in_the_report(tmp_path: Path, tenants: Path) -> None:
     db = LegacyDb(tmp_path / "bot.db", GLOBAL)
     db.user(11, xp=5000, messages=10, birthday="02-30")   # XP written, birthday impossible

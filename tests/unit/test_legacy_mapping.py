@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.birthdays.member_data import birthday_member_data
 from malabot.features.birthdays.rules import PLACEHOLDERS as BIRTHDAY_PLACEHOLDERS
+from malabot.features.birthdays.rules import Birthday, render_announcement
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.moderation.member_data import moderation_member_data
 from malabot.features.mydata.member_data import erasure_member_data
@@ -57,17 +60,33 @@ def test_ids_are_decimal_and_empty_means_unset() -> None:
             parse_snowflake(bad)
 
 
+SPLIT_DAY = date(2027, 5, 1)
+
+
 def test_birthdays_are_month_day_with_feb_29_allowed() -> None:
-    assert parse_birthday("02-29") == (2, 29, None)
-    assert parse_birthday("12-31") == (12, 31, None)
-    assert parse_birthday("1990-07-04") == (7, 4, 1990)
-    assert parse_birthday("1850-07-04") == (7, 4, None)  # the new schema keeps years from 1900 on
+    assert parse_birthday("02-29", SPLIT_DAY) == (2, 29, None, None)
+    assert parse_birthday("12-31", SPLIT_DAY) == (12, 31, None, None)
+    assert parse_birthday("1990-07-04", SPLIT_DAY) == (7, 4, 1990, None)
+    assert parse_birthday("2027-05-01", SPLIT_DAY) == (5, 1, 2027, None)  # born on the day of the split
+
+
+@pytest.mark.parametrize("text, why", [
+    ("1850-07-04", "a birth year before 1900: '1850-07-04' (kept without its year)"),  # the schema's floor
+    ("2031-05-01", "a birth date in the future: '2031-05-01' (kept without its year)"),
+    ("2027-05-02", "a birth date in the future: '2027-05-02' (kept without its year)"),
+])
+def test_a_birth_year_the_new_bot_refuses_is_left_out_and_the_day_kept(text: str, why: str) -> None:
+    month, day, year, year_left_out = parse_birthday(text, SPLIT_DAY)
+    assert (year, year_left_out) == (None, why), "as /birthday set refuses it"
+    assert (month, day) == (int(text[5:7]), int(text[8:10]))
+    age = Birthday(month, day, year).age_on(date(2031, 5, 1))
+    assert render_announcement("Happy {age}th birthday {member}!", 1, age) == "Happy birthday <@1>!"
 
 
 @pytest.mark.parametrize("text", ["13-01", "02-30", "04-31", "00-10", "2-3", "", "1991-02-29", None, 229])
 def test_impossible_birthdays_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="invalid birthday"):
-        parse_birthday(text)
+        parse_birthday(text, SPLIT_DAY)
 
 
 def test_feb_29_is_celebrated_on_feb_28_in_other_years() -> None:
