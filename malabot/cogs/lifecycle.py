@@ -185,5 +185,6 @@ class Lifecycle(discord.Cog):
         # The raw event fires for every member, cached or not, so nobody's data is left behind.
         if self.bot.user is not None and payload.user.id == self.bot.user.id:
             return
+        self.services.role_ledger.member_left(payload.guild_id, payload.user.id)
         report = await self.services.member_data.member_left(payload.guild_id, payload.user.id)
         log.info("guild %s: member left, %d rows purged", payload.guild_id, report.total)

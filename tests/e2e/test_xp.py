@@ -410,6 +410,26 @@ async def test_many_level_roles_the_bot_cannot_give_are_still_listed_and_reporte
         assert problems.content.endswith(" more problems with level roles.")
 
 
+async def test_level_roles_of_members_who_left_are_not_remembered(place: Place) -> None:
+    # The bot remembers a level-role change until Discord's member cache shows it; members who left
+    # must not stay in that memory for as long as the bot runs.
+    world = place.world
+    await place.give_level_roles()
+    await fixed_xp(place, 100)                           # one message: level 1, the Chatter role
+    for member in place.extras:
+        await place.chat(member)
+    await settled(world)
+    cached = world.running.get_guild(world.guild.id)
+    for member in place.extras:
+        assert place.roles_of(member) == {place.level_roles[0].id}
+        assert place.level_roles[0].id in {role.id for role in cached.get_member(member.id).roles}
+    for member in place.extras:
+        await world.server.remove_member(world.guild, member)
+    await settled(world)
+    remembered = [key for key in world.live.role_ledger._unconfirmed if key[0] == world.guild.id]
+    assert remembered == []
+
+
 # -- /rank and /leaderboard ---------------------------------------------------------------------------
 
 async def test_rank_shows_level_progress_and_server_position(place: Place) -> None:

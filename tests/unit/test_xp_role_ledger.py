@@ -38,6 +38,44 @@ def test_an_unconfirmed_change_counts_only_for_a_while() -> None:
     assert ledger.roles_now(GUILD, ALICE, []) == set()
 
 
+def test_expired_changes_are_dropped_whenever_the_ledger_is_used() -> None:
+    clock = ManualClock()
+    ledger = RoleLedger(keep_seconds=10, clock=clock)
+    for user_id in range(1, 10_001):                     # 10,000 members get a level role
+        ledger.changed(GUILD, 1000 + user_id, given=[CHATTER], taken=[])
+        clock.now += 0.01
+    clock.now += 30 * 24 * 3600                          # a month later, nobody has levelled again
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    assert list(ledger._unconfirmed) == [(GUILD, ALICE)]
+    clock.now += 11
+    assert ledger.roles_now(GUILD, BOB, []) == set()
+    assert not ledger._unconfirmed
+
+
+def test_a_member_changed_again_counts_from_the_latest_change() -> None:
+    clock = ManualClock()
+    ledger = RoleLedger(keep_seconds=10, clock=clock)
+    ledger.changed(GUILD, ALICE, given=[CHATTER], taken=[])
+    clock.now = 5
+    ledger.changed(GUILD, BOB, given=[CHATTER], taken=[])
+    clock.now = 8
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    clock.now = 16                                       # Bob's change is too old, Alice's latest is not
+    assert ledger.roles_now(GUILD, 12, []) == set()
+    assert list(ledger._unconfirmed) == [(GUILD, ALICE)]
+    assert ledger.roles_now(GUILD, ALICE, []) == {REGULAR}
+
+
+def test_a_member_who_left_is_forgotten() -> None:
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, BOB, given=[REGULAR], taken=[])
+    ledger.member_left(GUILD, ALICE)
+    ledger.member_left(GUILD, 12)                        # nothing remembered: nothing to do
+    assert ledger.roles_now(GUILD, ALICE, []) == set()
+    assert ledger.roles_now(GUILD, BOB, []) == {REGULAR}
+
+
 async def test_syncs_of_one_member_run_one_at_a_time_and_others_do_not_wait() -> None:
     ledger = RoleLedger()
     order: list[str] = []

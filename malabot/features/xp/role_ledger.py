@@ -5,13 +5,19 @@ still shows the member's old roles. A second level change of the same member mea
 `/xp set`, a chat level-up right after an admin edit) would work from those old roles: in `replace`
 mode it gives the new role without taking the one just given. So the level-role sync of one member
 runs one at a time, and reads the cached roles through this ledger.
+
+A change counts for `keep_seconds` at most, so the ledger holds only the last few seconds of changes:
+members are kept in the order of their latest change and the expired ones are dropped from the front
+whenever the ledger is used; a member who leaves is forgotten at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 
 # Longer than the gateway takes to confirm a change; after it the cache is trusted again even if no
@@ -28,8 +34,9 @@ class RoleLedger:
         self._clock = clock
         self._locks: dict[_Member, asyncio.Lock] = {}
         self._users: dict[_Member, int] = {}   # coroutines holding or waiting for each lock
-        # Per member: role id -> (True: given, False: taken; clock time of the change).
-        self._unconfirmed: dict[_Member, dict[int, tuple[bool, float]]] = {}
+        # Per member: role id -> (True: given, False: taken; clock time of the change). Members in the
+        # order of their latest change, oldest first, so expired ones are dropped from the front.
+        self._unconfirmed: OrderedDict[_Member, dict[int, tuple[bool, float]]] = OrderedDict()
 
     @contextlib.asynccontextmanager
     async def syncing(self, guild_id: int, user_id: int) -> AsyncIterator[None]:
@@ -49,10 +56,10 @@ class RoleLedger:
         """The member's roles: the cached ones with the bot's unconfirmed changes applied. A change
         the cache already shows, or an old one, is forgotten."""
         roles = set(cached)
+        too_old = self._forget_expired()
         changes = self._unconfirmed.get((guild_id, user_id))
         if not changes:
             return roles
-        too_old = self._clock() - self._keep_seconds
         for role_id, (given, at) in list(changes.items()):
             if (role_id in roles) == given or at < too_old:
                 del changes[role_id]
@@ -66,7 +73,27 @@ class RoleLedger:
 
     def changed(self, guild_id: int, user_id: int, given: Iterable[int], taken: Iterable[int]) -> None:
         """The bot gave and took these roles (Discord accepted the requests)."""
+        self._forget_expired()
         now = self._clock()
-        changes = self._unconfirmed.setdefault((guild_id, user_id), {})
-        changes.update({role_id: (True, now) for role_id in given})
-        changes.update({role_id: (False, now) for role_id in taken})
+        news = {role_id: (True, now) for role_id in given} | {role_id: (False, now) for role_id in taken}
+        if not news:
+            return
+        key = (guild_id, user_id)
+        self._unconfirmed.setdefault(key, {}).update(news)
+        self._unconfirmed.move_to_end(key)  # its latest change is now the newest
+
+    def member_left(self, guild_id: int, user_id: int) -> None:
+        """Forget the member's changes: a member who comes back has none of their old roles."""
+        self._unconfirmed.pop((guild_id, user_id), None)
+
+    def _forget_expired(self) -> float:
+        """Drop members whose latest change is too old to count; returns the cut-off time. Only the
+        front is looked at (members are in the order of their latest change), so a call costs as
+        many steps as it drops, plus one."""
+        too_old = self._clock() - self._keep_seconds
+        while self._unconfirmed:
+            key, changes = next(iter(self._unconfirmed.items()))
+            if max((at for _, at in changes.values()), default=-math.inf) >= too_old:
+                break
+            del self._unconfirmed[key]
+        return too_old
