@@ -1,8 +1,8 @@
 """Background jobs of the bot on APScheduler 3 (AsyncIOScheduler, in the bot's event loop).
 
 The composition root builds the scheduler and adds jobs; there is no module-level scheduler. A job is
-a plain description (ScheduledJob), so adding one — nightly snapshots, retention — is one function
-returning a ScheduledJob and one `add_job` call.
+a plain description (ScheduledJob), so adding one (the nightly snapshots, which also apply the archive
+retention) is one function returning a ScheduledJob and one `add_job` call.
 
 Every job runs at most one instance at a time, and missed runs collapse into one (coalesce): after
 downtime or a blocked loop a job runs once, late, rather than several times in a row. A job that

@@ -346,12 +346,30 @@ def latest_archive(paths: TenantPaths, guild_id: int, max_age: timedelta,
                    now: datetime | None = None) -> Path | None:
     """The guild's newest archive if it is younger than `max_age`."""
     now = now or datetime.now(UTC)
-    dated = [(moment, path) for path in paths.archives_of(guild_id)
-             if (moment := archived_at(path)) is not None]
+    dated = _dated_archives(paths, guild_id)
     if not dated:
         return None
     moment, path = max(dated)
     return path if now - moment <= max_age else None
+
+
+def remove_expired_archives(paths: TenantPaths, guild_id: int, max_age: timedelta,
+                            now: datetime | None = None) -> tuple[list[Path], bool]:
+    """Delete the guild's archives older than `max_age`, which `latest_archive` never brings back.
+    Returns the deleted ones and whether a younger one is left. Only names this code made count."""
+    now = now or datetime.now(UTC)
+    removed, younger_left = [], False
+    for moment, path in _dated_archives(paths, guild_id):
+        if now - moment <= max_age:
+            younger_left = True
+        else:
+            remove_database_files(path)
+            removed.append(path)
+    return removed, younger_left
+
+
+def _dated_archives(paths: TenantPaths, guild_id: int) -> list[tuple[datetime, Path]]:
+    return [(moment, path) for path in paths.archives_of(guild_id) if (moment := archived_at(path)) is not None]
 
 
 def _backup_staging(target: Path) -> Path:

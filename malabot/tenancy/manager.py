@@ -61,6 +61,14 @@ class _Slot:
     last_used: float = 0.0
 
 
+@dataclass(frozen=True)
+class ExpiredData:
+    """What `remove_expired` deleted of one guild."""
+
+    archives: tuple[Path, ...] = ()
+    copies: int = 0  # as counted by its `remove_copies`
+
+
 class TenantManager:
     def __init__(self, tenants_dir: Path, *, migrations: MigrationSet | None = None,
                  max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000,
@@ -343,6 +351,31 @@ class TenantManager:
         await asyncio.to_thread(remove_database_files, archive)
         log.info("guild %s: restored archive %s", guild_id, archive)
         return archive
+
+    @property
+    def archive_retention(self) -> datetime.timedelta | None:
+        return self._archive_retention
+
+    async def remove_expired(self, guild_id: int, remove_copies: Callable[[int], int], *,
+                             now: datetime.datetime | None = None) -> ExpiredData:
+        """Delete the guild's archives older than the archive retention (by the UTC moment in their
+        names, as when one is brought back: none of them ever would be). Then, if the guild has no
+        live file and no younger archive (the bot left it longer ago than that), run
+        `remove_copies(guild_id)` in a thread for its other copies; it returns how many it deleted.
+
+        Under the guild's lock, so no file of the guild is created or brought back meanwhile. Nothing
+        is deleted when the manager has no archive retention.
+        """
+        guild_id = parse_guild_id(guild_id)
+        if self._archive_retention is None:
+            return ExpiredData()
+        async with self._hold(guild_id):
+            archives, younger_left = await asyncio.to_thread(
+                files.remove_expired_archives, self.paths, guild_id, self._archive_retention, now)
+            copies = 0
+            if not younger_left and not self.exists(guild_id):
+                copies = await asyncio.to_thread(remove_copies, guild_id)
+        return ExpiredData(tuple(archives), copies)
 
     # -- the pool --------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,18 +84,21 @@ class TenantPaths:
 
     def live_guild_ids(self) -> list[int]:
         """Guild ids of the live files, sorted; stray files with other names are ignored."""
-        found: list[int] = []
         if not self.root.is_dir():
-            return found
-        for path in self.root.glob(f"*{TENANT_SUFFIX}"):
-            name = path.name.removesuffix(TENANT_SUFFIX)
-            try:
-                guild_id = parse_guild_id(name)
-            except InvalidGuildId:
-                continue
-            if name == str(guild_id):  # `0111.sqlite3` is a stray file, not guild 111's
-                found.append(guild_id)
-        return sorted(found)
+            return []
+        return _guild_ids(path.name.removesuffix(TENANT_SUFFIX) for path in self.root.glob(f"*{TENANT_SUFFIX}"))
+
+    def archived_guild_ids(self) -> list[int]:
+        """Guild ids with a file in the archive folder (`<guild>-….sqlite3`), sorted."""
+        if not self.archive_dir.is_dir():
+            return []
+        return _guild_ids(path.name.partition("-")[0] for path in self.archive_dir.glob(f"*-*{TENANT_SUFFIX}"))
+
+    def backed_up_guild_ids(self) -> list[int]:
+        """Guild ids with a folder under backups/, sorted; an operator's other folders are ignored."""
+        if not self.backups_dir.is_dir():
+            return []
+        return _guild_ids(path.name for path in self.backups_dir.iterdir() if path.is_dir())
 
     def archives_of(self, guild_id: int) -> list[Path]:
         """Archived files of one guild, oldest first."""
@@ -102,6 +106,19 @@ class TenantPaths:
         if not self.archive_dir.is_dir():
             return []
         return sorted(self.archive_dir.glob(pattern))
+
+
+def _guild_ids(names: Iterable[str]) -> list[int]:
+    """The names that are guild ids as this code writes them, as ids, sorted and without repeats."""
+    found: set[int] = set()
+    for name in names:
+        try:
+            guild_id = parse_guild_id(name)
+        except InvalidGuildId:
+            continue
+        if name == str(guild_id):  # `0111.sqlite3` is a stray file, not guild 111's
+            found.add(guild_id)
+    return sorted(found)
 
 
 # `.<guild id>.<purpose>.tmp`, as `staging` makes them.

@@ -3,8 +3,9 @@ too large a file gets a clear answer, and the owner lists and restores the night
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.sandbox import FakeDiscord
 from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 
@@ -221,3 +223,95 @@ async def test_restore_offers_the_snapshot_ids_to_the_owner_only(world: World) -
     assert [choice["value"] for choice in offered] == ["20261126T120000Z", "20261125T120000Z"]
     assert await server.autocomplete(world.guild, world.general, world.bob, "backup restore", "id", "") == []
 
+
+# -- retention of the data of servers that removed the bot ------------------------------------------
+
+def aged(path: Path, guild_id: int, days: int) -> Path:
+    """Rename an archive or snapshot to the name it would have had `days` ago: the bot reads a file's
+    age from the UTC moment in its name (archives are named in real time)."""
+    stamp = path.name.removeprefix(f"{guild_id}-")[:16]
+    renamed = path.with_name(path.name.replace(stamp, utc_stamp(datetime.now(UTC) - timedelta(days=days))))
+    path.rename(renamed)
+    return renamed
+
+
+async def removed_with_snapshots(world: World, snapshots: int) -> int:
+    """The other server gets `snapshots` nightly snapshots (a day apart), then removes the bot."""
+    paths, gone = TenantPaths(world.tenants_dir), world.other_guild.id
+    await world.live.xp_admin.add(gone, world.admin.id, world.bob.id, 500)
+    await world.live.birthdays.set(gone, world.bob.id, 4, 12, 1990)
+    for _ in range(snapshots):
+        await take_nightly_snapshots(world)
+        world.clock.advance(days=1)
+    await world.server.remove_bot_from_guild(world.other_guild)
+    await eventually(lambda: bool(paths.archives_of(gone)), what="the removed server's archive")
+    return gone
+
+
+async def test_data_of_a_server_gone_longer_than_the_retention_is_deleted_at_night(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    paths = TenantPaths(world.tenants_dir)
+    gone = await removed_with_snapshots(world, 7)
+    aged(paths.archives_of(gone)[0], gone, 40)            # 40 days later: past the 30-day retention
+    await world.restart()
+    caplog.set_level(logging.INFO, logger="malabot.features.backups.service")
+
+    await take_nightly_snapshots(world)
+
+    assert paths.archives_of(gone) == []
+    assert not (paths.backups_dir / str(gone)).exists(), "its snapshots and their folder are gone"
+    assert len(list((paths.backups_dir / str(world.guild.id)).iterdir())) == 7, "a live server keeps backup_keep"
+    assert world.tenant_file(world.guild).exists()
+    lines = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    assert lines == [f"guild {gone}: past the 30-day archive retention: deleted 1 archive(s) and 7 snapshot(s)",
+                     "archive retention (30 days): deleted 1 archive(s) and 7 snapshot(s) of 1 server(s); 0 failed"]
+
+    # Added back later: a new, empty file, and nothing of the old data comes back.
+    await world.server.add_bot_to_guild(world.other_guild)
+    await eventually(lambda: world.tenant_file(world.other_guild).exists(), what="a new file")
+    assert rows_mentioning(world.tenant_file(world.other_guild), world.bob.id) == {}
+
+
+async def test_an_expired_archive_of_a_server_that_added_the_bot_back_is_deleted(world: World) -> None:
+    paths = TenantPaths(world.tenants_dir)
+    gone = await removed_with_snapshots(world, 2)
+    old = aged(paths.archives_of(gone)[0], gone, 31)
+    await world.server.add_bot_to_guild(world.other_guild)  # too late: it starts afresh
+    await eventually(lambda: world.tenant_file(world.other_guild).exists(), what="a new file")
+    assert paths.archives_of(gone) == [old]
+    snapshots_before = set((paths.backups_dir / str(gone)).iterdir())
+
+    await take_nightly_snapshots(world)
+
+    assert paths.archives_of(gone) == []
+    assert snapshots_before < set((paths.backups_dir / str(gone)).iterdir()), "a live server keeps its snapshots"
+
+
+async def test_a_server_gone_within_the_retention_keeps_its_archive_and_snapshots(world: World) -> None:
+    paths = TenantPaths(world.tenants_dir)
+    gone = await removed_with_snapshots(world, 3)
+    archive = aged(paths.archives_of(gone)[0], gone, 29)
+    snapshots = sorted((paths.backups_dir / str(gone)).iterdir())
+    for snapshot in snapshots:
+        aged(snapshot, gone, 400)                          # their own age does not matter, the server's does
+    snapshots = sorted((paths.backups_dir / str(gone)).iterdir())
+    await world.restart()
+
+    await take_nightly_snapshots(world)
+
+    assert paths.archives_of(gone) == [archive]
+    assert sorted((paths.backups_dir / str(gone)).iterdir()) == snapshots
+    await world.server.add_bot_to_guild(world.other_guild)  # within the retention: the data comes back
+    await eventually(lambda: world.tenant_file(world.other_guild).exists(), what="the archive to come back")
+    assert rows_mentioning(world.tenant_file(world.other_guild), world.bob.id)
+
+
+async def test_snapshots_of_a_server_that_removed_the_bot_a_year_ago_are_gone(world: World) -> None:
+    paths = TenantPaths(world.tenants_dir)
+    gone = await removed_with_snapshots(world, 1)
+    aged(next((paths.backups_dir / str(gone)).iterdir()), gone, 400)
+    aged(paths.archives_of(gone)[0], gone, 365)
+    for _ in range(3):
+        await world.restart()
+        await take_nightly_snapshots(world)
+    assert not (paths.backups_dir / str(gone)).exists() and paths.archives_of(gone) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from malabot.features.backups.service import BackupService
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.paths import TenantPaths, utc_stamp
 
 GUILD, OTHER = 111_111_111_111_111_111, 222_222_222_222_222_222
 ADMIN = 9
@@ -206,3 +208,75 @@ async def test_restore_of_an_unknown_id_changes_nothing(place: Place, typed: str
         await place.backups.restore(GUILD, typed)
     assert place.values()["motto"] == "kept"
     assert len(place.files()) == 1
+
+
+# -- what is past the archive retention ---------------------------------------------------------------
+
+def stamped(days_ago: int) -> str:
+    """The UTC moment `days_ago` in a file name: archive ages are read in real time."""
+    return utc_stamp(datetime.now(UTC) - timedelta(days=days_ago))
+
+
+@pytest.fixture
+async def kept_30_days(tmp_path: Path) -> AsyncIterator[Place]:
+    tenants = TenantManager(tmp_path / "kept", archive_retention=timedelta(days=30))
+    await tenants.start()
+    settings = SettingsService(tenants)
+    clock = MovableClock(datetime(2026, 11, 25, 3, 30, tzinfo=UTC))
+    await tenants.ensure(GUILD)
+    yield Place(tenants, settings, BackupService(tenants, settings, clock=clock), clock)
+    await tenants.close_all()
+
+
+async def removed_long_ago(place: Place, guild_id: int, days_ago: int) -> None:
+    """A guild that removed the bot `days_ago`: its archive, a snapshot and a copy kept before a restore."""
+    await place.tenants.ensure(guild_id)
+    await place.backups.take_snapshot(guild_id)
+    await place.backups.restore(guild_id, (await place.backups.snapshots(guild_id))[0].id)
+    archive = await place.tenants.archive(guild_id)
+    assert archive is not None
+    archive.rename(archive.with_name(f"{guild_id}-{stamped(days_ago)}.sqlite3"))
+
+
+async def test_only_the_bots_own_files_go_and_a_folder_with_others_stays(kept_30_days: Place) -> None:
+    place, paths = kept_30_days, kept_30_days.tenants.paths
+    await removed_long_ago(place, OTHER, 31)
+    (place.folder(OTHER) / "notes.txt").write_text("an operator's")
+    foreign = paths.archive_dir / f"{OTHER}-notes.sqlite3"
+    foreign.write_text("not an archive the bot made")
+
+    removed = await place.backups.remove_expired()
+
+    assert (len(removed.archives), removed.copies) == (1, 2)
+    assert place.files(OTHER) == ["notes.txt"]
+    assert paths.archives_of(OTHER) == [foreign]
+
+
+async def test_a_failure_with_one_server_does_not_stop_the_others(
+        kept_30_days: Place, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    place, paths = kept_30_days, kept_30_days.tenants.paths
+    broken = 333_333_333_333_333_333
+    await removed_long_ago(place, OTHER, 40)
+    await removed_long_ago(place, broken, 40)
+    remove = files.remove_expired_archives
+
+    def failing_for_broken(paths_: TenantPaths, guild_id: int, *rest: object) -> tuple[list[Path], bool]:
+        if guild_id == broken:
+            raise PermissionError("read-only folder")
+        return remove(paths_, guild_id, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files, "remove_expired_archives", failing_for_broken)
+    caplog.set_level(logging.INFO, logger="malabot.features.backups.service")
+    await place.backups.remove_expired()
+    assert paths.archives_of(OTHER) == [] and place.files(OTHER) == []
+    assert len(paths.archives_of(broken)) == 1 and len(place.files(broken)) == 2
+    assert "archive retention (30 days): deleted 1 archive(s) and 2 snapshot(s) of 1 server(s); 1 failed" in (
+        caplog.messages)
+
+
+async def test_nothing_is_deleted_without_an_archive_retention(place: Place) -> None:
+    archive = await place.tenants.archive(OTHER)
+    assert archive is not None
+    archive.rename(old := archive.with_name(f"{OTHER}-20000101T000000Z.sqlite3"))
+    await place.backups.snapshot_all()
+    assert place.tenants.paths.archives_of(OTHER) == [old]

@@ -71,3 +71,17 @@ def test_archives_of_one_guild_oldest_first(tmp_path: Path) -> None:
         (paths.archive_dir / name).touch()
     assert [path.name for path in paths.archives_of(8)] == [
         "8-20260101T000000Z.sqlite3", "8-20260301T000000Z.sqlite3"]
+
+
+def test_guilds_with_archives_or_snapshot_folders(tmp_path: Path) -> None:
+    paths = TenantPaths(tmp_path)
+    assert paths.archived_guild_ids() == [] and paths.backed_up_guild_ids() == []
+    paths.archive_dir.mkdir()
+    for name in ("8-20260301T000000Z.sqlite3", "8-20260101T000000Z.sqlite3", "88-20260201T000000Z.sqlite3",
+                 "08-20260201T000000Z.sqlite3", "notes-20260201T000000Z.sqlite3", "9.sqlite3"):
+        (paths.archive_dir / name).touch()
+    assert paths.archived_guild_ids() == [8, 88]
+    for name in ("5", "17", "017", "mine"):
+        (paths.backups_dir / name).mkdir(parents=True)
+    (paths.backups_dir / "6").touch()
+    assert paths.backed_up_guild_ids() == [5, 17]

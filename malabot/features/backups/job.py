@@ -16,7 +16,8 @@ SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC = 3, 30
 
 def nightly_snapshot_job(backups: BackupService, *, hour: int = SNAPSHOT_HOUR_UTC,
                          minute: int = SNAPSHOT_MINUTE_UTC) -> ScheduledJob:
-    """A snapshot of every server once a day at hour:minute UTC. No catch-up run when added: a bot
+    """A snapshot of every server once a day at hour:minute UTC, then what is past the archive retention
+    is deleted (BackupService.remove_expired). No catch-up run when added: a bot
     that restarts often would otherwise take many snapshots a day and push the older ones out."""
     trigger = CronTrigger(hour=hour, minute=minute, second=0, timezone=UTC)
     return ScheduledJob(NIGHTLY_SNAPSHOTS, backups.snapshot_all, trigger)

@@ -8,15 +8,17 @@ What a cog calls:
     /backup create          -> download_copy(guild_id, max_bytes) -> DownloadCopy  (UserInputError: too big)
     /backup list            -> snapshots(guild_id) -> list[Snapshot], newest first
     /backup restore id      -> restore(guild_id, snapshot_id) -> Snapshot
-    nightly job             -> snapshot_all() -> int
+    nightly job             -> snapshot_all() -> int  (then remove_expired(): what is past the retention)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import RestoreRefused, UserInputError, quoted
@@ -30,7 +32,7 @@ from malabot.features.backups.rules import (
 )
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy import backup as files
-from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.manager import ExpiredData, TenantManager
 from malabot.tenancy.opening import remove_database_files
 from malabot.tenancy.paths import parse_guild_id, utc_stamp
 
@@ -82,7 +84,8 @@ class BackupService:
         return taken
 
     async def snapshot_all(self) -> int:
-        """The nightly pass: a snapshot of every live server; returns how many were taken.
+        """The nightly pass: a snapshot of every live server, then `remove_expired`; returns how many
+        snapshots were taken.
 
         One server failing (a damaged file) is logged and does not stop the others.
         """
@@ -95,7 +98,40 @@ class BackupService:
             else:
                 taken += 1
         log.info("nightly snapshots: %d server(s)", taken)
+        await self.remove_expired()
         return taken
+
+    async def remove_expired(self) -> ExpiredData:
+        """Part of the nightly pass: delete every archive past the archive retention, and every
+        snapshot of a server with no live file and no archive within it (the bot left it longer ago);
+        a server with a live file keeps its snapshots. One log line per server, then a summary;
+        returns the totals.
+
+        Only the running bot deletes here: it holds the tenants lock, so the CLI commands that move
+        files (restore, archive) refuse meanwhile, and `tenants backup` needs a live file. Each server
+        is handled under its lock in the tenant manager, so a re-add cannot bring a file back midway.
+        """
+        retention = self._tenants.archive_retention
+        if retention is None:
+            return ExpiredData()
+        archives: list[Path] = []
+        snapshots = servers = failed = 0
+        for guild_id in await asyncio.to_thread(self._may_have_expired):
+            try:
+                removed = await self._tenants.remove_expired(guild_id, self._remove_all_snapshots)
+            except Exception:
+                failed += 1
+                log.exception("guild %s: deleting data past the archive retention failed", guild_id)
+                continue
+            if removed.archives or removed.copies:
+                servers += 1
+                archives += removed.archives
+                snapshots += removed.copies
+                log.info("guild %s: past the %d-day archive retention: deleted %d archive(s) and %d snapshot(s)",
+                         guild_id, retention.days, len(removed.archives), removed.copies)
+        log.info("archive retention (%d days): deleted %d archive(s) and %d snapshot(s) of %d server(s); "
+                 "%d failed", retention.days, len(archives), snapshots, servers, failed)
+        return ExpiredData(tuple(archives), snapshots)
 
     async def snapshots(self, guild_id: int) -> list[Snapshot]:
         """The server's snapshots, newest first."""
@@ -127,6 +163,25 @@ class BackupService:
                                  "Nothing was changed; the details are in the bot's log.") from None
         await self.prune(guild_id)
         return found
+
+    def _may_have_expired(self) -> list[int]:
+        """Guilds with an archive, or with snapshots but no live file: the others have nothing that
+        expires."""
+        paths = self._tenants.paths
+        live = set(paths.live_guild_ids())
+        return sorted(set(paths.archived_guild_ids()) | (set(paths.backed_up_guild_ids()) - live))
+
+    def _remove_all_snapshots(self, guild_id: int) -> int:
+        """Delete every snapshot of the guild (and what crashed backups left); the folder goes too
+        unless it holds other files (an operator's). Returns how many snapshots were deleted."""
+        snapshots = self._list_snapshots(guild_id)
+        for snapshot in snapshots:
+            remove_database_files(snapshot.path)
+        folder = self._tenants.paths.backups_dir / str(guild_id)
+        files.remove_backup_leftovers(folder, guild_id)
+        with contextlib.suppress(OSError):  # not empty: the other files stay, and so does the folder
+            folder.rmdir()
+        return len(snapshots)
 
     def _list_snapshots(self, guild_id: int) -> list[Snapshot]:
         folder = self._tenants.paths.backups_dir / str(guild_id)
