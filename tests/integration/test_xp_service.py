@@ -483,6 +483,30 @@ async def test_a_failed_flush_keeps_the_xp_for_the_next_one(world: XpWorld) -> N
     assert file_rows(world.tenants) == [(ALICE, 40, 2)]
 
 
+async def test_a_write_failing_every_round_is_logged_with_a_traceback_once_and_its_recovery_too(
+        world: XpWorld, caplog: pytest.LogCaptureFixture) -> None:
+    # A full disk, a damaged page, a file made read-only: the write fails the same way every round.
+    await chat(world, ALICE)
+    async with world.tenants.transaction(GUILD) as conn:
+        await conn.execute("CREATE TRIGGER disk_full BEFORE INSERT ON xp "
+                           "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    caplog.set_level(logging.INFO, logger="malabot.features.xp.service")
+    world.xp._flush_interval = 0.02
+    await world.xp.start()
+    await asyncio.sleep(1.0)                              # ~50 rounds; 50 s at the default 1 s interval
+    failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [(record.getMessage(), bool(record.exc_info)) for record in failures] == [
+        (f"guild {GUILD}: writing buffered XP failed; it stays buffered and is retried every round "
+         "(reported again at most once a minute)", True)]
+    async with world.tenants.transaction(GUILD) as conn:
+        await conn.execute("DROP TRIGGER disk_full")
+    await asyncio.sleep(0.1)
+    await world.xp.stop()
+    recovered = [record.getMessage() for record in caplog.records if "works again" in record.getMessage()]
+    assert len(recovered) == 1 and recovered[0].startswith(f"guild {GUILD}: writing buffered XP works again after ")
+    assert file_rows(world.tenants)[0][0] == ALICE, "the XP was kept for the write that worked"
+
+
 async def test_cancelling_readers_mid_flush_neither_loses_nor_doubles_xp(world: XpWorld) -> None:
     await fixed_xp(world, 20)
     awarded = 0

@@ -1,8 +1,9 @@
-"""When slow XP flush rounds are reported: only rounds over their interval, at most once a minute."""
+"""When slow XP flush rounds are reported (only rounds over their interval, at most once a minute), and
+a server whose XP write keeps failing (its traceback once, then one line a minute, then its recovery)."""
 
 from __future__ import annotations
 
-from malabot.features.xp.slow_rounds import FlushRound, SlowRounds
+from malabot.features.xp.slow_rounds import FailingWrites, FlushRound, SlowRounds
 
 BUSY = FlushRound(guilds=1000, reopened=744)
 
@@ -31,3 +32,32 @@ def test_later_slow_rounds_wait_a_minute_and_then_report_the_worst_of_them() -> 
 
 def test_a_round_of_exactly_the_interval_is_not_slow() -> None:
     assert SlowRounds().note(BUSY, 1.0, 1.0, 0.0) is None
+
+
+GUILD, OTHER = 111, 222
+FULL = OSError("database or disk is full")
+
+
+def test_a_failing_write_is_reported_with_its_traceback_first_then_once_a_minute() -> None:
+    writes = FailingWrites(report_every=60.0)
+    first = writes.failed(GUILD, FULL, 0.0)
+    assert first is not None and first.first
+    assert first.message.startswith(f"guild {GUILD}: writing buffered XP failed")
+    assert all(writes.failed(GUILD, FULL, float(now)) is None for now in range(1, 60))
+    later = writes.failed(GUILD, FULL, 60.0)
+    assert later is not None and not later.first
+    assert later.message == (f"guild {GUILD}: writing buffered XP still fails: 60 failed rounds since the last "
+                             "report, 61 in all; the last error: OSError: database or disk is full")
+
+
+def test_each_server_has_its_own_minute_and_a_recovery_ends_its_run() -> None:
+    writes = FailingWrites(report_every=60.0)
+    assert writes.failed(GUILD, FULL, 0.0) is not None
+    other = writes.failed(OTHER, FULL, 1.0)
+    assert other is not None and other.first
+    assert writes.worked(OTHER) == f"guild {OTHER}: writing buffered XP works again after 1 failed round"
+    assert writes.worked(OTHER) is None, "said once"
+    again = writes.failed(OTHER, FULL, 2.0)
+    assert again is not None and again.first, "a new run of failures starts with its traceback again"
+    writes.forget(GUILD)
+    assert writes.worked(GUILD) is None

@@ -62,7 +62,7 @@ from malabot.features.xp.rules import (
     render_levelup,
     roll_message_xp,
 )
-from malabot.features.xp.slow_rounds import FlushRound, SlowRounds
+from malabot.features.xp.slow_rounds import FailingWrites, FlushRound, SlowRounds
 from malabot.features.xp.totals_loader import TakeQueued, TotalsLoader
 from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
@@ -95,6 +95,7 @@ class XpService:
         self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._departures = departures or RecentDepartures()
         self._slow_rounds = SlowRounds()
+        self._failing_writes = FailingWrites()  # a guild failing every round is logged once a minute
         self._guilds: dict[int, GuildBuffer] = {}
         self._task: asyncio.Task[None] | None = None
         self._writing: dict[int, asyncio.Future[None]] = {}   # guild -> its buffer write under way
@@ -357,8 +358,12 @@ class XpService:
         async with self._flush_slots:
             try:
                 await self.flush(guild_id)
-            except Exception:
-                log.exception("guild %s: writing buffered XP failed; will retry", guild_id)
+            except Exception as error:
+                failure = self._failing_writes.failed(guild_id, error, asyncio.get_running_loop().time())
+                if failure is not None and failure.first:
+                    log.exception(failure.message)
+                elif failure is not None:
+                    log.error(failure.message)
 
     async def in_transaction_after_flush(self, guild_id: int,
                                          work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
@@ -411,6 +416,8 @@ class XpService:
             if taken and guild is not None:
                 guild.give_back(taken)
             raise
+        if taken and (recovered := self._failing_writes.worked(guild_id)) is not None:
+            log.info(recovered)
 
     async def _before_file_operation(self, guild_id: int) -> None:
         """Before a backup, restore or archive: write the buffer, so the file holds it."""
@@ -424,6 +431,7 @@ class XpService:
             self.forget_totals(guild_id)
             return
         guild = self._guilds.pop(guild_id, None)
+        self._failing_writes.forget(guild_id)
         for member in guild.members.values() if guild else ():
             for award in member.unsettled:
                 award.drop()
@@ -439,6 +447,7 @@ class XpService:
             guild.prune(now, max(self._memory_seconds, cooldown))
             if guild.empty:
                 del self._guilds[guild_id]
+                self._failing_writes.forget(guild_id)
         for guild_id in [guild_id for guild_id, loader in self._loaders.items() if loader.idle]:
             del self._loaders[guild_id]
 
