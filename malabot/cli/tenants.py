@@ -196,10 +196,15 @@ def _selected_guilds(args: argparse.Namespace, paths: TenantPaths, action: str) 
 
 
 def _live_guild_ids(paths: TenantPaths) -> list[int]:
-    """The guilds of the folder; a folder that is not there is an error, not "no guild files": a
-    mistyped path in a monitoring script must not read as healthy."""
+    """The guilds of the folder; a folder that is not there, or that may not be listed, is an error,
+    not "no guild files": a mistyped path or a wrong owner must not read as healthy to a monitoring
+    script or a cron backup (`live_guild_ids` finds nothing in a folder it cannot list)."""
     if not paths.root.is_dir():
         raise MalabotError(f"{paths.root} is not a folder of guild files (no such folder)")
+    try:
+        os.scandir(paths.root).close()
+    except OSError as error:
+        raise MalabotError(f"cannot list the guild files in {paths.root} ({error.strerror})") from None
     return paths.live_guild_ids()
 
 

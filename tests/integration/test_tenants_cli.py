@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import unprivileged
 
 from malabot.__main__ import main
 from malabot.app import build_services, stop_services
@@ -109,6 +110,21 @@ def test_a_folder_that_is_not_there_fails_in_one_line(tmp_path: Path, capsys: py
     expected = f"malabot: {missing} is not a folder of guild files (no such folder)"
     assert one_error_line(capsys.readouterr().err) == expected
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("args", [["list"], ["check"], ["migrate", "--all"], ["backup", "--all", "--out", "bk"]])
+def test_a_folder_that_cannot_be_listed_fails_in_one_line(paths: TenantPaths, tmp_path: Path,
+                                                          args: list[str]) -> None:
+    paths.root.chmod(0o311)  # e.g. a wrong owner after a restore from tape: it can be entered, not listed
+    try:
+        result = unprivileged.run_malabot("tenants", "--tenants-dir", str(paths.root),
+                                          *[str(tmp_path / arg) if arg == "bk" else arg for arg in args])
+    finally:
+        paths.root.chmod(0o755)
+    assert result.returncode == 1, "a cron backup or a monitoring check must not pass on it"
+    assert one_error_line(result.stderr) == (
+        f"malabot: cannot list the guild files in {paths.root} (Permission denied)")
+    assert not (tmp_path / "bk").exists()
 
 
 def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
