@@ -20,6 +20,7 @@ import inspect
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -278,8 +279,8 @@ class TenantManager:
         """
         guild_id = parse_guild_id(guild_id)
         await self._before_file_operation(guild_id)
-        staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, Path(source),
-                                          self.migrations, allow_other_guild=allow_other_guild)
+        staging = await _staged(partial(files.prepare_restore, self.paths, guild_id, Path(source),
+                                        self.migrations, allow_other_guild=allow_other_guild))
         try:
             async with self._hold(guild_id) as slot:
                 # The bot was removed from the server while the file was checked (archive() ran):
@@ -340,8 +341,7 @@ class TenantManager:
         archive = await asyncio.to_thread(files.latest_archive, self.paths, guild_id, max_age)
         if archive is None or self.exists(guild_id):
             return None
-        staging = await asyncio.to_thread(files.prepare_restore, self.paths, guild_id, archive,
-                                          self.migrations)
+        staging = await _staged(partial(files.prepare_restore, self.paths, guild_id, archive, self.migrations))
         try:
             self._verified.pop(guild_id, None)
             await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
@@ -583,6 +583,37 @@ async def _connect(opener: _Opener) -> aiosqlite.Connection:
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             await (await connecting).close()
+        raise
+
+
+async def _staged(prepare: Callable[[], Path]) -> Path:
+    """`prepare()` in a worker thread: it writes a staging file (a full copy of a server) and returns it.
+
+    A cancelled wait (Ctrl-C on `malabot tenants restore`, a shutdown) cannot stop the thread, which
+    finishes its copy later; whichever ends last, the thread or the cancelled caller, removes the file,
+    so nothing is left behind in the tenants folder."""
+    guard = threading.Lock()
+    abandoned = False
+    made: Path | None = None
+
+    def work() -> Path:
+        nonlocal made
+        staging = prepare()
+        with guard:
+            if not abandoned:
+                made = staging
+                return staging
+        remove_database_files(staging)
+        return staging
+
+    try:
+        return await asyncio.to_thread(work)
+    except BaseException:
+        with guard:
+            abandoned = True
+            left = made  # the thread was done, but its result came too late
+        if left is not None:
+            remove_database_files(left)  # at once: a second cancellation must not skip it
         raise
 
 

@@ -453,6 +453,57 @@ async def test_a_restore_refuses_once_the_bot_was_removed_while_it_checked_the_f
     assert not list(tenants.paths.backups_dir.glob("1/*-before-restore.sqlite3")), "nothing was swapped"
 
 
+def copy_outlasting_the_wait(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """A restore's copy that goes on after its caller stopped waiting (a large file): the first event
+    is set once the copy is in the tenants folder; the copy ends when the second is set."""
+    copied, finish = threading.Event(), threading.Event()
+    prepare = files.prepare_restore
+
+    def slow_prepare(*args: Any, **kwargs: Any) -> Path:
+        staging = prepare(*args, **kwargs)
+        copied.set()
+        finish.wait(timeout=10)
+        return staging
+
+    monkeypatch.setattr(files, "prepare_restore", slow_prepare)
+    return copied, finish
+
+
+async def until_no_staging_files(paths: TenantPaths) -> list[Path]:
+    """The staging files still there once the copying thread had time to end (5 s at most)."""
+    for _ in range(100):
+        if not paths.staging_leftovers():
+            break
+        await asyncio.sleep(0.05)
+    return paths.staging_leftovers()
+
+
+@pytest.mark.parametrize("how", ["restore", "archive brought back"])
+async def test_a_cancelled_restore_leaves_no_copy_behind(tenants: TenantManager, monkeypatch: pytest.MonkeyPatch,
+                                                         how: str) -> None:
+    """Ctrl-C on `malabot tenants restore`, or a shutdown while an archive comes back: the thread copying
+    the file cannot be stopped, but its copy (every member's rows) must not stay in the tenants folder."""
+    await add_users(tenants, 1, range(1, 3))
+    backup = await tenants.backup(1)
+    if how == "archive brought back":
+        await tenants.archive(1)
+    copied, finish = copy_outlasting_the_wait(monkeypatch)
+    work = (tenants.restore(1, backup) if how == "restore"
+            else tenants.restore_latest_archive(1, timedelta(days=30)))
+    restoring = asyncio.create_task(work)
+    await asyncio.to_thread(copied.wait, 10)
+    assert tenants.paths.staging_leftovers(), "the copy is under way"
+    restoring.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await restoring
+    finish.set()
+    assert await until_no_staging_files(tenants.paths) == []
+    if how == "restore":
+        assert await users(tenants, 1) == [1, 2]
+    else:
+        assert not tenants.exists(1) and len(tenants.paths.archives_of(1)) == 1, "the archive stays put"
+
+
 async def test_a_restored_old_file_is_migrated_forward(tmp_path: Path,
                                                        make_migrations: MigrationsFactory) -> None:
     old = TenantManager(tmp_path / "old", migrations=make_migrations("v1"))

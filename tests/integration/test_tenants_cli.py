@@ -437,6 +437,45 @@ def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: T
     assert not paths.staging_leftovers()
 
 
+# `python -m malabot …` whose restore copy takes 2 s more once in the tenants folder (a large server's).
+SLOW_RESTORE_COPY = """
+import sys, time
+from pathlib import Path
+from malabot.tenancy import backup
+copy = backup._copy_database
+def slow_copy(source, target):
+    copy(source, target)
+    Path(sys.argv[1]).touch()
+    time.sleep(2)
+backup._copy_database = slow_copy
+from malabot.__main__ import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_ctrl_c_during_a_restore_leaves_no_copy_in_the_tenants_folder(paths: TenantPaths, tmp_path: Path) -> None:
+    backup = tmp_path / "good.sqlite3"
+    shutil.copy(paths.live(1), backup)
+    before = paths.live(1).read_bytes()
+    copying = tmp_path / "copying"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALABOT_")}
+    restoring = subprocess.Popen(
+        [sys.executable, "-c", SLOW_RESTORE_COPY, str(copying),
+         "tenants", "--tenants-dir", str(paths.root), "restore", "1", str(backup)],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not copying.exists() and restoring.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert paths.staging_leftovers(), "the copy is in the tenants folder"
+    restoring.send_signal(signal.SIGINT)  # the operator presses Ctrl-C
+    _, err = restoring.communicate(timeout=60)
+
+    assert restoring.returncode == 130
+    assert err.strip() == "malabot: interrupted"
+    assert paths.staging_leftovers() == [], "no full copy of the server is left behind"
+    assert paths.live(1).read_bytes() == before
+
+
 def test_a_full_disk_is_not_reported_as_a_damaged_guild_file(paths: TenantPaths) -> None:
     for action in (("backup", "1"), ("check",)):  # opening a live file needs its -shm, which cannot grow
         full = run_malabot("tenants", "--tenants-dir", str(paths.root), *action, max_file_bytes=4096)
