@@ -126,6 +126,7 @@ def backup_tenants(args: argparse.Namespace) -> int:
 def restore_tenant_file(args: argparse.Namespace) -> int:
     paths = _paths(args)
     guild_id = parse_guild_id(args.guild)
+    _require_folder(paths)
     with TenantsLock(paths.lock_file, "malabot tenants restore"):
         previous = asyncio.run(_restore(paths, guild_id, Path(args.file), args.allow_other_guild))
     kept = f"; the previous data is kept in {previous}" if previous is not None else ""
@@ -152,6 +153,7 @@ async def _restore(paths: TenantPaths, guild_id: int, source: Path, allow_other_
 def archive_tenant_file(args: argparse.Namespace) -> int:
     paths = _paths(args)
     guild_id = parse_guild_id(args.guild)
+    _require_folder(paths)
     with TenantsLock(paths.lock_file, "malabot tenants archive"):
         archived = archive_tenant(paths, guild_id)
     print(f"guild {guild_id}: archived to {archived}")
@@ -195,12 +197,20 @@ def _selected_guilds(args: argparse.Namespace, paths: TenantPaths, action: str) 
     return [parse_guild_id(value) for value in args.guilds]
 
 
+def _require_folder(paths: TenantPaths) -> None:
+    """The tenants folder must be there: a mistyped path must neither read as healthy (an empty
+    folder) nor get a new folder that the bot never reads (a restore there "succeeds"). Only the
+    bot's own first start creates it."""
+    if not paths.root.is_dir():
+        why = "it is a file" if paths.root.exists() else "no such folder"
+        raise MalabotError(f"{paths.root} is not a folder of guild files ({why})")
+
+
 def _live_guild_ids(paths: TenantPaths) -> list[int]:
     """The guilds of the folder; a folder that is not there, or that may not be listed, is an error,
-    not "no guild files": a mistyped path or a wrong owner must not read as healthy to a monitoring
-    script or a cron backup (`live_guild_ids` finds nothing in a folder it cannot list)."""
-    if not paths.root.is_dir():
-        raise MalabotError(f"{paths.root} is not a folder of guild files (no such folder)")
+    not "no guild files": a wrong owner must not read as healthy to a monitoring script or a cron
+    backup either (`live_guild_ids` finds nothing in a folder it cannot list)."""
+    _require_folder(paths)
     try:
         os.scandir(paths.root).close()
     except OSError as error:

@@ -127,6 +127,19 @@ def test_a_folder_that_cannot_be_listed_fails_in_one_line(paths: TenantPaths, tm
     assert not (tmp_path / "bk").exists()
 
 
+@pytest.mark.parametrize("action", ["restore", "archive"])
+def test_restore_and_archive_refuse_a_folder_that_is_not_there_and_create_none(
+        paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    backup = tmp_path / "good.sqlite3"
+    shutil.copy(paths.live(1), backup)
+    missing = tmp_path / "tenant"  # a typo: the bot would never see a file restored there
+    args = ["restore", "1", str(backup)] if action == "restore" else ["archive", "1"]
+    assert tenants(TenantPaths(missing), *args) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f"malabot: {missing} is not a folder of guild files (no such folder)")
+    assert not missing.exists()
+
+
 def test_check_passes_good_files_and_fails_on_a_bad_one(paths: TenantPaths,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert tenants(paths, "check") == 0
@@ -208,7 +221,8 @@ def test_a_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path: Path,
     not_a_folder = tmp_path / "tenants"
     not_a_folder.write_text("oops")
     assert main(["tenants", "--tenants-dir", str(not_a_folder), "archive", "1"]) == 1
-    assert str(not_a_folder) in one_error_line(capsys.readouterr().err)
+    assert one_error_line(capsys.readouterr().err) == (
+        f"malabot: {not_a_folder} is not a folder of guild files (it is a file)")
 
 
 def test_list_skips_a_file_that_goes_away_while_listing(paths: TenantPaths,
