@@ -2,7 +2,9 @@
 
 The file is opened with `mode=ro`: SQLite never writes the main file then, and still reads committed
 data from a `-wal` file beside it. A read-only open of a WAL database may create an empty `-wal` and a
-`-shm` (the -wal's index); those this run created are removed again when it is done. The fingerprint (SHA-256 of the
+`-shm` (the -wal's index); those this run created are removed again when it is done. In a folder the
+operator may not write (a read-only mount, the old bot's own data/) SQLite cannot make them: a WAL file
+with nothing beside it is then opened `immutable`, which needs neither. The fingerprint (SHA-256 of the
 file and its `-wal`) is taken before and after, so a run can prove the input did not change.
 """
 
@@ -54,16 +56,55 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
     if not path.is_file():
         raise LegacyInputRefused(f"{path}: no such file")
     with leaving_no_trace(path):
+        conn = _open_checked(path)
         try:
-            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        except sqlite3.Error as error:
-            raise LegacyInputRefused(f"{path}: cannot open: {error}") from error
-        try:
-            conn.execute("PRAGMA query_only = ON")
-            _check_integrity(conn, path)
             yield conn
         finally:
             conn.close()
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """`mode=ro`, which takes SQLite's locks (an old bot mid-write is seen); `immutable` only where SQLite
+    may not make a WAL file's -wal/-shm beside it, and nothing with data is beside it."""
+    try:
+        return _open(path, "mode=ro")
+    except _CannotWriteBeside as error:
+        wal = sidecars(path)[0]
+        if wal.exists():  # its committed rows are read through the -shm index, which cannot be made here
+            raise LegacyInputRefused(
+                f"{path} has a {wal.name} beside it in a folder SQLite may not write ({error.reason}); "
+                f"copy {path.name} and {wal.name} to a writable folder and split the copy") from error
+        if path.with_name(path.name + "-journal").exists():
+            raise
+        try:
+            return _open(path, "mode=ro&immutable=1")
+        except _CannotWriteBeside as again:  # `immutable` writes nothing: the file itself cannot be read
+            raise LegacyInputRefused(f"{path} cannot be read ({again.reason})") from again
+
+
+def _open(path: Path, query: str) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?" + query, uri=True)
+    except sqlite3.Error as error:
+        raise LegacyInputRefused(f"{path}: cannot open: {error}") from error
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        _check_integrity(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+# What SQLite says when reading a WAL file needs a -wal/-shm beside it that it may not create or open.
+_COMPANIONS_REFUSED = {"SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT", "SQLITE_READONLY_CANTLOCK",
+                       "SQLITE_READONLY_RECOVERY", "SQLITE_CANTOPEN"}
+
+
+class _CannotWriteBeside(LegacyInputRefused):
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        super().__init__(f"{path} cannot be read: SQLite may not write beside it ({error})")
+        self.reason = str(error)
 
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
@@ -73,6 +114,8 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
         if error.sqlite_errorname == "SQLITE_BUSY":  # a writer held its lock past the busy timeout
             raise LegacyInputRefused(f"{path} is locked by another process (the old bot?); stop it and "
                                      "run again") from error
+        if error.sqlite_errorname in _COMPANIONS_REFUSED:
+            raise _CannotWriteBeside(path, error) from error
         raise LegacyInputRefused(f"{path} is not a usable SQLite database ({error})") from error
     if findings != ["ok"]:
         raise LegacyInputRefused(f"{path} is damaged (integrity check: {'; '.join(findings)})")

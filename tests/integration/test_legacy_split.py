@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import unprivileged
 from legacy_fixtures import GLOBAL, HALF_WAY, PER_GUILD, LegacyDb, create_legacy
 
 from malabot.__main__ import main
@@ -729,6 +730,54 @@ def test_reading_a_wal_file_without_its_shm_leaves_no_shm_behind(tmp_path: Path,
 
     assert sorted(path.name for path in copied.iterdir()) == ["bot.db", "bot.db-wal"]
     assert report.ledger.totals()["appeals"].read == 3  # the -wal's row was read
+
+
+def read_only_folder_holding(tmp_path: Path, names: tuple[str, ...]) -> Path:
+    """The old bot's data/ as the operator may see it: readable, not writable (a read-only mount, or
+    still owned by the old bot's user); `names` copied from a WAL-mode legacy file in tmp_path."""
+    folder = tmp_path / "old-bot-data"
+    folder.mkdir()
+    for name in names:
+        folder.joinpath(name).write_bytes(tmp_path.joinpath(name).read_bytes())
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_wal_legacy_file_in_a_folder_that_cannot_be_written_is_split(tmp_path: Path, tenants: Path,
+                                                                       dry_run: bool) -> None:
+    standard_legacy(tmp_path / "bot.db")  # closed cleanly: nothing beside it, still in WAL mode
+    assert (tmp_path / "bot.db").read_bytes()[18:20] == b"\x02\x02"
+    folder = read_only_folder_holding(tmp_path, ("bot.db",))
+    try:
+        result = unprivileged.run_malabot("legacy", "split", str(folder / "bot.db"), "--tenants-dir", str(tenants),
+                                          *(["--dry-run"] if dry_run else []))
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert f"guild {A}: new" in result.stderr
+    assert sorted(path.name for path in folder.iterdir()) == ["bot.db"]
+    assert TenantPaths(tenants).live_guild_ids() == ([] if dry_run else [A, B, C])
+
+
+def test_a_wal_legacy_file_with_its_wal_in_a_folder_that_cannot_be_written_says_what_to_do(
+        tmp_path: Path, tenants: Path) -> None:
+    legacy = standard_legacy(tmp_path / "bot.db")
+    writer_conn = sqlite3.connect(legacy)  # rows only in the -wal: they must not be read past
+    writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+    writer_conn.execute("INSERT INTO appeals (user_id, guild_id, appeal_text) VALUES (99, 1001, 'late')")
+    writer_conn.commit()
+    folder = read_only_folder_holding(tmp_path, ("bot.db", "bot.db-wal"))
+    writer_conn.close()
+    try:
+        result = unprivileged.run_malabot("legacy", "split", str(folder / "bot.db"), "--tenants-dir", str(tenants))
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"malabot: {folder / 'bot.db'} has a bot.db-wal beside it in a folder SQLite may not write")
+    assert line.endswith("; copy bot.db and bot.db-wal to a writable folder and split the copy")
+    assert TenantPaths(tenants).live_guild_ids() == []
 
 
 def test_an_interrupted_run_leaves_no_partial_file(legacy: Path, tenants: Path,
