@@ -9,9 +9,12 @@ run starts the day afresh (malabot.sandbox.demo_folder), and a folder with real 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import os
 import shlex
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,32 +175,75 @@ async def interactive(demo: Demo, source: TextIO) -> None:
     demo.out.say("Type a chat line, or a slash command like `/rank` or `/birthday set month:5 day:17`. "
                  "`/as NAME` switches member; `/quit` ends.")
     speaker = "ana"
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, source.readline)
-        if not line or line.strip() == "/quit":
-            return
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("/as "):
-            name = line.removeprefix("/as ").strip()
-            if name in demo.world.members or name == demo.world.admin.username:
-                speaker = name
-                demo.out.say(f"  now speaking as {speaker}")
-            else:
-                demo.out.say(f"  no demo member called {name!r}; try: {', '.join(demo.world.members)}, mala_admin")
-            continue
-        if line.startswith("/"):
-            try:
-                command, options = parse_command_line(line)
-            except ValueError as error:
-                demo.out.say(f"  {error}")
+    async with aclosing(typed_lines(source)) as lines:
+        async for typed in lines:
+            line = typed.strip()
+            if line == "/quit":
+                return
+            if not line:
                 continue
-            await demo.command(speaker, command, options)
-        else:
-            demo.clock.advance(timedelta(seconds=61))
-            await demo.chat(speaker, line)
+            if line.startswith("/as "):
+                name = line.removeprefix("/as ").strip()
+                if name in demo.world.members or name == demo.world.admin.username:
+                    speaker = name
+                    demo.out.say(f"  now speaking as {speaker}")
+                else:
+                    demo.out.say(f"  no demo member called {name!r}; try: {', '.join(demo.world.members)}, "
+                                 "mala_admin")
+                continue
+            if line.startswith("/"):
+                try:
+                    command, options = parse_command_line(line)
+                except ValueError as error:
+                    demo.out.say(f"  {error}")
+                    continue
+                await demo.command(speaker, command, options)
+            else:
+                demo.clock.advance(timedelta(seconds=61))
+                await demo.chat(speaker, line)
+
+
+async def typed_lines(source: TextIO) -> AsyncGenerator[str, None]:
+    """The lines of `source` as they come.
+
+    A terminal or a pipe is watched by the event loop, not read in a worker thread: asyncio.run waits
+    for its threads when it ends, so one blocked in readline() kept Ctrl-C from ending the demo (and
+    freeing the tenants folder) until Enter was pressed. What the loop cannot watch (text in memory,
+    a regular file, /dev/null) never keeps a read waiting, and is read as it is."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+    try:
+        fd = source.fileno()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # a terminal that went away: the end of the input
+                chunk = b""
+            if not chunk:
+                loop.remove_reader(fd)
+            chunks.put_nowait(chunk)
+
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError):  # no descriptor, or one epoll refuses
+        for line in source:
+            yield line
+        return
+    decoder = codecs.getincrementaldecoder(source.encoding or "utf-8")(errors="replace")
+    pending = ""
+    try:
+        while True:
+            chunk = await chunks.get()
+            pending += decoder.decode(chunk, final=not chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield line + "\n"
+            if not chunk:
+                if pending:
+                    yield pending
+                return
+    finally:
+        loop.remove_reader(fd)
 
 
 def parse_command_line(line: str) -> tuple[str, dict[str, Any]]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import signal
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,6 +70,37 @@ async def test_a_folder_with_real_servers_files_is_refused_and_left_alone(tmp_pa
         await play(paths.root, None, io.StringIO())
     assert paths.live(real).read_bytes() == before
     assert not paths.archive_dir.exists()
+
+
+async def read_until(stream: asyncio.StreamReader, text: bytes, within: float = 60) -> None:
+    """Read `stream` up to and including the first `text` (the demo's transcript is flushed line by line)."""
+    await asyncio.wait_for(stream.readuntil(text), timeout=within)
+
+
+async def test_ctrl_c_at_the_interactive_prompt_ends_the_demo_without_waiting_for_enter(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALABOT_")}
+    env["PYTHONPATH"] = str(Path.cwd())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "malabot", "sandbox", "--interactive", "--tenants-dir", str(tenants),
+        cwd=tmp_path, env=env, limit=1 << 20,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    try:
+        await read_until(process.stdout, b"`/quit` ends.")
+        process.stdin.write(b"/rank\n")  # typed lines still reach the bot
+        await process.stdin.drain()
+        await read_until(process.stdout, b"**ana** \xe2\x80\x94 level")
+        await asyncio.sleep(1)  # the demo is back at its prompt, waiting for the next line
+        process.send_signal(signal.SIGINT)  # Ctrl-C at the prompt; stdin stays open, as a terminal's does
+        await asyncio.wait_for(process.wait(), timeout=20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 130
+    assert (await process.stderr.read()).decode().strip().splitlines()[-1] == "malabot: interrupted"
+    assert (tenants / ".malabot.lock").read_text() == "", "the demo released the tenants folder on its way out"
 
 
 def test_command_lines_parse_into_name_and_options() -> None:
