@@ -238,6 +238,33 @@ def test_a_missing_argument_is_a_usage_error(paths: TenantPaths) -> None:
     assert exit_.value.code == 2
 
 
+@pytest.mark.parametrize(("argv", "start", "end"), [
+    (["tenants", "restore", "1001"],
+     "malabot tenants restore: the following arguments are required: FILE", "(see malabot tenants restore --help)"),
+    (["tenants", "lst"], "malabot tenants: argument ACTION: invalid choice: 'lst'", "(see malabot tenants --help)"),
+    (["tenants", "list", "--tenant-dir", "t"],  # reported by the sub-command, not by `malabot`
+     "malabot tenants list: unrecognized arguments: --tenant-dir t", "(see malabot tenants list --help)"),
+    (["legacy", "split", "x.db", "--assign-unknown", "abc"],
+     "malabot legacy split: argument --assign-unknown: not a guild id: 'abc'", "(see malabot legacy split --help)"),
+    ([], "malabot: the following arguments are required: COMMAND", "(see malabot --help)"),
+])
+def test_a_usage_mistake_is_one_line_that_names_the_help_to_read(
+        capsys: pytest.CaptureFixture[str], argv: list[str], start: str, end: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(start) and line.endswith(end), line
+
+
+def test_help_still_shows_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["tenants", "restore", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: malabot tenants restore [-h]") and "--allow-other-guild" in out
+
+
 # -- backup, restore, archive --------------------------------------------------------------------
 
 
