@@ -57,10 +57,11 @@ LEFTOVER_AGE_SECONDS = 3600
 
 
 def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationSet, *,
-                 allow_other_guild: bool = False) -> str | None:
+                 allow_other_guild: bool = False, other_guild_hint: str = "") -> str | None:
     """Why the open file may not become `guild_id`'s data, or None when it may.
 
-    The one check shared by restore, backup verification and `malabot tenants check`.
+    The one check shared by restore, backup verification and `malabot tenants check`;
+    `other_guild_hint` ends the answer for a file of another guild (what the caller can do about it).
     """
     try:
         findings = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
@@ -75,7 +76,7 @@ def file_problem(conn: sqlite3.Connection, guild_id: int, migrations: MigrationS
     other_guild = identity.guild_id is not None and identity.guild_id != guild_id
     if problem is not None and not (other_guild and allow_other_guild):
         if other_guild:
-            problem += f", not to guild {guild_id} (moving data between guilds needs --allow-other-guild)"
+            problem += f", not to guild {guild_id}{other_guild_hint}"
         return problem
     if identity.schema_version > migrations.latest:
         return (f"its schema version {identity.schema_version} is newer than this code "
@@ -278,7 +279,8 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
             raise refused(f"it is not a usable SQLite database ({error})") from error
         conn = connect(staging)
         try:
-            problem = file_problem(conn, guild_id, migrations, allow_other_guild=allow_other_guild)
+            problem = file_problem(conn, guild_id, migrations, allow_other_guild=allow_other_guild,
+                                   other_guild_hint=" (moving data between guilds needs --allow-other-guild)")
             if problem is not None:
                 raise refused(problem)
             if allow_other_guild:  # the file becomes this guild's: its identity says so from now on

@@ -161,6 +161,14 @@ def test_check_fails_a_file_whose_migration_history_was_edited(paths: TenantPath
     assert "0001_initial.sql was changed after it was applied" in capsys.readouterr().err
 
 
+def test_check_names_a_file_of_another_guild_without_a_flag_it_does_not_have(
+        paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(paths.live(1), paths.live(3))  # a file copied under another guild's name
+    assert tenants(paths, "check") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert "[3/3] guild 3: FAILED: it belongs to guild 1, not to guild 3" in err, err  # no --allow-other-guild
+
+
 def test_list_and_check_change_nothing_on_disk(paths: TenantPaths, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     # Guild 2 as a crash leaves it: committed rows still only in its -wal, beside the file.
@@ -320,7 +328,8 @@ def test_restore_replaces_data_and_refuses_bad_files(paths: TenantPaths, tmp_pat
     assert "not a usable SQLite database" in one_error_line(capsys.readouterr().err)
 
     assert tenants(paths, "restore", "2", str(backup)) == 1
-    assert "belongs to guild 1, not to guild 2" in one_error_line(capsys.readouterr().err)
+    assert one_error_line(capsys.readouterr().err).endswith(
+        "it belongs to guild 1, not to guild 2 (moving data between guilds needs --allow-other-guild)")
     assert users(paths.live(2)) == [20]
     assert tenants(paths, "restore", "2", str(backup), "--allow-other-guild") == 0
     assert users(paths.live(2)) == [10, 11]
