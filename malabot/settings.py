@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # At most 100 years: far larger values overflow the date arithmetic at start (a traceback, not a line).
     archive_retention_days: int = Field(default=30, ge=0, le=36500)
     log_level: LogLevel = "INFO"
+    # The variable `token` came from, for naming it when the token is refused.
+    _token_variable: str = PrivateAttr(default="MALABOT_TOKEN")
 
     @field_validator("token", "discord_token", mode="before")
     @classmethod
@@ -63,8 +65,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _discord_token_as_fallback(self) -> Self:
-        if self.token is None:
+        if self.token is None and self.discord_token is not None:
             self.token = self.discord_token
+            self._token_variable = "DISCORD_TOKEN"
         return self
 
     @field_validator("api_base_url")
@@ -113,7 +116,7 @@ class Settings(BaseSettings):
         if self.token is None:
             return "no Discord token: set MALABOT_TOKEN (or DISCORD_TOKEN)"
         if not _TOKEN_SHAPE.match(self.token.get_secret_value().strip()):
-            return "MALABOT_TOKEN does not look like a Discord bot token"
+            return f"{self._token_variable} does not look like a Discord bot token"
         return None
 
 

@@ -64,6 +64,16 @@ async def test_a_malformed_token_is_refused_before_connecting(tmp_path: Path) ->
         "malabot: MALABOT_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
 
 
+@pytest.mark.parametrize("malabot_token", [None, ""])  # unset, or blank as compose leaves it
+async def test_a_malformed_discord_token_is_refused_under_its_own_name(tmp_path: Path,
+                                                                       malabot_token: str | None) -> None:
+    env = bot_environment(tmp_path, DISCORD_TOKEN="hunter2")
+    if malabot_token is not None:
+        env["MALABOT_TOKEN"] = malabot_token
+    assert await refusal(env, tmp_path) == [
+        "malabot: DISCORD_TOKEN does not look like a Discord bot token; `malabot sandbox` runs offline without one"]
+
+
 async def test_a_dotenv_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
     """Saved in Windows-1252, say: one accented letter in a comment."""
     (tmp_path / ".env").write_bytes(b"MALABOT_LOG_LEVEL=INFO\n# caf\xe9 server\n")

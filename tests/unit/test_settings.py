@@ -72,6 +72,13 @@ def test_malformed_token_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().token_problem() == "MALABOT_TOKEN does not look like a Discord bot token"
 
 
+def test_a_malformed_token_is_named_by_the_variable_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "not a token")
+    assert Settings().token_problem() == "DISCORD_TOKEN does not look like a Discord bot token"
+    monkeypatch.setenv("MALABOT_TOKEN", "not one either")  # MALABOT_TOKEN wins when both are set
+    assert Settings().token_problem() == "MALABOT_TOKEN does not look like a Discord bot token"
+
+
 @pytest.mark.parametrize(("name", "value", "fragment"), [
     ("MALABOT_MAX_OPEN_TENANTS", "0", "MALABOT_MAX_OPEN_TENANTS"),
     ("MALABOT_ARCHIVE_RETENTION_DAYS", "1000000000",
