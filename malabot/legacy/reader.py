@@ -53,14 +53,21 @@ def _size_and_time(file: Path) -> tuple[int, int] | None:
 @contextmanager
 def read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """An open, integrity-checked, read-only connection to the legacy file."""
-    if not path.is_file():
-        raise LegacyInputRefused(f"{path}: no such file")
+    require_file(path)
     with leaving_no_trace(path):
         conn = _open_checked(path)
         try:
             yield conn
         finally:
             conn.close()
+
+
+def require_file(path: Path) -> None:
+    """The legacy file is refused unless it is a file, saying what stands there instead."""
+    if path.is_dir():
+        raise LegacyInputRefused(f"{path} is a folder, not a file")
+    if not path.is_file():
+        raise LegacyInputRefused(f"{path}: no such file")
 
 
 def _open_checked(path: Path) -> sqlite3.Connection:

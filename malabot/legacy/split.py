@@ -27,7 +27,7 @@ from malabot.legacy import writer
 from malabot.legacy.build import Content, Destination, build
 from malabot.legacy.evidence import Evidence, read_members_csv
 from malabot.legacy.placement import Placement, place
-from malabot.legacy.reader import TableRows, count_rows, fingerprint, read_only, read_rows
+from malabot.legacy.reader import TableRows, count_rows, fingerprint, read_only, read_rows, require_file
 from malabot.legacy.report import HOLDING_LABEL, Ledger, Summary, render
 from malabot.legacy.schema_detect import TABLES, LegacyInputRefused, LegacySchema, detect
 from malabot.legacy.workers import in_workers
@@ -158,8 +158,7 @@ def split_legacy(options: SplitOptions, progress: Progress = lambda line: None,
     paths = TenantPaths(options.tenants_dir)
     if options.assign_unknown is not None:
         parse_guild_id(options.assign_unknown)
-    if not options.legacy_db.is_file():
-        raise LegacyInputRefused(f"{options.legacy_db}: no such file")
+    require_file(options.legacy_db)
     lock = TenantsLock(paths.lock_file, "malabot legacy split")
     if not options.dry_run:
         lock.acquire()

@@ -265,7 +265,7 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
                            f"failed ({error})")
 
     if not source.is_file():
-        raise refused("no such file")
+        raise refused("it is a folder, not a file" if source.is_dir() else "no such file")
     staging = unique_staging(paths, guild_id, "restore")
     paths.root.mkdir(parents=True, exist_ok=True)
     try:

@@ -1153,6 +1153,16 @@ def test_a_missing_file_is_refused_in_one_line(tmp_path: Path, tenants: Path,
     assert not tenants.exists()
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_folder_given_as_the_legacy_file_is_called_a_folder(tmp_path: Path, tenants: Path, dry_run: list[str],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    assert main(["legacy", "split", str(folder), "--tenants-dir", str(tenants), *dry_run]) == 1
+    assert capsys.readouterr().err.strip() == f"malabot: {folder} is a folder, not a file"
+    assert not tenants.exists()
+
+
 def test_a_bad_members_file_is_refused_with_its_line(legacy: Path, tenants: Path, tmp_path: Path) -> None:
     members = tmp_path / "members.csv"
     members.write_text("guild_id,user_id\n1003,16\n1003,abc\n", encoding="utf-8")

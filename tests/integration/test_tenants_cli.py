@@ -335,6 +335,14 @@ def test_restore_replaces_data_and_refuses_bad_files(paths: TenantPaths, tmp_pat
     assert users(paths.live(2)) == [10, 11]
 
 
+def test_a_folder_given_as_the_file_to_restore_is_called_a_folder(paths: TenantPaths, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "restore", "1", str(tmp_path)) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f"malabot: cannot restore {tmp_path} into guild 1: it is a folder, not a file")
+    assert users(paths.live(1)) == [10, 11]
+
+
 def test_a_restore_erases_again_whoever_erased_their_data_after_the_backup(
         paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert tenants(paths, "backup", "1", "--out", str(tmp_path)) == 0
