@@ -114,6 +114,8 @@ def backup_tenants(args: argparse.Namespace) -> int:
     guild_ids = _selected_guilds(args, paths, "backup")
     migrations = MigrationSet.load()
     folder: Path | None = args.out
+    if folder is not None:
+        _require_out_folder(folder)
 
     def backup_one(guild_id: int) -> str:
         written = backup_tenant(paths, guild_id, migrations, folder=folder)
@@ -204,6 +206,17 @@ def _require_folder(paths: TenantPaths) -> None:
     if not paths.root.is_dir():
         why = "it is a file" if paths.root.exists() else "no such folder"
         raise MalabotError(f"{paths.root} is not a folder of guild files ({why})")
+
+
+def _require_out_folder(folder: Path) -> None:
+    """`--out` names a folder, or where one can be made: a file in the way would fail every guild
+    alike, in Python's errno words, so it is refused once and plainly."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "" if place == folder else f" ({place} is a file)"
+                raise MalabotError(f"--out {folder} is not a folder{where}")
+            return
 
 
 def _live_guild_ids(paths: TenantPaths) -> list[int]:

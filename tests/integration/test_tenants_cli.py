@@ -291,6 +291,15 @@ def test_backup_writes_checked_files(paths: TenantPaths, tmp_path: Path,
     assert "guild 5: FAILED: no data file for guild 5" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out", ["a-file", "a-file/backups"])
+def test_backup_out_that_is_a_file_is_refused_in_words(paths: TenantPaths, tmp_path: Path, out: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("x")
+    assert tenants(paths, "backup", "--all", "--out", str(tmp_path / out)) == 1
+    where = "" if out == "a-file" else f" ({tmp_path / 'a-file'} is a file)"
+    assert one_error_line(capsys.readouterr().err) == f"malabot: --out {tmp_path / out} is not a folder{where}"
+
+
 def test_backup_removes_crashed_backups_leftovers_where_it_writes_and_nothing_else(
         paths: TenantPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     two_hours_ago = time.time() - 2 * 3600
