@@ -27,8 +27,8 @@ class PurgedMembers:
     """Members purged together (left while the bot was offline, or erased again after a restore)."""
 
     guild_id: int
-    user_ids: tuple[int, ...]  # those whose rows changed
-    rows_changed: int
+    user_ids: tuple[int, ...]  # those named in rows that changed
+    rows_changed: int  # per statement: a row two of them are named in may count twice
 
 
 @dataclass(frozen=True)
@@ -89,23 +89,23 @@ class MemberData:
         departed = self._departures.in_guild(guild_id)
         if not departed:
             return
-        # One look-up first: this runs in every transaction of the guild for a while. (Chat XP, written
-        # outside transactions, keeps departed members out of its buffer instead.)
-        named = await ids_named_in(conn, self._changed_columns, among=departed)
-        if named:
-            await self.purge_rows(conn, guild_id, sorted(named))
+        # One look-up when none of them is named again, as in nearly every transaction: this runs in
+        # all of the guild's for a while. (Chat XP, written outside transactions, keeps departed
+        # members out of its buffer instead.)
+        await self.purge_rows(conn, guild_id, departed)
 
     async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> PurgedMembers:
         """Purge everyone named in this guild's file who is not a member any more: they left while the
         bot was offline, so no leave event came. `is_member` must know the guild's whole member list.
 
-        Ids the handlers keep on purpose (cases about a member) come back every time, so the purge of
-        all absent ids is one transaction and only those whose rows changed are reported.
+        Only the columns a purge changes are read: ids named only where rows are kept on purpose (the
+        cases about a banned ex-member, an erasure's record) would come back at every start, each for
+        a purge that changes nothing, with the server's file held meanwhile.
         """
         if not self._tenants.exists(guild_id):
             return PurgedMembers(guild_id, (), 0)
         async with self._tenants.reading(guild_id, create=False) as conn:
-            named = await ids_named_in(conn, self.covered_columns())
+            named = await ids_named_in(conn, self._changed_columns)
         return await self.purge_many(guild_id, sorted(user_id for user_id in named if not is_member(user_id)))
 
     async def purge_many(self, guild_id: int, user_ids: Sequence[int], *,
@@ -123,14 +123,17 @@ class MemberData:
 
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
         """Purge several members' rows on a connection the caller holds in a transaction (e.g. a
-        restore's staged file); their in-memory state is the caller's to forget."""
-        purged, changed = [], 0
-        for user_id in user_ids:
-            rows = sum([await handler.purge(conn, user_id) for handler in self.handlers])
-            if rows:
-                purged.append(user_id)
-                changed += rows
-        return PurgedMembers(guild_id, tuple(purged), changed)
+        restore's staged file); their in-memory state is the caller's to forget. Reports those named
+        in rows it changed.
+
+        A look-up of which of them have rows to change, then one statement per member column for all
+        of those together (not one per member: a start after an outage may purge thousands, with the
+        server's file held meanwhile). The rows left are the same as purging them one by one."""
+        named = sorted(await ids_named_in(conn, self._changed_columns, among=user_ids)) if user_ids else []
+        if not named:
+            return PurgedMembers(guild_id, (), 0)
+        changed = sum([await handler.purge_many(conn, named) for handler in self.handlers])
+        return PurgedMembers(guild_id, tuple(named), changed)
 
     async def _forget_all(self, guild_id: int, user_ids: Sequence[int]) -> None:
         """Before a purge, and again after its transaction: a message of a member handled just before

@@ -37,6 +37,12 @@ class MemberDataHandler(Protocol):
         """Delete (or anonymise) the member's rows; returns how many rows changed."""
         ...
 
+    async def purge_many(self, conn: aiosqlite.Connection, user_ids: Sequence[int]) -> int:
+        """The same for several members at once, one statement per column whatever their number:
+        the rows left must be those that purging them one by one leaves. Returns how many rows
+        changed (a row that two of them are named in counts once per statement that changed it)."""
+        ...
+
     async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
         """Every row about the member, by table name."""
         ...
@@ -46,29 +52,6 @@ async def rows_as_dicts(conn: aiosqlite.Connection, sql: str, params: Sequence[o
     async with conn.execute(sql, params) as cursor:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-
-
-class SimpleTableHandler:
-    """Handler for tables whose member rows are simply deleted by one column."""
-
-    def __init__(self, name: str, tables: Sequence[tuple[str, str]]) -> None:
-        self.name = name
-        self._tables = tuple(tables)
-        self.covers = self.changes = frozenset(self._tables)
-
-    async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
-        changed = 0
-        for table, column in self._tables:
-            cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
-            changed += cursor.rowcount
-        return changed
-
-    async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
-        exported: dict[str, Rows] = {}
-        for table, column in self._tables:
-            rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
-            exported.setdefault(table, []).extend(rows)
-        return exported
 
 
 class AnonymisingHandler:
@@ -86,12 +69,22 @@ class AnonymisingHandler:
         self.covers = self.changes | frozenset(self._keep_by)
 
     async def purge(self, conn: aiosqlite.Connection, user_id: int) -> int:
+        return await self.purge_many(conn, [user_id])
+
+    async def purge_many(self, conn: aiosqlite.Connection, user_ids: Sequence[int]) -> int:
+        # The rows left are those of purging the members one by one: a statement acts on a row only
+        # through a column naming one of them, and the statements on one column run in the same order
+        # either way (the order across members does not matter: clearing one column never decides
+        # whether another column deletes the row).
+        if not user_ids:
+            return 0
+        match, ids = _matching(user_ids)
         changed = 0
         for table, column in self._delete_by:
-            cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
+            cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} {match}", (ids,))
             changed += cursor.rowcount
         for table, column in self._anonymise:
-            cursor = await conn.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ?", (user_id,))
+            cursor = await conn.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} {match}", (ids,))
             changed += cursor.rowcount
         return changed
 
@@ -101,6 +94,22 @@ class AnonymisingHandler:
             rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
             exported.setdefault(table, []).extend(rows)
         return {table: without_repeats(rows) for table, rows in exported.items()}
+
+
+class SimpleTableHandler(AnonymisingHandler):
+    """Handler for tables whose member rows are simply deleted by one column."""
+
+    def __init__(self, name: str, tables: Sequence[tuple[str, str]]) -> None:
+        super().__init__(name, delete_by=tables)
+
+
+def _matching(user_ids: Sequence[int]) -> tuple[str, object]:
+    """The condition on a member column and its one parameter: one id as itself (a leave), several as
+    one JSON array, so a purge of thousands is still one statement per column, with text that never
+    changes (the pattern of `ids_named_in`)."""
+    if len(user_ids) == 1:
+        return "= ?", user_ids[0]
+    return "IN (SELECT value FROM json_each(?))", json.dumps(list(user_ids))
 
 
 def without_repeats(rows: Iterable[dict[str, Any]]) -> Rows:
