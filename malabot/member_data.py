@@ -63,7 +63,7 @@ class MemberData:
         changed: dict[str, int] = {}
         if not self._tenants.exists(guild_id):
             return PurgeReport(guild_id, user_id, changed)
-        async with self._tenants.transaction(guild_id, create=False) as conn:
+        async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
             if also is not None:
@@ -86,6 +86,10 @@ class MemberData:
             await self.forget(guild_id, user_id)
 
     async def _purge_departed_again(self, guild_id: int, conn: aiosqlite.Connection) -> None:
+        """Before each commit of the guild: purge again members who just left. Not in a purge's own
+        transaction (unless it has `also` writes): it writes nobody's rows, and when hundreds leave
+        at once (a mass ban, Discord's member prune) each leave's purge would look up every one of
+        them, the server's file held throughout."""
         departed = self._departures.in_guild(guild_id)
         if not departed:
             return
@@ -114,7 +118,7 @@ class MemberData:
         if not user_ids and also is None:
             return PurgedMembers(guild_id, (), 0)
         await self._forget_all(guild_id, user_ids)
-        async with self._tenants.transaction(guild_id, create=False) as conn:
+        async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
             purged = await self.purge_rows(conn, guild_id, user_ids)
             if also is not None:
                 await also(conn)

@@ -152,9 +152,10 @@ class TenantManager:
         self._staged_hooks.append(hook)
 
     def add_before_commit(self, hook: BeforeCommitHook) -> None:
-        """`await hook(guild_id, conn)` runs last in every transaction(), before its COMMIT: for writes
-        that must hold whatever the transaction did (e.g. no row of a member who has just left). It
-        must only use `conn`; if it raises, the transaction rolls back."""
+        """`await hook(guild_id, conn)` runs last in every transaction() (but those that only delete or
+        clear, see `before_commit`), before its COMMIT: for writes that must hold whatever the
+        transaction did (e.g. no row of a member who has just left). It must only use `conn`; if it
+        raises, the transaction rolls back."""
         self._commit_hooks.append(hook)
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
@@ -192,13 +193,17 @@ class TenantManager:
             return await self._open_slot(slot, guild_id, create=True)
 
     @contextlib.asynccontextmanager
-    async def transaction(self, guild_id: int, *, create: bool = True) -> AsyncIterator[aiosqlite.Connection]:
-        """The guild's connection inside BEGIN IMMEDIATE; COMMIT on success, ROLLBACK on any error."""
+    async def transaction(self, guild_id: int, *, create: bool = True,
+                          before_commit: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """The guild's connection inside BEGIN IMMEDIATE; COMMIT on success, ROLLBACK on any error.
+
+        `before_commit=False` skips the before-commit hooks: for a body that only deletes rows or
+        clears ids in them (a member's purge), which writes nothing those hooks would have to undo."""
         async with self._connection(guild_id, create) as conn:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
-                for hook in self._commit_hooks:
+                for hook in self._commit_hooks if before_commit else ():
                     await hook(parse_guild_id(guild_id), conn)
                 await conn.execute("COMMIT")
             except BaseException:

@@ -1,16 +1,19 @@
-"""Purging many members at once (the start-up purge, a restore's erasures, the re-check after leaves):
-the same rows as purging them one by one, in a number of statements that does not grow with them."""
+"""Purging many members at once (the start-up purge, a restore's erasures, the re-check after leaves,
+a mass leave): the same rows as purging them one by one, in work that does not grow with them."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
+import malabot.member_data as member_data_module
 from malabot.app import Services, build_services, stop_services
 from malabot.privacy import MEMBER_COLUMN
 from malabot.settings import Settings
@@ -201,3 +204,32 @@ async def test_a_start_up_purge_of_many_members_runs_as_many_statements_as_of_on
     assert counts[1] == counts[0], f"{counts[0]} statements for one member, {counts[1]} for {len(many) + 2}"
     async with services.tenants.reading(GUILD) as conn:
         assert (await conn.execute_fetchall("SELECT count(*) FROM xp"))[0][0] == len(STAYING)
+
+
+async def test_members_leaving_at_once_do_not_each_look_up_all_the_others(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mass ban or Discord's member prune: K members leave at once. Each leave's purge is one
+    transaction, and every transaction re-checks the members who left in the last minute; in the
+    purges themselves (they write nobody's rows) that was K x K look-ups, the server's file held
+    throughout. Any other write still re-checks them all."""
+    await services.tenants.close(GUILD)
+    leaving = [500_000_000_000_000_000 + n for n in range(200)]
+    insert(services.tenants.paths.live(GUILD), "INSERT INTO xp (user_id, xp, messages) VALUES (?, 10, 1)",
+           [(user_id,) for user_id in leaving])
+    looked_up: list[int] = []
+    look_up = member_data_module.ids_named_in
+
+    async def counted(conn: aiosqlite.Connection, columns: Iterable[tuple[str, str]],
+                      among: Sequence[int] | None = None) -> set[int]:
+        looked_up.append(len(among or ()))
+        return await look_up(conn, columns, among)
+
+    monkeypatch.setattr(member_data_module, "ids_named_in", counted)
+    await asyncio.gather(*(services.member_data.member_left(GUILD, user_id) for user_id in leaving))
+    assert sum(looked_up) <= len(leaving), f"{sum(looked_up)} departed ids looked up for {len(leaving)} leaves"
+    looked_up.clear()
+    await services.xp_admin.add(GUILD, STAYING[0], leaving[7], 50)  # a write for one of them, just after
+    assert looked_up == [len(leaving)], "an admin write still looks for every member who just left"
+    async with services.tenants.reading(GUILD) as conn:
+        assert await conn.execute_fetchall("SELECT user_id FROM xp") == []
+        assert await conn.execute_fetchall("SELECT target_id FROM audit_log") == []
