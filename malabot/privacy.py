@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiosqlite
 
@@ -44,14 +45,21 @@ class MemberDataHandler(Protocol):
         ...
 
     async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
-        """Every row about the member, by table name."""
+        """Every row about the member, by table name (repeats allowed: the registry drops them)."""
         ...
 
 
 async def rows_as_dicts(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> Rows:
+    """The rows as dicts, made in the connection's thread as they are fetched: a member's export can
+    be tens of thousands of rows, and the event loop would stand still while they are built."""
     async with conn.execute(sql, params) as cursor:
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+        def as_dict(_cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+            return dict(zip(names, row, strict=True))
+
+        cursor.row_factory = as_dict  # type: ignore[assignment]  # aiosqlite types it as a class
+        return cast(Rows, await cursor.fetchall())  # dicts, by the factory
 
 
 class AnonymisingHandler:
@@ -89,11 +97,13 @@ class AnonymisingHandler:
         return changed
 
     async def export(self, conn: aiosqlite.Connection, user_id: int) -> dict[str, Rows]:
+        # A row naming the member in two columns comes twice: MemberData.export drops repeats, once
+        # over every handler's rows and off the event loop.
         exported: dict[str, Rows] = {}
         for table, column in self._delete_by + self._anonymise + self._keep_by:
             rows = await rows_as_dicts(conn, f"SELECT * FROM {table} WHERE {column} = ?", (user_id,))
             exported.setdefault(table, []).extend(rows)
-        return {table: without_repeats(rows) for table, rows in exported.items()}
+        return exported
 
 
 class SimpleTableHandler(AnonymisingHandler):
@@ -114,9 +124,9 @@ def _matching(user_ids: Sequence[int]) -> tuple[str, object]:
 
 def without_repeats(rows: Iterable[dict[str, Any]]) -> Rows:
     """Each row once, where it first came: a row that names the member in two columns, or that two
-    handlers export, is one row. A set of each row's items keeps this linear, and it runs on the event
-    loop: comparing each row with every one kept before it stalled the bot for seconds on a member
-    with tens of thousands of rows. (SQLite's values are all hashable.)"""
+    handlers export, is one row. A set of each row's items keeps this linear: comparing each row with
+    every one kept before it took seconds on a member with tens of thousands of rows. Still a few µs
+    a row, so MemberData.export runs it in a thread. (SQLite's values are all hashable.)"""
     seen: set[frozenset[tuple[str, Any]]] = set()
     unique: Rows = []
     for row in rows:

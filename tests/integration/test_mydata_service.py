@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import malabot.member_data as member_data_module
+import malabot.privacy as privacy_module
 from malabot.app import Services, build_services, stop_services
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.mydata.repository import erasures, erasures_in_file, newer_erasures
 from malabot.member_data import MemberData
+from malabot.privacy import without_repeats
 from malabot.settings import Settings
 
 GUILD, ALICE, CHANNEL = 111_111_111_111_111_111, 1001, 5
@@ -93,6 +99,36 @@ async def test_a_row_found_twice_is_exported_once_in_the_order_first_found(tmp_p
         exported = await registry.export(GUILD, ALICE)
         # By target first (rows 2 and 3), then by actor (row 1; row 3 again, dropped).
         assert [row["id"] for row in exported["audit_log"]] == [2, 3, 1]
+    finally:
+        await stop_services(services)
+
+
+async def test_repeated_rows_are_dropped_once_per_table_and_not_on_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy moderator's export is tens of thousands of rows. Dropping the repeats (a few µs a row) ran
+    on the event loop, twice for the tables of moderation, audit and verification: every server and
+    the gateway's heartbeat stood still for half a second."""
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.xp_admin.add(GUILD, ALICE, BOB, 10)    # alice is the actor
+        await services.xp_admin.add(GUILD, ALICE, ALICE, 10)  # the actor and the target: found twice
+        await services.moderation.record_warn(GUILD, BOB, ALICE, "spam")  # alice is the moderator
+        loop_thread = threading.get_ident()
+        calls: list[tuple[bool, int]] = []
+
+        def recorded(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+            rows = list(rows)
+            calls.append((threading.get_ident() == loop_thread, len(rows)))
+            return without_repeats(rows)
+
+        monkeypatch.setattr(privacy_module, "without_repeats", recorded)
+        monkeypatch.setattr(member_data_module, "without_repeats", recorded)
+        tables = await exported_tables(services)
+        assert [row["id"] for row in tables["audit_log"]] == [1, 2]  # type: ignore[index]  # row 2 once
+        assert [row["moderator_id"] for row in tables["mod_cases"]] == [ALICE]  # type: ignore[index]
+        assert not [rows for on_loop, rows in calls if on_loop], "repeats were dropped on the event loop"
+        assert len(calls) == len(tables), "repeats are dropped once per table"
     finally:
         await stop_services(services)
 
