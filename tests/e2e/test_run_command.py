@@ -236,3 +236,20 @@ async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_serv
     logged = [line for line in stderr.decode().splitlines() if "voice will NOT be supported" not in line]
     assert logged == []
     assert not any(Path(f"{f}-wal").exists() for f in files)
+
+
+async def test_ctrl_c_shuts_malabot_run_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
+    guild = discord_server.add_guild("Ops")
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
+    process = await run_malabot(env, tmp_path)
+    try:
+        await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
+        await eventually(lambda: bool(discord_server.commands()), within=10, what="command sync")
+    finally:
+        process.send_signal(signal.SIGINT)  # the operator presses Ctrl-C
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "Traceback" not in stderr.decode()
+    assert not Path(f"{tenant}-wal").exists(), "every tenant file was closed"

@@ -84,7 +84,9 @@ async def test_ctrl_c_at_the_interactive_prompt_ends_the_demo_without_waiting_fo
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "malabot", "sandbox", "--interactive", "--tenants-dir", str(tenants),
         cwd=tmp_path, env=env, limit=1 << 20,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        # as from a terminal: a suite run as a background job passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     try:
         await read_until(process.stdout, b"`/quit` ends.")

@@ -626,3 +626,13 @@ async def test_a_reset_question_from_before_a_restart_expires_and_changes_nothin
     assert world.server.message(asked.message.id).components == []
     assert await place.stored_xp() == {world.alice.id: 300}
     assert [action for action, *_ in place.audit()] == ["set"]
+
+
+async def test_chat_xp_reaches_the_file_within_about_a_second_without_a_forced_flush(place: Place) -> None:
+    """The bot as built writes buffered chat XP on its own every second (issue 4), no flush forced."""
+    await place.chat(place.world.alice)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.5  # one interval plus a margin for a slow machine
+    while place.world.alice.id not in place.xp_rows():
+        assert loop.time() < deadline, "chat XP still only in memory 2.5 s after the message"
+        await asyncio.sleep(0.1)

@@ -1212,3 +1212,36 @@ def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(legacy: Path, te
 def _no_env_tenants_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("MALABOT_TENANTS_DIR", raising=False)
     yield
+
+
+def test_merge_keeps_the_newest_check_in_streak_and_birthday(legacy: Path, tenants: Path) -> None:
+    """--merge: per-member sums and newest values. Legacy (standard_legacy): member 11 checked in on
+    2024-05-01 with streak 3 in A; member 12's birthday 02-29 in A, stored when the legacy file was made."""
+    live = live_file_with(
+        tenants, A,
+        "INSERT INTO checkins (user_id, last_day, streak, best_streak, total) VALUES (11, '2024-06-10', 2, 5, 9)",
+        "INSERT INTO birthdays (user_id, month, day, year, created_at) "
+        "VALUES (12, 7, 7, NULL, '2999-01-01T00:00:00+00:00')")  # set on the new bot after the legacy row
+
+    report = run(legacy, tenants, merge=True)
+
+    assert report.accounted and report.ledger.status[str(A)] == "merged"
+    # The newer day keeps its streak; the best streak is the larger; totals are summed.
+    assert rows(live, "SELECT user_id, last_day, streak, best_streak, total FROM checkins") == [
+        (11, "2024-06-10", 2, 5, 12)]
+    assert rows(live, "SELECT user_id, month, day FROM birthdays WHERE user_id = 12") == [(12, 7, 7)]
+    assert "the newer birthday wins" in report.render()
+
+
+def test_a_row_left_unaccounted_fails_the_cli_run(legacy: Path, tenants: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    real_read = split_module._read
+
+    def read_one_row_too_many(ledger, tables, unknown):  # type: ignore[no-untyped-def]
+        real_read(ledger, tables, unknown)
+        ledger.add_read("users", [987654321])  # a row some future bug reads and never places
+
+    monkeypatch.setattr(split_module, "_read", read_one_row_too_many)
+    code = main(["legacy", "split", str(legacy), "--tenants-dir", str(tenants)])
+    assert code == 1
+    assert "unaccounted" in capsys.readouterr().err

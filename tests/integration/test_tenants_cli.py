@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -507,6 +508,7 @@ def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: T
 # `python -m malabot …` whose restore copy takes 2 s more once in the tenants folder (a large server's).
 SLOW_RESTORE_COPY = """
 import sys, time
+from datetime import UTC, datetime
 from pathlib import Path
 from malabot.tenancy import backup
 copy = backup._copy_database
@@ -551,3 +553,25 @@ def test_a_full_disk_is_not_reported_as_a_damaged_guild_file(paths: TenantPaths)
         assert failed and all("not a usable SQLite database" not in line for line in failed), full.stderr
         assert all("cannot read" in line for line in failed), full.stderr
     assert tenants(paths, "check") == 0, "the files were fine all along"
+
+
+def test_list_shows_the_last_write_including_the_wal(paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    """While the bot runs its writes sit in the -wal first: the last write counts them."""
+    live = paths.live(1)
+    old = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    os.utime(paths.live(2), (old, old))
+    writer = sqlite3.connect(live)  # a running bot: WAL mode, its write still in the -wal
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    with writer:
+        writer.execute("INSERT INTO xp (user_id, xp) VALUES (99, 5)")
+    os.utime(live, (old, old))  # the main file not written since 2020
+    try:
+        assert tenants(paths, "list") == 0
+    finally:
+        writer.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("LAST WRITE (UTC)")
+    row = {line.split()[0]: line for line in lines[1:]}
+    assert row["2"].endswith("2020-01-02 03:04:05"), row["2"]
+    assert datetime.now(UTC).strftime("%Y-%m-%d") in row["1"], "the write in the -wal counts as the last write"
