@@ -593,14 +593,17 @@ async def test_a_threshold_timeout_never_shortens_a_longer_timeout(cast: Cast) -
     assert after is not None and after > datetime.now(UTC) + timedelta(minutes=29)
 
 
-async def test_warn_threshold_kick(cast: Cast) -> None:
+@pytest.mark.parametrize(("action", "done", "title"), [("kick", "kicked", "Kick"), ("ban", "banned", "Ban")])
+async def test_warn_threshold_kick_or_ban(cast: Cast, action: str, done: str, title: str) -> None:
     world = cast.world
     await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
-        WarnThreshold(count=1, days=1, action="kick"),))
+        WarnThreshold(count=1, days=1, action=action),))
     reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "last straw"})
-    assert reply.content.endswith(f"case #2, <@{cast.carol.id}> was kicked automatically.")
+    assert reply.content.endswith(f"case #2, <@{cast.carol.id}> was {done} automatically.")
     assert not cast.is_member(cast.carol)
-    assert [case["action"] for case in cast.cases()] == ["warn", "kick"]
+    assert (cast.carol.id in cast.server.guild(world.guild).bans) == (action == "ban"), "banned, not just kicked"
+    assert [case["action"] for case in cast.cases()] == ["warn", action]
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning", f"Case #2 · {title}"]
 
 
 async def test_a_warning_can_only_be_withdrawn_by_someone_who_could_have_given_it(cast: Cast) -> None:
@@ -690,14 +693,3 @@ async def test_mod_log_falls_back_to_text_without_embed_links(cast: Cast) -> Non
     [post] = cast.server.messages_in(plain, author=cast.server.bot_user)
     assert post.embeds == [] and post.content.startswith(f"#1 Warning · <@{cast.carol.id}>")
     assert post.content.endswith(": plain words")
-
-
-async def test_a_warn_threshold_ban_bans_and_records_it(cast: Cast) -> None:
-    world = cast.world
-    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
-        WarnThreshold(count=1, days=1, action="ban"),))
-    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "last straw"})
-    assert reply.content.endswith(f"case #2, <@{cast.carol.id}> was banned automatically.")
-    assert cast.carol.id in cast.server.guild(world.guild).bans, "the member is banned, not just kicked"
-    assert [case["action"] for case in cast.cases()] == ["warn", "ban"]
-    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning", "Case #2 · Ban"]
