@@ -11,7 +11,7 @@ from typing import Any
 
 import discord
 
-from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.posting import NO_PINGS, may_embed
 from malabot.features.moderation.models import Case
 from malabot.features.moderation.rules import render_case, render_case_text
 from malabot.features.moderation.service import ModerationService
@@ -58,7 +58,6 @@ class ModLog:
 
 def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case) -> dict[str, Any]:
     """An embed where the bot may embed links, else the one-line text form; never a ping."""
-    if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and \
-            not channel.permissions_for(guild.me).embed_links:
+    if not may_embed(guild, channel):
         return {"content": render_case_text(case), "embed": None, "allowed_mentions": NO_PINGS}
     return {"content": None, "embed": discord.Embed.from_dict(render_case(case)), "allowed_mentions": NO_PINGS}

@@ -20,6 +20,14 @@ def why_cannot_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> 
     return f"I cannot post in {channel.mention}; let me view it and send messages there."
 
 
+def may_embed(guild: discord.Guild, channel: discord.abc.Messageable) -> bool:
+    """Whether Discord shows the bot's embeds in `channel`: without Embed Links it drops them, so a
+    post there needs its text form. DMs always show them."""
+    if isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return channel.permissions_for(guild.me).embed_links
+    return True
+
+
 def check_can_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> None:
     refusal = why_cannot_post(guild, channel)
     if refusal is not None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
-from malabot.cogs.posting import NO_PINGS, check_can_post
+from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
 from malabot.commands import admin_group, answer, guild_id_of, member_permissions
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
@@ -75,9 +75,19 @@ def review_buttons(user_id: int) -> discord.ui.View:
     return view
 
 
-def panel_embed(guild: discord.Guild) -> discord.Embed:
-    return discord.Embed(title="Verification",
-                         description=f"Press **Verify** to get access to {guild.name}.")
+PANEL_TITLE = "Verification"
+
+
+def panel_text(guild: discord.Guild) -> str:
+    return f"Press **Verify** to get access to {guild.name}."
+
+
+def panel_message(guild: discord.Guild, channel: discord.TextChannel) -> dict[str, Any]:
+    """The panel as an embed where the bot may embed links, else as text (Discord would drop the embed
+    and leave members a lone button), as the mod log does."""
+    if may_embed(guild, channel):
+        return {"embed": discord.Embed(title=PANEL_TITLE, description=panel_text(guild))}
+    return {"content": f"**{PANEL_TITLE}**\n{panel_text(guild)}", "allowed_mentions": NO_PINGS}
 
 
 VERIFIED_ROLE_GONE = "The verified role no longer exists; please ask an admin to run `/verify setup`."
@@ -151,7 +161,7 @@ class VerificationCog(discord.Cog):
         check_can_post(guild, channel)
         # Posting is a Discord call (it may wait out a rate limit): answer Discord's 3 s deadline first.
         await ctx.defer(ephemeral=True)
-        await channel.send(embed=panel_embed(guild), view=self.panel)
+        await channel.send(**panel_message(guild, channel), view=self.panel)
         await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "
                           "Optional: `/config set` `unverified_role_id`, `verify_min_account_age_days`, "

@@ -99,12 +99,16 @@ def new_attachments(world: World, channel_id: int, body: dict[str, Any], files: 
 
 
 def create_message(world: World, channel: Channel, author_id: int, body: dict[str, Any],
-                   files: tuple[UploadedFile, ...], url_root: str, **extra: Any) -> Message:
-    """A new message from a create body; raises Discord's errors for empty or oversized ones."""
+                   files: tuple[UploadedFile, ...], url_root: str, *, may_embed: bool = True,
+                   **extra: Any) -> Message:
+    """A new message from a create body; raises Discord's errors for empty or oversized ones.
+
+    Without `may_embed` (an author lacking Embed Links in the channel) Discord drops the embeds: the
+    message is what is left, and with nothing left it is an empty message."""
     check_content(body)
     attachments = new_attachments(world, channel.id, body, files, url_root)
     content = str(body.get("content") or "")
-    embeds = [_with_type(e) for e in body.get("embeds") or []]
+    embeds = [_with_type(e) for e in body.get("embeds") or []] if may_embed else []
     components = list(body.get("components") or [])
     if not (content or embeds or attachments or components or body.get("sticker_ids") or body.get("poll")):
         raise empty_message()
@@ -119,11 +123,14 @@ def create_message(world: World, channel: Channel, author_id: int, body: dict[st
 
 
 def edit_message(world: World, message: Message, body: dict[str, Any], files: tuple[UploadedFile, ...],
-                 url_root: str, *, now: datetime) -> None:
-    """Apply an edit body: only the keys present change; `attachments` lists the ones to keep."""
+                 url_root: str, *, now: datetime, may_embed: bool = True) -> None:
+    """Apply an edit body: only the keys present change; `attachments` lists the ones to keep.
+    Embeds the author may not show (`may_embed`, as in `create_message`) are dropped."""
     check_content(body)
     content = str(body["content"] or "") if "content" in body else message.content
-    embeds = [_with_type(e) for e in body["embeds"] or []] if "embeds" in body else message.embeds
+    embeds = message.embeds
+    if "embeds" in body:
+        embeds = [_with_type(e) for e in body["embeds"] or []] if may_embed else []
     components = list(body["components"] or []) if "components" in body else message.components
     attachments = message.attachments
     if "attachments" in body:

@@ -19,6 +19,7 @@ import discord
 import pytest
 
 from malabot.sandbox import (
+    ALL_PERMISSIONS,
     FakeDiscord,
     Guild,
     Overwrite,
@@ -34,6 +35,7 @@ from malabot.sandbox.errors import ApiError
 from malabot.sandbox.messaging import check_content
 
 MEMBERS_AND_CONTENT = discord.Intents.default() | discord.Intents(members=True, message_content=True)
+NOT_ADMIN = ALL_PERMISSIONS & ~Permission.ADMINISTRATOR  # channel overwrites apply to the bot
 
 
 class DemoBot(discord.Bot):
@@ -535,6 +537,33 @@ async def test_bot_messages_edits_and_bulk_delete(discord_server: FakeDiscord, b
     with pytest.raises(discord.HTTPException) as empty:
         await channel.send("")
     assert empty.value.code == 50006
+
+
+async def test_embeds_of_a_bot_without_embed_links_are_dropped(discord_server: FakeDiscord, world: World,
+                                                               launch: Any) -> None:
+    # As on Discord: the message keeps the rest, an embed-only one is empty; DMs and answers to
+    # interactions (webhook messages) always show embeds.
+    guild = discord_server.add_guild("Plain", bot_permissions=NOT_ADMIN)
+    discord_server.add_member(guild, world.alice)
+    bot_role = next(role for role in guild.roles.values() if role.bot_id == discord_server.bot_user.id)
+    plain = discord_server.add_channel(guild, "plain", overwrites=[
+        Overwrite.for_role(bot_role, deny=int(Permission.EMBED_LINKS))])
+    bot = await launch()
+    channel = bot.get_channel(plain.id)
+
+    sent = await channel.send("text", embed=discord.Embed(title="dropped"))
+    assert sent.embeds == [] and discord_server.message(sent.id).embeds == []
+    await sent.edit(embed=discord.Embed(title="dropped too"))
+    assert discord_server.message(sent.id).embeds == [] and discord_server.message(sent.id).content == "text"
+    with pytest.raises(discord.HTTPException) as empty:
+        await channel.send(embed=discord.Embed(title="only an embed"))
+    assert empty.value.code == 50006
+
+    shown = [await bot.get_channel(guild.system_channel_id).send(embed=discord.Embed(title="shown")),
+             await bot.get_user(world.alice.id).send(embed=discord.Embed(title="shown"))]
+    assert [[e["title"] for e in discord_server.message(m.id).embeds] for m in shown] == [["shown"], ["shown"]]
+    report = await discord_server.invoke_command(guild, plain.id, world.alice, "report")
+    assert [e["title"] for e in report.embeds] == ["Weekly report"]
 
 
 @pytest.mark.parametrize("kind", [1, 2, 3, 4, 5, 21])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from malabot.sandbox import Channel, FakeDiscord, Message, Overwrite, Role, User
+from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, Message, Overwrite, Role, User
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from tests.e2e.data_dump import all_rows, eventually
@@ -127,7 +127,25 @@ async def test_setup_posts_the_panel_and_stores_the_role(place: Place) -> None:
     assert f"<#{place.panel_channel.id}>" in reply.content and f"<@&{place.verified.id}>" in reply.content
     panel = place.panel()
     assert [button["custom_id"] for button in panel.buttons()] == ["malabot:verify"]
+    assert [(e["title"], e["description"]) for e in panel.embeds] == [
+        ("Verification", "Press **Verify** to get access to Mala Town.")]
     assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id == place.verified.id
+
+
+async def test_without_embed_links_the_panel_is_posted_as_text(place: Place) -> None:
+    # Discord drops the embeds of a bot lacking Embed Links: an embed-only panel would be a lone button.
+    world = place.world
+    await world.set_bot_permissions(ALL_PERMISSIONS & ~Permission.ADMINISTRATOR)  # overwrites apply to it
+    await world.server.set_overwrite(place.panel_channel,
+                                     Overwrite.for_role(world.bot_role(), deny=int(Permission.EMBED_LINKS)))
+    reply = await place.setup()
+    assert reply.flags & EPHEMERAL and f"<#{place.panel_channel.id}>" in reply.content
+    panel = place.panel()
+    assert panel.embeds == []
+    assert panel.content == "**Verification**\nPress **Verify** to get access to Mala Town."
+    assert [button["label"] for button in panel.buttons()] == ["Verify"]
+    pressed = await place.press_verify(world.alice)
+    assert pressed.content == "You are verified. Welcome!"
 
 
 async def test_setup_answers_discord_before_it_posts_the_panel(place: Place) -> None:

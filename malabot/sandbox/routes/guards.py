@@ -13,11 +13,16 @@ from malabot.sandbox.permissions import (
 from malabot.sandbox.state import DM, Channel, Guild, Member, Role, World
 
 
-def require(world: World, guild: Guild, permission: Permission, channel: Channel | None = None) -> None:
-    """403 Missing Permissions unless the bot has `permission` (in `channel`, if given)."""
+def has(world: World, guild: Guild, permission: Permission, channel: Channel | None = None) -> bool:
+    """Whether the bot has `permission` (in `channel`, if given)."""
     bot = world.bot_member(guild)
     granted = channel_permissions(guild, bot, channel) if channel else base_permissions(guild, bot)
-    if not granted & permission:
+    return bool(granted & permission)
+
+
+def require(world: World, guild: Guild, permission: Permission, channel: Channel | None = None) -> None:
+    """403 Missing Permissions unless the bot has `permission` (in `channel`, if given)."""
+    if not has(world, guild, permission, channel):
         raise missing_permissions()
 
 

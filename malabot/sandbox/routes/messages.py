@@ -13,7 +13,7 @@ from malabot.sandbox.errors import ApiError, cannot_dm, invalid_form
 from malabot.sandbox.http_io import json_response, no_content
 from malabot.sandbox.messaging import create_message, edit_message
 from malabot.sandbox.permissions import Permission
-from malabot.sandbox.routes.guards import guild_of_channel, require
+from malabot.sandbox.routes.guards import guild_of_channel, has, require
 from malabot.sandbox.state import Channel, Guild, Message, World
 
 BULK_DELETE_MAX_AGE = timedelta(days=14)
@@ -44,6 +44,12 @@ async def get_channel(request: web.Request) -> web.Response:
     return json_response(payloads.channel_payload(world, channel))
 
 
+def _may_embed(world: World, guild: Guild | None, channel: Channel) -> bool:
+    """Discord does not show the embeds of a bot without Embed Links in the channel (DMs allow them).
+    Interaction answers are webhook messages, which this does not apply to."""
+    return guild is None or has(world, guild, Permission.EMBED_LINKS, channel)
+
+
 async def send_message(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
     world, channel, guild = _channel(request)
@@ -57,7 +63,7 @@ async def send_message(request: web.Request) -> web.Response:
             raise cannot_dm()
     body = body_of(request).object()
     message = create_message(world, channel, world.bot_user.id, body, body_of(request).files,
-                             sandbox.url_root)
+                             sandbox.url_root, may_embed=_may_embed(world, guild, channel))
     await events.message_created(sandbox, message)
     return json_response(payloads.message_payload(world, message))
 
@@ -83,11 +89,11 @@ async def get_message(request: web.Request) -> web.Response:
 
 async def edit_channel_message(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    world, _, _, message = _message(request)
+    world, channel, guild, message = _message(request)
     if message.author_id != world.bot_user.id:
         raise ApiError(403, 50005, "Cannot edit a message authored by another user")
     edit_message(world, message, body_of(request).object(), body_of(request).files, sandbox.url_root,
-                 now=datetime.now(UTC))
+                 now=datetime.now(UTC), may_embed=_may_embed(world, guild, channel))
     await events.message_updated(sandbox, message)
     return json_response(payloads.message_payload(world, message))
 
