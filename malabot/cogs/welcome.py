@@ -5,7 +5,7 @@ Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome
 `goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
 The auto-role waits for a member in Membership Screening to accept the rules (the welcome does not):
 Discord lets a member who is given a role skip the screening.
-What cannot be done as configured (a deleted channel, closed DMs, a role above the bot's) is logged
+What cannot be done as configured (a deleted channel, refused DMs, a role above the bot's) is logged
 with the server's id; `/welcome test` shows it to the admins.
 """
 
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from malabot.bot import MalaBot
 
 log = logging.getLogger(__name__)
+
+# Discord's code for a refused DM: the user closed their DMs, or shares no server with the bot.
+CANNOT_SEND_TO_USER = 50007
 
 # A welcome pings the joining member alone (pinging_only), whatever the template says; a goodbye nobody.
 
@@ -64,8 +67,10 @@ async def post(guild: discord.Guild, message: ChannelMessage, pings: discord.All
 async def send_dm(member: discord.Member | discord.User, text: str, pings: discord.AllowedMentions) -> str | None:
     try:
         await member.send(text, allowed_mentions=pings)
-    except discord.HTTPException:
-        return f"cannot DM {member} (their DMs are closed)"
+    except discord.HTTPException as error:
+        if error.code == CANNOT_SEND_TO_USER:  # Discord does not say which of the two it was
+            return f"cannot DM {member}: Discord refuses DMs to them (DMs closed, or no server shared with me)"
+        return f"cannot DM {member}: {error.text or error.status}"
     return None
 
 

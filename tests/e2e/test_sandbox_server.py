@@ -602,6 +602,19 @@ async def test_dm_channel_is_created_then_used(discord_server: FakeDiscord,
     assert seen and seen[0].guild is None and seen[0].channel.id == dm.id
 
 
+async def test_a_dm_to_a_user_who_shares_no_server_with_the_bot_is_refused(discord_server: FakeDiscord,
+                                                                          bot: DemoBot, world: World) -> None:
+    stranger = discord_server.add_user("stranger")          # in no server with the bot
+    user = await bot.fetch_user(stranger.id)
+    with pytest.raises(discord.Forbidden) as refused:
+        await user.send("hello")
+    assert refused.value.code == 50007
+    assert discord_server.messages_in(discord_server.dm_channel(stranger)) == []
+    discord_server.add_member(world.guild, stranger)         # once they share one, it goes through
+    await user.send("hello again")
+    assert [m.content for m in discord_server.messages_in(discord_server.dm_channel(stranger))] == ["hello again"]
+
+
 # ---- the network guard ------------------------------------------------------------------------------
 
 

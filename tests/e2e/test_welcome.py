@@ -3,6 +3,7 @@ the DM and auto-role on join, `/welcome test`, and templates refused by `/config
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,31 @@ async def test_a_goodbye_pings_nobody_whatever_the_departed_name_holds(place: Pl
     assert "@\u200beveryone" in goodbye
     posts = world.server.requests_to("POST", f"/channels/{place.goodbye_channel.id}/messages")
     assert posts[-1].json["allowed_mentions"] == {"parse": []}, "and Discord is told to ping nobody"
+
+
+async def test_a_welcome_dm_to_a_member_who_has_left_is_logged_without_blaming_closed_dms(
+        place: Place, caplog: pytest.LogCaptureFixture) -> None:
+    # Discord answers 50007 both to closed DMs and to a user who shares no server with the bot.
+    world, carol = place.world, place.carol
+    await place.switch_everything_on()
+    caplog.set_level(logging.WARNING, logger="malabot.cogs.welcome")
+
+    def opening_a_dm(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path == "/users/@me/channels"
+
+    async with world.server.holding_requests(opening_a_dm) as slow_discord:
+        await world.server.member_join(world.guild, carol)
+        await slow_discord.arrived(within=5)
+        await world.server.remove_member(world.guild, carol)   # gone before the DM goes out
+    dm_channel = world.server.dm_channel(carol)
+    await eventually(lambda: bool(world.server.requests_to("POST", f"/channels/{dm_channel.id}/messages")),
+                     what="the welcome DM to be tried")
+    [refused] = world.server.requests_to("POST", f"/channels/{dm_channel.id}/messages")
+    assert refused.status == 403 and refused.response["code"] == 50007
+    await eventually(lambda: any("cannot DM" in r.getMessage() for r in caplog.records), what="the log line")
+    [line] = [r.getMessage() for r in caplog.records if "cannot DM" in r.getMessage()]
+    assert line == (f"guild {world.guild.id}: welcome of member {carol.id}: cannot DM carol (Carol *the* Great): "
+                    "Discord refuses DMs to them (DMs closed, or no server shared with me)")
 
 
 def autorole_requests(place: Place, user: User) -> list[Any]:

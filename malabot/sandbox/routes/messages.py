@@ -59,7 +59,9 @@ async def send_message(request: web.Request) -> web.Response:
             require(world, guild, Permission.ATTACH_FILES, channel)
     else:
         recipient = world.user(channel.recipient_ids[0])
-        if recipient.bot or not recipient.accepts_dms:
+        # Discord delivers a bot's DM only to a user who accepts DMs and shares a server with it.
+        shares_a_server = any(recipient.id in guild.members for guild in world.bot_guilds())
+        if recipient.bot or not recipient.accepts_dms or not shares_a_server:
             raise cannot_dm()
     body = body_of(request).object()
     message = create_message(world, channel, world.bot_user.id, body, body_of(request).files,
