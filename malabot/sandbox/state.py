@@ -516,8 +516,10 @@ class World:
             raise unknown("Channel") from None
 
     def message(self, channel_id: int, message_id: int) -> Message:
+        """A message as the channel routes find it: an ephemeral one is reached only through its
+        interaction's webhook, so here it is unknown, as on Discord."""
         message = self.messages.get(message_id)
-        if message is None or message.channel_id != channel_id or message.deleted:
+        if message is None or message.channel_id != channel_id or message.deleted or message.ephemeral:
             raise unknown("Message")
         return message
 

@@ -267,6 +267,23 @@ async def test_ephemeral_reply(discord_server: FakeDiscord, bot: DemoBot, world:
     assert callback.json["type"] == 4
 
 
+async def test_an_ephemeral_answer_is_unknown_to_the_channel_routes(discord_server: FakeDiscord, bot: DemoBot,
+                                                                   world: World) -> None:
+    # On Discord only the interaction's webhook reaches it: the channel routes answer 10008.
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.alice, "secret")
+    channel = bot.get_channel(world.channel)
+    partial = channel.get_partial_message(reply.message.id)
+    for call in (lambda: channel.fetch_message(partial.id), partial.delete, lambda: partial.edit(content="x")):
+        with pytest.raises(discord.NotFound) as unknown:
+            await call()
+        assert unknown.value.code == 10008
+    await channel.delete_messages([partial, discord.Object(reply.id)])  # unknown ids are skipped there
+    assert not reply.message.deleted and reply.content == "only you can see this"
+    hook = f"{discord_server.api_base_url}/webhooks/{discord_server.application_id}/{reply.token}/messages"
+    async with aiohttp.ClientSession() as session, session.get(f"{hook}/@original") as original:
+        assert original.status == 200 and (await original.json())["id"] == str(reply.message.id)
+
+
 async def test_a_held_request_is_handled_only_once_released(discord_server: FakeDiscord, bot: DemoBot,
                                                              world: World) -> None:
     channel = bot.get_channel(world.channel)

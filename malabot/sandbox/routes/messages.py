@@ -123,7 +123,8 @@ async def bulk_delete(request: web.Request) -> web.Response:
     if not 2 <= len(ids) <= 100:
         raise invalid_form("messages", "Must be between 2 and 100 in length.")
     oldest_allowed = datetime.now(UTC) - BULK_DELETE_MAX_AGE
-    found = [m for m in map(world.messages.get, ids) if m is not None and m.channel_id == channel.id]
+    found = [m for m in map(world.messages.get, ids)
+             if m is not None and m.channel_id == channel.id and not m.ephemeral]
     if any(m.created_at < oldest_allowed for m in found):
         raise ApiError(400, 50034, "You can only bulk delete messages that are under 14 days old.")
     _refuse_system_messages(found)
