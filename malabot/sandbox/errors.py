@@ -70,6 +70,11 @@ def already_acknowledged() -> ApiError:
     return ApiError(400, 40060, "Interaction has already been acknowledged.")
 
 
+def too_large() -> ApiError:
+    """An upload over the limit (a file over the stated one, or a request over the whole body's)."""
+    return ApiError(413, 40005, "Request entity too large")
+
+
 def cannot_dm() -> ApiError:
     return ApiError(403, 50007, "Cannot send messages to this user")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from malabot.sandbox import payloads
 from malabot.sandbox.errors import ApiError, SandboxError, unknown
+from malabot.sandbox.messaging import UPLOAD_LIMIT
 from malabot.sandbox.permissions import DEFAULT_EVERYONE, channel_permissions
 from malabot.sandbox.state import (
     Attachment,
@@ -194,7 +195,7 @@ def base_payload(world: World, reply: InteractionReply, guild: Guild | None, cha
         "version": 1,
         "locale": locale,
         "entitlements": [],
-        "attachment_size_limit": 10 * 1024 * 1024,
+        "attachment_size_limit": UPLOAD_LIMIT,
         "channel_id": str(channel.id),
     }
     if guild is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from malabot.sandbox.errors import ApiError, invalid_form
+from malabot.sandbox.errors import ApiError, invalid_form, too_large
 from malabot.sandbox.state import EPHEMERAL, LOADING, Attachment, Channel, Message, UploadedFile, World
 
 MAX_CONTENT = 2000
+# The largest file a bot may upload in an unboosted server or a DM, as interactions state it in
+# `attachment_size_limit`; a larger one is refused with 413 / 40005.
+UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_EMBEDS = 10
 MAX_EMBED_TOTAL = 6000
 _EMBED_LIMITS = {"title": 256, "description": 4096}
@@ -85,6 +88,8 @@ def _check_components(rows: list[dict[str, Any]]) -> None:
 def new_attachments(world: World, channel_id: int, body: dict[str, Any], files: tuple[UploadedFile, ...],
                     url_root: str) -> list[Attachment]:
     """Attachments for uploaded `files[n]` parts, with descriptions from the `attachments` list."""
+    if any(len(upload.data) > UPLOAD_LIMIT for upload in files):
+        raise too_large()
     described = {str(a.get("id")): a for a in body.get("attachments") or [] if isinstance(a, dict)}
     made = []
     for index, upload in enumerate(files):

@@ -131,6 +131,7 @@ async def test_an_export_over_the_upload_limit_is_sent_compressed(world: World) 
     assert file.filename.startswith(f"malabot-data-{world.guild.id}-{world.bob.id}-")
     assert file.filename.endswith(".json.gz")
     assert len(file.data) <= UPLOAD_LIMIT < len(gzip.decompress(file.data))
+    assert [r.status for r in world.server.requests if r.files] == [200], "one upload, accepted"
     document = json.loads(gzip.decompress(file.data))
     expected = rows_about(world.tenant_file(world.guild), world.bob.id)
     assert {table: _sorted(rows) for table, rows in non_empty(document).items()} == \
@@ -151,6 +152,8 @@ async def test_an_export_over_the_upload_limit_even_compressed_gets_a_clear_answ
     assert reply.content.startswith("Your data in this server is 16.")
     assert reply.content.endswith(" compressed), more than the 10.0 MiB Discord lets me upload here, so I cannot "
                                   "send it. Please ask this server's admins for a copy.")
+    # The bot's own refusal (the sandbox refuses an upload over the limit with 413): nothing was sent.
+    assert [r for r in world.server.requests if r.files or r.status == 413] == []
 
 
 async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: World) -> None:

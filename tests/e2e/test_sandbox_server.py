@@ -92,6 +92,15 @@ class DemoBot(discord.Bot):
             csv = discord.File(io.BytesIO(b"name,xp\nalice,10\n"), "report.csv")
             await ctx.respond(embed=embed, file=csv)
 
+        @self.slash_command(name="upload", description="Sends a file of the size asked, over the limit or not")
+        async def upload(ctx: discord.ApplicationContext,
+                         over: discord.Option(int, "bytes over the stated limit")) -> None:  # type: ignore[valid-type]
+            size = ctx.interaction.attachment_size_limit + over
+            try:
+                await ctx.respond(file=discord.File(io.BytesIO(b"x" * size), "big.bin"))
+            except discord.HTTPException as error:
+                await ctx.respond(f"refused: {error.status} {error.code}")
+
         @self.slash_command(name="measure", description="Reads an uploaded file")
         async def measure(ctx: discord.ApplicationContext,
                           upload: discord.Option(discord.Attachment, "a file")) -> None:  # type: ignore[valid-type]
@@ -330,6 +339,24 @@ async def test_file_and_embed_reply(discord_server: FakeDiscord, bot: DemoBot, w
     assert [(f.filename, f.data) for f in reply.files] == [("report.csv", b"name,xp\nalice,10\n")]
     callback = discord_server.requests_to("POST", "/interactions/*/callback")[-1]
     assert [f.filename for f in callback.files] == ["report.csv"]  # sent as multipart
+
+
+async def test_an_upload_over_the_stated_limit_is_refused(discord_server: FakeDiscord, bot: DemoBot,
+                                                          world: World) -> None:
+    limit = 10 * 2**20  # what interactions state as attachment_size_limit (an unboosted server)
+    at_limit = await discord_server.invoke_command(world.guild, world.channel, world.alice, "upload", {"over": 0})
+    assert len(at_limit.files[0].data) == limit
+    over = await discord_server.invoke_command(world.guild, world.channel, world.alice, "upload", {"over": 1})
+    assert over.content == "refused: 413 40005" and over.files == []
+    channel = bot.get_channel(world.channel)
+    with pytest.raises(discord.HTTPException) as too_large:
+        await channel.send(file=discord.File(io.BytesIO(b"x" * (limit + 1)), "big.bin"))
+    assert (too_large.value.status, too_large.value.code) == (413, 40005)
+    with pytest.raises(discord.HTTPException) as body_too_large:   # over what the server reads at all
+        await channel.send(file=discord.File(io.BytesIO(b"x" * 26 * 2**20), "huge.bin"))
+    assert (body_too_large.value.status, body_too_large.value.code) == (413, 40005)
+    posted = discord_server.messages_in(world.channel, author=discord_server.bot_user)
+    assert [m.id for m in posted] == [at_limit.message.id, over.message.id], "the refused ones left nothing"
 
 
 async def test_attachment_option_is_downloadable_by_the_bot(discord_server: FakeDiscord, bot: DemoBot,

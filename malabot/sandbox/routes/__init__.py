@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from malabot.sandbox.context import BODY, REASON, SANDBOX, Sandbox
-from malabot.sandbox.errors import ApiError, unauthorized
+from malabot.sandbox.errors import ApiError, too_large, unauthorized
 from malabot.sandbox.http_io import ParsedBody, json_response, read_body
 from malabot.sandbox.recorder import RecordedRequest
 from malabot.sandbox.routes import commands, guilds, interactions, members, messages, meta, roles
@@ -47,6 +47,8 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response: web.StreamResponse = await handler(request)
     except ApiError as error:
         response = json_response(error.body(), error.status)
+    except web.HTTPRequestEntityTooLarge:  # the whole body over MAX_UPLOAD, as aiohttp measures it
+        response = json_response(too_large().body(), 413)
     except web.HTTPMethodNotAllowed:
         response = json_response({"message": "405: Method Not Allowed", "code": 0}, 405)
     except web.HTTPNotFound:
