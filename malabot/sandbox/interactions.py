@@ -7,6 +7,7 @@ Payloads follow Discord's shape for guild and DM invocations (member with a perm
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ class InteractionReply:
         self.modal: Json | None = None  # the modal the bot opened (callback type 9)
         self.choices: list[Json] | None = None  # autocomplete choices (callback type 8)
         self.within = within  # how long waits on this reply last before failing
+        self.sent_at: float | None = None  # time.monotonic() when the interaction went to the bot
+        self.late_by: float | None = None  # set when the first answer came after Discord's deadline
         self._waiters = Waiters()
 
     def __repr__(self) -> str:
@@ -143,8 +146,12 @@ class InteractionReply:
         return self.messages
 
     async def wait_until_answered(self) -> InteractionReply:
-        await self._waiters.wait_until(lambda: self.answered, within=self.within,
+        await self._waiters.wait_until(lambda: self.answered or self.late_by is not None, within=self.within,
                                        waiting_for=f"the bot to answer {self.name or self.type}")
+        if self.late_by is not None and not self.answered:
+            raise SandboxError(f"the bot first answered {self.name or self.type} {self.late_by:.2f} s after it "
+                               "was sent: Discord had dropped it (10062 Unknown interaction), the user saw "
+                               "'The application did not respond'")
         return self
 
     def changed(self) -> None:
@@ -152,13 +159,21 @@ class InteractionReply:
         self._waiters.notify()
 
 
+# Discord's deadline for the first answer (callback) to an interaction; later, the token is invalid.
+ANSWER_DEADLINE = 3.0
+
+
 @dataclass
 class InteractionRegistry:
-    """Interactions sent to the bot, found again by id+token (callbacks) or token (webhooks)."""
+    """Interactions sent to the bot, found again by id+token (callbacks) or token (webhooks).
+
+    `deadline`: seconds the bot has for its first answer (None: no limit), as Discord's 3 s."""
 
     by_id: dict[int, InteractionReply] = field(default_factory=dict)
+    deadline: float | None = ANSWER_DEADLINE
 
     def add(self, reply: InteractionReply) -> InteractionReply:
+        reply.sent_at = time.monotonic()
         self.by_id[reply.id] = reply
         return reply
 
@@ -167,6 +182,14 @@ class InteractionRegistry:
         if reply is None or reply.token != token:
             raise unknown("interaction")
         return reply
+
+    def check_in_time(self, reply: InteractionReply) -> None:
+        """404 Unknown interaction (10062) for a first answer after the deadline, as Discord answers."""
+        delay = time.monotonic() - reply.sent_at if reply.sent_at is not None else 0.0
+        if self.deadline is not None and delay > self.deadline:
+            reply.late_by = delay
+            reply.changed()
+            raise unknown("interaction")
 
     def webhook_target(self, token: str) -> InteractionReply:
         for reply in self.by_id.values():

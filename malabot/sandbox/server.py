@@ -31,6 +31,7 @@ from malabot.sandbox.errors import SandboxError, SandboxTimeout
 from malabot.sandbox.gateway import Gateway, Session
 from malabot.sandbox.holds import Hold, RequestTest
 from malabot.sandbox.interactions import (
+    ANSWER_DEADLINE,
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
     MESSAGE_COMPONENT,
@@ -77,13 +78,15 @@ class FakeDiscord:
     """
 
     def __init__(self, *, bot_name: str = "MalaBot", token: str | None = None,
-                 timeout: float = 5.0, heartbeat_interval: float = 41.25, sync_events: bool = True) -> None:
+                 timeout: float = 5.0, heartbeat_interval: float = 41.25, sync_events: bool = True,
+                 answer_deadline: float | None = ANSWER_DEADLINE) -> None:
         self.world = World(bot_name=bot_name)
         bot_token = token or _token_for(self.world.bot_user.id)
         self.log = RequestLog()
         self.gateway = Gateway(self.world, self.log, token=bot_token,
                                heartbeat_interval=heartbeat_interval * 1000)
         self._sandbox = Sandbox(self.world, self.log, self.gateway, bot_token)
+        self.answer_deadline = answer_deadline
         # How long any wait for the bot lasts before it fails with a SandboxTimeout saying what
         # the bot did not do. One setting for every method; change it on the instance if needed.
         self.timeout = timeout
@@ -123,6 +126,17 @@ class FakeDiscord:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    @property
+    def answer_deadline(self) -> float | None:
+        """Seconds the bot has to first answer an interaction (3, as on Discord; None: no limit). A later
+        answer gets 404 Unknown interaction (10062) and the wait for the reply fails saying so. A test
+        may shorten it to check that the bot answers before slow work (e.g. a held request)."""
+        return self._sandbox.interactions.deadline
+
+    @answer_deadline.setter
+    def answer_deadline(self, seconds: float | None) -> None:
+        self._sandbox.interactions.deadline = seconds
 
     @property
     def token(self) -> str:

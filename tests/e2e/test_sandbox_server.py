@@ -33,6 +33,7 @@ from malabot.sandbox import (
 )
 from malabot.sandbox.errors import ApiError
 from malabot.sandbox.messaging import check_content
+from tests.e2e.data_dump import eventually
 
 MEMBERS_AND_CONTENT = discord.Intents.default() | discord.Intents(members=True, message_content=True)
 NOT_ADMIN = ALL_PERMISSIONS & ~Permission.ADMINISTRATOR  # channel overwrites apply to the bot
@@ -291,6 +292,40 @@ async def test_an_ephemeral_answer_is_unknown_to_the_channel_routes(discord_serv
     hook = f"{discord_server.api_base_url}/webhooks/{discord_server.application_id}/{reply.token}/messages"
     async with aiohttp.ClientSession() as session, session.get(f"{hook}/@original") as original:
         assert original.status == 200 and (await original.json())["id"] == str(reply.message.id)
+
+
+async def test_an_interaction_first_answered_after_the_deadline_is_unknown(discord_server: FakeDiscord,
+                                                                          start_bot: Any, world: World) -> None:
+    # Discord allows 3 s for the first answer, then drops the interaction: 404 Unknown interaction.
+    assert discord_server.answer_deadline == 3.0
+    discord_server.answer_deadline = 0.3   # the same rule, sooner, so the test stays quick
+    bot = discord.Bot(**sandbox_client_options())
+    outcome: list[object] = []
+
+    @bot.slash_command(name="sleepy", description="Answers after a while")
+    async def sleepy(ctx: discord.ApplicationContext, seconds: discord.Option(float, "how long")) -> None:  # type: ignore[valid-type]
+        await asyncio.sleep(seconds)
+        try:
+            await ctx.respond("late" if seconds else "at once")
+            outcome.append("accepted")
+        except discord.NotFound as error:
+            outcome.append(error.code)
+            with pytest.raises(discord.NotFound) as no_followup:   # nor may it follow up
+                await ctx.followup.send("still there?")
+            outcome.append(no_followup.value.code)
+
+    await start_bot(bot)
+    quick = await discord_server.invoke_command(world.guild, world.channel, world.alice, "sleepy", {"seconds": 0})
+    assert quick.content == "at once"
+    with pytest.raises(SandboxError, match=r"first answered sleepy 0\.[5-9]\d s after .*10062"):
+        await discord_server.invoke_command(world.guild, world.channel, world.alice, "sleepy", {"seconds": 0.5})
+    await eventually(lambda: len(outcome) == 3, what="the bot to hear Discord's answers")
+    assert outcome == ["accepted", 10062, 10015]
+    assert discord_server.messages_in(world.channel, author=discord_server.bot_user)[-1].content == "at once"
+
+    discord_server.answer_deadline = None   # no limit at all
+    slow = await discord_server.invoke_command(world.guild, world.channel, world.alice, "sleepy", {"seconds": 0.5})
+    assert slow.content == "late"
 
 
 async def test_a_held_request_is_handled_only_once_released(discord_server: FakeDiscord, bot: DemoBot,

@@ -64,6 +64,7 @@ async def callback(request: web.Request) -> web.Response:
                                                  request.match_info["token"])
     if reply.acknowledged:
         raise already_acknowledged()
+    sandbox.interactions.check_in_time(reply)
     body = body_of(request).object()
     kind = int(body.get("type") or 0)
     data = body.get("data") or {}
