@@ -11,6 +11,7 @@ from malabot.sandbox.gateway import Gateway
 from malabot.sandbox.holds import Holds
 from malabot.sandbox.http_io import ParsedBody
 from malabot.sandbox.interactions import InteractionRegistry
+from malabot.sandbox.rate_limits import RateLimits
 from malabot.sandbox.recorder import RequestLog
 from malabot.sandbox.state import World
 from malabot.sandbox.waiting import Waiters
@@ -26,6 +27,7 @@ class Sandbox:
     url_root: str = ""  # http://127.0.0.1:PORT once bound
     commands_changed: Waiters = field(default_factory=Waiters)
     holds: Holds = field(default_factory=Holds)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

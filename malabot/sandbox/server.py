@@ -47,6 +47,7 @@ from malabot.sandbox.interactions import (
 )
 from malabot.sandbox.payloads import message_payload
 from malabot.sandbox.permissions import ALL_PERMISSIONS, DEFAULT_EVERYONE
+from malabot.sandbox.rate_limits import RateLimit
 from malabot.sandbox.recorder import GatewayFrame, RecordedRequest, RequestLog
 from malabot.sandbox.routes import API_PREFIX, MAX_UPLOAD, build_api
 from malabot.sandbox.state import (
@@ -281,6 +282,14 @@ class FakeDiscord:
             yield hold
         finally:
             self._sandbox.holds.remove(hold)
+
+    def rate_limit(self, matches: RequestTest, *, times: int = 1, retry_after: float = 0.05,
+                   is_global: bool = False) -> RateLimit:
+        """Answer the next `times` requests that `matches(method, path, json)` accepts with Discord's 429
+        (retry_after, X-RateLimit-* headers); `.hits` counts them. py-cord waits and retries by itself,
+        up to five tries in all: five 429s in a row reach the bot as an HTTPException."""
+        return self._sandbox.rate_limits.add(RateLimit(matches, times=times, retry_after=retry_after,
+                                                       is_global=is_global))
 
     @contextlib.asynccontextmanager
     async def holding_member_lists(self, guild: IdLike) -> AsyncIterator[Hold]:

@@ -694,6 +694,39 @@ async def test_a_dm_to_a_user_who_shares_no_server_with_the_bot_is_refused(disco
     assert [m.content for m in discord_server.messages_in(discord_server.dm_channel(stranger))] == ["hello again"]
 
 
+async def test_a_rate_limited_route_answers_429_and_py_cord_retries(discord_server: FakeDiscord, bot: DemoBot,
+                                                                   world: World) -> None:
+    channel = bot.get_channel(world.channel)
+    path = f"/channels/{world.channel}/messages"
+
+    def message_post(method: str, request_path: str, body: Any) -> bool:
+        return method == "POST" and request_path == path
+
+    limit = discord_server.rate_limit(message_post, times=2, retry_after=0.1)
+    started = asyncio.get_running_loop().time()
+    await channel.send("through")
+    assert asyncio.get_running_loop().time() - started >= 0.2, "py-cord waited retry_after each time"
+    answers = discord_server.requests_to("POST", path)
+    assert [r.status for r in answers] == [429, 429, 200] and limit.hits == 2
+    assert answers[0].response == {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
+    assert [m.content for m in discord_server.messages_in(world.channel)] == ["through"]
+
+    discord_server.rate_limit(message_post, times=5, retry_after=0.01)   # py-cord tries five times at most
+    with pytest.raises(discord.HTTPException) as gave_up:
+        await channel.send("never")
+    assert gave_up.value.status == 429
+    await channel.send("the limit is used up")
+
+    discord_server.rate_limit(lambda *_: True, is_global=True, retry_after=0.01)
+    async with aiohttp.ClientSession() as session, session.get(
+            discord_server.api_base_url + "/users/@me", headers={"Authorization": f"Bot {discord_server.token}"}
+    ) as limited:
+        assert limited.status == 429 and (await limited.json())["global"] is True
+        assert limited.headers["Via"] and limited.headers["Retry-After"] == "1"
+        assert limited.headers["X-RateLimit-Global"] == "true"
+    assert [m.content for m in discord_server.messages_in(world.channel)] == ["through", "the limit is used up"]
+
+
 # ---- the network guard ------------------------------------------------------------------------------
 
 

@@ -164,6 +164,20 @@ async def test_setup_answers_discord_before_it_posts_the_panel(place: Place) -> 
     assert f"<#{place.panel_channel.id}>" in reply.content and reply.flags & EPHEMERAL
 
 
+async def test_setup_goes_through_discord_rate_limits(place: Place) -> None:
+    # Discord may answer 429 to any call; py-cord waits retry_after and tries again.
+    server = place.world.server
+    panel_path = f"/channels/{place.panel_channel.id}/messages"
+    panel_post = server.rate_limit(lambda method, path, body: method == "POST" and path == panel_path, times=2)
+    answer = server.rate_limit(lambda method, path, body: method == "POST" and path.startswith("/webhooks/"))
+    reply = await place.setup()
+    assert reply.flags & EPHEMERAL and reply.content.startswith("Posted the verification panel")
+    assert (panel_post.hits, answer.hits) == (2, 1)
+    assert [r.status for r in server.requests_to("POST", panel_path)] == [429, 429, 200]
+    assert len(server.messages_in(place.panel_channel)) == 1
+    assert (await place.world.live.guild_settings.get(place.world.guild.id)).verified_role_id == place.verified.id
+
+
 @pytest.mark.parametrize("which, expected", [
     ("everyone", "@everyone cannot be the verified role"),
     ("staff", "is not below my highest role, so I cannot give it"),

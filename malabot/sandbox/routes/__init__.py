@@ -44,7 +44,8 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[REASON] = unquote(request.headers.get("X-Audit-Log-Reason", ""))
         _check_token(request, path, sandbox.token)
         await sandbox.holds.pass_through(request.method, path, body.json)
-        response: web.StreamResponse = await handler(request)
+        limited = sandbox.rate_limits.answer_for(request.method, path, body.json)
+        response: web.StreamResponse = limited if limited is not None else await handler(request)
     except ApiError as error:
         response = json_response(error.body(), error.status)
     except web.HTTPRequestEntityTooLarge:  # the whole body over MAX_UPLOAD, as aiohttp measures it
