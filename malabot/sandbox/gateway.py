@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ _GUILD_EVENT_INTENTS = {
 _MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
 _REACTION_EVENTS = {"MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE"}
 CHUNK_SIZE = 1000
+# Discord answers one request for a guild's whole member list (query "" and limit 0) per guild per bot
+# every 30 s; one more meanwhile gets a RATE_LIMITED dispatch instead of chunks (changelog 2025-08-14).
+FULL_MEMBER_LIST_WINDOW = 30.0
 # IDENTIFY's large_threshold: Discord's default and the range it accepts.
 LARGE_THRESHOLD_DEFAULT, LARGE_THRESHOLD_MIN, LARGE_THRESHOLD_MAX = 50, 50, 250
 
@@ -111,6 +115,10 @@ class Gateway:
         # server's list takes a while); the answers waiting meanwhile.
         self.member_list_holds: dict[int, Hold] = {}
         self._held_answers: set[asyncio.Task[None]] = set()
+        # Seconds between two whole-member-list requests for a guild, and when each guild's last
+        # one was answered (time.monotonic). Per bot, not per session: a new session does not reset it.
+        self.full_member_list_window = FULL_MEMBER_LIST_WINDOW
+        self._full_member_list_sent: dict[int, float] = {}
 
     # ---- what the rest of the sandbox uses -------------------------------------------------
 
@@ -219,6 +227,10 @@ class Gateway:
         elif op == RESUME:
             return await self._resume(socket, data)
         elif op == REQUEST_GUILD_MEMBERS and session is not None:
+            retry_after = self._full_member_list_retry_after(data)
+            if retry_after is not None:
+                await self._send_event(session, "RATE_LIMITED", _member_list_rate_limited(data, retry_after))
+                return session
             hold = self.member_list_holds.get(int(data["guild_id"]))
             if hold is None:
                 await self._send_member_chunks(session, data)
@@ -273,6 +285,19 @@ class Gateway:
         await self._send_event(session, "RESUMED", {"_trace": ["sandbox"]})
         self._waiters.notify()
         return session
+
+    def _full_member_list_retry_after(self, data: dict[str, Any]) -> float | None:
+        """Seconds until this request for a whole member list would be answered (None: now, and the
+        window starts again). A query or a list of user ids is not limited by this rule."""
+        if data.get("query") or data.get("limit") or data.get("user_ids"):
+            return None
+        guild_id = int(data["guild_id"])
+        now = time.monotonic()
+        last = self._full_member_list_sent.get(guild_id)
+        if last is not None and now - last < self.full_member_list_window:
+            return self.full_member_list_window - (now - last)
+        self._full_member_list_sent[guild_id] = now
+        return None
 
     async def _send_member_chunks_after(self, hold: Hold, session: Session, data: dict[str, Any]) -> None:
         await hold.hold()
@@ -360,6 +385,15 @@ class Gateway:
                 await socket.send_str(json.dumps(frame))
             except (ConnectionResetError, RuntimeError):
                 log.debug("gateway connection went away before %s", frame.get("op"))
+
+
+def _member_list_rate_limited(data: dict[str, Any], retry_after: float) -> dict[str, Any]:
+    """RATE_LIMITED's payload for a refused REQUEST_GUILD_MEMBERS: the opcode, seconds to wait, and
+    which request it was (the nonce only when the request had one)."""
+    meta: dict[str, Any] = {"guild_id": str(data["guild_id"])}
+    if data.get("nonce") is not None:
+        meta["nonce"] = data["nonce"]
+    return {"opcode": REQUEST_GUILD_MEMBERS, "retry_after": round(retry_after, 3), "meta": meta}
 
 
 def _matching_members(world: World, guild: Guild, query: str, wanted_ids: set[int]) -> list[Any]:

@@ -140,6 +140,17 @@ class FakeDiscord:
         self._sandbox.interactions.deadline = seconds
 
     @property
+    def member_list_window(self) -> float:
+        """Seconds during which a second request for a guild's whole member list (gateway op 8 with
+        query "" and limit 0) gets a RATE_LIMITED dispatch instead of chunks: 30, as on Discord. A test
+        may shorten it to see the bot ask again after `retry_after` without waiting half a minute."""
+        return self.gateway.full_member_list_window
+
+    @member_list_window.setter
+    def member_list_window(self, seconds: float) -> None:
+        self.gateway.full_member_list_window = seconds
+
+    @property
     def token(self) -> str:
         """The bot token REST and the gateway accept (shaped like a real one, never valid on Discord)."""
         return self._sandbox.token

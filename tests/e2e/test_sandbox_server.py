@@ -508,6 +508,56 @@ async def test_member_query_gets_chunks_with_the_nonce(discord_server: FakeDisco
     assert request.data["nonce"]
 
 
+async def test_a_second_whole_member_list_within_the_window_gets_rate_limited_instead_of_chunks(
+        discord_server: FakeDiscord, launch: Callable[..., Awaitable[DemoBot]], world: World) -> None:
+    """Discord answers a guild's whole member list (query "" and limit 0) once per guild per bot every
+    30 s; another request meanwhile gets RATE_LIMITED (opcode 8, retry_after, meta) and no chunks."""
+    discord_server.member_list_window = 1.0
+    other = discord_server.add_guild("Other")
+    bot = await launch(enable_debug_events=True)
+    dispatched: list[dict[str, Any]] = []
+
+    async def record(raw: str) -> None:
+        frame = json.loads(raw)
+        if frame.get("op") == 0:
+            dispatched.append(frame)
+
+    bot.add_listener(record, "on_socket_raw_receive")
+
+    def of_type(event: str) -> list[dict[str, Any]]:
+        return [frame["d"] for frame in dispatched if frame["t"] == event]
+
+    guild = bot.get_guild(world.guild.id)
+    await asyncio.wait_for(guild.chunk(), timeout=2)                       # the first: answered
+    assert len(of_type("GUILD_MEMBERS_CHUNK")) == 1
+    second = asyncio.ensure_future(guild.chunk())
+    await eventually(lambda: bool(of_type("RATE_LIMITED")), what="RATE_LIMITED for the second list")
+    [refused] = of_type("RATE_LIMITED")
+    nonce = [f for f in discord_server.gateway_frames if f.op == 8][-1].data["nonce"]
+    assert refused["opcode"] == 8 and 0 < refused["retry_after"] <= 1.0
+    assert refused["meta"] == {"guild_id": str(world.guild.id), "nonce": nonce}
+    await discord_server.sync_with_bot()
+    assert len(of_type("GUILD_MEMBERS_CHUNK")) == 1 and not second.done(), "no chunks for it"
+    second.cancel()
+
+    # Not limited by this rule: a query, user ids, another guild's whole list.
+    assert [m.id for m in await guild.query_members(query="ali", limit=5)] == [world.alice.id]
+    assert [m.id for m in await guild.query_members(user_ids=[world.bob.id])] == [world.bob.id]
+    await asyncio.wait_for(bot.get_guild(other.id).chunk(), timeout=2)
+    assert len(of_type("RATE_LIMITED")) == 1
+
+    # Per bot, not per session: a new session within the window is refused too; after it, answered.
+    ready_again = bot.wait_for("ready", timeout=2)
+    await discord_server.disconnect_bot(resumable=False)
+    await ready_again
+    await bot.ws.request_chunks(world.guild.id, query="", limit=0, nonce="again")
+    await eventually(lambda: len(of_type("RATE_LIMITED")) == 2, what="RATE_LIMITED in the new session")
+    await asyncio.sleep(of_type("RATE_LIMITED")[-1]["retry_after"])
+    await bot.ws.request_chunks(world.guild.id, query="", limit=0, nonce="later")
+    await eventually(lambda: any(chunk.get("nonce") == "later" for chunk in of_type("GUILD_MEMBERS_CHUNK")),
+                     what="the whole list once the window is over")
+
+
 async def test_a_large_guild_comes_without_its_members_and_is_reported_once_they_arrive(
         discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     """More members than IDENTIFY's large_threshold (py-cord asks for 250): GUILD_CREATE carries only
