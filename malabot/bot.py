@@ -10,6 +10,7 @@ import discord
 
 from malabot.commands import RefusedCheck, answer, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
+from malabot.member_lists import MemberListRetry
 from malabot.templates import within_one_message
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class MalaBot(discord.Bot):
         self.services = services
         # Set once every guild the bot is in has its data file ready (after on_ready).
         self.guilds_opened = asyncio.Event()
+        # A member list Discord refused (RATE_LIMITED) is asked for again, not waited for forever.
+        self.member_list_retry = MemberListRetry(self)
         self.add_check(only_in_guilds)
         from malabot.cogs import all_cogs
         from malabot.cogs.admin_notices import AdminNotices
@@ -50,6 +53,10 @@ class MalaBot(discord.Bot):
 
         for cog in all_cogs(self):
             self.add_cog(cog)
+
+    async def close(self) -> None:
+        self.member_list_retry.close()
+        await super().close()
 
     async def on_error(self, event_method: str, *args: Any, **kwargs: Any) -> None:
         """A listener failed: log it with the guild it was about; the bot carries on."""

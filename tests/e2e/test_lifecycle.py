@@ -270,6 +270,81 @@ async def test_a_join_reported_after_the_bot_was_removed_again_keeps_no_file(wor
     assert rows_mentioning(archive, world.bob.id), "the archive is kept for when the bot is added back"
 
 
+def member_list_requests(world: World, guild: Guild) -> list[str]:
+    """The nonces of the bot's requests for `guild`'s whole member list (gateway op 8), in order."""
+    return [frame.data["nonce"] for frame in world.server.gateway_frames
+            if frame.op == 8 and int(frame.data["guild_id"]) == guild.id and not frame.data.get("query")]
+
+
+# Discord answers a server's whole member list once per bot every 30 s; a few seconds here.
+MEMBER_LIST_WINDOW = 3.0
+
+
+@pytest.fixture
+async def big_world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    """The second server is big: the bot asked for its member list at start, and may not again for a
+    MEMBER_LIST_WINDOW."""
+    discord_server.member_list_window = MEMBER_LIST_WINDOW
+    async for running in make_world(discord_server, tmp_path, prepare=lambda w: make_large(w, w.other_guild)):
+        yield running
+
+
+async def test_a_restart_soon_after_the_last_member_list_still_purges_who_left_meanwhile(
+        big_world: World) -> None:
+    """Discord's limit is per bot, whatever the session: a restart soon after the last start gets
+    RATE_LIMITED for a big server's member list. The bot asks again when Discord says it may, so who
+    left while it was offline is still purged at this start."""
+    world, bob = big_world, big_world.bob.id
+    await seed_member(world, world.other_guild.id, bob)
+    await world.stop()
+    await world.server.remove_member(world.other_guild, world.bob)  # nobody is listening
+    await world.start()
+    await eventually(lambda: rows_mentioning(world.tenant_file(world.other_guild), bob) == {},
+                     within=10, what="bob's rows purged once the refused member list was asked again")
+    first, refused, again = member_list_requests(world, world.other_guild)
+    assert refused == again != first, "the refused request is sent again, not a new one"
+    assert world.running.get_guild(world.other_guild.id).chunked
+
+
+async def test_a_big_server_adding_the_bot_back_soon_after_its_last_member_list_is_reported(
+        big_world: World) -> None:
+    """py-cord reports a big server's join once its member list arrives; asked for soon after the last
+    one, Discord refuses it. The join comes once the list, asked again, arrives (py-cord alone would
+    wait 60 s and report the server without it), and the archive that comes back loses whoever left
+    while the bot was out."""
+    world, guild, bob = big_world, big_world.other_guild, big_world.bob.id
+    await seed_member(world, guild.id, bob)
+    live = world.tenant_file(guild)
+    await world.server.remove_bot_from_guild(guild)
+    await eventually(lambda: not live.exists(), what="the archive on removal")
+    await world.server.remove_member(guild, world.bob)  # bob leaves while the bot is out
+    await world.server.add_bot_to_guild(guild)
+    await eventually(lambda: live.exists() and not rows_mentioning(live, bob), within=10,
+                     what="the archive back, without bob's rows")
+    assert len(member_list_requests(world, guild)) == 3, "the start's, the refused one, and it again"
+    assert world.running.get_guild(guild.id).chunked
+
+
+async def test_a_refused_member_list_of_a_server_that_removed_the_bot_meanwhile_is_not_reused(
+        big_world: World) -> None:
+    """The bot is removed from a big server while it waits to ask again for its refused member list:
+    that request is dropped, not kept pending, so when the server adds the bot back the join asks for
+    a list of its own and is reported once that arrives (reusing the dropped one would wait for good)."""
+    world, guild = big_world, big_world.other_guild
+    await world.stop()
+    starting = asyncio.create_task(world.start())
+    await eventually(lambda: len(member_list_requests(world, guild)) == 2,
+                     what="the start's request, refused: within the window")
+    await world.server.remove_bot_from_guild(guild)
+    await starting
+    await asyncio.sleep(MEMBER_LIST_WINDOW)  # past retry_after, and the window
+    await world.server.add_bot_to_guild(guild)
+    await eventually(lambda: world.tenant_file(guild).exists(), what="the join reported, the file back")
+    first, refused, fresh = member_list_requests(world, guild)
+    assert len({first, refused, fresh}) == 3, "the refused request is not sent again after the removal"
+    assert world.running.get_guild(guild.id).chunked
+
+
 async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:
     await seed_member(world, world.other_guild.id, world.bob.id)
     await world.server.remove_bot_from_guild(world.other_guild)

@@ -1,0 +1,92 @@
+"""Asking again for a member list Discord refused.
+
+Discord answers a guild's whole member list (gateway op 8, query "" and limit 0) once per guild per
+bot every 30 s; a request meanwhile gets a RATE_LIMITED dispatch instead of chunks (changelog
+2025-08-14). py-cord 2.8.1 does not know that event: its request stays pending for good, and every
+later wait for that guild's list (py-cord's own after an outage or a join, its next session's, the
+start-up purge's) reuses it and times out. That happens when the bot restarts, gets a new session, or
+is added back to a big server within 30 s of the last request.
+
+`MemberListRetry` hears RATE_LIMITED through py-cord's table of event parsers (the gateway looks
+events up there; py-cord itself is left as it is) and sends the same request again, same nonce,
+once Discord's `retry_after` has passed: the pending request then completes for everyone waiting
+on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = "RATE_LIMITED"
+REQUEST_GUILD_MEMBERS = 8
+# Never ask again sooner than this, whatever retry_after says: a refusal loop must not spin.
+MIN_RETRY_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class RefusedMemberList:
+    guild_id: int
+    nonce: str
+    retry_after: float
+
+
+def refused_member_list(data: Any) -> RefusedMemberList | None:
+    """The member-list request a RATE_LIMITED payload refuses; None for another opcode's or for one
+    without a nonce (nothing of ours to match it to)."""
+    if not isinstance(data, dict) or data.get("opcode") != REQUEST_GUILD_MEMBERS:
+        return None
+    meta = data.get("meta") or {}
+    nonce, guild_id = meta.get("nonce"), meta.get("guild_id")
+    if not nonce or guild_id is None:
+        return None
+    retry_after = max(float(data.get("retry_after") or 0), MIN_RETRY_SECONDS)
+    return RefusedMemberList(int(guild_id), str(nonce), retry_after)
+
+
+class MemberListRetry:
+    """Sends a refused member-list request again after `retry_after`; `close()` stops the waits."""
+
+    def __init__(self, bot: discord.Client) -> None:
+        self._bot = bot
+        self._waits: set[asyncio.Task[None]] = set()
+        bot._connection.parsers[RATE_LIMITED] = self._on_rate_limited
+
+    def close(self) -> None:
+        for wait in self._waits:
+            wait.cancel()
+
+    def _on_rate_limited(self, data: Any) -> None:
+        refused = refused_member_list(data)
+        if refused is None:
+            log.warning("Discord rate limited a gateway request the bot cannot match: %s", data)
+            return
+        log.info("guild %s: Discord refused its member list for now; asking again in %.1f s",
+                 refused.guild_id, refused.retry_after)
+        wait = asyncio.create_task(self._ask_again(refused), name=f"member-list-retry-{refused.guild_id}")
+        self._waits.add(wait)
+        wait.add_done_callback(self._waits.discard)
+
+    async def _ask_again(self, refused: RefusedMemberList) -> None:
+        await asyncio.sleep(refused.retry_after)
+        state = self._bot._connection
+        key = next((key for key, request in state._chunk_requests.items()
+                    if request.guild_id == refused.guild_id and request.nonce == refused.nonce), None)
+        if key is None:
+            return  # no longer waited for (completed or given up meanwhile)
+        if self._bot.get_guild(refused.guild_id) is not None:
+            try:
+                await state.chunker(refused.guild_id, nonce=refused.nonce)
+                return
+            except (discord.ConnectionClosed, OSError):
+                log.info("guild %s: could not ask again for its member list (disconnected)", refused.guild_id)
+        # Not asked again (the bot left the guild, or is disconnected): drop the request so that its
+        # waiters go on with what they have (an incomplete list purges nobody) and the next wait for
+        # this guild's list sends a request of its own instead of reusing this one.
+        state._chunk_requests.pop(key).done()
