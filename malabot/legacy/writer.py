@@ -38,6 +38,7 @@ from malabot.tenancy.opening import (
     unique_staging,
 )
 from malabot.tenancy.paths import TenantPaths
+from malabot.tenancy.private import create_private_file, make_private_folder
 
 HOLDING_DIR = "legacy-holding"
 STAGING_PURPOSE = "legacy"
@@ -177,9 +178,10 @@ def tenant_template(folder: Path, migrations: MigrationSet) -> Iterator[Path]:
     Migrating 10,000 files one by one would repeat the same work 10,000 times; a copy of a migrated
     file is the same database. Each copy gets its own identity row before it is published.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     path = folder / f"{TEMPLATE_PREFIX}{secrets.token_hex(4)}.tmp"
     try:
+        create_private_file(path)
         conn = sqlite3.connect(path, isolation_level=None)
         try:
             migrate(conn, migrations, "the legacy split's template")
@@ -244,7 +246,7 @@ def _build_file(staging: Path, live: Path, label: str, content: Content, templat
     if dry_run_in is not None:
         staging = dry_run_in / staging.name  # the same writing, into a file that is thrown away
     else:
-        live.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(live.parent)
     try:
         result = _fill(staging, content, template, marker, now, finish)
         if dry_run_in is not None:
@@ -262,6 +264,7 @@ def _build_file(staging: Path, live: Path, label: str, content: Content, templat
 def _fill(staging: Path, content: Content, template: Path, marker: Marker, now: str,
           finish: Finish) -> WriteResult:
     """A copy of the template at `staging`, with the content in one transaction."""
+    create_private_file(staging)  # copyfile keeps an existing file's mode
     shutil.copyfile(template, staging)
     conn = sqlite3.connect(staging, isolation_level=None)
     try:

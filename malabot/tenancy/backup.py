@@ -46,6 +46,12 @@ from malabot.tenancy.opening import (
     unique_staging,
 )
 from malabot.tenancy.paths import TENANT_SUFFIX, UTC_STAMP_FORMAT, TenantPaths, parse_guild_id, sidecars
+from malabot.tenancy.private import (
+    PRIVATE_FILE_MODE,
+    PRIVATE_FOLDER_MODE,
+    make_database_private,
+    make_private_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +157,7 @@ def _backup_to(paths: TenantPaths, guild_id: int, migrations: MigrationSet, targ
         raise TenantError(f"no data file for guild {guild_id}")
     if target.exists():
         raise TenantError(f"guild {guild_id}: backup target {target} already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(target.parent)
     if removed := remove_backup_leftovers(target.parent, guild_id):
         log.info("guild %s: removed %d temporary backup file(s) an interrupted backup left in %s",
                  guild_id, removed, target.parent)
@@ -232,7 +238,7 @@ def remove_all_backup_leftovers(paths: TenantPaths) -> int:
 def download_folder(paths: TenantPaths) -> Path:
     """A new private folder for one download copy, beside the tenants (not in the system's temporary
     folder, where a crash would leave a full copy of a server's member data that nothing removes)."""
-    paths.downloads_dir.mkdir(mode=0o700, exist_ok=True)
+    paths.downloads_dir.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="copy-", dir=paths.downloads_dir))
 
 
@@ -267,7 +273,7 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
     if not source.is_file():
         raise refused("it is a folder, not a file" if source.is_dir() else "no such file")
     staging = unique_staging(paths, guild_id, "restore")
-    paths.root.mkdir(parents=True, exist_ok=True)
+    make_private_folder(paths.root)
     try:
         try:
             _copy_database(source, staging)
@@ -328,8 +334,9 @@ def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = 
         raise TenantError(f"no data file for guild {guild_id}")
     _checkpoint(live)
     target = free_path(lambda m: paths.archive(guild_id, m), moment)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(target.parent)
     _move_database(live, target)
+    make_database_private(target)  # a live file made by an older version was readable by all
     fsync_dir(live.parent)
     fsync_dir(target.parent)
     return target
@@ -386,7 +393,7 @@ def _claim_staging(staging: Path, target: Path, guild_id: int) -> int:
     writes into an empty file. The lock is `flock`, which SQLite's own (fcntl) locks never touch.
     """
     try:
-        fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     except FileExistsError:
         raise BackupNameTaken(f"guild {guild_id}: another backup is writing {target} right now; "
                               "try again in a moment") from None
@@ -441,7 +448,7 @@ def _before_restore_name(backup_path: Path) -> Path:
 
 def _keep_copy(database: Path, target: Path) -> None:
     """Keep a closed database under another name without moving it (a hard link when possible)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(target.parent)
     try:
         os.link(database, target)
     except OSError:
@@ -449,6 +456,7 @@ def _keep_copy(database: Path, target: Path) -> None:
     wal = sidecars(database)[0]
     if wal.exists() and wal.stat().st_size > 0:  # left by a crash: it holds committed rows
         shutil.copy2(wal, sidecars(target)[0])
+    make_database_private(target)  # a live file made by an older version was readable by all
     fsync_dir(target.parent)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from malabot.errors import TenantError
 from malabot.tenancy.migrations import APPLICATION_ID, Migration, MigrationSet, migrate
 from malabot.tenancy.paths import TenantPaths, sidecars
+from malabot.tenancy.private import create_private_file, make_private_folder
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # A read-only connection met a hot journal: only a writer may roll it back.
@@ -87,13 +88,16 @@ def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, creat
             read_only: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (every transaction is explicit).
 
-    Without `create` a missing file is an error instead of silently becoming an empty database.
+    Without `create` a missing file is an error instead of silently becoming an empty database; with
+    it, a missing file is created private (see private.py).
     """
     mode = "ro" if read_only else "rwc" if create else "rw"
     uri = Path(os.path.abspath(path)).as_uri() + f"?mode={mode}"
     try:
+        if create:
+            create_private_file(path)
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         raise TenantError(f"cannot open {path}: {error}") from error
 
 
@@ -251,7 +255,7 @@ def create_tenant_file(paths: TenantPaths, guild_id: int, migrations: MigrationS
     live = paths.live(guild_id)
     staging = unique_staging(paths, guild_id, "create")
     label = f"guild {guild_id}"
-    paths.root.mkdir(parents=True, exist_ok=True)
+    make_private_folder(paths.root)
     try:
         conn = connect(staging, create=True)
         try:
