@@ -70,6 +70,8 @@ class MemberData:
             if also is not None:
                 await also(conn)
         await self._forget_all(guild_id, [user_id])
+        if any(changed.values()):
+            await self._tenants.wipe_erased(guild_id)  # shared by a burst of leaves: once, not per member
         return PurgeReport(guild_id, user_id, changed)
 
     async def member_left(self, guild_id: int, user_id: int) -> PurgeReport:
@@ -124,6 +126,8 @@ class MemberData:
             if also is not None:
                 await also(conn)
         await self._forget_all(guild_id, user_ids)
+        if purged.rows_changed:
+            await self._tenants.wipe_erased(guild_id)  # once for the whole batch
         return purged
 
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:

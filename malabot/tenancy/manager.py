@@ -104,6 +104,9 @@ class TenantManager:
         self._staged_hooks: list[StagedFileHook] = []
         self._shutdown_hooks: list[ShutdownHook] = []
         self._commit_hooks: list[BeforeCommitHook] = []
+        # Per guild, the checkpoint after an erasure that is waiting for the guild's lock or running:
+        # erasures committed meanwhile share it (see `wipe_erased`).
+        self._wipes: dict[int, asyncio.Future[None]] = {}
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -252,6 +255,38 @@ class TenantManager:
                 await self.close(guild_id)
                 closed += 1
         return closed
+
+    async def wipe_erased(self, guild_id: int) -> None:
+        """After rows were erased (a member's purge): leave no copy of them in the guild's files.
+
+        secure_delete (opening.py) zeroes their cells in the pages a delete writes, but those pages go
+        to the -wal: until a checkpoint the main file keeps the old page images, and the -wal the
+        frames that first wrote the rows, for anyone who copies the folder meanwhile. A TRUNCATE
+        checkpoint copies the zeroed pages into the file and empties the -wal (a PASSIVE one leaves
+        the old frames in the -wal file). A closed file needs none: the last close checkpointed it
+        and removed its -wal.
+
+        Calls made while one waits for the guild's lock or runs share it: every erasure committed by
+        then is covered, since commits take that lock too. A burst of leaves (a mass ban, one purge
+        transaction each) is wiped once after the purges queued before it, not once per member."""
+        guild_id = parse_guild_id(guild_id)
+        wipe = self._wipes.get(guild_id)
+        if wipe is None:
+            wipe = self._wipes[guild_id] = asyncio.ensure_future(self._wipe_now(guild_id))
+        await asyncio.shield(wipe)  # a cancelled caller does not cancel the others' wipe
+
+    async def _wipe_now(self, guild_id: int) -> None:
+        try:
+            async with self._hold(guild_id) as slot:
+                if slot.conn is None:
+                    return
+                async with slot.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    busy = await cursor.fetchone()
+                if busy is not None and busy[0]:  # another process reads the file (a CLI backup)
+                    log.warning("guild %s: erased rows stay in its -wal until the next checkpoint: the file "
+                                "was being read", guild_id)
+        finally:
+            del self._wipes[guild_id]
 
     # -- file operations -------------------------------------------------------------------------
 
@@ -520,7 +555,8 @@ class TenantManager:
             return
         try:
             async with aiosqlite.connect(staging, isolation_level=None) as conn:
-                await conn.execute("PRAGMA foreign_keys = ON")
+                # Its hooks erase members again (see open_tenant for secure_delete).
+                await conn.executescript("PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
                     for hook in self._staged_hooks:

@@ -183,7 +183,7 @@ def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, 
     A missing file is created (when allowed); an existing one has its identity checked and is
     migrated forward, unless it still matches `trusted` (the fingerprint this process took when it
     last closed the file after checking it). Then the bot's pragmas: foreign keys on, WAL-appropriate
-    sync level.
+    sync level, deleted rows overwritten.
     """
     created = False
     if not paths.live(guild_id).exists():
@@ -199,8 +199,9 @@ def open_tenant(paths: TenantPaths, guild_id: int, migrations: MigrationSet, *, 
         # A script, not `execute`: its statements stay out of the connection's statement cache,
         # where they would hold memory for as long as the tenant is open.
         # synchronous = NORMAL is safe in WAL mode (no corruption on power loss) and spares an
-        # fsync per commit.
-        conn.executescript("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+        # fsync per commit. secure_delete: an erased member's rows are overwritten with zeros, not
+        # left in freed cells; SQLite's own default is off (some builds turn it on: not relied on).
+        conn.executescript("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;")
         if os.path.getsize(paths.live(guild_id)) <= SMALL_FILE_BYTES:
             keep_no_page_cache(conn)
         return conn, created
