@@ -1,6 +1,7 @@
 """`malabot …` (also `python -m malabot`): run, sandbox, tenants …, legacy split.
 
-Every failure a person can cause ends as one readable line on stderr and a non-zero exit code.
+Every failure a person can cause ends as one readable line on stderr (control characters escaped)
+and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from malabot.errors import MalabotError
+from malabot.errors import MalabotError, one_line
 from malabot.tenancy.sqlite_version import check_sqlite_version
 
 EXIT_FAILURE = 1
@@ -23,7 +24,7 @@ class OneLineParser(argparse.ArgumentParser):
     `--help` is unchanged."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, one_line(f"{self.prog}: {message} (see {self.prog} --help)") + "\n")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[Any, list[str]]:
         # A sub-command's parser would hand what it does not know up to the top-level parser, whose
@@ -52,11 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_sqlite_version()
         return int(args.handler(args) or 0)
     except MalabotError as error:
-        print(f"malabot: {error}", file=sys.stderr)
+        print(one_line(f"malabot: {error}"), file=sys.stderr)
         return EXIT_FAILURE
     except OSError as error:  # the operator's files: a permission, a full disk, a path that is a file
         where = f": {error.filename}" if error.filename else ""
-        print(f"malabot: {error.strerror or error}{where}", file=sys.stderr)
+        print(one_line(f"malabot: {error.strerror or error}{where}"), file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("malabot: interrupted", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class MalabotError(Exception):
     """Base of every error the bot or the CLI explains to a person in one line."""
@@ -62,3 +64,16 @@ def quoted(text: str, limit: int = 40) -> str:
     in an option but delivers no answer longer than 2,000, so a long bad value would get no answer."""
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Control and format characters, and the line and paragraph separators: what can break a line or
+# change how the rest of it reads (a newline, a carriage return, a right-to-left override).
+_UNREADABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def one_line(text: str) -> str:
+    """`text` as one readable line for the CLI's stderr: such characters (a newline in a file name
+    given on the command line) are written escaped (`\\n`, `\\x1b`, `\\u202e`), so a path can neither
+    split the line nor print a second one of its choosing."""
+    return "".join(char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in _UNREADABLE
+                   else char for char in text)

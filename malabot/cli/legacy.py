@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malabot.errors import MalabotError
+from malabot.errors import MalabotError, one_line
 from malabot.tenancy.paths import parse_guild_id
 
 
@@ -64,7 +64,7 @@ def run_split(args: argparse.Namespace) -> int:
     options = SplitOptions(
         legacy_db=args.legacy_db, tenants_dir=_tenants_dir(args), members_csv=args.members,
         assign_unknown=args.assign_unknown, dry_run=args.dry_run, merge=args.merge)
-    report = split_legacy(options, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    report = split_legacy(options, progress=lambda line: print(one_line(line), file=sys.stderr, flush=True))
     print(report.render())
     if not report.accounted:
         print("malabot: some legacy rows are unaccounted for (see the report)", file=sys.stderr)

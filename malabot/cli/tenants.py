@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malabot.errors import MalabotError
+from malabot.errors import MalabotError, one_line
 from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
@@ -286,4 +286,4 @@ def _human_size(size: int) -> str:
 
 
 def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(one_line(line), file=sys.stderr, flush=True)
