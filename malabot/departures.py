@@ -52,3 +52,46 @@ class RecentDepartures:
         if not members:
             del self._left[guild_id]
         return list(members)
+
+
+class OwedPurges:
+    """Members whose leave's purge failed (the server's file locked by another process past the busy
+    timeout, a full disk), per guild: their rows are still owed a purge until one works."""
+
+    def __init__(self) -> None:
+        self._owed: dict[int, set[int]] = {}  # guild id -> user ids
+
+    def __bool__(self) -> bool:
+        return bool(self._owed)
+
+    def owe(self, guild_id: int, user_id: int) -> bool:
+        """Remember the purge; True when it is the guild's first owed one (the failure to report)."""
+        members = self._owed.setdefault(guild_id, set())
+        first = not members
+        members.add(user_id)
+        return first
+
+    def guilds(self) -> list[int]:
+        return list(self._owed)
+
+    def in_guild(self, guild_id: int) -> list[int]:
+        return sorted(self._owed.get(guild_id, ()))
+
+    def settled(self, guild_id: int, user_ids: list[int]) -> None:
+        """These members' purge is done, or no longer wanted; the others of the guild stay owed."""
+        members = self._owed.get(guild_id)
+        if members is None:
+            return
+        members.difference_update(user_ids)
+        if not members:
+            del self._owed[guild_id]
+
+    def cancel(self, guild_id: int, user_id: int) -> bool:
+        """Forget one member's purge (they rejoined); True when one was owed."""
+        owed = user_id in self._owed.get(guild_id, ())
+        self.settled(guild_id, [user_id])
+        return owed
+
+    def drop_guild(self, guild_id: int) -> None:
+        """The guild's file is gone (archived): nothing left to purge in it."""
+        self._owed.pop(guild_id, None)

@@ -6,14 +6,24 @@ Isolation by construction: the registry only ever opens the file of the guild it
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
 
-from malabot.departures import RecentDepartures
+from malabot.departures import OwedPurges, RecentDepartures
+from malabot.errors import TenantArchived
 from malabot.privacy import MemberDataHandler, Rows, ids_named_in, without_repeats
 from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
+
+# A leave's purge that failed is tried again after this, then after twice as long each time it fails
+# again, up to the longest wait: a file locked by another process is usually free within seconds.
+OWED_RETRY_SECONDS = 5.0
+OWED_RETRY_LONGEST_SECONDS = 60.0
 
 # Called before a purge, e.g. so the XP service drops the member's buffered XP and cooldown.
 ForgetHook = Callable[[int, int], Awaitable[None] | None]
@@ -46,14 +56,20 @@ class PurgeReport:
 class MemberData:
     def __init__(self, tenants: TenantManager, handlers: Sequence[MemberDataHandler],
                  forget_hooks: Sequence[ForgetHook] = (), flush_hooks: Sequence[FlushHook] = (),
-                 departures: RecentDepartures | None = None) -> None:
+                 departures: RecentDepartures | None = None,
+                 owed_retry_seconds: float = OWED_RETRY_SECONDS) -> None:
         self._tenants = tenants
         self.handlers = tuple(handlers)
         self._changed_columns = frozenset().union(*(handler.changes for handler in self.handlers))
         self._forget_hooks = tuple(forget_hooks)
         self._flush_hooks = tuple(flush_hooks)
         self._departures = departures or RecentDepartures()
+        self._owed = OwedPurges()
+        self._owed_retry_seconds = owed_retry_seconds
+        self._retrying: asyncio.Task[None] | None = None
         tenants.add_before_commit(self._purge_departed_again)
+        tenants.add_file_changed(self._forget_owed_if_archived)
+        tenants.add_shutdown_hook(self._stop_retrying)
 
     def covered_columns(self) -> frozenset[tuple[str, str]]:
         return frozenset().union(*(handler.covers for handler in self.handlers))
@@ -74,19 +90,82 @@ class MemberData:
             await self._tenants.wipe_erased(guild_id)  # shared by a burst of leaves: once, not per member
         return PurgeReport(guild_id, user_id, changed)
 
-    async def member_left(self, guild_id: int, user_id: int) -> PurgeReport:
+    async def member_left(self, guild_id: int, user_id: int) -> PurgeReport | None:
         """The member left: purge them now, and again in every transaction of that guild's file for a
         while, just before it commits. A write for them under way as they left (a /checkin reading
         the server's settings first, a command Discord delivered just after the leave) would
-        otherwise commit after the purge and keep their rows until the next start."""
+        otherwise commit after the purge and keep their rows until the next start.
+
+        None when the purge failed (the file locked by another process, a full disk): it is owed,
+        and tried again on a timer until it works, the member rejoins or the guild is archived."""
         self._departures.left(guild_id, user_id)
-        return await self.purge(guild_id, user_id)
+        try:
+            return await self.purge(guild_id, user_id)
+        except TenantArchived:  # the bot was removed meanwhile: the archive keeps the file as it was
+            raise
+        except Exception:
+            if self._owed.owe(guild_id, user_id):  # once per run of failures in the guild, not per member
+                log.warning("guild %s: purging a member who left failed; it is retried until it works",
+                            guild_id, exc_info=True)
+            if self._retrying is None or self._retrying.done():
+                self._retrying = asyncio.create_task(self._retry_owed(), name="member-purge-retry")
+            return None
 
     async def member_joined(self, guild_id: int, user_id: int) -> None:
         """The member is (back) in the server: their writes are kept again, and nothing stale from
-        before they left (a known XP total) is used."""
+        before they left (a known XP total) is used. A purge still owed since they left is tried once
+        now, before they write anything new; a later retry would delete what they do from now on."""
         if self._departures.rejoined(guild_id, user_id):
             await self.forget(guild_id, user_id)
+        if not self._owed.cancel(guild_id, user_id):
+            return
+        try:
+            await self.purge(guild_id, user_id)
+        except TenantArchived:
+            return
+        except Exception as error:
+            log.warning("guild %s: member %s rejoined before the purge owed since they left worked (%s); "
+                        "their rows from before are kept", guild_id, user_id, error)
+
+    async def _retry_owed(self) -> None:
+        """Try the owed purges again, a guild at a time, waiting longer after each round that failed."""
+        wait = self._owed_retry_seconds
+        while self._owed:
+            await asyncio.sleep(wait)
+            results = [await self._retry_owed_in(guild_id) for guild_id in self._owed.guilds()]
+            wait = self._owed_retry_seconds if all(results) else min(wait * 2, OWED_RETRY_LONGEST_SECONDS)
+
+    async def _retry_owed_in(self, guild_id: int) -> bool:
+        """One try of the guild's owed purges, in one transaction; False when it failed again."""
+        user_ids = self._owed.in_guild(guild_id)
+        if not user_ids:  # they rejoined meanwhile, or the guild was archived
+            return True
+        try:
+            purged = await self.purge_many(guild_id, user_ids)
+        except TenantArchived:
+            self._owed.drop_guild(guild_id)
+            return True
+        except Exception as error:  # reported when it first failed; it is retried on
+            log.debug("guild %s: an owed purge failed again: %s", guild_id, error)
+            return False
+        self._owed.settled(guild_id, user_ids)
+        log.info("guild %s: owed purge of %d member(s) who left done, %d rows purged", guild_id,
+                 len(user_ids), purged.rows_changed)
+        return True
+
+    def _forget_owed_if_archived(self, guild_id: int) -> None:
+        """Another file, or none, is in place: an archive keeps the file as it was (and purges the
+        absent if it comes back); a restored file still owes the purges."""
+        if not self._tenants.exists(guild_id):
+            self._owed.drop_guild(guild_id)
+
+    async def _stop_retrying(self) -> None:
+        """At shutdown: the next start purges every member who is not in the server any more."""
+        task, self._retrying = self._retrying, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _purge_departed_again(self, guild_id: int, conn: aiosqlite.Connection) -> None:
         """Before each commit of the guild: purge again members who just left. Not in a purge's own

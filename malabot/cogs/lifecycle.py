@@ -187,4 +187,5 @@ class Lifecycle(discord.Cog):
             return
         self.services.role_ledger.member_left(payload.guild_id, payload.user.id)
         report = await self.services.member_data.member_left(payload.guild_id, payload.user.id)
-        log.info("guild %s: member left, %d rows purged", payload.guild_id, report.total)
+        if report is not None:  # None: the purge failed and is retried (member_data logs it)
+            log.info("guild %s: member left, %d rows purged", payload.guild_id, report.total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,6 +59,31 @@ async def test_member_leave_purges_only_that_server(world: World) -> None:
 
     assert rows_mentioning(world.tenant_file(world.guild), world.alice.id), "alice's data must stay"
     assert all_rows(world.tenant_file(world.other_guild)) == other_before
+
+
+async def test_a_leave_whose_purge_met_a_locked_file_is_purged_once_the_file_is_writable(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator's `sqlite3` session holds a write past the bot's busy timeout (5 s) as bob leaves
+    (a full disk fails the purge the same way): the purge is owed and retried, not kept until a restart."""
+    bob, path = world.bob.id, world.tenant_file(world.guild)
+    await seed_member(world, world.guild.id, bob)
+    await seed_member(world, world.guild.id, world.alice.id)
+    alices = rows_mentioning(path, world.alice.id)
+    outsider = sqlite3.connect(path, isolation_level=None)
+    outsider.execute("BEGIN EXCLUSIVE")
+    try:
+        await world.server.remove_member(world.guild, world.bob)
+        await eventually(lambda: any(record.levelno >= logging.WARNING for record in caplog.records),
+                         within=10.0, what="the purge to meet the lock")
+        assert rows_mentioning(path, bob), "nothing could be purged while the file was locked"
+    finally:
+        outsider.execute("ROLLBACK")
+        outsider.close()
+    await eventually(lambda: not rows_mentioning(path, bob), within=10.0,
+                     what="bob's rows to be purged once the file is writable")
+    assert rows_mentioning(path, world.alice.id) == alices
+    failures = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert failures == [f"guild {world.guild.id}: purging a member who left failed; it is retried until it works"]
 
 
 async def test_uncached_member_leave_is_purged_too(world: World) -> None:

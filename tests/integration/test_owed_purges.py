@@ -1,0 +1,131 @@
+"""A leave's purge that meets a file it cannot write (another process holds its write lock past the
+busy timeout; a full disk fails the DELETE the same way) is owed: tried again on a timer until it
+works, logged once, tried once more and then dropped when the member rejoins, dropped with an archive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from malabot.features.checkins.member_data import checkin_member_data
+from malabot.features.checkins.service import CheckinService
+from malabot.features.settings.service import SettingsService
+from malabot.features.xp.member_data import xp_member_data
+from malabot.features.xp.service import XpService
+from malabot.member_data import MemberData
+from malabot.tenancy.manager import TenantManager
+from tests.e2e.data_dump import eventually, rows_mentioning
+
+GUILD = 111_111_111_111_111_111
+CHECKED_IN = {"checkins": 1, "checkin_days": 1, "xp": 1}  # a check-in's rows (it earns XP)
+ALICE, BOB = 200_000_000_000_000_001, 200_000_000_000_000_002
+RETRY_SECONDS = 0.05
+
+
+@dataclass
+class Server:
+    tenants: TenantManager
+    checkins: CheckinService
+    member_data: MemberData
+
+    @property
+    def path(self) -> Path:
+        return self.tenants.paths.live(GUILD)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    # A short busy timeout: a locked file fails the purge at once rather than after 5 s.
+    tenants = TenantManager(tmp_path / "tenants", busy_timeout_ms=100)
+    await tenants.start()
+    settings = SettingsService(tenants)
+    xp = XpService(tenants, settings)
+    member_data = MemberData(tenants, [xp_member_data(), checkin_member_data()], forget_hooks=[xp.forget_member],
+                             owed_retry_seconds=RETRY_SECONDS)
+    await tenants.ensure(GUILD)
+    running = Server(tenants, CheckinService(tenants, settings, xp), member_data)
+    for user_id in (ALICE, BOB):
+        await running.checkins.check_in(GUILD, user_id)
+    yield running
+    await tenants.close_all()
+
+
+@contextlib.contextmanager
+def locked_by_another_process(path: Path) -> Iterator[None]:
+    """What an operator's `sqlite3` session holding a write does to the bot."""
+    outsider = sqlite3.connect(path, isolation_level=None)
+    outsider.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        outsider.execute("ROLLBACK")
+        outsider.close()
+
+
+def warnings_from_member_data(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "malabot.member_data" and record.levelno >= logging.WARNING]
+
+
+async def test_a_failed_leave_purge_is_retried_until_the_file_is_writable_and_logged_once(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="malabot.member_data")
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None
+        await asyncio.sleep(RETRY_SECONDS * 8)  # several retries meet the lock too
+        assert rows_mentioning(server.path, BOB), "nothing could be purged while the file was locked"
+    await eventually(lambda: not rows_mentioning(server.path, BOB), what="the owed purge once the file is free")
+    assert rows_mentioning(server.path, ALICE) == CHECKED_IN
+    assert len(warnings_from_member_data(caplog)) == 1, warnings_from_member_data(caplog)
+    assert any("owed purge of 1 member(s) who left done" in record.getMessage() for record in caplog.records)
+
+
+async def test_members_leaving_while_the_file_is_locked_are_all_purged_and_reported_once(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None
+        assert await server.member_data.member_left(GUILD, ALICE) is None
+    await eventually(lambda: not rows_mentioning(server.path, BOB) and not rows_mentioning(server.path, ALICE),
+                     what="both owed purges")
+    assert len(warnings_from_member_data(caplog)) == 1, warnings_from_member_data(caplog)
+
+
+async def test_a_member_who_rejoins_while_their_purge_is_owed_is_purged_then_and_keeps_what_they_do_again(
+        server: Server) -> None:
+    with locked_by_another_process(server.path):
+        await server.member_data.member_left(GUILD, BOB)
+    await server.member_data.member_joined(GUILD, BOB)  # before the first retry
+    assert rows_mentioning(server.path, BOB) == {}, "the rows from before the leave are purged at the rejoin"
+    await server.checkins.check_in(GUILD, BOB)
+    await asyncio.sleep(RETRY_SECONDS * 4)  # past the retry the leave had scheduled
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN
+
+
+async def test_a_rejoin_whose_owed_purge_fails_again_drops_it_so_nothing_later_purges_them(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    with locked_by_another_process(server.path):
+        await server.member_data.member_left(GUILD, BOB)
+        await server.member_data.member_joined(GUILD, BOB)
+    assert any("rejoined before the purge owed" in message for message in warnings_from_member_data(caplog))
+    await asyncio.sleep(RETRY_SECONDS * 4)  # a retry now would delete whatever they do from now on
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN
+
+
+async def test_an_owed_purge_is_dropped_when_the_server_is_archived(server: Server,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with locked_by_another_process(server.path):
+        await server.member_data.member_left(GUILD, BOB)
+    archived = await server.tenants.archive(GUILD)
+    assert archived is not None
+    await asyncio.sleep(RETRY_SECONDS * 4)
+    assert rows_mentioning(archived, BOB), "the archive keeps the file as it was"
+    assert not server.tenants.exists(GUILD), "no retry brought the file back"
+    assert [record for record in caplog.records if record.name == "malabot.member_data"
+            and record.levelno >= logging.WARNING][1:] == []
