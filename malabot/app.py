@@ -7,6 +7,7 @@ graph on a temporary folder with `build_services(Settings(tenants_dir=tmp_path))
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from malabot.clock import Clock, utc_now
+from malabot.clock import Clock, Monotonic, utc_now
 from malabot.departures import RecentDepartures
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.backups.service import BackupService
@@ -63,7 +64,7 @@ class Services:
     clock: Clock
 
 
-def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
+def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Monotonic = time.monotonic) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
                             idle_seconds=settings.tenant_idle_seconds,
                             archive_retention=timedelta(days=settings.archive_retention_days))
@@ -71,7 +72,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     # Members who have just left: MemberData records them, and no write brings their rows back.
     departures = RecentDepartures()
     # Registers its flush before file operations and on shutdown with the tenant manager.
-    xp = XpService(tenants, guild_settings, clock=clock, departures=departures)
+    xp = XpService(tenants, guild_settings, clock=clock, monotonic=monotonic, departures=departures)
     member_data = MemberData(tenants, [
         audit_member_data(),
         moderation_member_data(),

@@ -19,6 +19,7 @@ from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord, Overwrite
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
+from tests.e2e.data_dump import all_rows
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 
@@ -55,6 +56,28 @@ async def test_chat_earns_xp_at_most_once_per_cooldown(place: Place) -> None:
     await place.chat(alice)
     second = (await place.stored_xp())[alice.id] - first
     assert 15 <= second <= 25
+
+
+async def test_the_cooldown_runs_on_elapsed_time_when_the_wall_clock_is_set_back(place: Place) -> None:
+    """NTP steps a clock that ran ahead back an hour (or a VM is restored): the cooldown still ends
+    60 s after the last award, not an hour later; the file keeps wall-clock times."""
+    alice, clock = place.world.alice, place.world.clock
+    await place.chat(alice)
+    first = (await place.stored_xp())[alice.id]
+    assert first > 0
+    assert read_last_message_at(place, alice.id) == clock.now.isoformat()
+
+    clock.advance(hours=-1)        # the wall clock is set back: no time passed
+    clock.advance(seconds=59)
+    await place.chat(alice)
+    assert (await place.stored_xp())[alice.id] == first, "the cooldown still holds within 60 s"
+    clock.advance(seconds=1)
+    await place.chat(alice)
+    assert (await place.stored_xp())[alice.id] > first, "60 s after her last award alice earns XP again"
+
+
+def read_last_message_at(place: Place, user_id: int) -> str:
+    return next(str(row[3]) for row in all_rows(place.file)["xp"] if row[0] == user_id)
 
 
 async def test_no_xp_channel_and_role_bots_and_webhooks_earn_nothing(place: Place) -> None:

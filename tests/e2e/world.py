@@ -61,7 +61,7 @@ class World:
     async def start(self) -> MalaBot:
         settings = Settings(tenants_dir=self.tenants_dir, api_base_url=self.server.api_base_url,
                             token=self.server.token)
-        services = build_services(settings, clock=self.clock)
+        services = build_services(settings, clock=self.clock, monotonic=self.clock.monotonic)
         await start_services(services)
         self._stack.push_async_callback(stop_services, services)
         bot = build_bot(services, **sandbox_client_options())

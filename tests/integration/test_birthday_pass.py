@@ -151,7 +151,7 @@ def running_bot(folder: Path, clock: MovableClock, discord: RecordingDiscord) ->
         tenants = TenantManager(folder, max_open=max_open)
         await tenants.start()
         settings = SettingsService(tenants)
-        xp = XpService(tenants, settings, clock=clock)
+        xp = XpService(tenants, settings, clock=clock, monotonic=clock.monotonic)
         birthdays = BirthdayService(tenants, settings, clock=clock)
         bot = Bot(tenants, settings, xp, birthdays,
                   build_birthday_pass(tenants, settings, birthdays, effects or discord, xp, clock=clock,

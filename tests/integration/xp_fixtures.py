@@ -58,7 +58,7 @@ async def xp_world(folder: Path, *, start: datetime | None = None, seed: int = 1
     tenants = TenantManager(folder)
     await tenants.start()
     settings = SettingsService(tenants)
-    xp = XpService(tenants, settings, clock=clock, rng=random.Random(seed))
+    xp = XpService(tenants, settings, clock=clock, monotonic=clock.monotonic, rng=random.Random(seed))
     world = XpWorld(
         tenants=tenants, settings=settings, xp=xp, admin=XpAdmin(xp, settings, clock=clock),
         checkins=CheckinService(tenants, settings, xp, clock=clock),

@@ -9,7 +9,7 @@ def award(guild: GuildBuffer, user_id: int, xp: int, at: float, stored: int | No
     member = guild.touch(user_id)
     if member.stored_xp is None:
         member.stored_xp = stored
-    member.last_award_at = at
+    member.last_award_at = member.last_message_at = at
     member.pending_xp += xp
     member.pending_messages += 1
     guild.dirty.add(user_id)

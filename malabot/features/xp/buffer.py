@@ -21,7 +21,8 @@ from malabot.features.xp.repository import BufferedAward
 
 @dataclass(slots=True)
 class MemberBuffer:
-    last_award_at: float | None = None   # clock time in seconds (POSIX) of the last chat award
+    last_award_at: float | None = None   # monotonic clock time of the last chat award (its cooldown)
+    last_message_at: float = 0.0         # wall-clock time (POSIX) of that award, for the file
     stored_xp: int | None = None         # XP in the file as last known; None: unknown
     pending_xp: int = 0                  # XP earned but not yet in the file
     pending_messages: int = 0
@@ -47,13 +48,13 @@ class GuildBuffer:
 
     def take_pending(self) -> list[tuple[int, int, int, float]]:
         """Move every pending amount into the stored total, returning what moved as
-        (user_id, xp, messages, last_award_at). `give_back` undoes it if the write fails."""
+        (user_id, xp, messages, last_message_at). `give_back` undoes it if the write fails."""
         taken = []
         for user_id in self.dirty:
             member = self.members.get(user_id)
             if member is None or member.pending_xp == 0 and member.pending_messages == 0:
                 continue
-            taken.append((user_id, member.pending_xp, member.pending_messages, member.last_award_at or 0.0))
+            taken.append((user_id, member.pending_xp, member.pending_messages, member.last_message_at))
             if member.stored_xp is not None:
                 member.stored_xp += member.pending_xp
             member.pending_xp = 0

@@ -29,12 +29,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TypeVar
 
 import aiosqlite
 
-from malabot.clock import Clock, utc_now
+from malabot.clock import Clock, Monotonic, utc_now
 from malabot.departures import RecentDepartures
 from malabot.errors import UserInputError
 from malabot.features.settings import repository as settings_repository
@@ -79,16 +80,19 @@ PendingWriter = Callable[[aiosqlite.Connection], Awaitable[None]]
 
 class XpService:
     def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now,
-                 rng: random.Random | None = None, flush_interval: float = 1.0,
-                 memory_seconds: float = 600.0, flush_concurrency: int = 4,
+                 monotonic: Monotonic = time.monotonic, rng: random.Random | None = None,
+                 flush_interval: float = 1.0, memory_seconds: float = 600.0, flush_concurrency: int = 4,
                  departures: RecentDepartures | None = None) -> None:
-        """`memory_seconds`: how long a quiet member's cooldown and known total stay in memory
+        """`clock`: the wall clock, for the last message's time in the file. `monotonic`: for the
+        cooldown, so a wall clock set back (NTP, a restored VM) does not stop chat XP for as long.
+        `memory_seconds`: how long a quiet member's cooldown and known total stay in memory
         (at least the guild's cooldown, which they must outlive). `flush_concurrency`: guilds
         written at once; on 2 cores 4 was fastest (0.5 s for 1,000 guilds, vs 0.8 s at 16).
         `departures`: members who have just left earn nothing (shared with MemberData)."""
         self._tenants = tenants
         self._settings = settings
         self._clock = clock
+        self._monotonic = monotonic
         self._rng = rng if rng is not None else random.Random()
         self._flush_interval = flush_interval
         self._memory_seconds = memory_seconds
@@ -167,7 +171,7 @@ class XpService:
         settings = await self._settings.get(guild_id)
         if not may_earn_xp(settings, channel_id, role_ids, is_bot=is_bot, is_webhook=is_webhook):
             return None
-        now = self._clock().timestamp()
+        now = self._monotonic()
         if self._departures.has_left(guild_id, user_id):  # handled late, after the leave's purge
             return None
         guild = self._guilds.get(guild_id)
@@ -179,6 +183,7 @@ class XpService:
         # Nothing awaits from here on, so concurrent messages of one member cannot both earn XP.
         member = guild.touch(user_id)
         member.last_award_at = now
+        member.last_message_at = self._clock().timestamp()
         guild.cooldown_seconds = settings.xp_cooldown_seconds
         award = ChatAward(guild_id, user_id, roll_message_xp(settings, self._rng), settings.level_curve)
         member.pending_xp += award.amount
@@ -437,7 +442,7 @@ class XpService:
                 award.drop()
 
     def _prune(self) -> None:
-        now = self._clock().timestamp()
+        now = self._monotonic()
         for guild_id in list(self._guilds):
             guild = self._guilds[guild_id]
             # Cooldowns must outlive the server's current cooldown too: an admin may have raised it
