@@ -58,6 +58,9 @@ _GUILD_EVENT_INTENTS = {
 }
 _MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
 _REACTION_EVENTS = {"MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE"}
+# The one event Discord sends about a guild in an outage: GUILD_DELETE (the outage itself, or a
+# removal). Everything else that happens there shows only in the GUILD_CREATE that ends the outage.
+_SENT_DURING_OUTAGE = {"GUILD_DELETE"}
 CHUNK_SIZE = 1000
 # Discord answers one request for a guild's whole member list (query "" and limit 0) per guild per bot
 # every 30 s; one more meanwhile gets a RATE_LIMITED dispatch instead of chunks (changelog 2025-08-14).
@@ -132,7 +135,10 @@ class Gateway:
 
         `guild_id` routes it to the right shard and marks it a guild event for intent checks;
         `dm` marks a direct-message event. Sessions that are disconnected keep it for RESUME.
+        Nothing is sent about a guild in an outage but its GUILD_DELETE, as on Discord.
         """
+        if guild_id is not None and event not in _SENT_DURING_OUTAGE and self.in_outage(guild_id):
+            return 0
         sent = 0
         for session in list(self.sessions.values()):
             if guild_id is not None and not session.handles_guild(guild_id):
@@ -143,6 +149,10 @@ class Gateway:
             await self._send_event(session, event, self._visible_payload(session, event, payload))
             sent += 1
         return sent
+
+    def in_outage(self, guild_id: int) -> bool:
+        guild = self.world.guilds.get(guild_id)
+        return guild is not None and guild.unavailable
 
     async def barrier(self, *, within: float) -> None:
         """Return once the bot has parsed every event sent so far.

@@ -484,7 +484,8 @@ class FakeDiscord:
         await self._settle()
 
     async def guild_outage(self, guild: IdLike) -> None:
-        """A Discord outage -> GUILD_DELETE with `unavailable: true` (py-cord: on_guild_unavailable)."""
+        """A Discord outage -> GUILD_DELETE with `unavailable: true` (py-cord: on_guild_unavailable).
+        Until `end_guild_outage` the bot hears nothing else from the server (its interactions are refused)."""
         target = self.world.guild(id_of(guild))
         target.unavailable = True
         await events.guild_deleted(self._sandbox, target.id, unavailable=True)
@@ -649,6 +650,8 @@ class FakeDiscord:
         return resolved.data
 
     async def _send_interaction(self, reply: InteractionReply, payload: dict[str, Any]) -> InteractionReply:
+        if reply.guild_id is not None and self.gateway.in_outage(reply.guild_id):
+            raise SandboxError("the server is in an outage: Discord delivers nothing from it to the bot")
         self._sandbox.interactions.add(reply)
         sent = await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=reply.guild_id)
         if not sent:

@@ -479,6 +479,24 @@ async def test_outage_is_not_a_removal(discord_server: FakeDiscord, bot: DemoBot
     assert bot.get_guild(world.guild.id) is not None
 
 
+async def test_a_server_in_an_outage_sends_nothing_until_it_is_back(discord_server: FakeDiscord, bot: DemoBot,
+                                                                    world: World) -> None:
+    """As on Discord: what happens in a server during its outage reaches the bot only as the state in
+    the GUILD_CREATE that ends it (no member or message events meanwhile)."""
+    await discord_server.guild_outage(world.guild)
+    await discord_server.remove_member(world.guild, world.bob)
+    await discord_server.send_message(world.channel, world.alice, "anyone there?")
+    with pytest.raises(SandboxError, match="outage"):
+        await discord_server.invoke_command(world.guild, world.channel, world.alice, "secret")
+    assert bot.seen["raw_member_remove"] == [] and bot.seen["message"] == []
+
+    await discord_server.end_guild_outage(world.guild)
+    assert [g.id for g in bot.seen["guild_available"]][-1] == world.guild.id
+    assert bot.get_guild(world.guild.id).member_count == len(discord_server.guild(world.guild).members)
+    await discord_server.send_message(world.channel, world.alice, "back")
+    assert [m.content for m in bot.seen["message"]] == ["back"]
+
+
 async def test_resume_replays_missed_events(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     await discord_server.disconnect_bot(resumable=True)
     await discord_server.remove_member(world.guild, world.bob)  # sent while the bot is away
