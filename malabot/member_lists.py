@@ -1,4 +1,12 @@
-"""Asking again for a member list Discord refused.
+"""Keeping py-cord's member lists true: forgetting a server's members during its outage, and asking
+again for a member list Discord refused.
+
+During an outage Discord sends nothing about the server; the GUILD_CREATE that ends it has the
+members as they are now (a big server's come in the member list py-cord then asks for). py-cord 2.8.1
+adds those to the guild's old list and removes nobody: a member who left meanwhile would stay, the
+list would never match the member count again (`guild.chunked` False until a restart), and neither
+the purge of departed members nor leaderboards could trust it. `forget_members` empties the list when
+the outage starts, so that what ends it rebuilds the list whole.
 
 Discord answers a guild's whole member list (gateway op 8, query "" and limit 0) once per guild per
 bot every 30 s; a request meanwhile gets a RATE_LIMITED dispatch instead of chunks (changelog
@@ -28,6 +36,18 @@ RATE_LIMITED = "RATE_LIMITED"
 REQUEST_GUILD_MEMBERS = 8
 # Never ask again sooner than this, whatever retry_after says: a refusal loop must not spin.
 MIN_RETRY_SECONDS = 0.1
+
+
+def forget_members(guild: discord.Guild) -> None:
+    """Forget a server's cached members but the bot's own (py-cord always keeps that one, for
+    `guild.me`), while the server is in an outage. Nothing is forgotten once it is back: the list
+    is then the new one (the outage event's listener can run after the GUILD_CREATE that ends it)."""
+    if not guild.unavailable:
+        return
+    me = guild.me
+    for member in guild.members:
+        if member != me:
+            guild._remove_member(member)  # py-cord has no public way to drop a member from its cache
 
 
 @dataclass(frozen=True)

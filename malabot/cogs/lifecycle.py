@@ -2,8 +2,9 @@
 
 A member who leaves while the bot is offline sends no event the bot could hear; at start, in each
 guild whose member list is complete (py-cord has chunked it), in a big guild once its list arrives,
-and in a guild that was in an outage then once it comes back with its list, everyone named in its
-file who is no longer a member is purged as if they had just left. Likewise a server that removed the bot while it was
+and in a guild in an outage (at start, or one that began while the bot ran: nobody's leave is sent
+meanwhile) once it comes back with its list, everyone named in its file who is no longer a member is
+purged as if they had just left. Likewise a server that removed the bot while it was
 offline: READY lists every server the bot is in, so the file of any other is archived at start.
 """
 
@@ -18,6 +19,7 @@ import discord
 
 from malabot.cogs.boards import server_members
 from malabot.errors import TenantArchived
+from malabot.member_lists import forget_members
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -155,9 +157,15 @@ class Lifecycle(discord.Cog):
         self._ready_purge_pending = True  # READY (a start or a new session): on_ready follows
 
     @discord.Cog.listener()
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        # A member who leaves during the outage sends no event: the list that ends it must replace
+        # the cached one, not be added to it, for the purge below to see who left.
+        forget_members(guild)
+
+    @discord.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        """A server back from an outage: py-cord reports it once its member list has arrived, which
-        on_ready's purge found incomplete (the server was out then), so its departed are purged now."""
+        """A server back from an outage: py-cord reports it once its member list has arrived. Who
+        left meanwhile, or before a start that found the server out, is purged now."""
         if not self._ready_purge_pending:
             await purge_departed(self.services.member_data, [guild])
 

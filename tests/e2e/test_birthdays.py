@@ -487,6 +487,25 @@ async def test_a_server_in_an_outage_at_start_gets_the_role_taken_back_once_it_i
     assert not bd.has_role(world.alice)
 
 
+async def test_a_birthday_due_during_an_outage_is_celebrated_once_the_server_is_back(bd: Birthdays) -> None:
+    """The bot forgets a server's members while it is in an outage (its list is rebuilt when it comes
+    back): a pass meanwhile sees nobody, decides nothing and fails nothing; the next one celebrates."""
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 26)
+    await world.server.guild_outage(world.guild)
+    world.clock.advance(days=1)
+    report = await bd.run_pass()
+    assert (report.celebrated, report.failures) == (0, 0)
+    assert bd.announcements() == [] and not bd.has_role(world.alice)
+
+    await world.server.end_guild_outage(world.guild)
+    await eventually(lambda: world.running.get_guild(world.guild.id).chunked, what="the members back")
+    report = await bd.run_pass()
+    assert (report.celebrated, report.announced, report.roles_added) == (1, 1, 1)
+    assert bd.has_role(world.alice)
+
+
 async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_still_goes_out(
         bd: Birthdays) -> None:
     world = bd.world

@@ -12,7 +12,8 @@ import aiosqlite
 import pytest
 
 from malabot.features.settings import repository as settings_repository
-from malabot.sandbox import FakeDiscord, Guild
+from malabot.member_lists import forget_members
+from malabot.sandbox import FakeDiscord, Guild, User
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
@@ -369,6 +370,63 @@ async def test_a_refused_member_list_of_a_server_that_removed_the_bot_meanwhile_
     first, refused, fresh = member_list_requests(world, guild)
     assert len({first, refused, fresh}) == 3, "the refused request is not sent again after the removal"
     assert world.running.get_guild(guild.id).chunked
+
+
+async def bob_leaves_during_an_outage(world: World, stays: User) -> None:
+    """bob leaves the second server while it is in an outage, the bot running: Discord sends nothing
+    about it, and the GUILD_CREATE that ends the outage (with a big server, the member list asked for
+    then) simply no longer has him. Once py-cord reports the server back, his rows there are purged;
+    those of `stays`, a member there, and his own in the first server are kept."""
+    guild, bob = world.other_guild, world.bob.id
+    for user_id in (bob, stays.id):
+        await seed_member(world, guild.id, user_id)
+    await seed_member(world, world.guild.id, bob)
+    stays_before = rows_mentioning(world.tenant_file(guild), stays.id)
+
+    await world.server.guild_outage(guild)
+    await settled(world)  # the bot has handled the outage
+    cached = world.running.get_guild(guild.id)
+    assert cached.members == [cached.me], "only the bot's own member is kept meanwhile"
+    await world.server.remove_member(guild, world.bob)
+    back = asyncio.ensure_future(world.running.wait_for("guild_available", check=lambda g: g.id == guild.id,
+                                                        timeout=10))
+    await world.server.end_guild_outage(guild)
+    await back
+    await settled(world)
+
+    assert cached.chunked, "the bot's member list of the server is complete again (leaderboards filter on it)"
+    assert cached.get_member(bob) is None
+    assert rows_mentioning(world.tenant_file(guild), bob) == {}, "bob's rows purged once the server is back"
+    assert rows_mentioning(world.tenant_file(guild), stays.id) == stays_before, "a member's data stays"
+    assert rows_mentioning(world.tenant_file(world.guild), bob), "still a member of the first server"
+
+
+async def test_a_member_who_leaves_during_an_outage_is_purged_when_the_server_is_back(world: World) -> None:
+    """py-cord fills the server's old member list from the GUILD_CREATE that ends the outage, which
+    adds members but removes nobody: bob stayed in it, the list never looked complete again, and his
+    rows were kept until the next start."""
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.other_guild, carol)
+    await bob_leaves_during_an_outage(world, carol)
+
+
+async def test_a_member_who_leaves_a_big_server_during_an_outage_is_purged_when_its_list_arrives(
+        big_world: World) -> None:
+    """A big server's GUILD_CREATE brings only the bot's own member; py-cord asks for the member list
+    (asked again if refused: the start asked for it less than MEMBER_LIST_WINDOW ago) and reports the server
+    back once it arrives. The list, too, used to be added to the old one, bob still in it."""
+    world = big_world
+    members = map(world.server.user, world.server.guild(world.other_guild).members)
+    await bob_leaves_during_an_outage(world, next(user for user in members if user.username == "member-0"))
+
+
+async def test_the_outage_listener_running_late_forgets_nothing_of_a_server_back_already(world: World) -> None:
+    """py-cord runs the outage's listener as a task of its own: should the GUILD_CREATE that ends the
+    outage be parsed before it runs, the member list that brought stays whole."""
+    guild = world.running.get_guild(world.other_guild.id)
+    before = set(guild.members)
+    forget_members(guild)
+    assert set(guild.members) == before and guild.chunked
 
 
 async def test_rejoin_with_a_damaged_archive_starts_afresh_and_keeps_the_archive(world: World) -> None:
