@@ -27,8 +27,9 @@ Snowflake = int  # a Discord id; validated positive by the fields that hold one
 # The error type of a rule between two settings: its sentence names both, so it is shown as it is.
 BETWEEN_SETTINGS = "between_settings"
 
-# Which placeholders each message template may use; checked whenever settings are built, so /config,
-# the legacy split and every service see only templates that render.
+# Which placeholders each message template may use: the one list per template. Settings are checked
+# against it whenever they are built (/config, every load) and so is the legacy split; each renderer
+# fills exactly these names (templates.values_for), so what is accepted is what renders.
 TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "levelup_template": ("member", "level", "server"),
     "birthday_template": ("member", "age"),

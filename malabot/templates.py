@@ -9,7 +9,7 @@ and the output is assembled piece by piece; `str.format` is never called on it.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from malabot.errors import UserInputError
@@ -61,10 +61,16 @@ def placeholders(template: str, allowed: Iterable[str]) -> list[str]:
     return [piece.placeholder for piece in _parse(template, allowed) if piece.placeholder is not None]
 
 
-def validate(template: str, allowed: Iterable[str]) -> str:
-    """The template unchanged if it only uses the allowed placeholders; otherwise UserInputError."""
-    _parse(template, allowed)
-    return template
+def values_for(names: Sequence[str], **values: str) -> dict[str, str]:
+    """A renderer's values, one for each placeholder in `names`, in that order, for `render`.
+
+    `names` is the setting's list in guild_settings.TEMPLATE_PLACEHOLDERS, which /config validates
+    with. A name there that the renderer has no value for would let /config accept a template that no
+    message can be built from, so the mismatch fails every render (a programming error, not the admin's).
+    """
+    if set(names) != set(values):
+        raise ValueError(f"placeholders {sorted(names)} do not match the values {sorted(values)}")
+    return {name: values[name] for name in names}
 
 
 def render(template: str, allowed: Mapping[str, str]) -> str:

@@ -53,7 +53,7 @@ from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.birthdays.rules import EARLIEST_YEAR, celebration_date, validate_birthday
 from malabot.features.xp.rules import MAX_TOTAL_XP
-from malabot.guild_settings import GuildSettings
+from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings
 from malabot.snowflakes import snowflake_from_text
 
 OLD_PLACEHOLDERS = {
@@ -61,14 +61,6 @@ OLD_PLACEHOLDERS = {
     "{member.name}": "{member}",
     "{server.name}": "{server}",
     "{member.count}": "{member_count}",
-}
-
-# Placeholders each new template can fill (mirrors the features' own lists; a unit test keeps them equal).
-TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "levelup_template": ("member", "level", "server"),
-    "birthday_template": ("member", "age"),
-    "welcome_template": ("member", "server", "member_count"),
-    "goodbye_template": ("member", "server", "member_count"),
 }
 
 OLD_DEFAULT_XP_PER_MESSAGE = 10

@@ -286,9 +286,9 @@ async def test_export_is_stable_for_unchanged_data(world: World) -> None:
 
 async def test_welcome_templates_are_checked_before_they_are_stored(world: World) -> None:
     with pytest.raises(UserInputError, match=r"Unknown placeholder \{user\}"):
-        await world.welcome.set_template(GUILD_A, MOD, "welcome", "Hi {user}")
+        await world.settings.update(GUILD_A, MOD, welcome_template="Hi {user}")
     assert (await world.settings.get(GUILD_A)).welcome_template.startswith("Welcome to {server}")
-    await world.welcome.set_template(GUILD_A, MOD, "goodbye", "Bye {member}, {member_count} left")
+    await world.settings.update(GUILD_A, MOD, goodbye_template="Bye {member}, {member_count} left")
     await world.settings.update(GUILD_A, MOD, goodbye_enabled=True, goodbye_channel_id=300,
                                 welcome_enabled=True, welcome_channel_id=100, autorole_id=7)
     leave = await world.welcome.on_leave(GUILD_A, member="Alice", server="Mala", member_count=9)

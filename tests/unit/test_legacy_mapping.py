@@ -8,21 +8,17 @@ import pytest
 
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.birthdays.member_data import birthday_member_data
-from malabot.features.birthdays.rules import PLACEHOLDERS as BIRTHDAY_PLACEHOLDERS
 from malabot.features.birthdays.rules import Birthday, render_announcement
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.moderation.member_data import moderation_member_data
 from malabot.features.mydata.member_data import erasure_member_data
 from malabot.features.verification.member_data import verification_member_data
-from malabot.features.welcome.rules import WELCOME_PLACEHOLDERS
 from malabot.features.xp.member_data import xp_member_data
-from malabot.features.xp.rules import LEVELUP_PLACEHOLDERS
 from malabot.guild_settings import GuildSettings
 from malabot.legacy import writer
 from malabot.legacy.build import layouts_match
 from malabot.legacy.mapping import (
     RULES,
-    TEMPLATE_PLACEHOLDERS,
     celebration_day,
     map_settings,
     parse_birthday,
@@ -183,16 +179,8 @@ def test_a_welcome_channel_without_a_toggle_means_welcomes_were_sent() -> None:
 
 def test_every_rule_targets_a_real_setting() -> None:
     fields = set(GuildSettings.model_fields)
-    assert set(TEMPLATE_PLACEHOLDERS) <= fields
     for key in RULES:
         assert key not in fields or key in {"timezone", "welcome_enabled"}
-
-
-def test_template_placeholders_match_the_features() -> None:
-    assert TEMPLATE_PLACEHOLDERS["levelup_template"] == tuple(LEVELUP_PLACEHOLDERS)
-    assert TEMPLATE_PLACEHOLDERS["birthday_template"] == tuple(BIRTHDAY_PLACEHOLDERS)
-    assert TEMPLATE_PLACEHOLDERS["welcome_template"] == tuple(WELCOME_PLACEHOLDERS)
-    assert TEMPLATE_PLACEHOLDERS["goodbye_template"] == tuple(WELCOME_PLACEHOLDERS)
 
 
 def test_the_builder_unpacks_rows_in_the_readers_layout() -> None:

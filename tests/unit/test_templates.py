@@ -56,12 +56,20 @@ def test_unbalanced_braces_are_refused(template: str) -> None:
         templates.render(template, VALUES)
 
 
-def test_validate_and_placeholders() -> None:
-    assert templates.validate("{server}!", VALUES) == "{server}!"
+def test_placeholders() -> None:
+    assert templates.placeholders("{server}!", VALUES) == ["server"]
     assert templates.placeholders("{member} {server} {member}", ["member", "server"]) == [
         "member", "server", "member"]
     with pytest.raises(UserInputError, match="Allowed placeholders: none"):
-        templates.validate("{member}", [])
+        templates.placeholders("{member}", [])
+
+
+def test_values_for_are_ordered_like_the_names_and_must_match_them() -> None:
+    assert list(templates.values_for(("member", "server"), server="S", member="M")) == ["member", "server"]
+    with pytest.raises(ValueError, match="do not match"):
+        templates.values_for(("member", "server", "xp"), member="M", server="S")
+    with pytest.raises(ValueError, match="do not match"):
+        templates.values_for(("member",), member="M", server="S")
 
 
 def test_a_filled_template_longer_than_one_message_is_cut_to_fit() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from malabot.errors import UserInputError
 from malabot.features.welcome import rules
@@ -13,23 +14,24 @@ MEMBER = {"member": "<@5>", "server": "Mala", "member_count": 42}
 
 
 def test_render_welcome_fills_every_placeholder() -> None:
-    text = rules.render_welcome("{member} joined {server}, now {member_count} strong", **MEMBER)
+    text = rules.render_welcome("{member} joined {server}, now {member_count} strong", kind="welcome", **MEMBER)
     assert text == "<@5> joined Mala, now 42 strong"
 
 
 def test_default_templates_are_acceptable() -> None:
     defaults = GuildSettings()
-    for name in rules.TEMPLATE_SETTINGS.values():
-        rules.validate_welcome_template(getattr(defaults, name))
+    for kind, name in rules.TEMPLATE_SETTINGS.items():
+        assert "{" not in rules.render_welcome(getattr(defaults, name), kind=kind, **MEMBER)
 
 
+@pytest.mark.parametrize("kind", sorted(rules.TEMPLATE_SETTINGS))
 @pytest.mark.parametrize("template", ["Hi {user}", "{member.name}", "{server[0]}", "{level}"])
-def test_unknown_placeholders_are_refused_listing_the_allowed_ones(template: str) -> None:
+def test_unknown_placeholders_are_refused_listing_the_allowed_ones(kind: rules.MessageKind, template: str) -> None:
     allowed = r"Allowed placeholders: \{member\}, \{server\}, \{member_count\}"
+    with pytest.raises(ValidationError, match=allowed):   # what /config set checks before storing
+        GuildSettings().changed(**{rules.TEMPLATE_SETTINGS[kind]: template})
     with pytest.raises(UserInputError, match=allowed):
-        rules.validate_welcome_template(template)
-    with pytest.raises(UserInputError):
-        rules.render_welcome(template, **MEMBER)
+        rules.render_welcome(template, kind=kind, **MEMBER)
 
 
 def test_nothing_is_planned_by_default() -> None:

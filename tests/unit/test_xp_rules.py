@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from pydantic import ValidationError
 
 from malabot.errors import UserInputError
 from malabot.features.xp.rules import (
@@ -18,7 +19,6 @@ from malabot.features.xp.rules import (
     total_after_add,
     total_after_remove,
     validate_amount,
-    validate_levelup_template,
     validate_role_level,
 )
 from malabot.guild_settings import GuildSettings
@@ -120,16 +120,17 @@ def test_every_placeholder_is_filled() -> None:
     ("level {level", "unmatched"),
 ])
 def test_unknown_or_unsafe_placeholders_are_refused_with_a_clear_message(template: str, words: str) -> None:
+    with pytest.raises(ValidationError) as refused:   # what /config set checks before storing
+        DEFAULTS.changed(levelup_template=template)
+    assert words in str(refused.value)
     with pytest.raises(UserInputError) as raised:
-        validate_levelup_template(template)
-    assert words in raised.value.message
-    with pytest.raises(UserInputError):
         render_levelup(template, member="<@5>", level=1, server="Mala")
+    assert words in raised.value.message
 
 
-def test_valid_template_is_returned_unchanged() -> None:
-    assert validate_levelup_template("{member} is now {level} in {server} {{literal}}") == \
-        "{member} is now {level} in {server} {{literal}}"
+def test_valid_template_is_stored_unchanged() -> None:
+    template = "{member} is now {level} in {server} {{literal}}"
+    assert DEFAULTS.changed(levelup_template=template).levelup_template == template
 
 
 def test_server_name_with_braces_is_not_interpreted() -> None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from malabot import templates
 from malabot.errors import UserInputError
+from malabot.guild_settings import TEMPLATE_PLACEHOLDERS
 
 EARLIEST_YEAR = 1900
 # Any leap year: used to ask "can this month and day exist at all?" so that February 29 is accepted.
@@ -140,14 +141,10 @@ def mention(user_id: int) -> str:
     return f"<@{user_id}>"
 
 
-# What a birthday template may use (see malabot.templates for the syntax).
-PLACEHOLDERS = ("member", "age")
-
-
 def announces_age(template: str) -> bool:
     """Whether the server's birthday message shows the member's age (and so their birth year)."""
     try:
-        return "age" in templates.placeholders(template, PLACEHOLDERS)
+        return "age" in templates.placeholders(template, TEMPLATE_PLACEHOLDERS["birthday_template"])
     except UserInputError:  # the pass announces with the default template instead, which shows no age
         return False
 
@@ -166,4 +163,5 @@ def render_announcement(template: str, user_id: int, age: int | None) -> str:
     """
     if age is None:
         template = _AGE_AND_ITS_ENDING.sub("", template)
-    return templates.render(template, {"member": mention(user_id), "age": "" if age is None else str(age)})
+    return templates.render(template, templates.values_for(
+        TEMPLATE_PLACEHOLDERS["birthday_template"], member=mention(user_id), age="" if age is None else str(age)))

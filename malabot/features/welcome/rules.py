@@ -1,7 +1,8 @@
 """Welcome and goodbye messages: which ones to send where, rendered from the server's templates.
 
 Pure: the cog passes plain values (the member as text, the server name, the member count) and carries
-out the plan on Discord. Templates may use {member}, {server} and {member_count} only.
+out the plan on Discord. Templates may use the placeholders guild_settings.TEMPLATE_PLACEHOLDERS lists
+for their setting ({member}, {server} and {member_count}).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from typing import Literal
 
 from malabot import templates
 from malabot.errors import UserInputError
-from malabot.guild_settings import GuildSettings
-
-WELCOME_PLACEHOLDERS = ("member", "server", "member_count")
+from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings
 
 MessageKind = Literal["welcome", "welcome_dm", "goodbye"]
 # The GuildSettings field holding each kind's template.
@@ -25,14 +24,12 @@ TEMPLATE_SETTINGS: dict[MessageKind, str] = {
 }
 
 
-def validate_welcome_template(template: str) -> str:
-    """The template itself when it only uses {member}, {server}, {member_count}; else UserInputError."""
-    return templates.validate(template, WELCOME_PLACEHOLDERS)
-
-
-def render_welcome(template: str, *, member: str, server: str, member_count: int) -> str:
-    """`member` is a mention (<@id>) for joins and usually a plain name for goodbyes."""
-    return templates.render(template, {"member": member, "server": server, "member_count": str(member_count)})
+def render_welcome(template: str, *, kind: MessageKind, member: str, server: str, member_count: int) -> str:
+    """`template` is the `kind`'s setting; `member` is a mention (<@id>) for joins and usually a plain
+    name for goodbyes."""
+    names = TEMPLATE_PLACEHOLDERS[TEMPLATE_SETTINGS[kind]]
+    return templates.render(template, templates.values_for(names, member=member, server=server,
+                                                           member_count=str(member_count)))
 
 
 @dataclass(frozen=True)
@@ -67,11 +64,11 @@ def _render_setting(settings: GuildSettings, kind: MessageKind, problems: list[s
     name = TEMPLATE_SETTINGS[kind]
     template: str = getattr(settings, name)
     try:
-        return render_welcome(template, member=member, server=server, member_count=member_count)
+        return render_welcome(template, kind=kind, member=member, server=server, member_count=member_count)
     except UserInputError as error:
         problems.append(f"{name}: {error.message} The default text was used.")
         default: str = GuildSettings.model_fields[name].default
-        return render_welcome(default, member=member, server=server, member_count=member_count)
+        return render_welcome(default, kind=kind, member=member, server=server, member_count=member_count)
 
 
 def _channel_message(settings: GuildSettings, kind: Literal["welcome", "goodbye"], problems: list[str], *,

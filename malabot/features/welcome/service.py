@@ -1,5 +1,4 @@
-"""Welcome and goodbye: the server's settings turned into plans for the cog, and template changes
-validated before they are stored."""
+"""Welcome and goodbye: the server's settings turned into plans and previews for the cog."""
 
 from __future__ import annotations
 
@@ -12,9 +11,7 @@ from malabot.features.welcome.rules import (
     plan_join,
     plan_leave,
     render_welcome,
-    validate_welcome_template,
 )
-from malabot.guild_settings import GuildSettings
 
 
 class WelcomeService:
@@ -30,15 +27,9 @@ class WelcomeService:
         settings = await self._settings.get(guild_id)
         return plan_leave(settings, member=member, server=server, member_count=member_count)
 
-    async def set_template(self, guild_id: int, actor_id: int | None, kind: MessageKind,
-                           template: str) -> GuildSettings:
-        """Store a template after checking its placeholders; UserInputError (nothing stored) if wrong."""
-        validate_welcome_template(template)
-        return await self._settings.update(guild_id, actor_id, **{TEMPLATE_SETTINGS[kind]: template})
-
     async def preview(self, guild_id: int, kind: MessageKind, *, member: str, server: str,
                       member_count: int) -> str:
         """The message as it would be sent now; UserInputError if the stored template is not acceptable."""
         settings = await self._settings.get(guild_id)
         template: str = getattr(settings, TEMPLATE_SETTINGS[kind])
-        return render_welcome(template, member=member, server=server, member_count=member_count)
+        return render_welcome(template, kind=kind, member=member, server=server, member_count=member_count)

@@ -14,13 +14,11 @@ from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.xp.curves import level_for_xp, threshold, top_level
 from malabot.features.xp.models import LevelChange
-from malabot.guild_settings import GuildSettings, LevelRoleMode
+from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings, LevelRoleMode
 
 # Highest total XP a member may hold, and the largest single admin edit. Far above any real server
 # (level ~10,000 on the standard curve) and far below SQLite's 64-bit integer limit.
 MAX_TOTAL_XP = 10**15
-
-LEVELUP_PLACEHOLDERS = ("member", "level", "server")
 
 
 def may_earn_xp(settings: GuildSettings, channel_id: int, role_ids: Iterable[int], *,
@@ -85,15 +83,11 @@ def level_change(guild_id: int, user_id: int, curve: str, before: int, after: in
 
 # --- level-up message ------------------------------------------------------------------------------
 
-def validate_levelup_template(template: str) -> str:
-    """The template itself when every placeholder is one of {member}, {level}, {server}."""
-    return templates.validate(template, LEVELUP_PLACEHOLDERS)
-
-
 def render_levelup(template: str, *, member: str, level: int, server: str) -> str:
     """The level-up announcement; `member` is usually a mention such as <@123>. Raises
     UserInputError naming the allowed placeholders when the template uses any other."""
-    return templates.render(template, {"member": member, "level": str(level), "server": server})
+    return templates.render(template, templates.values_for(
+        TEMPLATE_PLACEHOLDERS["levelup_template"], member=member, level=str(level), server=server))
 
 
 # --- level roles -----------------------------------------------------------------------------------
