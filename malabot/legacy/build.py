@@ -30,7 +30,7 @@ from malabot.legacy.mapping import (
     why_not_xp,
 )
 from malabot.legacy.reader import Row
-from malabot.legacy.schema_detect import TABLES, LegacySchema, Variant
+from malabot.legacy.schema_detect import LegacySchema, Variant
 
 SCRATCH_XP = "global variant: written only by birthday XP and never read by the old bot"
 PROFILE_ONLY = "profile only (no XP, messages or birthday)"
@@ -173,6 +173,8 @@ def _both(dest: Destination, table: str) -> Iterator[tuple[bool, Row]]:
 
 
 def _all_rows(dest: Destination, table: str) -> list[Row]:
+    # Rows in their table's row_layout (schema_detect.TABLES), which the unpacking below relies on;
+    # tests/unit/test_legacy_mapping.py pins those layouts.
     return dest.own.get(table, []) + dest.placed.get(table, [])
 
 
@@ -396,28 +398,3 @@ def _roasts(dest: Destination, content: Content) -> None:
         out.append((rowid, user_id, target_id, action, xp_gained, message_content, created_at))
         origins.append(("roast_log", rowid))
         used.append(rowid)
-
-
-def layouts_match() -> bool:
-    """The tuple unpacking above relies on these row layouts (checked by a unit test)."""
-    return {name: TABLES[name].row_layout for name in EXPECTED_LAYOUTS} == EXPECTED_LAYOUTS
-
-
-EXPECTED_LAYOUTS: dict[str, tuple[str, ...]] = {
-    "users": ("rowid", "guild_id", "user_id", "xp", "total_messages", "last_xp_gain", "birthday"),
-    "user_xp": ("rowid", "guild_id", "user_id", "xp", "last_message_time"),
-    "birthdays": ("rowid", "guild_id", "user_id", "birthday", "announced_year", "created_at"),
-    "daily_checkins": ("rowid", "guild_id", "user_id", "last_checkin", "checkin_streak"),
-    "verifications": ("rowid", "guild_id", "discord_id", "activision_id", "platform", "screenshot_url",
-                      "status", "reviewed_by", "reviewed_at", "notes", "created_at"),
-    "roast_log": ("rowid", "guild_id", "user_id", "action", "target_id", "xp_gained", "message_content",
-                  "created_at"),
-    "settings": ("rowid", "guild_id", "setting_key", "value"),
-    "level_roles": ("rowid", "guild_id", "level", "role_id"),
-    "mod_logs": ("rowid", "guild_id", "user_id", "moderator_id", "action", "reason", "duration", "channel_id",
-                 "message_count", "timestamp", "created_at"),
-    "audit_log": ("rowid", "guild_id", "category", "action", "timestamp", "user_id", "target_id",
-                  "channel_id", "details", "created_at"),
-    "appeals": ("rowid", "guild_id", "user_id", "appeal_text", "status", "submitted_at", "reviewed_by",
-                "reviewed_at", "review_notes"),
-}

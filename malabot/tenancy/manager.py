@@ -76,7 +76,7 @@ class TenantManager:
                  archive_retention: datetime.timedelta | None = None) -> None:
         """`archive_retention`: a guild with no file whose newest archive is younger gets it back
         instead of a new file, whatever reaches it first (the join event, a message that came
-        before it, a command); None: only restore_latest_archive brings archives back."""
+        before it, a command); None: archives never come back (a re-added guild starts afresh)."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self.paths = TenantPaths(Path(tenants_dir))
@@ -363,21 +363,14 @@ class TenantManager:
                 self._file_changed(guild_id)
             return archived
 
-    async def restore_latest_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
-        """Bring back the newest archive younger than `max_age` (a bot re-added to a guild).
+    async def _bring_back_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
+        """Bring back the newest archive younger than `max_age` (a bot re-added to a guild), with the
+        guild's lock held (so no connection is open, and a message or command of the guild meanwhile
+        waits for the archive instead of creating an empty file the archive could not replace).
 
         Returns the archive restored, or None when there is none or the guild already has live data
-        (which is never overwritten here). A damaged archive raises RestoreRefused and stays put.
+        (which is never overwritten). A damaged archive raises RestoreRefused and stays put.
         """
-        guild_id = parse_guild_id(guild_id)
-        self._archived.discard(guild_id)  # the bot is back: as in ensure()
-        # Under the guild's lock from the start: a message or command of the guild meanwhile waits
-        # for the archive instead of creating an empty file that the archive could not replace.
-        async with self._hold(guild_id):
-            return await self._bring_back_archive(guild_id, max_age)
-
-    async def _bring_back_archive(self, guild_id: int, max_age: datetime.timedelta) -> Path | None:
-        """restore_latest_archive with the guild's lock held (so no connection is open)."""
         archive = await asyncio.to_thread(files.latest_archive, self.paths, guild_id, max_age)
         if archive is None or self.exists(guild_id):
             return None

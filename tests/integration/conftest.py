@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -20,6 +21,16 @@ MigrationsFactory = Callable[..., MigrationSet]
 async def tenants(tmp_path: Path) -> AsyncIterator[TenantManager]:
     """A started TenantManager on an empty tenants folder, closed afterwards."""
     manager = TenantManager(tmp_path / "tenants")
+    await manager.start()
+    yield manager
+    await manager.close_all()
+
+
+@pytest.fixture
+async def retaining(tmp_path: Path) -> AsyncIterator[TenantManager]:
+    """A started TenantManager as the bot runs it: a guild that adds the bot back within 30 days gets
+    its archive back on its first use (ensure() from the join event, or any read or write)."""
+    manager = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
     await manager.start()
     yield manager
     await manager.close_all()

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.triggers.base import BaseTrigger
+from birthday_rows import stored_celebration
 
 from malabot.clock import MovableClock
 from malabot.features.backups.service import BackupService
-from malabot.features.birthdays import repository
 from malabot.features.birthdays.announcer import (
     ROLE_RETRY_DAYS,
     BirthdayPass,
@@ -120,7 +120,7 @@ class Bot:
 
     async def celebration(self, user_id: int, year: int, guild_id: int = GUILD) -> dict[str, object] | None:
         async with self.tenants.reading(guild_id) as conn:
-            return await repository.celebration(conn, user_id, year)
+            return await stored_celebration(conn, user_id, year)
 
 
 BotFactory = Callable[..., AbstractAsyncContextManager[Bot]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from birthday_rows import stored_celebration
 
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.member_data import birthday_member_data
@@ -59,7 +60,7 @@ async def test_a_celebration_is_claimed_once_per_member_and_year(conn: aiosqlite
     assert await repository.claim_celebrations(conn, [1, 2], 2026, day, 100, 555) == {2}
     assert await repository.claim_celebrations(conn, [1], 2027, date(2027, 6, 15), 100, 555) == {1}
     assert await repository.claim_celebrations(conn, [], 2027, date(2027, 6, 15), 100, 555) == set()
-    row = await repository.celebration(conn, 1, 2026)
+    row = await stored_celebration(conn, 1, 2026)
     assert row is not None
     assert (row["local_day"], row["xp_awarded"], row["role_id"], row["announced_at"]) == (
         "2026-06-15", 100, 555, None)
@@ -94,10 +95,10 @@ async def test_celebrations_of_a_file_from_before_a_migration_are_added_where_mi
     rows = repository.celebrations_in_file(old)
     assert await repository.add_missing_celebrations(conn, rows) == 1
     assert await repository.add_missing_celebrations(conn, []) == 0
-    assert await repository.celebration(conn, 1, 2026) == {
+    assert await stored_celebration(conn, 1, 2026) == {
         "user_id": 1, "year": 2026, "local_day": "2026-06-14", "announced_at": "2026-06-14T07:00:00+00:00",
         "xp_awarded": 100, "role_id": 555, "role_removed_at": None, "role_failed_on": None}
-    kept = await repository.celebration(conn, 2, 2026)
+    kept = await stored_celebration(conn, 2, 2026)
     assert kept is not None and kept["role_id"] is None, "a row already there is left as it is"
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"not a database" * 300)
@@ -116,6 +117,6 @@ async def test_member_data_handler_purges_and_exports_only_that_member(conn: aio
     assert [row["year"] for row in exported["birthday_celebrations"]] == [2026]
     assert await handler.purge(conn, 1) == 2
     assert await repository.get_birthday(conn, 1) is None
-    assert await repository.celebration(conn, 1, 2026) is None
+    assert await stored_celebration(conn, 1, 2026) is None
     assert await repository.get_birthday(conn, 2) == Birthday(6, 15)
-    assert await repository.celebration(conn, 2, 2026) is not None
+    assert await stored_celebration(conn, 2, 2026) is not None

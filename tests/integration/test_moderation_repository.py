@@ -83,7 +83,6 @@ async def test_warnings_within_a_window(conn: aiosqlite.Connection) -> None:
     await repository.mark_warning_removed(conn, removed.case_number, NOW)
     await repository.add_case(conn, warn(21, at=NOW))
     await repository.add_case(conn, NewCase(action="timeout", created_at=NOW, target_id=20))
-    assert await repository.count_warnings_since(conn, 20, since) == 2
     assert await repository.warning_times_since(conn, 20, since) == [since, NOW]
 
 
@@ -96,7 +95,8 @@ async def test_legacy_time_formats_are_read_and_compared_as_utc(conn: aiosqlite.
         ("2026-03-10T14:00:00+02:00",))
     legacy = await repository.get_case(conn, 1)
     assert legacy is not None and legacy.created_at == datetime(2026, 3, 9, 12, tzinfo=UTC)
-    assert await repository.count_warnings_since(conn, 20, datetime(2026, 3, 9, 12, tzinfo=UTC)) == 2
+    assert await repository.warning_times_since(conn, 20, datetime(2026, 3, 9, 12, tzinfo=UTC)) == [
+        datetime(2026, 3, 9, 12, tzinfo=UTC), NOW]
     # 14:00+02:00 is 12:00 UTC: inside a window that starts at 12:00 UTC, outside one starting a second later.
-    assert await repository.count_warnings_since(conn, 20, NOW) == 1
-    assert await repository.count_warnings_since(conn, 20, NOW + timedelta(seconds=1)) == 0
+    assert await repository.warning_times_since(conn, 20, NOW) == [NOW]
+    assert await repository.warning_times_since(conn, 20, NOW + timedelta(seconds=1)) == []

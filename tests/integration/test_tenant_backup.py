@@ -479,17 +479,18 @@ async def until_no_staging_files(paths: TenantPaths) -> list[Path]:
 
 
 @pytest.mark.parametrize("how", ["restore", "archive brought back"])
-async def test_a_cancelled_restore_leaves_no_copy_behind(tenants: TenantManager, monkeypatch: pytest.MonkeyPatch,
-                                                         how: str) -> None:
+async def test_a_cancelled_restore_leaves_no_copy_behind(retaining: TenantManager,
+                                                         monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """Ctrl-C on `malabot tenants restore`, or a shutdown while an archive comes back: the thread copying
     the file cannot be stopped, but its copy (every member's rows) must not stay in the tenants folder."""
+    tenants = retaining
     await add_users(tenants, 1, range(1, 3))
     backup = await tenants.backup(1)
     if how == "archive brought back":
         await tenants.archive(1)
     copied, finish = copy_outlasting_the_wait(monkeypatch)
-    work = (tenants.restore(1, backup) if how == "restore"
-            else tenants.restore_latest_archive(1, timedelta(days=30)))
+    # The bot added back to the guild: on_guild_join's ensure() brings the archive back.
+    work = tenants.restore(1, backup) if how == "restore" else tenants.ensure(1)
     restoring = asyncio.create_task(work)
     await asyncio.to_thread(copied.wait, 10)
     assert tenants.paths.staging_leftovers(), "the copy is under way"
@@ -568,28 +569,34 @@ async def test_archiving_a_guild_without_a_file_records_the_removal(tenants: Ten
     assert not tenants.exists(4) and not tenants.paths.archives_of(4)
 
 
-async def test_a_recent_archive_comes_back(tenants: TenantManager) -> None:
-    await add_users(tenants, 1, range(1, 4))
-    archived = await tenants.archive(1)
-    assert await tenants.restore_latest_archive(1, timedelta(days=30)) == archived
+async def test_a_recent_archive_comes_back(retaining: TenantManager) -> None:
+    await add_users(retaining, 1, range(1, 4))
+    archived = await retaining.archive(1)
+    assert await retaining.ensure(1) is False, "the bot added back: its file is the archive, not a new one"
     assert not archived.exists()
-    assert await users(tenants, 1) == [1, 2, 3]
+    assert await users(retaining, 1) == [1, 2, 3]
 
 
-async def test_an_archive_is_not_restored_over_live_data_or_when_too_old(tenants: TenantManager) -> None:
-    await add_users(tenants, 1, range(1, 4))
-    archived = await tenants.archive(1)
-    await tenants.ensure(1)  # the bot is back in the guild: a new file
-    await add_users(tenants, 1, range(8, 9))
-    assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
-    assert archived.exists() and await users(tenants, 1) == [8]
+async def test_an_archive_is_not_restored_over_live_data_or_when_too_old(tmp_path: Path) -> None:
+    earlier = TenantManager(tmp_path / "tenants")  # a run without archive retention: re-adds start afresh
+    await add_users(earlier, 1, range(1, 4))
+    archived = await earlier.archive(1)
+    await earlier.ensure(1)
+    await add_users(earlier, 1, range(8, 9))
+    await earlier.close_all()
+    tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    try:
+        assert await tenants.ensure(1) is False
+        assert archived.exists() and await users(tenants, 1) == [8]
 
-    await tenants.archive(1)
-    for path in tenants.paths.archives_of(1):
-        path.rename(path.with_name(re.sub(STAMPED, "20200101T000000Z", path.name)))
-    assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
-    assert await tenants.restore_latest_archive(2, timedelta(days=30)) is None
-    assert not tenants.exists(1)
+        await tenants.archive(1)
+        for path in tenants.paths.archives_of(1):
+            path.rename(path.with_name(re.sub(STAMPED, "20200101T000000Z", path.name)))
+        assert await tenants.ensure(1) is True, "archives older than the retention stay where they are"
+        assert await users(tenants, 1) == [] and tenants.paths.archives_of(1)
+        assert await tenants.ensure(2) is True
+    finally:
+        await tenants.close_all()
 
 
 async def archived_by_an_earlier_run(folder: Path, guild_id: int, user_ids: range) -> None:
@@ -600,18 +607,26 @@ async def archived_by_an_earlier_run(folder: Path, guild_id: int, user_ids: rang
     await earlier.close_all()
 
 
-async def test_a_reader_while_the_archive_is_brought_back_waits_for_it(tmp_path: Path) -> None:
+async def test_a_reader_while_the_archive_is_brought_back_waits_for_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     await archived_by_an_earlier_run(tmp_path / "tenants", 1, range(1, 4))
-    tenants = TenantManager(tmp_path / "tenants")
+    tenants = TenantManager(tmp_path / "tenants", archive_retention=timedelta(days=30))
+    copied, finish = copy_outlasting_the_wait(monkeypatch)
     try:
-        # The guild added the bot back: a chat message reads its settings while the join handler
-        # checks the archive. The message must not create an empty file the archive cannot replace.
-        restoring = asyncio.create_task(tenants.restore_latest_archive(1, timedelta(days=30)))
-        await asyncio.sleep(0)
-        assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
-        assert (await restoring) is not None
+        # The guild added the bot back: a chat message reads its settings while the join handler's
+        # ensure() is copying the archive back. The message must not create an empty file the archive
+        # cannot replace, nor read the guild before its data is there.
+        restoring = asyncio.create_task(tenants.ensure(1))
+        await asyncio.to_thread(copied.wait, 10)
+        reading = asyncio.create_task(users_created_if_missing(tenants, 1))
+        await asyncio.sleep(0.05)
+        assert not reading.done(), "the reader waits for the archive"
+        finish.set()
+        assert await reading == [1, 2, 3]
+        assert await restoring is False
         assert not tenants.paths.archives_of(1)
     finally:
+        finish.set()
         await tenants.close_all()
 
 
@@ -622,7 +637,7 @@ async def test_a_recent_archive_comes_back_on_the_first_use_whatever_it_is(tmp_p
         # A message of a guild that re-added the bot while it was offline, before on_ready opened it.
         assert await users_created_if_missing(tenants, 1) == [1, 2, 3]
         assert not tenants.paths.archives_of(1)
-        assert await tenants.restore_latest_archive(1, timedelta(days=30)) is None
+        assert await tenants.ensure(1) is False
         assert await users(tenants, 1) == [1, 2, 3]
     finally:
         await tenants.close_all()
@@ -634,13 +649,15 @@ async def users_created_if_missing(tenants: TenantManager, guild_id: int) -> lis
         return [row[0] for row in await conn.execute_fetchall("SELECT user_id FROM xp ORDER BY user_id")]
 
 
-async def test_a_damaged_archive_is_refused_and_kept(tenants: TenantManager) -> None:
-    await add_users(tenants, 1, range(1, 4))
-    archived = await tenants.archive(1)
+async def test_a_damaged_archive_is_refused_and_kept(retaining: TenantManager,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    await add_users(retaining, 1, range(1, 4))
+    archived = await retaining.archive(1)
     archived.write_bytes(b"not a database" * 100)
-    with pytest.raises(RestoreRefused, match="not a usable SQLite database"):
-        await tenants.restore_latest_archive(1, timedelta(days=30))
-    assert archived.exists() and not tenants.exists(1)
+    assert await retaining.ensure(1) is True, "the guild gets a working file"
+    assert "its archive cannot be brought back" in caplog.text
+    assert "not a usable SQLite database" in caplog.text
+    assert archived.exists() and await users(retaining, 1) == []
 
 
 # -- the bot removed and added back while the guild's file is busy ------------------------------------

@@ -8,12 +8,16 @@ from malabot.features.xp.curves import (
     THRESHOLDS,
     custom_threshold,
     level_for_xp,
-    standard_step,
     standard_threshold,
     threshold,
 )
 
 CURVES = sorted(THRESHOLDS)
+
+
+def standard_step(level: int) -> int:
+    """The published formula: XP needed to go from `level` to `level + 1` on the standard curve."""
+    return 5 * level * level + 50 * level + 100
 
 
 def test_standard_steps_follow_the_published_formula() -> None:

@@ -186,14 +186,3 @@ async def add_missing_celebrations(conn: aiosqlite.Connection, rows: Sequence[di
         [[row[name] for name in columns] for row in rows])
     return max(cursor.rowcount, 0)
 
-
-async def celebration(conn: aiosqlite.Connection, user_id: int, year: int) -> dict[str, object] | None:
-    """One celebration row as a dict (for tests and exports)."""
-    async with conn.execute(
-        "SELECT * FROM birthday_celebrations WHERE user_id = ? AND year = ?", (user_id, year)
-    ) as cursor:
-        row = await cursor.fetchone()
-        if row is None:
-            return None
-        names = [column[0] for column in cursor.description]
-    return dict(zip(names, row, strict=True))

@@ -124,13 +124,3 @@ async def warning_times_since(conn: aiosqlite.Connection, target_id: int, since:
         "AND julianday(created_at) >= julianday(?) ORDER BY case_number", (target_id, to_db_time(since))
     ) as cursor:
         return [from_db_time(row[0]) for row in await cursor.fetchall()]
-
-
-async def count_warnings_since(conn: aiosqlite.Connection, target_id: int, since: datetime) -> int:
-    async with conn.execute(
-        "SELECT COUNT(*) FROM mod_cases WHERE target_id = ? AND action = 'warn' AND removed_at IS NULL "
-        "AND julianday(created_at) >= julianday(?)", (target_id, to_db_time(since))
-    ) as cursor:
-        row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0])

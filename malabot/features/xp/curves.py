@@ -11,11 +11,6 @@ import bisect
 from collections.abc import Callable
 
 
-def standard_step(level: int) -> int:
-    """XP needed to go from `level` to `level + 1` on the standard curve."""
-    return 5 * level * level + 50 * level + 100
-
-
 def standard_threshold(level: int) -> int:
     """Total XP at which `level` is reached on the standard curve (closed form of the step sum)."""
     n = level
