@@ -1,4 +1,5 @@
-"""The registry of member-data handlers: purge and export one member of one guild, in one transaction.
+"""The registry of member-data handlers: purge and export one member of one guild, each in one
+transaction (a purge writes in one, an export reads one snapshot of the file).
 
 Isolation by construction: the registry only ever opens the file of the guild it is given.
 """
@@ -244,7 +245,7 @@ class MemberData:
         for flush in self._flush_hooks:
             await flush(guild_id)
         exported: dict[str, Rows] = {}
-        async with self._tenants.reading(guild_id) as conn:
+        async with self._tenants.snapshot(guild_id) as conn:  # every handler reads the same state
             for handler in self.handlers:
                 for table, rows in (await handler.export(conn, user_id)).items():
                     exported.setdefault(table, []).extend(rows)

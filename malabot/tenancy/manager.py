@@ -220,6 +220,18 @@ class TenantManager:
         """The guild's connection for reads, under the same lock as transactions."""
         return self._without_transaction(guild_id, create)
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self, guild_id: int, *, create: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """The guild's connection for several reads that must agree, inside one read transaction: they
+        all see the file as of the first of them, even while another process (the tenants CLI) writes
+        it. For reads only: the transaction is rolled back at the end."""
+        async with self._connection(guild_id, create) as conn:
+            try:
+                await conn.execute("BEGIN DEFERRED")
+                yield conn
+            finally:
+                await conn.rollback()
+
     def single_statement(self, guild_id: int, *, create: bool = True
                          ) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
         """The guild's connection for a write that is one statement: SQLite runs a lone statement as

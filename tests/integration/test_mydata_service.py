@@ -40,6 +40,39 @@ async def test_an_export_includes_chat_xp_not_yet_written_to_the_file(tmp_path: 
         await stop_services(services)
 
 
+async def test_an_export_reads_one_snapshot_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write committed while the export reads (another process on the file, e.g. the tenants CLI)
+    is in the export whole or not at all: the handlers all read the file as it was when it began."""
+    services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
+    await services.tenants.start()
+    try:
+        await services.tenants.ensure(GUILD)
+        first = services.member_data.handlers[0]
+        assert first.name == "audit", "reads audit_log before the XP handler reads xp"
+        read_first = first.export
+
+        async def then_another_process_writes(conn: Any, user_id: int) -> Any:
+            rows = await read_first(conn, user_id)
+            other = sqlite3.connect(services.tenants.paths.live(GUILD), isolation_level=None)
+            try:  # one transaction over two handlers' tables
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("INSERT INTO audit_log (at, category, action, target_id) "
+                              "VALUES ('2026-12-07T10:00:00+00:00', 'xp', 'edit', ?)", (user_id,))
+                other.execute("INSERT INTO xp (user_id, xp) VALUES (?, 500)", (user_id,))
+                other.execute("COMMIT")
+            finally:
+                other.close()
+            return rows
+
+        monkeypatch.setattr(first, "export", then_another_process_writes)
+        tables = json.loads((await services.mydata.export(GUILD, ALICE)).content)["tables"]
+        assert (tables.get("audit_log", []), tables.get("xp", [])) == ([], []), "half of a transaction"
+        async with services.tenants.reading(GUILD) as conn:
+            assert await conn.execute_fetchall("SELECT user_id, xp FROM xp") == [(ALICE, 500)], "it was written"
+    finally:
+        await stop_services(services)
+
+
 def test_erasures_of_a_file_without_the_table_are_none_but_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
     old = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(old)
