@@ -1,10 +1,13 @@
-"""A guild's file held by someone else (a long read, a command, a backup) while a test acts."""
+"""A guild's file held by someone else (a long read, a command, a backup, another program) while a
+test acts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 from malabot.tenancy.manager import TenantManager
 
@@ -26,3 +29,18 @@ async def file_in_use(tenants: TenantManager, guild_id: int) -> AsyncIterator[No
     finally:
         done.set()
         await holder
+
+
+@contextlib.contextmanager
+def locked_from_outside(path: Path) -> Iterator[None]:
+    """Another program (an operator's `sqlite3` session) holds the file's write lock for the block:
+    the bot's writes wait busy_timeout (5 s) and then fail with "database is locked"."""
+    outsider = sqlite3.connect(path, isolation_level=None)
+    try:
+        outsider.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            outsider.execute("ROLLBACK")
+    finally:
+        outsider.close()

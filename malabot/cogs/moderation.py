@@ -4,10 +4,14 @@ Every command follows the same steps: refuse early (moderator's and bot's permis
 option values), carry out the action on Discord, record it as the server's next numbered case, post
 that case to the mod-log channel, and tell the moderator, ephemerally. A warning may reach one of the
 server's warn thresholds; the bot then applies that action too and records it as its own case.
+When the file cannot take the case of an action already carried out, the moderator is told that it
+stands and why it has no case, and the mod log still gets it, marked as not recorded.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -29,13 +33,14 @@ from malabot.cogs.modlog import ModLog
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer
 from malabot.errors import PermissionRefused, UserInputError
-from malabot.features.moderation.models import Case
+from malabot.features.moderation.models import Case, CaseNotRecorded, NewCase
 from malabot.features.moderation.rules import (
     DELETE_MESSAGE_DAYS_MAX,
     MAX_REASON_LENGTH,
     PURGE_MAX,
     PURGE_MIN,
     Escalation,
+    applied_sentence,
     bulk_delete_cutoff,
     check_bot_permissions,
     check_delete_message_days,
@@ -53,6 +58,11 @@ from malabot.texts import counted
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
+
+log = logging.getLogger(__name__)
+
+# What an action did, in a sentence for the moderator; or made from its case (a timeout's end).
+Done = str | Callable[[Case | NewCase], str]
 
 # /purge looks at most this many recent messages to find `count` of one member's.
 PURGE_SCAN_LIMIT = 500
@@ -93,6 +103,31 @@ class ModerationCog(discord.Cog, name="Moderation"):
         """Post the case to the mod log, then answer the moderator with what happened."""
         lines = [sentence, *(note for note in notes if note), await self.modlog.post(guild, case)]
         await answer(ctx, "\n".join(line for line in lines if line), ephemeral=True, allowed_mentions=NO_PINGS)
+
+    async def _record_applied(self, guild: discord.Guild, record: Awaitable[Case], done: Done, *,
+                              threshold: str | None = None) -> str:
+        """Record an action already carried out on Discord and post it to the mod log; what to tell the
+        moderator (applied_sentence, and the mod log's note if any). When the file cannot take the case
+        the action still stands: the moderator hears so and why, the mod log gets it unnumbered.
+        `done` says what was done ("<@1> was kicked."), or makes that from the entry."""
+        entry: Case | NewCase
+        try:
+            entry = await record
+            number, why = entry.case_number, None
+        except CaseNotRecorded as failed:
+            log.error("guild %s: %s carried out on Discord but its case was not recorded (%s)", guild.id,
+                      failed.draft.action, failed.why, exc_info=failed.__cause__)
+            entry, number, why = failed.draft, None, failed.why
+        told = done if isinstance(done, str) else done(entry)
+        sentence = applied_sentence(told, number, why, threshold=threshold)
+        note = await self.modlog.post(guild, entry)
+        return sentence + (f"\n{note}" if note else "")
+
+    async def _applied(self, ctx: discord.ApplicationContext, guild: discord.Guild, record: Awaitable[Case],
+                       done: Done) -> None:
+        """Record and post an action the moderator's command carried out, then answer them."""
+        told = await self._record_applied(guild, record, done)
+        await answer(ctx, told, ephemeral=True, allowed_mentions=NO_PINGS)
 
     # -- warn ------------------------------------------------------------------------------------
 
@@ -139,20 +174,20 @@ class ModerationCog(discord.Cog, name="Moderation"):
             return f"{reached}, but I could not apply it: {refused.message}"
         except TargetLeft:  # they left (or were removed by someone else) meanwhile
             return f"{reached}, but {mention(target)} is no longer on the server, so nothing more was done."
+        record: Awaitable[Case]
         if escalation.action == "timeout":
             assert escalation.duration is not None
-            case = await self.moderation.record_timeout(guild.id, target.id, bot_id, escalation.duration,
-                                                        escalation.reason)
+            record = self.moderation.record_timeout(guild.id, target.id, bot_id, escalation.duration,
+                                                    escalation.reason)
             done = f"timed out for {format_duration(escalation.duration)}"
         elif escalation.action == "kick":
-            case = await self.moderation.record_kick(guild.id, target.id, bot_id, escalation.reason)
+            record = self.moderation.record_kick(guild.id, target.id, bot_id, escalation.reason)
             done = "kicked"
         else:
-            case = await self.moderation.record_ban(guild.id, target.id, bot_id, escalation.reason)
+            record = self.moderation.record_ban(guild.id, target.id, bot_id, escalation.reason)
             done = "banned"
-        note = await self.modlog.post(guild, case)
-        sentence = f"{reached}: case #{case.case_number}, {mention(target)} was {done} automatically."
-        return sentence + (f"\n{note}" if note else "")
+        return await self._record_applied(guild, record, f"{mention(target)} was {done} automatically.",
+                                          threshold=reached)
 
     # -- warnings ----------------------------------------------------------------------------------
 
@@ -208,11 +243,13 @@ class ModerationCog(discord.Cog, name="Moderation"):
         await ctx.defer(ephemeral=True)
         async with refusals_explained("timeout", target.id):
             await target.timeout_for(timeout_to_send(length), reason=audit_reason(ctx.author, reason))
-        case = await self.moderation.record_timeout(guild.id, target.id, ctx.author.id, length, reason)
-        assert case.expires_at is not None
-        await self._finish(ctx, guild, case,
-                           f"Case #{case.case_number}: {mention(target)} is timed out for "
-                           f"{format_duration(length)} (until <t:{int(case.expires_at.timestamp())}:f>).")
+        def done(entry: Case | NewCase) -> str:
+            assert entry.expires_at is not None
+            return (f"{mention(target)} is timed out for {format_duration(length)} "
+                    f"(until <t:{int(entry.expires_at.timestamp())}:f>).")
+
+        await self._applied(ctx, guild, self.moderation.record_timeout(guild.id, target.id, ctx.author.id, length,
+                                                                       reason), done)
 
     @moderator_command("untimeout", "End a member's timeout early", moderate_members=True)
     @discord.option("member", discord.Member, description="Whose timeout to end")
@@ -227,8 +264,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
         await ctx.defer(ephemeral=True)
         async with refusals_explained("untimeout", target.id):
             await target.remove_timeout(reason=audit_reason(ctx.author, reason))
-        case = await self.moderation.record_untimeout(guild.id, target.id, ctx.author.id, reason)
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(target)}'s timeout has ended.")
+        await self._applied(ctx, guild, self.moderation.record_untimeout(guild.id, target.id, ctx.author.id, reason),
+                            f"{mention(target)}'s timeout has ended.")
 
     # -- kick, ban, unban --------------------------------------------------------------------------
 
@@ -242,8 +279,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
         await ctx.defer(ephemeral=True)
         async with refusals_explained("kick", target.id):
             await target.kick(reason=audit_reason(ctx.author, reason))
-        case = await self.moderation.record_kick(guild.id, target.id, ctx.author.id, reason)
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(target)} was kicked.")
+        await self._applied(ctx, guild, self.moderation.record_kick(guild.id, target.id, ctx.author.id, reason),
+                            f"{mention(target)} was kicked.")
 
     @moderator_command("ban", "Ban a member (or any user) from the server", ban_members=True)
     @discord.option("member", discord.User, description="Who to ban (a member, or any Discord user)")
@@ -259,10 +296,11 @@ class ModerationCog(discord.Cog, name="Moderation"):
         async with refusals_explained("ban", member.id):
             await guild.ban(member, reason=audit_reason(ctx.author, reason),
                             delete_message_seconds=delete_message_days * 86_400)
-        case = await self.moderation.record_ban(guild.id, member.id, ctx.author.id, reason, delete_message_days)
         days = counted(delete_message_days, "day")
         deleted = f" Their messages of the last {days} were deleted." if delete_message_days else ""
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(member)} was banned.{deleted}")
+        await self._applied(ctx, guild, self.moderation.record_ban(guild.id, member.id, ctx.author.id, reason,
+                                                                   delete_message_days),
+                            f"{mention(member)} was banned.{deleted}")
 
     @moderator_command("unban", "Lift a ban", ban_members=True)
     @discord.option("user_id", str, description="The banned user's id", max_length=40)
@@ -277,8 +315,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
                 await guild.unban(discord.Object(id=banned), reason=audit_reason(ctx.author, reason))
         except discord.NotFound:
             raise UserInputError(f"{mention(banned)} is not banned in this server.") from None
-        case = await self.moderation.record_unban(guild.id, banned, ctx.author.id, reason)
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: {mention(banned)} is no longer banned.")
+        await self._applied(ctx, guild, self.moderation.record_unban(guild.id, banned, ctx.author.id, reason),
+                            f"{mention(banned)} is no longer banned.")
 
     # -- purge -------------------------------------------------------------------------------------
 
@@ -306,11 +344,10 @@ class ModerationCog(discord.Cog, name="Moderation"):
                              ephemeral=True, allowed_mentions=NO_PINGS)
                 return
             await channel.delete_messages(doomed, reason=audit_reason(ctx.author, reason))
-        case = await self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
-                                                  None if member is None else member.id, reason)
         whose = f" by {mention(member)}" if member is not None else ""
-        deleted = counted(len(doomed), "message")
-        await self._finish(ctx, guild, case, f"Case #{case.case_number}: deleted {deleted}{whose}.")
+        await self._applied(ctx, guild, self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
+                                                                     None if member is None else member.id, reason),
+                            f"deleted {counted(len(doomed), 'message')}{whose}.")
 
 
 async def _recent_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel, count: int,

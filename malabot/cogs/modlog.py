@@ -2,6 +2,7 @@
 
 A case is recorded whether or not the post succeeds: the file is the record, the channel a view of it.
 When the post fails the moderator is told why in their answer, so a broken setting does not go unseen.
+An action whose case the file could not take is still posted, marked as not recorded.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 import discord
 
 from malabot.cogs.posting import NO_PINGS, may_embed
-from malabot.features.moderation.models import Case
-from malabot.features.moderation.rules import render_case, render_case_text
+from malabot.features.moderation.models import Case, NewCase
+from malabot.features.moderation.rules import case_heading, render_case, render_case_text
 from malabot.features.moderation.service import ModerationService
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,25 @@ class ModLog:
     def __init__(self, moderation: ModerationService) -> None:
         self._moderation = moderation
 
-    async def post(self, guild: discord.Guild, case: Case) -> str | None:
-        """Post the case; None when posted (or no mod-log channel is set), else a note for the moderator."""
+    async def post(self, guild: discord.Guild, case: Case | NewCase) -> str | None:
+        """Post the case (or an action not recorded: no number, nothing to link it to); None when posted
+        (or no mod-log channel is set), else a note for the moderator."""
         channel_id = await self._moderation.mod_log_channel(guild.id)
         if channel_id is None:
             return None
+        heading = f"Case #{case.case_number}" if isinstance(case, Case) else "The mod-log entry"
         channel = guild.get_channel_or_thread(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
-            return f"Case #{case.case_number} was not posted: the mod-log channel <#{channel_id}> no longer exists."
+            return f"{heading} was not posted: the mod-log channel <#{channel_id}> no longer exists."
         try:
             message = await channel.send(**_entry(channel, guild, case))
         except discord.Forbidden:
-            return f"Case #{case.case_number} was not posted: I may not send messages in <#{channel_id}>."
+            return f"{heading} was not posted: I may not send messages in <#{channel_id}>."
         except discord.HTTPException:
-            log.exception("guild %s: posting case %s to the mod log failed", guild.id, case.case_number)
-            return f"Case #{case.case_number} was not posted: Discord refused the message."
-        await self._moderation.set_log_message(guild.id, case.case_number, message.id)
+            log.exception("guild %s: posting %s to the mod log failed", guild.id, case_heading(case))
+            return f"{heading} was not posted: Discord refused the message."
+        if isinstance(case, Case):
+            await self._moderation.set_log_message(guild.id, case.case_number, message.id)
         return None
 
     async def refresh(self, guild: discord.Guild, case: Case) -> None:
@@ -56,7 +60,7 @@ class ModLog:
             log.info("guild %s: could not update the mod-log message of case %s", guild.id, case.case_number)
 
 
-def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case) -> dict[str, Any]:
+def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case | NewCase) -> dict[str, Any]:
     """An embed where the bot may embed links, else the one-line text form; never a ping."""
     if not may_embed(guild, channel):
         return {"content": render_case_text(case), "embed": None, "allowed_mentions": NO_PINGS}

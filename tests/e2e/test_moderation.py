@@ -10,6 +10,7 @@ role below Mods; `carol` is a plain member like alice; #mod-log is the mod-log c
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from malabot.sandbox import (
 from malabot.sandbox.payloads import role_payload
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world
+from tests.file_holds import locked_from_outside
 
 MOD_PERMISSIONS = (Permission.MODERATE_MEMBERS | Permission.KICK_MEMBERS | Permission.BAN_MEMBERS
                    | Permission.MANAGE_MESSAGES)
@@ -693,3 +695,53 @@ async def test_mod_log_falls_back_to_text_without_embed_links(cast: Cast) -> Non
     [post] = cast.server.messages_in(plain, author=cast.server.bot_user)
     assert post.embeds == [] and post.content.startswith(f"#1 Warning · <@{cast.carol.id}>")
     assert post.content.endswith(": plain words")
+
+
+# -- an action carried out on Discord whose case the server's file cannot take ---------------------
+
+FILE_LOCKED = "the server's data file is locked by another program"
+NOT_IN_WARNINGS = "it has no case number and is not in `/warnings list`."
+
+
+async def test_a_ban_whose_case_cannot_be_recorded_is_told_as_done_and_still_posted(
+        cast: Cast, caplog: pytest.LogCaptureFixture) -> None:
+    world, carol = cast.world, cast.carol
+    cast.server.timeout = 20.0  # the bot waits busy_timeout (5 s) for the lock before it gives up
+    with locked_from_outside(world.tenant_file(world.guild)), caplog.at_level(logging.ERROR):
+        reply = await cast.run(cast.mod, "ban", {"member": carol, "reason": "spam bot"})
+
+    assert not cast.is_member(carol) and carol.id in cast.server.guild(world.guild).bans
+    assert reply.content == (f"<@{carol.id}> was banned. Its case could not be recorded ({FILE_LOCKED}): "
+                             f"{NOT_IN_WARNINGS}")
+    assert cast.cases() == []
+    [post] = cast.log_posts()
+    assert post.embeds[0]["title"] == "Not recorded (no case number) · Ban"
+    assert f"<@{carol.id}>" in post.text and "spam bot" in post.text
+    [logged] = [record for record in caplog.records if "not recorded" in record.getMessage()]
+    assert str(world.guild.id) in logged.getMessage() and logged.exc_info is not None
+
+
+async def test_a_threshold_kick_whose_case_cannot_be_recorded_is_told_as_done(cast: Cast) -> None:
+    world, carol = cast.world, cast.carol
+    cast.server.timeout = 20.0
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="kick"),))
+
+    def is_the_kick(method: str, path: str, body: Any) -> bool:
+        return method == "DELETE" and path.endswith(f"/members/{carol.id}")
+
+    async with cast.server.holding_requests(is_the_kick) as kick:
+        warning = asyncio.create_task(cast.run(cast.mod, "warn", {"member": carol, "reason": "last straw"}))
+        await kick.arrived(within=5)  # the warning is recorded; the file is locked before the kick's case
+        with locked_from_outside(world.tenant_file(world.guild)):
+            kick.release()
+            reply = await warning
+
+    assert not cast.is_member(carol)
+    assert reply.content == (
+        f"Case #1: warned <@{carol.id}> (1 active warning).\n"
+        f"Warn threshold reached (1 warning within 1 day): <@{carol.id}> was kicked automatically. "
+        f"Its case could not be recorded ({FILE_LOCKED}): {NOT_IN_WARNINGS}")
+    assert [case["action"] for case in cast.cases()] == ["warn"]
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == \
+        ["Case #1 · Warning", "Not recorded (no case number) · Kick"]

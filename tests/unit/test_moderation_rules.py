@@ -8,7 +8,7 @@ import pytest
 
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation import rules
-from malabot.features.moderation.models import Case, Party
+from malabot.features.moderation.models import Case, NewCase, Party
 from malabot.guild_settings import WarnThreshold
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -425,3 +425,31 @@ def test_check_action_without_a_target_skips_the_hierarchy() -> None:
 def test_a_timeout_sent_to_discord_stays_a_clock_margin_inside_28_days() -> None:
     assert rules.timeout_to_send(timedelta(hours=2)) == timedelta(hours=2)
     assert rules.timeout_to_send(rules.MAX_TIMEOUT) == rules.MAX_TIMEOUT - timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# an action carried out on Discord whose case could not be recorded
+
+
+def test_an_unrecorded_action_renders_without_a_number() -> None:
+    draft = NewCase(action="timeout", created_at=NOW, target_id=20, moderator_id=10, reason="spam",
+                    duration_seconds=600, expires_at=NOW + timedelta(minutes=10))
+    embed = rules.render_case(draft)
+    assert embed["title"] == "Not recorded (no case number) · Timeout"
+    assert {field["name"]: field["value"] for field in embed["fields"]}["Duration"] == "10m"
+    stamp = f"<t:{int(NOW.timestamp())}:f>"
+    assert rules.render_case_text(draft) == \
+        f"(not recorded (no case number)) Timeout · <@20> · 10m · {stamp} · by <@10>: spam"
+
+
+def test_applied_sentence_with_and_without_a_case() -> None:
+    assert rules.applied_sentence("<@1> was kicked.", 3) == "Case #3: <@1> was kicked."
+    assert rules.applied_sentence("deleted 2 messages.", None, "the disk is full") == (
+        "Deleted 2 messages. Its case could not be recorded (the disk is full): it has no case number and "
+        "is not in `/warnings list`.")
+    reached = "Warn threshold reached (3 warnings within 7 days)"
+    assert rules.applied_sentence("<@1> was banned automatically.", 9, threshold=reached) == \
+        f"{reached}: case #9, <@1> was banned automatically."
+    assert rules.applied_sentence("<@1> was banned automatically.", None, "why", threshold=reached) == (
+        f"{reached}: <@1> was banned automatically. Its case could not be recorded (why): it has no case "
+        "number and is not in `/warnings list`.")

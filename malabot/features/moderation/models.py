@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from malabot.errors import MalabotError
+
 # Every kind of case this bot records. `unwarn` is the case of `/warnings remove`.
 CaseAction = Literal["warn", "unwarn", "timeout", "untimeout", "kick", "ban", "unban", "purge"]
 CASE_ACTIONS: tuple[CaseAction, ...] = ("warn", "unwarn", "timeout", "untimeout", "kick", "ban", "unban",
@@ -71,3 +73,15 @@ class Case:
     @property
     def is_active_warning(self) -> bool:
         return self.action == "warn" and self.removed_at is None
+
+
+class CaseNotRecorded(MalabotError):
+    """An action already carried out on Discord whose case the server's file could not take.
+
+    `draft` is the case as it would have been recorded (it has no number); `why` says in a few words
+    what was wrong with the file."""
+
+    def __init__(self, draft: NewCase, why: str) -> None:
+        super().__init__(f"The action was carried out, but its case could not be recorded ({why}).")
+        self.draft = draft
+        self.why = why

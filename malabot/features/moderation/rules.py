@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from malabot.errors import PermissionRefused, UserInputError, quoted
-from malabot.features.moderation.models import Case, Party
+from malabot.features.moderation.models import Case, NewCase, Party
 from malabot.guild_settings import ThresholdAction, WarnThreshold
 from malabot.snowflakes import snowflake_from_text
 from malabot.texts import counted
@@ -350,8 +350,29 @@ def _user(user_id: int | None) -> str:
     return "unknown (data erased)" if user_id is None else f"<@{user_id}> (`{user_id}`)"
 
 
-def render_case(case: Case) -> dict[str, Any]:
-    """The mod-log entry of a case as an embed dict (`discord.Embed.from_dict` accepts it as is)."""
+# How a mod-log entry names an action whose case the server's file could not take.
+NOT_RECORDED = "Not recorded (no case number)"
+
+
+def case_heading(case: Case | NewCase) -> str:
+    """"Case #12", or for an action that could not be recorded, that it has no number."""
+    return f"Case #{case.case_number}" if isinstance(case, Case) else NOT_RECORDED
+
+
+def applied_sentence(done: str, case_number: int | None, why: str | None = None, *,
+                     threshold: str | None = None) -> str:
+    """What the moderator is told of an action carried out on Discord (`done`: "<@1> was kicked."),
+    after the warn threshold that caused it, if any: its case number, or, when its case could not be
+    written, that the action stands all the same and why it has no case."""
+    if case_number is not None:
+        return f"{threshold}: case #{case_number}, {done}" if threshold else f"Case #{case_number}: {done}"
+    unrecorded = f"Its case could not be recorded ({why}): it has no case number and is not in `/warnings list`."
+    return f"{threshold}: {done} {unrecorded}" if threshold else f"{done[:1].upper()}{done[1:]} {unrecorded}"
+
+
+def render_case(case: Case | NewCase) -> dict[str, Any]:
+    """The mod-log entry of a case as an embed dict (`discord.Embed.from_dict` accepts it as is); an
+    action whose case could not be recorded (a NewCase) is marked so."""
     fields: list[dict[str, Any]] = []
 
     def field(name: str, value: str, inline: bool = True) -> None:
@@ -360,8 +381,8 @@ def render_case(case: Case) -> dict[str, Any]:
     if case.target_id is not None:
         field("Member", _user(case.target_id))
     field("Moderator", _user(case.moderator_id))
-    if case.duration is not None:
-        field("Duration", format_duration(case.duration))
+    if case.duration_seconds is not None:
+        field("Duration", format_duration(timedelta(seconds=case.duration_seconds)))
     if case.expires_at is not None:
         field("Ends", _timestamp(case.expires_at))
     if case.channel_id is not None:
@@ -369,23 +390,24 @@ def render_case(case: Case) -> dict[str, Any]:
     if case.message_count is not None:
         field("Messages", str(case.message_count))
     field("Reason", case.reason or "No reason given.", inline=False)
-    if case.removed_at is not None:
+    if isinstance(case, Case) and case.removed_at is not None:
         field("Removed", _timestamp(case.removed_at), inline=False)
     return {
-        "title": f"Case #{case.case_number} · {action_label(case.action)}",
+        "title": f"{case_heading(case)} · {action_label(case.action)}",
         "color": ACTION_COLOURS.get(case.action, 0x95A5A6),
         "fields": fields,
         "timestamp": case.created_at.isoformat(),
     }
 
 
-def render_case_text(case: Case) -> str:
+def render_case_text(case: Case | NewCase) -> str:
     """One line per case, for `/warnings` lists and for a mod-log channel where embeds are not allowed."""
-    parts = [f"#{case.case_number} {action_label(case.action)}"]
+    number = f"#{case.case_number}" if isinstance(case, Case) else f"({NOT_RECORDED.lower()})"
+    parts = [f"{number} {action_label(case.action)}"]
     if case.target_id is not None:
         parts.append(f"<@{case.target_id}>")
-    if case.duration is not None:
-        parts.append(format_duration(case.duration))
+    if case.duration_seconds is not None:
+        parts.append(format_duration(timedelta(seconds=case.duration_seconds)))
     if case.message_count is not None:
         parts.append(counted(case.message_count, "message"))
     if case.channel_id is not None:
@@ -396,6 +418,6 @@ def render_case_text(case: Case) -> str:
     line = " · ".join(parts)
     if case.reason:
         line += f": {_clip(case.reason, 200)}"
-    if case.removed_at is not None:
+    if isinstance(case, Case) and case.removed_at is not None:
         line = f"~~{line}~~ (removed)"
     return line

@@ -4,18 +4,21 @@ The cog does the Discord side (checks with rules.check_action, carries out the a
 rules.render_case to the mod-log channel and stores the message id with set_log_message). Each record
 is one transaction on the server's file, so its number is unique and gapless however many moderators
 act at once. A warning also reports the threshold action it triggered; the cog applies that and
-records it as its own case.
+records it as its own case. The record of an action already carried out raises CaseNotRecorded when
+the file cannot take it, so the cog can still say that the action stands.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from malabot.clock import Clock
-from malabot.errors import UserInputError
+from malabot.errors import TenantError, UserInputError
 from malabot.features.moderation import repository
-from malabot.features.moderation.models import Case, NewCase
+from malabot.features.moderation.models import Case, CaseNotRecorded, NewCase
 from malabot.features.moderation.rules import (
     Escalation,
     action_label,
@@ -26,6 +29,7 @@ from malabot.features.moderation.rules import (
     threshold_window,
 )
 from malabot.features.settings.service import SettingsService
+from malabot.tenancy.failures import storage_trouble
 from malabot.tenancy.manager import TenantManager
 
 MAX_LISTED_CASES = 25
@@ -73,11 +77,9 @@ class ModerationService:
                              duration: timedelta, reason: str | None = None) -> Case:
         duration = check_duration(duration)
         reason = normalise_reason(reason)
-        async with self._tenants.transaction(guild_id) as conn:
-            now = self._clock()
-            return await repository.add_case(conn, NewCase(
-                action="timeout", created_at=now, target_id=target_id, moderator_id=moderator_id,
-                reason=reason, duration_seconds=int(duration.total_seconds()), expires_at=now + duration))
+        return await self._add(guild_id, lambda now: NewCase(
+            action="timeout", created_at=now, target_id=target_id, moderator_id=moderator_id,
+            reason=reason, duration_seconds=int(duration.total_seconds()), expires_at=now + duration))
 
     async def record_untimeout(self, guild_id: int, target_id: int, moderator_id: int | None,
                                reason: str | None = None) -> Case:
@@ -103,18 +105,25 @@ class ModerationService:
         if deleted < 0:
             raise ValueError("deleted must not be negative")
         reason = normalise_reason(reason)
-        async with self._tenants.transaction(guild_id) as conn:
-            return await repository.add_case(conn, NewCase(
-                action="purge", created_at=self._clock(), target_id=target_id, moderator_id=moderator_id,
-                reason=reason, channel_id=channel_id, message_count=deleted))
+        return await self._add(guild_id, lambda now: NewCase(
+            action="purge", created_at=now, target_id=target_id, moderator_id=moderator_id,
+            reason=reason, channel_id=channel_id, message_count=deleted))
 
     async def _record(self, guild_id: int, action: str, target_id: int, moderator_id: int | None,
                       reason: str | None) -> Case:
         reason = normalise_reason(reason)
-        async with self._tenants.transaction(guild_id) as conn:
-            return await repository.add_case(conn, NewCase(
-                action=action, created_at=self._clock(), target_id=target_id, moderator_id=moderator_id,
-                reason=reason))
+        return await self._add(guild_id, lambda now: NewCase(
+            action=action, created_at=now, target_id=target_id, moderator_id=moderator_id, reason=reason))
+
+    async def _add(self, guild_id: int, draft_at: Callable[[datetime], NewCase]) -> Case:
+        """Record the case of an action already carried out on Discord (`draft_at(now)`, its time read
+        under the file's lock so numbers and times agree). CaseNotRecorded, with the draft, when the
+        file cannot take it: the action stands all the same, and the moderator must hear so."""
+        try:
+            async with self._tenants.transaction(guild_id) as conn:
+                return await repository.add_case(conn, draft_at(self._clock()))
+        except (sqlite3.Error, TenantError) as error:
+            raise CaseNotRecorded(draft_at(self._clock()), storage_trouble(error)) from error
 
     # -- warnings --------------------------------------------------------------------------------
 
