@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from malabot.commands import RefusedCheck, answer, only_in_guilds
+from malabot.commands import RefusedCheck, answer, defer_when_slow, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
 from malabot.member_lists import MemberListRetry
 from malabot.templates import within_one_message
+from malabot.tenancy.failures import BUSY_ANSWER, is_busy
 
 if TYPE_CHECKING:
     from malabot.app import Services
@@ -58,6 +59,15 @@ class MalaBot(discord.Bot):
         self.member_list_retry.close()
         await super().close()
 
+    async def invoke_application_command(self, ctx: discord.ApplicationContext) -> None:
+        """Run a command; one still silent after DEFER_AFTER seconds is deferred, so Discord's 3 s
+        deadline does not drop it while it waits (for a server's file held by another program, say)."""
+        watchdog = asyncio.create_task(defer_when_slow(ctx), name="defer-when-slow")
+        try:
+            await super().invoke_application_command(ctx)
+        finally:
+            watchdog.cancel()
+
     async def on_error(self, event_method: str, *args: Any, **kwargs: Any) -> None:
         """A listener failed: log it with the guild it was about; the bot carries on."""
         log.exception("listener %s failed in guild %s", event_method, guild_of_event(args))
@@ -75,6 +85,10 @@ class MalaBot(discord.Bot):
             message = error.message
         elif isinstance(error, discord.CheckFailure):
             message = "You are not allowed to use this command."
+        elif is_busy(error):  # another program held the file longer than the bot waits; it usually lets go
+            log.warning("command /%s in guild %s: the server's file stayed locked",
+                        ctx.command.qualified_name if ctx.command else "?", ctx.guild_id, exc_info=error)
+            message = BUSY_ANSWER
         else:
             log.error("command /%s failed in guild %s", ctx.command.qualified_name if ctx.command else "?",
                       ctx.guild_id, exc_info=error)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 
 from malabot.errors import NotInGuild, PermissionRefused
 from malabot.templates import MESSAGE_LIMIT
+
+log = logging.getLogger(__name__)
+
+# Discord drops an interaction not answered within 3 s ("The application did not respond"). A command
+# still silent this long (waiting for a server's file another program holds, say) is deferred for it.
+DEFER_AFTER = 2.0
+
+_Callback = TypeVar("_Callback", bound=Callable[..., Any])
 
 
 def fit_lines(lines: Sequence[str], more: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -137,10 +148,45 @@ def upload_limit(ctx: discord.ApplicationContext) -> int:
     return ctx.guild.filesize_limit if ctx.guild is not None else discord.Guild._PREMIUM_GUILD_LIMITS[0].filesize
 
 
+def answers_publicly(callback: _Callback) -> _Callback:
+    """Mark a command whose answer everyone in the channel sees: when it is slow and deferred for it
+    (defer_when_slow), it is deferred publicly. Other commands are deferred ephemerally."""
+    callback.answers_publicly = True  # type: ignore[attr-defined]  # read by defer_when_slow
+    return callback
+
+
+async def defer(ctx: discord.ApplicationContext, *, ephemeral: bool) -> None:
+    """Defer, unless the interaction is already answered (defer_when_slow may have deferred it)."""
+    if not ctx.interaction.response.is_done():
+        with contextlib.suppress(discord.InteractionResponded):  # deferred meanwhile
+            await ctx.defer(ephemeral=ephemeral)
+
+
+async def defer_when_slow(ctx: discord.ApplicationContext, after: float = DEFER_AFTER) -> None:
+    """Run beside a command: if it has not answered after `after` seconds, defer it (publicly for a
+    command marked answers_publicly), so its answer, or its error, still reaches the user later."""
+    await asyncio.sleep(after)
+    # Shielded: a command that ends while the deferral is on its way must not cut the request off.
+    await asyncio.shield(_defer_slow(ctx))
+
+
+async def _defer_slow(ctx: discord.ApplicationContext) -> None:
+    command = ctx.command  # read now: by then it is the subcommand that runs
+    public = getattr(getattr(command, "callback", None), "answers_publicly", False)
+    try:
+        await defer(ctx, ephemeral=not public)
+    except discord.HTTPException:
+        log.warning("could not defer slow command /%s in guild %s",
+                    command.qualified_name if command else "?", ctx.guild_id, exc_info=True)
+
+
 async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,
                  **kwargs: Any) -> None:
     """Reply, or follow up when the interaction was already answered or deferred."""
-    if ctx.interaction.response.is_done():
-        await ctx.followup.send(content or "", ephemeral=ephemeral, **kwargs)
-    else:
-        await ctx.respond(content, ephemeral=ephemeral, **kwargs)
+    if not ctx.interaction.response.is_done():
+        try:
+            await ctx.respond(content, ephemeral=ephemeral, **kwargs)
+            return
+        except discord.InteractionResponded:  # defer_when_slow deferred it meanwhile
+            pass
+    await ctx.followup.send(content or "", ephemeral=ephemeral, **kwargs)

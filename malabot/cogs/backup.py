@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.lifecycle import purge_departed
-from malabot.commands import admin_group, answer, guild_id_of, is_server_owner, owner_only, upload_limit
+from malabot.commands import (
+    admin_group,
+    answer,
+    defer,
+    guild_id_of,
+    is_server_owner,
+    owner_only,
+    upload_limit,
+)
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text
 from malabot.scheduling import add_job
@@ -58,7 +66,7 @@ class BackupCog(discord.Cog):
     @backup.command(name="create", description="Get a copy of this server's data file")
     async def create(self, ctx: discord.ApplicationContext) -> None:
         guild_id = guild_id_of(ctx)
-        await ctx.defer(ephemeral=True)  # a large file takes a moment to copy
+        await defer(ctx, ephemeral=True)  # a large file takes a moment to copy
         copy = await self.backups.download_copy(guild_id, upload_limit(ctx))
         await answer(ctx, f"A copy of this server's data, taken now ({size_text(len(copy.data))}). "
                           "Keep it private: it holds every member's data on this server.",
@@ -83,7 +91,7 @@ class BackupCog(discord.Cog):
                     autocomplete=_snapshot_choices)
     async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
         guild_id = guild_id_of(ctx)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         restored = await self.backups.restore(guild_id, snapshot_id)
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, restored.id)
         if ctx.guild is not None:  # the snapshot may name members who have left since it was taken

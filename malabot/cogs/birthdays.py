@@ -24,7 +24,7 @@ from apscheduler.jobstores.base import JobLookupError
 from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import answer, fit_lines, guild_id_of
+from malabot.commands import answer, answers_publicly, fit_lines, guild_id_of
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
 from malabot.features.birthdays.rules import announces_age, format_day, mention
 from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
@@ -215,6 +215,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
 
     @birthday.command(name="list", description="Birthdays of this server's members, in calendar order")
     @discord.option("page", int, description="Page number", required=False, default=1)
+    @answers_publicly
     async def list_(self, ctx: discord.ApplicationContext, page: int) -> None:
         guild_id = guild_id_of(ctx)
         found = await self.birthdays.list_page(guild_id, ctx.author.id, page, is_member=self._is_member(guild_id))
@@ -223,6 +224,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     @birthday.command(name="upcoming", description="Birthdays coming up soon")
     @discord.option("days", int, description=f"How many days ahead (default {DEFAULT_UPCOMING_DAYS})",
                     required=False, default=DEFAULT_UPCOMING_DAYS)
+    @answers_publicly
     async def upcoming(self, ctx: discord.ApplicationContext, days: int) -> None:
         guild_id = guild_id_of(ctx)
         found = await self.birthdays.upcoming(guild_id, ctx.author.id, days, is_member=self._is_member(guild_id))

@@ -15,7 +15,7 @@ import discord
 from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import answer, guild_id_of
+from malabot.commands import answer, answers_publicly, guild_id_of
 from malabot.features.checkins.models import CheckinResult, StreakInfo
 from malabot.features.checkins.service import BoardKind
 from malabot.features.xp.models import LeaderboardEntry
@@ -68,6 +68,7 @@ class CheckinCog(discord.Cog):
                              discord.OptionChoice("best streaks", "best")])
     @discord.option("page", int, description="Leaderboard page (1 is the top)", required=False, default=None,
                     min_value=1)
+    @answers_publicly
     async def checkin(self, ctx: discord.ApplicationContext, leaderboard: str | None, page: int | None) -> None:
         if leaderboard is None and page is None:
             await self._check_in(ctx)
@@ -77,6 +78,7 @@ class CheckinCog(discord.Cog):
     @discord.slash_command(name="streak", description="A member's check-in streak", contexts=GUILD_ONLY)
     @discord.option("member", discord.Member, description="Whose streak (yours by default)", required=False,
                     default=None)
+    @answers_publicly
     async def streak(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
         target = member_target(ctx, member)
         info = await self.services.checkins.streak(guild_id_of(ctx), target.id)

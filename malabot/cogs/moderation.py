@@ -31,7 +31,7 @@ from malabot.cogs.moderation_checks import (
 )
 from malabot.cogs.modlog import ModLog
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import admin_group, answer
+from malabot.commands import admin_group, answer, defer
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Case, CaseNotRecorded, NewCase
 from malabot.features.moderation.rules import (
@@ -137,7 +137,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
     async def warn(self, ctx: discord.ApplicationContext, member: discord.Member, reason: str) -> None:
         target = require_member(member)
         guild = check_moderation(ctx, "warn", target)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         outcome = await self.moderation.record_warn(guild.id, target.id, ctx.author.id, reason)
         sentence = (f"Case #{outcome.case.case_number}: warned {mention(target)} "
                     f"({counted(outcome.active_warnings, 'active warning')}).")
@@ -220,7 +220,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         if warned is not None:  # the rules of warning them: not yourself, nobody above you or the bot
             check_moderation(ctx, "warn", warned)
         removed = await self.moderation.remove_warning(guild.id, case, ctx.author.id, reason)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         await self.modlog.refresh(guild, removed.warning)
         who = mention(removed.warning.target_id) if removed.warning.target_id is not None else "a former member"
         await self._finish(ctx, guild, removed.case,
@@ -240,7 +240,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         reason = _required_reason(reason)
         guild = check_moderation(ctx, "timeout", target)
         check_can_time_out(target)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         async with refusals_explained("timeout", target.id):
             await target.timeout_for(timeout_to_send(length), reason=audit_reason(ctx.author, reason))
         def done(entry: Case | NewCase) -> str:
@@ -261,7 +261,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         guild = check_moderation(ctx, "untimeout", target)
         if not target.timed_out:
             raise UserInputError(f"{mention(target)} is not timed out.")
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         async with refusals_explained("untimeout", target.id):
             await target.remove_timeout(reason=audit_reason(ctx.author, reason))
         await self._applied(ctx, guild, self.moderation.record_untimeout(guild.id, target.id, ctx.author.id, reason),
@@ -276,7 +276,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         target = require_member(member)
         reason = _required_reason(reason)
         guild = check_moderation(ctx, "kick", target)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         async with refusals_explained("kick", target.id):
             await target.kick(reason=audit_reason(ctx.author, reason))
         await self._applied(ctx, guild, self.moderation.record_kick(guild.id, target.id, ctx.author.id, reason),
@@ -292,7 +292,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         reason = _required_reason(reason)
         check_delete_message_days(delete_message_days)
         guild = check_moderation(ctx, "ban", member)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         async with refusals_explained("ban", member.id):
             await guild.ban(member, reason=audit_reason(ctx.author, reason),
                             delete_message_seconds=delete_message_days * 86_400)
@@ -309,7 +309,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         banned = parse_user_id(user_id)
         reason = normalise_reason(reason)
         guild = check_moderation(ctx, "unban", None)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         try:
             async with refusals_explained("unban", banned):
                 await guild.unban(discord.Object(id=banned), reason=audit_reason(ctx.author, reason))
@@ -335,7 +335,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         channel = ctx.channel
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             raise UserInputError("Messages can only be purged in a text channel or thread.")
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         async with refusals_explained("purge"):
             doomed = await _recent_messages(channel, count, None if member is None else member.id)
             if not doomed:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
-from malabot.commands import answer, guild_id_of, upload_limit
+from malabot.commands import answer, defer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.texts import counted, plural
@@ -104,7 +104,7 @@ class MyDataCog(discord.Cog, name="MyData"):
     @mydata.command(name="export", description="Get everything this bot stores about you here, as a JSON file")
     async def export(self, ctx: discord.ApplicationContext) -> None:
         guild_id, limit = guild_id_of(ctx), upload_limit(ctx)
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         exported = await self.service.export(guild_id, ctx.author.id, limit)
         rows = exported.row_count
         text = f"Everything this bot stores about you in this server: {rows:,} {plural(rows, 'row')}."
@@ -132,5 +132,5 @@ class MyDataCog(discord.Cog, name="MyData"):
 
         view = ConfirmDelete(user_id, erase, then=take_back_birthday_roles, timeout=self.confirm_timeout)
         self.bot.questions.stamp(view)
-        await ctx.respond(DELETE_CONFIRMATION, view=view, ephemeral=True)
+        await answer(ctx, DELETE_CONFIRMATION, view=view, ephemeral=True)
         view.question = ctx.interaction

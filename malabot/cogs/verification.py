@@ -21,7 +21,7 @@ from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
-from malabot.commands import admin_group, answer, guild_id_of, member_permissions
+from malabot.commands import admin_group, answer, defer, guild_id_of, member_permissions
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
@@ -160,7 +160,7 @@ class VerificationCog(discord.Cog):
         check_distinct_roles(role.id, (await self.settings.get(guild_id)).unverified_role_id)
         check_can_post(guild, channel)
         # Posting is a Discord call (it may wait out a rate limit): answer Discord's 3 s deadline first.
-        await ctx.defer(ephemeral=True)
+        await defer(ctx, ephemeral=True)
         await channel.send(**panel_message(guild, channel), view=self.panel)
         await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "

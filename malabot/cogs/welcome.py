@@ -18,7 +18,7 @@ import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
-from malabot.commands import admin_group, answer, guild_id_of
+from malabot.commands import admin_group, answer, defer, guild_id_of
 from malabot.errors import UserInputError
 from malabot.features.welcome.rules import (
     ChannelMessage,
@@ -212,7 +212,7 @@ class WelcomeCog(discord.Cog):
         if post:
             # Up to four calls to Discord follow (two posts, opening the DM and sending it): answer
             # within Discord's 3 s first.
-            await ctx.defer(ephemeral=True)
+            await defer(ctx, ephemeral=True)
             problems = await carry_out_join(me, guild, join, autorole=False) + await carry_out_leave(guild, leave)
             sent = [what for what, planned in (("welcome", join.channel_message), ("DM", join.dm_text),
                                               ("goodbye", leave.channel_message)) if planned is not None]

@@ -12,7 +12,7 @@ import discord
 from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import answer, guild_id_of
+from malabot.commands import answer, answers_publicly, guild_id_of
 from malabot.features.xp.models import LeaderboardEntry, LevelChange, Rank
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class XpCog(discord.Cog):
                            contexts=GUILD_ONLY)
     @discord.option("member", discord.Member, description="Whose rank (you by default)", required=False,
                     default=None)
+    @answers_publicly
     async def rank(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
         target = member_target(ctx, member)
         rank = await self.services.xp.rank(guild_id_of(ctx), target.id)
@@ -100,6 +101,7 @@ class XpCog(discord.Cog):
                            contexts=GUILD_ONLY)
     @discord.option("page", int, description="Page number (1 is the top)", required=False, default=1,
                     min_value=1)
+    @answers_publicly
     async def leaderboard(self, ctx: discord.ApplicationContext, page: int) -> None:
         board = await self.services.xp.leaderboard(guild_id_of(ctx), page, is_member=server_members(ctx.guild))
         if not board.entries:

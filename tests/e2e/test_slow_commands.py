@@ -1,0 +1,63 @@
+"""Commands that wait for the server's file past Discord's 3 s answer deadline.
+
+Another program (an operator's `sqlite3` session) may hold the file's write lock; a command that has
+to write first (/rank and /leaderboard store buffered chat XP before they read) then waits the bot's
+busy_timeout (5 s). The sandbox enforces Discord's deadline: a first answer after 3 s is refused
+(10062) and the user sees "The application did not respond". The bot defers a command still silent
+after 2 s, publicly for a command whose answer is public, and says plainly when the file stayed busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from malabot.commands import DEFER_AFTER
+from malabot.sandbox import FakeDiscord
+from malabot.sandbox.interactions import ANSWER_DEADLINE
+from malabot.tenancy.failures import BUSY_ANSWER
+from tests.e2e.world import World, make_world
+from tests.e2e.xp_place import settled
+from tests.file_holds import file_in_use, locked_from_outside
+
+DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE: "thinking..."
+
+
+@pytest.fixture
+async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    discord_server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
+    async for made in make_world(discord_server, tmp_path):
+        yield made
+
+
+def test_the_bot_defers_well_before_discords_deadline() -> None:
+    assert ANSWER_DEADLINE == 3.0 and DEFER_AFTER <= ANSWER_DEADLINE - 0.5
+
+
+@pytest.mark.parametrize("command", ["rank", "leaderboard"])
+async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_busy(world: World,
+                                                                                   command: str) -> None:
+    await world.server.send_message(world.general, world.alice, "hello")  # XP to store before reading
+    await settled(world)
+    with locked_from_outside(world.tenant_file(world.guild)):
+        reply = await world.command(world.alice, command)  # before the fix: 10062, "did not respond"
+
+    assert reply.callback_type == DEFERRED and reply.late_by is None
+    assert reply.content == BUSY_ANSWER
+    assert not reply.ephemeral, "a public command is deferred publicly"
+
+    after = await world.command(world.alice, "rank")  # the file is free again: nothing was lost
+    assert after.callback_type != DEFERRED and after.content.startswith("**alice** — level 0, rank #1")
+
+
+async def test_a_private_command_held_up_past_the_deadline_still_answers_privately(world: World) -> None:
+    async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
+        asking = asyncio.create_task(world.command(world.admin, "warnings list"))
+        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+    reply = await asking
+
+    assert reply.callback_type == DEFERRED and reply.late_by is None
+    assert reply.ephemeral and reply.embeds[0]["description"] == "No cases yet."
