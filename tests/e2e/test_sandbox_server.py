@@ -82,6 +82,13 @@ class DemoBot(discord.Bot):
             await ctx.defer(ephemeral=True)
             await ctx.followup.send("done thinking")  # not ephemeral itself: the deferral decides
 
+        @self.slash_command(name="rethink", description="Thinks one way, answers the other")
+        async def rethink(ctx: discord.ApplicationContext,
+                          private: discord.Option(bool, "answer privately")) -> None:  # type: ignore[valid-type]
+            await ctx.defer(ephemeral=not private)
+            await ctx.interaction.delete_original_response()  # the "thinking..." placeholder goes
+            await ctx.followup.send("thought it over", ephemeral=private)
+
         @self.slash_command(name="whois", description="About a member")
         async def whois(ctx: discord.ApplicationContext,
                         member: discord.Option(discord.Member, "who")) -> None:  # type: ignore[valid-type]
@@ -353,6 +360,19 @@ async def test_deferred_reply_is_completed_by_the_followup(discord_server: FakeD
     assert reply.content == "done thinking"
     assert reply.ephemeral  # as on Discord: the deferral's flag wins over the follow-up's
     assert len(reply.messages) == 1 and reply.followups == []
+
+
+@pytest.mark.parametrize("private", [True, False])
+async def test_a_followup_after_the_deferral_was_deleted_has_its_own_visibility(
+        discord_server: FakeDiscord, bot: DemoBot, world: World, private: bool) -> None:
+    # On Discord only the follow-up that replaces a "thinking..." placeholder takes the deferral's
+    # flag; once the placeholder is deleted, the next follow-up is a new message with its own.
+    reply = await discord_server.invoke_command(world.guild, world.channel, world.bob, "rethink",
+                                                {"private": private})
+
+    assert reply.callback_type == 5 and reply.original is not None and reply.original.deleted
+    assert [(m.content, m.ephemeral) for m in reply.messages] == [("thought it over", private)]
+    assert reply.followups == reply.messages
 
 
 async def test_user_option_resolves_the_member(discord_server: FakeDiscord,

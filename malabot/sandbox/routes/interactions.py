@@ -130,9 +130,11 @@ async def send_followup(request: web.Request) -> web.Response:
         raise unknown("Webhook")  # Discord refuses follow-ups before the interaction is answered
     body = body_of(request).object()
     original = reply.original
-    if original is not None and original.loading and reply.callback_type == DEFERRED_CHANNEL_MESSAGE:
+    if (original is not None and original.loading and not original.deleted
+            and reply.callback_type == DEFERRED_CHANNEL_MESSAGE):
         # The first follow-up after a "thinking..." deferral replaces the placeholder, and keeps the
-        # deferral's ephemeral flag whatever the follow-up asks for.
+        # deferral's ephemeral flag whatever the follow-up asks for. Once the bot deleted the
+        # placeholder, a follow-up is a message of its own with its own flag, as on Discord.
         edit_message(sandbox.world, original, body, body_of(request).files, sandbox.url_root,
                      now=datetime.now(UTC))
         message = original
