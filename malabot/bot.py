@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from malabot.commands import RefusedCheck, answer, defer_when_slow, only_in_guilds
+from malabot.commands import CommandContext, RefusedCheck, answer, defer_when_slow, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
 from malabot.member_lists import MemberListRetry
 from malabot.templates import within_one_message
@@ -58,6 +58,11 @@ class MalaBot(discord.Bot):
     async def close(self) -> None:
         self.member_list_retry.close()
         await super().close()
+
+    async def get_application_context(self, interaction: discord.Interaction,
+                                      cls: Any = CommandContext) -> discord.ApplicationContext:
+        """Commands run in a CommandContext, which answer() needs to keep an answer's visibility."""
+        return await super().get_application_context(interaction, cls=cls)
 
     async def invoke_application_command(self, ctx: discord.ApplicationContext) -> None:
         """Run a command; one still silent after DEFER_AFTER seconds is deferred, so Discord's 3 s

@@ -148,9 +148,27 @@ def upload_limit(ctx: discord.ApplicationContext) -> int:
     return ctx.guild.filesize_limit if ctx.guild is not None else discord.Guild._PREMIUM_GUILD_LIMITS[0].filesize
 
 
+class CommandContext(discord.ApplicationContext):
+    """The context MalaBot runs slash commands in: it also knows whether an answer has gone out
+    since a "thinking..." deferral. Discord makes the first follow-up after one the placeholder's
+    answer, as public or private as the deferral was, whatever the follow-up asks for."""
+
+    def __init__(self, bot: discord.Bot, interaction: discord.Interaction) -> None:
+        super().__init__(bot, interaction)
+        self.followed_up = False
+
+    def thinking_shows_otherwise(self, *, ephemeral: bool) -> bool:
+        """Whether a "thinking..." placeholder still waits for its answer and would show it the
+        other way than `ephemeral` asks (a private error of a command deferred publicly, say)."""
+        thinking = self.interaction.callback
+        return (thinking is not None and thinking.is_loading() and not self.followed_up
+                and thinking.is_ephemeral() != ephemeral)
+
+
 def answers_publicly(callback: _Callback) -> _Callback:
     """Mark a command whose answer everyone in the channel sees: when it is slow and deferred for it
-    (defer_when_slow), it is deferred publicly. Other commands are deferred ephemerally."""
+    (defer_when_slow), it is deferred publicly. Other commands are deferred ephemerally. An answer
+    of the other kind still goes out as asked (answer())."""
     callback.answers_publicly = True  # type: ignore[attr-defined]  # read by defer_when_slow
     return callback
 
@@ -182,11 +200,19 @@ async def _defer_slow(ctx: discord.ApplicationContext) -> None:
 
 async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,
                  **kwargs: Any) -> None:
-    """Reply, or follow up when the interaction was already answered or deferred."""
+    """Reply, or follow up when the interaction was already answered or deferred; either way the
+    answer is as public or private as `ephemeral` says, whatever the deferral was."""
     if not ctx.interaction.response.is_done():
         try:
             await ctx.respond(content, ephemeral=ephemeral, **kwargs)
             return
         except discord.InteractionResponded:  # defer_when_slow deferred it meanwhile
             pass
+    if isinstance(ctx, CommandContext) and ctx.thinking_shows_otherwise(ephemeral=ephemeral):
+        # The placeholder cannot change visibility and would lend its own to this follow-up; once
+        # it is deleted, the follow-up is a new message, as public or private as asked.
+        with contextlib.suppress(discord.NotFound):  # already gone: nothing to take away
+            await ctx.interaction.delete_original_response()
     await ctx.followup.send(content or "", ephemeral=ephemeral, **kwargs)
+    if isinstance(ctx, CommandContext):
+        ctx.followed_up = True

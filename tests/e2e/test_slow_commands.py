@@ -5,6 +5,7 @@ to write first (/rank and /leaderboard store buffered chat XP before they read) 
 busy_timeout (5 s). The sandbox enforces Discord's deadline: a first answer after 3 s is refused
 (10062) and the user sees "The application did not respond". The bot defers a command still silent
 after 2 s, publicly for a command whose answer is public, and says plainly when the file stayed busy.
+An answer is as public or private as when the command is fast, whatever the deferral was.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from malabot.commands import DEFER_AFTER
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import Channel, FakeDiscord, InteractionReply, User
 from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.world import World, make_world
@@ -33,6 +35,19 @@ async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Wo
         yield made
 
 
+async def slowly(world: World, user: User, name: str, options: dict[str, Any] | None = None) -> InteractionReply:
+    """The command while the server's file is in use (a long backup, say) a little past DEFER_AFTER."""
+    async with file_in_use(world.live.tenants, world.guild.id):
+        asking = asyncio.create_task(world.command(user, name, options))
+        await asyncio.sleep(DEFER_AFTER + 0.6)
+    return await asking
+
+
+def bot_posts_in(world: World, channel: Channel) -> list[str]:
+    """What everyone in the channel sees the bot post."""
+    return [m.content for m in world.server.messages_in(channel, author=world.server.bot_user)]
+
+
 def test_the_bot_defers_well_before_discords_deadline() -> None:
     assert ANSWER_DEADLINE == 3.0 and DEFER_AFTER <= ANSWER_DEADLINE - 0.5
 
@@ -47,7 +62,9 @@ async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_bu
 
     assert reply.callback_type == DEFERRED and reply.late_by is None
     assert reply.content == BUSY_ANSWER
-    assert not reply.ephemeral, "a public command is deferred publicly"
+    # Deferred publicly, for its answer; the error is the asker's alone (before the fix: posted publicly).
+    assert reply.ephemeral and reply.original is not None and reply.original.deleted
+    assert bot_posts_in(world, world.general) == []
 
     after = await world.command(world.alice, "rank")  # the file is free again: nothing was lost
     assert after.callback_type != DEFERRED and after.content.startswith("**alice** — level 0, rank #1")
@@ -61,3 +78,48 @@ async def test_a_private_command_held_up_past_the_deadline_still_answers_private
 
     assert reply.callback_type == DEFERRED and reply.late_by is None
     assert reply.ephemeral and reply.embeds[0]["description"] == "No cases yet."
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("leaderboard", {"page": 5}),
+    ("checkin", {"leaderboard": "current", "page": 5}),
+])
+async def test_a_private_answer_of_a_public_command_stays_private_when_slow(world: World, name: str,
+                                                                           options: dict[str, Any]) -> None:
+    fast = await world.command(world.alice, name, options)
+    assert fast.ephemeral and "is empty" in fast.content
+
+    slow = await slowly(world, world.alice, name, options)
+
+    assert slow.callback_type == DEFERRED and slow.late_by is None
+    assert slow.content == fast.content
+    assert slow.ephemeral, "the empty-page note is the asker's alone"  # before the fix: posted publicly
+    assert slow.original is not None and slow.original.deleted  # the public "thinking..." went away
+    assert bot_posts_in(world, world.general) == []
+
+
+async def test_a_slow_public_answer_of_a_public_command_replaces_its_thinking(world: World) -> None:
+    slow = await slowly(world, world.alice, "rank")
+
+    assert slow.callback_type == DEFERRED and not slow.ephemeral
+    assert slow.original is not None and slow.messages == [slow.original] and not slow.original.deleted
+    assert bot_posts_in(world, world.general) == [slow.content]
+
+
+async def test_another_members_birthday_stays_public_when_slow(world: World) -> None:
+    await world.live.birthdays.set(world.guild.id, world.bob.id, 4, 12, 1990)
+    fast = await world.command(world.alice, "birthday show", {"member": world.bob})
+    assert not fast.ephemeral and "1990" not in fast.content
+
+    slow = await slowly(world, world.alice, "birthday show", {"member": world.bob})
+
+    assert slow.callback_type == DEFERRED and slow.late_by is None
+    assert slow.content == fast.content
+    assert not slow.ephemeral, "another member's birthday is answered publicly"  # before the fix: privately
+    assert slow.original is not None and slow.original.deleted  # the private "thinking..." went away
+    assert bot_posts_in(world, world.general) == [fast.content, slow.content]
+
+    own = await slowly(world, world.bob, "birthday show")  # their own, with the year: private as ever
+    assert own.callback_type == DEFERRED and own.ephemeral and "1990" in own.content
+    assert own.messages == [own.original]
+    assert bot_posts_in(world, world.general) == [fast.content, slow.content]

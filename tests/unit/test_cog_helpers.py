@@ -1,7 +1,10 @@
 """Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message,
-the scope each permission is checked in."""
+the scope each permission is checked in, when an answer must not take a deferral's visibility."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
 
 import discord
 import pytest
@@ -9,7 +12,7 @@ import pytest
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
 from malabot.cogs.verification import parse_review_custom_id, review_custom_id
-from malabot.commands import fit_lines, scoped_permissions
+from malabot.commands import CommandContext, fit_lines, scoped_permissions
 
 
 def test_review_buttons_carry_the_action_and_the_member() -> None:
@@ -79,3 +82,24 @@ def test_administrators_have_everything_and_a_timeout_leaves_only_reading() -> N
     muted = scoped_permissions(discord.Permissions(kick_members=True, view_channel=True),
                                discord.Permissions.none(), timed_out=True)
     assert muted == discord.Permissions(view_channel=True)
+
+
+def context_answered_with(**callback: bool) -> CommandContext:
+    interaction: Any = SimpleNamespace(_state=None, callback=discord.InteractionCallback(callback)
+                                       if callback else None)
+    return CommandContext(bot=None, interaction=interaction)  # type: ignore[arg-type]
+
+
+def test_only_a_waiting_placeholder_of_the_other_visibility_is_in_an_answers_way() -> None:
+    public_thinking = context_answered_with(response_message_loading=True, response_message_ephemeral=False)
+    assert public_thinking.thinking_shows_otherwise(ephemeral=True)
+    assert not public_thinking.thinking_shows_otherwise(ephemeral=False)
+    private_thinking = context_answered_with(response_message_loading=True, response_message_ephemeral=True)
+    assert private_thinking.thinking_shows_otherwise(ephemeral=False)
+    assert not private_thinking.thinking_shows_otherwise(ephemeral=True)
+
+    public_thinking.followed_up = True  # the placeholder has its answer: a later one is a message of its own
+    assert not public_thinking.thinking_shows_otherwise(ephemeral=True)
+    answered_at_once = context_answered_with(response_message_loading=False, response_message_ephemeral=False)
+    assert not answered_at_once.thinking_shows_otherwise(ephemeral=True)
+    assert not context_answered_with().thinking_shows_otherwise(ephemeral=True)  # not answered yet
