@@ -2,7 +2,8 @@
 
 py-cord routes slash command errors to the bot's error handler, but a failing button callback only
 reaches a log; `explained_errors` gives components the same behaviour: domain errors become the
-user's ephemeral sentence, anything else is logged with the guild and answered with an apology.
+user's ephemeral sentence, a file held elsewhere past the bot's wait gets the same "busy" answer, and
+anything else is logged with the guild and answered with an apology.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import discord
 from malabot.bot import APOLOGY
 from malabot.errors import MalabotError
 from malabot.templates import within_one_message
+from malabot.tenancy.failures import BUSY_ANSWER, is_busy
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,20 @@ async def explained_errors(interaction: discord.Interaction, what: str) -> Async
         yield
     except MalabotError as error:
         await _tell(interaction, error.message)
-    except Exception:
-        log.exception("%s failed in guild %s", what, interaction.guild_id)
-        await _tell(interaction, APOLOGY)
+    except Exception as error:
+        await _tell(interaction, explain_failure(error, what, interaction.guild_id))
+
+
+def explain_failure(error: BaseException, what: str, guild_id: int | None) -> str:
+    """The user's sentence for an unexpected failure of a component handler, logged with the guild.
+
+    A file another program held past the bot's wait gets the same answer as a slash command: it usually
+    lets go, so trying again is the useful advice."""
+    if is_busy(error):
+        log.warning("%s in guild %s: the server's file stayed locked", what, guild_id, exc_info=error)
+        return BUSY_ANSWER
+    log.error("%s failed in guild %s", what, guild_id, exc_info=error)
+    return APOLOGY
 
 
 async def _tell(interaction: discord.Interaction, message: str) -> None:

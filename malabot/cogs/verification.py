@@ -230,14 +230,16 @@ class VerificationCog(discord.Cog):
         if not (granted.manage_roles or granted.administrator):
             raise PermissionRefused("You need the Manage Roles permission to review verification requests.")
         assert interaction.user is not None  # every component interaction has its user
+        # The decision waits for the server's file (busy for seconds during a backup, say), then roles
+        # and a DM follow: answer within Discord's 3 s first, or the decision is stored but never carried out.
+        await interaction.response.defer()
         result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve)
         verdict = "approved" if result.approved else "denied"
         by = f" by <@{result.reviewer_id}>" if result.reviewer_id else ""
-        if not result.decided_now:
+        if not result.decided_now:  # an ephemeral follow-up: the request's message stays as it is
             await answer_interaction(interaction, f"This request was already {verdict}{by}.",
                                      allowed_mentions=NO_PINGS)
             return
-        await interaction.response.defer()  # roles and a DM follow: answer within Discord's 3 s first
         problem = await self._carry_out(interaction, result)
         original = interaction.message.content if interaction.message else f"<@{user_id}>'s request"
         mark = "✅ Approved" if result.approved else "❌ Denied"

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 
 from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, Message, Overwrite, Role, User
+from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
+from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import all_rows, eventually
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
+from tests.file_holds import file_in_use, locked_from_outside
 
 EPHEMERAL = 64
 DIFFERENT_ROLES = ("The verified and unverified roles must be different roles: verifying gives the one and takes "
@@ -479,16 +482,66 @@ async def test_two_moderators_answering_at_once_decide_once(place: Place) -> Non
 
     answers = [approve, deny]
     await eventually(lambda: not review.buttons(), what="the request to show the decision")
-    decided = [a for a in answers if a.original is review]
-    late = [a for a in answers if a.original is not review]
-    assert len(decided) == 1 and len(late) == 1
+    await settled(place.world)
+    # Both presses are acknowledged at once (the file may keep them waiting); the later one is told why.
+    assert all(a.deferred and a.original is review for a in answers)
+    late = [a for a in answers if a.followups]
+    assert len(late) == 1
     row = place.request_of(alice)
     assert row is not None
     verdict, first = ("approved", place.reviewer) if row[1] == "verified" else ("denied", place.world.admin)
     assert row[3] == first.id
-    assert late[0].flags & EPHEMERAL
-    assert late[0].content == f"This request was already {verdict} by <@{first.id}>."
+    [told] = late[0].followups
+    assert told.flags & EPHEMERAL
+    assert told.content == f"This request was already {verdict} by <@{first.id}>."
     assert (place.verified.id in place.roles_of(alice)) == (verdict == "approved")
+
+
+async def test_a_review_approved_while_the_file_is_in_use_still_gives_the_role(place: Place) -> None:
+    # Before the fix the decision was written first: stored as approved, then Discord had dropped the
+    # press (10062), so the role was never given and the request kept its buttons.
+    world = place.world
+    world.server.timeout = 20.0
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    alice = world.alice
+    await place.press_verify(alice)
+    review = place.reviews()[0]
+
+    async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
+        pressing = asyncio.create_task(world.server.press_button(review, place.reviewer, label="Approve"))
+        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+    approved = await pressing
+    await eventually(lambda: not review.buttons(), what="the request to show the decision")
+    await settled(world)
+
+    assert approved.deferred and approved.late_by is None
+    assert review.content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "verified"
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id not in place.roles_of(alice)
+    assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
+
+
+async def test_a_review_meeting_a_file_locked_elsewhere_is_told_it_is_busy(place: Place) -> None:
+    world = place.world
+    world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = world.alice
+    await place.press_verify(alice)
+    review = place.reviews()[0]
+
+    with locked_from_outside(world.tenant_file(world.guild)):
+        pressed = await world.server.press_button(review, place.reviewer, label="Approve")
+        [_, told] = await pressed.wait_for_messages(2)
+
+    assert pressed.late_by is None
+    assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER
+    assert place.request_of(alice)[1] == "pending"  # type: ignore[index]
+    assert review.buttons(), "nothing was decided: the moderator can press again"
+    await place.press_review(place.reviewer, "Approve")
+    assert place.verified.id in place.roles_of(alice)
 
 
 async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> None:
@@ -519,9 +572,11 @@ async def test_a_member_who_left_cannot_be_approved(place: Place) -> None:
     await eventually(lambda: place.requests() == [], what="the leave purge to remove the request")
 
     reply = await place.world.server.press_button(review, place.reviewer, label="Approve")
-    assert reply.flags & EPHEMERAL
-    assert reply.content == (f"There is no verification request from <@{alice.id}> any more "
-                             "(they may have left the server).")
+    [_, told] = await reply.wait_for_messages(2)  # the request's message, untouched, then the answer
+    assert told.flags & EPHEMERAL
+    assert told.content == (f"There is no verification request from <@{alice.id}> any more "
+                            "(they may have left the server).")
+    assert review.buttons(), "nothing was decided"
 
 
 async def test_a_missing_review_channel_withdraws_the_request(place: Place) -> None:
