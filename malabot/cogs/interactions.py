@@ -42,16 +42,17 @@ async def explained_errors(interaction: discord.Interaction, what: str) -> Async
         await _tell(interaction, explain_failure(error, what, interaction.guild_id))
 
 
-def explain_failure(error: BaseException, what: str, guild_id: int | None) -> str:
+def explain_failure(error: BaseException, what: str, guild_id: int | None, *, busy: str = BUSY_ANSWER,
+                    otherwise: str = APOLOGY) -> str:
     """The user's sentence for an unexpected failure of a component handler, logged with the guild.
 
     A file another program held past the bot's wait gets the same answer as a slash command: it usually
-    lets go, so trying again is the useful advice."""
+    lets go, so trying again is the useful advice. A handler may word both answers its own way."""
     if is_busy(error):
         log.warning("%s in guild %s: the server's file stayed locked", what, guild_id, exc_info=error)
-        return BUSY_ANSWER
+        return busy
     log.error("%s failed in guild %s", what, guild_id, exc_info=error)
-    return APOLOGY
+    return otherwise
 
 
 async def _tell(interaction: discord.Interaction, message: str) -> None:

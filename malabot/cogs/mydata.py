@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
+from malabot.cogs.interactions import explain_failure
 from malabot.commands import answer, defer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION
@@ -31,6 +32,8 @@ NOT_YOURS = "These buttons belong to whoever asked for the deletion; use /mydata
 TIMED_OUT = "No answer in time: nothing was deleted."
 CANCELLED = "Cancelled: nothing was deleted."
 FAILED = "Sorry, something went wrong on our side: nothing may have been deleted. Please try again later."
+# The erase is one transaction: a file that stayed locked erased nothing.
+BUSY = "The server's data is busy right now: nothing was deleted. Please run /mydata delete again in a moment."
 
 Erase = Callable[[], Awaitable[int]]  # erases the member's data; how many rows changed
 AfterErase = Callable[[], Awaitable[None]]  # what follows on Discord once the member has the answer
@@ -55,11 +58,19 @@ class ConfirmDelete(discord.ui.View):
     @discord.ui.button(label=CONFIRM_LABEL, style=discord.ButtonStyle.danger)
     async def confirm(self, button: discord.ui.Button[ConfirmDelete], interaction: discord.Interaction) -> None:
         self.stop()
+        # The erase waits for the server's file (busy for seconds during a backup, say): answer Discord's
+        # 3 s deadline first, or the data is erased and the member only sees "This interaction failed".
+        await interaction.response.defer()
         changed = await self.erase()
-        await interaction.response.edit_message(
-            content=f"Done: your data in this server is erased ({counted(changed, 'row')} "
-                    "changed). Moderation cases about you are kept.", view=None)
-        try:  # the data is gone whatever Discord says now: never answer "nothing may have been deleted"
+        # The data is gone whatever Discord says now: never answer "nothing may have been deleted".
+        try:
+            await interaction.edit_original_response(
+                content=f"Done: your data in this server is erased ({counted(changed, 'row')} "
+                        "changed). Moderation cases about you are kept.", view=None)
+        except discord.HTTPException:  # the member dismissed the question meanwhile, say
+            log.info("guild %s: could not show member %s that their data is erased", interaction.guild_id,
+                     self.owner_id)
+        try:
             await self.then()
         except discord.HTTPException:
             log.warning("guild %s: after erasing member %s's data, Discord refused a follow-up",
@@ -80,12 +91,13 @@ class ConfirmDelete(discord.ui.View):
 
     async def on_error(self, error: Exception, item: Any,
                        interaction: discord.Interaction) -> None:
-        log.error("/mydata delete failed in guild %s", interaction.guild_id, exc_info=error)
+        # The question is closed either way: the view has stopped, so its buttons would answer nothing.
+        text = explain_failure(error, "/mydata delete", interaction.guild_id, busy=BUSY, otherwise=FAILED)
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED, ephemeral=True)
+                await interaction.edit_original_response(content=text, view=None)
             else:
-                await interaction.response.edit_message(content=FAILED, view=None)
+                await interaction.response.edit_message(content=text, view=None)
         except discord.HTTPException:
             log.warning("could not tell the member about a failed deletion in guild %s", interaction.guild_id)
 

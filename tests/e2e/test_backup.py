@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.sandbox import FakeDiscord
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
 
 EPHEMERAL = 64
@@ -177,8 +177,7 @@ async def test_a_restore_does_not_bring_back_members_who_erased_their_data_or_le
     [snapshot] = snapshot_ids(world)
     file = world.tenant_file(world.guild)
     assert rows_mentioning(file, world.alice.id) and rows_mentioning(file, world.bob.id)
-    question = await world.command(world.alice, "mydata delete")
-    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await delete_my_data(world, world.alice)
     await world.server.remove_member(world.guild, world.bob)
     await eventually(lambda: not rows_mentioning(file, world.bob.id), what="bob's leave to be purged")
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from malabot.cogs.birthdays import BirthdaysCog
-from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.features.birthdays.announcer import PassReport
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, Message, Role, User
 from malabot.scheduling import BIRTHDAY_PASS
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.test_backup import snapshot_ids, take_nightly_snapshots
+from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
 
 EXTRA_MEMBERS = 9  # with admin, alice and bob: 12 members, more than one page of 10
@@ -444,8 +444,7 @@ async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd
     world = bd.world
     await celebrate_alice_with_the_role(bd)
 
-    question = await world.command(world.alice, "mydata delete")
-    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await delete_my_data(world, world.alice)
     assert not bd.has_role(world.alice), "the row that said what to take back is gone with the data"
     assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
 
@@ -598,8 +597,7 @@ async def test_a_restore_on_the_birthday_does_not_celebrate_it_again(bd: Birthda
 async def test_a_restore_brings_back_no_celebration_of_a_member_who_erased_their_data(bd: Birthdays) -> None:
     world = bd.world
     snapshot = await snapshot_then_celebrate_alice(bd)
-    question = await world.command(world.alice, "mydata delete")
-    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await delete_my_data(world, world.alice)
     await restore(world, snapshot)
     assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
     world.clock.advance(days=1)
@@ -610,8 +608,7 @@ async def test_a_restore_brings_back_no_celebration_of_a_member_who_erased_their
 async def test_a_restore_keeps_the_celebration_of_a_member_who_came_back_after_erasing(bd: Birthdays) -> None:
     world = bd.world
     snapshot = await snapshot_then_celebrate_alice(bd)
-    question = await world.command(world.alice, "mydata delete")
-    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await delete_my_data(world, world.alice)
     await set_birthday(world, world.alice, 11, 26)     # set again: celebrated again, with the role
     await eventually(lambda: bd.has_role(world.alice), what="the second celebration's role")
     # The restore erases her again in the snapshot, then keeps the celebration that came after.

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from malabot.cogs.mydata import CONFIRM_LABEL
 from malabot.sandbox import FakeDiscord
 from tests.e2e.data_dump import eventually, rows_mentioning
+from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
 
 ACTIVISION_ID = "BobsSecretGamerTag#4242"  # free text the member typed (carried over by `legacy split`)
@@ -74,9 +74,8 @@ async def test_mydata_delete_leaves_none_of_the_members_bytes_on_disk(world: Wor
     bob, file = world.bob, world.tenant_file(world.guild)
     await give_bob_data(world, in_wal=in_wal)
 
-    question = await world.command(bob, "mydata delete")
-    done = await world.server.press_button(question.message, bob, label=CONFIRM_LABEL)
-    assert done.message.content.startswith("Done: your data in this server is erased (")
+    done = await delete_my_data(world, bob)
+    assert done.content.startswith("Done: your data in this server is erased (")
     assert set(rows_mentioning(file, bob.id)) == {"member_erasures"}
     assert not holds_bob(world, file), "the erased data is still in the file or its -wal on disk"
 

@@ -4,6 +4,7 @@ confirmed delete erases them (moderation cases about the member stay), only for 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
@@ -15,13 +16,16 @@ from typing import Any
 
 import pytest
 
-from malabot.cogs.mydata import CANCEL_LABEL, CANCELLED, CONFIRM_LABEL, NOT_YOURS, TIMED_OUT, MyDataCog
+from malabot.cogs.mydata import BUSY, CANCEL_LABEL, CANCELLED, CONFIRM_LABEL, NOT_YOURS, TIMED_OUT, MyDataCog
 from malabot.cogs.questions import EXPIRED
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.privacy import MEMBER_COLUMN
-from malabot.sandbox import FakeDiscord, InteractionReply, User
+from malabot.sandbox import FakeDiscord, InteractionReply, Message, User
+from malabot.sandbox.interactions import ANSWER_DEADLINE
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
+from tests.e2e.xp_place import settled
+from tests.file_holds import file_in_use, locked_from_outside
 
 JS_SAFE = 2**53 - 1
 UPLOAD_LIMIT = 10 * 2**20  # what the sandbox's interactions report, as Discord does for an unboosted server
@@ -156,6 +160,16 @@ async def test_an_export_over_the_upload_limit_even_compressed_gets_a_clear_answ
     assert [r for r in world.server.requests if r.files or r.status == 413] == []
 
 
+async def delete_my_data(world: World, user: User) -> Message:
+    """/mydata delete, confirmed; returns the question once it shows the outcome. The press is
+    acknowledged at once (the erase may wait for the server's file), the answer replaces the question."""
+    question = await world.command(user, "mydata delete")
+    pressed = await world.server.press_button(question.message, user, label=CONFIRM_LABEL)
+    assert pressed.deferred and pressed.original is question.message
+    await settled(world)
+    return question.message
+
+
 async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: World) -> None:
     alice, file = world.alice, world.tenant_file(world.guild)
     bob_before = rows_about(file, world.bob.id)
@@ -165,10 +179,10 @@ async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: W
     assert question.ephemeral and question.content == DELETE_CONFIRMATION
     assert {button["label"] for button in question.message.buttons()} == {CONFIRM_LABEL, CANCEL_LABEL}
 
-    done = await world.server.press_button(question.message, alice, label=CONFIRM_LABEL)
-    assert done.message.content.startswith("Done: your data in this server is erased (")
-    assert done.message.content.endswith("Moderation cases about you are kept.")
-    assert question.message.buttons() == [], "the buttons are gone once answered"
+    done = await delete_my_data(world, alice)
+    assert done.content.startswith("Done: your data in this server is erased (")
+    assert done.content.endswith("Moderation cases about you are kept.")
+    assert done.buttons() == [], "the buttons are gone once answered"
     # Kept: the cases about her, and the record that she asked (a restore erases her again).
     assert set(rows_mentioning(file, alice.id)) == {"mod_cases", "member_erasures"}
 
@@ -180,13 +194,47 @@ async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: W
 
 async def test_delete_then_export_holds_only_the_record_of_the_erasure(world: World) -> None:
     bob = world.bob  # no moderation case names bob
-    question = await world.command(bob, "mydata delete")
-    await world.server.press_button(question.message, bob, label=CONFIRM_LABEL)
+    await delete_my_data(world, bob)
     _, after = await export(world, bob)
     assert after["tables"] and set(non_empty(after)) == {"member_erasures"}
     [erasure] = after["tables"]["member_erasures"]
     assert erasure["user_id"] == str(bob.id)  # ids as strings: JSON numbers lose digits past 2**53
     assert rows_mentioning(world.tenant_file(world.other_guild), bob.id), "bob's data elsewhere stays"
+
+
+async def test_a_confirm_held_up_past_discords_deadline_still_gets_its_answer(world: World) -> None:
+    # Before the fix the erase came first: done when the file was free, but Discord had dropped the
+    # press (10062), so the member saw "This interaction failed" under a question still asking.
+    world.server.timeout = 20.0
+    alice = world.alice
+    question = await world.command(alice, "mydata delete")
+    async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
+        pressing = asyncio.create_task(world.server.press_button(question.message, alice, label=CONFIRM_LABEL))
+        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+    pressed = await pressing
+    await settled(world)
+
+    assert pressed.deferred and pressed.late_by is None
+    assert question.message.content.startswith("Done: your data in this server is erased (")
+    assert question.message.buttons() == []
+    assert set(rows_mentioning(world.tenant_file(world.guild), alice.id)) == {"mod_cases", "member_erasures"}
+
+
+async def test_a_confirm_meeting_a_file_locked_elsewhere_says_nothing_was_deleted(world: World) -> None:
+    world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
+    alice, file = world.alice, world.tenant_file(world.guild)
+    before = rows_mentioning(file, alice.id)
+    question = await world.command(alice, "mydata delete")
+    with locked_from_outside(file):
+        pressed = await world.server.press_button(question.message, alice, label=CONFIRM_LABEL)
+        await eventually(lambda: question.message.content != DELETE_CONFIRMATION, within=10,
+                         what="the question to show the outcome")
+
+    assert pressed.late_by is None
+    # The question is closed (its view has stopped); the member asks again once the file is free.
+    assert question.message.content == BUSY and question.message.buttons() == []
+    assert rows_mentioning(file, alice.id) == before
+    assert (await delete_my_data(world, alice)).content.startswith("Done: your data in this server is erased (")
 
 
 async def test_only_the_asking_member_can_confirm(world: World) -> None:
