@@ -2,20 +2,24 @@
 
 A case is recorded whether or not the post succeeds: the file is the record, the channel a view of it.
 When the post fails the moderator is told why in their answer, so a broken setting does not go unseen.
-An action whose case the file could not take is still posted, marked as not recorded.
+An action whose case the file could not take is still posted, marked as not recorded. Storing which
+message shows a case is best effort: it never fails a command whose action was done and recorded.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import discord
 
 from malabot.cogs.posting import NO_PINGS, may_embed
+from malabot.errors import TenantError
 from malabot.features.moderation.models import Case, NewCase
 from malabot.features.moderation.rules import case_heading, render_case, render_case_text
 from malabot.features.moderation.service import ModerationService
+from malabot.tenancy.failures import storage_trouble
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,20 @@ class ModLog:
             log.exception("guild %s: posting %s to the mod log failed", guild.id, case_heading(case))
             return f"{heading} was not posted: Discord refused the message."
         if isinstance(case, Case):
-            await self._moderation.set_log_message(guild.id, case.case_number, message.id)
+            return await self._link(guild, case, message.id)
+        return None
+
+    async def _link(self, guild: discord.Guild, case: Case, message_id: int) -> str | None:
+        """Store which message shows the case; best effort. The action was carried out and its case
+        recorded before this: failing the command here would tell the moderator to try again, and a
+        retry would record the action twice."""
+        try:
+            await self._moderation.set_log_message(guild.id, case.case_number, message_id)
+        except (sqlite3.Error, TenantError) as error:
+            log.warning("guild %s: case %s was posted to the mod log but its message id was not stored",
+                        guild.id, case.case_number, exc_info=error)
+            return (f"Case #{case.case_number} was posted, but its mod-log message could not be noted with it "
+                    f"({storage_trouble(error)}): a later change to the case will not show there.")
         return None
 
     async def refresh(self, guild: discord.Guild, case: Case) -> None:

@@ -33,6 +33,7 @@ from malabot.sandbox import (
     User,
 )
 from malabot.sandbox.payloads import role_payload
+from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 from tests.file_holds import locked_from_outside
@@ -661,6 +662,39 @@ async def test_warn_threshold_timeout_of_an_administrator_says_why_it_was_not_ap
                              "Warn threshold reached (1 warning within 1 day), but I could not apply it: "
                              f"Discord does not let anyone time out an administrator (<@{cast.ada.id}>).")
     assert cast.timed_out_until(cast.ada) is None and [case["action"] for case in cast.cases()] == ["warn"]
+
+
+@pytest.mark.parametrize(("command", "options", "told"), [
+    ("timeout", {"duration": "1h", "reason": "spam"}, "Case #1: <@{member}> is timed out"),
+    ("warn", {"reason": "spam"}, "Case #1: warned <@{member}> (1 active warning)."),
+], ids=["timeout", "warn"])
+async def test_a_recorded_action_whose_mod_log_link_cannot_be_stored_is_told_as_done(
+        cast: Cast, caplog: pytest.LogCaptureFixture, command: str, options: dict[str, Any], told: str) -> None:
+    # Before the fix the moderator heard "busy, please try again" and a retry recorded the action twice.
+    world, carol = cast.world, cast.carol
+    cast.server.timeout = 20.0  # the bot waits busy_timeout (5 s) for the lock before it gives up
+
+    def is_the_log_post(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith(f"/channels/{cast.mod_log.id}/messages")
+
+    async with cast.server.holding_requests(is_the_log_post) as post:
+        acting = asyncio.create_task(cast.run(cast.mod, command, {"member": carol, **options}))
+        await post.arrived(within=5)  # carried out and recorded as case #1; the post is on its way
+        with locked_from_outside(world.tenant_file(world.guild)), caplog.at_level(logging.WARNING):
+            post.release()
+            reply = await acting
+
+    assert [case["action"] for case in cast.cases()] == [command]
+    assert reply.content != BUSY_ANSWER, "done and recorded, yet told to try again"
+    [line, note] = reply.content.split("\n")
+    assert line.startswith(told.format(member=carol.id))
+    assert note == (f"Case #1 was posted, but its mod-log message could not be noted with it ({FILE_LOCKED}): "
+                    "a later change to the case will not show there.")
+    [posted] = cast.log_posts()
+    assert posted.embeds[0]["title"].startswith("Case #1 · ")
+    assert cast.cases()[0]["log_message_id"] is None
+    [logged] = [record for record in caplog.records if "message id was not stored" in record.getMessage()]
+    assert f"guild {world.guild.id}: case 1 " in logged.getMessage() and logged.exc_info is not None
 
 
 # -- the mod-log channel -------------------------------------------------------------------------------
