@@ -17,6 +17,7 @@ from discord.ui.item import ViewItem
 from malabot.cogs import levelups
 from malabot.cogs.boards import member_target
 from malabot.cogs.granting import check_may_be_given
+from malabot.cogs.interactions import explain_failure
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
@@ -192,9 +193,8 @@ class ConfirmResetAll(discord.ui.View):
                        interaction: discord.Interaction) -> None:
         if isinstance(error, MalabotError):
             message = error.message
-        else:
-            log.error("/xp reset all failed in guild %s", interaction.guild_id, exc_info=error)
-            message = "Sorry, something went wrong on our side. The error was logged; please try again later."
+        else:  # a file another program held past the bot's wait gets the busy answer, as commands do
+            message = explain_failure(error, "/xp reset all", interaction.guild_id)
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
         else:

@@ -19,9 +19,11 @@ from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord, Overwrite
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
+from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import all_rows
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
+from tests.file_holds import locked_from_outside
 
 
 @pytest.fixture
@@ -639,6 +641,19 @@ async def test_reset_all_answers_discord_before_it_waits_for_the_servers_file(pl
     await settled(world)
     assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
     assert await place.stored_xp() == {world.alice.id: 0}
+
+
+async def test_a_reset_meeting_a_file_locked_elsewhere_is_told_it_is_busy(place: Place) -> None:
+    world = place.world
+    world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    asked = await world.command(world.admin, "xp reset all")
+    with locked_from_outside(world.tenant_file(world.guild)):
+        pressed = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        [*_, told] = await pressed.wait_for_messages(2)  # the question, then the answer
+    assert pressed.late_by is None
+    assert told.ephemeral and told.content == BUSY_ANSWER  # before: the generic apology
+    assert await place.stored_xp() == {world.alice.id: 300}
 
 
 async def test_a_reset_question_from_before_a_restart_expires_and_changes_nothing(place: Place) -> None:
