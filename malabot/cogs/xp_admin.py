@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFIRM_SECONDS = 120
+# The reset is one transaction: when it fails, nobody's XP changed.
+RESET_BUSY = ("The server's data is busy right now: nobody's XP was reset. "
+              "Please run /xp reset all again in a moment.")
+RESET_FAILED = "Sorry, something went wrong on our side: nobody's XP was reset. Please try again later."
 MODE_EXPLAINED = {
     "stack": "members keep every level role they reached",
     "replace": "members keep only the role of their highest level",
@@ -176,7 +180,15 @@ class ConfirmResetAll(discord.ui.View):
             return
         # Discord wants an answer within 3 s; resetting a big server (or waiting for its file) can take longer.
         await interaction.response.defer()
-        members = await self.services.xp_admin.reset_all(guild.id, self.admin_id)
+        try:
+            members = await self.services.xp_admin.reset_all(guild.id, self.admin_id)
+        except Exception as error:
+            # The view has stopped, so the question is closed with the reason rather than left with
+            # buttons that would only say "already answered".
+            text = error.message if isinstance(error, MalabotError) else explain_failure(
+                error, "/xp reset all", guild.id, busy=RESET_BUSY, otherwise=RESET_FAILED)
+            await interaction.edit_original_response(content=text, view=None)
+            return
         await interaction.edit_original_response(
             content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
         outcome = await levelups.remove_all_level_roles(self.services, guild)
