@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # Longer than any handling that was under way as they left (or that Discord delivered just after)
 # takes to write; short enough that a member whose rejoin the bot missed is not kept out for long.
@@ -52,6 +53,15 @@ class RecentDepartures:
         if not members:
             del self._left[guild_id]
         return list(members)
+
+
+@dataclass(frozen=True)
+class MemberPresence:
+    """What the bot knows of some members of a guild right now; a member in neither set is unknown
+    (the server in an outage, Discord not answering): their owed purge waits for the next try."""
+
+    gone: frozenset[int] = frozenset()
+    present: frozenset[int] = frozenset()
 
 
 class OwedPurges:

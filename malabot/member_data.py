@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from malabot.departures import OwedPurges, RecentDepartures
+from malabot.departures import MemberPresence, OwedPurges, RecentDepartures
 from malabot.errors import TenantArchived
 from malabot.privacy import MemberDataHandler, Rows, ids_named_in, without_repeats
 from malabot.tenancy.manager import TenantManager
@@ -32,6 +32,9 @@ ForgetHook = Callable[[int, int], Awaitable[None] | None]
 FlushHook = Callable[[int], Awaitable[None]]
 # More writes that belong in a purge's transaction (e.g. recording that the member asked for it).
 AlsoInTransaction = Callable[[aiosqlite.Connection], Awaitable[None]]
+# Whether these members of the guild are in it right now, asked before an owed purge runs: a member
+# may have rejoined without the bot hearing it (during an outage, in a session lost meanwhile).
+MembershipCheck = Callable[[int, Sequence[int]], Awaitable[MemberPresence]]
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,14 @@ class MemberData:
         self._owed = OwedPurges()
         self._owed_retry_seconds = owed_retry_seconds
         self._retrying: asyncio.Task[None] | None = None
+        self._membership: MembershipCheck | None = None  # none: every owed member counts as gone
         tenants.add_before_commit(self._purge_departed_again)
         tenants.add_file_changed(self._forget_owed_if_archived)
         tenants.add_shutdown_hook(self._stop_retrying)
+
+    def check_membership_with(self, check: MembershipCheck) -> None:
+        """Ask `check` (the bot's view of the guild) before each retry of an owed purge."""
+        self._membership = check
 
     def covered_columns(self) -> frozenset[tuple[str, str]]:
         """The (table, column) pairs naming a member that the handlers cover. Not used by the bot: the
@@ -108,12 +116,19 @@ class MemberData:
         except TenantArchived:  # the bot was removed meanwhile: the archive keeps the file as it was
             raise
         except Exception:
-            if self._owed.owe(guild_id, user_id):  # once per run of failures in the guild, not per member
+            if self._owe(guild_id, [user_id]):  # once per run of failures in the guild, not per member
                 log.warning("guild %s: purging a member who left failed; it is retried until it works",
                             guild_id, exc_info=True)
-            if self._retrying is None or self._retrying.done():
-                self._retrying = asyncio.create_task(self._retry_owed(), name="member-purge-retry")
             return None
+
+    def _owe(self, guild_id: int, user_ids: Sequence[int]) -> bool:
+        """Keep these members' purge owed and make sure it is retried; True when the guild owed none."""
+        first = bool(user_ids) and not self._owed.in_guild(guild_id)
+        for user_id in user_ids:
+            self._owed.owe(guild_id, user_id)
+        if user_ids and (self._retrying is None or self._retrying.done()):
+            self._retrying = asyncio.create_task(self._retry_owed(), name="member-purge-retry")
+        return first
 
     async def member_joined(self, guild_id: int, user_id: int) -> None:
         """The member is (back) in the server: their writes are kept again, and nothing stale from
@@ -140,10 +155,26 @@ class MemberData:
             wait = self._owed_retry_seconds if all(results) else min(wait * 2, OWED_RETRY_LONGEST_SECONDS)
 
     async def _retry_owed_in(self, guild_id: int) -> bool:
-        """One try of the guild's owed purges, in one transaction; False when it failed again."""
-        user_ids = self._owed.in_guild(guild_id)
-        if not user_ids:  # they rejoined meanwhile, or the guild was archived
+        """One try of the guild's owed purges, in one transaction, of the members still gone; False
+        when it failed again or some members' presence is unknown."""
+        owed = self._owed.in_guild(guild_id)
+        if not owed:  # they rejoined meanwhile, or the guild was archived
             return True
+        presence = await self._presence(guild_id, owed)
+        still_owed = set(self._owed.in_guild(guild_id))  # a rejoin heard while asking settles its own
+        back = [user_id for user_id in owed if user_id in presence.present and user_id in still_owed]
+        if back:  # a rejoin the bot did not hear: purging now would delete what they did since
+            self._owed.settled(guild_id, back)
+            for user_id in back:  # and their writes are kept again, as at a rejoin it hears
+                if self._departures.rejoined(guild_id, user_id):
+                    await self.forget(guild_id, user_id)
+            log.info("guild %s: %d member(s) whose purge was owed are in the server again; it is dropped "
+                     "and their rows are kept", guild_id, len(back))
+        user_ids = [user_id for user_id in owed if user_id in presence.gone and user_id in still_owed]
+        unknown = [user_id for user_id in owed if user_id in still_owed
+                   and user_id not in presence.present and user_id not in presence.gone]
+        if not user_ids:
+            return not unknown
         try:
             purged = await self.purge_many(guild_id, user_ids)
         except TenantArchived:
@@ -155,7 +186,16 @@ class MemberData:
         self._owed.settled(guild_id, user_ids)
         log.info("guild %s: owed purge of %d member(s) who left done, %d rows purged", guild_id,
                  len(user_ids), purged.rows_changed)
-        return True
+        return not unknown
+
+    async def _presence(self, guild_id: int, user_ids: list[int]) -> MemberPresence:
+        if self._membership is None:
+            return MemberPresence(gone=frozenset(user_ids))
+        try:
+            return await self._membership(guild_id, user_ids)
+        except Exception as error:  # unknown: asked again at the next try
+            log.debug("guild %s: checking whether members owed a purge are back failed: %s", guild_id, error)
+            return MemberPresence()
 
     def _forget_owed_if_archived(self, guild_id: int) -> None:
         """Another file, or none, is in place: an archive keeps the file as it was (and purges the

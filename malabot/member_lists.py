@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import discord
+
+from malabot.departures import MemberPresence
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,36 @@ def forget_members(guild: discord.Guild) -> None:
     for member in guild.members:
         if member != me:
             guild._remove_member(member)  # py-cord has no public way to drop a member from its cache
+
+
+UNKNOWN_MEMBER = 10007  # Discord's error code for a user who is not a member of the guild
+
+
+async def member_presence(guild: discord.Guild | None, user_ids: Sequence[int]) -> MemberPresence:
+    """Which of these users are members of `guild` now: its cached list when complete (chunked),
+    else Discord's answer to a member fetch (404 Unknown Member: gone). Nothing is known of a guild
+    the bot is not in or that is in an outage, nor after an answer that is not a member or a 404
+    (Discord unreachable, rate limited): the rest is asked again later rather than guessed."""
+    if guild is None or guild.unavailable:
+        return MemberPresence()
+    if guild.chunked:
+        present = frozenset(user_id for user_id in user_ids if guild.get_member(user_id) is not None)
+        return MemberPresence(gone=frozenset(user_ids) - present, present=present)
+    gone: set[int] = set()
+    present_now: set[int] = set()
+    for user_id in user_ids:
+        try:
+            await guild.fetch_member(user_id)
+        except discord.NotFound as error:
+            if error.code != UNKNOWN_MEMBER:  # e.g. Unknown Guild: the bot was removed meanwhile
+                break
+            gone.add(user_id)
+        except (TimeoutError, discord.HTTPException, OSError) as error:
+            log.debug("guild %s: asking Discord whether %s is a member failed: %s", guild.id, user_id, error)
+            break
+        else:
+            present_now.add(user_id)
+    return MemberPresence(gone=frozenset(gone), present=frozenset(present_now))
 
 
 @dataclass(frozen=True)

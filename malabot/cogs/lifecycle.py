@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.boards import server_members
+from malabot.departures import MemberPresence
 from malabot.errors import TenantArchived
-from malabot.member_lists import forget_members
+from malabot.member_lists import forget_members, member_presence
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -99,6 +100,11 @@ class Lifecycle(discord.Cog):
         # From READY until on_ready's purge starts: py-cord reports every server available meanwhile
         # (before on_ready), and that purge covers them all, after their files are opened.
         self._ready_purge_pending = True
+        # An owed purge runs only for members still gone: one may rejoin while the bot hears nothing.
+        self.services.member_data.check_membership_with(self.member_presence)
+
+    async def member_presence(self, guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
+        return await member_presence(self.bot.get_guild(guild_id), user_ids)
 
     async def open_guild(self, guild_id: int) -> bool:
         """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
+import discord
 import pytest
 
+from malabot.departures import MemberPresence
 from malabot.features.settings import repository as settings_repository
-from malabot.member_lists import forget_members
+from malabot.member_lists import forget_members, member_presence
 from malabot.sandbox import FakeDiscord, Guild, User
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
@@ -85,6 +87,55 @@ async def test_a_leave_whose_purge_met_a_locked_file_is_purged_once_the_file_is_
     assert rows_mentioning(path, world.alice.id) == alices
     failures = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert failures == [f"guild {world.guild.id}: purging a member who left failed; it is retried until it works"]
+
+
+async def test_a_member_who_rejoined_unheard_while_their_purge_was_owed_keeps_what_they_do_after(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Bob's leave purge is owed (the file locked); he rejoins during an outage, which Discord does not
+    tell the bot. The next retry finds him a member again: it drops the owed purge instead of
+    deleting the check-in he makes after rejoining."""
+    caplog.set_level(logging.INFO, logger="malabot.member_data")
+    guild, bob = world.other_guild, world.bob
+    await world.live.xp_admin.add(guild.id, world.admin.id, bob.id, 500)
+    path = world.tenant_file(guild)
+    outsider = sqlite3.connect(path, isolation_level=None)
+    outsider.execute("BEGIN EXCLUSIVE")
+    try:
+        await world.server.remove_member(guild, bob)
+        await eventually(lambda: any("retried until it works" in r.getMessage() for r in caplog.records),
+                         within=10.0, what="bob's leave purge to fail and be owed")
+        await world.server.guild_outage(guild)
+        await settled(world, within=20.0)
+        await world.server.member_join(guild, bob)  # no event: the server is out
+        back = asyncio.ensure_future(world.running.wait_for("guild_available", check=lambda g: g.id == guild.id,
+                                                            timeout=10))
+        await world.server.end_guild_outage(guild)
+        await back
+        await settled(world, within=20.0)
+        assert world.running.get_guild(guild.id).get_member(bob.id) is not None, "bob is a member again"
+    finally:
+        outsider.execute("ROLLBACK")
+        outsider.close()
+
+    await eventually(lambda: any("in the server again; it is dropped" in r.getMessage() for r in caplog.records),
+                     within=70.0, what="the owed purge dropped at its next retry")
+    reply = await world.command(bob, "checkin", guild=guild)
+    assert reply.message.content.startswith("\u2705 Checked in"), reply.message.content
+    await asyncio.sleep(1.0)
+    assert rows_mentioning(path, bob.id).get("checkins"), "bob's check-in after his rejoin was deleted"
+    assert not any("owed purge of" in r.getMessage() for r in caplog.records)
+
+
+async def test_presence_of_members_asks_discord_while_the_member_list_is_incomplete(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    stranger = world.server.add_user("stranger")
+    guild = world.running.get_guild(world.guild.id)
+    monkeypatch.setattr(discord.Guild, "chunked", property(lambda _guild: False))  # a big server's list not in
+    presence = await member_presence(guild, [world.alice.id, stranger.id])
+    assert presence == MemberPresence(gone=frozenset({stranger.id}), present=frozenset({world.alice.id}))
+    await world.server.guild_outage(world.guild)
+    await settled(world)
+    assert await member_presence(guild, [world.alice.id]) == MemberPresence(), "nothing known during an outage"
 
 
 async def test_uncached_member_leave_is_purged_too(world: World) -> None:
