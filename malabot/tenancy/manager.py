@@ -292,13 +292,25 @@ class TenantManager:
             async with self._hold(guild_id) as slot:
                 if slot.conn is None:
                     return
-                async with slot.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-                    busy = await cursor.fetchone()
-                if busy is not None and busy[0]:  # another process reads the file (a CLI backup)
-                    log.warning("guild %s: erased rows stay in its -wal until the next checkpoint: the file "
-                                "was being read", guild_id)
+                emptied = await self._truncate_wal_without_waiting(slot.conn)
+            if not emptied:  # another connection reads the file (a snapshot, a CLI backup)
+                log.warning("guild %s: erased rows stay in its -wal until the next checkpoint: the file "
+                            "was being read", guild_id)
         finally:
             del self._wipes[guild_id]
+
+    async def _truncate_wal_without_waiting(self, conn: aiosqlite.Connection) -> bool:
+        """A TRUNCATE checkpoint that gives up at once when another connection reads the file; True
+        when the -wal was emptied. With the busy timeout it would wait for the reader (up to 5 s) while
+        holding the guild's lock, and every command and event of the server with it. The timeout is
+        set with executescript: a PRAGMA statement stays out of aiosqlite's statement cache then."""
+        await conn.executescript("PRAGMA busy_timeout = 0;")
+        try:
+            async with conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                busy = await cursor.fetchone()
+        finally:
+            await conn.executescript(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)};")
+        return busy is not None and not busy[0]
 
     # -- file operations -------------------------------------------------------------------------
 

@@ -5,7 +5,10 @@ checkpoint that holds the server's file."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,46 @@ async def test_a_leave_of_a_member_with_no_rows_runs_no_checkpoint(
         services: Services, checkpoints: list[str]) -> None:
     await services.member_data.member_left(GUILD, 700_000_000_000_000_000)
     assert checkpoints == []
+
+
+@contextmanager
+def read_by_another_connection(services: Services) -> Iterator[None]:
+    """Another connection inside a read transaction: what a snapshot's VACUUM INTO, `malabot tenants
+    backup` or an operator's sqlite3 session holds while it reads the file."""
+    reader = sqlite3.connect(services.tenants.paths.live(GUILD), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM game_verifications").fetchall()
+    try:
+        yield
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+
+
+async def test_a_leave_while_another_connection_reads_the_file_does_not_wait_for_the_reader(
+        services: Services) -> None:
+    with read_by_another_connection(services):
+        started = time.monotonic()
+        report = await services.member_data.member_left(GUILD, LEAVING[0])
+        took = time.monotonic() - started
+    assert report is not None and report.total == 1
+    assert took < 1.0, f"the leave's wipe held the server's file {took:.1f} s waiting for a reader"
+
+
+async def test_the_servers_other_work_does_not_queue_behind_a_wipe_that_meets_a_reader(
+        services: Services) -> None:
+    with read_by_another_connection(services):
+        leave = asyncio.create_task(services.member_data.member_left(GUILD, LEAVING[0]))
+        await asyncio.sleep(0.3)  # the purge has committed; its wipe holds the guild's lock if it waits
+        started = time.monotonic()
+        async with services.tenants.reading(GUILD) as conn:  # e.g. another member's /rank
+            await (await conn.execute("SELECT 1")).fetchall()
+        waited = time.monotonic() - started
+        await leave
+    assert waited < 1.0, f"a read of the server waited {waited:.1f} s behind the leave's wipe"
+
+
+async def test_the_busy_timeout_is_back_after_a_wipe(services: Services) -> None:
+    await services.member_data.member_left(GUILD, LEAVING[0])
+    async with services.tenants.reading(GUILD) as conn, conn.execute("PRAGMA busy_timeout") as cursor:
+        assert await cursor.fetchone() == (5000,), "other writes still wait out a brief lock"
