@@ -227,6 +227,7 @@ class MemberData:
     async def purge_absent(self, guild_id: int, is_member: Callable[[int], bool]) -> PurgedMembers:
         """Purge everyone named in this guild's file who is not a member any more: they left while the
         bot was offline, so no leave event came. `is_member` must know the guild's whole member list.
+        If the purge fails (the file locked, a full disk), it is owed as a leave's is, and re-raised.
 
         Only the columns a purge changes are read: ids named only where rows are kept on purpose (the
         cases about a banned ex-member, an erasure's record) would come back at every start, each for
@@ -236,7 +237,14 @@ class MemberData:
             return PurgedMembers(guild_id, (), 0)
         async with self._tenants.reading(guild_id, create=False) as conn:
             named = await ids_named_in(conn, self._changed_columns)
-        return await self.purge_many(guild_id, sorted(user_id for user_id in named if not is_member(user_id)))
+        absent = sorted(user_id for user_id in named if not is_member(user_id))
+        try:
+            return await self.purge_many(guild_id, absent)
+        except TenantArchived:
+            raise
+        except Exception:  # owed like a leave's purge: retried, for those still gone, until it works
+            self._owe(guild_id, absent)
+            raise
 
     async def purge_many(self, guild_id: int, user_ids: Sequence[int], *,
                          also: AlsoInTransaction | None = None) -> PurgedMembers:

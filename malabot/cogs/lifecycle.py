@@ -55,7 +55,8 @@ async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild
                 continue
             except Exception:  # one server's broken file must not keep the others' departed data
                 failed += 1
-                log.exception("guild %s: purging members who are no longer here failed", guild.id)
+                log.exception("guild %s: purging members who are no longer here failed; those it found "
+                              "are retried until it works", guild.id)
                 continue
             if report.user_ids:
                 purged_members += len(report.user_ids)

@@ -20,7 +20,7 @@ from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
-from tests.file_holds import file_in_use
+from tests.file_holds import file_in_use, locked_from_outside
 
 EPHEMERAL = 64
 
@@ -98,9 +98,7 @@ async def test_a_member_who_rejoined_unheard_while_their_purge_was_owed_keeps_wh
     guild, bob = world.other_guild, world.bob
     await world.live.xp_admin.add(guild.id, world.admin.id, bob.id, 500)
     path = world.tenant_file(guild)
-    outsider = sqlite3.connect(path, isolation_level=None)
-    outsider.execute("BEGIN EXCLUSIVE")
-    try:
+    with locked_from_outside(path):
         await world.server.remove_member(guild, bob)
         await eventually(lambda: any("retried until it works" in r.getMessage() for r in caplog.records),
                          within=10.0, what="bob's leave purge to fail and be owed")
@@ -113,9 +111,6 @@ async def test_a_member_who_rejoined_unheard_while_their_purge_was_owed_keeps_wh
         await back
         await settled(world, within=20.0)
         assert world.running.get_guild(guild.id).get_member(bob.id) is not None, "bob is a member again"
-    finally:
-        outsider.execute("ROLLBACK")
-        outsider.close()
 
     await eventually(lambda: any("in the server again; it is dropped" in r.getMessage() for r in caplog.records),
                      within=70.0, what="the owed purge dropped at its next retry")
@@ -136,6 +131,28 @@ async def test_presence_of_members_asks_discord_while_the_member_list_is_incompl
     await world.server.guild_outage(world.guild)
     await settled(world)
     assert await member_presence(guild, [world.alice.id]) == MemberPresence(), "nothing known during an outage"
+
+
+async def test_a_member_who_left_during_an_outage_is_purged_once_the_locked_file_is_free(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The purge when the outage ends meets a file another process holds: like a leave's, it is
+    retried until it works, not kept until the next start."""
+    guild, bob = world.other_guild, world.bob.id
+    await seed_member(world, guild.id, bob)
+    path = world.tenant_file(guild)
+    await world.server.guild_outage(guild)
+    await settled(world)
+    await world.server.remove_member(guild, world.bob)  # Discord sends nothing during the outage
+    with locked_from_outside(path):
+        back = asyncio.ensure_future(world.running.wait_for("guild_available", check=lambda g: g.id == guild.id,
+                                                            timeout=10))
+        await world.server.end_guild_outage(guild)
+        await back
+        await eventually(lambda: any("purging members who are no longer here failed" in r.getMessage()
+                                     for r in caplog.records), within=15.0, what="the purge to meet the lock")
+        assert rows_mentioning(path, bob), "nothing could be purged while the file was locked"
+    await eventually(lambda: not rows_mentioning(path, bob), within=15.0,
+                     what="bob's rows purged once the file is writable again")
 
 
 async def test_uncached_member_leave_is_purged_too(world: World) -> None:
