@@ -49,6 +49,10 @@ _ITER_CHUNK_SIZE = 64  # aiosqlite's default rows per fetch when iterating a cur
 # SQLite fsyncs the folder after creating a -wal file, and a new tenant is built in a temporary file.
 # Bounding how many happen at once keeps the process near 3 fds per pooled connection in any burst.
 _CONCURRENT_OPEN_CLOSE = 8
+# A wipe that met another connection reading the file (a snapshot, a CLI backup) is tried again after
+# this, then after twice as long each time, up to the longest wait: such reads take seconds to minutes.
+WIPE_RETRY_SECONDS = 5.0
+WIPE_RETRY_LONGEST_SECONDS = 60.0
 
 
 @dataclass(eq=False)
@@ -73,7 +77,8 @@ class ExpiredData:
 class TenantManager:
     def __init__(self, tenants_dir: Path, *, migrations: MigrationSet | None = None,
                  max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000,
-                 archive_retention: datetime.timedelta | None = None) -> None:
+                 archive_retention: datetime.timedelta | None = None,
+                 wipe_retry_seconds: float = WIPE_RETRY_SECONDS) -> None:
         """`archive_retention`: a guild with no file whose newest archive is younger gets it back
         instead of a new file, whatever reaches it first (the join event, a message that came
         before it, a command); None: archives never come back (a re-added guild starts afresh)."""
@@ -107,6 +112,10 @@ class TenantManager:
         # Per guild, the checkpoint after an erasure that is waiting for the guild's lock or running:
         # erasures committed meanwhile share it (see `wipe_erased`).
         self._wipes: dict[int, asyncio.Future[None]] = {}
+        # Guilds whose last wipe met a reader: erased rows may still be in their -wal until a retry works.
+        self._owed_wipes: set[int] = set()
+        self._wipe_retry_seconds = wipe_retry_seconds
+        self._wipe_retrying: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -128,6 +137,11 @@ class TenantManager:
         if not self._closed:
             await self._flush_before_shutdown()
         self._closed = True
+        if self._wipe_retrying is not None:  # the last close checkpoints each file and removes its -wal
+            self._wipe_retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._wipe_retrying
+            self._wipe_retrying = None
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -282,22 +296,64 @@ class TenantManager:
         then is covered, since commits take that lock too. A burst of leaves (a mass ban, one purge
         transaction each) is wiped once after the purges queued before it, not once per member."""
         guild_id = parse_guild_id(guild_id)
+        await self._wipe_shared(guild_id, reopen=False)
+
+    async def _wipe_shared(self, guild_id: int, *, reopen: bool) -> None:
         wipe = self._wipes.get(guild_id)
         if wipe is None:
-            wipe = self._wipes[guild_id] = asyncio.ensure_future(self._wipe_now(guild_id))
+            wipe = self._wipes[guild_id] = asyncio.ensure_future(self._wipe_now(guild_id, reopen))
         await asyncio.shield(wipe)  # a cancelled caller does not cancel the others' wipe
 
-    async def _wipe_now(self, guild_id: int) -> None:
+    async def _wipe_now(self, guild_id: int, reopen: bool) -> None:
+        """`reopen`: a retry, which opens a closed file whose -wal still has frames (a reader kept its
+        last close from checkpointing it)."""
         try:
             async with self._hold(guild_id) as slot:
                 if slot.conn is None:
-                    return
+                    if not reopen or not self._wal_has_frames(guild_id):
+                        if reopen:
+                            self._wiped(guild_id)
+                        return
+                    await self._open_slot(slot, guild_id, create=False)
+                assert slot.conn is not None
                 emptied = await self._truncate_wal_without_waiting(slot.conn)
-            if not emptied:  # another connection reads the file (a snapshot, a CLI backup)
-                log.warning("guild %s: erased rows stay in its -wal until the next checkpoint: the file "
-                            "was being read", guild_id)
+            if emptied:
+                self._wiped(guild_id)
+            elif guild_id not in self._owed_wipes:  # another connection reads the file (a snapshot)
+                self._owed_wipes.add(guild_id)
+                log.warning("guild %s: erased rows stay in its -wal while another connection reads the file; "
+                            "the wipe is retried until it works", guild_id)
+                if self._wipe_retrying is None or self._wipe_retrying.done():
+                    self._wipe_retrying = asyncio.create_task(self._retry_wipes(), name="erasure-wipe-retry")
         finally:
             del self._wipes[guild_id]
+
+    def _wiped(self, guild_id: int) -> None:
+        if guild_id in self._owed_wipes:
+            self._owed_wipes.discard(guild_id)
+            log.info("guild %s: erased rows wiped from its -wal now that nothing reads the file", guild_id)
+
+    def _wal_has_frames(self, guild_id: int) -> bool:
+        live = self.paths.live(guild_id)
+        try:
+            return live.with_name(live.name + "-wal").stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
+    async def _retry_wipes(self) -> None:
+        """Try the wipes that met a reader again until each works, waiting longer while they fail."""
+        wait = self._wipe_retry_seconds
+        while self._owed_wipes:
+            await asyncio.sleep(wait)
+            for guild_id in sorted(self._owed_wipes):
+                if not self.exists(guild_id):  # archived: closed (and checkpointed) before the move
+                    self._owed_wipes.discard(guild_id)
+                    continue
+                try:
+                    await self._wipe_shared(guild_id, reopen=True)
+                except Exception as error:  # e.g. archived meanwhile; reported when it first failed
+                    log.debug("guild %s: retrying the wipe of erased rows failed: %s", guild_id, error)
+            wait = min(wait * 2, WIPE_RETRY_LONGEST_SECONDS)
 
     async def _truncate_wal_without_waiting(self, conn: aiosqlite.Connection) -> bool:
         """A TRUNCATE checkpoint that gives up at once when another connection reads the file; True

@@ -5,6 +5,7 @@ checkpoint that holds the server's file."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,12 +17,17 @@ import aiosqlite
 import pytest
 
 from malabot.app import Services, build_services, stop_services
+from malabot.features.verification.member_data import verification_member_data
+from malabot.member_data import MemberData
 from malabot.settings import Settings
+from malabot.tenancy.manager import TenantManager
+from tests.e2e.data_dump import eventually
 
 GUILD = 111_111_111_111_111_111
 LEAVING = [500_000_000_000_000_000 + n for n in range(200)]
 STAYING = 600_000_000_000_000_000
 NOTE = "note-of-a-member-{}"
+RETRY_SECONDS = 0.05
 
 
 @pytest.fixture
@@ -50,14 +56,14 @@ def checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def on_disk(services: Services) -> bytes:
-    live = services.tenants.paths.live(GUILD)
+def on_disk(tenants: TenantManager) -> bytes:
+    live = tenants.paths.live(GUILD)
     wal = live.with_name(live.name + "-wal")
     return live.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 def notes_left(services: Services) -> list[int]:
-    data = on_disk(services)
+    data = on_disk(services.tenants)
     return [user_id for user_id in [*LEAVING, STAYING] if NOTE.format(user_id).encode() in data]
 
 
@@ -84,10 +90,10 @@ async def test_a_leave_of_a_member_with_no_rows_runs_no_checkpoint(
 
 
 @contextmanager
-def read_by_another_connection(services: Services) -> Iterator[None]:
+def read_by_another_connection(tenants: TenantManager) -> Iterator[None]:
     """Another connection inside a read transaction: what a snapshot's VACUUM INTO, `malabot tenants
     backup` or an operator's sqlite3 session holds while it reads the file."""
-    reader = sqlite3.connect(services.tenants.paths.live(GUILD), isolation_level=None)
+    reader = sqlite3.connect(tenants.paths.live(GUILD), isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM game_verifications").fetchall()
     try:
@@ -99,7 +105,7 @@ def read_by_another_connection(services: Services) -> Iterator[None]:
 
 async def test_a_leave_while_another_connection_reads_the_file_does_not_wait_for_the_reader(
         services: Services) -> None:
-    with read_by_another_connection(services):
+    with read_by_another_connection(services.tenants):
         started = time.monotonic()
         report = await services.member_data.member_left(GUILD, LEAVING[0])
         took = time.monotonic() - started
@@ -109,7 +115,7 @@ async def test_a_leave_while_another_connection_reads_the_file_does_not_wait_for
 
 async def test_the_servers_other_work_does_not_queue_behind_a_wipe_that_meets_a_reader(
         services: Services) -> None:
-    with read_by_another_connection(services):
+    with read_by_another_connection(services.tenants):
         leave = asyncio.create_task(services.member_data.member_left(GUILD, LEAVING[0]))
         await asyncio.sleep(0.3)  # the purge has committed; its wipe holds the guild's lock if it waits
         started = time.monotonic()
@@ -124,3 +130,57 @@ async def test_the_busy_timeout_is_back_after_a_wipe(services: Services) -> None
     await services.member_data.member_left(GUILD, LEAVING[0])
     async with services.tenants.reading(GUILD) as conn, conn.execute("PRAGMA busy_timeout") as cursor:
         assert await cursor.fetchone() == (5000,), "other writes still wait out a brief lock"
+
+
+@pytest.fixture
+async def quick_retries(tmp_path: Path) -> AsyncIterator[tuple[TenantManager, MemberData]]:
+    """The bot's purge and wipe, with a wipe that met a reader retried after 50 ms rather than 5 s."""
+    tenants = TenantManager(tmp_path / "quick", wipe_retry_seconds=RETRY_SECONDS)
+    await tenants.start()
+    async with tenants.transaction(GUILD) as conn:
+        await conn.executemany("INSERT INTO game_verifications (user_id, activision_id, platform) VALUES (?, ?, 'pc')",
+                               [(user_id, NOTE.format(user_id)) for user_id in (LEAVING[0], STAYING)])
+    yield tenants, MemberData(tenants, [verification_member_data()])
+    await tenants.close_all()
+
+
+def wipe_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "malabot.tenancy.manager"]
+
+
+async def test_a_wipe_that_met_a_reader_is_retried_until_the_erased_rows_are_gone(
+        quick_retries: tuple[TenantManager, MemberData], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="malabot.tenancy.manager")
+    tenants, member_data = quick_retries
+    secret = NOTE.format(LEAVING[0]).encode()
+    with read_by_another_connection(tenants):
+        await member_data.member_left(GUILD, LEAVING[0])
+        await asyncio.sleep(RETRY_SECONDS * 8)  # several retries meet the reader too
+        assert secret in on_disk(tenants), "the reader's snapshot keeps the old frames meanwhile"
+    # Ordinary activity afterwards (another member's write) does not truncate the -wal by itself.
+    async with tenants.transaction(GUILD) as conn:
+        await conn.execute("UPDATE game_verifications SET platform = 'xbox' WHERE user_id = ?", (STAYING,))
+    await eventually(lambda: secret not in on_disk(tenants), what="the erased rows wiped by a retry")
+    assert NOTE.format(STAYING).encode() in on_disk(tenants)
+    await eventually(lambda: len(wipe_lines(caplog)) == 2, what="the wipe reported done")
+    assert wipe_lines(caplog) == [
+        f"guild {GUILD}: erased rows stay in its -wal while another connection reads the file; "
+        "the wipe is retried until it works",
+        f"guild {GUILD}: erased rows wiped from its -wal now that nothing reads the file"]
+
+
+async def test_a_retried_wipe_reopens_a_file_closed_while_the_reader_kept_its_wal(
+        quick_retries: tuple[TenantManager, MemberData]) -> None:
+    tenants, member_data = quick_retries
+    secret = NOTE.format(LEAVING[0]).encode()
+    # An operator's sqlite3 session left open: the reader's close is not the last either.
+    idle = sqlite3.connect(tenants.paths.live(GUILD), isolation_level=None)
+    try:
+        idle.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        with read_by_another_connection(tenants):
+            await member_data.member_left(GUILD, LEAVING[0])
+            await tenants.close(GUILD)  # idle close: not the last connection, so no checkpoint
+        assert secret in on_disk(tenants)
+        await eventually(lambda: secret not in on_disk(tenants), what="the erased rows wiped by a retry")
+    finally:
+        idle.close()
