@@ -8,9 +8,10 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from malabot.features.checkins.service import CheckinService
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.service import XpService
-from malabot.member_data import MemberData
+from malabot.member_data import MemberData, PurgedMembers
 from malabot.tenancy.manager import TenantManager
 from tests.e2e.data_dump import eventually, rows_mentioning
 
@@ -120,13 +121,22 @@ async def test_a_rejoin_whose_owed_purge_fails_again_drops_it_so_nothing_later_p
     assert rows_mentioning(server.path, BOB) == CHECKED_IN
 
 
-async def test_an_owed_purge_is_dropped_when_the_server_is_archived(server: Server,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_owed_purge_is_dropped_when_the_server_is_archived(
+        server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     with locked_by_another_process(server.path):
         await server.member_data.member_left(GUILD, BOB)
     archived = await server.tenants.archive(GUILD)
     assert archived is not None
-    await asyncio.sleep(RETRY_SECONDS * 4)
+    tries: list[Sequence[int]] = []
+    purge_many = server.member_data.purge_many
+
+    async def counted(guild_id: int, user_ids: Sequence[int], **kwargs: Any) -> PurgedMembers:
+        tries.append(user_ids)
+        return await purge_many(guild_id, user_ids, **kwargs)
+
+    monkeypatch.setattr(server.member_data, "purge_many", counted)
+    await asyncio.sleep(RETRY_SECONDS * 8)  # several retry periods
+    assert tries == [], "the archived server's owed purge is still retried"
     assert rows_mentioning(archived, BOB), "the archive keeps the file as it was"
     assert not server.tenants.exists(GUILD), "no retry brought the file back"
     assert [record for record in caplog.records if record.name == "malabot.member_data"
