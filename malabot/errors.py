@@ -66,14 +66,20 @@ def quoted(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# Control and format characters, and the line and paragraph separators: what can break a line or
-# change how the rest of it reads (a newline, a carriage return, a right-to-left override).
-_UNREADABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# What can split a line or spoof how the rest of it reads: control characters (C0, C1), the line and
+# paragraph separators, and the bidi marks, embeddings, overrides and isolates. Other format
+# characters stay as they are: ZWNJ and ZWJ are parts of Persian or Indic words and of composed emoji,
+# the soft hyphen of names pasted from documents; escaped, the path printed would not be the folder's.
+_UNREADABLE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unreadable(char: str) -> bool:
+    return char in _BIDI_CONTROLS or unicodedata.category(char) in _UNREADABLE_CATEGORIES
 
 
 def one_line(text: str) -> str:
     """`text` as one readable line for the CLI's stderr: such characters (a newline in a file name
     given on the command line) are written escaped (`\\n`, `\\x1b`, `\\u202e`), so a path can neither
     split the line nor print a second one of its choosing."""
-    return "".join(char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in _UNREADABLE
-                   else char for char in text)
+    return "".join(char.encode("unicode_escape").decode("ascii") if _unreadable(char) else char for char in text)

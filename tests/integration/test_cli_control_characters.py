@@ -59,3 +59,16 @@ def test_a_legacy_file_with_a_newline_is_named_in_one_line(tmp_path: Path,
     assert main(["legacy", "split", "old\nbot.db", "--tenants-dir", str(tmp_path)]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("malabot: ") and "old\\nbot.db" in line, line
+
+
+PERSIAN = "\u0646\u0627\u0645\u0647\u200c\u0647\u0627"  # "letters", with the ZWNJ a Persian keyboard types
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one composed emoji
+
+
+@pytest.mark.parametrize("name", [PERSIAN, FAMILY, "Gro\u00dfvater\u00adsachen"], ids=["zwnj", "zwj", "soft-hyphen"])
+def test_a_folder_named_with_joiners_or_a_soft_hyphen_is_printed_as_given(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / name
+    assert main(["tenants", "--tenants-dir", str(folder), "list"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert str(folder) in line, line
