@@ -160,6 +160,14 @@ class MemberData:
         owed = self._owed.in_guild(guild_id)
         if not owed:  # they rejoined meanwhile, or the guild was archived
             return True
+        try:
+            await self._writable(guild_id)
+        except TenantArchived:
+            self._owed.drop_guild(guild_id)
+            return True
+        except Exception as error:  # still locked or full: reported when it first failed
+            log.debug("guild %s: the file still cannot take the owed purge: %s", guild_id, error)
+            return False
         presence = await self._presence(guild_id, owed)
         still_owed = set(self._owed.in_guild(guild_id))  # a rejoin heard while asking settles its own
         back = [user_id for user_id in owed if user_id in presence.present and user_id in still_owed]
@@ -187,6 +195,13 @@ class MemberData:
         log.info("guild %s: owed purge of %d member(s) who left done, %d rows purged", guild_id,
                  len(user_ids), purged.rows_changed)
         return not unknown
+
+    async def _writable(self, guild_id: int) -> None:
+        """Raises unless the guild's file takes a write now. Checked before asking Discord who is
+        still gone: while the file stays locked, every round would ask about every owed member again
+        (one request each in a big server whose member list is not complete), all for nothing."""
+        async with self._tenants.transaction(guild_id, create=False, before_commit=False):
+            pass
 
     async def _presence(self, guild_id: int, user_ids: list[int]) -> MemberPresence:
         if self._membership is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from malabot.departures import MemberPresence
 from malabot.features.checkins.member_data import checkin_member_data
 from malabot.features.checkins.service import CheckinService
 from malabot.features.settings.service import SettingsService
@@ -141,3 +142,22 @@ async def test_an_owed_purge_is_dropped_when_the_server_is_archived(
     assert not server.tenants.exists(GUILD), "no retry brought the file back"
     assert [record for record in caplog.records if record.name == "malabot.member_data"
             and record.levelno >= logging.WARNING][1:] == []
+
+
+async def test_discord_is_not_asked_who_is_gone_while_the_file_cannot_take_the_purge(server: Server) -> None:
+    # In a big server whose member list is not complete, each question is one request to Discord.
+    asked: list[int] = []
+
+    async def presence(guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
+        asked.extend(user_ids)
+        return MemberPresence(gone=frozenset(user_ids))
+
+    server.member_data.check_membership_with(presence)
+    with locked_by_another_process(server.path):
+        for user_id in (ALICE, BOB):
+            assert await server.member_data.member_left(GUILD, user_id) is None
+        await asyncio.sleep(RETRY_SECONDS * 40)  # several retry rounds, all meeting the lock
+        assert asked == [], "Discord was asked about every owed member each round, for nothing"
+    await eventually(lambda: not rows_mentioning(server.path, ALICE) and not rows_mentioning(server.path, BOB),
+                     within=10, what="both owed purges once the file is free")
+    assert sorted(asked) == [ALICE, BOB], "each asked about once, when the purge could be written"
