@@ -1,12 +1,15 @@
-"""Reading Discord's RATE_LIMITED payload: which member-list request it refuses, and when to ask again."""
+"""Reading Discord's RATE_LIMITED payload: which member-list request it refuses, and when to ask again;
+and what Discord's answers to member fetches say about who is still a member."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import discord
 import pytest
 
-from malabot.member_lists import MIN_RETRY_SECONDS, RefusedMemberList, refused_member_list
+from malabot.departures import MemberPresence
+from malabot.member_lists import MIN_RETRY_SECONDS, RefusedMemberList, member_presence, refused_member_list
 
 
 def test_a_refused_member_list_names_its_guild_nonce_and_wait() -> None:
@@ -30,3 +33,38 @@ def test_a_zero_or_missing_retry_after_still_waits_a_little() -> None:
 ])
 def test_what_cannot_be_matched_to_a_member_list_request_is_none(data: Any) -> None:
     assert refused_member_list(data) is None
+
+
+class _NotFound:
+    status = 404
+    reason = "Not Found"
+
+
+class _GuildWithoutItsMemberList:
+    """A big server whose member list has not arrived: presence is asked of Discord, one fetch each.
+    Discord answers each fetch with a 404 of the given code; fetched lists who was asked."""
+
+    id = 1
+    unavailable = False
+    chunked = False
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.fetched: list[int] = []
+
+    async def fetch_member(self, user_id: int) -> None:
+        self.fetched.append(user_id)
+        raise discord.NotFound(_NotFound(), {"code": self.code, "message": "Unknown"})  # type: ignore[arg-type]
+
+
+async def test_unknown_member_answers_mean_gone() -> None:
+    guild = _GuildWithoutItsMemberList(10007)  # Unknown Member
+    presence = await member_presence(guild, [5, 6])  # type: ignore[arg-type]
+    assert presence == MemberPresence(gone=frozenset({5, 6}))
+
+
+async def test_an_unknown_guild_answer_says_nothing_about_the_members() -> None:
+    # 10004: the bot was removed from the server meanwhile; nobody may be taken for gone on that.
+    guild = _GuildWithoutItsMemberList(10004)
+    presence = await member_presence(guild, [5, 6])  # type: ignore[arg-type]
+    assert presence == MemberPresence() and guild.fetched == [5], "stops asking at the first such answer"
