@@ -90,18 +90,26 @@ class MalaBot(discord.Bot):
             message = error.message
         elif isinstance(error, discord.CheckFailure):
             message = "You are not allowed to use this command."
-        elif is_busy(error):  # another program held the file longer than the bot waits; it usually lets go
-            log.warning("command /%s in guild %s: the server's file stayed locked",
-                        ctx.command.qualified_name if ctx.command else "?", ctx.guild_id, exc_info=error)
-            message = BUSY_ANSWER
         else:
-            log.error("command /%s failed in guild %s", ctx.command.qualified_name if ctx.command else "?",
-                      ctx.guild_id, exc_info=error)
-            message = APOLOGY
+            name = ctx.command.qualified_name if ctx.command else "?"
+            message = explain_failure(error, f"command /{name}", ctx.guild_id)
         try:  # cut to fit: Discord refuses a longer answer, and the user would be told nothing
             await answer(ctx, within_one_message(message), ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user about an error in guild %s", ctx.guild_id)
+
+
+def explain_failure(error: BaseException, what: str, guild_id: int | None, *, busy: str = BUSY_ANSWER,
+                    otherwise: str = APOLOGY) -> str:
+    """The user's sentence for an unexpected failure of a command or a component, logged with the guild.
+
+    A file another program held past the bot's wait gets its own answer: it usually lets go, so trying
+    again is the useful advice. A handler may word both answers its own way."""
+    if is_busy(error):
+        log.warning("%s in guild %s: the server's file stayed locked", what, guild_id, exc_info=error)
+        return busy
+    log.error("%s failed in guild %s", what, guild_id, exc_info=error)
+    return otherwise
 
 
 def guild_of_event(args: tuple[Any, ...]) -> int | None:

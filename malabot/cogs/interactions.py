@@ -15,10 +15,9 @@ from typing import Any
 
 import discord
 
-from malabot.bot import APOLOGY
+from malabot.bot import explain_failure
 from malabot.errors import MalabotError
 from malabot.templates import within_one_message
-from malabot.tenancy.failures import BUSY_ANSWER, is_busy
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +39,6 @@ async def explained_errors(interaction: discord.Interaction, what: str) -> Async
         await _tell(interaction, error.message)
     except Exception as error:
         await _tell(interaction, explain_failure(error, what, interaction.guild_id))
-
-
-def explain_failure(error: BaseException, what: str, guild_id: int | None, *, busy: str = BUSY_ANSWER,
-                    otherwise: str = APOLOGY) -> str:
-    """The user's sentence for an unexpected failure of a component handler, logged with the guild.
-
-    A file another program held past the bot's wait gets the same answer as a slash command: it usually
-    lets go, so trying again is the useful advice. A handler may word both answers its own way."""
-    if is_busy(error):
-        log.warning("%s in guild %s: the server's file stayed locked", what, guild_id, exc_info=error)
-        return busy
-    log.error("%s failed in guild %s", what, guild_id, exc_info=error)
-    return otherwise
 
 
 async def _tell(interaction: discord.Interaction, message: str) -> None:

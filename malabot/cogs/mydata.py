@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from malabot.bot import explain_failure
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
-from malabot.cogs.interactions import explain_failure
 from malabot.commands import answer, defer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ui.item import ViewItem
 
+from malabot.bot import explain_failure
 from malabot.cogs import levelups
 from malabot.cogs.boards import member_target
 from malabot.cogs.granting import check_may_be_given
-from malabot.cogs.interactions import explain_failure
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
