@@ -34,7 +34,7 @@ from malabot.errors import RestoreRefused, TenantArchived, TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, remove_database_files
-from malabot.tenancy.paths import TenantPaths, parse_guild_id
+from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +310,10 @@ class TenantManager:
         try:
             async with self._hold(guild_id) as slot:
                 if slot.conn is None:
-                    if not reopen or not self._wal_has_frames(guild_id):
-                        if reopen:
-                            self._wiped(guild_id)
+                    if not reopen:
+                        return  # closed since the erasure: its last close emptied the -wal
+                    if not self._wal_has_frames(guild_id):
+                        self._wiped(guild_id)
                         return
                     await self._open_slot(slot, guild_id, create=False)
                 assert slot.conn is not None
@@ -334,9 +335,9 @@ class TenantManager:
             log.info("guild %s: erased rows wiped from its -wal now that nothing reads the file", guild_id)
 
     def _wal_has_frames(self, guild_id: int) -> bool:
-        live = self.paths.live(guild_id)
+        wal, _shm = sidecars(self.paths.live(guild_id))
         try:
-            return live.with_name(live.name + "-wal").stat().st_size > 0
+            return wal.stat().st_size > 0
         except FileNotFoundError:
             return False
 
