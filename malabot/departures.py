@@ -8,7 +8,7 @@ purge and keep their rows until the next start. The writers ask here to keep suc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Longer than any handling that was under way as they left (or that Discord delivered just after)
@@ -74,11 +74,13 @@ class OwedPurges:
     def __bool__(self) -> bool:
         return bool(self._owed)
 
-    def owe(self, guild_id: int, user_id: int) -> bool:
-        """Remember the purge; True when it is the guild's first owed one (the failure to report)."""
+    def owe(self, guild_id: int, user_ids: Sequence[int]) -> bool:
+        """Remember these members' purges; True when the guild owed none before (the failure to report)."""
+        if not user_ids:
+            return False
         members = self._owed.setdefault(guild_id, set())
         first = not members
-        members.add(user_id)
+        members.update(user_ids)
         return first
 
     def guilds(self) -> list[int]:

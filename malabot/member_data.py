@@ -123,9 +123,7 @@ class MemberData:
 
     def _owe(self, guild_id: int, user_ids: Sequence[int]) -> bool:
         """Keep these members' purge owed and make sure it is retried; True when the guild owed none."""
-        first = bool(user_ids) and not self._owed.in_guild(guild_id)
-        for user_id in user_ids:
-            self._owed.owe(guild_id, user_id)
+        first = self._owed.owe(guild_id, user_ids)
         if user_ids and (self._retrying is None or self._retrying.done()):
             self._retrying = asyncio.create_task(self._retry_owed(), name="member-purge-retry")
         return first
