@@ -19,6 +19,20 @@ if TYPE_CHECKING:
 # The longest value `/config set` repeats in full: the sentence around it must fit in one message too.
 SHOWN_IN_FULL = MESSAGE_LIMIT - 100
 
+# Settings whose change moves members' levels or roles. Roles are not resynced for everyone at once (a
+# big server would mean thousands of role edits against Discord's limits); each member's roles follow
+# at their next level change, as with a new `/levelrole`. The admin is told so.
+CHANGE_NOTES = {
+    "level_curve": "Levels now follow this curve; each member's level roles catch up at their next level change.",
+    "level_role_mode": "Each member's level roles follow this mode at their next level change.",
+}
+
+
+def changed_text(sentence: str, setting: str) -> str:
+    """The answer to a change of `setting`, with what it does to members when that is not obvious."""
+    note = CHANGE_NOTES.get(setting)
+    return sentence if note is None else f"{sentence} {note}"
+
 
 async def _setting_choices(ctx: discord.AutocompleteContext) -> list[str]:
     typed = (ctx.value or "").lower()
@@ -88,7 +102,7 @@ class ConfigCog(discord.Cog):
         shown = display_value(setting, getattr(updated, setting))
         if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored
             shown = display_value(setting, getattr(updated, setting), brief=True)
-        await answer(ctx, f"`{setting}` is now {shown}.", ephemeral=True)
+        await answer(ctx, changed_text(f"`{setting}` is now {shown}.", setting), ephemeral=True)
 
     @config.command(name="reset", description="Put one setting back to its default")
     @discord.option("setting", str, description="Setting name", autocomplete=_setting_choices)
@@ -97,5 +111,5 @@ class ConfigCog(discord.Cog):
             raise UserInputError(f"There is no setting called `{quoted(setting)}`.")
         default = GuildSettings.model_fields[setting].get_default(call_default_factory=True)
         updated = await self.settings.update(guild_id_of(ctx), ctx.author.id, **{setting: default})
-        await answer(ctx, f"`{setting}` is back to its default: {display_value(setting, getattr(updated, setting))}.",
-                     ephemeral=True)
+        shown = display_value(setting, getattr(updated, setting))
+        await answer(ctx, changed_text(f"`{setting}` is back to its default: {shown}.", setting), ephemeral=True)

@@ -277,6 +277,35 @@ async def test_replace_mode_keeps_only_the_highest_level_role(place: Place) -> N
     assert place.roles_of(world.alice) == {chatter.id}
 
 
+async def test_a_mode_or_curve_change_says_roles_follow_at_each_members_next_level_change(place: Place) -> None:
+    world, (chatter, regular, veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 480})     # level 3
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id, veteran.id}
+
+    reply = await world.command(world.admin, "config set", {"setting": "level_role_mode", "value": "replace"})
+    assert reply.ephemeral
+    assert reply.content == ("`level_role_mode` is now replace. Each member's level roles follow this mode "
+                             "at their next level change.")
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id, veteran.id}, "no role edit at once"
+
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})     # level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {regular.id}, "her next level change follows the new mode"
+
+    curve = await world.command(world.admin, "config set", {"setting": "level_curve", "value": "basic"})
+    assert curve.ephemeral
+    assert curve.content.endswith(" Levels now follow this curve; each member's level roles catch up at their "
+                                  "next level change.")
+    back = await world.command(world.admin, "config reset", {"setting": "level_curve"})
+    assert back.content.startswith("`level_curve` is back to its default: ")
+    assert back.content.endswith(" at their next level change.")
+    untouched = await world.command(world.admin, "config set", {"setting": "xp_min", "value": "20"})
+    assert untouched.content == "`xp_min` is now 20."
+
+
 async def test_replace_mode_keeps_the_highest_role_it_can_give_when_a_higher_one_is_broken(place: Place) -> None:
     world, (chatter, regular, _veteran) = place.world, place.level_roles
     await place.configure(level_role_mode="replace")
