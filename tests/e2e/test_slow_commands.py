@@ -11,13 +11,17 @@ An answer is as public or private as when the command is fast, whatever the defe
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
+from malabot.bot import APOLOGY
 from malabot.commands import DEFER_AFTER
+from malabot.features.xp import repository as xp_repository
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, User
 from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.tenancy.failures import BUSY_ANSWER
@@ -123,3 +127,24 @@ async def test_another_members_birthday_stays_public_when_slow(world: World) -> 
     assert own.callback_type == DEFERRED and own.ephemeral and "1990" in own.content
     assert own.messages == [own.original]
     assert bot_posts_in(world, world.general) == [fast.content, slow.content]
+
+
+async def test_a_private_error_after_a_slow_public_answer_leaves_that_answer(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The public answer filled the public "thinking...": an error after it (privately, as ever) is a
+    message of its own, and must not take the answer away as if it were still the placeholder."""
+
+    async def unreadable(conn: aiosqlite.Connection) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    # The check-in is stored and answered; then its level-up work fails reading the level roles.
+    monkeypatch.setattr(xp_repository, "level_roles", unreadable)
+    slow = await slowly(world, world.alice, "checkin")
+    await settled(world)
+
+    assert slow.callback_type == DEFERRED and slow.late_by is None
+    public = slow.original
+    assert public is not None and public.content.startswith("✅ Checked in") and not public.ephemeral
+    assert not public.deleted, "the check-in's public answer was deleted by the error after it"
+    assert [(m.content, m.ephemeral) for m in slow.followups] == [(APOLOGY, True)]
+    assert bot_posts_in(world, world.general) == [public.content]
