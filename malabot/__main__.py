@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from malabot.errors import MalabotError, one_line
+from malabot.errors import MalabotError, one_line, os_reason
 from malabot.tenancy.sqlite_version import check_sqlite_version
 
 EXIT_FAILURE = 1
@@ -56,8 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(one_line(f"malabot: {error}"), file=sys.stderr)
         return EXIT_FAILURE
     except OSError as error:  # the operator's files: a permission, a full disk, a path that is a file
-        where = f": {error.filename}" if error.filename else ""
-        print(one_line(f"malabot: {error.strerror or error}{where}"), file=sys.stderr)
+        print(one_line(f"malabot: {os_reason(error)}"), file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("malabot: interrupted", file=sys.stderr)

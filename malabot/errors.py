@@ -83,3 +83,14 @@ def one_line(text: str) -> str:
     given on the command line) are written escaped (`\\n`, `\\x1b`, `\\u202e`), so a path can neither
     split the line nor print a second one of its choosing."""
     return "".join(char.encode("unicode_escape").decode("ascii") if _unreadable(char) else char for char in text)
+
+
+def os_reason(error: OSError, named: object = None) -> str:
+    """Why a file operation failed, in words for an error line: the system's reason and the path it
+    met ("Permission denied: /srv/out"), without Python's errno number and quoting. The path is left
+    out when it is `named`, the one the sentence already names."""
+    reason = error.strerror or str(error) or type(error).__name__
+    met = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    if not met or met == [str(named)]:
+        return reason
+    return f"{reason}: {' -> '.join(met)}"

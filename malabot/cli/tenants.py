@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malabot.errors import MalabotError, one_line
+from malabot.errors import MalabotError, one_line, os_reason
 from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
@@ -212,7 +212,11 @@ def _require_out_folder(folder: Path) -> None:
     """`--out` names a folder, or where one can be made: a file in the way would fail every guild
     alike, in Python's errno words, so it is refused once and plainly."""
     for place in (folder, *folder.parents):
-        if place.exists():
+        try:
+            there = place.exists()
+        except OSError as error:  # a folder on the way that may not be looked into
+            raise MalabotError(f"--out {folder} cannot be looked at ({os_reason(error, folder)})") from None
+        if there:
             if not place.is_dir():
                 where = "" if place == folder else f" ({place} is a file)"
                 raise MalabotError(f"--out {folder} is not a folder{where}")
@@ -240,7 +244,7 @@ def _for_each(guild_ids: Sequence[int], work: Callable[[int], str], done_word: s
             _progress(f"{prefix} {work(guild_id)}")
         except (MalabotError, sqlite3.Error, OSError) as error:
             failed.append(guild_id)
-            _progress(f"{prefix} FAILED: {error}")
+            _progress(f"{prefix} FAILED: {os_reason(error) if isinstance(error, OSError) else error}")
     summary = f"{len(guild_ids) - len(failed)} of {len(guild_ids)} guild(s) {done_word}"
     if failed:
         summary += f"; failed: {', '.join(str(guild_id) for guild_id in failed)}"

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from malabot.errors import InvalidGuildId, MigrationError, RestoreRefused, TenantError
+from malabot.errors import InvalidGuildId, MigrationError, RestoreRefused, TenantError, os_reason
+from malabot.tenancy.failures import failing_as
 from malabot.tenancy.migrations import MigrationSet, check_history, migrate
 from malabot.tenancy.opening import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -49,6 +50,7 @@ from malabot.tenancy.paths import TENANT_SUFFIX, UTC_STAMP_FORMAT, TenantPaths, 
 from malabot.tenancy.private import (
     PRIVATE_FILE_MODE,
     PRIVATE_FOLDER_MODE,
+    create_private_file,
     make_database_private,
     make_private_folder,
 )
@@ -157,7 +159,8 @@ def _backup_to(paths: TenantPaths, guild_id: int, migrations: MigrationSet, targ
         raise TenantError(f"no data file for guild {guild_id}")
     if target.exists():
         raise TenantError(f"guild {guild_id}: backup target {target} already exists")
-    make_private_folder(target.parent)
+    with failing_as(f"guild {guild_id}: cannot create the folder {target.parent} for the backup", target.parent):
+        make_private_folder(target.parent)
     if removed := remove_backup_leftovers(target.parent, guild_id):
         log.info("guild %s: removed %d temporary backup file(s) an interrupted backup left in %s",
                  guild_id, removed, target.parent)
@@ -180,6 +183,8 @@ def _backup_to(paths: TenantPaths, guild_id: int, migrations: MigrationSet, targ
         return target
     except sqlite3.Error as error:
         raise TenantError(f"guild {guild_id}: backup of {live} failed: {error}") from error
+    except OSError as error:  # the folder written to: a mode, a full disk
+        raise TenantError(f"guild {guild_id}: cannot write the backup {target} ({os_reason(error)})") from error
     finally:
         remove_database_files(staging)
         os.close(claim)  # releases the lock, after the staging files are gone
@@ -270,11 +275,17 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
         return TenantError(f"cannot restore {source} into guild {guild_id}: copying it into {paths.root} "
                            f"failed ({error})")
 
-    if not source.is_file():
-        raise refused("it is a folder, not a file" if source.is_dir() else "no such file")
-    staging = unique_staging(paths, guild_id, "restore")
-    make_private_folder(paths.root)
     try:
+        if not source.is_file():
+            raise refused("it is a folder, not a file" if source.is_dir() else "no such file")
+    except OSError as error:  # a folder on the way that may not be looked into
+        raise refused(f"it cannot be looked at ({os_reason(error, source)})") from None
+    staging = unique_staging(paths, guild_id, "restore")
+    try:
+        # Made here, not by the copy: a folder the copy cannot be written to is not the file's fault.
+        with failing_as(f"cannot restore {source} into guild {guild_id}: copying it into {paths.root} failed"):
+            make_private_folder(paths.root)
+            create_private_file(staging)
         try:
             _copy_database(source, staging)
         except TenantError as error:  # cannot even be opened
@@ -319,11 +330,13 @@ def install_restored(paths: TenantPaths, guild_id: int, staging: Path,
     previous = None
     if live.exists():
         previous = free_path(lambda m: _before_restore_name(paths.backup(guild_id, m)), moment)
-        _keep_copy(live, previous)
-    for stale in sidecars(live):
-        stale.unlink(missing_ok=True)
-    os.replace(staging, live)
-    fsync_dir(live.parent)
+        with failing_as(f"guild {guild_id}: nothing restored: cannot keep the previous data as {previous}"):
+            _keep_copy(live, previous)
+    with failing_as(f"guild {guild_id}: cannot put the restored file in place of {live}"):
+        for stale in sidecars(live):
+            stale.unlink(missing_ok=True)
+        os.replace(staging, live)
+        fsync_dir(live.parent)
     return previous
 
 
@@ -334,11 +347,13 @@ def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = 
         raise TenantError(f"no data file for guild {guild_id}")
     _checkpoint(live)
     target = free_path(lambda m: paths.archive(guild_id, m), moment)
-    make_private_folder(target.parent)
-    _move_database(live, target)
-    make_database_private(target)  # a live file made by an older version was readable by all
-    fsync_dir(live.parent)
-    fsync_dir(target.parent)
+    with failing_as(f"guild {guild_id}: cannot create the archive folder {target.parent}", target.parent):
+        make_private_folder(target.parent)
+    with failing_as(f"guild {guild_id}: cannot move {live} to {target}"):
+        _move_database(live, target)
+        make_database_private(target)  # a live file made by an older version was readable by all
+        fsync_dir(live.parent)
+        fsync_dir(target.parent)
     return target
 
 
@@ -398,7 +413,8 @@ def _claim_staging(staging: Path, target: Path, guild_id: int) -> int:
         raise BackupNameTaken(f"guild {guild_id}: another backup is writing {target} right now; "
                               "try again in a moment") from None
     except OSError as error:
-        raise TenantError(f"guild {guild_id}: cannot write the backup {target}: {error}") from error
+        raise TenantError(f"guild {guild_id}: cannot write the backup {target} ({os_reason(error, staging)})") \
+            from error
     with contextlib.suppress(OSError):  # a filesystem without locks: the age rule alone protects it
         fcntl.flock(fd, fcntl.LOCK_EX)
     return fd

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
-from malabot.errors import TenantError
+from malabot.errors import TenantError, os_reason
 
 # The answer to a command that found the server's file locked by someone else for longer than the
 # bot waits (busy_timeout): the lock is usually short, so trying again is the useful advice.
@@ -31,3 +34,13 @@ def storage_trouble(error: BaseException) -> str:
     if isinstance(error, TenantError):
         return "the server's data file cannot be opened"
     return "the server's data file could not be written"
+
+
+@contextlib.contextmanager
+def failing_as(what: str, named: Path | None = None) -> Iterator[None]:
+    """An OSError inside becomes a TenantError saying `what` failed, and why, in one line (see
+    `os_reason`): "guild 1: cannot create the archive folder /srv/t/archive (Permission denied)"."""
+    try:
+        yield
+    except OSError as error:
+        raise TenantError(f"{what} ({os_reason(error, named)})") from error

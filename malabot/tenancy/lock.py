@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from malabot.errors import TenantsLocked
+from malabot.tenancy.failures import failing_as
 from malabot.tenancy.private import PRIVATE_FILE_MODE, make_private_folder
 
 
@@ -30,8 +31,9 @@ class TenantsLock:
         """Take the lock now or raise TenantsLocked naming who has it."""
         if self._fd is not None:
             return
-        make_private_folder(self._lock_file.parent)
-        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        with failing_as(f"cannot take the lock {self._lock_file} on the tenants folder", self._lock_file):
+            make_private_folder(self._lock_file.parent)
+            fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from malabot.errors import TenantError
+from malabot.errors import TenantError, os_reason
 from malabot.tenancy.migrations import APPLICATION_ID, Migration, MigrationSet, migrate
 from malabot.tenancy.paths import TenantPaths, sidecars
 from malabot.tenancy.private import create_private_file, make_private_folder
@@ -97,8 +97,10 @@ def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, creat
         if create:
             create_private_file(path)
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
-    except (sqlite3.Error, OSError) as error:
+    except sqlite3.Error as error:
         raise TenantError(f"cannot open {path}: {error}") from error
+    except OSError as error:  # creating it
+        raise TenantError(f"cannot open {path}: {os_reason(error, path)}") from error
 
 
 # SQLite's answers about where a file is, not what it holds: a full disk, an I/O error, a folder

@@ -10,6 +10,7 @@ the operator's and keeps its mode.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -22,17 +23,18 @@ PRIVATE_FOLDER_MODE = 0o700
 def make_private_folder(folder: Path) -> None:
     """`folder` with any missing parents, each one created here private; existing ones are left as they are.
 
+    A file in the way raises NotADirectoryError naming that file, not the folder wanted.
     (`Path.mkdir(parents=True, mode=...)` would give the parents the umask's mode.)"""
     missing = []
     for place in (folder, *folder.parents):
         if place.exists():
+            if not place.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(place))
             break
         missing.append(place)
     for place in reversed(missing):
         # The umask can only take bits away: the folder is never looser than 0700.
         place.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
-    if not missing:
-        folder.mkdir(exist_ok=True)  # a file in the way raises here, as mkdir always did
 
 
 def create_private_file(path: Path) -> None:

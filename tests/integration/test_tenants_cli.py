@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -575,3 +576,91 @@ def test_list_shows_the_last_write_including_the_wal(paths: TenantPaths, capsys:
     row = {line.split()[0]: line for line in lines[1:]}
     assert row["2"].endswith("2020-01-02 03:04:05"), row["2"]
     assert datetime.now(UTC).strftime("%Y-%m-%d") in row["1"], "the write in the -wal counts as the last write"
+
+
+# -- folders and files the operator's account may not use ----------------------------------------
+
+STAMP = r"\d{8}T\d{6}Z"
+
+
+def _unusable(paths: TenantPaths, tmp_path: Path, case: str) -> tuple[list[str], list[str], list[Path]]:
+    """Set up `case`: the command's arguments, the stderr lines expected (regexes) and the folders to
+    give back their mode afterwards."""
+    root, escaped = paths.root, re.escape(str(paths.root))
+    read_only, hidden = tmp_path / "read-only", tmp_path / "hidden"
+    for folder in (read_only, hidden):
+        folder.mkdir()
+    shutil.copy(paths.live(2), hidden / "backup.sqlite3")
+    summary = "0 of 2 guild(s) backed up; failed: 1, 2"
+    if case == "out not writable":
+        args = ["backup", "--all", "--out", str(read_only)]
+        lines = [rf"\[{n}/2\] guild {n}: FAILED: guild {n}: cannot write the backup "
+                 rf"{re.escape(str(read_only))}/{n}-{STAMP}\.sqlite3 \(Permission denied\)" for n in (1, 2)]
+        return args, [*lines, re.escape(summary)], [read_only]
+    if case == "out not creatable":
+        out = read_only / "nightly"
+        args = ["backup", "--all", "--out", str(out)]
+        lines = [rf"\[{n}/2\] guild {n}: FAILED: guild {n}: cannot create the folder {re.escape(str(out))} "
+                 r"for the backup \(Permission denied\)" for n in (1, 2)]
+        return args, [*lines, re.escape(summary)], [read_only]
+    if case == "out not searchable":
+        return (["backup", "1", "--out", str(hidden / "out")],
+                [re.escape(f"malabot: --out {hidden / 'out'} cannot be looked at (Permission denied)")], [hidden])
+    if case == "backups is a file":
+        paths.backups_dir.write_text("not a folder")
+        return (["backup", "1"],
+                [re.escape(f"[1/1] guild 1: FAILED: guild 1: cannot create the folder {paths.backups_dir / '1'} "
+                           f"for the backup (a file is in the way: {paths.backups_dir})"),
+                 re.escape("0 of 1 guild(s) backed up; failed: 1")], [])
+    if case == "restore source not searchable":
+        source = hidden / "backup.sqlite3"
+        return (["restore", "2", str(source)],
+                [re.escape(f"malabot: cannot restore {source} into guild 2: it cannot be looked at "
+                           "(Permission denied)")], [hidden])
+    if case == "tenants folder not writable":
+        with TenantsLock(paths.lock_file, "an earlier restore"):  # the lock file is there; the copy is not
+            pass
+        source = hidden / "backup.sqlite3"
+        return (["restore", "2", str(source)],
+                [rf"malabot: cannot restore {re.escape(str(source))} into guild 2: copying it into {escaped} "
+                 rf"failed \(Permission denied: {escaped}/\.2\.restore-[0-9a-f]+\.tmp\)"], [root])
+    if case == "lock not creatable":
+        return (["archive", "2"],
+                [re.escape(f"malabot: cannot take the lock {paths.lock_file} on the tenants folder "
+                           "(Permission denied)")], [root])
+    if case == "archive not writable":
+        paths.archive_dir.mkdir()
+        return (["archive", "2"],
+                [rf"malabot: guild 2: cannot move {re.escape(str(paths.live(2)))} to "
+                 rf"{re.escape(str(paths.archive_dir))}/2-{STAMP}\.sqlite3 \(Permission denied: "
+                 rf"{re.escape(str(paths.archive_dir))}/2-{STAMP}\.sqlite3\)"], [paths.archive_dir])
+    assert case == "archive is a file"
+    paths.archive_dir.write_text("not a folder")
+    return (["archive", "2"],
+            [re.escape(f"malabot: guild 2: cannot create the archive folder {paths.archive_dir} "
+                       "(a file is in the way)")], [])
+
+
+@pytest.mark.parametrize("case", [
+    "out not writable", "out not creatable", "out not searchable", "backups is a file",
+    "restore source not searchable", "tenants folder not writable", "lock not creatable",
+    "archive not writable", "archive is a file"])
+def test_a_folder_or_file_that_cannot_be_used_is_named_in_words(paths: TenantPaths, tmp_path: Path,
+                                                                 case: str) -> None:
+    """Not Python's "[Errno 13] Permission denied: '…'", nor a bare reason: what failed, on which path,
+    and why; an all-guilds run still reports each guild and its summary, and exits 1."""
+    args, expected, folders = _unusable(paths, tmp_path, case)
+    modes = {"read-only": 0o555, "hidden": 0o000, "archive": 0o555}
+    for folder in folders:
+        folder.chmod(modes.get(folder.name, 0o555))
+    try:
+        result = unprivileged.run_malabot("tenants", "--tenants-dir", str(paths.root), *args)
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert paths.live_guild_ids() == [1, 2], "nothing was moved or replaced"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
 
-from malabot.errors import TenantError
-from malabot.tenancy.failures import is_busy, storage_trouble
+import pytest
+
+from malabot.errors import TenantError, os_reason
+from malabot.tenancy.failures import failing_as, is_busy, storage_trouble
 
 
 def _error(code: int, message: str) -> sqlite3.OperationalError:
@@ -38,3 +41,18 @@ def test_other_troubles() -> None:
     assert storage_trouble(_error(sqlite3.SQLITE_IOERR | (3 << 8), "disk I/O error")) == \
         "the server's data file could not be written"
     assert not is_busy(ValueError("database is locked"))
+
+
+def test_a_system_error_reads_as_its_reason_and_the_path_it_met() -> None:
+    denied = PermissionError(errno.EACCES, "Permission denied", "/srv/out/.1.tmp")
+    assert os_reason(denied) == "Permission denied: /srv/out/.1.tmp"  # no "[Errno 13]", no quotes
+    assert os_reason(denied, Path("/srv/out/.1.tmp")) == "Permission denied", "the sentence names it already"
+    assert os_reason(OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b")) == \
+        "Invalid cross-device link: /a -> /b"
+    assert os_reason(OSError("no details")) == "no details"
+
+
+def test_a_failing_file_step_becomes_one_sentence_saying_what_failed(tmp_path: Path) -> None:
+    with pytest.raises(TenantError) as raised, failing_as(f"cannot create the archive folder {tmp_path}", tmp_path):
+        raise FileExistsError(errno.EEXIST, "File exists", str(tmp_path))
+    assert str(raised.value) == f"cannot create the archive folder {tmp_path} (File exists)"
