@@ -78,6 +78,11 @@ def _unreadable(char: str) -> bool:
     return char in _BIDI_CONTROLS or unicodedata.category(char) in _UNREADABLE_CATEGORIES
 
 
+def unprintable_character(text: str) -> str | None:
+    """The first character of `text` that `one_line` escapes, or None when the text prints as itself."""
+    return next((char for char in text if _unreadable(char)), None)
+
+
 def one_line(text: str) -> str:
     """`text` as one readable line for the CLI's stderr: such characters (a newline in a file name
     given on the command line) are written escaped (`\\n`, `\\x1b`, `\\u202e`), so a path can neither

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malabot.errors import MalabotError, one_line, os_reason
+from malabot.errors import MalabotError, one_line, os_reason, unprintable_character
 from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
@@ -43,7 +43,7 @@ def register(groups: Any) -> None:
     def action(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = actions.add_parser(name, help=help_text, description=help_text)
         _add_tenants_dir(sub, default=argparse.SUPPRESS)  # accepted after the action too
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, parser=sub)  # parser: for a usage mistake found by the handler
         return sub
 
     action("list", list_tenants, "list the guild files: size, schema version, last write")
@@ -111,6 +111,7 @@ def migrate_tenants(args: argparse.Namespace) -> int:
 
 def backup_tenants(args: argparse.Namespace) -> int:
     paths = _paths(args)
+    _require_printable_output(args, paths)
     guild_ids = _selected_guilds(args, paths, "backup")
     migrations = MigrationSet.load()
     folder: Path | None = args.out
@@ -132,7 +133,7 @@ def restore_tenant_file(args: argparse.Namespace) -> int:
     with TenantsLock(paths.lock_file, "malabot tenants restore"):
         previous = asyncio.run(_restore(paths, guild_id, Path(args.file), args.allow_other_guild))
     kept = f"; the previous data is kept in {previous}" if previous is not None else ""
-    print(f"guild {guild_id}: restored from {args.file}{kept}")
+    print(one_line(f"guild {guild_id}: restored from {args.file}{kept}"))
     return EXIT_OK
 
 
@@ -158,7 +159,7 @@ def archive_tenant_file(args: argparse.Namespace) -> int:
     _require_folder(paths)
     with TenantsLock(paths.lock_file, "malabot tenants archive"):
         archived = archive_tenant(paths, guild_id)
-    print(f"guild {guild_id}: archived to {archived}")
+    print(one_line(f"guild {guild_id}: archived to {archived}"))
     return EXIT_OK
 
 
@@ -221,6 +222,17 @@ def _require_out_folder(folder: Path) -> None:
                 where = "" if place == folder else f" ({place} is a file)"
                 raise MalabotError(f"--out {folder} is not a folder{where}")
             return
+
+
+def _require_printable_output(args: argparse.Namespace, paths: TenantPaths) -> None:
+    """`backup` prints the files it writes on stdout as they are, one a line, for scripts: in a folder
+    named with a control character (a newline) such a line would split, or escaped not name the file.
+    So that folder is refused before anything is written, as a usage mistake (exit 2)."""
+    given, folder = ("--out", args.out) if args.out is not None else ("the tenants folder", paths.root)
+    char = unprintable_character(str(folder))
+    if char is not None:
+        args.parser.error(f"{given} {folder} has a control character ({char}) in its name, and the files "
+                          "written are printed one a line; choose a folder without one")
 
 
 def _live_guild_ids(paths: TenantPaths) -> list[int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from malabot.__main__ import main
+from malabot.errors import one_line
 from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.opening import create_tenant_file
 from malabot.tenancy.paths import TenantPaths
@@ -35,14 +36,41 @@ def test_a_tenants_folder_with_a_newline_is_named_in_one_line(capsys: pytest.Cap
     assert capsys.readouterr().err.splitlines() == ["malabot: t\\nx is not a folder of guild files (no such folder)"]
 
 
-def test_backup_progress_names_an_out_folder_with_control_characters_in_one_line(
+@pytest.mark.parametrize("name", ["o\nx", "o\rx", "o\x1b[2J", "o\u202ex"])
+@pytest.mark.parametrize("given", ["--out", "--tenants-dir"])
+def test_backup_refuses_a_folder_whose_files_could_not_be_printed_one_a_line(
+        paths: TenantPaths, capsys: pytest.CaptureFixture[str], name: str, given: str) -> None:
+    """stdout lists the files written, one a line, as they are: for scripts. A newline in the folder
+    would split a line; escaped, the line would not name the file. So it is a usage mistake (exit 2),
+    refused before anything is written."""
+    folder = paths.root.parent / name
+    if given == "--out":
+        args = ["--tenants-dir", str(paths.root), "backup", "--all", "--out", str(folder)]
+        said = f"--out {one_line(str(folder))}"
+    else:
+        paths.root.rename(folder)  # the default place is tenants/backups/<guild>/
+        args = ["--tenants-dir", str(folder), "backup", "--all"]
+        said = f"the tenants folder {one_line(str(folder))}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["tenants", *args])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"malabot tenants backup: {said} has a control character ({one_line(name[1])}) in its name, and the "
+        "files written are printed one a line; choose a folder without one (see malabot tenants backup --help)"]
+    assert not folder.exists() if given == "--out" else not (folder / "backups").exists()
+
+
+def test_a_restore_from_a_file_named_with_a_newline_says_so_in_one_line(
         paths: TenantPaths, capsys: pytest.CaptureFixture[str]) -> None:
-    out = paths.root.parent / "o\nx\r\x1b[2J\u202e"
-    assert main(["tenants", "--tenants-dir", str(paths.root), "backup", "--all", "--out", str(out)]) == 0
-    progress, summary = capsys.readouterr().err.splitlines()
-    assert progress.startswith(f"[1/1] guild {GUILD}: backed up to ")
-    assert "o\\nx\\r\\x1b[2J\\u202e/" in progress
-    assert summary == "1 of 1 guild(s) backed up"
+    source = paths.root.parent / "evil\nguild 1: restored"
+    assert main(["tenants", "--tenants-dir", str(paths.root), "backup", str(GUILD),
+                 "--out", str(paths.root.parent / "out")]) == 0
+    Path(capsys.readouterr().out.strip()).rename(source)
+    assert main(["tenants", "--tenants-dir", str(paths.root), "restore", str(GUILD), str(source)]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"guild {GUILD}: restored from {paths.root.parent}/evil\\nguild 1: restored; "), line
 
 
 def test_a_usage_mistake_with_a_newline_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from malabot.errors import one_line
+from malabot.errors import one_line, unprintable_character
 
 
 @pytest.mark.parametrize("char", [
@@ -29,3 +29,8 @@ def test_what_can_split_or_spoof_a_line_is_escaped(char: str) -> None:
 ])
 def test_other_text_is_kept_as_given(text: str) -> None:
     assert one_line(text) == text
+
+
+def test_the_first_character_that_would_be_escaped_is_found() -> None:
+    assert unprintable_character("/srv/o\u202ex\ny") == "\u202e"
+    assert unprintable_character("/srv/Gro\u00dfvater\u00adsachen/\u200c") is None
