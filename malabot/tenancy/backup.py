@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from malabot.errors import InvalidGuildId, MigrationError, RestoreRefused, TenantError, os_reason
 from malabot.tenancy.failures import failing_as
@@ -56,6 +57,8 @@ from malabot.tenancy.private import (
 )
 
 log = logging.getLogger(__name__)
+
+Read = TypeVar("Read")
 
 # A staging file is a crash's leftover only when no backup holds its lock and nothing has written it
 # for an hour. The lock says no writer has it; the age covers the instant between creating the file
@@ -240,16 +243,44 @@ def remove_all_backup_leftovers(paths: TenantPaths) -> int:
     return removed
 
 
+def with_download_copy(paths: TenantPaths, guild_id: int, migrations: MigrationSet, filename: str,
+                           read: Callable[[Path], Read], *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Read:
+    """`read(copy)` of a consistent copy of the guild's file named `filename`, made for a download in a
+    new private folder under tenants/.downloads/ (not the system's temporary folder, where a crash would
+    leave a full copy of a server's member data that nothing removes). The copy, its folder and an
+    emptied .downloads are gone when this returns or raises: all in one call, so a caller that stops
+    waiting for it (a cancelled command) cannot leave the copy behind."""
+    folder = download_folder(paths)
+    try:
+        return read(backup_tenant(paths, guild_id, migrations, folder / filename, busy_timeout_ms=busy_timeout_ms))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another download's folder is in it: the last one out removes it
+            paths.downloads_dir.rmdir()
+
+
 def download_folder(paths: TenantPaths) -> Path:
-    """A new private folder for one download copy, beside the tenants (not in the system's temporary
-    folder, where a crash would leave a full copy of a server's member data that nothing removes)."""
-    paths.downloads_dir.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="copy-", dir=paths.downloads_dir))
+    """A new private folder for one download copy, in tenants/.downloads/ (made 0700 if missing, made
+    0700 again if found looser: it is the bot's own)."""
+    downloads = paths.downloads_dir
+    for _ in range(_NAME_ATTEMPTS):
+        with contextlib.suppress(FileExistsError):
+            downloads.mkdir(mode=PRIVATE_FOLDER_MODE)
+        found = downloads.lstat()
+        if not stat.S_ISDIR(found.st_mode):
+            raise TenantError(f"{downloads} is not a folder; the bot keeps its download copies there")
+        if stat.S_IMODE(found.st_mode) != PRIVATE_FOLDER_MODE:
+            os.chmod(downloads, PRIVATE_FOLDER_MODE)
+        try:
+            return Path(tempfile.mkdtemp(prefix="copy-", dir=downloads))
+        except FileNotFoundError:  # the last download before this one removed the emptied folder meanwhile
+            continue
+    raise TenantError(f"cannot make a folder for a download copy in {downloads}: it keeps being removed")
 
 
 def remove_download_leftovers(paths: TenantPaths) -> int:
-    """Delete what downloads cut short by a crash left; only safe at bot start under the tenants lock.
-    Returns how many folders were removed."""
+    """Delete what downloads cut short by a crash left, and the folder; only safe at bot start under
+    the tenants lock. Returns how many folders were removed."""
     try:
         leftovers = list(paths.downloads_dir.iterdir())
     except FileNotFoundError:
@@ -259,6 +290,8 @@ def remove_download_leftovers(paths: TenantPaths) -> int:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        paths.downloads_dir.rmdir()
     return len(leftovers)
 
 

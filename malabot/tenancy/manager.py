@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -37,6 +38,9 @@ from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, r
 from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
 
 log = logging.getLogger(__name__)
+
+Read = TypeVar("Read")  # what a caller reads from a download copy
+Copied = TypeVar("Copied")
 
 FileOperationHook = Callable[[int], Awaitable[None]]
 FileChangedHook = Callable[[int], None]
@@ -379,11 +383,24 @@ class TenantManager:
         tenants/backups/<guild>/<guild>-<UTC stamp of `moment`, default now>.sqlite3.
         """
         guild_id = parse_guild_id(guild_id)
+        return await self._copying(guild_id, partial(self._backup_now, guild_id, destination, moment))
+
+    async def download(self, guild_id: int, filename: str, read: Callable[[Path], Read]) -> Read:
+        """`read(copy)`, in a worker thread, of a consistent copy of the guild's file named `filename`,
+        made under tenants/.downloads/ for sending elsewhere. The copy exists only in that thread: it is
+        removed (with its folder) before the thread ends, also when this call is cancelled meanwhile."""
+        guild_id = parse_guild_id(guild_id)
+        return await self._copying(guild_id, partial(files.with_download_copy, self.paths, guild_id,
+                                                     self.migrations, filename, read,
+                                                     busy_timeout_ms=self._busy_timeout_ms))
+
+    async def _copying(self, guild_id: int, copy: Callable[[], Copied]) -> Copied:
+        """Run `copy` (it copies the guild's file) in a worker thread once buffers are flushed."""
         await self._before_file_operation(guild_id)
         try:
-            return await asyncio.to_thread(self._backup_now, guild_id, destination, moment)
+            return await asyncio.to_thread(copy)
         finally:
-            self._verified.pop(guild_id, None)  # the backup's own connection touched the file
+            self._verified.pop(guild_id, None)  # the copy's own connection touched the file
 
     def _backup_now(self, guild_id: int, destination: Path | None, moment: datetime.datetime | None) -> Path:
         folder = None

@@ -3,15 +3,21 @@ too large a file gets a clear answer, and the owner lists and restores the night
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from malabot.bot import APOLOGY
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
+from malabot.runtime import finish_handlers
 from malabot.sandbox import FakeDiscord
+from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
@@ -102,6 +108,47 @@ async def test_a_file_over_the_upload_limit_gets_a_clear_answer(world: World) ->
     assert reply.files == []
     assert reply.content.startswith("The backup is 11.")
     assert "more than the 10.0 MiB Discord lets me upload here, so I cannot send it." in reply.content
+    assert not downloads(world).exists(), "neither the copy nor its folder is left"
+
+
+def downloads(world: World) -> Path:
+    return world.tenants_dir / ".downloads"
+
+
+async def test_a_copy_discord_would_not_take_leaves_nothing_behind(world: World) -> None:
+    def answer_with_file(method: str, path: str, body: object) -> bool:
+        return method in ("POST", "PATCH") and path.startswith("/webhooks/")
+
+    refused = world.server.rate_limit(answer_with_file, times=5, retry_after=0.01)  # py-cord gives up
+    reply = await world.command(world.admin, "backup create")
+    assert refused.hits == 5
+    assert reply.flags & EPHEMERAL and reply.files == []
+    assert reply.content == APOLOGY
+    assert not downloads(world).exists()
+
+
+async def test_a_create_cancelled_while_copying_leaves_nothing_behind(world: World,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown cancels a command still running after its grace; the copy being made cannot be
+    stopped, and the full copy of the members' data it writes must not stay on the host."""
+    copying, go_on = threading.Event(), threading.Event()
+    real_backup = files.backup_tenant
+
+    def slow_backup(*args: Any, **options: Any) -> Path:
+        copying.set()
+        go_on.wait(30)  # a large server's file
+        return real_backup(*args, **options)
+
+    monkeypatch.setattr(files, "backup_tenant", slow_backup)
+    command = asyncio.create_task(world.command(world.admin, "backup create"))
+    try:
+        assert await asyncio.to_thread(copying.wait, 30)
+        await finish_handlers(0)  # what `malabot run` does to handlers still running at a stop
+    finally:
+        go_on.set()
+        command.cancel()
+        await asyncio.gather(command, return_exceptions=True)
+    await eventually(lambda: not downloads(world).exists(), within=30, what="the copy and its folder removed")
 
 
 # -- snapshots ----------------------------------------------------------------------------------------

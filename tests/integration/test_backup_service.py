@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import stat
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from malabot.features.backups.service import BackupService
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.migrations import MigrationSet
 from malabot.tenancy.paths import TenantPaths, utc_stamp
 
 GUILD, OTHER = 111_111_111_111_111_111, 222_222_222_222_222_222
@@ -76,7 +79,7 @@ async def test_download_copy_is_the_whole_file_and_leaves_no_temporary_files(
     finally:
         conn.close()
     assert list(scratch.iterdir()) == []
-    assert list(place.tenants.paths.downloads_dir.iterdir()) == []
+    assert not place.tenants.paths.downloads_dir.exists(), "nor an empty folder"
     assert place.files() == [], "a download is not a snapshot"
 
 
@@ -88,18 +91,23 @@ async def test_download_copy_is_made_beside_the_tenants_not_in_the_system_temp_f
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     written_to: list[Path] = []
-    real_backup = place.tenants.backup
+    modes: list[int] = []
+    real_backup = files.backup_tenant
 
-    async def backup(guild_id: int, destination: Path | None = None) -> Path:
-        written_to.append(destination)  # type: ignore[arg-type]
+    def backup(paths: TenantPaths, guild_id: int, migrations: MigrationSet, destination: Path,
+               **options: int) -> Path:
+        written_to.append(destination)
+        modes.extend(stat.S_IMODE(folder.stat().st_mode) for folder in (destination.parent, paths.downloads_dir))
         assert list(scratch.iterdir()) == []
-        return await real_backup(guild_id, destination)
+        return real_backup(paths, guild_id, migrations, destination, **options)
 
-    monkeypatch.setattr(place.tenants, "backup", backup)
-    await place.backups.download_copy(GUILD, max_bytes=10 * 1024 * 1024)
+    monkeypatch.setattr(files, "backup_tenant", backup)
     downloads = place.tenants.paths.downloads_dir
+    downloads.mkdir(mode=0o755)  # left looser by an operator, say
+    downloads.chmod(0o755)
+    await place.backups.download_copy(GUILD, max_bytes=10 * 1024 * 1024)
     assert [path.parent.parent for path in written_to] == [downloads]
-    assert downloads.stat().st_mode & 0o777 == 0o700
+    assert modes == [0o700, 0o700], "only the bot's account may look in while a copy is there"
 
 
 async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
@@ -111,7 +119,16 @@ async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
     with pytest.raises(UserInputError, match=r"The backup is \d+\.\d KiB, more than the 100\.0 KiB"):
         await place.backups.download_copy(GUILD, max_bytes=100 * 1024)
     assert list(scratch.iterdir()) == []
-    assert list(place.tenants.paths.downloads_dir.iterdir()) == []
+    assert not place.tenants.paths.downloads_dir.exists()
+
+
+async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(place: Place) -> None:
+    """The last to finish removes the downloads folder; one starting meanwhile is not left without it."""
+    await place.write("motto", "hello")
+    copies = await asyncio.gather(*(place.backups.download_copy(guild, max_bytes=10 * 1024 * 1024)
+                                    for guild in (GUILD, OTHER) * 4))
+    assert sorted({copy.filename.split("-")[1] for copy in copies}) == sorted({str(GUILD), str(OTHER)})
+    assert not place.tenants.paths.downloads_dir.exists()
 
 
 async def test_snapshots_are_named_by_the_clock_and_kept_by_backup_keep(place: Place) -> None:

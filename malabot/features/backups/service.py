@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,19 +56,17 @@ class BackupService:
         """A consistent copy of the server's file as bytes; UserInputError when it exceeds `max_bytes`."""
         guild_id = parse_guild_id(guild_id)
         filename = f"malabot-{guild_id}-{utc_stamp(self._clock())}.sqlite3"
-        folder = await asyncio.to_thread(files.download_folder, self._tenants.paths)
-        try:
-            copy = await self._tenants.backup(guild_id, folder / filename)
+
+        def read(copy: Path) -> bytes:  # in the copy's worker thread, before the copy is removed
             size = copy.stat().st_size
             if size > max_bytes:
                 raise UserInputError(
                     f"The backup is {size_text(size)}, more than the {size_text(max_bytes)} Discord lets me "
                     "upload here, so I cannot send it. The nightly snapshots are still kept on the bot's "
                     "host; the server owner can see them with `/backup list`.")
-            data = await asyncio.to_thread(copy.read_bytes)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-        return DownloadCopy(filename, data)
+            return copy.read_bytes()
+
+        return DownloadCopy(filename, await self._tenants.download(guild_id, filename, read))
 
     # -- snapshots ------------------------------------------------------------------------------
 
