@@ -27,6 +27,10 @@ Snowflake = int  # a Discord id; validated positive by the fields that hold one
 # The error type of a rule between two settings: its sentence names both, so it is shown as it is.
 BETWEEN_SETTINGS = "between_settings"
 
+# The settings the model-wide rule reads (xp_min <= xp_max). Pydantic reports a broken model-wide rule
+# without a field, so whoever drops invalid values needs to know which ones it was about.
+XP_RANGE_FIELDS = frozenset({"xp_min", "xp_max"})
+
 # Which placeholders each message template may use: the one list per template. Settings are checked
 # against it whenever they are built (/config, every load) and so is the legacy split; each renderer
 # fills exactly these names (templates.values_for), so what is accepted is what renders.

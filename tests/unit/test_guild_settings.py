@@ -82,6 +82,18 @@ def test_one_role_stored_as_both_verified_and_unverified_loses_only_the_unverifi
     assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, None, "Europe/Paris")
 
 
+def test_a_stored_xp_range_out_of_order_loses_only_the_range() -> None:
+    # A file edited by hand: the other settings must survive, or the next /config set would store
+    # every default over them.
+    from malabot.features.settings.service import settings_from_stored
+    settings = settings_from_stored(1, {"xp_min": 50, "xp_max": 10, "timezone": "Europe/Berlin",
+                                        "level_curve": "gradual", "birthday_hour": 7})
+    assert (settings.xp_min, settings.xp_max) == (15, 25)
+    assert (settings.timezone, settings.level_curve, settings.birthday_hour) == ("Europe/Berlin", "gradual", 7)
+    alone = settings_from_stored(1, {"xp_min": 50, "timezone": "Europe/Berlin"})   # above the default xp_max
+    assert (alone.xp_min, alone.timezone) == (15, "Europe/Berlin")
+
+
 def test_timezone_names_are_matched_whatever_their_case() -> None:
     assert GuildSettings(timezone="asia/kolkata").timezone == "Asia/Kolkata"
     assert GuildSettings(timezone="Utc").timezone == "UTC"
