@@ -55,6 +55,25 @@ def test_the_project_migrations_load_in_order() -> None:
     assert migrations.migrations[0].name == "initial"
 
 
+# Every migration that has landed on main, with its checksum. A file records the checksum of each
+# migration applied to it and is refused if the text changes afterwards (a comment counts): so a
+# landed migration is frozen, and a new change is a new migration added here.
+LANDED_MIGRATIONS = {
+    1: "d2920138deda866debd94391a4dc0d63f0cd974f9672dbc7d5e2fd0d5c2953d9",
+    2: "f3b9f7a58a8fd17b75e606566260b391728c86ababa7457f06882e67687007f0",
+    3: "61e9017b2221fb2b5867afc07367b4cc2b6c823afe218d65ec2ed51a6db405da",
+    4: "b494fa0f83de5aa0485fdaefde7e19ffcedac037a8136e208f65853a2e1641af",
+    5: "40520fa53ab49ca18fc1e70a41ee6fec9c8848cbf0f3fd053606c699fc82ebd1",
+}
+
+
+def test_landed_migrations_are_never_edited() -> None:
+    current = {migration.version: migration.checksum for migration in MigrationSet.load().migrations}
+    edited = [version for version, checksum in LANDED_MIGRATIONS.items() if current.get(version) != checksum]
+    assert edited == [], (f"migration(s) {edited} changed or removed after landing: every file they were "
+                          "applied to would be refused; put the change in a new migration")
+
+
 def test_migrations_are_ordered_by_number_not_by_listing(three: MigrationSet) -> None:
     assert [(m.version, m.name) for m in three.migrations] == [(1, "a"), (2, "b"), (3, "fill")]
 
