@@ -8,7 +8,7 @@ purge and keep their rows until the next start. The writers ask here to keep suc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 # Longer than any handling that was under way as they left (or that Discord delivered just after)
@@ -16,15 +16,39 @@ from dataclasses import dataclass
 DEPARTURE_SECONDS = 60.0
 
 
+@dataclass
+class _Departure:
+    left_at: float  # clock time of the leave
+    # Whether a purge of theirs has run since (marked in its transaction): until then their rows are
+    # that purge's to delete and count; after it, rows of theirs were written late, and each commit
+    # purges them again.
+    purged: bool = False
+
+
 class RecentDepartures:
     def __init__(self, keep_seconds: float = DEPARTURE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._keep_seconds = keep_seconds
         self._clock = clock
-        self._left: dict[int, dict[int, float]] = {}  # guild id -> user id -> clock time of the leave
+        self._left: dict[int, dict[int, _Departure]] = {}  # guild id -> user id -> their leave
 
     def left(self, guild_id: int, user_id: int) -> None:
-        self._left.setdefault(guild_id, {})[user_id] = self._clock()
+        self._left.setdefault(guild_id, {})[user_id] = _Departure(self._clock())
+
+    def purged(self, guild_id: int, user_ids: Iterable[int]) -> None:
+        """A purge of these members is about to commit (those who did not leave are no concern here)."""
+        self._mark(guild_id, user_ids, purged=True)
+
+    def purge_failed(self, guild_id: int, user_ids: Iterable[int]) -> None:
+        """A purge of these members did not commit after all: their rows are still a purge's to come."""
+        self._mark(guild_id, user_ids, purged=False)
+
+    def _mark(self, guild_id: int, user_ids: Iterable[int], *, purged: bool) -> None:
+        members = self._left.get(guild_id, {})
+        for user_id in user_ids:
+            departure = members.get(user_id)
+            if departure is not None:
+                departure.purged = purged
 
     def rejoined(self, guild_id: int, user_id: int) -> bool:
         """Forget the leave; True when the member was remembered as gone."""
@@ -39,8 +63,8 @@ class RecentDepartures:
         """Whether the member left this guild within the last `keep_seconds` (a dict look-up: it
         runs for every chat message)."""
         members = self._left.get(guild_id)
-        left_at = members.get(user_id) if members else None
-        return left_at is not None and self._clock() - left_at <= self._keep_seconds
+        departure = members.get(user_id) if members else None
+        return departure is not None and self._clock() - departure.left_at <= self._keep_seconds
 
     def in_guild(self, guild_id: int) -> list[int]:
         """The members who left this guild within the last `keep_seconds`."""
@@ -48,11 +72,16 @@ class RecentDepartures:
         if not members:
             return []
         since = self._clock() - self._keep_seconds
-        for user_id in [user_id for user_id, left_at in members.items() if left_at < since]:
+        for user_id in [user_id for user_id, departure in members.items() if departure.left_at < since]:
             del members[user_id]
         if not members:
             del self._left[guild_id]
         return list(members)
+
+    def purged_in_guild(self, guild_id: int) -> list[int]:
+        """Those of `in_guild` whose purge has run since they left."""
+        members = self.in_guild(guild_id)
+        return [user_id for user_id in members if self._left[guild_id][user_id].purged]
 
 
 @dataclass(frozen=True)

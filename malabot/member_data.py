@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -91,12 +91,11 @@ class MemberData:
         await self.forget(guild_id, user_id)
         changed: dict[str, int] = {}
         if not self._tenants.exists(guild_id):
+            self._departures.purged(guild_id, [user_id])  # nothing to purge: the purge is done
             return PurgeReport(guild_id, user_id, changed)
-        async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
+        async with self._purging(guild_id, [user_id], also) as conn:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
-            if also is not None:
-                await also(conn)
         await self._forget_all(guild_id, [user_id])
         if any(changed.values()):
             await self._tenants.wipe_erased(guild_id)  # shared by a burst of leaves: once, not per member
@@ -225,11 +224,13 @@ class MemberData:
                 await task
 
     async def _purge_departed_again(self, guild_id: int, conn: aiosqlite.Connection) -> None:
-        """Before each commit of the guild: purge again members who just left. Not in a purge's own
-        transaction (unless it has `also` writes): it writes nobody's rows, and when hundreds leave
-        at once (a mass ban, Discord's member prune) each leave's purge would look up every one of
-        them, the server's file held throughout."""
-        departed = self._departures.in_guild(guild_id)
+        """Before each commit of the guild: purge again members who just left, once their own purge
+        has committed. Until then (it waits for the file, or failed and is owed) their rows are left
+        to it, so that it counts them: purged here first (say by the commit of /ban's case), the
+        leave reported no rows. Not in a purge's own transaction (unless it has `also` writes): it
+        writes nobody's rows, and when hundreds leave at once (a mass ban, Discord's member prune)
+        each leave's purge would look up every one of them, the server's file held throughout."""
+        departed = self._departures.purged_in_guild(guild_id)
         if not departed:
             return
         # One look-up when none of them is named again, as in nearly every transaction: this runs in
@@ -265,14 +266,28 @@ class MemberData:
         if not user_ids and also is None:
             return PurgedMembers(guild_id, (), 0)
         await self._forget_all(guild_id, user_ids)
-        async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
+        async with self._purging(guild_id, user_ids, also) as conn:
             purged = await self.purge_rows(conn, guild_id, user_ids)
-            if also is not None:
-                await also(conn)
         await self._forget_all(guild_id, user_ids)
         if purged.rows_changed:
             await self._tenants.wipe_erased(guild_id)  # once for the whole batch
         return purged
+
+    @contextlib.asynccontextmanager
+    async def _purging(self, guild_id: int, user_ids: Sequence[int],
+                       also: AlsoInTransaction | None) -> AsyncIterator[aiosqlite.Connection]:
+        """The transaction of a purge of these members: the caller's deletes, then `also`."""
+        try:
+            async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
+                yield conn
+                if also is not None:
+                    await also(conn)
+                # Marked while the file is still held: commits before this one left the rows of those
+                # who just left to this purge, which counts them; those after it purge them again.
+                self._departures.purged(guild_id, user_ids)
+        except BaseException:
+            self._departures.purge_failed(guild_id, user_ids)
+            raise
 
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
         """Purge several members' rows on a connection the caller holds in a transaction (e.g. a

@@ -243,6 +243,131 @@ async def test_a_member_who_left_while_offline_is_purged_once_a_big_servers_memb
                      what="bob's rows purged once the member list arrived")
 
 
+# -- what the purges report ----------------------------------------------------------------------
+
+# The rows `seed_member` gives a member: XP, a check-in and its day, a birthday, and the audit row of
+# the admin's XP grant about them.
+SEEDED = {"xp": 1, "checkins": 1, "checkin_days": 1, "birthdays": 1, "audit_log": 1}
+SEEDED_ROWS = sum(SEEDED.values())
+
+
+def leave_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return sorted(record.getMessage() for record in caplog.records if "member left," in record.getMessage())
+
+
+def departed_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if "members no longer here had data" in record.getMessage()]
+
+
+async def test_each_leave_reports_the_rows_of_that_member_it_purged(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """One leave, three at once, and a member with no data (alice)."""
+    caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    path = world.tenant_file(world.guild)
+    leaving = [world.server.add_user(f"leaving{number}") for number in range(4)]
+    for user in leaving:
+        await seed_member(world, world.guild.id, user.id)
+    assert rows_mentioning(path, leaving[0].id) == SEEDED
+    line = f"guild {world.guild.id}: member left, {SEEDED_ROWS} rows purged"
+
+    await world.server.remove_member(world.guild, leaving[0], uncached=True)
+    await settled(world)
+    assert leave_reports(caplog) == [line]
+    caplog.clear()
+    await asyncio.gather(*(world.server.remove_member(world.guild, user, uncached=True) for user in leaving[1:]))
+    await settled(world)
+    assert leave_reports(caplog) == [line] * 3
+    caplog.clear()
+    await world.server.remove_member(world.guild, world.alice)
+    await settled(world)
+    assert leave_reports(caplog) == [f"guild {world.guild.id}: member left, 0 rows purged"]
+    assert all(rows_mentioning(path, user.id) == {} for user in leaving)
+
+
+async def test_a_banned_or_kicked_members_leave_reports_every_row_it_purged(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The command records its case in a transaction that commits while the leave's purge waits for the
+    file. That commit's re-check of members who just left used to purge their rows first, and count
+    them nowhere: the leave reported "0 rows purged" for a member whose five rows went."""
+    caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    path = world.tenant_file(world.guild)
+    for member in (world.alice, world.bob):
+        await seed_member(world, world.guild.id, member.id)
+    banned = await world.command(world.admin, "ban", {"member": world.alice, "reason": "raid"})
+    kicked = await world.command(world.admin, "kick", {"member": world.bob, "reason": "raid"})
+    assert "was banned" in banned.content and "was kicked" in kicked.content, (banned.content, kicked.content)
+    await settled(world)
+    assert leave_reports(caplog) == [f"guild {world.guild.id}: member left, {SEEDED_ROWS} rows purged"] * 2
+    assert rows_mentioning(path, world.alice.id) == rows_mentioning(path, world.bob.id) == {"mod_cases": 1}
+
+
+async def test_the_purge_at_start_reports_exactly_the_members_and_rows_it_purged(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Left while the bot was offline: one member with data, one named only as the actor of an XP grant
+    (the row stays, the actor cleared), one with no data; one who left and came back meanwhile, one
+    whose leave the bot heard (purged then). Only the first two count, with their six rows."""
+    caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    path = world.tenant_file(world.guild)
+    with_data, actor, without_data, back, purged = (world.server.add_user(name) for name in (
+        "with_data", "actor", "without_data", "back", "purged"))
+    for user in (with_data, actor, without_data, back, purged):
+        await world.server.member_join(world.guild, user)
+    for user in (with_data, back, purged):
+        await seed_member(world, world.guild.id, user.id)
+    await world.live.xp_admin.add(world.guild.id, actor.id, world.alice.id, 10)
+    await world.server.remove_member(world.guild, purged)
+    await eventually(lambda: not rows_mentioning(path, purged.id), what="the heard leave's purge")
+    await world.stop()
+    for user in (with_data, actor, without_data, back):
+        await world.server.remove_member(world.guild, user)  # nobody is listening
+    world.server.add_member(world.guild, back)
+    caplog.clear()
+    await world.start()
+    await settled(world)
+    assert departed_reports(caplog) == [f"guild {world.guild.id}: 2 members no longer here had data, "
+                                        f"{SEEDED_ROWS + 1} rows purged"]
+    assert purge_summaries(caplog) == [f"{PURGE_SUMMARY} 2 purged in 1 of 2 servers (0 skipped: member list "
+                                       "not complete; 0 failed)"]
+    assert rows_mentioning(path, with_data.id) == rows_mentioning(path, actor.id) == {}
+    assert rows_mentioning(path, back.id) == SEEDED
+
+
+@pytest.mark.parametrize("members", [1000, 1001])
+async def test_the_purge_at_start_of_a_server_whose_member_list_comes_in_chunks_counts_who_left(
+        world: World, caplog: pytest.LogCaptureFixture, members: int) -> None:
+    """Discord sends a big server's member list in chunks of 1,000: exactly one chunk, and one more
+    with a single member. The members last in the first chunk and first in the second stay."""
+    caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    path, server = world.tenant_file(world.guild), world.server.guild(world.guild)
+    gone = [world.server.add_user(f"gone{number}") for number in range(2)]
+    for user in gone:
+        world.server.add_member(world.guild, user)
+    newcomers = [world.server.add_user(f"newcomer{number}") for number in range(len(gone))]  # join meanwhile
+    while len(server.members) < members:
+        world.server.add_member(world.guild, world.server.add_user(f"member{len(server.members)}"))
+    # The member list as Discord sends it at the next start, in the order it sends it.
+    listed = [user_id for user_id in server.members if user_id not in {user.id for user in gone}]
+    listed += [user.id for user in newcomers]
+    staying = listed[999:1001]
+    for user_id in [*staying, *(user.id for user in gone)]:
+        await seed_member(world, world.guild.id, user_id)
+    await world.stop()
+    for user in gone:
+        await world.server.remove_member(world.guild, user)  # nobody is listening
+    for user in newcomers:
+        world.server.add_member(world.guild, user)
+    assert list(server.members) == listed and len(listed) == members
+    caplog.clear()
+    await world.start()
+    await eventually(lambda: bool(departed_reports(caplog)), within=15.0, what="the purge of who left")
+    await settled(world)
+    assert len(world.running.get_guild(world.guild.id).members) == members, "the whole list arrived"
+    assert departed_reports(caplog) == [f"guild {world.guild.id}: 2 members no longer here had data, "
+                                        f"{2 * SEEDED_ROWS} rows purged"]
+    assert all(rows_mentioning(path, user_id) == SEEDED for user_id in staying)
+
+
 async def test_outage_changes_nothing_but_removal_archives(world: World) -> None:
     live = world.tenant_file(world.other_guild)
     await world.server.guild_outage(world.other_guild)

@@ -38,3 +38,18 @@ def test_leaving_again_restarts_the_time() -> None:
     departures.left(1, 7)
     clock.now += 50
     assert departures.has_left(1, 7)
+
+
+def test_a_leave_counts_as_purged_from_its_purge_on_and_not_once_that_fails() -> None:
+    # Until then the re-check before other commits leaves their rows to their own purge, which counts them.
+    departures = RecentDepartures(clock=ManualClock(100.0))
+    departures.left(1, 7)
+    departures.left(1, 8)
+    assert departures.purged_in_guild(1) == []
+    departures.purged(1, [7, 9])  # 9 did not leave: nothing to remember
+    assert departures.purged_in_guild(1) == [7] and departures.in_guild(1) == [7, 8]
+    departures.purge_failed(1, [7])
+    assert departures.purged_in_guild(1) == []
+    departures.purged(1, [7, 8])
+    departures.left(1, 8)  # left again: a purge of theirs is to come again
+    assert departures.purged_in_guild(1) == [7]
