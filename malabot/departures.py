@@ -118,7 +118,7 @@ class OwedPurges:
     def in_guild(self, guild_id: int) -> list[int]:
         return sorted(self._owed.get(guild_id, ()))
 
-    def settled(self, guild_id: int, user_ids: list[int]) -> None:
+    def settled(self, guild_id: int, user_ids: Sequence[int]) -> None:
         """These members' purge is done, or no longer wanted; the others of the guild stay owed."""
         members = self._owed.get(guild_id)
         if members is None:

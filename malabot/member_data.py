@@ -181,16 +181,17 @@ class MemberData:
         if not user_ids:
             return not unknown
         try:
-            purged = await self.purge_many(guild_id, user_ids)
+            purged = await self.purge_many(guild_id, user_ids)  # which settles their owed purge
         except TenantArchived:
             self._owed.drop_guild(guild_id)
             return True
         except Exception as error:  # reported when it first failed; it is retried on
             log.debug("guild %s: an owed purge failed again: %s", guild_id, error)
             return False
-        self._owed.settled(guild_id, user_ids)
-        log.info("guild %s: owed purge of %d member(s) who left done, %d rows purged", guild_id,
-                 len(user_ids), purged.rows_changed)
+        # Those who had data: another purge of theirs that committed while this one waited for the
+        # file has reported them already.
+        log.info("guild %s: owed purge of %d member(s) who left done: %d had data, %d rows purged", guild_id,
+                 len(user_ids), len(purged.user_ids), purged.rows_changed)
         return not unknown
 
     async def _writable(self, guild_id: int) -> None:
@@ -288,6 +289,9 @@ class MemberData:
         except BaseException:
             self._departures.purge_failed(guild_id, user_ids)
             raise
+        # Whatever purge it was (at a return from an outage, a leave heard again): the owed one has
+        # nothing left to do, and would report them purged a second time.
+        self._owed.settled(guild_id, user_ids)
 
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
         """Purge several members' rows on a connection the caller holds in a transaction (e.g. a

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,9 @@ async def test_a_failed_leave_purge_is_retried_until_the_file_is_writable_and_lo
     await eventually(lambda: not rows_mentioning(server.path, BOB), what="the owed purge once the file is free")
     assert rows_mentioning(server.path, ALICE) == CHECKED_IN
     # The done line follows the purge's commit and its WAL wipe, so it may come a moment after the rows go.
-    await eventually(lambda: any("owed purge of 1 member(s) who left done" in record.getMessage()
-                                 for record in caplog.records), what="the owed purge reported done")
+    done = f"guild {GUILD}: owed purge of 1 member(s) who left done: 1 had data, {sum(CHECKED_IN.values())} rows purged"
+    await eventually(lambda: any(record.getMessage() == done for record in caplog.records),
+                     what="the owed purge reported done")
     assert len(warnings_from_member_data(caplog)) == 1, warnings_from_member_data(caplog)
 
 
@@ -161,3 +162,35 @@ async def test_discord_is_not_asked_who_is_gone_while_the_file_cannot_take_the_p
     await eventually(lambda: not rows_mentioning(server.path, ALICE) and not rows_mentioning(server.path, BOB),
                      within=10, what="both owed purges once the file is free")
     assert sorted(asked) == [ALICE, BOB], "each asked about once, when the purge could be written"
+
+
+SLOW_RETRY_SECONDS = 1.0  # the other purge comes first, well before the retry
+
+
+async def purge_of_who_is_no_longer_here(member_data: MemberData) -> int:
+    """The purge at a server's return from an outage (or after a restore) of who left meanwhile."""
+    return len((await member_data.purge_absent(GUILD, lambda user_id: user_id != BOB)).user_ids)
+
+
+async def leave_heard_after_an_unheard_rejoin(member_data: MemberData) -> int:
+    report = await member_data.member_left(GUILD, BOB)
+    assert report is not None
+    return 1 if report.total else 0
+
+
+@pytest.mark.parametrize("other_purge", [purge_of_who_is_no_longer_here, leave_heard_after_an_unheard_rejoin])
+async def test_a_member_another_purge_got_first_is_not_purged_and_reported_again_by_the_owed_purge(
+        server: Server, caplog: pytest.LogCaptureFixture,
+        other_purge: Callable[[MemberData], Awaitable[int]]) -> None:
+    """Bob's leave purge met a locked file and is owed; another purge of him works before its retry.
+    The retry used to purge him again and report him once more ("owed purge of 1 member(s) who left
+    done, 0 rows purged"): two members purged, for one."""
+    caplog.set_level(logging.INFO, logger="malabot.member_data")
+    member_data = MemberData(server.tenants, [xp_member_data(), checkin_member_data()],
+                             owed_retry_seconds=SLOW_RETRY_SECONDS)
+    with locked_by_another_process(server.path):
+        assert await member_data.member_left(GUILD, BOB) is None
+    assert await other_purge(member_data) == 1
+    assert rows_mentioning(server.path, BOB) == {}
+    await asyncio.sleep(SLOW_RETRY_SECONDS * 2.5)  # past the retry the failed leave scheduled
+    assert [record.getMessage() for record in caplog.records if "owed purge" in record.getMessage()] == []
