@@ -174,14 +174,17 @@ async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: W
     alice, file = world.alice, world.tenant_file(world.guild)
     bob_before = rows_about(file, world.bob.id)
     other_before = all_rows(world.tenant_file(world.other_guild))
+    # Every row of hers but the case about her: XP, a check-in and its day, a birthday, the audit row.
+    erased = sum(count for table, count in rows_mentioning(file, alice.id).items() if table != "mod_cases")
+    assert erased == 5
 
     question = await world.command(alice, "mydata delete")
     assert question.ephemeral and question.content == DELETE_CONFIRMATION
     assert {button["label"] for button in question.message.buttons()} == {CONFIRM_LABEL, CANCEL_LABEL}
 
     done = await delete_my_data(world, alice)
-    assert done.content.startswith("Done: your data in this server is erased (")
-    assert done.content.endswith("Moderation cases about you are kept.")
+    assert done.content == (f"Done: your data in this server is erased ({erased} rows changed). "
+                            "Moderation cases about you are kept.")
     assert done.buttons() == [], "the buttons are gone once answered"
     # Kept: the cases about her, and the record that she asked (a restore erases her again).
     assert set(rows_mentioning(file, alice.id)) == {"mod_cases", "member_erasures"}

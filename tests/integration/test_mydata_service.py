@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -182,19 +183,23 @@ async def test_a_reviewer_who_leaves_is_removed_from_the_requests_they_answered(
         await stop_services(services)
 
 
-async def test_two_restores_of_a_backup_from_before_an_erasure_both_erase_again(tmp_path: Path) -> None:
+async def test_two_restores_of_a_backup_from_before_an_erasure_both_erase_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A restore that erases a member again keeps the record of the erasure, so the next restore of
-    the same old backup erases them too."""
+    the same old backup erases them too. Each says how many it erased again, and how many rows."""
+    caplog.set_level(logging.INFO, logger="malabot.features.mydata.service")
     services = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None))  # type: ignore[call-arg]
     await services.tenants.start()
     try:
-        await services.xp_admin.set(GUILD, ADMIN, ALICE, 500)
+        await services.xp_admin.set(GUILD, ADMIN, ALICE, 500)  # her XP row, and the audit row about it
         before = await services.tenants.backup(GUILD, tmp_path / "before.sqlite3")
-        await services.mydata.delete(GUILD, ALICE)
+        assert (await services.mydata.delete(GUILD, ALICE)).total == 2
         for _ in range(2):
             await services.tenants.restore(GUILD, before)
             async with services.tenants.reading(GUILD) as conn:
                 assert await conn.execute_fetchall("SELECT * FROM xp WHERE user_id = ?", (ALICE,)) == []
                 assert ALICE in await erasures(conn), "the erasure record survives the restore"
+        assert [record.getMessage() for record in caplog.records if "erased again" in record.getMessage()] == [
+            f"guild {GUILD}: the restored data is erased again for 1 member(s) who had asked (2 rows)"] * 2
     finally:
         await stop_services(services)
