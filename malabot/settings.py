@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
@@ -29,9 +29,11 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
+    # Only MALABOT_TOKEN: every alias is also read as an environment name (in any case), and a bare
+    # TOKEN variable often holds another service's secret, which would then be sent to Discord.
     token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("MALABOT_TOKEN", "token"),
+        validation_alias="MALABOT_TOKEN",
         description="Discord bot token; MALABOT_TOKEN, or DISCORD_TOKEN as a fallback.",
     )
     # Its own field, not a second alias of `token`: an alias present but blank (compose's
@@ -55,6 +57,13 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     # The variable `token` came from, for naming it when the token is refused.
     _token_variable: str = PrivateAttr(default="MALABOT_TOKEN")
+
+    def __init__(self, **values: Any) -> None:
+        # `Settings(token=...)` (the sandbox's) still works without `token` becoming an environment name,
+        # which populate_by_name would not give: it reads MALABOT_<field> for every aliased field.
+        if "token" in values:
+            values["MALABOT_TOKEN"] = values.pop("token")
+        super().__init__(**values)
 
     @field_validator("token", "discord_token", mode="before")
     @classmethod

@@ -19,11 +19,15 @@ from malabot.sandbox.gateway import GUILD_MEMBERS, PRIVILEGED_INTENTS
 from tests.e2e.data_dump import eventually
 
 VALID_LOOKING_TOKEN = "MTAxMDEwMTAxMDEwMTAxMDEw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+# Another service's credential: a JWT is three base64url parts, so it has a bot token's shape.
+OTHER_SERVICES_JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjaS1ib3QiLCJpYXQiOjE3MDAwMDB9."
+                      "c2lnbmF0dXJlLW9mLWFub3RoZXItc2VydmljZS14eXo")
 
 
 def bot_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    # Settings' names match in any case, so a developer's `malabot_token` or `Discord_Token` goes too.
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("MALABOT_") and key != "DISCORD_TOKEN"}
+           if not key.upper().startswith("MALABOT_") and key.upper() != "DISCORD_TOKEN"}
     env.update({"MALABOT_TENANTS_DIR": str(tmp_path / "tenants"), "PYTHONPATH": str(Path.cwd())}, **extra)
     return env
 
@@ -169,6 +173,26 @@ async def test_a_refused_server_members_intent_says_where_to_enable_it(discord_s
     assert await refusal(env, tmp_path) == [
         "malabot: Discord refused the Server Members intent; enable it for the bot in the Discord developer "
         "portal (Bot page, Privileged Gateway Intents)"]
+
+
+async def test_a_bare_token_variable_does_not_replace_discord_token(discord_server: FakeDiscord,
+                                                                    tmp_path: Path) -> None:
+    """A shell, container or CI job often has an unrelated TOKEN (a JWT has the bot token's shape);
+    the bot logs in with DISCORD_TOKEN and sends that other secret nowhere."""
+    guild = discord_server.add_guild("Ops")
+    env = bot_environment(tmp_path, DISCORD_TOKEN=discord_server.token, TOKEN=OTHER_SERVICES_JWT,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="ERROR")
+    tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
+    process = await run_malabot(env, tmp_path)
+    try:
+        await eventually(lambda: tenant.exists() or process.returncode is not None,
+                         within=30, what="the bot to connect (or to stop)")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    assert [r.status for r in discord_server.requests if r.path == "/users/@me"] == [200]
 
 
 async def test_serves_until_sigterm_then_shuts_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:

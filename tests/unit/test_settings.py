@@ -60,6 +60,29 @@ def test_a_blank_malabot_token_does_not_hide_discord_token(monkeypatch: pytest.M
     assert settings.token is not None and settings.token.get_secret_value() == VALID_LOOKING_TOKEN
 
 
+@pytest.mark.parametrize("name", ["TOKEN", "token", "Token"])
+def test_a_bare_token_variable_is_not_the_bot_token(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Often another service's secret (a JWT has a bot token's shape): it must never reach Discord."""
+    other = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaS1ib3QiLCJpYXQiOjE3MDB9.c2lnbmF0dXJlLW9mLWFub3RoZXI"
+    monkeypatch.setenv(name, other)
+    assert Settings().token_problem() == "no Discord token: set MALABOT_TOKEN (or DISCORD_TOKEN)"
+    monkeypatch.setenv("DISCORD_TOKEN", VALID_LOOKING_TOKEN)
+    settings = Settings()
+    assert settings.token is not None and settings.token.get_secret_value() == VALID_LOOKING_TOKEN
+
+
+def test_a_token_line_in_dotenv_is_not_the_bot_token(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"token={VALID_LOOKING_TOKEN}\nMALABOT_DISCORD_TOKEN={VALID_LOOKING_TOKEN}\n")
+    assert Settings().token is None
+
+
+def test_the_token_can_be_given_in_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the sandbox gives its own; it wins over the environment's."""
+    monkeypatch.setenv("MALABOT_TOKEN", "from the environment")
+    settings = Settings(token=VALID_LOOKING_TOKEN)
+    assert settings.token is not None and settings.token.get_secret_value() == VALID_LOOKING_TOKEN
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MALABOT_MAX_OPEN_TENANTS=7\nMALABOT_OWNER_IDS=[9]\n")
     settings = Settings()
