@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -47,6 +48,22 @@ async def test_scripted_day_and_interactive_lines(tmp_path: Path) -> None:
     with sqlite3.connect(live[0]) as conn:
         assert conn.execute("SELECT COUNT(*) FROM xp").fetchone()[0] == 2  # ana and chloe; ben left
         assert conn.execute("SELECT COUNT(*) FROM birthday_celebrations").fetchone()[0] == 1
+
+
+async def test_the_members_the_readme_offers_at_the_prompt_can_use_commands(tmp_path: Path) -> None:
+    """A member the README names after `/as` must still be on the server when the prompt appears
+    (ben leaves during the scripted day), and the admin it names can use an admin command."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    offered = re.findall(r"`/as ([a-z_]+)`", readme)
+    assert "mala_admin" in offered, "the README names the member who can try the admin commands"
+    typed = "".join(f"/as {name}\n/rank\n" for name in offered) + "/as mala_admin\n/config show\n/quit\n"
+    out = io.StringIO()
+    await play(tmp_path / "tenants", io.StringIO(typed), out)
+    after_prompt = out.getvalue().split("`/as NAME` switches member", 1)[1]
+    assert "cannot use" not in after_prompt and "no demo member" not in after_prompt, after_prompt
+    for name in offered:
+        assert f"**{name}** — level" in after_prompt, name
+    assert "`warn_thresholds`" in after_prompt, "mala_admin can use /config show"
 
 
 async def test_a_second_run_replays_the_day_afresh_in_the_same_folder(tmp_path: Path) -> None:
