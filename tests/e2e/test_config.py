@@ -84,6 +84,20 @@ async def test_bad_values_are_refused_and_nothing_is_stored(world: World, settin
         assert (await cursor.fetchone())[0] == 0
 
 
+async def test_none_clears_the_warn_thresholds_as_it_clears_a_list_of_channels(world: World) -> None:
+    """README: `none` clears an id or a list."""
+    rule = '[{"count": 3, "days": 7, "action": "timeout", "timeout_minutes": 60}]'
+    await world.command(world.admin, "config set", {"setting": "warn_thresholds", "value": rule})
+    await world.command(world.admin, "config set", {"setting": "no_xp_channel_ids", "value": f"<#{world.general.id}>"})
+    before = await world.live.guild_settings.get(world.guild.id)
+    assert len(before.warn_thresholds) == 1 and before.no_xp_channel_ids == (world.general.id,)
+    for setting in ("warn_thresholds", "no_xp_channel_ids"):
+        reply = await world.command(world.admin, "config set", {"setting": setting, "value": "none"})
+        assert reply.ephemeral and reply.content == f"`{setting}` is now none.", reply.content
+    after = await world.live.guild_settings.get(world.guild.id)
+    assert (after.warn_thresholds, after.no_xp_channel_ids) == ((), ())
+
+
 async def test_setting_names_autocomplete(world: World) -> None:
     choices = await world.server.autocomplete(world.guild, world.general, world.admin, "config set",
                                               "setting", "birthday_h")

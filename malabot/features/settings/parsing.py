@@ -61,9 +61,9 @@ def parse_setting_value(name: str, text: str) -> Any:
             return int(text)
         except ValueError:
             raise UserInputError(f"`{name}` must be a whole number, not `{quoted(text)}`.") from None
+    if origin is tuple and text.lower() in _CLEAR:  # any list, ids or warn_thresholds' JSON
+        return ()
     if origin is tuple and typing.get_args(inner)[:1] == (int,):
-        if text.lower() in _CLEAR:
-            return ()
         return tuple(_parse_id(name, part) for part in re.split(r"[\s,]+", text) if part)
     if origin is tuple:
         try:
