@@ -6,11 +6,12 @@ Payloads follow Discord's shape for guild and DM invocations (member with a perm
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from malabot.sandbox import payloads
 from malabot.sandbox.errors import ApiError, SandboxError, unknown
@@ -374,20 +375,20 @@ def _converted(world: World, option: Json, value: Any, resolved: ResolvedBuilder
     elif kind == NUMBER:
         converted = float(value)
     elif kind == BOOLEAN:
-        converted = bool(value)
+        converted = _boolean(value)
     elif kind == USER:
         converted = str(_user(world, value).id)
         resolved.user(int(converted))
     elif kind == ROLE:
-        role = _role(world, resolved.guild, id_of(value))
+        role = _role(world, resolved.guild, value)
         resolved.role(role)
         converted = str(role.id)
     elif kind == CHANNEL:
-        channel = world.channel(id_of(value))
+        channel = _channel(world, resolved.guild, value)
         resolved.channel_option(channel)
         converted = str(channel.id)
     elif kind == MENTIONABLE:
-        target_id = id_of(value)
+        target_id = _mentionable_id(world, resolved.guild, value)
         if target_id in world.users:
             resolved.user(target_id)
         else:
@@ -410,21 +411,69 @@ def _checked_choice(command: RegisteredCommand, option: Json, converted: Any) ->
     return converted
 
 
+# What a boolean option may be typed as in the interactive sandbox (Discord's own client offers True/False).
+_TRUE_WORDS, _FALSE_WORDS = {"true", "yes", "on"}, {"false", "no", "off"}
+
+
+def _boolean(value: Any) -> bool:
+    """A boolean option's value: a bool, or a word as typed (`true`, `no`, `off` ...)."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word not in _TRUE_WORDS | _FALSE_WORDS:
+        raise ValueError("type true or false (or yes/no, on/off)")
+    return word in _TRUE_WORDS
+
+
+_Named = TypeVar("_Named")
+
+
+def _typed_id(value: Any) -> int:
+    """An id given as a number, as its digits, or as any object with an `id`."""
+    return int(value) if isinstance(value, str) else id_of(value)
+
+
+def _named(typed: str, prefix: str, kind: str, candidates: Iterable[tuple[str | None, _Named]]) -> _Named:
+    """The candidate (name, thing) called as typed, with or without its prefix (`#general`, `@Member`)."""
+    name = typed.removeprefix(prefix)
+    found = next((thing for candidate, thing in candidates if candidate in (name, typed)), None)
+    if found is None:
+        raise ValueError(f"no {kind} called {prefix}{name}")
+    return found
+
+
 def _user(world: World, value: Any) -> User:
     """A user option's value: a user, an id, or a username as typed (`ben`, `@ben`)."""
     if isinstance(value, str) and not value.isdigit():
-        name = value.removeprefix("@")
-        found = next((user for user in world.users.values() if user.username == name), None)
-        if found is None:
-            raise ValueError(f"no user called {name!r}")
-        return found
-    return world.user(id_of(value) if not isinstance(value, str) else int(value))
+        return _named(value, "@", "user", ((user.username, user) for user in world.users.values()))
+    return world.user(_typed_id(value))
 
 
-def _role(world: World, guild: Guild | None, role_id: int) -> Role:
+def _role(world: World, guild: Guild | None, value: Any) -> Role:
+    """A role option's value: a role, an id, or a role's name as typed (`@Member`, `@everyone`)."""
     if guild is None:
         raise SandboxError("role options only exist in a guild")
-    return world.role(guild.id, role_id)
+    if isinstance(value, str) and not value.isdigit():
+        return _named(value, "@", f"role in {guild.name}", ((role.name, role) for role in guild.roles.values()))
+    return world.role(guild.id, _typed_id(value))
+
+
+def _channel(world: World, guild: Guild | None, value: Any) -> Channel:
+    """A channel option's value: a channel, an id, or a channel's name as typed (`#general`)."""
+    if isinstance(value, str) and not value.isdigit():
+        here = world.guild_channels(guild) if guild is not None else []
+        return _named(value, "#", "channel" + (f" in {guild.name}" if guild else ""),
+                      ((channel.name, channel) for channel in here))
+    return world.channel(_typed_id(value))
+
+
+def _mentionable_id(world: World, guild: Guild | None, value: Any) -> int:
+    """A mentionable option's value: a user's or a role's id, or either's name as typed (`@ana`, `@Member`)."""
+    if isinstance(value, str) and not value.isdigit():
+        with contextlib.suppress(ValueError):
+            return _user(world, value).id
+        return _role(world, guild, value).id
+    return _typed_id(value)
 
 
 def _attachment(world: World, channel: Channel, value: Any, url_root: str) -> Attachment:

@@ -122,6 +122,25 @@ async def test_ctrl_c_at_the_interactive_prompt_ends_the_demo_without_waiting_fo
     assert (tenants / ".malabot.lock").read_text() == "", "the demo released the tenants folder on its way out"
 
 
+async def test_typed_booleans_channels_and_roles_are_read_as_typed_or_refused_readably(tmp_path: Path) -> None:
+    """`post:false` is false (it was taken as true: the welcome test then posted), and `#general` or
+    `@Regulars` name a channel or role as `@ana` names a member, never with Python's error text."""
+    typed = ("/as mala_admin\n/welcome test post:false\n/welcome test post:maybe\n/welcome test post:1\n"
+             "/verify setup channel:#general role:@Regulars\n/verify setup channel:#nope role:@Regulars\n"
+             "/verify setup channel:#general role:@nobody\n/quit\n")
+    out = io.StringIO()
+    await play(tmp_path / "tenants", io.StringIO(typed), out)
+    after = out.getvalue().split("now speaking as mala_admin", 1)[1]
+    assert "Sent for testing" not in after and "**Welcome** (off, no channel set)" in after
+    for refused in ("option 'post' cannot take 'maybe' (option type 5): type true or false",
+                    "option 'post' cannot take 1 (option type 5): type true or false",
+                    "option 'channel' cannot take '#nope' (option type 7): no channel in Mala Café called #nope",
+                    "option 'role' cannot take '@nobody' (option type 8): no role in Mala Café called @nobody"):
+        assert refused in after, after
+    assert after.count("cannot use") == 4, after  # /verify setup #general @Regulars reached the bot
+    assert "object has no attribute" not in after
+
+
 def test_command_lines_parse_into_name_and_options() -> None:
     assert parse_command_line("/birthday set month:5 day:17") == ("birthday set", {"month": 5, "day": 17})
     assert parse_command_line('/config set setting:timezone value:"Europe/Paris"') == (
