@@ -97,7 +97,7 @@ def list_tenants(args: argparse.Namespace) -> int:
 
 def migrate_tenants(args: argparse.Namespace) -> int:
     paths = _paths(args)
-    guild_ids = _selected_guilds(args, paths, "migrate")
+    guild_ids = _selected_guilds(args, paths)
     migrations = MigrationSet.load()
 
     def migrate_one(guild_id: int) -> str:
@@ -112,7 +112,7 @@ def migrate_tenants(args: argparse.Namespace) -> int:
 def backup_tenants(args: argparse.Namespace) -> int:
     paths = _paths(args)
     _require_printable_output(args, paths)
-    guild_ids = _selected_guilds(args, paths, "backup")
+    guild_ids = _selected_guilds(args, paths)
     migrations = MigrationSet.load()
     folder: Path | None = args.out
     if folder is not None:
@@ -192,9 +192,9 @@ def _paths(args: argparse.Namespace) -> TenantPaths:
         raise MalabotError(describe_validation_error(error)) from None
 
 
-def _selected_guilds(args: argparse.Namespace, paths: TenantPaths, action: str) -> list[int]:
-    if args.all == bool(args.guilds):
-        raise MalabotError(f"tenants {action}: give guild ids or --all (not both)")
+def _selected_guilds(args: argparse.Namespace, paths: TenantPaths) -> list[int]:
+    if args.all == bool(args.guilds):  # a usage mistake: exit 2, naming the --help to read
+        args.parser.error("give guild ids or --all (not both)")
     if args.all:
         return _live_guild_ids(paths)
     return [parse_guild_id(value) for value in args.guilds]

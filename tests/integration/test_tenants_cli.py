@@ -211,8 +211,6 @@ def test_migrate_reports_each_guild_and_fails_when_one_fails(paths: TenantPaths,
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["migrate"], "give guild ids or --all"),
-    (["migrate", "1", "--all"], "give guild ids or --all"),
     (["migrate", "../x"], "not a guild id: '../x'"),
     (["backup", "-3"], "not a guild id: '-3'"),
     (["restore", "0", "file.sqlite3"], "not a guild id: '0'"),
@@ -257,6 +255,14 @@ def test_a_missing_argument_is_a_usage_error(paths: TenantPaths) -> None:
     (["legacy", "split", "x.db", "--assign-unknown", "abc"],
      "malabot legacy split: argument --assign-unknown: not a guild id: 'abc'", "(see malabot legacy split --help)"),
     ([], "malabot: the following arguments are required: COMMAND", "(see malabot --help)"),
+    (["tenants", "migrate"],  # neither GUILD nor --all: found by the handler, still a usage mistake
+     "malabot tenants migrate: give guild ids or --all (not both)", "(see malabot tenants migrate --help)"),
+    (["tenants", "migrate", "1", "--all"],
+     "malabot tenants migrate: give guild ids or --all (not both)", "(see malabot tenants migrate --help)"),
+    (["tenants", "backup"],
+     "malabot tenants backup: give guild ids or --all (not both)", "(see malabot tenants backup --help)"),
+    (["tenants", "backup", "1", "2", "--all"],
+     "malabot tenants backup: give guild ids or --all (not both)", "(see malabot tenants backup --help)"),
 ])
 def test_a_usage_mistake_is_one_line_that_names_the_help_to_read(
         capsys: pytest.CaptureFixture[str], argv: list[str], start: str, end: str) -> None:
