@@ -15,6 +15,7 @@ import pytest
 
 from malabot.app import build_bot, build_services, stop_services
 from malabot.bot import MalaBot
+from malabot.features.moderation.rules import BOT_PERMISSIONS, PERMISSION_LABELS
 from malabot.settings import Settings
 
 NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
@@ -74,6 +75,23 @@ async def test_commands_hidden_by_permission_are_also_checked_at_run_time(bot: M
         if not any(level.checks for level in lineage(command)):
             unchecked.append(command.qualified_name)
     assert not unchecked, f"hidden from members but not checked when run: {unchecked}"
+
+
+# What the bot itself needs besides its moderation actions' permissions: posting (cogs/posting.py) and
+# handing out roles (cogs/granting.py), with their labels in Discord's UI.
+POSTING_AND_ROLES = {"view_channel": "View Channels", "send_messages": "Send Messages",
+                     "embed_links": "Embed Links", "manage_roles": "Manage Roles"}
+
+
+def test_the_readme_says_which_permissions_to_invite_the_bot_with() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running it for real", 1)[1].split("\n## ", 1)[0]
+    needed = {name for names in BOT_PERMISSIONS.values() for name in names} | set(POSTING_AND_ROLES)
+    labels = {**PERMISSION_LABELS, **POSTING_AND_ROLES}
+    missing = [labels[name] for name in sorted(needed) if f"**{labels[name]}**" not in section]
+    assert missing == [], f"README's invite does not name {missing}"
+    [invite] = re.findall(r"oauth2/authorize\?\S*?scope=bot\+applications\.commands&permissions=(\d+)", section)
+    assert int(invite) == discord.Permissions(**dict.fromkeys(needed, True)).value
 
 
 # Every cog of malabot/cogs, by the name py-cord keys it under (it refuses a second one of a name).
