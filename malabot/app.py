@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from malabot.clock import Clock, Monotonic, utc_now
+from malabot.commands import DEFER_AFTER
 from malabot.departures import RecentDepartures
 from malabot.features.audit.member_data import audit_member_data
 from malabot.features.backups.service import BackupService
@@ -35,13 +36,24 @@ from malabot.features.xp.admin import XpAdmin
 from malabot.features.xp.member_data import xp_member_data
 from malabot.features.xp.role_ledger import RoleLedger
 from malabot.features.xp.service import XpService
-from malabot.member_data import MemberData
+from malabot.member_data import OWED_RETRY_SECONDS, MemberData
 from malabot.scheduling import build_scheduler
 from malabot.settings import Settings
 from malabot.tenancy.lock import TenantsLock
-from malabot.tenancy.manager import TenantManager
+from malabot.tenancy.manager import WIPE_RETRY_SECONDS, TenantManager
+from malabot.tenancy.opening import DEFAULT_BUSY_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Waits:
+    """How long the bot waits before it gives up or tries again: the production values unless a test
+    about the order of events passes shorter ones (in the same order: see tests/e2e/world.py)."""
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS  # for a file another connection holds
+    owed_retry_seconds: float = OWED_RETRY_SECONDS  # before a failed leave purge is tried again
+    wipe_retry_seconds: float = WIPE_RETRY_SECONDS  # before a wipe that met a reader is tried again
+    defer_after: float = DEFER_AFTER  # before a silent command is deferred (Discord's deadline is 3 s)
 
 
 @dataclass
@@ -62,12 +74,15 @@ class Services:
     backups: BackupService
     mydata: MyDataService
     clock: Clock
+    waits: Waits = field(default_factory=Waits)
 
 
-def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Monotonic = time.monotonic) -> Services:
+def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Monotonic = time.monotonic,
+                   waits: Waits = Waits()) -> Services:
     tenants = TenantManager(settings.tenants_dir, max_open=settings.max_open_tenants,
                             idle_seconds=settings.tenant_idle_seconds,
-                            archive_retention=timedelta(days=settings.archive_retention_days))
+                            archive_retention=timedelta(days=settings.archive_retention_days),
+                            busy_timeout_ms=waits.busy_timeout_ms, wipe_retry_seconds=waits.wipe_retry_seconds)
     guild_settings = SettingsService(tenants, clock=clock)
     # Members who have just left: MemberData records them, and no write brings their rows back.
     departures = RecentDepartures()
@@ -81,7 +96,8 @@ def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Mon
         xp_member_data(),
         checkin_member_data(),
         erasure_member_data(),
-    ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush], departures=departures)
+    ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush], departures=departures,
+        owed_retry_seconds=waits.owed_retry_seconds)
     # Jobs that need the bot (the birthday pass needs its Discord effects) are added once it is ready.
     scheduler = build_scheduler()
     # Before birthdays: a restore replays erasures first, then keeps the celebrations since the backup
@@ -96,7 +112,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Mon
                     welcome=WelcomeService(guild_settings),
                     verification=VerificationService(tenants, guild_settings, clock=clock),
                     backups=BackupService(tenants, guild_settings, clock=clock),
-                    mydata=mydata, clock=clock)
+                    mydata=mydata, clock=clock, waits=waits)
 
 
 async def start_services(services: Services) -> None:

@@ -65,9 +65,9 @@ class MalaBot(discord.Bot):
         return await super().get_application_context(interaction, cls=cls)
 
     async def invoke_application_command(self, ctx: discord.ApplicationContext) -> None:
-        """Run a command; one still silent after DEFER_AFTER seconds is deferred, so Discord's 3 s
-        deadline does not drop it while it waits (for a server's file held by another program, say)."""
-        watchdog = asyncio.create_task(defer_when_slow(ctx), name="defer-when-slow")
+        """Run a command; one still silent after DEFER_AFTER seconds (waits.defer_after) is deferred, so
+        Discord's 3 s deadline does not drop it while it waits (for a server's file held by another program, say)."""
+        watchdog = asyncio.create_task(defer_when_slow(ctx, self.services.waits.defer_after), name="defer-when-slow")
         try:
             await super().invoke_application_command(ctx)
         finally:

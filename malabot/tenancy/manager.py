@@ -34,7 +34,13 @@ import aiosqlite
 from malabot.errors import RestoreRefused, TenantArchived, TenantError
 from malabot.tenancy import backup as files
 from malabot.tenancy.migrations import MigrationSet
-from malabot.tenancy.opening import FileFingerprint, fingerprint, open_tenant, remove_database_files
+from malabot.tenancy.opening import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    FileFingerprint,
+    fingerprint,
+    open_tenant,
+    remove_database_files,
+)
 from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,7 @@ class ExpiredData:
 
 class TenantManager:
     def __init__(self, tenants_dir: Path, *, migrations: MigrationSet | None = None,
-                 max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = 5000,
+                 max_open: int = 256, idle_seconds: float = 300.0, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
                  archive_retention: datetime.timedelta | None = None,
                  wipe_retry_seconds: float = WIPE_RETRY_SECONDS) -> None:
         """`archive_retention`: a guild with no file whose newest archive is younger gets it back

@@ -6,6 +6,8 @@ busy_timeout (5 s). The sandbox enforces Discord's deadline: a first answer afte
 (10062) and the user sees "The application did not respond". The bot defers a command still silent
 after 2 s, publicly for a command whose answer is public, and says plainly when the file stayed busy.
 An answer is as public or private as when the command is fast, whatever the deferral was.
+
+The tests run with the waits shortened in the same order (world.QUICK); one keeps the real pace.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from malabot.features.xp import repository as xp_repository
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, User
 from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.tenancy.failures import BUSY_ANSWER
-from tests.e2e.world import World, make_world
+from malabot.tenancy.opening import DEFAULT_BUSY_TIMEOUT_MS
+from tests.e2e.world import QUICK, QUICK_ANSWER_DEADLINE, World, make_world
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
 
@@ -33,17 +36,19 @@ DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE: "thinking..."
 
 
 @pytest.fixture
-async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+async def world(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    """With QUICK waits; a test parametrized indirectly with False gets the real ones."""
     discord_server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
-    async for made in make_world(discord_server, tmp_path):
+    async for made in make_world(discord_server, tmp_path, quick=getattr(request, "param", True)):
         yield made
 
 
 async def slowly(world: World, user: User, name: str, options: dict[str, Any] | None = None) -> InteractionReply:
-    """The command while the server's file is in use (a long backup, say) a little past DEFER_AFTER."""
+    """The command while the server's file is in use (a long backup, say) a little past the bot's
+    DEFER_AFTER, still before Discord's deadline."""
     async with file_in_use(world.live.tenants, world.guild.id):
         asking = asyncio.create_task(world.command(user, name, options))
-        await asyncio.sleep(DEFER_AFTER + 0.6)
+        await asyncio.sleep(world.waits.defer_after + 0.5)
     return await asking
 
 
@@ -52,11 +57,15 @@ def bot_posts_in(world: World, channel: Channel) -> list[str]:
     return [m.content for m in world.server.messages_in(channel, author=world.server.bot_user)]
 
 
-def test_the_bot_defers_well_before_discords_deadline() -> None:
+def test_the_bot_defers_well_before_discords_deadline_and_gives_up_on_a_file_after_it() -> None:
     assert ANSWER_DEADLINE == 3.0 and DEFER_AFTER <= ANSWER_DEADLINE - 0.5
+    assert DEFAULT_BUSY_TIMEOUT_MS / 1000 > ANSWER_DEADLINE
+    # The same order with the shortened waits.
+    assert QUICK.defer_after + 0.5 < QUICK_ANSWER_DEADLINE < QUICK.busy_timeout_ms / 1000
 
 
-@pytest.mark.parametrize("command", ["rank", "leaderboard"])
+@pytest.mark.parametrize(("world", "command"), [(False, "rank"), (True, "leaderboard")], indirect=["world"],
+                         ids=["rank-at-the-real-pace", "leaderboard"])
 async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_busy(world: World,
                                                                                    command: str) -> None:
     await world.server.send_message(world.general, world.alice, "hello")  # XP to store before reading
@@ -77,7 +86,7 @@ async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_bu
 async def test_a_private_command_held_up_past_the_deadline_still_answers_privately(world: World) -> None:
     async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
         asking = asyncio.create_task(world.command(world.admin, "warnings list"))
-        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+        await asyncio.sleep(world.server.answer_deadline + 0.5)
     reply = await asking
 
     assert reply.callback_type == DEFERRED and reply.late_by is None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from malabot.app import Services, build_bot, build_services, start_services, stop_services
+from malabot.app import Services, Waits, build_bot, build_services, start_services, stop_services
 from malabot.bot import MalaBot
 from malabot.clock import MovableClock
 from malabot.sandbox import (
@@ -31,6 +31,13 @@ from malabot.sandbox.payloads import role_payload
 from malabot.sandbox.permissions import Permission
 from malabot.settings import Settings
 
+# The bot's waits shortened for tests about the order of events rather than their lengths, in
+# production's order: the watchdog defers well before Discord's deadline, which comes before the busy
+# timeout gives up on a locked file (2 s < 3 s < 5 s in production). test_slow_commands keeps a test
+# at the real pace, and tests/unit/test_waits.py pins the production values.
+QUICK = Waits(defer_after=0.7, busy_timeout_ms=2000, owed_retry_seconds=0.5, wipe_retry_seconds=0.5)
+QUICK_ANSWER_DEADLINE = 1.3  # the sandbox's Discord deadline with QUICK waits
+
 
 @dataclass
 class World:
@@ -44,6 +51,7 @@ class World:
     admin: User
     alice: User
     bob: User           # a member of both servers
+    waits: Waits = Waits()
     services: Services | None = None
     bot: MalaBot | None = None
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -61,7 +69,7 @@ class World:
     async def start(self) -> MalaBot:
         settings = Settings(tenants_dir=self.tenants_dir, api_base_url=self.server.api_base_url,
                             token=self.server.token)
-        services = build_services(settings, clock=self.clock, monotonic=self.clock.monotonic)
+        services = build_services(settings, clock=self.clock, monotonic=self.clock.monotonic, waits=self.waits)
         await start_services(services)
         self._stack.push_async_callback(stop_services, services)
         bot = build_bot(services, **sandbox_client_options())
@@ -104,7 +112,11 @@ class World:
 
 async def make_world(server: FakeDiscord, tmp_path: Path, *,
                      start: datetime = datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
-                     prepare: Callable[[World], None] | None = None) -> AsyncIterator[World]:
+                     prepare: Callable[[World], None] | None = None,
+                     quick: bool = False) -> AsyncIterator[World]:
+    """`quick`: the bot waits QUICK, and Discord's deadline is QUICK_ANSWER_DEADLINE."""
+    if quick:
+        server.answer_deadline = QUICK_ANSWER_DEADLINE
     admin = server.add_user("admin")
     guild = server.add_guild("Mala Town", owner=admin)
     other = server.add_guild("Elsewhere")
@@ -115,7 +127,8 @@ async def make_world(server: FakeDiscord, tmp_path: Path, *,
     server.add_member(other, bob)
     world = World(server=server, tenants_dir=tmp_path / "tenants", clock=MovableClock(start), guild=guild,
                   other_guild=other, general=server.channel(guild.system_channel_id),
-                  other_general=server.channel(other.system_channel_id), admin=admin, alice=alice, bob=bob)
+                  other_general=server.channel(other.system_channel_id), admin=admin, alice=alice, bob=bob,
+                  waits=QUICK if quick else Waits())
     if prepare is not None:
         prepare(world)
     await world.start()

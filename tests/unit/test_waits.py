@@ -1,0 +1,15 @@
+"""The bot's waits: production values unless a test passes shorter ones (tests/e2e/world.QUICK)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from malabot.app import Waits, build_services
+from malabot.settings import Settings
+
+
+def test_the_bot_waits_the_production_values_unless_told_otherwise(tmp_path: Path) -> None:
+    waits = Waits()
+    assert (waits.busy_timeout_ms, waits.owed_retry_seconds, waits.wipe_retry_seconds, waits.defer_after) == (
+        5000, 5.0, 5.0, 2.0)
+    assert build_services(Settings(tenants_dir=tmp_path, _env_file=None)).waits == waits  # type: ignore[call-arg]
