@@ -18,7 +18,7 @@ from malabot.member_lists import forget_members, member_presence
 from malabot.sandbox import FakeDiscord, Guild, User
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
 
@@ -26,8 +26,8 @@ EPHEMERAL = 64
 
 
 @pytest.fixture
-async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
-    async for running in make_world(discord_server, tmp_path):
+async def world(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path, quick=marked_quick(request)):
         yield running
 
 
@@ -64,6 +64,7 @@ async def test_member_leave_purges_only_that_server(world: World) -> None:
     assert all_rows(world.tenant_file(world.other_guild)) == other_before
 
 
+@pytest.mark.quick
 async def test_a_leave_whose_purge_met_a_locked_file_is_purged_once_the_file_is_writable(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """An operator's `sqlite3` session holds a write past the bot's busy timeout (5 s) as bob leaves
@@ -89,6 +90,7 @@ async def test_a_leave_whose_purge_met_a_locked_file_is_purged_once_the_file_is_
     assert failures == [f"guild {world.guild.id}: purging a member who left failed; it is retried until it works"]
 
 
+@pytest.mark.quick
 async def test_a_member_who_rejoined_unheard_while_their_purge_was_owed_keeps_what_they_do_after(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """Bob's leave purge is owed (the file locked); he rejoins during an outage, which Discord does not
@@ -135,6 +137,7 @@ async def test_presence_of_members_asks_discord_while_the_member_list_is_incompl
     assert await member_presence(guild, [world.alice.id]) == MemberPresence(), "nothing known during an outage"
 
 
+@pytest.mark.quick
 async def test_a_member_who_left_during_an_outage_is_purged_once_the_locked_file_is_free(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """The purge when the outage ends meets a file another process holds: like a leave's, it is

@@ -35,7 +35,7 @@ from malabot.sandbox import (
 from malabot.sandbox.payloads import role_payload
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import eventually, rows_mentioning
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, marked_quick
 from tests.file_holds import locked_from_outside
 
 MOD_PERMISSIONS = (Permission.MODERATE_MEMBERS | Permission.KICK_MEMBERS | Permission.BAN_MEMBERS
@@ -111,13 +111,13 @@ def build_cast(world: World) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def cast(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Cast]:
+async def cast(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Cast]:
     built: dict[str, Any] = {}
 
     def prepare(world: World) -> None:
         built.update(build_cast(world))
 
-    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+    async for world in make_world(discord_server, tmp_path, prepare=prepare, quick=marked_quick(request)):
         await world.live.guild_settings.update(world.guild.id, world.admin.id,
                                                mod_log_channel_id=built["mod_log"].id)
         yield Cast(world=world, **built)
@@ -668,6 +668,7 @@ async def test_warn_threshold_timeout_of_an_administrator_says_why_it_was_not_ap
     ("timeout", {"duration": "1h", "reason": "spam"}, "Case #1: <@{member}> is timed out"),
     ("warn", {"reason": "spam"}, "Case #1: warned <@{member}> (1 active warning)."),
 ], ids=["timeout", "warn"])
+@pytest.mark.quick
 async def test_a_recorded_action_whose_mod_log_link_cannot_be_stored_is_told_as_done(
         cast: Cast, caplog: pytest.LogCaptureFixture, command: str, options: dict[str, Any], told: str) -> None:
     # Before the fix the moderator heard "busy, please try again" and a retry recorded the action twice.
@@ -737,6 +738,7 @@ FILE_LOCKED = "the server's data file is locked by another program"
 NOT_IN_WARNINGS = "it has no case number and is not in `/warnings list`."
 
 
+@pytest.mark.quick
 async def test_a_ban_whose_case_cannot_be_recorded_is_told_as_done_and_still_posted(
         cast: Cast, caplog: pytest.LogCaptureFixture) -> None:
     world, carol = cast.world, cast.carol
@@ -755,6 +757,7 @@ async def test_a_ban_whose_case_cannot_be_recorded_is_told_as_done_and_still_pos
     assert str(world.guild.id) in logged.getMessage() and logged.exc_info is not None
 
 
+@pytest.mark.quick
 async def test_a_threshold_kick_whose_case_cannot_be_recorded_is_told_as_done(cast: Cast) -> None:
     world, carol = cast.world, cast.carol
     cast.server.timeout = 20.0

@@ -21,9 +21,8 @@ from malabot.cogs.questions import EXPIRED
 from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.privacy import MEMBER_COLUMN
 from malabot.sandbox import FakeDiscord, InteractionReply, Message, User
-from malabot.sandbox.interactions import ANSWER_DEADLINE
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
 
@@ -32,8 +31,8 @@ UPLOAD_LIMIT = 10 * 2**20  # what the sandbox's interactions report, as Discord 
 
 
 @pytest.fixture
-async def world(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
-    async for running in make_world(discord_server, tmp_path):
+async def world(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+    async for running in make_world(discord_server, tmp_path, quick=marked_quick(request)):
         await seed(running)
         yield running
 
@@ -205,6 +204,7 @@ async def test_delete_then_export_holds_only_the_record_of_the_erasure(world: Wo
     assert rows_mentioning(world.tenant_file(world.other_guild), bob.id), "bob's data elsewhere stays"
 
 
+@pytest.mark.quick
 async def test_a_confirm_held_up_past_discords_deadline_still_gets_its_answer(world: World) -> None:
     # Before the fix the erase came first: done when the file was free, but Discord had dropped the
     # press (10062), so the member saw "This interaction failed" under a question still asking.
@@ -213,7 +213,7 @@ async def test_a_confirm_held_up_past_discords_deadline_still_gets_its_answer(wo
     question = await world.command(alice, "mydata delete")
     async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
         pressing = asyncio.create_task(world.server.press_button(question.message, alice, label=CONFIRM_LABEL))
-        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+        await asyncio.sleep(world.server.answer_deadline + 0.5)
     pressed = await pressing
     await settled(world)
 
@@ -223,6 +223,7 @@ async def test_a_confirm_held_up_past_discords_deadline_still_gets_its_answer(wo
     assert set(rows_mentioning(world.tenant_file(world.guild), alice.id)) == {"mod_cases", "member_erasures"}
 
 
+@pytest.mark.quick
 async def test_a_confirm_meeting_a_file_locked_elsewhere_says_nothing_was_deleted(world: World) -> None:
     world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
     alice, file = world.alice, world.tenant_file(world.guild)

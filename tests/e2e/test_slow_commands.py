@@ -7,7 +7,7 @@ busy_timeout (5 s). The sandbox enforces Discord's deadline: a first answer afte
 after 2 s, publicly for a command whose answer is public, and says plainly when the file stayed busy.
 An answer is as public or private as when the command is fast, whatever the deferral was.
 
-The tests run with the waits shortened in the same order (world.QUICK); one keeps the real pace.
+The tests marked quick run with the waits shortened in the same order (world.QUICK); one keeps the real pace.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from malabot.sandbox import Channel, FakeDiscord, InteractionReply, User
 from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.tenancy.failures import BUSY_ANSWER
 from malabot.tenancy.opening import DEFAULT_BUSY_TIMEOUT_MS
-from tests.e2e.world import QUICK, QUICK_ANSWER_DEADLINE, World, make_world
+from tests.e2e.world import QUICK, QUICK_ANSWER_DEADLINE, World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
 
@@ -37,9 +37,8 @@ DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE: "thinking..."
 
 @pytest.fixture
 async def world(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
-    """With QUICK waits; a test parametrized indirectly with False gets the real ones."""
     discord_server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file
-    async for made in make_world(discord_server, tmp_path, quick=getattr(request, "param", True)):
+    async for made in make_world(discord_server, tmp_path, quick=marked_quick(request)):
         yield made
 
 
@@ -64,8 +63,10 @@ def test_the_bot_defers_well_before_discords_deadline_and_gives_up_on_a_file_aft
     assert QUICK.defer_after + 0.5 < QUICK_ANSWER_DEADLINE < QUICK.busy_timeout_ms / 1000
 
 
-@pytest.mark.parametrize(("world", "command"), [(False, "rank"), (True, "leaderboard")], indirect=["world"],
-                         ids=["rank-at-the-real-pace", "leaderboard"])
+@pytest.mark.parametrize("command", [
+    pytest.param("rank", id="rank-at-the-real-pace"),
+    pytest.param("leaderboard", marks=pytest.mark.quick),
+])
 async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_busy(world: World,
                                                                                    command: str) -> None:
     await world.server.send_message(world.general, world.alice, "hello")  # XP to store before reading
@@ -83,6 +84,7 @@ async def test_a_public_command_meeting_a_file_locked_elsewhere_is_told_it_is_bu
     assert after.callback_type != DEFERRED and after.content.startswith("**alice** — level 0, rank #1")
 
 
+@pytest.mark.quick
 async def test_a_private_command_held_up_past_the_deadline_still_answers_privately(world: World) -> None:
     async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
         asking = asyncio.create_task(world.command(world.admin, "warnings list"))
@@ -93,6 +95,7 @@ async def test_a_private_command_held_up_past_the_deadline_still_answers_private
     assert reply.ephemeral and reply.embeds[0]["description"] == "No cases yet."
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(("name", "options"), [
     ("leaderboard", {"page": 5}),
     ("checkin", {"leaderboard": "current", "page": 5}),
@@ -111,6 +114,7 @@ async def test_a_private_answer_of_a_public_command_stays_private_when_slow(worl
     assert bot_posts_in(world, world.general) == []
 
 
+@pytest.mark.quick
 async def test_a_slow_public_answer_of_a_public_command_replaces_its_thinking(world: World) -> None:
     slow = await slowly(world, world.alice, "rank")
 
@@ -119,6 +123,7 @@ async def test_a_slow_public_answer_of_a_public_command_replaces_its_thinking(wo
     assert bot_posts_in(world, world.general) == [slow.content]
 
 
+@pytest.mark.quick
 async def test_another_members_birthday_stays_public_when_slow(world: World) -> None:
     await world.live.birthdays.set(world.guild.id, world.bob.id, 4, 12, 1990)
     fast = await world.command(world.alice, "birthday show", {"member": world.bob})

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, Message, Overwrite, Role, User
-from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import all_rows, eventually
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
 
@@ -92,7 +91,7 @@ class Place:
 
 
 @pytest.fixture
-async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+async def place(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
     made: dict[str, Any] = {}
 
     def prepare(world: World) -> None:
@@ -117,7 +116,7 @@ async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Pl
         assert alice is not None
         alice.roles.append(made["unverified"].id)  # unverified, as an auto-role on join would leave her
 
-    async for world in make_world(discord_server, tmp_path, prepare=prepare):
+    async for world in make_world(discord_server, tmp_path, prepare=prepare, quick=marked_quick(request)):
         yield Place(world=world, **made)
 
 
@@ -497,6 +496,7 @@ async def test_two_moderators_answering_at_once_decide_once(place: Place) -> Non
     assert (place.verified.id in place.roles_of(alice)) == (verdict == "approved")
 
 
+@pytest.mark.quick
 async def test_a_review_approved_while_the_file_is_in_use_still_gives_the_role(place: Place) -> None:
     # Before the fix the decision was written first: stored as approved, then Discord had dropped the
     # press (10062), so the role was never given and the request kept its buttons.
@@ -510,7 +510,7 @@ async def test_a_review_approved_while_the_file_is_in_use_still_gives_the_role(p
 
     async with file_in_use(world.live.tenants, world.guild.id):  # a long backup of the file, say
         pressing = asyncio.create_task(world.server.press_button(review, place.reviewer, label="Approve"))
-        await asyncio.sleep(ANSWER_DEADLINE + 0.5)
+        await asyncio.sleep(world.server.answer_deadline + 0.5)
     approved = await pressing
     await eventually(lambda: not review.buttons(), what="the request to show the decision")
     await settled(world)
@@ -523,6 +523,7 @@ async def test_a_review_approved_while_the_file_is_in_use_still_gives_the_role(p
     assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
 
 
+@pytest.mark.quick
 async def test_a_review_meeting_a_file_locked_elsewhere_is_told_it_is_busy(place: Place) -> None:
     world = place.world
     world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file

@@ -21,14 +21,14 @@ from malabot.sandbox import FakeDiscord, Overwrite
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 from tests.file_holds import locked_from_outside
 
 
 @pytest.fixture
-async def place(discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
-    async for made in make_place(discord_server, tmp_path):
+async def place(request: pytest.FixtureRequest, discord_server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+    async for made in make_place(discord_server, tmp_path, quick=marked_quick(request)):
         yield made
 
 
@@ -672,6 +672,7 @@ async def test_reset_all_answers_discord_before_it_waits_for_the_servers_file(pl
     assert await place.stored_xp() == {world.alice.id: 0}
 
 
+@pytest.mark.quick
 async def test_a_reset_meeting_a_file_locked_elsewhere_is_told_it_is_busy(place: Place) -> None:
     world = place.world
     world.server.timeout = 20.0  # the bot waits busy_timeout (5 s) before it gives up on the file

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from malabot.app import Services, Waits, build_bot, build_services, start_services, stop_services
 from malabot.bot import MalaBot
 from malabot.clock import MovableClock
@@ -37,6 +39,11 @@ from malabot.settings import Settings
 # at the real pace, and tests/unit/test_waits.py pins the production values.
 QUICK = Waits(defer_after=0.7, busy_timeout_ms=2000, owed_retry_seconds=0.5, wipe_retry_seconds=0.5)
 QUICK_ANSWER_DEADLINE = 1.3  # the sandbox's Discord deadline with QUICK waits
+
+
+def marked_quick(request: pytest.FixtureRequest) -> bool:
+    """Whether the test is marked `quick`: its world runs with QUICK waits and QUICK_ANSWER_DEADLINE."""
+    return request.node.get_closest_marker("quick") is not None
 
 
 @dataclass

@@ -110,7 +110,7 @@ class Place:
             assert reply.ephemeral and f"level {level}" in reply.content, reply.content
 
 
-async def make_place(server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place]:
+async def make_place(server: FakeDiscord, tmp_path: Path, *, quick: bool = False) -> AsyncIterator[Place]:
     made: dict[str, Any] = {}
 
     def prepare(world: World) -> None:
@@ -127,5 +127,5 @@ async def make_place(server: FakeDiscord, tmp_path: Path) -> AsyncIterator[Place
         for extra in made["extras"]:
             server.add_member(world.guild, extra)
 
-    async for world in make_world(server, tmp_path, prepare=prepare):
+    async for world in make_world(server, tmp_path, prepare=prepare, quick=quick):
         yield Place(world=world, **made)
