@@ -22,6 +22,10 @@ from malabot.tenancy.paths import sidecars
 
 Row = tuple[Any, ...]  # one legacy row: (rowid, guild_id, columns of its TableSpec…)
 
+# How long a read waits for the old bot's write lock before the file is refused as locked (sqlite3's
+# own default); a test of the refusal shortens it.
+BUSY_TIMEOUT_SECONDS = 5.0
+
 
 @contextmanager
 def leaving_no_trace(path: Path) -> Iterator[None]:
@@ -91,7 +95,7 @@ def _open_checked(path: Path) -> sqlite3.Connection:
 
 def _open(path: Path, query: str) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?" + query, uri=True)
+        conn = sqlite3.connect(path.resolve().as_uri() + "?" + query, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
     except sqlite3.Error as error:
         raise LegacyInputRefused(f"{path}: cannot open: {error}") from error
     try:

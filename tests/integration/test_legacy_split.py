@@ -17,8 +17,8 @@ from legacy_fixtures import GLOBAL, HALF_WAY, PER_GUILD, LegacyDb, create_legacy
 from malabot.__main__ import main
 from malabot.errors import TenantsLocked
 from malabot.features.xp.curves import level_for_xp
+from malabot.legacy import reader, writer
 from malabot.legacy import split as split_module
-from malabot.legacy import writer
 from malabot.legacy.build import Content
 from malabot.legacy.evidence import MembersFileRefused
 from malabot.legacy.schema_detect import LegacyInputRefused
@@ -1130,7 +1130,9 @@ def test_rows_with_text_that_is_not_utf8_are_held_back_and_the_rest_written(
 
 
 def test_a_legacy_file_locked_by_another_process_is_refused_as_locked(
-        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        legacy: Path, tenants: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert reader.BUSY_TIMEOUT_SECONDS == 5.0
+    monkeypatch.setattr(reader, "BUSY_TIMEOUT_SECONDS", 0.2)  # the same refusal, without waiting 5 s for it
     conn = sqlite3.connect(legacy, isolation_level=None)
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("BEGIN EXCLUSIVE")  # the old bot in the middle of a write
