@@ -538,7 +538,9 @@ def test_ctrl_c_during_a_restore_leaves_no_copy_in_the_tenants_folder(paths: Ten
     restoring = subprocess.Popen(
         [sys.executable, "-c", SLOW_RESTORE_COPY, str(copying),
          "tenants", "--tenants-dir", str(paths.root), "restore", "1", str(backup)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a suite run as a background job passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not copying.exists() and restoring.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
