@@ -143,6 +143,7 @@ async def test_another_members_birthday_stays_public_when_slow(world: World) -> 
     assert bot_posts_in(world, world.general) == [fast.content, slow.content]
 
 
+@pytest.mark.quick
 async def test_a_private_error_after_a_slow_public_answer_leaves_that_answer(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The public answer filled the public "thinking...": an error after it (privately, as ever) is a
