@@ -184,12 +184,12 @@ async def interactive(demo: Demo, source: TextIO) -> None:
                 continue
             if line.startswith("/as "):
                 name = line.removeprefix("/as ").strip()
-                if name in demo.world.members or name == demo.world.admin.username:
+                speakers = still_in_the_cafe(demo)
+                if name in speakers:
                     speaker = name
                     demo.out.say(f"  now speaking as {speaker}")
                 else:
-                    demo.out.say(f"  no demo member called {name!r}; try: {', '.join(demo.world.members)}, "
-                                 "mala_admin")
+                    demo.out.say(f"  no member of {demo.world.cafe.name} called {name!r}; try: {', '.join(speakers)}")
                 continue
             if line.startswith("/"):
                 try:
@@ -201,6 +201,14 @@ async def interactive(demo: Demo, source: TextIO) -> None:
             else:
                 demo.clock.advance(timedelta(seconds=61))
                 await demo.chat(speaker, line)
+
+
+def still_in_the_cafe(demo: Demo) -> list[str]:
+    """Who may speak at the prompt: the demo's members still in the café (the scripted day makes one
+    leave), and its admin."""
+    names = [name for name, user in demo.world.members.items()
+             if demo.world.server.member(demo.world.cafe, user) is not None]
+    return [*names, demo.world.admin.username]
 
 
 async def typed_lines(source: TextIO) -> AsyncGenerator[str, None]:

@@ -60,10 +60,20 @@ async def test_the_members_the_readme_offers_at_the_prompt_can_use_commands(tmp_
     out = io.StringIO()
     await play(tmp_path / "tenants", io.StringIO(typed), out)
     after_prompt = out.getvalue().split("`/as NAME` switches member", 1)[1]
-    assert "cannot use" not in after_prompt and "no demo member" not in after_prompt, after_prompt
+    assert "cannot use" not in after_prompt and "no member of" not in after_prompt, after_prompt
     for name in offered:
         assert f"**{name}** — level" in after_prompt, name
     assert "`warn_thresholds`" in after_prompt, "mala_admin can use /config show"
+
+
+async def test_the_prompt_offers_only_members_still_on_the_server(tmp_path: Path) -> None:
+    out = io.StringIO()
+    await play(tmp_path / "tenants", io.StringIO("/as ben\n/as nobody\n/quit\n"), out)
+    after_prompt = out.getvalue().split("`/as NAME` switches member", 1)[1]
+    offer = "try: ana, chloe, mala_admin"
+    assert f"no member of Mala Café called 'ben'; {offer}" in after_prompt, "ben left during the scripted day"
+    assert f"no member of Mala Café called 'nobody'; {offer}" in after_prompt
+    assert "now speaking as" not in after_prompt
 
 
 async def test_a_second_run_replays_the_day_afresh_in_the_same_folder(tmp_path: Path) -> None:
