@@ -35,20 +35,25 @@ class RecentDepartures:
     def left(self, guild_id: int, user_id: int) -> None:
         self._left.setdefault(guild_id, {})[user_id] = _Departure(self._clock())
 
-    def purged(self, guild_id: int, user_ids: Iterable[int]) -> None:
-        """A purge of these members is about to commit (those who did not leave are no concern here)."""
-        self._mark(guild_id, user_ids, purged=True)
+    def purged(self, guild_id: int, user_ids: Iterable[int]) -> list[int]:
+        """A purge of these members is about to commit (those who did not leave are no concern here).
+        Returns those it marked now, not already marked by an earlier purge: `purge_failed` takes them."""
+        return self._mark(guild_id, user_ids, purged=True)
 
     def purge_failed(self, guild_id: int, user_ids: Iterable[int]) -> None:
-        """A purge of these members did not commit after all: their rows are still a purge's to come."""
+        """The purge that marked these members did not commit after all: their rows are still a purge's
+        to come."""
         self._mark(guild_id, user_ids, purged=False)
 
-    def _mark(self, guild_id: int, user_ids: Iterable[int], *, purged: bool) -> None:
+    def _mark(self, guild_id: int, user_ids: Iterable[int], *, purged: bool) -> list[int]:
         members = self._left.get(guild_id, {})
+        changed = []
         for user_id in user_ids:
             departure = members.get(user_id)
-            if departure is not None:
+            if departure is not None and departure.purged != purged:
                 departure.purged = purged
+                changed.append(user_id)
+        return changed
 
     def rejoined(self, guild_id: int, user_id: int) -> bool:
         """Forget the leave; True when the member was remembered as gone."""

@@ -278,6 +278,7 @@ class MemberData:
     async def _purging(self, guild_id: int, user_ids: Sequence[int],
                        also: AlsoInTransaction | None) -> AsyncIterator[aiosqlite.Connection]:
         """The transaction of a purge of these members: the caller's deletes, then `also`."""
+        marked: list[int] = []
         try:
             async with self._tenants.transaction(guild_id, create=False, before_commit=also is not None) as conn:
                 yield conn
@@ -285,9 +286,11 @@ class MemberData:
                     await also(conn)
                 # Marked while the file is still held: commits before this one left the rows of those
                 # who just left to this purge, which counts them; those after it purge them again.
-                self._departures.purged(guild_id, user_ids)
+                marked = self._departures.purged(guild_id, user_ids)
         except BaseException:
-            self._departures.purge_failed(guild_id, user_ids)
+            # Only its own marks: a member an earlier purge got stays purged, so later commits keep
+            # deleting what is written about them.
+            self._departures.purge_failed(guild_id, marked)
             raise
         # Whatever purge it was (at a return from an outage, a leave heard again): the owed one has
         # nothing left to do, and would report them purged a second time.

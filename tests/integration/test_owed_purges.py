@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from malabot.departures import MemberPresence
@@ -27,7 +28,7 @@ from tests.e2e.data_dump import eventually, rows_mentioning
 
 GUILD = 111_111_111_111_111_111
 CHECKED_IN = {"checkins": 1, "checkin_days": 1, "xp": 1}  # a check-in's rows (it earns XP)
-ALICE, BOB = 200_000_000_000_000_001, 200_000_000_000_000_002
+ALICE, BOB, CAROL = 200_000_000_000_000_001, 200_000_000_000_000_002, 200_000_000_000_000_003
 RETRY_SECONDS = 0.05
 
 
@@ -36,6 +37,7 @@ class Server:
     tenants: TenantManager
     checkins: CheckinService
     member_data: MemberData
+    failing_commits: list[int]  # guild ids whose next commit fails (a disk error at COMMIT, say)
 
     @property
     def path(self) -> Path:
@@ -51,8 +53,16 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     xp = XpService(tenants, settings)
     member_data = MemberData(tenants, [xp_member_data(), checkin_member_data()], forget_hooks=[xp.forget_member],
                              owed_retry_seconds=RETRY_SECONDS)
+    failing: list[int] = []
+
+    async def fail_once(guild_id: int, _conn: aiosqlite.Connection) -> None:
+        if guild_id in failing:
+            failing.remove(guild_id)
+            raise OSError("disk I/O error")
+
+    tenants.add_before_commit(fail_once)  # after MemberData's own: runs once a purge has marked
     await tenants.ensure(GUILD)
-    running = Server(tenants, CheckinService(tenants, settings, xp), member_data)
+    running = Server(tenants, CheckinService(tenants, settings, xp), member_data, failing)
     for user_id in (ALICE, BOB):
         await running.checkins.check_in(GUILD, user_id)
     yield running
@@ -194,3 +204,44 @@ async def test_a_member_another_purge_got_first_is_not_purged_and_reported_again
     assert rows_mentioning(server.path, BOB) == {}
     await asyncio.sleep(SLOW_RETRY_SECONDS * 2.5)  # past the retry the failed leave scheduled
     assert [record.getMessage() for record in caplog.records if "owed purge" in record.getMessage()] == []
+
+
+# -- which purge a departed member's rows are left to ---------------------------------------------
+# Until their own purge commits, their rows are its to delete and count; after it, each commit deletes
+# again what is written about them late. A purge that fails takes back only the marks it set itself.
+
+async def nothing(_conn: aiosqlite.Connection) -> None:
+    """A purge's extra write (as /mydata delete records the erasure): it makes the purge's commit run
+    the before-commit hooks."""
+
+
+async def test_a_failed_later_purge_leaves_a_member_their_leave_purged_purged(server: Server) -> None:
+    """Bob's leave purge commits; a second purge of him (his /mydata delete confirm, delivered just
+    after the leave) meets a locked file and fails. A late /checkin of his must still leave no rows."""
+    report = await server.member_data.member_left(GUILD, BOB)
+    assert report is not None and report.total > 0 and rows_mentioning(server.path, BOB) == {}
+    with locked_by_another_process(server.path), pytest.raises(sqlite3.OperationalError, match="locked"):
+        await server.member_data.purge(GUILD, BOB, also=nothing)
+    await server.checkins.check_in(GUILD, BOB)
+    assert rows_mentioning(server.path, BOB) == {}, "a late write kept the rows of a member purged already"
+
+
+async def test_a_purge_that_fails_at_its_commit_leaves_the_rows_to_the_owed_purge_which_counts_them(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="malabot.member_data")
+    member_data = MemberData(server.tenants, [xp_member_data(), checkin_member_data()],
+                             owed_retry_seconds=SLOW_RETRY_SECONDS)  # the retry comes after the steps below
+    with locked_by_another_process(server.path):
+        assert await member_data.member_left(GUILD, BOB) is None  # owed
+    server.failing_commits.append(GUILD)
+    with pytest.raises(OSError):
+        await member_data.purge(GUILD, BOB, also=nothing)  # marks him, then its commit fails
+    await server.checkins.check_in(GUILD, CAROL)  # another commit: not a purge of bob's rows
+    assert rows_mentioning(server.path, BOB) != {}, "bob's rows are the owed purge's to delete and count"
+
+    def owed_purge_lines() -> list[str]:
+        return [record.getMessage() for record in caplog.records if "owed purge" in record.getMessage()]
+
+    await eventually(lambda: bool(owed_purge_lines()), what="the owed purge")
+    assert rows_mentioning(server.path, BOB) == {}
+    assert owed_purge_lines() == [f"guild {GUILD}: owed purge of 1 member(s) who left done: 1 had data, 3 rows purged"]
