@@ -67,15 +67,30 @@ def quoted(text: str, limit: int = 40) -> str:
 
 
 # What can split a line or spoof how the rest of it reads: control characters (C0, C1), the line and
-# paragraph separators, and the bidi marks, embeddings, overrides and isolates. Other format
-# characters stay as they are: ZWNJ and ZWJ are parts of Persian or Indic words and of composed emoji,
-# the soft hyphen of names pasted from documents; escaped, the path printed would not be the folder's.
-_UNREADABLE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# paragraph separators, and the bidi marks, embeddings, overrides and isolates. Also lone surrogates:
+# the bytes of a file name that is not UTF-8 (os.fsdecode), which a UTF-8 stream cannot write at all
+# (a strict stdout raises). Other format characters stay as they are: ZWNJ and ZWJ are parts of Persian
+# or Indic words and of composed emoji, the soft hyphen of names pasted from documents; escaped, the
+# path printed would not be the folder's.
+_UNREADABLE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _unreadable(char: str) -> bool:
     return char in _BIDI_CONTROLS or unicodedata.category(char) in _UNREADABLE_CATEGORIES
+
+
+def undecodable_byte(char: str) -> int | None:
+    """The byte of a file name that is not UTF-8 which `char` stands for (os.fsdecode's surrogate
+    escape: b"\\xff" is "\\udcff"), or None for any other character."""
+    return ord(char) - 0xDC00 if "\udc80" <= char <= "\udcff" else None
+
+
+def _escaped(char: str) -> str:
+    byte = undecodable_byte(char)
+    if byte is not None:  # written as the byte the name holds, as a shell's $'\xff' names it
+        return f"\\x{byte:02x}"
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def unprintable_character(text: str) -> str | None:
@@ -86,8 +101,9 @@ def unprintable_character(text: str) -> str | None:
 def one_line(text: str) -> str:
     """`text` as one readable line for the CLI's stderr: such characters (a newline in a file name
     given on the command line) are written escaped (`\\n`, `\\x1b`, `\\u202e`), so a path can neither
-    split the line nor print a second one of its choosing."""
-    return "".join(char.encode("unicode_escape").decode("ascii") if _unreadable(char) else char for char in text)
+    split the line nor print a second one of its choosing; a byte of a name that is not UTF-8 as
+    `\\xff`, so the line can be written at all."""
+    return "".join(_escaped(char) if _unreadable(char) else char for char in text)
 
 
 def os_reason(error: OSError, named: object = None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malabot.errors import MalabotError, one_line, os_reason, unprintable_character
+from malabot.errors import MalabotError, one_line, os_reason, undecodable_byte, unprintable_character
 from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
@@ -226,13 +226,18 @@ def _require_out_folder(folder: Path) -> None:
 
 def _require_printable_output(args: argparse.Namespace, paths: TenantPaths) -> None:
     """`backup` prints the files it writes on stdout as they are, one a line, for scripts: in a folder
-    named with a control character (a newline) such a line would split, or escaped not name the file.
-    So that folder is refused before anything is written, as a usage mistake (exit 2)."""
+    named with a control character (a newline) such a line would split, or escaped not name the file;
+    a name that is not UTF-8 (`$'\\xff'`) cannot be written as text at all (nor can SQLite write a
+    backup there). So that folder is refused before anything is written, as a usage mistake (exit 2)."""
     given, folder = ("--out", args.out) if args.out is not None else ("the tenants folder", paths.root)
     char = unprintable_character(str(folder))
-    if char is not None:
-        args.parser.error(f"{given} {folder} has a control character ({char}) in its name, and the files "
-                          "written are printed one a line; choose a folder without one")
+    if char is None:
+        return
+    if undecodable_byte(char) is not None:
+        args.parser.error(f"{given} {folder} has a byte that is not UTF-8 ({char}) in its name, and the "
+                          "files written are printed one a line as text; choose a folder named in UTF-8")
+    args.parser.error(f"{given} {folder} has a control character ({char}) in its name, and the files "
+                      "written are printed one a line; choose a folder without one")
 
 
 def _live_guild_ids(paths: TenantPaths) -> list[int]:

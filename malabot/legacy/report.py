@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from malabot.errors import one_line
+
 HOLDING_LABEL = "holding"
 PARTLY = "part of written rows"
 
@@ -144,7 +146,9 @@ class Summary:
 
 
 def render(ledger: Ledger, summary: Summary) -> str:
-    lines = [f"Legacy split of {summary.source} "
+    """The report, for stdout; the paths in it are written as `one_line` writes them (a name with a
+    newline would split its line, one that is not UTF-8 could not be printed)."""
+    lines = [f"Legacy split of {one_line(summary.source)} "
              f"({summary.variant} variant, sha256 {summary.fingerprint[:16]})"]
     if summary.dry_run:
         lines.append("DRY RUN: nothing was written; 'written' means 'would be written'.")
@@ -169,13 +173,13 @@ def _status_lines(ledger: Ledger, summary: Summary) -> list[str]:
     lines = ["Servers: " + (", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
                             or "none")]
     if summary.holding_file:
-        lines.append(f"Holding file (rows with no evidence of a server): {summary.holding_file}"
+        lines.append(f"Holding file (rows with no evidence of a server): {one_line(summary.holding_file)}"
                      f" [{ledger.status.get(HOLDING_LABEL, 'new')}]")
     if summary.global_settings:
         lines.append("Global settings (guild NULL, oldest row per key) applied as defaults to every server "
                      "that does not set the key itself: " + ", ".join(summary.global_settings))
     for backup in summary.backups:
-        lines.append(f"Backup before merge: {backup}")
+        lines.append(f"Backup before merge: {one_line(backup)}")
     if summary.removed_leftovers:
         lines.append(f"Removed {summary.removed_leftovers} temporary file(s) of an interrupted earlier run.")
     return lines

@@ -34,3 +34,9 @@ def test_other_text_is_kept_as_given(text: str) -> None:
 def test_the_first_character_that_would_be_escaped_is_found() -> None:
     assert unprintable_character("/srv/o\u202ex\ny") == "\u202e"
     assert unprintable_character("/srv/Gro\u00dfvater\u00adsachen/\u200c") is None
+
+
+def test_a_byte_of_a_name_that_is_not_utf8_is_written_as_that_byte() -> None:
+    """os.fsdecode(b"o\\xff") is "o\\udcff": as it is, no UTF-8 stream can write it."""
+    assert one_line("o\udcff/\udc80x") == "o\\xff/\\x80x"
+    assert unprintable_character("/srv/caf\u00e9/o\udcff") == "\udcff"
