@@ -7,10 +7,12 @@ import logging
 import sqlite3
 import stat
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,13 +124,75 @@ async def test_download_copy_over_the_limit_is_refused_with_the_sizes(
     assert not place.tenants.paths.downloads_dir.exists()
 
 
-async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(place: Place) -> None:
-    """The last to finish removes the downloads folder; one starting meanwhile is not left without it."""
+class Interleaving:
+    """Two downloads in their worker threads, in a set order: the first to reach a step of
+    download_folder goes on and makes its copy, then waits for the second to reach that step; the
+    second, having found .downloads there, is held at it until the first has finished (its folder and
+    the emptied .downloads removed: "the last one out")."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first: int | None = None  # the thread of the download that reached the step first
+        self.second_there, self.first_done = threading.Event(), threading.Event()
+
+    def _is_first(self) -> bool:
+        return threading.get_ident() == self._first
+
+    def at_step(self) -> None:
+        with self._lock:
+            if self._first is None:
+                self._first = threading.get_ident()
+                return
+            hold = not self._is_first() and not self.second_there.is_set()
+            if hold:
+                self.second_there.set()
+        if hold:
+            assert self.first_done.wait(10), "the first download never finished"
+
+    def copied(self) -> None:
+        if self._is_first():
+            assert self.second_there.wait(10), "the second download never reached the step"
+
+    def finished(self) -> None:
+        if self._is_first():
+            self.first_done.set()
+
+
+@pytest.mark.parametrize("step", ["mkdtemp"])
+async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(
+        place: Place, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """The last to finish removes the downloads folder; one starting meanwhile is not left without it:
+    the second download is held at `step`, having found the folder there, while the first finishes."""
     await place.write("motto", "hello")
+    order = Interleaving()
+    downloads = place.tenants.paths.downloads_dir
+    real_mkdtemp, real_backup, real_with_copy = tempfile.mkdtemp, files.backup_tenant, files.with_download_copy
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        if step == "mkdtemp":
+            order.at_step()
+        return real_mkdtemp(*args, **kwargs)
+
+    def backup(*args: Any, **kwargs: Any) -> Path:
+        written = real_backup(*args, **kwargs)
+        order.copied()
+        return written
+
+    def with_copy(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_with_copy(*args, **kwargs)
+        finally:
+            order.finished()
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(files, "backup_tenant", backup)
+    monkeypatch.setattr(files, "with_download_copy", with_copy)
     copies = await asyncio.gather(*(place.backups.download_copy(guild, max_bytes=10 * 1024 * 1024)
-                                    for guild in (GUILD, OTHER) * 4))
-    assert sorted({copy.filename.split("-")[1] for copy in copies}) == sorted({str(GUILD), str(OTHER)})
-    assert not place.tenants.paths.downloads_dir.exists()
+                                    for guild in (GUILD, OTHER)))
+    assert order.second_there.is_set() and order.first_done.is_set(), "the downloads were not interleaved"
+    assert [copy.filename.split("-")[1] for copy in copies] == [str(GUILD), str(OTHER)]
+    assert all(copy.data.startswith(b"SQLite format 3") for copy in copies)
+    assert not downloads.exists()
 
 
 async def test_snapshots_are_named_by_the_clock_and_kept_by_backup_keep(place: Place) -> None:
