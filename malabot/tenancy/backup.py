@@ -266,14 +266,15 @@ def download_folder(paths: TenantPaths) -> Path:
     for _ in range(_NAME_ATTEMPTS):
         with contextlib.suppress(FileExistsError):
             downloads.mkdir(mode=PRIVATE_FOLDER_MODE)
-        found = downloads.lstat()
-        if not stat.S_ISDIR(found.st_mode):
-            raise TenantError(f"{downloads} is not a folder; the bot keeps its download copies there")
-        if stat.S_IMODE(found.st_mode) != PRIVATE_FOLDER_MODE:
-            os.chmod(downloads, PRIVATE_FOLDER_MODE)
+        # From here on, the last download before this one may remove the emptied folder at any step.
         try:
+            found = downloads.lstat()
+            if not stat.S_ISDIR(found.st_mode):
+                raise TenantError(f"{downloads} is not a folder; the bot keeps its download copies there")
+            if stat.S_IMODE(found.st_mode) != PRIVATE_FOLDER_MODE:
+                os.chmod(downloads, PRIVATE_FOLDER_MODE)
             return Path(tempfile.mkdtemp(prefix="copy-", dir=downloads))
-        except FileNotFoundError:  # the last download before this one removed the emptied folder meanwhile
+        except FileNotFoundError:
             continue
     raise TenantError(f"cannot make a folder for a download copy in {downloads}: it keeps being removed")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import stat
 import tempfile
@@ -158,7 +159,7 @@ class Interleaving:
             self.first_done.set()
 
 
-@pytest.mark.parametrize("step", ["mkdtemp"])
+@pytest.mark.parametrize("step", ["lstat", "mkdtemp"])
 async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(
         place: Place, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     """The last to finish removes the downloads folder; one starting meanwhile is not left without it:
@@ -167,11 +168,17 @@ async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(
     order = Interleaving()
     downloads = place.tenants.paths.downloads_dir
     real_mkdtemp, real_backup, real_with_copy = tempfile.mkdtemp, files.backup_tenant, files.with_download_copy
+    real_lstat = Path.lstat
 
     def mkdtemp(*args: Any, **kwargs: Any) -> str:
         if step == "mkdtemp":
             order.at_step()
         return real_mkdtemp(*args, **kwargs)
+
+    def lstat(path: Path) -> os.stat_result:
+        if step == "lstat" and path == downloads:
+            order.at_step()
+        return real_lstat(path)
 
     def backup(*args: Any, **kwargs: Any) -> Path:
         written = real_backup(*args, **kwargs)
@@ -185,6 +192,7 @@ async def test_downloads_at_once_each_get_their_copy_and_leave_nothing(
             order.finished()
 
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(Path, "lstat", lstat)
     monkeypatch.setattr(files, "backup_tenant", backup)
     monkeypatch.setattr(files, "with_download_copy", with_copy)
     copies = await asyncio.gather(*(place.backups.download_copy(guild, max_bytes=10 * 1024 * 1024)
