@@ -353,6 +353,10 @@ def prepare_restore(paths: TenantPaths, guild_id: int, source: Path, migrations:
         raise
 
 
+# The end of an error after a rename that was done: the rename is not yet safe from a power cut.
+_NOT_SYNCED = "the folder could not be synced to disk, so a power cut could still undo that"
+
+
 def install_restored(paths: TenantPaths, guild_id: int, staging: Path,
                      moment: datetime | None = None) -> Path | None:
     """Swap a prepared file in for the live one; returns where the previous live file was kept.
@@ -370,6 +374,8 @@ def install_restored(paths: TenantPaths, guild_id: int, staging: Path,
         for stale in sidecars(live):
             stale.unlink(missing_ok=True)
         os.replace(staging, live)
+    # Restored from here on: a failure now must not read as if nothing had changed.
+    with failing_as(f"guild {guild_id}: restored into {live}, but {_NOT_SYNCED}"):
         fsync_dir(live.parent)
     return previous
 
@@ -384,8 +390,14 @@ def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = 
     with failing_as(f"guild {guild_id}: cannot create the archive folder {target.parent}", target.parent):
         make_private_folder(target.parent)
     with failing_as(f"guild {guild_id}: cannot move {live} to {target}"):
-        _move_database(live, target)
+        shutil.move(live, target)
+    # Archived from here on: a failure now must not read as if the file had stayed.
+    moved = f"guild {guild_id}: archived {live} to {target}, but"
+    with failing_as(f"{moved} cannot move its -wal beside it or remove its -shm"):
+        _move_sidecars(live, target)
+    with failing_as(f"{moved} cannot make it private"):
         make_database_private(target)  # a live file made by an older version was readable by all
+    with failing_as(f"{moved} {_NOT_SYNCED}"):
         fsync_dir(live.parent)
         fsync_dir(target.parent)
     return target
@@ -516,13 +528,13 @@ def _checkpoint(database: Path) -> None:
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error:
-        pass  # not a readable database: _move_database carries its -wal along
+        pass  # not a readable database: _move_sidecars carries its -wal along
     finally:
         conn.close()
 
 
-def _move_database(source: Path, target: Path) -> None:
-    shutil.move(source, target)
+def _move_sidecars(source: Path, target: Path) -> None:
+    """After the database itself moved: its -wal (committed rows) follows it, its -shm goes."""
     wal, shm = sidecars(source)
     if wal.exists() and wal.stat().st_size > 0:
         shutil.move(wal, sidecars(target)[0])

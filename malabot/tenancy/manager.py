@@ -167,7 +167,9 @@ class TenantManager:
     def add_file_changed(self, hook: FileChangedHook) -> None:
         """`hook(guild_id)` runs right after a restore or archive put another file in place (or none),
         under the guild's lock: for forgetting what was read from the old file meanwhile (a chat
-        message between the before-hook and the swap reads the old file). It must not use the tenant."""
+        message between the before-hook and the swap reads the old file). Also after one that failed
+        part-way (the file may have been swapped), so forgetting must be harmless when nothing changed.
+        It must not use the tenant."""
         self._changed_hooks.append(hook)
 
     def add_before_install(self, hook: StagedFileHook) -> None:
@@ -435,8 +437,10 @@ class TenantManager:
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
                 await self._run_before_install(guild_id, staging)
-                previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
-                self._file_changed(guild_id)
+                try:
+                    previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+                finally:  # also after a failure: a step after the swap may fail with the new file in place
+                    self._file_changed(guild_id)
         finally:
             await asyncio.to_thread(remove_database_files, staging)  # file work stays off the event loop
         log.info("guild %s restored from %s; previous data kept in %s", guild_id, source, previous)
@@ -456,9 +460,9 @@ class TenantManager:
             await self._close_slot(slot, guild_id)
             self._verified.pop(guild_id, None)
             archived = None
-            if self.exists(guild_id):
-                archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
             try:
+                if self.exists(guild_id):  # in the try: a step after the move may fail, the file moved
+                    archived = await asyncio.to_thread(files.archive_tenant, self.paths, guild_id)
                 if guild_id not in self._archived:  # added back since the call: its ensure() may be done
                     log.info("guild %s: the bot was added back while its removal waited; reopening its data",
                              guild_id)
@@ -481,8 +485,10 @@ class TenantManager:
         staging = await _staged(partial(files.prepare_restore, self.paths, guild_id, archive, self.migrations))
         try:
             self._verified.pop(guild_id, None)
-            await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
-            self._file_changed(guild_id)
+            try:
+                await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
+            finally:  # as in restore()
+                self._file_changed(guild_id)
         finally:
             await asyncio.to_thread(remove_database_files, staging)
         await asyncio.to_thread(remove_database_files, archive)

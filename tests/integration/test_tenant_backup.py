@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -348,10 +349,8 @@ async def test_a_restore_replaces_the_data_keeps_the_old_file_and_leaves_no_stal
     assert hidden_leftovers(tenants.paths) == []
 
 
-async def test_file_changed_hooks_run_once_the_other_file_is_in_place(tenants: TenantManager) -> None:
-    await add_users(tenants, 1, range(1, 4))
-    backup = await tenants.backup(1)
-    await add_users(tenants, 1, range(10, 13))
+def noting_file_changes(tenants: TenantManager) -> list[tuple[int, list[int] | None]]:
+    """A file-changed hook that notes the guild and the users its live file holds (None: no file)."""
     seen: list[tuple[int, list[int] | None]] = []
 
     def note(guild_id: int) -> None:  # what the live name holds when the hook runs
@@ -360,11 +359,64 @@ async def test_file_changed_hooks_run_once_the_other_file_is_in_place(tenants: T
         seen.append((guild_id, held))
 
     tenants.add_file_changed(note)
+    return seen
+
+
+async def test_file_changed_hooks_run_once_the_other_file_is_in_place(tenants: TenantManager) -> None:
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await add_users(tenants, 1, range(10, 13))
+    seen = noting_file_changes(tenants)
     await tenants.backup(1)
     assert seen == [], "a backup changes nothing"
     await tenants.restore(1, backup)
     await tenants.archive(1)
     assert seen == [(1, [1, 2, 3]), (1, None)]
+
+
+def _input_output_error(*_args: object) -> None:
+    raise OSError(errno.EIO, "Input/output error")
+
+
+@pytest.mark.parametrize("case", ["restore: sync", "archive: private", "archive: sync", "bring back: sync"])
+async def test_a_step_failing_after_the_swap_says_the_swap_was_done_and_the_hooks_still_run(
+        retaining: TenantManager, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """The chmod or the folder fsync after the rename failing (EIO; some network filesystems refuse an
+    fsync of a folder) read "cannot put the restored file in place" or "cannot move", though the file
+    was swapped, and the file-changed hooks were skipped: caches kept what the replaced file held."""
+    tenants, (operation, step) = retaining, case.split(": ")
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await add_users(tenants, 1, range(10, 13))
+    if operation == "bring back":
+        await tenants.archive(1)  # the bot was removed; its first use after being added back brings it back
+    seen = noting_file_changes(tenants)
+    live, real_fsync_dir = tenants.paths.live(1), files.fsync_dir
+
+    def fsync_dir(folder: Path) -> None:  # the one that makes the rename in the tenants folder durable
+        if folder == tenants.paths.root:
+            _input_output_error()
+        real_fsync_dir(folder)
+
+    if step == "sync":
+        monkeypatch.setattr(files, "fsync_dir", fsync_dir)
+    else:
+        monkeypatch.setattr(files, "make_database_private", _input_output_error)
+    not_synced = "the folder could not be synced to disk, so a power cut could still undo that"
+    with pytest.raises(TenantError) as failed:
+        if operation == "restore":
+            await tenants.restore(1, backup)
+        else:
+            await (tenants.archive(1) if operation == "archive" else tenants.ensure(1))
+    if operation == "archive":
+        [archived] = tenants.paths.archives_of(1)
+        but = "cannot make it private" if step == "private" else not_synced
+        assert str(failed.value) == f"guild 1: archived {live} to {archived}, but {but} (Input/output error)"
+        assert seen == [(1, None)] and read(archived, "SELECT count(*) FROM xp") == [(6,)]
+        return
+    held = [1, 2, 3] if operation == "restore" else [1, 2, 3, 10, 11, 12]
+    assert str(failed.value) == f"guild 1: restored into {live}, but {not_synced} (Input/output error)"
+    assert seen == [(1, held)] and await users(tenants, 1) == held
 
 
 async def test_before_install_hooks_write_into_the_new_file_or_stop_the_restore(tenants: TenantManager) -> None:
