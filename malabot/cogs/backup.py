@@ -18,6 +18,7 @@ from malabot.commands import (
     admin_group,
     answer,
     defer,
+    fit_lines,
     guild_id_of,
     is_server_owner,
     owner_only,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OWNER_ONLY = "Only the server owner can list or restore snapshots."
+# Discord refuses an embed whose description is longer than this.
+EMBED_DESCRIPTION_LIMIT = 4096
 
 
 def snapshot_line(snapshot: Snapshot) -> str:
@@ -80,7 +83,11 @@ class BackupCog(discord.Cog):
         if not found:
             await answer(ctx, f"No snapshots yet; one is taken every night at {schedule}.", ephemeral=True)
             return
-        embed = discord.Embed(title="Snapshots", description="\n".join(snapshot_line(s) for s in found)[:4000])
+        # Up to 2 x 60 kept snapshots do not fit: whole lines only, and say how many older ones are left out.
+        listing = fit_lines([snapshot_line(s) for s in found],
+                            "… and {count} older; type part of an id in /backup restore.",
+                            limit=EMBED_DESCRIPTION_LIMIT)
+        embed = discord.Embed(title="Snapshots", description=listing)
         embed.set_footer(text=f"Newest first. One is taken every night at {schedule}. "
                               "Restore one with /backup restore id.")
         await answer(ctx, embed=embed, ephemeral=True)

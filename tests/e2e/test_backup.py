@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,31 @@ async def test_owner_lists_snapshots_newest_first_within_the_kept_number(world: 
     lines = listed.embeds[0]["description"].splitlines()
     assert [line.split(" · ")[:2] for line in lines] == [
         ["`20261127T120000Z`", "2026-11-27 12:00 UTC"], ["`20261126T120000Z`", "2026-11-26 12:00 UTC"]]
+
+
+SNAPSHOT_LINE = re.compile(r"`\d{8}T\d{6}Z(-before-restore)?` · \d{4}-\d\d-\d\d \d\d:\d\d UTC"
+                           r"( \(before a restore\))? · \d+(\.\d)? (B|KiB|MiB)")
+
+
+async def test_a_list_too_long_for_one_embed_shows_whole_lines_and_counts_the_rest(world: World) -> None:
+    # backup_keep goes up to 60, and the "before a restore" snapshots are kept by their own count.
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, backup_keep=60)
+    for _ in range(60):
+        await take_nightly_snapshots(world)
+        world.clock.advance(days=1)
+    oldest = snapshot_ids(world)[0]
+    for _ in range(10):  # each keeps the data it replaced as a "before a restore" snapshot
+        await world.live.backups.restore(world.guild.id, oldest)
+    assert len(snapshot_ids(world)) == 70
+
+    listed = await world.command(world.admin, "backup list")
+    assert listed.embeds, f"no list at all: {listed.content!r}"
+    description = listed.embeds[0]["description"]
+    *lines, more = description.splitlines()
+    assert 4000 < len(description) <= 4096, "as many lines as one embed takes"
+    assert [line for line in lines if not SNAPSHOT_LINE.fullmatch(line)] == [], "only whole lines"
+    assert more == f"… and {70 - len(lines)} older; type part of an id in /backup restore."
+    assert len(lines) < 70
 
 
 @pytest.mark.parametrize("command", ["backup list", "backup restore"])
