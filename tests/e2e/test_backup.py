@@ -296,6 +296,15 @@ async def test_restore_offers_the_snapshot_ids_to_the_owner_only(world: World) -
     assert await server.autocomplete(world.guild, world.general, world.bob, "backup restore", "id", "") == []
 
 
+async def test_restore_offers_only_the_snapshots_whose_id_has_what_the_owner_typed(world: World) -> None:
+    await take_nightly_snapshots(world)  # 2026-11-25
+    world.clock.advance(days=1)
+    await take_nightly_snapshots(world)  # 2026-11-26
+    offered = await world.server.autocomplete(world.guild, world.general, world.admin, "backup restore", "id",
+                                              "1126")
+    assert [choice["value"] for choice in offered] == ["20261126T120000Z"]
+
+
 # -- retention of the data of servers that removed the bot ------------------------------------------
 
 def aged(path: Path, guild_id: int, days: int) -> Path:

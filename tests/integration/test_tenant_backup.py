@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +269,21 @@ def cut_off_mid_write(tmp_path: Path, backup: Path) -> Path:
     return target
 
 
+def with_index_out_of_step(tmp_path: Path, backup: Path) -> Path:
+    """Every page readable, but an index whose entries do not match its rows: only SQLite's integrity
+    check notices."""
+    target = tmp_path / "index-out-of-step.sqlite3"
+    target.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:  # the index now claims to order by a column its entries were not built from
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX xp_by_total ON xp (messages DESC, user_id)' "
+                     "WHERE name = 'xp_by_total'")
+    finally:
+        conn.close()
+    return target
+
+
 def missing(tmp_path: Path, backup: Path) -> Path:
     return tmp_path / "nowhere.sqlite3"
 
@@ -281,6 +296,7 @@ def missing(tmp_path: Path, backup: Path) -> Path:
     (without_identity_row, "no MalaBoT identity row"),
     (with_edited_history, "0001_initial.sql was changed after it was applied"),
     (missing, "no such file"),
+    (with_index_out_of_step, "fails the integrity check: .*xp_by_total"),
     (cut_off_mid_write, r"has an unfinished transaction beside it \(cut-off.sqlite3-journal\)"),
 ])
 async def test_a_bad_file_is_refused_and_the_live_file_stays_untouched(
@@ -347,6 +363,31 @@ async def test_a_restore_replaces_the_data_keeps_the_old_file_and_leaves_no_stal
     assert [row[0] for row in read(previous, "SELECT user_id FROM xp ORDER BY user_id")] == [
         1, 2, 3, 10, 11, 12]
     assert hidden_leftovers(tenants.paths) == []
+
+
+async def test_the_kept_copy_holds_the_rows_a_crash_left_in_the_live_files_wal(tenants: TenantManager,
+                                                                              tmp_path: Path) -> None:
+    # The bot died; the operator restores before starting it again, so the -wal is still there.
+    await add_users(tenants, 1, range(1, 4))
+    backup = await tenants.backup(1)
+    await tenants.close(1)                      # rows 1-3 folded into the main file
+    await add_users(tenants, 1, range(10, 13))  # rows 10-12 committed, only in the -wal so far
+    live = tenants.paths.live(1)
+    wal, shm = sidecars(live)
+    image = tmp_path / "crash"
+    image.mkdir()
+    shutil.copy2(live, image / "main")          # what the disk holds if the bot dies now
+    shutil.copy2(wal, image / "wal")
+    await tenants.close(1)
+    shutil.copy2(image / "main", live)
+    shutil.copy2(image / "wal", wal)
+    shm.unlink(missing_ok=True)
+
+    previous = await tenants.restore(1, backup)
+    assert previous is not None
+    assert [row[0] for row in read(previous, "SELECT user_id FROM xp ORDER BY user_id")] == [
+        1, 2, 3, 10, 11, 12], "the replaced data includes the rows committed before the crash"
+    assert await users(tenants, 1) == [1, 2, 3]
 
 
 def noting_file_changes(tenants: TenantManager) -> list[tuple[int, list[int] | None]]:
@@ -710,6 +751,18 @@ async def test_a_damaged_archive_is_refused_and_kept(retaining: TenantManager,
     assert "its archive cannot be brought back" in caplog.text
     assert "not a usable SQLite database" in caplog.text
     assert archived.exists() and await users(retaining, 1) == []
+
+
+async def test_a_re_added_guild_gets_its_newest_archive_back(retaining: TenantManager) -> None:
+    # An older archive that could not be brought back (damaged) stays where it was ...
+    damaged = retaining.paths.archive(1, datetime.now(UTC) - timedelta(days=3))
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"not a database")
+    await add_users(retaining, 1, range(1, 4))  # ... so the guild started afresh
+    await retaining.archive(1)                  # removed again: a newer archive
+    assert await retaining.ensure(1) is False, "added back: its newest archive comes back"
+    assert await users(retaining, 1) == [1, 2, 3]
+    assert retaining.paths.archives_of(1) == [damaged]
 
 
 # -- the bot removed and added back while the guild's file is busy ------------------------------------

@@ -95,6 +95,21 @@ async def test_an_archive_of_a_file_an_older_version_made_readable_is_private(tm
         await tenants.close_all()
 
 
+async def test_the_before_restore_copy_of_a_file_an_older_version_made_readable_is_private(
+        tmp_path: Path) -> None:
+    tenants = TenantManager(tmp_path / "tenants")
+    await tenants.start()
+    try:
+        await tenants.ensure(GUILD)
+        snapshot = await tenants.backup(GUILD, tmp_path / "copy.sqlite3")
+        await tenants.close(GUILD)
+        os.chmod(tenants.paths.live(GUILD), 0o644)
+        previous = await tenants.restore(GUILD, snapshot)
+        assert previous is not None and mode(previous) == "0o600"
+    finally:
+        await tenants.close_all()
+
+
 async def test_an_existing_tenants_folder_keeps_the_operators_mode(tmp_path: Path) -> None:
     root = tmp_path / "tenants"
     root.mkdir()

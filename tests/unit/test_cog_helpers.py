@@ -12,7 +12,7 @@ import pytest
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
 from malabot.cogs.verification import parse_review_custom_id, review_custom_id
-from malabot.commands import CommandContext, fit_lines, scoped_permissions
+from malabot.commands import CommandContext, fit_lines, scoped_permissions, upload_limit
 
 
 def test_review_buttons_carry_the_action_and_the_member() -> None:
@@ -55,6 +55,18 @@ def test_fit_lines_keeps_what_fits_whole_and_counts_the_rest() -> None:
     assert len(fitted) <= 30
     exact = "\n".join(lines[:3] + ["… 8 more"])
     assert fit_lines(lines, "… {count} more", limit=len(exact)) == exact
+
+
+def test_fit_lines_keeps_a_text_that_fits_exactly_whole() -> None:
+    lines = ["a" * 999, "b" * 1000]  # 999 + newline + 1000 = 2000
+    assert fit_lines(lines, "… and {count} more", limit=2000) == "\n".join(lines)
+
+
+def test_the_upload_limit_discord_states_wins_over_the_servers_tier() -> None:
+    # A boosted server, or a limit Discord raised: the interaction says so, the tier table does not.
+    ctx: Any = SimpleNamespace(interaction=SimpleNamespace(attachment_size_limit=25 * 1024 * 1024),
+                               guild=SimpleNamespace(filesize_limit=10 * 1024 * 1024))
+    assert upload_limit(ctx) == 25 * 1024 * 1024
 
 
 def test_a_channels_manage_permissions_is_not_the_servers_manage_roles() -> None:
