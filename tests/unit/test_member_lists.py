@@ -40,31 +40,67 @@ class _NotFound:
     reason = "Not Found"
 
 
-class _GuildWithoutItsMemberList:
-    """A big server whose member list has not arrived: presence is asked of Discord, one fetch each.
-    Discord answers each fetch with a 404 of the given code; fetched lists who was asked."""
+class _ServerError:
+    status = 503
+    reason = "Service Unavailable"
+
+
+class _Member:
+    pass
+
+
+class _Guild:
+    """A server as member_presence sees it. With its member list complete (chunked), presence comes from
+    the cache; else it is asked of Discord, one fetch each: members answer, the failing get a 503,
+    the others a 404 of the given code. fetched lists who was asked."""
 
     id = 1
     unavailable = False
-    chunked = False
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int = 10007, *, chunked: bool = False, members: frozenset[int] = frozenset(),
+                 failing: frozenset[int] = frozenset()) -> None:
         self.code = code
+        self.chunked = chunked
+        self.members = members
+        self.failing = failing
         self.fetched: list[int] = []
 
-    async def fetch_member(self, user_id: int) -> None:
+    def get_member(self, user_id: int) -> _Member | None:
+        return _Member() if user_id in self.members else None
+
+    async def fetch_member(self, user_id: int) -> _Member:
         self.fetched.append(user_id)
+        if user_id in self.failing:
+            raise discord.DiscordServerError(_ServerError(), {"code": 0, "message": "upstream"})  # type: ignore[arg-type]
+        if user_id in self.members:
+            return _Member()
         raise discord.NotFound(_NotFound(), {"code": self.code, "message": "Unknown"})  # type: ignore[arg-type]
 
 
 async def test_unknown_member_answers_mean_gone() -> None:
-    guild = _GuildWithoutItsMemberList(10007)  # Unknown Member
+    guild = _Guild(10007)  # Unknown Member
     presence = await member_presence(guild, [5, 6])  # type: ignore[arg-type]
     assert presence == MemberPresence(gone=frozenset({5, 6}))
 
 
 async def test_an_unknown_guild_answer_says_nothing_about_the_members() -> None:
     # 10004: the bot was removed from the server meanwhile; nobody may be taken for gone on that.
-    guild = _GuildWithoutItsMemberList(10004)
+    guild = _Guild(10004)
     presence = await member_presence(guild, [5, 6])  # type: ignore[arg-type]
     assert presence == MemberPresence() and guild.fetched == [5], "stops asking at the first such answer"
+
+
+async def test_a_fetch_that_fails_otherwise_takes_nobody_for_gone_and_stops_asking() -> None:
+    # A 503 (or a timeout, a rate limit) says nothing about that member: taking them for gone would
+    # purge the rows of someone still in the server.
+    guild = _Guild(members=frozenset({5, 6}), failing=frozenset({5}))
+    presence = await member_presence(guild, [4, 5, 6])  # type: ignore[arg-type]
+    assert presence == MemberPresence(gone=frozenset({4})), presence
+    assert guild.fetched == [4, 5], "the rest is asked again later"
+
+
+async def test_a_complete_member_list_is_answered_without_asking_discord() -> None:
+    guild = _Guild(chunked=True, members=frozenset({5}))
+    presence = await member_presence(guild, [4, 5])  # type: ignore[arg-type]
+    assert presence == MemberPresence(gone=frozenset({4}), present=frozenset({5}))
+    assert guild.fetched == [], "one request per member although the member list is complete"

@@ -53,3 +53,14 @@ def test_a_leave_counts_as_purged_from_its_purge_on_and_not_once_that_fails() ->
     departures.purged(1, [7, 8])
     departures.left(1, 8)  # left again: a purge of theirs is to come again
     assert departures.purged_in_guild(1) == [7]
+
+
+def test_by_default_a_leave_is_remembered_for_a_minute() -> None:
+    # A write delivered up to a minute after the leave must still be deleted by the purge's commits.
+    clock = ManualClock(100.0)
+    departures = RecentDepartures(clock=clock)
+    departures.left(1, 2)
+    clock.now += 59
+    assert departures.has_left(1, 2), "a late write 59 s after the leave would keep the member's rows"
+    clock.now += 2
+    assert not departures.has_left(1, 2)

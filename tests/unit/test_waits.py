@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from malabot import member_data
 from malabot.app import Waits, build_services
+from malabot.cogs import lifecycle
 from malabot.settings import Settings
 
 
@@ -13,3 +15,8 @@ def test_the_bot_waits_the_production_values_unless_told_otherwise(tmp_path: Pat
     assert (waits.busy_timeout_ms, waits.owed_retry_seconds, waits.wipe_retry_seconds, waits.defer_after) == (
         5000, 5.0, 5.0, 2.0)
     assert build_services(Settings(tenants_dir=tmp_path, _env_file=None)).waits == waits  # type: ignore[call-arg]
+
+
+def test_the_owed_purge_back_off_and_the_member_list_wait() -> None:
+    assert (member_data.OWED_RETRY_SECONDS, member_data.OWED_RETRY_LONGEST_SECONDS) == (5.0, 60.0)
+    assert lifecycle.MEMBER_LIST_WAIT_SECONDS == 120
