@@ -215,12 +215,30 @@ async def nothing(_conn: aiosqlite.Connection) -> None:
     the before-commit hooks."""
 
 
-async def test_a_failed_later_purge_leaves_a_member_their_leave_purged_purged(server: Server) -> None:
+@contextlib.contextmanager
+def failing_at_begin(server: Server) -> Iterator[None]:
+    """The purge fails before it marks anyone: the file is locked."""
+    with locked_by_another_process(server.path), pytest.raises(sqlite3.OperationalError, match="locked"):
+        yield
+
+
+@contextlib.contextmanager
+def failing_at_commit(server: Server) -> Iterator[None]:
+    """The purge fails after it marked who it purges: a disk error at COMMIT."""
+    server.failing_commits.append(GUILD)
+    with pytest.raises(OSError):
+        yield
+
+
+@pytest.mark.parametrize("failing", [failing_at_begin, failing_at_commit])
+async def test_a_failed_later_purge_leaves_a_member_their_leave_purged_purged(
+        server: Server, failing: Callable[[Server], contextlib.AbstractContextManager[None]]) -> None:
     """Bob's leave purge commits; a second purge of him (his /mydata delete confirm, delivered just
-    after the leave) meets a locked file and fails. A late /checkin of his must still leave no rows."""
+    after the leave) fails. It may take back only the marks it set itself: a late /checkin of his must
+    still leave no rows."""
     report = await server.member_data.member_left(GUILD, BOB)
     assert report is not None and report.total > 0 and rows_mentioning(server.path, BOB) == {}
-    with locked_by_another_process(server.path), pytest.raises(sqlite3.OperationalError, match="locked"):
+    with failing(server):
         await server.member_data.purge(GUILD, BOB, also=nothing)
     await server.checkins.check_in(GUILD, BOB)
     assert rows_mentioning(server.path, BOB) == {}, "a late write kept the rows of a member purged already"
@@ -245,3 +263,104 @@ async def test_a_purge_that_fails_at_its_commit_leaves_the_rows_to_the_owed_purg
     await eventually(lambda: bool(owed_purge_lines()), what="the owed purge")
     assert rows_mentioning(server.path, BOB) == {}
     assert owed_purge_lines() == [f"guild {GUILD}: owed purge of 1 member(s) who left done: 1 had data, 3 rows purged"]
+
+
+# -- when an owed purge runs, and when it does not ------------------------------------------------
+
+async def test_a_join_with_no_purge_owed_keeps_the_members_rows(server: Server) -> None:
+    # They left and came back while the bot was offline: their join is no reason to purge them.
+    await server.member_data.member_joined(GUILD, BOB)
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN, "a join with no owed purge purged the member"
+
+
+async def test_a_second_run_of_failed_purges_is_retried_after_the_first_run_ended(server: Server) -> None:
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None
+    await eventually(lambda: not rows_mentioning(server.path, BOB), what="the first owed purge")
+    retrying = server.member_data._retrying
+    await eventually(lambda: retrying is not None and retrying.done(), what="the first retry timer to end")
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, ALICE) is None
+    await eventually(lambda: not rows_mentioning(server.path, ALICE),
+                     what="the second owed purge, not kept until a restart")
+
+
+async def bobs_owed_purge_asked_about(
+        server: Server, presence: Callable[[int, Sequence[int]], Awaitable[MemberPresence]], asked: list[Any], *,
+        then_periods: int) -> None:
+    """Bob's leave purge meets a locked file and is owed; its retry asks `presence` who is gone (`asked`
+    grows with each question). Returns `then_periods` retry periods after the first question."""
+    server.member_data.check_membership_with(presence)
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None
+    await eventually(lambda: bool(asked), what="the retry to ask who is gone")
+    await asyncio.sleep(RETRY_SECONDS * then_periods)
+
+
+async def test_a_failed_membership_check_purges_nobody_until_discord_answers(server: Server) -> None:
+    answers: list[str] = []
+    discord_up = False
+
+    async def presence(guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
+        answers.append("gone" if discord_up else "failed")
+        if not discord_up:
+            raise TimeoutError("Discord unreachable")
+        return MemberPresence(gone=frozenset(user_ids))
+
+    await bobs_owed_purge_asked_about(server, presence, answers, then_periods=2)
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN, "purged although nobody knew whether bob is back"
+    discord_up = True
+    await eventually(lambda: not rows_mentioning(server.path, BOB), what="the purge once Discord answers")
+
+
+async def test_a_rejoin_heard_while_the_retry_asks_who_is_gone_keeps_what_they_do_after(server: Server) -> None:
+    asked: list[int] = []
+
+    async def presence(guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
+        asked.extend(user_ids)
+        # While Discord is asked (one fetch per member in a big server), bob's rejoin arrives and he checks in.
+        await server.member_data.member_joined(GUILD, BOB)
+        await server.checkins.check_in(GUILD, BOB)
+        return MemberPresence(gone=frozenset(user_ids))  # Discord's answer from before his rejoin
+
+    await bobs_owed_purge_asked_about(server, presence, asked, then_periods=4)
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN, "the check-in bob made after rejoining was purged"
+
+
+async def test_a_member_a_retry_finds_back_is_asked_about_once_and_no_longer_owed(server: Server) -> None:
+    asked: list[int] = []
+
+    async def presence(guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
+        asked.extend(user_ids)
+        return MemberPresence(present=frozenset(user_ids))  # bob rejoined unheard
+
+    await bobs_owed_purge_asked_about(server, presence, asked, then_periods=20)
+    assert asked == [BOB], f"asked about bob {len(asked)} times: his dropped purge is still retried"
+    assert rows_mentioning(server.path, BOB) == CHECKED_IN
+
+
+async def test_a_purge_that_keeps_failing_is_retried_ever_less_often(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    tries: list[int] = []
+    writable = server.member_data._writable
+
+    async def counted(guild_id: int) -> None:
+        tries.append(guild_id)
+        await writable(guild_id)
+
+    monkeypatch.setattr(server.member_data, "_writable", counted)
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None
+        await asyncio.sleep(RETRY_SECONDS * 40)  # waits of 0.05, 0.1, 0.2, 0.4, 0.8 s: 5 tries, not 40
+    assert len(tries) <= 8, f"{len(tries)} tries in {RETRY_SECONDS * 40} s: the wait does not grow"
+    await eventually(lambda: not rows_mentioning(server.path, BOB), within=5.0, what="the owed purge")
+
+
+async def test_a_shutdown_while_a_purge_is_owed_on_a_locked_file_does_not_wait_for_it(server: Server) -> None:
+    with locked_by_another_process(server.path):
+        assert await server.member_data.member_left(GUILD, BOB) is None  # owed, retried on a timer
+        await asyncio.sleep(RETRY_SECONDS * 4)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server.tenants.close_all(), timeout=5)  # SIGTERM must not hang
+        took = asyncio.get_running_loop().time() - started
+    assert took < 1.0, f"shutdown waited {took:.1f} s for the owed purge's retry timer"
