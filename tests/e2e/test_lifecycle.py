@@ -16,6 +16,7 @@ from malabot.departures import MemberPresence
 from malabot.features.settings import repository as settings_repository
 from malabot.member_lists import forget_members, member_presence
 from malabot.sandbox import FakeDiscord, Guild, User
+from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.world import World, make_world, marked_quick
@@ -404,6 +405,31 @@ async def test_a_server_that_removed_the_bot_while_it_was_offline_is_archived_at
     await world.server.add_bot_to_guild(world.other_guild)
     await eventually(live.exists, what="the archive to come back when the bot is added back")
     assert rows_mentioning(live, world.bob.id)
+
+
+async def test_a_file_that_cannot_be_archived_at_start_stops_neither_the_others_nor_the_start(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = 4_242_424_242_424_242  # a server that removed the bot too; archiving its file fails (a full disk)
+    await seed_member(world, world.other_guild.id, world.bob.id)
+    await seed_member(world, world.guild.id, world.alice.id)
+    await world.stop()
+    await world.server.remove_bot_from_guild(world.other_guild)      # nobody is listening
+    await world.server.remove_member(world.guild, world.alice)
+    (world.tenants_dir / f"{broken}.sqlite3").write_bytes(world.tenant_file(world.other_guild).read_bytes())
+    archive = TenantManager.archive
+
+    async def failing_for_one(self: TenantManager, guild_id: int) -> Path | None:
+        if guild_id == broken:
+            raise OSError(28, "No space left on device")
+        return await archive(self, guild_id)
+
+    monkeypatch.setattr(TenantManager, "archive", failing_for_one)
+    await world.start()  # returns once the bot reports its servers opened
+    assert not world.tenant_file(world.other_guild).exists(), "the other removed server was not archived"
+    [archived] = TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)
+    assert rows_mentioning(archived, world.bob.id)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), world.alice.id),
+                     what="the start-up purge of alice, who left while the bot was offline")
 
 
 async def test_a_server_in_an_outage_at_start_keeps_its_file(world: World) -> None:
