@@ -18,6 +18,7 @@ from malabot.bot import APOLOGY
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.runtime import finish_handlers
 from malabot.sandbox import FakeDiscord
+from malabot.sandbox.state import Message
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths, utc_stamp
@@ -57,6 +58,14 @@ def snapshot_ids(world: World) -> list[str]:
     return sorted(p.name.removeprefix(f"{world.guild.id}-").removesuffix(".sqlite3") for p in folder.iterdir())
 
 
+def public_traces(world: World) -> list[Message]:
+    """What the bot showed everyone in the channel commands are typed in, deleted messages too: a
+    public "thinking…" placeholder is seen until it is deleted."""
+    return [message for message in world.server.world.messages.values()
+            if message.channel_id == world.general.id and message.author_id == world.server.bot_user.id
+            and not message.ephemeral]
+
+
 # -- /backup create ---------------------------------------------------------------------------------
 
 
@@ -66,6 +75,7 @@ async def test_the_attachment_restores_to_an_identical_server(world: World, tmp_
 
     reply = await world.command(world.admin, "backup create")
     assert reply.flags & EPHEMERAL
+    assert public_traces(world) == [], "the channel saw that a backup was being taken"
     [attachment] = reply.files
     assert attachment.filename.startswith(f"malabot-{world.guild.id}-") and attachment.filename.endswith(".sqlite3")
     downloaded = tmp_path / "downloaded.sqlite3"
@@ -232,6 +242,7 @@ async def test_restore_brings_a_snapshot_back_and_keeps_what_it_replaced(world: 
 
     reply = await world.command(world.admin, "backup restore", {"id": snapshot})
     assert reply.flags & EPHEMERAL
+    assert public_traces(world) == [], "the channel saw that a restore was running"
     assert reply.content.startswith(f"Restored snapshot `{snapshot}` (taken 2026-11-25 12:00 UTC).")
     assert all_rows(world.tenant_file(world.guild)) == at_snapshot
     assert (await world.live.guild_settings.get(world.guild.id)).timezone == "UTC", "no stale settings cache"
