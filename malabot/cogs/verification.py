@@ -236,11 +236,23 @@ class VerificationCog(discord.Cog):
         result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve)
         verdict = "approved" if result.approved else "denied"
         by = f" by <@{result.reviewer_id}>" if result.reviewer_id else ""
-        if not result.decided_now:  # an ephemeral follow-up: the request's message stays as it is
+        unfinished = approve and not result.decided_now and await self._approval_unfinished(interaction, result)
+        if not result.decided_now and not unfinished:  # an ephemeral follow-up: the message stays as it is
             await answer_interaction(interaction, f"This request was already {verdict}{by}.",
                                      allowed_mentions=NO_PINGS)
             return
-        problem = await self._carry_out(interaction, result)
+        try:
+            problem = await self._carry_out(interaction, result)
+        except discord.HTTPException as error:
+            if not result.approved:  # only the denial's DM was at stake
+                raise
+            # Discord failing (5xx, or 429 beyond py-cord's retries): the approval is stored but the roles
+            # are not given. The request keeps its buttons, so pressing Approve again carries it out.
+            log.warning("guild %s: Discord failed (%s) while giving %s the roles of an approval", guild_id,
+                        error.status, user_id)
+            await answer_interaction(interaction, f"Approved, but: Discord did not let me give the roles just "
+                                                  f"now (error {error.status}); press Approve again in a moment.")
+            return
         original = interaction.message.content if interaction.message else f"<@{user_id}>'s request"
         mark = "✅ Approved" if result.approved else "❌ Denied"
         try:
@@ -251,6 +263,15 @@ class VerificationCog(discord.Cog):
                      "decision", guild_id, user_id)
         if problem is not None:
             await answer_interaction(interaction, f"Approved, but: {problem}")
+
+    async def _approval_unfinished(self, interaction: discord.Interaction, result: ReviewResult) -> bool:
+        """Whether an approval left its member without the verified role (Discord failed as it was given).
+        Giving roles twice changes nothing, so pressing Approve again simply carries it out."""
+        guild = interaction.guild
+        if not result.approved or guild is None or result.verified_role_id is None:
+            return False
+        member = await member_of(guild, result.user_id)
+        return member is not None and member.get_role(result.verified_role_id) is None
 
     async def _carry_out(self, interaction: discord.Interaction, result: ReviewResult) -> str | None:
         """Give the roles of an approval and tell the member; returns what went wrong, if anything."""

@@ -427,6 +427,40 @@ async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer
     assert place.dms_to(alice) == [], "no welcome for a role she did not get"
 
 
+async def test_an_approval_meeting_a_discord_failure_is_carried_out_by_pressing_approve_again(place: Place) -> None:
+    # Before the fix the approval was stored, the role never given (the reviewer got the generic
+    # apology), and pressing Approve again only said "This request was already approved".
+    world = place.world
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
+    alice = world.alice
+    await place.press_verify(alice)
+    [review] = place.reviews()
+
+    def giving_the_role(method: str, path: str, body: Any) -> bool:
+        return method == "PUT" and f"/members/{alice.id}/roles/" in path
+
+    world.server.rate_limit(giving_the_role, times=5)  # py-cord's five tries all meet a 429
+    failed = await world.server.press_button(review, place.reviewer, label="Approve")
+    [_, problem] = await failed.wait_for_messages(2)
+    assert problem.flags & EPHEMERAL
+    assert problem.content == ("Approved, but: Discord did not let me give the roles just now (error 429); "
+                               "press Approve again in a moment.")
+    assert place.verified.id not in place.roles_of(alice) and place.dms_to(alice) == []
+    assert place.request_of(alice)[1] == "verified"  # type: ignore[index]
+    assert review.buttons(), "the request keeps its buttons until its roles are given"
+
+    denied = await world.server.press_button(review, world.admin, label="Deny")
+    [_, told] = await denied.wait_for_messages(2)
+    assert told.content == f"This request was already approved by <@{place.reviewer.id}>."
+    assert place.verified.id not in place.roles_of(alice)
+
+    await place.press_review(world.admin, "Approve")
+    assert review.content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id not in place.roles_of(alice)
+    assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
+
+
 async def test_an_approval_that_cannot_take_the_unverified_role_still_verifies(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
