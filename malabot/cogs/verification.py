@@ -175,6 +175,9 @@ class VerificationCog(discord.Cog):
             member = interaction.user
             if not isinstance(member, discord.Member):
                 raise UserInputError("I cannot see you as a member of this server yet; try again in a moment.")
+            if member.pending:  # Membership Screening: a role given now would let them skip the rules
+                raise UserInputError("Please accept this server's rules first (Discord shows them to you on "
+                                     "joining); then press Verify again.")
             # Up to three calls to Discord follow (roles, the review post): answer within its 3 s first.
             await interaction.response.defer(ephemeral=True, invisible=False)
             result = await self.service.request(guild_id, member.id)

@@ -311,6 +311,25 @@ async def test_pressing_before_setup_is_refused(place: Place) -> None:
     assert place.requests() == []
 
 
+async def test_a_member_still_in_membership_screening_is_asked_to_accept_the_rules_first(place: Place) -> None:
+    world = place.world
+    await place.setup()
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+
+    refused = await place.press_verify(carol)
+    assert refused.flags & EPHEMERAL
+    assert refused.content == ("Please accept this server's rules first (Discord shows them to you on joining); "
+                               "then press Verify again.")
+    assert place.verified.id not in place.roles_of(carol) and place.request_of(carol) is None
+
+    await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
+    await settled(world)
+    assert (await place.press_verify(carol)).content == "You are verified. Welcome!"
+    assert place.verified.id in place.roles_of(carol)
+
+
 async def test_the_panel_still_works_after_a_restart(place: Place) -> None:
     await place.setup()
     await place.world.restart()
