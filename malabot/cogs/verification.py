@@ -2,7 +2,8 @@
 
 Optional, with `/config set`: `unverified_role_id` (taken away on verification),
 `verify_min_account_age_days`, and `verify_review_channel_id` (requests then wait for a moderator with
-Manage Roles to press Approve or Deny there).
+Manage Roles to press Approve or Deny there). `/verify reset member` (Manage Roles, as reviewing) forgets
+a member's request, a denial say, so they can press Verify again.
 
 Both kinds of buttons survive a restart. The panel's button has one fixed custom_id and a persistent
 view registered at start-up; the review buttons carry the member's id in their custom_id
@@ -21,7 +22,7 @@ from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
-from malabot.commands import admin_group, answer, defer, guild_id_of, member_permissions
+from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
@@ -137,7 +138,11 @@ async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
 
 
 class VerificationCog(discord.Cog):
-    verify = admin_group("verify", "Member verification", manage_guild=True)
+    # Discord shows /verify to members with Manage Roles, which all of it needs: `setup` to choose the role
+    # it gives (check_may_be_given), `reset` as reviewing requests does. `setup` needs Manage Server too.
+    verify = discord.SlashCommandGroup("verify", "Member verification",
+                                       default_member_permissions=discord.Permissions(manage_roles=True),
+                                       contexts={discord.InteractionContextType.guild})
 
     def __init__(self, bot: MalaBot) -> None:
         self.bot = bot
@@ -146,7 +151,8 @@ class VerificationCog(discord.Cog):
         self.panel = VerifyPanel(self.press_verify)
         bot.add_view(self.panel)
 
-    @verify.command(name="setup", description="Post the verification panel and choose the role it gives")
+    @verify.command(name="setup", description="Post the verification panel and choose the role it gives",
+                    checks=[permission_check(manage_guild=True)])
     @discord.option("channel", discord.TextChannel, description="Where to post the panel")
     @discord.option("role", discord.Role, description="The role verified members get")
     async def setup(self, ctx: discord.ApplicationContext, channel: discord.TextChannel,
@@ -166,6 +172,16 @@ class VerificationCog(discord.Cog):
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "
                           "Optional: `/config set` `unverified_role_id`, `verify_min_account_age_days`, "
                           "`verify_review_channel_id` (manual review).", ephemeral=True)
+
+    @verify.command(name="reset", description="Forget a member's verification request (a denial, say) so they "
+                                              "can press Verify again",
+                    checks=[permission_check(manage_roles=True)])
+    @discord.option("member", discord.Member, description="The member whose request to forget")
+    async def reset(self, ctx: discord.ApplicationContext, member: discord.Member) -> None:
+        if not await self.service.reset(guild_id_of(ctx), member.id):
+            raise UserInputError(f"{member.mention} has no verification request to reset.")
+        await answer(ctx, f"{member.mention}'s verification request was reset; they can press Verify again.",
+                     ephemeral=True, allowed_mentions=NO_PINGS)
 
     # -- the panel's button -----------------------------------------------------------------------
 

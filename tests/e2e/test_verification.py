@@ -616,6 +616,46 @@ async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> Non
     assert len(place.reviews()) == 1
 
 
+async def test_a_denial_is_undone_with_verify_reset(place: Place) -> None:
+    world = place.world
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    alice = world.alice
+    await place.press_verify(alice)
+    await place.press_review(place.reviewer, "Deny")
+
+    reset = await world.command(place.reviewer, "verify reset", {"member": alice})
+    assert reset.flags & EPHEMERAL
+    assert reset.content == f"<@{alice.id}>'s verification request was reset; they can press Verify again."
+    assert place.request_of(alice) is None
+
+    again = await place.press_verify(alice)
+    assert again.content.startswith("Your request was sent to the moderators")
+    [_, review] = place.reviews()
+    await world.server.press_button(review, place.reviewer, label="Approve")
+    await eventually(lambda: not review.buttons(), what="the new request to show the decision")
+    assert place.verified.id in place.roles_of(alice)
+
+
+async def test_verify_reset_with_nothing_to_reset_or_without_manage_roles_is_refused(place: Place) -> None:
+    world = place.world
+    await place.setup()
+    alice = world.alice
+
+    nothing = await world.command(place.reviewer, "verify reset", {"member": alice})
+    assert nothing.flags & EPHEMERAL
+    assert nothing.content == f"<@{alice.id}> has no verification request to reset."
+
+    await place.press_verify(alice)
+    refused = await world.command(world.bob, "verify reset", {"member": alice})  # Manage Server, not Roles
+    assert refused.flags & EPHEMERAL
+    assert refused.content == "You need the Manage Roles permission to use this command."
+    assert place.request_of(alice) is not None
+    # A reviewer may reset requests, not set verification up.
+    not_setup = await place.setup(user=place.reviewer)
+    assert not_setup.content == "You need the Manage Server permission to use this command."
+
+
 async def test_a_member_who_left_cannot_be_approved(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id)

@@ -140,6 +140,17 @@ async def test_a_withdrawn_request_can_be_made_again(place: Place) -> None:
     assert (await place.service.request(GUILD, ALICE)).outcome == "pending_review"
 
 
+async def test_a_reset_request_can_be_made_again_whatever_its_status(place: Place) -> None:
+    await place.configure(verify_review_channel_id=REVIEW_CHANNEL)
+    assert not await place.service.reset(GUILD, ALICE), "nothing to reset"
+    await place.service.request(GUILD, ALICE)
+    await place.service.request(GUILD, BOB)
+    await place.service.review(GUILD, ALICE, MOD, approve=False)
+    assert await place.service.reset(GUILD, ALICE)
+    assert [row[0] for row in place.rows()] == [BOB], "only the member's own request goes"
+    assert (await place.service.request(GUILD, ALICE)).outcome == "pending_review"
+
+
 async def test_review_without_request_or_role_is_refused(place: Place) -> None:
     await place.configure(verify_review_channel_id=REVIEW_CHANNEL)
     with pytest.raises(UserInputError, match="no verification request from"):

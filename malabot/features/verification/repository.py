@@ -82,6 +82,12 @@ async def delete_pending(conn: aiosqlite.Connection, user_id: int) -> bool:
     return cursor.rowcount == 1
 
 
+async def delete_request(conn: aiosqlite.Connection, user_id: int) -> bool:
+    """Forget the member's request whatever its status (a moderator's reset); True if one was there."""
+    cursor = await conn.execute("DELETE FROM verification_requests WHERE user_id = ?", (user_id,))
+    return cursor.rowcount == 1
+
+
 async def record_review(conn: aiosqlite.Connection, user_id: int, status: RequestStatus, reviewer_id: int,
                         at: datetime) -> bool:
     """A moderator's answer to a pending request; False when it was no longer pending.

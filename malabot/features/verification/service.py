@@ -9,6 +9,7 @@ What a cog calls:
     review message posted -> attach_review_message(guild_id, user_id, message_id)
     review not postable   -> withdraw(guild_id, user_id)
     Approve / Deny        -> review(guild_id, user_id, reviewer_id, approve=...) -> ReviewResult
+    /verify reset         -> reset(guild_id, user_id) -> bool
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ class VerificationService:
                             reviewer_id=reviewer_id if decided_now else existing.reviewer_id,
                             decided_now=decided_now, verified_role_id=settings.verified_role_id,
                             unverified_role_id=settings.unverified_role_id)
+
+    async def reset(self, guild_id: int, user_id: int) -> bool:
+        """Forget the member's request (a mistaken denial, say), so their next press of Verify asks anew;
+        False when they had none."""
+        async with self._tenants.transaction(guild_id) as conn:
+            return await repository.delete_request(conn, user_id)
 
     async def status(self, guild_id: int, user_id: int) -> VerificationRequest | None:
         async with self._tenants.reading(guild_id) as conn:
