@@ -4,7 +4,8 @@ Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome
 `welcome_dm_enabled`, `welcome_dm_template`, `goodbye_enabled`, `goodbye_channel_id`,
 `goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
 The auto-role waits for a member in Membership Screening to accept the rules (the welcome does not):
-Discord lets a member who is given a role skip the screening.
+Discord lets a member who is given a role skip the screening. Bots are not members to greet: they get
+no welcome, DM, auto-role or goodbye (a DM to a bot always fails, and their roles are for admins to pick).
 What cannot be done as configured (a deleted channel, refused DMs, a role above the bot's) is logged
 with the server's id; `/welcome test` shows it to the admins.
 """
@@ -160,6 +161,8 @@ class WelcomeCog(discord.Cog):
 
     @discord.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
+        if member.bot:
+            return
         guild = member.guild
         plan = await self.service.on_join(guild.id, member=member.mention, server=guild.name,
                                           member_count=member_count(guild))
@@ -185,7 +188,7 @@ class WelcomeCog(discord.Cog):
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
         # The raw event: members the bot never had in its cache get their goodbye too.
         guild = self.bot.get_guild(payload.guild_id)
-        if guild is None or (self.bot.user is not None and payload.user.id == self.bot.user.id):
+        if guild is None or payload.user.bot:  # the bot itself included
             return
         plan = await self.service.on_leave(guild.id, member=plain_name(payload.user), server=guild.name,
                                            member_count=member_count(guild))

@@ -167,6 +167,22 @@ async def test_a_welcome_dm_to_a_member_who_has_left_is_logged_without_blaming_c
                     "Discord refuses DMs to them (DMs closed, or no server shared with me)")
 
 
+async def test_a_bot_that_joins_and_leaves_is_neither_welcomed_nor_given_the_auto_role(place: Place) -> None:
+    world = place.world
+    await place.switch_everything_on()
+    helper_bot = world.server.add_user("helper", bot=True)
+    await world.server.member_join(world.guild, helper_bot)
+    await settled(world)   # the join is handled: whatever it would send or give is there now
+    assert place.posted(place.welcome_channel) == []
+    dm_channel = world.server.dm_channel(helper_bot)
+    assert world.server.requests_to("POST", f"/channels/{dm_channel.id}/messages") == [], "a DM to a bot fails"
+    assert autorole_requests(place, helper_bot) == []
+
+    await world.server.remove_member(world.guild, helper_bot)
+    await settled(world)
+    assert place.posted(place.goodbye_channel) == []
+
+
 def autorole_requests(place: Place, user: User) -> list[Any]:
     return place.world.server.requests_to("PUT", f"/guilds/{place.world.guild.id}/members/{user.id}/roles/*")
 
