@@ -13,6 +13,7 @@ with the server's id; `/welcome test` shows it to the admins.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -20,7 +21,7 @@ import discord
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
 from malabot.commands import admin_group, answer, defer, guild_id_of
-from malabot.errors import UserInputError
+from malabot.errors import UserInputError, quoted
 from malabot.features.welcome.rules import (
     ChannelMessage,
     JoinPlan,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Discord refuses an embed whose description is longer than this.
+EMBED_DESCRIPTION_LIMIT = 4096
 # Discord's code for a refused DM: the user closed their DMs, or shares no server with the bot.
 CANNOT_SEND_TO_USER = 50007
 
@@ -151,6 +154,32 @@ def preview_text(settings: GuildSettings, previews: dict[str, str]) -> str:
     ])
 
 
+def fair_shares(lengths: Sequence[int], room: int) -> list[int]:
+    """How long each text of these `lengths` may be for all to take at most `room`: the short ones
+    whole, the others an equal share of what the short ones leave."""
+    shares = [0] * len(lengths)
+    shortest_first = sorted(range(len(lengths)), key=lambda index: lengths[index])
+    for waiting, index in enumerate(shortest_first):
+        shares[index] = min(lengths[index], room // (len(lengths) - waiting))
+        room -= shares[index]
+    return shares
+
+
+def fitted_overview(settings: GuildSettings, previews: dict[str, str], after: str,
+                    limit: int = EMBED_DESCRIPTION_LIMIT) -> str:
+    """preview_text and then `after` (what was sent, the problems) within `limit`: `after` whole, the
+    previews each shortened on its own, with a "…" that shows it, to what is left."""
+    text = preview_text(settings, previews) + after
+    if len(text) <= limit:
+        return text
+    room = limit - len(preview_text(settings, dict.fromkeys(previews, ""))) - len(after)
+    shares = fair_shares([len(preview) for preview in previews.values()], room)
+    shortened = {kind: quoted(preview, max(share, 1))
+                 for (kind, preview), share in zip(previews.items(), shares, strict=True)}
+    # Only problems longer than any Discord embed holds would still be cut here.
+    return (preview_text(settings, shortened) + after)[:limit]
+
+
 class WelcomeCog(discord.Cog):
     welcome = admin_group("welcome", "Welcome and goodbye messages", manage_guild=True)
 
@@ -211,7 +240,7 @@ class WelcomeCog(discord.Cog):
         previews = {kind: await self.service.preview(guild_id, kind, member=me.mention if kind != "goodbye"
                                                      else plain_name(me), server=guild.name, member_count=count)
                     for kind in ("welcome", "welcome_dm", "goodbye")}
-        text = preview_text(settings, previews)
+        after = ""
         if post:
             # Up to four calls to Discord follow (two posts, opening the DM and sending it): answer
             # within Discord's 3 s first.
@@ -219,13 +248,13 @@ class WelcomeCog(discord.Cog):
             problems = await carry_out_join(me, guild, join, autorole=False) + await carry_out_leave(guild, leave)
             sent = [what for what, planned in (("welcome", join.channel_message), ("DM", join.dm_text),
                                               ("goodbye", leave.channel_message)) if planned is not None]
-            text += "\n\n**Sent for testing**: " + (", ".join(sent) if sent else "nothing, all are off") + "."
+            after += "\n\n**Sent for testing**: " + (", ".join(sent) if sent else "nothing, all are off") + "."
         else:
             checks = [channel_problem(guild, m.channel_id) for m in (join.channel_message, leave.channel_message)
                       if m is not None]
             checks.append(autorole_problem(guild, join.autorole_id))
             problems = list(join.problems + leave.problems) + [c for c in checks if c]
         if problems:
-            text += "\n\n**Problems**:\n" + "\n".join(f"• {problem}" for problem in problems)
-        embed = discord.Embed(title="Welcome and goodbye", description=text[:4000])
+            after += "\n\n**Problems**:\n" + "\n".join(f"• {problem}" for problem in problems)
+        embed = discord.Embed(title="Welcome and goodbye", description=fitted_overview(settings, previews, after))
         await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -249,6 +249,24 @@ async def test_welcome_test_previews_every_message_with_the_admin_as_member(plac
     assert place.posted(place.welcome_channel) == [] and place.dms_to(admin) == [], "a preview sends nothing"
 
 
+async def test_welcome_test_shortens_long_previews_each_and_shows_every_problem_whole(place: Place) -> None:
+    long = "x" * 1400 + " {member}"   # three of them do not fit one embed together
+    await place.switch_everything_on(welcome_template=long, welcome_dm_template=long, goodbye_template=long,
+                                     autorole_id=place.staff.id)   # a problem the admins must see
+    reply = await place.world.command(place.world.admin, "welcome test")
+
+    [embed] = reply.embeds
+    text = embed["description"]
+    assert len(text) <= 4096, "Discord refuses a longer embed description"
+    welcome, dm, goodbye, autorole, problems = text.split("\n\n")
+    for preview in (welcome, dm, goodbye):
+        assert preview.endswith("x…"), "each preview is shortened, and shows it"
+    assert goodbye.startswith("**Goodbye** (on")
+    assert autorole == f"**Auto-role**: <@&{place.staff.id}>"
+    assert problems == (f"**Problems**:\n• The role <@&{place.staff.id}> is not below my highest role, so I cannot "
+                        "give it; move my role above it in the server settings.")
+
+
 async def test_welcome_test_can_send_them_for_real(place: Place) -> None:
     await place.switch_everything_on()
     admin = place.world.admin

@@ -1,5 +1,6 @@
 """Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message,
-the scope each permission is checked in, when an answer must not take a deferral's visibility."""
+the scope each permission is checked in, when an answer must not take a deferral's visibility, the
+/welcome test overview fitted to one embed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
 from malabot.cogs.verification import parse_review_custom_id, review_custom_id
+from malabot.cogs.welcome import fair_shares, fitted_overview
 from malabot.commands import CommandContext, fit_lines, scoped_permissions, upload_limit
+from malabot.guild_settings import GuildSettings
 
 
 def test_review_buttons_carry_the_action_and_the_member() -> None:
@@ -60,6 +63,24 @@ def test_fit_lines_keeps_what_fits_whole_and_counts_the_rest() -> None:
 def test_fit_lines_keeps_a_text_that_fits_exactly_whole() -> None:
     lines = ["a" * 999, "b" * 1000]  # 999 + newline + 1000 = 2000
     assert fit_lines(lines, "… and {count} more", limit=2000) == "\n".join(lines)
+
+
+def test_fair_shares_keep_short_texts_whole_and_split_the_rest_evenly() -> None:
+    assert fair_shares([10, 500, 900], 1000) == [10, 495, 495]
+    assert fair_shares([10, 20, 30], 1000) == [10, 20, 30]
+    assert sum(fair_shares([700, 700, 700], 1000)) <= 1000
+
+
+def test_the_welcome_overview_shortens_only_the_long_previews_and_keeps_the_problems_whole() -> None:
+    previews = {"welcome": "Hi there", "welcome_dm": "d" * 3000, "goodbye": "g" * 3000}
+    problems = "\n\n**Problems**:\n• the auto-role 5 no longer exists"
+    text = fitted_overview(GuildSettings(), previews, problems)
+    assert len(text) == 4096
+    assert text.endswith(problems)
+    welcome, dm, goodbye = (section.split(":\n", 1)[1] for section in text.split("\n\n")[:3])
+    assert welcome == "Hi there", "a short preview stays whole"
+    assert dm == "d" * (len(dm) - 1) + "…" and goodbye == "g" * (len(goodbye) - 1) + "…"
+    assert abs(len(dm) - len(goodbye)) <= 1, "the long previews share the room evenly"
 
 
 def test_the_upload_limit_discord_states_wins_over_the_servers_tier() -> None:
