@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
+from malabot.cogs.members import UNKNOWN_MEMBER
 from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
 from malabot.commands import admin_group, answer, defer, guild_id_of
 from malabot.errors import UserInputError, quoted
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 EMBED_DESCRIPTION_LIMIT = 4096
 # Discord's code for a refused DM: the user closed their DMs, or shares no server with the bot.
 CANNOT_SEND_TO_USER = 50007
+# Discord's code for a role that was deleted (a 404 on giving it).
+UNKNOWN_ROLE = 10011
 
 # A welcome pings the joining member alone (pinging_only), whatever the template says; a goodbye nobody.
 
@@ -84,7 +87,12 @@ async def give_autorole(member: discord.Member, role_id: int, reason: str = "aut
         return f"the auto-role {role_id} no longer exists"
     try:
         await member.add_roles(role, reason=reason)
-    except discord.HTTPException:
+    except discord.HTTPException as error:
+        if error.code == UNKNOWN_MEMBER:  # nothing for an admin to fix: they left before it arrived
+            log.info("guild %s: member %s left before the auto-role could be given", member.guild.id, member.id)
+            return None
+        if error.code == UNKNOWN_ROLE:  # deleted since the bot last heard of it
+            return f"the auto-role {role_id} no longer exists"
         return f"cannot give the auto-role @{role.name} (it must be below my highest role; I need Manage Roles)"
     return None
 

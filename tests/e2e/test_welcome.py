@@ -231,6 +231,44 @@ async def test_a_role_the_bot_cannot_give_does_not_stop_the_welcome(place: Place
     assert place.staff.id not in place.roles_of(place.carol)
 
 
+def giving_a_role(method: str, path: str, body: Any) -> bool:
+    return method == "PUT" and "/roles/" in path
+
+
+async def test_an_auto_role_for_a_member_who_left_meanwhile_is_logged_as_their_leaving(
+        place: Place, caplog: pytest.LogCaptureFixture) -> None:
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    caplog.set_level(logging.INFO, logger="malabot.cogs.welcome")
+    async with world.server.holding_requests(giving_a_role) as slow_discord:
+        await world.server.member_join(world.guild, carol)
+        await slow_discord.arrived(within=5)
+        await world.server.remove_member(world.guild, carol)   # gone before the role is given
+    await settled(world)
+
+    [refused] = autorole_requests(place, carol)
+    assert refused.status == 404 and refused.response["code"] == 10007
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"guild {world.guild.id}: member {carol.id} left before the auto-role could be given")]
+
+
+async def test_an_auto_role_deleted_meanwhile_is_logged_as_gone(place: Place,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    world, carol, role = place.world, place.carol, place.newcomer_role
+    await place.configure(autorole_id=role.id)
+    caplog.set_level(logging.INFO, logger="malabot.cogs.welcome")
+    async with world.server.holding_requests(giving_a_role) as slow_discord:
+        await world.server.member_join(world.guild, carol)
+        await slow_discord.arrived(within=5)
+        del world.server.guild(world.guild).roles[role.id]   # deleted on Discord; the bot has not heard yet
+    await settled(world)
+
+    [refused] = autorole_requests(place, carol)
+    assert refused.status == 404 and refused.response["code"] == 10011
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"guild {world.guild.id}: welcome of member {carol.id}: the auto-role {role.id} no longer exists")]
+
+
 async def test_welcome_test_previews_every_message_with_the_admin_as_member(place: Place) -> None:
     await place.switch_everything_on(goodbye_enabled=False, autorole_id=place.staff.id)
     admin = place.world.admin
