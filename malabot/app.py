@@ -31,6 +31,7 @@ from malabot.features.mydata.service import MyDataService
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification.member_data import verification_member_data
 from malabot.features.verification.service import VerificationService
+from malabot.features.welcome.member_data import welcome_member_data
 from malabot.features.welcome.service import WelcomeService
 from malabot.features.xp.admin import XpAdmin
 from malabot.features.xp.member_data import xp_member_data
@@ -95,6 +96,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Mon
         birthday_member_data(),
         xp_member_data(),
         checkin_member_data(),
+        welcome_member_data(),
         erasure_member_data(),
     ], forget_hooks=[xp.forget_member], flush_hooks=[xp.flush], departures=departures,
         owed_retry_seconds=waits.owed_retry_seconds)
@@ -109,7 +111,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Mon
                     xp=xp, xp_admin=XpAdmin(xp, guild_settings, clock=clock), role_ledger=RoleLedger(),
                     checkins=CheckinService(tenants, guild_settings, xp, clock=clock),
                     moderation=ModerationService(tenants, guild_settings, clock),
-                    welcome=WelcomeService(guild_settings),
+                    welcome=WelcomeService(tenants, guild_settings),
                     verification=VerificationService(tenants, guild_settings, clock=clock),
                     backups=BackupService(tenants, guild_settings, clock=clock),
                     mydata=mydata, clock=clock, waits=waits)

@@ -4,8 +4,10 @@ A member who leaves while the bot is offline sends no event the bot could hear; 
 guild whose member list is complete (py-cord has chunked it), in a big guild once its list arrives,
 and in a guild in an outage (at start, or one that began while the bot ran: nobody's leave is sent
 meanwhile) once it comes back with its list, everyone named in its file who is no longer a member is
-purged as if they had just left. Likewise a server that removed the bot while it was
-offline: READY lists every server the bot is in, so the file of any other is archived at start.
+purged as if they had just left. Then `on_member_list_complete(guild)` is dispatched for each such
+guild, for other cogs to catch up from its list on what they missed meanwhile. Likewise a server
+that removed the bot while it was offline: READY lists every server the bot is in, so the file of any
+other is archived at start.
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ class Lifecycle(discord.Cog):
     async def member_presence(self, guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
         return await member_presence(self.bot.get_guild(guild_id), user_ids)
 
+    async def catch_up(self, guilds: Sequence[discord.Guild]) -> None:
+        """Purge who left these guilds unheard, then dispatch on_member_list_complete for each whose
+        member list is complete (the others get theirs later, or at the next start)."""
+        await purge_departed(self.services.member_data, guilds)
+        for guild in guilds:
+            if server_members(guild) is not None:
+                self.bot.dispatch("member_list_complete", guild)
+
     async def open_guild(self, guild_id: int) -> bool:
         """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
         manager does that on whatever reaches the guild first), else a new file.
@@ -137,7 +147,7 @@ class Lifecycle(discord.Cog):
         await archive_removed_while_offline(self.services.tenants, self.bot.guilds)
         self.bot.guilds_opened.set()
         self._ready_purge_pending = False  # before the purge: a server back while it runs is purged too
-        await purge_departed(self.services.member_data, self.bot.guilds)
+        await self.catch_up(self.bot.guilds)
         await self.purge_once_member_lists_arrive(self.bot.guilds)
 
     async def purge_once_member_lists_arrive(self, guilds: Sequence[discord.Guild]) -> None:
@@ -157,7 +167,7 @@ class Lifecycle(discord.Cog):
             log.warning("guild %s: its member list did not arrive within %d s; members who left while the bot "
                         "was offline are purged at the next start", guild.id, MEMBER_LIST_WAIT_SECONDS)
         ready = [guild for waiting, guild in lists.items() if waiting in arrived and not waiting.exception()]
-        await purge_departed(self.services.member_data, ready)
+        await self.catch_up(ready)
 
     @discord.Cog.listener()
     async def on_connect(self) -> None:
@@ -174,12 +184,12 @@ class Lifecycle(discord.Cog):
         """A server back from an outage: py-cord reports it once its member list has arrived. Who
         left meanwhile, or before a start that found the server out, is purged now."""
         if not self._ready_purge_pending:
-            await purge_departed(self.services.member_data, [guild])
+            await self.catch_up([guild])
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         if await self.open_guild(guild.id):  # may bring back an archive that names members gone since
-            await purge_departed(self.services.member_data, [guild])
+            await self.catch_up([guild])
 
     @discord.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -4,8 +4,10 @@ Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome
 `welcome_dm_enabled`, `welcome_dm_template`, `goodbye_enabled`, `goodbye_channel_id`,
 `goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
 The auto-role waits for a member in Membership Screening to accept the rules (the welcome does not):
-Discord lets a member who is given a role skip the screening. Bots are not members to greet: they get
-no welcome, DM, auto-role or goodbye (a DM to a bot always fails, and their roles are for admins to pick).
+Discord lets a member who is given a role skip the screening. Such a member is remembered in the
+server's file until then, so a screening passed while the bot was offline still gets the role.
+Bots are not members to greet: they get no welcome, DM, auto-role or goodbye (a DM to a bot always
+fails, and their roles are for admins to pick).
 What cannot be done as configured (a deleted channel, refused DMs, a role above the bot's) is logged
 with the server's id; `/welcome test` shows it to the admins.
 """
@@ -205,21 +207,37 @@ class WelcomeCog(discord.Cog):
                                           member_count=member_count(guild))
         for problem in await carry_out_join(member, guild, plan, autorole=True):
             log.warning("guild %s: welcome of member %s: %s", guild.id, member.id, problem)
+        if member.pending and plan.autorole_id is not None:
+            # Remembered in the file: the update that ends their screening is lost if the bot is
+            # offline or the server out just then, and on_member_list_complete catches up.
+            await self.service.autorole_waits(guild.id, member.id)
 
     @discord.Cog.listener()
     async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
         # The auto-role a member in Membership Screening did not get at join: now they accepted the
         # rules. Only this one update (pending true → false) gives it, so later updates never do.
-        if not passed_screening(before.pending, after.pending):
-            return
-        guild = after.guild
-        settings = await self.settings.get(guild.id)
-        role_id = autorole_to_give(settings.autorole_id, [role.id for role in after.roles], pending=after.pending)
-        if role_id is None:
-            return
-        problem = await give_autorole(after, role_id, reason="auto-role after membership screening")
-        if problem:
-            log.warning("guild %s: auto-role of member %s: %s", guild.id, after.id, problem)
+        if passed_screening(before.pending, after.pending):
+            await self.autorole_after_screening(after)
+
+    @discord.Cog.listener()
+    async def on_member_list_complete(self, guild: discord.Guild) -> None:
+        # After a start or an outage (see cogs/lifecycle.py): members remembered at join who accepted
+        # the rules meanwhile sent no update the bot heard. Those who left are purged with their data.
+        for user_id in await self.service.autorole_waiting(guild.id):
+            member = guild.get_member(user_id)
+            if member is not None and not member.pending:
+                await self.autorole_after_screening(member)
+
+    async def autorole_after_screening(self, member: discord.Member) -> None:
+        """Give the auto-role to a member who passed Membership Screening, unless they hold it; then
+        it no longer waits for them (a role that cannot be given is logged, not tried again)."""
+        settings = await self.settings.get(member.guild.id)
+        role_id = autorole_to_give(settings.autorole_id, [role.id for role in member.roles], pending=member.pending)
+        if role_id is not None:
+            problem = await give_autorole(member, role_id, reason="auto-role after membership screening")
+            if problem:
+                log.warning("guild %s: auto-role of member %s: %s", member.guild.id, member.id, problem)
+        await self.service.autorole_done(member.guild.id, member.id)
 
     @discord.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:

@@ -221,6 +221,55 @@ async def test_a_member_given_the_auto_role_by_hand_during_screening_is_not_give
     assert place.newcomer_role.id in place.roles_of(carol)
 
 
+async def test_the_auto_role_is_given_at_start_to_a_member_who_passed_screening_while_the_bot_was_offline(
+        place: Place) -> None:
+    world, carol, dave = place.world, place.carol, place.world.server.add_user("dave")
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.server.member_join(world.guild, carol, pending=True)
+    await world.server.member_join(world.guild, dave, pending=True)
+    await settled(world)
+    await world.stop()
+    world.server.member(world.guild, carol).pending = False   # accepts the rules; the bot hears nothing
+    await world.start()
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+    [given] = autorole_requests(place, carol)
+    assert given.reason == "auto-role after membership screening"
+    assert autorole_requests(place, dave) == [], "still reading the rules: they wait on"
+
+    # Carol is no longer waited for: an admin may take the role away, and no start gives it back.
+    world.server.member(world.guild, carol).roles.remove(place.newcomer_role.id)
+    await world.restart()
+    await settled(world)
+    assert len(autorole_requests(place, carol)) == 1
+    await world.server.update_member(world.guild, dave, pending=False)   # and Dave's comes as it happens
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(dave)
+
+
+async def test_the_auto_role_is_given_after_an_outage_during_which_the_member_passed_screening(
+        place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    await world.server.guild_outage(world.guild)
+    world.server.member(world.guild, carol).pending = False   # Discord sends nothing during the outage
+    await world.server.end_guild_outage(world.guild)
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+
+
+async def test_a_start_gives_the_auto_role_to_nobody_who_was_not_waiting_for_it(place: Place) -> None:
+    # Alice is a member without the auto-role (an admin took it, or it came after she joined): a
+    # start must not hand it to everyone who lacks it.
+    world = place.world
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.restart()
+    await settled(world)
+    assert autorole_requests(place, world.alice) == []
+
+
 async def test_a_role_the_bot_cannot_give_does_not_stop_the_welcome(place: Place) -> None:
     await place.switch_everything_on(autorole_id=place.staff.id, welcome_dm_enabled=False)
     await place.world.server.member_join(place.world.guild, place.carol)

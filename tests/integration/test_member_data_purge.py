@@ -76,6 +76,7 @@ def fill_every_member_table(path: Path) -> None:
         insert(path, "INSERT INTO birthday_celebrations (user_id, year, local_day, xp_awarded, role_id) "
                      "VALUES (?, ?, ?, 50, 7)", [(user_id, 2025, "2025-04-12"), (user_id, 2026, "2026-04-12")])
         insert(path, "INSERT INTO member_erasures (user_id, erased_at) VALUES (?, ?)", [(user_id, AT)])
+        insert(path, "INSERT INTO autorole_waiting (user_id) VALUES (?)", [(user_id,)])
     insert(path, "INSERT INTO verification_requests (user_id, status, requested_at, reviewer_id) "
                  "VALUES (?, 'verified', ?, ?)", [(user_id, AT, reviewer) for user_id, reviewer in REQUESTS])
     insert(path, "INSERT INTO mod_cases (action, target_id, moderator_id, reason, created_at) "

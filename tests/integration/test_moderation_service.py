@@ -51,7 +51,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     try:
         moderation = ModerationService(tenants, settings, clock)
         yield World(tenants=tenants, settings=settings, moderation=moderation, member_data=member_data,
-                    mydata=MyDataService(tenants, member_data, clock), welcome=WelcomeService(settings),
+                    mydata=MyDataService(tenants, member_data, clock), welcome=WelcomeService(tenants, settings),
                     clock=clock)
     finally:
         await tenants.close_all()
