@@ -441,6 +441,21 @@ async def test_purge_deletes_the_newest_messages_newer_than_14_days(cast: Cast) 
     assert len(cast.cases()) == 2
 
 
+async def test_purge_of_your_own_the_bots_or_the_owners_messages_is_allowed(cast: Cast) -> None:
+    # Deleting messages with Manage Messages knows no role hierarchy, and an unfiltered purge deletes
+    # these same messages: only a filter on a member senior to you is refused (pinned above).
+    world, server = cast.world, cast.server
+    spam = server.world.add_message(server.channel(world.general), server.bot_user.id, "level up spam")
+    own = await server.send_message(world.general, cast.mod, "oops, wrong channel")
+    owners = await server.send_message(world.general, world.admin, "test, please ignore")
+    for case, (member, message) in enumerate([(server.bot_user, spam), (cast.mod, own), (world.admin, owners)],
+                                             start=1):
+        reply = await cast.run(cast.mod, "purge", {"count": 5, "member": member})
+        assert reply.content == f"Case #{case}: deleted 1 message by <@{member.id}>."
+        assert server.message(message).deleted
+    assert [case["target_id"] for case in cast.cases()] == [server.bot_user.id, cast.mod.id, world.admin.id]
+
+
 # Message types Discord never deletes (403, code 50021, for the whole request): recipient add/remove,
 # call, channel name/icon change, a thread's starter message. The sandbox refuses them as Discord does;
 # they occur in threads and group DMs, which the sandbox has not, so they are put in #general.

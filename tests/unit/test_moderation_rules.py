@@ -422,6 +422,20 @@ def test_check_action_without_a_target_skips_the_hierarchy() -> None:
                        actor_permissions=["ban_members"], bot_permissions=["ban_members"])
 
 
+def test_a_purge_of_your_own_the_bots_or_the_owners_messages_skips_the_hierarchy() -> None:
+    # Manage Messages knows no role hierarchy; a purge of the whole channel deletes these messages too.
+    allowed = {"actor_permissions": ["manage_messages"],
+               "bot_permissions": ["manage_messages", "read_message_history"]}
+    owner_by_flag = Party(2, 12, is_owner=True)
+    for target in (Party(10, 5), Party(99, 8), Party(OWNER, 12), owner_by_flag):
+        rules.check_action("purge", actor=MOD, target=target, bot=BOT, owner_id=OWNER, **allowed)
+    with pytest.raises(PermissionRefused, match="not below yours"):  # a senior member stays refused
+        rules.check_action("purge", actor=MOD, target=Party(20, 6), bot=BOT, owner_id=OWNER, **allowed)
+    with pytest.raises(PermissionRefused, match="^You cannot do that to the bot.$"):  # other actions as before
+        rules.check_action("kick", actor=MOD, target=Party(99, 8), bot=BOT, owner_id=OWNER,
+                           actor_permissions=["kick_members"], bot_permissions=["kick_members"])
+
+
 def test_a_timeout_sent_to_discord_stays_a_clock_margin_inside_28_days() -> None:
     assert rules.timeout_to_send(timedelta(hours=2)) == timedelta(hours=2)
     assert rules.timeout_to_send(rules.MAX_TIMEOUT) == rules.MAX_TIMEOUT - timedelta(minutes=1)

@@ -179,14 +179,20 @@ def check_moderator_permissions(action: str, granted: Iterable[str]) -> None:
         raise PermissionRefused(f"You need {_permission_phrase(missing)} to do that.")
 
 
+def is_purge_without_hierarchy(action: str, actor: Party, target: Party, bot: Party, owner_id: int) -> bool:
+    """Whether the action is a purge of your own, the bot's or the owner's messages. Deleting messages
+    with Manage Messages knows no role hierarchy, and a purge of the whole channel deletes theirs too."""
+    return action == "purge" and (target.user_id in (actor.user_id, bot.user_id, owner_id) or target.is_owner)
+
+
 def check_action(action: str, *, actor: Party, target: Party | None, bot: Party, owner_id: int,
                  actor_permissions: Iterable[str], bot_permissions: Iterable[str]) -> None:
     """Every refusal a moderation command can meet, in the order the member should hear them:
     their own permissions, the bot's, then the role hierarchy (skipped without a target member, e.g.
-    an unban or a purge of a whole channel)."""
+    an unban or a purge of a whole channel, and for a purge of your own, the bot's or the owner's messages)."""
     check_moderator_permissions(action, actor_permissions)
     check_bot_permissions(action, bot_permissions)
-    if target is not None:
+    if target is not None and not is_purge_without_hierarchy(action, actor, target, bot, owner_id):
         check_target(actor, target, bot, owner_id)
 
 
