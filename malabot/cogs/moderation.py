@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.moderation_checks import (
+    UNKNOWN_MESSAGE,
     TargetLeft,
     audit_reason,
     check_can_time_out,
@@ -343,7 +344,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                 await answer(ctx, f"Nothing to delete: no unpinned messages{whose} newer than 14 days here.",
                              ephemeral=True, allowed_mentions=NO_PINGS)
                 return
-            await channel.delete_messages(doomed, reason=audit_reason(ctx.author, reason))
+            await _delete_messages(channel, doomed, audit_reason(ctx.author, reason))
         whose = f" by {mention(member)}" if member is not None else ""
         await self._applied(ctx, guild, self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
                                                                      None if member is None else member.id, reason),
@@ -366,6 +367,18 @@ async def _recent_messages(channel: discord.TextChannel | discord.Thread | disco
         if len(found) == count:
             break
     return found
+
+
+async def _delete_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+                           doomed: list[discord.Message], reason: str) -> None:
+    """Delete the messages; one deleted by someone else meanwhile counts as deleted. Discord's bulk
+    delete passes over such a message, but py-cord deletes a single message with a plain DELETE,
+    which Discord answers with 404 Unknown Message."""
+    try:
+        await channel.delete_messages(doomed, reason=reason)
+    except discord.NotFound as error:
+        if error.code != UNKNOWN_MESSAGE:
+            raise
 
 
 def _required_reason(reason: str) -> str:

@@ -26,6 +26,8 @@ from malabot.texts import plural
 
 # Discord's code for a delete that includes a system message (it never deletes those).
 SYSTEM_MESSAGE = 50021
+# Discord's code for a message that no longer exists (deleted by someone else meanwhile).
+UNKNOWN_MESSAGE = 10008
 
 # What Discord refused to let the bot do, in the words of the refusal.
 _VERBS = {

@@ -503,6 +503,26 @@ async def test_a_system_message_discord_still_refuses_is_named_in_the_answer(cas
     assert not any(server.message(m).deleted for m in sent) and cast.cases() == []
 
 
+async def test_purge_of_a_message_deleted_meanwhile_counts_it_as_deleted(cast: Cast) -> None:
+    # py-cord deletes a single message with a plain DELETE, which Discord answers with 404 Unknown
+    # Message (10008) when someone else deleted it first; Discord's bulk delete passes over such a message.
+    world, server = cast.world, cast.server
+    spam = await server.send_message(world.general, world.alice, "spam")
+
+    def is_single_delete(method: str, path: str, body: Any) -> bool:
+        return method == "DELETE" and path.endswith(f"/messages/{spam.id}")
+
+    async with server.holding_requests(is_single_delete) as slow_discord:
+        purging = asyncio.create_task(cast.run(cast.mod, "purge", {"count": 1}))
+        await slow_discord.arrived(within=5)
+        await server.delete_message(spam)  # the author (or another moderator) deletes it first
+    reply = await purging
+    assert reply.content == "Case #1: deleted 1 message."
+    [attempt] = server.requests_to("DELETE", f"/channels/{world.general.id}/messages/{spam.id}")
+    assert attempt.status == 404
+    assert [(case["action"], case["message_count"]) for case in cast.cases()] == [("purge", 1)]
+
+
 @pytest.mark.parametrize("count", [0, 101])
 async def test_purge_counts_out_of_range_are_refused(cast: Cast, count: int) -> None:
     message = await cast.server.send_message(cast.world.general, cast.world.alice, "keep me")
