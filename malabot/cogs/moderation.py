@@ -175,6 +175,10 @@ class ModerationCog(discord.Cog, name="Moderation"):
             return f"{reached}, but I could not apply it: {refused.message}"
         except TargetLeft:  # they left (or were removed by someone else) meanwhile
             return f"{reached}, but {mention(target)} is no longer on the server, so nothing more was done."
+        except discord.HTTPException as error:  # e.g. a 5xx after py-cord's retries
+            # The warning is recorded and posted: failing the command would hide it, and a retry warn twice.
+            log.exception("guild %s: the warn threshold's %s of %s failed", guild.id, escalation.action, target.id)
+            return f"{reached}, but I could not apply it: Discord failed (HTTP {error.status})."
         record: Awaitable[Case]
         if escalation.action == "timeout":
             assert escalation.duration is not None

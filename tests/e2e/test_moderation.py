@@ -686,6 +686,31 @@ async def test_warn_threshold_the_bot_cannot_apply_keeps_the_warning(cast: Cast)
     assert cast.is_member(cast.carol) and [case["action"] for case in cast.cases()] == ["warn"]
 
 
+async def test_warn_threshold_whose_action_discord_fails_keeps_the_warning_told(
+        cast: Cast, caplog: pytest.LogCaptureFixture) -> None:
+    # Any Discord error but 403 and 404 (here five 429s in a row, after which py-cord gives up; a 5xx
+    # after its retries alike): the warning is recorded and posted, so the moderator hears of it
+    # rather than "try again", which would warn twice.
+    world, carol = cast.world, cast.carol
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="kick"),))
+
+    def is_the_kick(method: str, path: str, body: Any) -> bool:
+        return method == "DELETE" and path.endswith(f"/members/{carol.id}")
+
+    refusing = cast.server.rate_limit(is_the_kick, times=5, retry_after=0.01)
+    with caplog.at_level(logging.ERROR):
+        reply = await cast.run(cast.mod, "warn", {"member": carol, "reason": "last straw"})
+    assert refusing.hits == 5
+    assert reply.content == (f"Case #1: warned <@{carol.id}> (1 active warning).\n"
+                             "Warn threshold reached (1 warning within 1 day), but I could not apply it: "
+                             "Discord failed (HTTP 429).")
+    assert cast.is_member(carol) and [case["action"] for case in cast.cases()] == ["warn"]
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning"]
+    [logged] = [record for record in caplog.records if "warn threshold" in record.getMessage()]
+    assert f"guild {world.guild.id}: " in logged.getMessage() and logged.exc_info is not None
+
+
 async def test_warn_threshold_timeout_of_an_administrator_says_why_it_was_not_applied(cast: Cast) -> None:
     # ada's Administrator role sits below Mods: she may be warned, but Discord times out no administrator
     # (403), and the bot's role and permissions are fine, so the usual 403 sentence would mislead.
