@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from typing import Any
 
+import aiohttp
 import discord
 
 from malabot.cogs.posting import NO_PINGS, may_embed
@@ -45,6 +46,11 @@ class ModLog:
         except discord.HTTPException:
             log.exception("guild %s: posting %s to the mod log failed", guild.id, case_heading(case))
             return f"{heading} was not posted: Discord refused the message."
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError):  # py-cord lets these through
+            # The action is done and recorded: "try again" would carry it out and record it twice.
+            log.exception("guild %s: posting %s to the mod log could not reach Discord", guild.id,
+                          case_heading(case))
+            return f"{heading} was not posted: I could not reach Discord."
         if isinstance(case, Case):
             return await self._link(guild, case, message.id)
         return None

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import discord
 import pytest
 
 from malabot.guild_settings import WarnThreshold
@@ -771,6 +773,33 @@ async def test_a_mod_log_the_bot_cannot_post_in_is_reported_and_the_case_kept(ca
                              f"Case #1 was not posted: I may not send messages in <#{muted.id}>.")
     [case] = cast.cases()
     assert case["log_message_id"] is None
+
+
+@pytest.mark.parametrize("failure", [aiohttp.ClientConnectionError("Connection reset by peer"),
+                                     ConnectionResetError(104, "Connection reset by peer"), TimeoutError()],
+                         ids=["aiohttp", "oserror", "timeout"])
+async def test_a_kick_whose_mod_log_post_cannot_reach_discord_is_told_as_done(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failure: Exception) -> None:
+    # py-cord lets errors below HTTP through: before the fix the moderator heard "try again" of a kick
+    # carried out and recorded, and a retry would record it twice.
+    world, carol = cast.world, cast.carol
+    request = discord.http.HTTPClient.request
+
+    async def cut_off_from_the_mod_log(self: discord.http.HTTPClient, route: discord.http.Route,
+                                       **kwargs: Any) -> Any:
+        if route.method == "POST" and route.channel_id == cast.mod_log.id:
+            raise failure
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", cut_off_from_the_mod_log)
+    with caplog.at_level(logging.ERROR):
+        reply = await cast.run(cast.mod, "kick", {"member": carol, "reason": "spam"})
+    assert reply.content == (f"Case #1: <@{carol.id}> was kicked.\n"
+                             "Case #1 was not posted: I could not reach Discord.")
+    assert not cast.is_member(carol) and [case["action"] for case in cast.cases()] == ["kick"]
+    assert cast.log_posts() == [] and cast.cases()[0]["log_message_id"] is None
+    [logged] = [record for record in caplog.records if "could not reach Discord" in record.getMessage()]
+    assert f"guild {world.guild.id}: posting Case #1 " in logged.getMessage() and logged.exc_info is not None
 
 
 async def test_without_a_mod_log_channel_nothing_is_posted(cast: Cast) -> None:
