@@ -34,7 +34,7 @@ from malabot.sandbox import (
     Role,
     User,
 )
-from malabot.sandbox.payloads import role_payload
+from malabot.sandbox.payloads import channel_payload, role_payload
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world, marked_quick
@@ -800,6 +800,61 @@ async def test_a_kick_whose_mod_log_post_cannot_reach_discord_is_told_as_done(
     assert cast.log_posts() == [] and cast.cases()[0]["log_message_id"] is None
     [logged] = [record for record in caplog.records if "could not reach Discord" in record.getMessage()]
     assert f"guild {world.guild.id}: posting Case #1 " in logged.getMessage() and logged.exc_info is not None
+
+
+async def test_a_deleted_mod_log_channel_is_reported_and_the_case_kept(cast: Cast) -> None:
+    world, server = cast.world, cast.server
+    channel = server.channel(cast.mod_log)
+    server.guild(world.guild).channel_ids.remove(channel.id)   # as Discord deletes it, unknown to the settings
+    del server.world.channels[channel.id]
+    await server.dispatch("CHANNEL_DELETE", channel_payload(server.world, channel), guild_id=world.guild.id)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert reply.content == (f"Case #1: warned <@{cast.carol.id}> (1 active warning).\n"
+                             f"Case #1 was not posted: the mod-log channel <#{channel.id}> no longer exists.")
+    [case] = cast.cases()
+    assert case["log_message_id"] is None
+
+
+async def test_a_mod_log_post_discord_refuses_otherwise_is_reported_and_the_case_kept(cast: Cast) -> None:
+    # Any HTTP error but 403: here five 429s in a row, after which py-cord gives up.
+    def is_the_log_post(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith(f"/channels/{cast.mod_log.id}/messages")
+
+    refusing = cast.server.rate_limit(is_the_log_post, times=5, retry_after=0.01)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert refusing.hits == 5
+    assert reply.content == (f"Case #1: warned <@{cast.carol.id}> (1 active warning).\n"
+                             "Case #1 was not posted: Discord refused the message.")
+    assert cast.log_posts() == [] and [case["log_message_id"] for case in cast.cases()] == [None]
+
+
+async def test_withdrawing_a_warning_whose_mod_log_post_was_deleted(cast: Cast) -> None:
+    await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "first"})
+    [post] = cast.log_posts()
+    await cast.server.delete_message(post)
+    reply = await cast.run(cast.mod, "warnings remove", {"case": 1, "reason": "appeal"})
+    assert reply.content == f"Case #2: warning #1 of <@{cast.carol.id}> withdrawn."
+    assert cast.cases()[0]["removed_at"] is not None
+    [edit] = cast.server.requests_to("PATCH", f"/channels/{cast.mod_log.id}/messages/{post.id}")
+    assert edit.status == 404, "the bot tried to show the withdrawal, and carried on without it"
+    assert [p.embeds[0]["title"] for p in cast.log_posts()] == ["Case #2 · Warning removed"]
+
+
+async def test_warnings_list_of_many_long_cases_is_cut_to_one_embed(cast: Cast) -> None:
+    world, carol = cast.world, cast.carol
+    for n in range(25):
+        await world.live.moderation.record_warn(world.guild.id, carol.id, cast.mod.id, f"{n:02d} " + "x" * 500)
+    of_carol = await cast.run(cast.mod, "warnings list", {"member": carol})
+    recent = await cast.run(cast.mod, "warnings list")
+    for reply in (of_carol, recent):
+        [embed] = reply.embeds
+        description = embed["description"]
+        assert len(description) <= 4096
+        header, *lines = description.split("\n")
+        shown = len(lines)
+        assert 0 < shown < 25 and header.endswith(f" ({25 - shown} older not shown)")
+        assert lines[-1].startswith("#25 Warning") and lines[0].startswith(f"#{26 - shown} Warning")
+    assert of_carol.embeds[0]["description"].startswith(f"<@{carol.id}>: 25 active warnings, 25 cases in all.")
 
 
 async def test_without_a_mod_log_channel_nothing_is_posted(cast: Cast) -> None:
