@@ -77,6 +77,9 @@ _ON_MERGE: dict[str, str] = {
                streak = CASE WHEN excluded.last_day > checkins.last_day
                              THEN excluded.streak ELSE checkins.streak END,
                last_day = max(checkins.last_day, excluded.last_day),
+               -- a legacy row has only a day: when it is the newer, the instant is unknown (NULL)
+               last_at = CASE WHEN excluded.last_day > checkins.last_day
+                              THEN excluded.last_at ELSE checkins.last_at END,
                best_streak = max(checkins.best_streak, excluded.best_streak),
                total = checkins.total + excluded.total""",
     "checkin_days": "ON CONFLICT DO NOTHING",

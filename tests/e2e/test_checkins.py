@@ -147,3 +147,21 @@ async def test_checkin_leaderboard_current_and_best_without_checking_in(place: P
     assert zero.ephemeral and zero.content == "The page number must be 1 or more."
     empty = await world.command(alice, "checkin", {"leaderboard": "best", "page": 2})
     assert empty.ephemeral and empty.content == "Page 2 is empty: the leaderboard is shorter than that."
+
+
+async def test_moving_the_timezone_east_keeps_the_streak_of_a_member_who_missed_nothing(place: Place) -> None:
+    world, alice = place.world, place.world.alice
+    await check_in(place, alice)                    # Wed 25 Nov 12:00 UTC, the server on the default UTC
+    world.clock.advance(days=1, hours=11, minutes=30)
+    await check_in(place, alice)                    # Thu 26 Nov 23:30 UTC: Fri 27 08:30 in Tokyo
+    world.clock.advance(hours=16)                   # Fri 27 15:30 UTC: Sat 28 00:30 in Tokyo
+    await world.command(world.admin, "config set", {"setting": "timezone", "value": "Asia/Tokyo"})
+
+    # By Tokyo's calendar Alice's last check-in was yesterday: her streak is alive, and /streak, the
+    # board and her next check-in agree.
+    shown = await world.command(alice, "streak")
+    assert shown.content.startswith("🔥 **alice**: current streak 2 days, best 2 days")
+    board = await world.command(alice, "checkin", {"leaderboard": "current"})
+    assert board.embeds[0]["description"].splitlines() == [f"**1.** <@{alice.id}> — 2 days"]
+    third = await check_in(place, alice)
+    assert third.content == "✅ Checked in for Saturday 28 November: +70 XP, streak 3 days."

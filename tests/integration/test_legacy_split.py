@@ -1235,6 +1235,20 @@ def test_merge_keeps_the_newest_check_in_streak_and_birthday(legacy: Path, tenan
     assert "the newer birthday wins" in report.render()
 
 
+def test_merge_keeps_the_instant_of_a_check_in_only_with_its_day(legacy: Path, tenants: Path) -> None:
+    """The legacy check-in of member 11 (2024-05-01) is newer than the live one: its day wins, and the
+    live check-in's instant goes with the live day (a legacy check-in has a day only, no instant)."""
+    live = live_file_with(
+        tenants, A,
+        "INSERT INTO checkins (user_id, last_day, streak, best_streak, total, last_at) "
+        "VALUES (11, '2024-04-30', 2, 5, 9, '2024-04-30T20:00:00+00:00')")
+
+    report = run(legacy, tenants, merge=True)
+
+    assert report.accounted and report.ledger.status[str(A)] == "merged"
+    assert rows(live, "SELECT user_id, last_day, streak, last_at FROM checkins") == [(11, "2024-05-01", 3, None)]
+
+
 def test_a_row_left_unaccounted_fails_the_cli_run(legacy: Path, tenants: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     real_read = split_module._read

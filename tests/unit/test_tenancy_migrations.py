@@ -65,6 +65,7 @@ LANDED_MIGRATIONS = {
     4: "b494fa0f83de5aa0485fdaefde7e19ffcedac037a8136e208f65853a2e1641af",
     5: "40520fa53ab49ca18fc1e70a41ee6fec9c8848cbf0f3fd053606c699fc82ebd1",
     6: "45e8811af9cfec5d41a6b15b08d006201d2a62ee584d5b0ad98daebb1e6d7c76",
+    7: "ccc405dac5e4b104db079c57c9c96923132e992c6de1fcbc901fae2569b10216",
 }
 
 

@@ -18,16 +18,39 @@ def local_day(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The aware instant the local `day` starts in `zone`."""
+    return datetime.combine(day, time(0), tzinfo=zone)
+
+
 def day_after(day: date, zone: ZoneInfo) -> datetime:
     """The aware instant the local day after `day` starts: when a member who checked in on `day`
     may check in again (later than the next midnight when the server moved to a zone behind)."""
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return day_start(day + timedelta(days=1), zone)
+
+
+def streak_day(last_day: date | None, last_at: datetime | None, zone: ZoneInfo) -> date | None:
+    """The server-local day the streak counts the last check-in on, in the server's current zone.
+
+    Without a timezone move this is `last_day`, the day stored with the check-in. After a move east
+    the instant `last_at` may fall a day later by the new zone's calendar (a check-in at 23:30 UTC is
+    the next morning in Tokyo): that later day counts, or a member who missed nothing would lose
+    their streak. After a move west the stored day stays: /checkin refuses until that day is over
+    here, so the member could not have checked in on the days in between. Rows from before the
+    instant was kept (and from the legacy split) have no `last_at`: only their stored day is known.
+    """
+    if last_day is None:
+        return None
+    if last_at is None:
+        return last_day
+    return max(last_day, local_day(last_at, zone))
 
 
 def streak_after(last_day: date | None, streak: int, today: date) -> int:
-    """The streak after checking in `today`: one more when the previous check-in was yesterday,
-    otherwise a fresh streak of 1. Checking in twice on one day is refused before this is asked."""
-    if last_day is not None and last_day == today - timedelta(days=1):
+    """The streak after checking in `today`: one more when the previous check-in counts for
+    yesterday (or today: after a move east, see `streak_day`), otherwise a fresh streak of 1.
+    Checking in twice on one stored day is refused before this is asked."""
+    if last_day is not None and last_day >= today - timedelta(days=1):
         return streak + 1
     return 1
 
@@ -59,7 +82,8 @@ class StreakUpdate:
 
 def check_in_update(last_day: date | None, streak: int, best_streak: int, total: int, today: date, *,
                     base_xp: int, bonus_xp: int, bonus_cap_days: int) -> StreakUpdate:
-    """Everything a check-in on `today` changes, from the member's previous check-in state."""
+    """Everything a check-in on `today` changes, from the member's previous check-in state
+    (`last_day`: the day the streak counts their last check-in on, see `streak_day`)."""
     new_streak = streak_after(last_day, streak, today)
     return StreakUpdate(day=today, streak=new_streak, best_streak=max(best_streak, new_streak),
                         total=total + 1,

@@ -28,8 +28,10 @@ from malabot.features.checkins.rules import (
     check_in_update,
     current_streak,
     day_after,
+    day_start,
     format_wait,
     local_day,
+    streak_day,
 )
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp.models import LeaderboardEntry, LeaderboardPage
@@ -60,13 +62,13 @@ class CheckinService:
             if row is not None and row.last_day >= today:
                 raise already_checked_in(now, zone, row.last_day)
             update = check_in_update(
-                row.last_day if row else None, row.streak if row else 0, row.best_streak if row else 0,
-                row.total if row else 0, today, base_xp=settings.checkin_base_xp,
+                streak_day(row.last_day, row.last_at, zone) if row else None, row.streak if row else 0,
+                row.best_streak if row else 0, row.total if row else 0, today, base_xp=settings.checkin_base_xp,
                 bonus_xp=settings.checkin_streak_bonus_xp, bonus_cap_days=settings.checkin_bonus_cap_days)
             if not await repository.claim_day(conn, user_id, today, update.reward_xp):
                 raise already_checked_in(now, zone, today)
             await repository.save_streak(conn, user_id, today, update.streak, update.best_streak,
-                                         update.total)
+                                         update.total, now)
             change = await self._xp.add_in_transaction(conn, guild_id, user_id, update.reward_xp)
         return CheckinResult(day=today, streak=update.streak, best_streak=update.best_streak,
                              total_checkins=update.total, xp_awarded=update.reward_xp, level_change=change)
@@ -79,7 +81,8 @@ class CheckinService:
         if row is None:
             return StreakInfo(user_id=user_id, current_streak=0, best_streak=0, total_checkins=0,
                               last_day=None, checked_in_today=False)
-        return StreakInfo(user_id=user_id, current_streak=current_streak(row.last_day, row.streak, today),
+        counted_on = streak_day(row.last_day, row.last_at, settings.zone)
+        return StreakInfo(user_id=user_id, current_streak=current_streak(counted_on, row.streak, today),
                           best_streak=row.best_streak, total_checkins=row.total, last_day=row.last_day,
                           checked_in_today=row.last_day >= today)
 
@@ -90,8 +93,9 @@ class CheckinService:
         check_page(page)
         settings = await self._settings.get(guild_id)
         yesterday = local_day(self._clock(), settings.zone) - timedelta(days=1)
+        alive_from = day_start(yesterday, settings.zone)
         async with self._tenants.reading(guild_id) as conn:
-            shown, has_next = await board_page(lambda: _board_rows(conn, by, yesterday),
+            shown, has_next = await board_page(lambda: _board_rows(conn, by, yesterday, alive_from),
                                                lambda: repository.members_checked_in(conn), is_member, page,
                                                per_page)
         entries = tuple(LeaderboardEntry(position=row.position, user_id=row.user_id, value=row.value)
@@ -99,13 +103,13 @@ class CheckinService:
         return LeaderboardPage(page=page, entries=entries, has_next=has_next)
 
 
-def _board_rows(conn: aiosqlite.Connection, by: BoardKind, yesterday: date
+def _board_rows(conn: aiosqlite.Connection, by: BoardKind, yesterday: date, alive_from: datetime
                 ) -> AsyncGenerator[tuple[int, int], None]:
     if by == "best":
         return repository.by_best_streak(conn)
     if by == "current":
-        # A streak is alive while its last check-in was today or yesterday.
-        return repository.by_current_streak(conn, yesterday)
+        # A streak is alive while its last check-in was today or yesterday (as /streak counts it).
+        return repository.by_current_streak(conn, yesterday, alive_from)
     raise UserInputError("Choose the current or the best streaks.")
 
 
