@@ -55,7 +55,10 @@ def own_birthday_text(view: BirthdayView, *, saved: bool = False, age_announced:
     """The member's own birthday, year and age included: only ever sent ephemerally. `age_announced`:
     the server's birthday message shows ages, so the year is not private and the member is told."""
     lead = "Saved: your birthday is" if saved else "Your birthday is"
-    next_time = f"next celebrated {when(view)} ({long_date(view.next_date)})"
+    if view.already_celebrated:
+        next_time = f"already celebrated this year; next celebrated on {long_date(view.next_date)}"
+    else:
+        next_time = f"next celebrated {when(view)} ({long_date(view.next_date)})"
     if view.turning is not None:
         next_time += f", when you turn {view.turning}"
     text = f"{lead} {view.date_text}; {next_time}."
@@ -68,8 +71,8 @@ def own_birthday_text(view: BirthdayView, *, saved: bool = False, age_announced:
 
 
 def public_birthday_text(view: BirthdayView) -> str:
-    return (f"{mention(view.user_id)}'s birthday is {format_day(view.month, view.day)} "
-            f"({when(view)}).")
+    next_time = "already celebrated this year" if view.already_celebrated else when(view)
+    return f"{mention(view.user_id)}'s birthday is {format_day(view.month, view.day)} ({next_time})."
 
 
 def list_text(page: BirthdayPage) -> str:
@@ -193,7 +196,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         view = await self.birthdays.set(guild_id, ctx.author.id, month, day, year)
         text = own_birthday_text(view, saved=True, age_announced=await self._announces_age(guild_id))
         await answer(ctx, text, ephemeral=True)
-        if view.is_today:
+        if view.is_today and not view.celebrated_this_year:  # else the pass would find nothing to do
             self._celebrate_today(guild_id)
 
     @birthday.command(name="remove", description="Forget your birthday on this server")

@@ -397,6 +397,29 @@ async def test_a_birthday_set_for_today_after_the_hour_is_celebrated_at_once(bd:
     assert len(bd.announcements()) == 1
 
 
+async def test_a_birthday_changed_after_this_years_celebration_is_promised_for_next_year(bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)             # today, after the hour: celebrated at once
+    await bd.cog.birthday_pass.run_for(world.guild.id)          # whatever the command started has run
+    assert len(bd.announcements()) == 1
+    # Alice typed the wrong day; she fixes it to the 28th. Once a year: her next celebration is in 2027.
+    changed = await set_birthday(world, world.alice, 11, 28)
+    assert changed.ephemeral and changed.content == (
+        "Saved: your birthday is November 28; already celebrated this year; next celebrated on November 28, 2027.")
+    upcoming = await world.command(world.bob, "birthday upcoming")
+    assert upcoming.content == "No birthdays in the next 7 days."
+    seen = await world.command(world.bob, "birthday show", {"member": world.alice})
+    assert seen.content == f"<@{world.alice.id}>'s birthday is November 28 (already celebrated this year)."
+
+    world.clock.advance(days=3)                                 # 2026-11-28 12:00
+    await bd.run_pass()
+    assert len(bd.announcements()) == 1
+    shown = await world.command(world.alice, "birthday show")
+    assert shown.content == ("Your birthday is November 28; already celebrated this year; "
+                             "next celebrated on November 28, 2027.")
+
+
 async def test_a_birthday_set_in_the_last_hour_of_the_servers_day_is_still_celebrated_that_day(
         bd: Birthdays) -> None:
     world = bd.world

@@ -120,3 +120,12 @@ async def test_member_data_handler_purges_and_exports_only_that_member(conn: aio
     assert await stored_celebration(conn, 1, 2026) is None
     assert await repository.get_birthday(conn, 2) == Birthday(6, 15)
     assert await stored_celebration(conn, 2, 2026) is not None
+
+
+async def test_the_day_of_each_members_celebration_in_a_year(conn: aiosqlite.Connection) -> None:
+    await repository.claim_celebrations(conn, [1, 2], 2026, date(2026, 6, 15), 100, None)
+    await repository.claim_celebrations(conn, [1], 2025, date(2025, 3, 5), 100, None)
+    assert await repository.celebration_day(conn, 1, 2026) == date(2026, 6, 15)
+    assert await repository.celebration_day(conn, 1, 2027) is None
+    assert await repository.celebration_days(conn, 2026) == {1: date(2026, 6, 15), 2: date(2026, 6, 15)}
+    assert await repository.celebration_days(conn, 2025) == {1: date(2025, 3, 5)}

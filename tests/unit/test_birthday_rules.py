@@ -77,6 +77,28 @@ def test_next_celebration_counts_today_and_wraps_into_the_next_year() -> None:
     assert Birthday(1, 2).next_celebration(date(2026, 12, 31)) == date(2027, 1, 2)
 
 
+def test_a_birthday_changed_after_this_years_celebration_waits_for_next_year() -> None:
+    # Celebrated on Nov 25 (the date first given), then changed to Nov 28: once a year.
+    celebrated = date(2026, 11, 25)
+    assert Birthday(11, 28).next_celebration(date(2026, 11, 25), celebrated) == date(2027, 11, 28)
+    assert Birthday(11, 28).next_celebration(date(2026, 11, 28), celebrated) == date(2027, 11, 28)
+    assert Birthday(11, 26).next_celebration(date(2026, 11, 25), celebrated) == date(2027, 11, 26)
+    # Changed to a date already past this year: next year's, as without a celebration.
+    assert Birthday(3, 1).next_celebration(date(2026, 11, 25), celebrated) == date(2027, 3, 1)
+
+
+def test_a_birthday_celebrated_today_is_still_celebrated_today() -> None:
+    today = date(2026, 11, 25)
+    assert Birthday(11, 25).next_celebration(today, today) == today
+    # Changed away and back on the same day: it was celebrated today, on its date.
+    assert Birthday(2, 29).next_celebration(date(2027, 2, 28), date(2027, 2, 28)) == date(2027, 2, 28)
+
+
+def test_a_celebration_this_year_on_another_day_does_not_repeat_after_a_move_west() -> None:
+    # Celebrated on Nov 26 in a zone ahead; the server moved behind, where it is Nov 25 again.
+    assert Birthday(11, 26).next_celebration(date(2026, 11, 25), date(2026, 11, 26)) == date(2027, 11, 26)
+
+
 def test_age_turns_on_the_celebration_day_including_a_leap_day_birthday_in_a_common_year() -> None:
     leapling = Birthday(2, 29, 2000)
     assert leapling.age_on(date(2025, 2, 27)) == 24
@@ -159,6 +181,17 @@ def test_upcoming_includes_today_and_the_last_day_sorted_soonest_first() -> None
     found = upcoming(entries, TODAY, 7)
     assert [(when, key) for when, key, _ in found] == [
         (date(2026, 6, 15), 3), (date(2026, 6, 16), 5), (date(2026, 6, 22), 1)]
+
+
+def test_upcoming_leaves_out_a_birthday_changed_after_this_years_celebration() -> None:
+    entries = [(1, Birthday(6, 18)), (2, Birthday(6, 19)), (3, Birthday(6, 15)), (4, Birthday(6, 15))]
+    # 1 and 4 were changed after their celebration on June 10; 3's celebration is today's own.
+    celebrated = {1: date(2026, 6, 10), 3: TODAY, 4: date(2026, 6, 10)}
+    found = upcoming(entries, TODAY, 7, celebrated)
+    assert [(when, key) for when, key, _ in found] == [(date(2026, 6, 15), 3), (date(2026, 6, 19), 2)]
+    # A year ahead, 4's next celebration comes; 1's (June 18, 2027) is further.
+    assert [(when, key) for when, key, _ in upcoming(entries, TODAY, 365, celebrated)] == [
+        (date(2026, 6, 15), 3), (date(2026, 6, 19), 2), (date(2027, 6, 15), 4)]
 
 
 def test_upcoming_crosses_the_new_year_and_moves_a_leap_day_in_a_common_year() -> None:

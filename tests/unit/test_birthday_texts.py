@@ -22,6 +22,21 @@ def test_own_text_with_and_without_a_year() -> None:
                                                       "next celebrated today (November 25, 2026).")
 
 
+def test_a_birthday_changed_after_this_years_celebration_names_next_years_date() -> None:
+    changed = view_for(ALICE, ALICE, Birthday(11, 28, 2000), TODAY, celebrated_on=date(2026, 11, 25))
+    assert own_birthday_text(changed, saved=True) == (
+        "Saved: your birthday is November 28, 2000; already celebrated this year; next celebrated on "
+        "November 28, 2027, when you turn 27. Only you can see your birth year.")
+    seen_by_bob = view_for(BOB, ALICE, Birthday(11, 28, 2000), TODAY, celebrated_on=date(2026, 11, 25))
+    assert public_birthday_text(seen_by_bob) == f"<@{ALICE}>'s birthday is November 28 (already celebrated this year)."
+    # Changed to today after this year's celebration: not today's (and /birthday set starts no pass).
+    assert not view_for(ALICE, ALICE, Birthday(11, 25), TODAY, celebrated_on=date(2026, 3, 5)).is_today
+    celebrated_today = view_for(ALICE, ALICE, Birthday(11, 25), TODAY, celebrated_on=TODAY)
+    assert celebrated_today.is_today and not celebrated_today.already_celebrated
+    assert own_birthday_text(celebrated_today) == ("Your birthday is November 25; "
+                                                   "next celebrated today (November 25, 2026).")
+
+
 def test_public_texts_never_show_a_year_even_to_its_owner() -> None:
     own = view_for(ALICE, ALICE, Birthday(2, 29, 2004), TODAY)
     assert public_birthday_text(own) == f"<@{ALICE}>'s birthday is February 29 (in 95 days)."

@@ -63,6 +63,20 @@ async def all_birthdays(conn: aiosqlite.Connection) -> list[tuple[int, Birthday]
     return [(row[0], _birthday(row[1:])) for row in rows]
 
 
+async def celebration_day(conn: aiosqlite.Connection, user_id: int, year: int) -> date | None:
+    """The server-local day the member's birthday was celebrated in `year`, if it was."""
+    rows = list(await conn.execute_fetchall(
+        "SELECT local_day FROM birthday_celebrations WHERE user_id = ? AND year = ?", (user_id, year)))
+    return date.fromisoformat(rows[0][0]) if rows else None
+
+
+async def celebration_days(conn: aiosqlite.Connection, year: int) -> dict[int, date]:
+    """The server-local day of each member's celebration in `year`, by member."""
+    rows = await conn.execute_fetchall(
+        "SELECT user_id, local_day FROM birthday_celebrations WHERE year = ?", (year,))
+    return {int(row[0]): date.fromisoformat(row[1]) for row in rows}
+
+
 async def unclaimed_on(conn: aiosqlite.Connection, dates: Sequence[tuple[int, int]], year: int
                        ) -> list[tuple[int, Birthday]]:
     """Birthdays falling on one of `dates` (month, day) that have no celebration row for `year` yet.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -35,10 +35,17 @@ class Birthday:
     def celebrated_in(self, year: int) -> date:
         return celebration_date(self.month, self.day, year)
 
-    def next_celebration(self, today: date) -> date:
-        """The next day it is celebrated, today included."""
+    def next_celebration(self, today: date, celebrated_on: date | None = None) -> date:
+        """The next day it is celebrated, today included.
+
+        Once a year: `celebrated_on` is the day this year's celebration happened, if it did. Then
+        this year's date still to come is not celebrated (the member changed their birthday after the
+        celebration), unless that celebration is today's own.
+        """
         this_year = self.celebrated_in(today.year)
-        return this_year if this_year >= today else self.celebrated_in(today.year + 1)
+        if (celebrated_on is None and this_year >= today) or celebrated_on == this_year == today:
+            return this_year
+        return self.celebrated_in(today.year + 1)
 
     def age_on(self, day: date) -> int | None:
         """Age on `day`, counting the Feb 28 celebration of a Feb 29 birthday; None without a year."""
@@ -119,13 +126,15 @@ def validate_upcoming_days(days: int) -> int:
     return days
 
 
-def upcoming(birthdays: Iterable[tuple[Key, Birthday]], today: date, days: int
-             ) -> list[tuple[date, Key, Birthday]]:
-    """Birthdays celebrated from today through `days` days ahead (both included), soonest first."""
+def upcoming(birthdays: Iterable[tuple[Key, Birthday]], today: date, days: int,
+             celebrated_on: Mapping[Key, date] | None = None) -> list[tuple[date, Key, Birthday]]:
+    """Birthdays celebrated from today through `days` days ahead (both included), soonest first.
+    `celebrated_on`: the day of this year's celebration of those who had it (see next_celebration)."""
     last = today + timedelta(days=days)
+    celebrated_on = celebrated_on or {}
     found = []
     for key, birthday in birthdays:
-        when = birthday.next_celebration(today)
+        when = birthday.next_celebration(today, celebrated_on.get(key))
         if when <= last:
             found.append((when, key, birthday))
     found.sort(key=lambda item: item[0])  # stable: same-day birthdays keep the caller's order

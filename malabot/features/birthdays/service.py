@@ -100,8 +100,9 @@ class BirthdayService:
         birthday = validate_birthday(month, day, year, today)
         async with self._tenants.transaction(guild_id) as conn:
             await repository.save_birthday(conn, user_id, birthday, self._clock())
+            celebrated_on = await repository.celebration_day(conn, user_id, today.year)
         self._changed(guild_id)
-        return view_for(user_id, user_id, birthday, today)
+        return view_for(user_id, user_id, birthday, today, celebrated_on)
 
     async def remove(self, guild_id: int, user_id: int) -> None:
         async with self._tenants.transaction(guild_id) as conn:
@@ -122,11 +123,12 @@ class BirthdayService:
         today = await self.today(guild_id)
         async with self._tenants.reading(guild_id) as conn:
             birthday = await repository.get_birthday(conn, member_id)
+            celebrated_on = await repository.celebration_day(conn, member_id, today.year)
         if birthday is None:
             if member_id == viewer_id:
                 raise UserInputError("You have not set your birthday yet: use /birthday set.")
             raise UserInputError(f"{mention(member_id)} has not shared a birthday.")
-        return view_for(viewer_id, member_id, birthday, today)
+        return view_for(viewer_id, member_id, birthday, today, celebrated_on)
 
     async def list_page(self, guild_id: int, viewer_id: int, page: int = 1, *, is_member: MemberCheck
                         ) -> BirthdayPage:
@@ -134,12 +136,13 @@ class BirthdayService:
         today = await self.today(guild_id)
         async with self._tenants.reading(guild_id) as conn:
             stored = await repository.all_birthdays(conn)
+            celebrated = await repository.celebration_days(conn, today.year)
         members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
         pages = max(1, -(-len(members) // self._page_size))
         if not 1 <= page <= pages:
             raise UserInputError(f"{only_pages(pages)}: choose 1 to {pages}.")
         start = (page - 1) * self._page_size
-        entries = tuple(view_for(viewer_id, user_id, birthday, today)
+        entries = tuple(view_for(viewer_id, user_id, birthday, today, celebrated.get(user_id))
                         for user_id, birthday in members[start:start + self._page_size])
         return BirthdayPage(entries=entries, page=page, pages=pages, total=len(members))
 
@@ -150,6 +153,7 @@ class BirthdayService:
         today = await self.today(guild_id)
         async with self._tenants.reading(guild_id) as conn:
             stored = await repository.all_birthdays(conn)
+            celebrated = await repository.celebration_days(conn, today.year)
         members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
-        return tuple(view_for(viewer_id, user_id, birthday, today)
-                     for _, user_id, birthday in upcoming(members, today, days))
+        return tuple(view_for(viewer_id, user_id, birthday, today, celebrated.get(user_id))
+                     for _, user_id, birthday in upcoming(members, today, days, celebrated))

@@ -21,10 +21,16 @@ class BirthdayView:
     next_date: date        # next celebration in the server's timezone, today included
     days_until: int        # 0 = today
     turning: int | None    # age on next_date: only in the member's own view, and only with a year
+    celebrated_this_year: bool = False  # once a year: then a date still to come this year waits for the next
 
     @property
     def is_today(self) -> bool:
         return self.days_until == 0
+
+    @property
+    def already_celebrated(self) -> bool:
+        """This year's celebration happened on another day: next_date is next year's."""
+        return self.celebrated_this_year and not self.is_today
 
     @property
     def date_text(self) -> str:
@@ -41,9 +47,11 @@ class BirthdayPage:
     total: int        # birthdays of current members in this server
 
 
-def view_for(viewer_id: int, user_id: int, birthday: Birthday, today: date) -> BirthdayView:
+def view_for(viewer_id: int, user_id: int, birthday: Birthday, today: date, celebrated_on: date | None = None
+             ) -> BirthdayView:
+    """`celebrated_on`: the day this year's celebration of the member happened, if it did."""
     own = viewer_id == user_id
-    next_date = birthday.next_celebration(today)
+    next_date = birthday.next_celebration(today, celebrated_on)
     return BirthdayView(
         user_id=user_id,
         month=birthday.month,
@@ -52,4 +60,5 @@ def view_for(viewer_id: int, user_id: int, birthday: Birthday, today: date) -> B
         next_date=next_date,
         days_until=(next_date - today).days,
         turning=birthday.age_on(next_date) if own else None,
+        celebrated_this_year=celebrated_on is not None,
     )
