@@ -96,6 +96,21 @@ async def test_after_the_server_moves_to_a_zone_far_behind_the_wait_names_the_re
     assert (first.day, second.day, second.streak) == (date(2026, 1, 31), date(2026, 2, 1), 2)
 
 
+async def test_after_a_move_east_a_check_in_that_is_already_today_there_is_not_made_twice(world: XpWorld) -> None:
+    world.clock.now = datetime(2026, 1, 30, 23, 30, tzinfo=UTC)
+    await world.checkins.check_in(GUILD, ALICE)                            # Jan 30 in UTC
+    await world.settings.update(GUILD, ADMIN, timezone="Asia/Tokyo")        # 08:40 on Jan 31 there
+    world.clock.now = datetime(2026, 1, 30, 23, 40, tzinfo=UTC)
+    info = await world.checkins.streak(GUILD, ALICE)
+    assert (info.current_streak, info.checked_in_today) == (1, True)
+    # That check-in was on Jan 31 by Tokyo's calendar: the next opens at midnight there, 15:00 UTC.
+    with pytest.raises(UserInputError, match=r"already checked in today.*15h 20m"):
+        await world.checkins.check_in(GUILD, ALICE)
+    world.clock.now = datetime(2026, 1, 31, 15, 0, tzinfo=UTC)
+    second = await world.checkins.check_in(GUILD, ALICE)
+    assert (second.day, second.streak, second.total_checkins) == (date(2026, 2, 1), 2, 2)
+
+
 async def test_after_the_server_moves_to_a_zone_behind_the_streak_still_shows(world: XpWorld) -> None:
     for _ in range(3):
         await world.checkins.check_in(GUILD, ALICE)

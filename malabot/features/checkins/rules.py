@@ -48,8 +48,8 @@ def streak_day(last_day: date | None, last_at: datetime | None, zone: ZoneInfo) 
 
 def streak_after(last_day: date | None, streak: int, today: date) -> int:
     """The streak after checking in `today`: one more when the previous check-in counts for
-    yesterday (or today: after a move east, see `streak_day`), otherwise a fresh streak of 1.
-    Checking in twice on one stored day is refused before this is asked."""
+    yesterday, otherwise a fresh streak of 1. A second check-in on the day the previous one counts
+    for (see `streak_day`) is refused before this is asked."""
     if last_day is not None and last_day >= today - timedelta(days=1):
         return streak + 1
     return 1

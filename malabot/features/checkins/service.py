@@ -59,10 +59,12 @@ class CheckinService:
         async with self._tenants.transaction(guild_id) as conn:
             row = await repository.member_checkin(conn, user_id)
             # `>=`: after the server moved to a timezone behind, "today" may be before the last day.
-            if row is not None and row.last_day >= today:
-                raise already_checked_in(now, zone, row.last_day)
+            # The day the last check-in counts for: after a move east it may be today by the new calendar.
+            counted_on = streak_day(row.last_day, row.last_at, zone) if row else None
+            if counted_on is not None and counted_on >= today:
+                raise already_checked_in(now, zone, counted_on)
             update = check_in_update(
-                streak_day(row.last_day, row.last_at, zone) if row else None, row.streak if row else 0,
+                counted_on, row.streak if row else 0,
                 row.best_streak if row else 0, row.total if row else 0, today, base_xp=settings.checkin_base_xp,
                 bonus_xp=settings.checkin_streak_bonus_xp, bonus_cap_days=settings.checkin_bonus_cap_days)
             if not await repository.claim_day(conn, user_id, today, update.reward_xp):
@@ -84,7 +86,7 @@ class CheckinService:
         counted_on = streak_day(row.last_day, row.last_at, settings.zone)
         return StreakInfo(user_id=user_id, current_streak=current_streak(counted_on, row.streak, today),
                           best_streak=row.best_streak, total_checkins=row.total, last_day=row.last_day,
-                          checked_in_today=row.last_day >= today)
+                          checked_in_today=counted_on is not None and counted_on >= today)
 
     async def leaderboard(self, guild_id: int, page: int = 1, *, by: BoardKind = "current",
                           is_member: MemberFilter | None = None, per_page: int = PAGE_SIZE
