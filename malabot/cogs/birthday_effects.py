@@ -42,6 +42,11 @@ class DiscordBirthdayEffects:
             return False
         return True
 
+    def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        member = guild.get_member(user_id) if guild is not None else None
+        return member is not None and member.get_role(role_id) is not None
+
     async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         found = self._member_and_role(guild_id, user_id, role_id)
         if found is None:

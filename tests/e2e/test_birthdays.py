@@ -472,6 +472,36 @@ async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd
     assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
 
 
+async def celebrate_alice_who_holds_the_role_already(bd: Birthdays) -> None:
+    """Alice was given the role before her birthday (today), by hand or as another setting's role."""
+    world = bd.world
+    await world.server.update_member(world.guild, world.alice, roles=[bd.role])
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 25)  # after the hour: celebrated at once
+    await bd.run_pass()
+    assert len(bd.announcements()) == 1 and bd.has_role(world.alice)
+
+
+async def test_a_role_the_member_held_before_their_birthday_is_kept_after_the_day(bd: Birthdays) -> None:
+    world = bd.world
+    await celebrate_alice_who_holds_the_role_already(bd)
+
+    world.clock.advance(hours=13)              # 01:00 the next day
+    report = await bd.run_pass()
+    assert (report.roles_removed, report.failures) == (0, 0)
+    assert bd.has_role(world.alice)
+    [row] = bd.celebrations()
+    assert row[5] is None, "nothing recorded to take back"
+
+
+async def test_erasing_your_data_keeps_a_role_held_before_the_birthday(bd: Birthdays) -> None:
+    world = bd.world
+    await celebrate_alice_who_holds_the_role_already(bd)
+
+    await delete_my_data(world, world.alice)
+    assert bd.has_role(world.alice), "only what the birthday gave is taken back"
+
+
 async def test_the_role_is_taken_back_after_downtime(bd: Birthdays) -> None:
     world = bd.world
     await celebrate_alice_with_the_role(bd)

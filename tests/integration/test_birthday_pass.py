@@ -1,6 +1,6 @@
 """The birthday pass on real tenant files, with a recording fake of the Discord side.
 
-The fake implements the BirthdayEffects port (announce / add_role / remove_role / is_member); the
+The fake implements the BirthdayEffects port (announce / add_role / remove_role / is_member / holds_role); the
 tenant files, settings, XP service and pass are the real ones. "Restart" means a new tenant manager
 and new services on the same folder; "two processes" means two of them at once.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,9 @@ class RecordingDiscord:
 
     def is_member(self, guild_id: int, user_id: int) -> bool:
         return user_id not in self.absent
+
+    def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        return role_id in self.roles_of(user_id, guild_id)
 
     def roles_of(self, user_id: int, guild_id: int = GUILD) -> set[int]:
         return self.roles.get((guild_id, user_id), set())
@@ -542,6 +546,29 @@ async def test_a_role_that_could_not_be_given_is_not_taken_back(
     clock.now = JUNE_16_1000_BERLIN
     await bot.birthday_pass.run()
     assert [call[0] for call in discord.role_calls] == ["add"]
+
+
+async def test_a_role_the_member_already_holds_is_never_recorded_to_take_back(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, folder: Path) -> None:
+    """Not even while the announcement goes out: an erase (/mydata delete) or a crash meanwhile would
+    otherwise take back a role the birthday did not give."""
+    discord.roles[(GUILD, ALICE)] = {ROLE}
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    recorded: list[tuple[object, ...]] = []
+
+    def look_at_the_file() -> None:
+        with closing(sqlite3.connect(folder / f"{GUILD}.sqlite3")) as conn:
+            recorded.extend(conn.execute("SELECT role_id FROM birthday_celebrations WHERE user_id = ?", (ALICE,)))
+
+    discord.observe = look_at_the_file
+    report = await bot.birthday_pass.run()
+    assert recorded == [(None,)], "what the announcement's moment would find to take back"
+    assert (report.celebrated, report.announced, report.roles_added, report.failures) == (1, 1, 0, 0)
+
+    clock.now = JUNE_16_1000_BERLIN
+    later = await bot.birthday_pass.run()
+    assert (later.roles_removed, later.failures) == (0, 0)
+    assert discord.role_calls == [] and discord.roles_of(ALICE) == {ROLE}
 
 
 async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(

@@ -194,8 +194,16 @@ class BirthdayPass:
             # read it, while it waited for Discord, is not celebrated (nor written back).
             due = dict(await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year))
             members = [(user_id, due[user_id]) for user_id, _ in members if user_id in due]
-            fresh = await repository.claim_celebrations(conn, [user_id for user_id, _ in members], today.year,
-                                                        today, settings.birthday_xp, settings.birthday_role_id)
+            # A role the member already holds (the verified role, a level role, one handed out by
+            # hand) is not the birthday's to take back: nothing is recorded for them.
+            role_id, user_ids = settings.birthday_role_id, [user_id for user_id, _ in members]
+            held = {user_id for user_id in user_ids
+                    if role_id is not None and self._effects.holds_role(guild_id, user_id, role_id)}
+            to_give = [user_id for user_id in user_ids if user_id not in held]
+            fresh = await repository.claim_celebrations(conn, to_give, today.year, today, settings.birthday_xp,
+                                                        role_id)
+            fresh |= await repository.claim_celebrations(conn, [user_id for user_id in user_ids if user_id in held],
+                                                         today.year, today, settings.birthday_xp, None)
             claimed = [(user_id, birthday) for user_id, birthday in members if user_id in fresh]
             if settings.birthday_xp > 0:
                 report.level_changes += await self._xp.add_many_in_transaction(
@@ -221,6 +229,10 @@ class BirthdayPass:
                     log.warning("birthday of user %s in guild %s not announced in channel %s",
                                 user_id, guild_id, channel_id)
             if role_id is not None:
+                if self._effects.holds_role(guild_id, user_id, role_id):
+                    # Held already (perhaps given since the claim): not given, so nothing to take back.
+                    not_given.append(user_id)
+                    continue
                 given = await self._attempt(guild_id, "add role",
                                             self._effects.add_role(guild_id, user_id, role_id))
                 if given is True:

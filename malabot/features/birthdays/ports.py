@@ -34,6 +34,10 @@ class BirthdayEffects(Protocol):
 
     def is_member(self, guild_id: int, user_id: int) -> bool: ...
 
+    def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        """Whether the member holds the role now; False when that is not known."""
+        ...
+
 
 class XpGranter(Protocol):
     """Adds XP to members inside the caller's open tenant transaction (the XP service's
