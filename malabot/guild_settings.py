@@ -10,7 +10,7 @@ from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from malabot import templates
@@ -27,10 +27,6 @@ Snowflake = int  # a Discord id; validated positive by the fields that hold one
 # The error type of a rule between two settings: its sentence names both, so it is shown as it is.
 BETWEEN_SETTINGS = "between_settings"
 
-# The settings the model-wide rule reads (xp_min <= xp_max). Pydantic reports a broken model-wide rule
-# without a field, so whoever drops invalid values needs to know which ones it was about.
-XP_RANGE_FIELDS = frozenset({"xp_min", "xp_max"})
-
 # Which placeholders each message template may use: the one list per template. Settings are checked
 # against it whenever they are built (/config, every load) and so is the legacy split; each renderer
 # fills exactly these names (templates.values_for), so what is accepted is what renders.
@@ -41,6 +37,24 @@ TEMPLATE_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "welcome_dm_template": ("member", "server", "member_count"),
     "goodbye_template": ("member", "server", "member_count"),
 }
+
+
+def between_settings(sentence: str, *dropped: str) -> PydanticCustomError:
+    """A broken rule between settings. Pydantic reports a model-wide rule without a field, so the error
+    names the settings a stored copy that breaks it loses (`dropped`); the others still load."""
+    return PydanticCustomError(BETWEEN_SETTINGS, sentence, {"dropped": dropped})
+
+
+def settings_at_fault(error: ValidationError) -> set[str]:
+    """The settings a validation error is about: a field's own problem names its field, a broken rule
+    between settings those it says to drop."""
+    names: set[str] = set()
+    for item in error.errors():
+        if item.get("loc"):
+            names.add(str(item["loc"][0]))
+        else:
+            names.update(item.get("ctx", {}).get("dropped", ()))
+    return names
 
 
 class WarnThreshold(BaseModel):
@@ -188,7 +202,8 @@ class GuildSettings(BaseModel):
     @model_validator(mode="after")
     def _xp_range_ordered(self) -> GuildSettings:
         if self.xp_min > self.xp_max:
-            raise ValueError(f"xp_min ({self.xp_min}) must not exceed xp_max ({self.xp_max})")
+            raise between_settings(f"`xp_min` ({self.xp_min}) must not exceed `xp_max` ({self.xp_max}).",
+                                   "xp_min", "xp_max")
         return self
 
     @property

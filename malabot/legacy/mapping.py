@@ -53,7 +53,7 @@ from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.birthdays.rules import EARLIEST_YEAR, celebration_date, validate_birthday
 from malabot.features.xp.rules import MAX_TOTAL_XP
-from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, XP_RANGE_FIELDS, GuildSettings
+from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings, settings_at_fault
 from malabot.snowflakes import snowflake_from_text
 
 OLD_PLACEHOLDERS = {
@@ -347,9 +347,7 @@ def _validated(draft: _Draft, legacy: Mapping[str, str | None]) -> GuildSettings
         try:
             return GuildSettings.model_validate(draft.fields)
         except ValidationError as error:
-            refused = {str(item["loc"][0]) for item in error.errors() if item.get("loc")}
-            if not refused:  # the model-wide rule
-                refused = set(XP_RANGE_FIELDS)
+            refused = settings_at_fault(error)
             culprits = {key for name in refused for key in draft.sources.get(name, ())}
             if not culprits:
                 raise

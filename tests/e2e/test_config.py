@@ -64,6 +64,8 @@ async def settings_audit(world: World) -> list[tuple[int, dict[str, object]]]:
     ("levelup_channel_id", "<#999>", "`levelup_channel_id`: there is no channel with id 999 in this server."),
     ("xp_enabled", "maybe", "`xp_enabled` is on or off, not `maybe`."),
     ("levelup_template", "{member} hit {lvl}", "levelup_template: Unknown placeholder {lvl}."),
+    # A rule between two settings is one plain sentence naming both (the default xp_max is 25).
+    ("xp_min", "30", "`xp_min` (30) must not exceed `xp_max` (25)."),
     # A misspelt key would be dropped silently, and the threshold time out for an hour instead.
     ("warn_thresholds", '[{"count": 3, "days": 7, "action": "timeout", "timeout_mins": 30}]',
      "warn_thresholds.0.timeout_mins: Extra inputs are not permitted"),
@@ -82,6 +84,16 @@ async def test_bad_values_are_refused_and_nothing_is_stored(world: World, settin
     async with world.live.tenants.reading(world.guild.id) as conn, \
             conn.execute("SELECT COUNT(*) FROM settings") as cursor:
         assert (await cursor.fetchone())[0] == 0
+
+
+async def test_resetting_xp_min_above_a_low_xp_max_is_refused_in_one_plain_sentence(world: World) -> None:
+    for setting, value in (("xp_min", "5"), ("xp_max", "10")):
+        await world.command(world.admin, "config set", {"setting": setting, "value": value})
+    reply = await world.command(world.admin, "config reset", {"setting": "xp_min"})  # the default is 15
+    assert reply.ephemeral
+    assert reply.content == "`xp_min` (15) must not exceed `xp_max` (10)."
+    settings = await world.live.guild_settings.get(world.guild.id)
+    assert (settings.xp_min, settings.xp_max) == (5, 10)
 
 
 async def test_none_clears_the_warn_thresholds_as_it_clears_a_list_of_channels(world: World) -> None:

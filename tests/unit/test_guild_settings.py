@@ -29,7 +29,7 @@ def test_only_changed_values_are_stored() -> None:
 @pytest.mark.parametrize(("changes", "fragment"), [
     ({"timezone": "Mars/Olympus"}, "unknown timezone 'Mars/Olympus'"),
     ({"birthday_hour": 24}, "birthday_hour"),
-    ({"xp_min": 30, "xp_max": 20}, "xp_min (30) must not exceed xp_max (20)"),
+    ({"xp_min": 30, "xp_max": 20}, "`xp_min` (30) must not exceed `xp_max` (20)."),
     ({"level_curve": "steep"}, "level_curve"),
     ({"mod_log_channel_id": -4}, "must be a Discord id"),
     ({"unknown_key": 1}, "unknown_key"),

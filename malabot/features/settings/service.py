@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
 from malabot.features.settings import repository
-from malabot.guild_settings import BETWEEN_SETTINGS, XP_RANGE_FIELDS, GuildSettings
+from malabot.guild_settings import BETWEEN_SETTINGS, GuildSettings, settings_at_fault
 from malabot.tenancy.manager import TenantManager
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,7 @@ def settings_from_stored(guild_id: int, values: dict[str, Any]) -> GuildSettings
         try:
             return GuildSettings.model_validate(values)
         except ValidationError as error:
-            bad = {str(item["loc"][0]) for item in error.errors() if item.get("loc")} & set(values)
-            if not bad:  # the model-wide rule failed: only the values it reads fall back
-                bad = set(XP_RANGE_FIELDS & values.keys()) or set(values)
+            bad = settings_at_fault(error) & values.keys() or set(values)
             log.warning("guild %s: ignoring invalid stored settings %s: %s", guild_id, sorted(bad),
                         describe_settings_error(error))
             for key in bad:
