@@ -27,6 +27,20 @@ Snowflake = int  # a Discord id; validated positive by the fields that hold one
 # The error type of a rule between two settings: its sentence names both, so it is shown as it is.
 BETWEEN_SETTINGS = "between_settings"
 
+# The settings naming a role the bot gives members (no_xp_role_ids only filters, it is never given).
+# Levels give and take their roles too, so none of these may be a level role.
+GIVEN_ROLE_SETTINGS = ("verified_role_id", "unverified_role_id", "birthday_role_id", "autorole_id")
+
+# Given-role settings that must not name one role, as (the setting a stored pair loses, the other, why).
+# verified_role_id and unverified_role_id are kept apart on their field (check_distinct_roles).
+# The autorole may be the unverified role: giving "Unverified" on joining is a common way to verify.
+ROLES_KEPT_APART = (
+    ("birthday_role_id", "verified_role_id", "a birthday would verify the member for the day"),
+    ("birthday_role_id", "unverified_role_id", "a birthday would mark the member unverified for the day"),
+    ("birthday_role_id", "autorole_id", "every member gets the autorole on joining, so it marks no birthday"),
+    ("autorole_id", "verified_role_id", "every member who joins would be verified without verifying"),
+)
+
 # Which placeholders each message template may use: the one list per template. Settings are checked
 # against it whenever they are built (/config, every load) and so is the legacy split; each renderer
 # fills exactly these names (templates.values_for), so what is accepted is what renders.
@@ -206,6 +220,14 @@ class GuildSettings(BaseModel):
                                    "xp_min", "xp_max")
         return self
 
+    @model_validator(mode="after")
+    def _roles_kept_apart(self) -> GuildSettings:
+        for name, other, why in ROLES_KEPT_APART:
+            role_id = getattr(self, name)
+            if role_id is not None and role_id == getattr(self, other):
+                raise between_settings(f"`{name}` and `{other}` must be different roles: {why}.", name)
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -213,6 +235,10 @@ class GuildSettings(BaseModel):
     def changed(self, **values: object) -> GuildSettings:
         """A validated copy with some values replaced (raises pydantic.ValidationError when invalid)."""
         return GuildSettings.model_validate({**self.model_dump(), **values})
+
+    def setting_giving(self, role_id: int) -> str | None:
+        """The setting that has the bot give `role_id` (GIVEN_ROLE_SETTINGS), if any."""
+        return next((name for name in GIVEN_ROLE_SETTINGS if getattr(self, name) == role_id), None)
 
     def stored_values(self) -> dict[str, object]:
         """Only the values that differ from the defaults, as JSON-ready data."""

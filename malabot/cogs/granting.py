@@ -14,9 +14,6 @@ import discord
 
 from malabot.errors import UserInputError
 
-# The settings naming a role the bot gives members (no_xp_role_ids only filters, it is never given).
-GIVEN_ROLE_SETTINGS = frozenset({"verified_role_id", "unverified_role_id", "birthday_role_id", "autorole_id"})
-
 
 def why_bot_cannot_give(role: discord.Role, what: str) -> str | None:
     """Why the bot could not give or take `role` as `what` ("a level role"), or None when it can."""

@@ -96,6 +96,42 @@ async def test_resetting_xp_min_above_a_low_xp_max_is_refused_in_one_plain_sente
     assert (settings.xp_min, settings.xp_max) == (5, 10)
 
 
+@pytest.mark.parametrize(("first", "second", "answer"), [
+    ("verified_role_id", "birthday_role_id",
+     "`birthday_role_id` and `verified_role_id` must be different roles: a birthday would verify the member "
+     "for the day."),
+    ("birthday_role_id", "unverified_role_id",
+     "`birthday_role_id` and `unverified_role_id` must be different roles: a birthday would mark the member "
+     "unverified for the day."),
+    ("autorole_id", "birthday_role_id",
+     "`birthday_role_id` and `autorole_id` must be different roles: every member gets the autorole on joining, "
+     "so it marks no birthday."),
+    ("verified_role_id", "autorole_id",
+     "`autorole_id` and `verified_role_id` must be different roles: every member who joins would be verified "
+     "without verifying."),
+    ("autorole_id", "verified_role_id",
+     "`autorole_id` and `verified_role_id` must be different roles: every member who joins would be verified "
+     "without verifying."),
+])
+async def test_one_role_for_role_settings_that_work_against_each_other_is_refused(
+        world: World, first: str, second: str, answer: str) -> None:
+    role = await world.server.create_role(world.guild, "Verified")
+    await world.command(world.admin, "config set", {"setting": first, "value": f"<@&{role.id}>"})
+    reply = await world.command(world.admin, "config set", {"setting": second, "value": f"<@&{role.id}>"})
+    assert reply.ephemeral
+    assert reply.content == answer
+    settings = await world.live.guild_settings.get(world.guild.id)
+    assert (getattr(settings, first), getattr(settings, second)) == (role.id, None)
+
+
+async def test_the_autorole_may_be_the_unverified_role(world: World) -> None:
+    """A common way to verify: everyone gets "Unverified" on joining, and verifying takes it away."""
+    role = await world.server.create_role(world.guild, "Unverified")
+    for setting in ("unverified_role_id", "autorole_id"):
+        reply = await world.command(world.admin, "config set", {"setting": setting, "value": f"<@&{role.id}>"})
+        assert reply.content == f"`{setting}` is now <@&{role.id}>."
+
+
 async def test_none_clears_the_warn_thresholds_as_it_clears_a_list_of_channels(world: World) -> None:
     """README: `none` clears an id or a list."""
     rule = '[{"count": 3, "days": 7, "action": "timeout", "timeout_minutes": 60}]'

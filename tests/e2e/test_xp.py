@@ -368,6 +368,37 @@ async def test_levelrole_needs_manage_roles_and_a_role_below_the_invoker(place: 
         ("level_role_add", keeper.id, 1, place.level_roles[0].id)], "only the allowed role is stored"
 
 
+ROLE_SETTINGS = ("verified_role_id", "unverified_role_id", "birthday_role_id", "autorole_id")
+
+
+@pytest.mark.parametrize("setting", ROLE_SETTINGS)
+async def test_levelrole_refuses_a_role_a_setting_gives(place: Place, setting: str) -> None:
+    """Levels give and take their roles (the next level takes it in `replace` mode): a verified member
+    would lose the verified role by levelling up."""
+    world, role = place.world, place.level_roles[0]
+    await world.command(world.admin, "config set", {"setting": setting, "value": f"<@&{role.id}>"})
+    reply = await world.command(world.admin, "levelrole add", {"level": 1, "role": role})
+    assert reply.ephemeral
+    assert reply.content == (f"That role is already `{setting}`, and levels give and take their roles. "
+                             "Choose another role for this level, or change that setting first.")
+    assert place.audit() == [], "no level role stored"
+
+
+@pytest.mark.parametrize("setting", ROLE_SETTINGS)
+async def test_config_refuses_a_level_role_for_a_role_setting(place: Place, setting: str) -> None:
+    world, (chatter, regular, _) = place.world, place.level_roles
+    await place.give_level_roles()
+    reply = await world.command(world.admin, "config set", {"setting": setting, "value": f"<@&{regular.id}>"})
+    assert reply.ephemeral
+    assert reply.content == (f"`{setting}`: that role is the level role of level 2, and levels give and take "
+                             "their roles. Choose another role, or stop giving it at that level first with "
+                             "`/levelrole remove`.")
+    assert getattr(await world.live.guild_settings.get(world.guild.id), setting) is None
+    await world.command(world.admin, "levelrole remove", {"level": 1})
+    freed = await world.command(world.admin, "config set", {"setting": setting, "value": f"<@&{chatter.id}>"})
+    assert freed.content == f"`{setting}` is now <@&{chatter.id}>.", "a role no level gives any more is fine"
+
+
 async def test_manage_permissions_of_ones_own_channel_is_not_manage_roles(place: Place) -> None:
     # In a channel overwrite the Manage Roles bit is that channel's "Manage Permissions" (what
     # temp-voice bots give a channel's creator); Discord sends it resolved with the interaction.

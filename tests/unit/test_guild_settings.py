@@ -82,6 +82,15 @@ def test_one_role_stored_as_both_verified_and_unverified_loses_only_the_unverifi
     assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, None, "Europe/Paris")
 
 
+def test_one_role_stored_for_role_settings_that_work_against_each_other_loses_only_the_lesser_ones() -> None:
+    # Stored before the rule existed: the verified role stays, the birthday role and autorole go.
+    from malabot.features.settings.service import settings_from_stored
+    settings = settings_from_stored(1, {"verified_role_id": 5, "birthday_role_id": 5, "autorole_id": 5,
+                                        "unverified_role_id": 6, "timezone": "Europe/Paris"})
+    assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, 6, "Europe/Paris")
+    assert (settings.birthday_role_id, settings.autorole_id) == (None, None)
+
+
 def test_a_stored_xp_range_out_of_order_loses_only_the_range() -> None:
     # A file edited by hand: the other settings must survive, or the next /config set would store
     # every default over them.

@@ -65,7 +65,8 @@ def test_the_summary_of_the_longest_settings_still_names_every_setting_within_on
 
     big_id = 987654321098765432
     ids = {name: big_id for name in setting_names() if name.endswith(("_channel_id", "_role_id"))}
-    ids["unverified_role_id"] = big_id - 1  # as long, but never the verified role
+    # As long, but never the verified role.
+    ids["unverified_role_id"], ids["birthday_role_id"] = big_id - 1, big_id - 2
     longest = GuildSettings().changed(
         no_xp_channel_ids=tuple(range(big_id, big_id + 200)), no_xp_role_ids=tuple(range(big_id, big_id + 200)),
         warn_thresholds=tuple(WarnThreshold(count=n, days=365, action="ban") for n in range(1, 40)),

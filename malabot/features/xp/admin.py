@@ -28,6 +28,7 @@ from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
 from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.features.xp.rules import (
+    check_level_role_of_its_own,
     level_change,
     total_after_add,
     total_after_remove,
@@ -103,6 +104,7 @@ class XpAdmin:
         validate_role_level(level)
         if not is_snowflake(role_id):
             raise UserInputError("That is not a Discord role.")
+        check_level_role_of_its_own(await self._settings.get(guild_id), role_id)
         async def add(conn: aiosqlite.Connection) -> LevelRole | None:
             other_level = await repository.level_of_role(conn, role_id)
             if other_level is not None and other_level != level:

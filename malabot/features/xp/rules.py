@@ -13,7 +13,7 @@ from typing import NamedTuple
 from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.xp.curves import level_for_xp, threshold, top_level
-from malabot.features.xp.models import LevelChange
+from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings, LevelRoleMode
 
 # Highest total XP a member may hold, and the largest single admin edit. Far above any real server
@@ -138,6 +138,24 @@ def validate_role_level(level: int) -> int:
     if not 1 <= level <= MAX_ROLE_LEVEL:
         raise UserInputError(f"The level must be between 1 and {MAX_ROLE_LEVEL:,}.")
     return level
+
+
+def check_not_a_level_role(setting: str, role_id: int, level_roles: Iterable[LevelRole]) -> None:
+    """A role a setting has the bot give (GIVEN_ROLE_SETTINGS) cannot be a level role: levels give and
+    take their roles (in `replace` mode the next level takes the last one away), fighting the setting."""
+    for level_role in level_roles:
+        if level_role.role_id == role_id:
+            raise UserInputError(f"`{setting}`: that role is the level role of level {level_role.level}, and "
+                                 "levels give and take their roles. Choose another role, or stop giving it "
+                                 "at that level first with `/levelrole remove`.")
+
+
+def check_level_role_of_its_own(settings: GuildSettings, role_id: int) -> None:
+    """The same rule from the other side: a level role cannot be one a setting has the bot give."""
+    setting = settings.setting_giving(role_id)
+    if setting is not None:
+        raise UserInputError(f"That role is already `{setting}`, and levels give and take their roles. "
+                             "Choose another role for this level, or change that setting first.")
 
 
 # --- admin edits -----------------------------------------------------------------------------------
