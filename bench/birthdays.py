@@ -76,6 +76,9 @@ class NoisyDiscord:
     def is_member(self, guild_id: int, user_id: int) -> bool:
         return True
 
+    def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        return False
+
 
 # -- building the tenants folder -------------------------------------------------------------------
 
