@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import discord
 
@@ -44,11 +44,27 @@ def required_permissions(command: discord.ApplicationCommand) -> discord.Permiss
     return None
 
 
-def may_use(command: discord.ApplicationCommand, granted: discord.Permissions, *, is_owner: bool) -> bool:
-    if is_owner_only(command) and not is_owner:
-        return False
+def has_permissions(command: discord.ApplicationCommand, granted: discord.Permissions) -> bool:
     needed = required_permissions(command)
     return needed is None or granted.administrator or needed.is_subset(granted)
+
+
+class Hidden(NamedTuple):
+    """Commands /help leaves out, by why: an Administrator lacks no permission, yet is not the owner."""
+
+    lacking_permissions: int = 0
+    owner_only: int = 0
+
+
+def hidden_text(hidden: Hidden) -> list[str]:
+    """The footer's words for the commands left out."""
+    parts = []
+    if hidden.lacking_permissions:
+        parts.append(f"{hidden.lacking_permissions} more need permissions you do not have")
+    if hidden.owner_only:
+        verb = "is" if hidden.owner_only == 1 else "are"
+        parts.append(f"{hidden.owner_only} more {verb} for the server owner only")
+    return parts
 
 
 def usage(command: discord.SlashCommand) -> str:
@@ -61,16 +77,19 @@ def usage(command: discord.SlashCommand) -> str:
 
 
 def help_lines(commands: Iterable[discord.ApplicationCommand], granted: discord.Permissions, *,
-               is_owner: bool = False) -> tuple[list[str], int]:
-    """One line per usable command, sorted by name; and how many others need permissions they lack
-    (or are the owner's alone)."""
+               is_owner: bool = False) -> tuple[list[str], Hidden]:
+    """One line per usable command, sorted by name; and how many others need permissions they lack,
+    or (with the permissions) are the owner's alone."""
     lines: dict[str, str] = {}
-    hidden = 0
+    lacking_permissions = owner_only = 0
     for command in commands:
         if isinstance(command, discord.SlashCommandGroup):
             continue  # its subcommands are listed; the group itself cannot be run
-        if not may_use(command, granted, is_owner=is_owner):
-            hidden += 1
+        if not has_permissions(command, granted):
+            lacking_permissions += 1
+            continue
+        if is_owner_only(command) and not is_owner:
+            owner_only += 1
             continue
         if isinstance(command, discord.SlashCommand):
             name = command.qualified_name
@@ -78,7 +97,7 @@ def help_lines(commands: Iterable[discord.ApplicationCommand], granted: discord.
         else:  # a context-menu command: right-click a user or a message → Apps
             kind = "user" if isinstance(command, discord.UserCommand) else "message"
             lines[command.name] = f"**{command.name}** — in the Apps menu of a {kind}"
-    return [lines[name] for name in sorted(lines)], hidden
+    return [lines[name] for name in sorted(lines)], Hidden(lacking_permissions, owner_only)
 
 
 def help_pages(lines: Sequence[str], limit: int = HELP_PAGE_LIMIT) -> list[str]:
@@ -179,8 +198,7 @@ class UtilityCog(discord.Cog, name="Utility"):
         footer = [f"Page {page} of {len(pages)}"] if len(pages) > 1 else []
         if page < len(pages):
             footer.append(f"/help page:{page + 1} for more")
-        if hidden:
-            footer.append(f"{hidden} more need permissions you do not have")
+        footer += hidden_text(hidden)
         if footer:
             embed.set_footer(text=" · ".join(footer))
         await answer(ctx, embed=embed, ephemeral=True)

@@ -121,6 +121,24 @@ async def test_help_shows_a_member_only_the_commands_they_may_use(world: World) 
     assert "backup create" in bob_names
 
 
+async def test_help_tells_an_administrator_which_commands_are_for_the_owner_alone(world: World) -> None:
+    """An Administrator lacks no permission: what they do not see is the owner's (/backup list|restore)."""
+    admins = await world.server.create_role(world.guild, "Admins", permissions=int(Permission.ADMINISTRATOR))
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, roles=[admins])
+    owners_alone = {"backup list", "backup restore"}
+    names, replies = await all_help(world, carol)
+    assert set(names) == set(registered_leaves(world)) - owners_alone
+    footer = replies[-1].embeds[0]["footer"]["text"]
+    assert footer.split(" · ")[-1] == "2 more are for the server owner only"
+    assert "permissions" not in footer
+
+    _, bob_replies = await all_help(world, world.bob)  # may manage the server: lacks some, owns nothing
+    bob_footer = bob_replies[-1].embeds[0]["footer"]["text"].split(" · ")
+    assert bob_footer[-1] == "2 more are for the server owner only"
+    assert bob_footer[-2].endswith(" more need permissions you do not have")
+
+
 async def test_help_lists_what_the_commands_would_let_them_run_in_this_channel(world: World) -> None:
     # alice may manage #general's permissions (the Manage Roles bit of an overwrite) and its messages:
     # the first is not Manage Roles, which /levelrole checks server-wide; the second is what /purge
