@@ -5,7 +5,8 @@ Configured with `/config set`: `welcome_enabled`, `welcome_channel_id`, `welcome
 `goodbye_template`, `autorole_id`. Templates may use {member}, {server} and {member_count}.
 The auto-role waits for a member in Membership Screening to accept the rules (the welcome does not):
 Discord lets a member who is given a role skip the screening. Such a member is remembered in the
-server's file until then, so a screening passed while the bot was offline still gets the role.
+server's file until then (one who joined unheard, while the bot was offline, from the next start),
+so a screening passed while the bot was offline still gets the role.
 Bots are not members to greet: they get no welcome, DM, auto-role or goodbye (a DM to a bot always
 fails, and their roles are for admins to pick).
 What cannot be done as configured (a deleted channel, refused DMs, a role above the bot's) is logged
@@ -210,7 +211,7 @@ class WelcomeCog(discord.Cog):
         if member.pending and plan.autorole_id is not None:
             # Remembered in the file: the update that ends their screening is lost if the bot is
             # offline or the server out just then, and on_member_list_complete catches up.
-            await self.service.autorole_waits(guild.id, member.id)
+            await self.service.autorole_waits(guild.id, [member.id])
 
     @discord.Cog.listener()
     async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
@@ -227,6 +228,13 @@ class WelcomeCog(discord.Cog):
             member = guild.get_member(user_id)
             if member is not None and not member.pending:
                 await self.autorole_after_screening(member)
+        # Who joined unheard and is still reading the rules is owed the role from now on too.
+        autorole_id = (await self.settings.get(guild.id)).autorole_id
+        screening = [member.id for member in guild.members
+                     if member.pending and not member.bot and autorole_id is not None
+                     and member.get_role(autorole_id) is None]
+        if screening:
+            await self.service.autorole_waits(guild.id, screening)
 
     async def autorole_after_screening(self, member: discord.Member) -> None:
         """Give the auto-role to a member who passed Membership Screening, unless they hold it; then

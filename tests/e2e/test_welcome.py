@@ -260,6 +260,24 @@ async def test_the_auto_role_is_given_after_an_outage_during_which_the_member_pa
     assert place.newcomer_role.id in place.roles_of(carol)
 
 
+async def test_a_member_who_joined_in_screening_while_the_bot_was_offline_is_waited_for_from_the_start(
+        place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.stop()
+    world.server.add_member(world.guild, carol).pending = True   # joins unheard, still reading the rules
+    await world.start()
+    await settled(world)
+    assert autorole_requests(place, carol) == [], "still in screening"
+    await world.stop()
+    world.server.member(world.guild, carol).pending = False      # accepts the rules, again unheard
+    await world.start()
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+    [given] = autorole_requests(place, carol)
+    assert given.reason == "auto-role after membership screening"
+
+
 async def test_a_start_gives_the_auto_role_to_nobody_who_was_not_waiting_for_it(place: Place) -> None:
     # Alice is a member without the auto-role (an admin took it, or it came after she joined): a
     # start must not hand it to everyone who lacks it.

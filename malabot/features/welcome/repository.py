@@ -5,12 +5,14 @@ Callers own the transaction: writes are meant to run inside `tenants.transaction
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import aiosqlite
 
 
-async def remember_waiting(conn: aiosqlite.Connection, user_id: int) -> None:
-    await conn.execute("INSERT INTO autorole_waiting (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING",
-                       (user_id,))
+async def remember_waiting(conn: aiosqlite.Connection, user_ids: Collection[int]) -> None:
+    await conn.executemany("INSERT INTO autorole_waiting (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING",
+                           [(user_id,) for user_id in user_ids])
 
 
 async def forget_waiting(conn: aiosqlite.Connection, user_id: int) -> None:

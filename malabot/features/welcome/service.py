@@ -3,6 +3,8 @@ members the auto-role waits for while they are in Membership Screening."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from malabot.features.settings.service import SettingsService
 from malabot.features.welcome import repository
 from malabot.features.welcome.rules import (
@@ -38,11 +40,11 @@ class WelcomeService:
         template: str = getattr(settings, TEMPLATE_SETTINGS[kind])
         return render_welcome(template, kind=kind, member=member, server=server, member_count=member_count)
 
-    async def autorole_waits(self, guild_id: int, user_id: int) -> None:
-        """Remember that the member joined in Membership Screening and is owed the auto-role."""
-        # A transaction: its before-commit purge drops the row again should they have left meanwhile.
+    async def autorole_waits(self, guild_id: int, user_ids: Collection[int]) -> None:
+        """Remember that these members are in Membership Screening and owed the auto-role."""
+        # A transaction: its before-commit purge drops a row again should its member have left meanwhile.
         async with self._tenants.transaction(guild_id) as conn:
-            await repository.remember_waiting(conn, user_id)
+            await repository.remember_waiting(conn, user_ids)
 
     async def autorole_done(self, guild_id: int, user_id: int) -> None:
         """The member passed the screening and was given the auto-role, or had nothing to be given."""
