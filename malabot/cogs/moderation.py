@@ -30,7 +30,7 @@ from malabot.cogs.moderation_checks import (
     refusals_explained,
     require_member,
 )
-from malabot.cogs.modlog import ModLog
+from malabot.cogs.modlog import DISCORD_UNREACHABLE, ModLog
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import admin_group, answer, defer
 from malabot.errors import PermissionRefused, UserInputError
@@ -181,6 +181,10 @@ class ModerationCog(discord.Cog, name="Moderation"):
             # The warning is recorded and posted: failing the command would hide it, and a retry warn twice.
             log.exception("guild %s: the warn threshold's %s of %s failed", guild.id, escalation.action, target.id)
             return f"{reached}, but I could not apply it: Discord failed (HTTP {error.status})."
+        except DISCORD_UNREACHABLE:  # its answer may be what was lost: the action may have happened
+            log.exception("guild %s: the warn threshold's %s of %s could not reach Discord", guild.id,
+                          escalation.action, target.id)
+            return f"{reached}, but I could not reach Discord to apply it (its {escalation.action} may have happened)."
         record: Awaitable[Case]
         if escalation.action == "timeout":
             assert escalation.duration is not None

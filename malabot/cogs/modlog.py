@@ -24,6 +24,10 @@ from malabot.tenancy.failures import storage_trouble
 
 log = logging.getLogger(__name__)
 
+# Errors below HTTP that py-cord lets through (a connection reset, a timeout): Discord was not reached,
+# or its answer was lost.
+DISCORD_UNREACHABLE = (aiohttp.ClientConnectionError, OSError, TimeoutError)
+
 
 class ModLog:
     def __init__(self, moderation: ModerationService) -> None:
@@ -46,7 +50,7 @@ class ModLog:
         except discord.HTTPException:
             log.exception("guild %s: posting %s to the mod log failed", guild.id, case_heading(case))
             return f"{heading} was not posted: Discord refused the message."
-        except (aiohttp.ClientConnectionError, OSError, TimeoutError):  # py-cord lets these through
+        except DISCORD_UNREACHABLE:
             # The action is done and recorded: "try again" would carry it out and record it twice.
             log.exception("guild %s: posting %s to the mod log could not reach Discord", guild.id,
                           case_heading(case))

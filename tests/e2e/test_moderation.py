@@ -713,6 +713,30 @@ async def test_warn_threshold_whose_action_discord_fails_keeps_the_warning_told(
     assert f"guild {world.guild.id}: " in logged.getMessage() and logged.exc_info is not None
 
 
+async def test_warn_threshold_whose_action_cannot_reach_discord_keeps_the_warning_told(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # A connection reset below HTTP (py-cord lets it through): "try again" would warn twice.
+    world, carol = cast.world, cast.carol
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="kick"),))
+    request = discord.http.HTTPClient.request
+
+    async def reset_on_the_kick(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        if route.method == "DELETE" and route.path.endswith("/members/{user_id}"):
+            raise aiohttp.ClientConnectionError("Connection reset by peer")
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", reset_on_the_kick)
+    with caplog.at_level(logging.ERROR):
+        reply = await cast.run(cast.mod, "warn", {"member": carol, "reason": "last straw"})
+    assert reply.content == (f"Case #1: warned <@{carol.id}> (1 active warning).\n"
+                             "Warn threshold reached (1 warning within 1 day), but I could not reach Discord to "
+                             "apply it (its kick may have happened).")
+    assert cast.is_member(carol) and [case["action"] for case in cast.cases()] == ["warn"]
+    [logged] = [record for record in caplog.records if "could not reach Discord" in record.getMessage()]
+    assert f"guild {world.guild.id}: " in logged.getMessage() and logged.exc_info is not None
+
+
 async def test_warn_threshold_timeout_of_an_administrator_says_why_it_was_not_applied(cast: Cast) -> None:
     # ada's Administrator role sits below Mods: she may be warned, but Discord times out no administrator
     # (403), and the bot's role and permissions are fine, so the usual 403 sentence would mislead.
