@@ -71,6 +71,14 @@ async def test_ping(world: World) -> None:
     assert re.fullmatch(r"Pong! \((gateway latency \d+ ms|gateway latency not measured yet)\)", reply.content)
 
 
+async def test_what_the_bot_sends_never_pings_everyone_or_a_role_unless_it_says_so(world: World) -> None:
+    # The bot-wide default (MalaBot's allowed_mentions): a reply that names no mentions of its own, such
+    # as /ping's, still tells Discord to ping neither @everyone nor any role.
+    reply = await world.command(world.alice, "ping")
+    [callback] = world.server.requests_to("POST", f"/interactions/{reply.id}/*")
+    assert callback.json["data"]["allowed_mentions"]["parse"] == ["users"]
+
+
 async def test_serverinfo(world: World) -> None:
     reply = await run(world, world.alice, "serverinfo")
     assert reply.embeds[0]["title"] == "Mala Town"
