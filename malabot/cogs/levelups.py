@@ -88,8 +88,13 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
             problems.append(f"Level {level_role.level}: {reason}")
             continue
         for member in list(role.members):
-            if await _change_roles(member, [], [role], "XP reset: level roles follow XP", problems):
-                removed.append(role.id)
+            # Like a level-role sync, one at a time and remembered: a sync of the member right after
+            # (an admin edit, a chat level-up) may come before the gateway shows the removal.
+            async with services.role_ledger.syncing(guild.id, member.id):
+                if await _change_roles(member, [], [role], "XP reset: level roles follow XP", problems):
+                    services.role_ledger.changed(guild.id, member.id, given=(), taken=[role.id],
+                                                 cached=_role_ids(member))
+                    removed.append(role.id)
     return LevelUpOutcome(roles_removed=tuple(dict.fromkeys(removed)), problems=tuple(problems))
 
 
@@ -137,7 +142,7 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     unusable = _unusable_roles(guild, level_of)
     ledger = services.role_ledger
-    current = ledger.roles_now(guild.id, member.id, (role.id for role in member.roles))
+    current = ledger.roles_now(guild.id, member.id, _role_ids(member))
     changes = await services.xp.role_changes(guild.id, current, level, unusable)
     if changes.empty:
         return (), ()
@@ -149,8 +154,13 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
     if not done:
         return (), ()
     added, removed = tuple(role.id for role in to_add), tuple(role.id for role in to_remove)
-    ledger.changed(guild.id, member.id, added, removed)
+    ledger.changed(guild.id, member.id, added, removed, cached=_role_ids(member))
     return added, removed
+
+
+def _role_ids(member: discord.Member) -> list[int]:
+    """The member's roles as py-cord's cache has them (the gateway's updates so far)."""
+    return [role.id for role in member.roles]
 
 
 def _unusable_roles(guild: discord.Guild, level_of: dict[int, int]) -> dict[int, str]:

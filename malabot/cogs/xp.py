@@ -87,6 +87,12 @@ class XpCog(discord.Cog):
             return
         await self.bot.admin_notices.tell(guild, outcome.problems)
 
+    @discord.Cog.listener()
+    async def on_member_update(self, _before: discord.Member, after: discord.Member) -> None:
+        # Discord's word on the member's roles: the level-role changes it shows are confirmed, so a
+        # moderator who takes one off by hand afterwards is seen by the next level-role sync.
+        self.services.role_ledger.member_updated(after.guild.id, after.id, (role.id for role in after.roles))
+
     @discord.slash_command(name="rank", description="Level, XP and server rank of a member",
                            contexts=GUILD_ONLY)
     @discord.option("member", discord.Member, description="Whose rank (you by default)", required=False,

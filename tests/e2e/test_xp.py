@@ -515,6 +515,55 @@ async def test_level_roles_of_members_who_left_are_not_remembered(place: Place) 
     assert remembered == []
 
 
+async def test_level_roles_a_moderator_took_off_come_back_at_the_next_edit(place: Place) -> None:
+    # Within seconds of the bot giving them: its memory of the roles it gave must not hide the
+    # moderator's change, which the gateway has shown.
+    world, (chatter, regular, _veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})     # level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id}
+    await world.server.update_member(world.guild, world.alice, roles=[])
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 10})      # still level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id}
+
+
+async def test_the_gateway_confirming_a_level_role_ends_the_bots_memory_of_giving_it(place: Place) -> None:
+    # On Discord the answer to the bot's request comes before the gateway's update (the sandbox
+    # sends the update first), so the bot's memory of the change is written here by hand.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})     # level 1
+    await settled(world)
+    await world.server.update_member(world.guild, world.alice, roles=[])
+    world.live.role_ledger.changed(world.guild.id, world.alice.id, given=[chatter.id], taken=[], cached=[])
+    await world.server.update_member(world.guild, world.alice, roles=[chatter])   # the gateway's update
+    await world.server.update_member(world.guild, world.alice, roles=[])          # a moderator's hand
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 10})      # still level 1
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id}
+
+
+async def test_level_roles_come_back_at_an_edit_right_after_a_reset_of_everyone(place: Place) -> None:
+    world, (chatter, regular, veteran) = place.world, place.level_roles
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 480})     # level 3
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id, veteran.id}
+    # As on Discord, where the gateway's updates come after the answers: the bot still remembers
+    # giving the roles when the reset takes them.
+    world.live.role_ledger.changed(world.guild.id, world.alice.id, given=[chatter.id, regular.id, veteran.id],
+                                   taken=[], cached=[])
+    asked = await world.command(world.admin, "xp reset all")
+    await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    await settled(world)
+    assert place.roles_of(world.alice) == set()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})     # level 2
+    await settled(world)
+    assert place.roles_of(world.alice) == {chatter.id, regular.id}
+
+
 # -- /rank and /leaderboard ---------------------------------------------------------------------------
 
 async def test_rank_shows_level_progress_and_server_position(place: Place) -> None:

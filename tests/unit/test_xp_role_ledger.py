@@ -15,7 +15,7 @@ CHATTER, REGULAR, OTHER = 100, 200, 300
 
 def test_changes_not_yet_in_the_cache_count_and_only_for_that_member() -> None:
     ledger = RoleLedger(clock=ManualClock())
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[CHATTER])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[CHATTER], cached=[CHATTER, OTHER])
     assert ledger.roles_now(GUILD, ALICE, [CHATTER, OTHER]) == {REGULAR, OTHER}
     assert ledger.roles_now(GUILD, BOB, [CHATTER]) == {CHATTER}
     assert ledger.roles_now(2, ALICE, [CHATTER]) == {CHATTER}
@@ -23,15 +23,49 @@ def test_changes_not_yet_in_the_cache_count_and_only_for_that_member() -> None:
 
 def test_a_change_the_cache_shows_is_forgotten_so_a_later_one_by_hand_counts() -> None:
     ledger = RoleLedger(clock=ManualClock())
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
     assert ledger.roles_now(GUILD, ALICE, [REGULAR]) == {REGULAR}  # the gateway confirmed it
     assert ledger.roles_now(GUILD, ALICE, []) == set()              # then an admin took it by hand
+
+
+def test_a_member_update_that_shows_a_change_ends_it_so_a_later_hand_removal_counts() -> None:
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[CHATTER, REGULAR], taken=[], cached=[])
+    ledger.member_updated(GUILD, ALICE, [CHATTER, REGULAR])         # the gateway confirmed both
+    assert ledger.roles_now(GUILD, ALICE, []) == set()              # a moderator took them off since
+    assert not ledger._unconfirmed
+
+
+def test_a_member_update_that_does_not_show_a_change_yet_keeps_it() -> None:
+    # Replace mode: Regular given, then Chatter taken; the update of the first request comes alone.
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[CHATTER], cached=[CHATTER])
+    ledger.member_updated(GUILD, ALICE, [CHATTER, REGULAR])
+    assert ledger.roles_now(GUILD, ALICE, [CHATTER, REGULAR]) == {REGULAR}
+    ledger.member_updated(GUILD, BOB, [])                           # another member: nothing to do
+    assert ledger.roles_now(GUILD, ALICE, [CHATTER, REGULAR]) == {REGULAR}
+
+
+def test_a_change_the_cache_shows_when_recorded_is_not_kept() -> None:
+    # The gateway's update came before Discord's answer: the cache is right already, and stays
+    # right when a moderator takes the role off afterwards.
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[CHATTER], cached=[REGULAR])
+    assert not ledger._unconfirmed
+    assert ledger.roles_now(GUILD, ALICE, []) == set()
+
+
+def test_the_latest_change_of_a_role_counts_even_when_the_cache_already_shows_it() -> None:
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
+    ledger.changed(GUILD, ALICE, given=[], taken=[REGULAR], cached=[])   # the bot took it back
+    assert ledger.roles_now(GUILD, ALICE, []) == set()
 
 
 def test_an_unconfirmed_change_counts_only_for_a_while() -> None:
     clock = ManualClock()
     ledger = RoleLedger(keep_seconds=10, clock=clock)
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
     clock.now = 10
     assert ledger.roles_now(GUILD, ALICE, []) == {REGULAR}
     clock.now = 10.5
@@ -42,10 +76,10 @@ def test_expired_changes_are_dropped_whenever_the_ledger_is_used() -> None:
     clock = ManualClock()
     ledger = RoleLedger(keep_seconds=10, clock=clock)
     for user_id in range(1, 10_001):                     # 10,000 members get a level role
-        ledger.changed(GUILD, 1000 + user_id, given=[CHATTER], taken=[])
+        ledger.changed(GUILD, 1000 + user_id, given=[CHATTER], taken=[], cached=[])
         clock.now += 0.01
     clock.now += 30 * 24 * 3600                          # a month later, nobody has levelled again
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
     assert list(ledger._unconfirmed) == [(GUILD, ALICE)]
     clock.now += 11
     assert ledger.roles_now(GUILD, BOB, []) == set()
@@ -55,11 +89,11 @@ def test_expired_changes_are_dropped_whenever_the_ledger_is_used() -> None:
 def test_a_member_changed_again_counts_from_the_latest_change() -> None:
     clock = ManualClock()
     ledger = RoleLedger(keep_seconds=10, clock=clock)
-    ledger.changed(GUILD, ALICE, given=[CHATTER], taken=[])
+    ledger.changed(GUILD, ALICE, given=[CHATTER], taken=[], cached=[])
     clock.now = 5
-    ledger.changed(GUILD, BOB, given=[CHATTER], taken=[])
+    ledger.changed(GUILD, BOB, given=[CHATTER], taken=[], cached=[])
     clock.now = 8
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
     clock.now = 16                                       # Bob's change is too old, Alice's latest is not
     assert ledger.roles_now(GUILD, 12, []) == set()
     assert list(ledger._unconfirmed) == [(GUILD, ALICE)]
@@ -68,8 +102,8 @@ def test_a_member_changed_again_counts_from_the_latest_change() -> None:
 
 def test_a_member_who_left_is_forgotten() -> None:
     ledger = RoleLedger(clock=ManualClock())
-    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[])
-    ledger.changed(GUILD, BOB, given=[REGULAR], taken=[])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])
+    ledger.changed(GUILD, BOB, given=[REGULAR], taken=[], cached=[])
     ledger.member_left(GUILD, ALICE)
     ledger.member_left(GUILD, 12)                        # nothing remembered: nothing to do
     assert ledger.roles_now(GUILD, ALICE, []) == set()

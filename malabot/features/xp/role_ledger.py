@@ -6,6 +6,11 @@ still shows the member's old roles. A second level change of the same member mea
 mode it gives the new role without taking the one just given. So the level-role sync of one member
 runs one at a time, and reads the cached roles through this ledger.
 
+A change counts until a member update from the gateway shows it: from then on the cache is right
+about that role, so a moderator who takes the role off by hand later is seen. A change the cache
+already shows when it is recorded (the update came before Discord's answer) is not recorded at all.
+An update that does not show a change yet keeps it: it may be one Discord sent before the bot's.
+
 A change counts for `keep_seconds` at most, so the ledger holds only the last few seconds of changes:
 members are kept in the order of their latest change and the expired ones are dropped from the front
 whenever the ledger is used; a member who leaves is forgotten at once.
@@ -71,16 +76,40 @@ class RoleLedger:
             del self._unconfirmed[(guild_id, user_id)]
         return roles
 
-    def changed(self, guild_id: int, user_id: int, given: Iterable[int], taken: Iterable[int]) -> None:
-        """The bot gave and took these roles (Discord accepted the requests)."""
+    def changed(self, guild_id: int, user_id: int, given: Iterable[int], taken: Iterable[int], *,
+                cached: Iterable[int]) -> None:
+        """The bot gave and took these roles (Discord accepted the requests). `cached` is the member's
+        roles in the cache now: the gateway's update may have come before Discord's answer."""
         self._forget_expired()
-        now = self._clock()
-        news = {role_id: (True, now) for role_id in given} | {role_id: (False, now) for role_id in taken}
-        if not news:
-            return
+        now, given_ids, taken_ids, shown = self._clock(), set(given), set(taken), set(cached)
         key = (guild_id, user_id)
-        self._unconfirmed.setdefault(key, {}).update(news)
-        self._unconfirmed.move_to_end(key)  # its latest change is now the newest
+        changes = self._unconfirmed.get(key, {})
+        for role_id in given_ids | taken_ids:
+            changes.pop(role_id, None)  # the bot's latest word on a role overtakes an older one
+        # Only what the cache does not show yet needs remembering.
+        news = ({role_id: (True, now) for role_id in given_ids - shown}
+                | {role_id: (False, now) for role_id in taken_ids & shown})
+        changes.update(news)
+        if news:
+            self._unconfirmed[key] = changes
+            self._unconfirmed.move_to_end(key)  # its latest change is now the newest
+        elif not changes:
+            self._unconfirmed.pop(key, None)
+
+    def member_updated(self, guild_id: int, user_id: int, roles: Iterable[int]) -> None:
+        """The gateway's member update, with the member's roles on Discord: the changes it shows are
+        confirmed and forgotten. One it does not show yet is kept (the update may predate it)."""
+        self._forget_expired()
+        key = (guild_id, user_id)
+        changes = self._unconfirmed.get(key)
+        if not changes:
+            return
+        shown = set(roles)
+        for role_id, (given, _) in list(changes.items()):
+            if (role_id in shown) == given:
+                del changes[role_id]
+        if not changes:
+            del self._unconfirmed[key]
 
     def member_left(self, guild_id: int, user_id: int) -> None:
         """Forget the member's changes: a member who comes back has none of their old roles."""
