@@ -173,8 +173,15 @@ class ConfirmResetAll(discord.ui.View):
 
     @discord.ui.button(label="Reset everyone's XP", style=discord.ButtonStyle.danger)
     async def confirm(self, _button: discord.ui.Button[ConfirmResetAll], interaction: discord.Interaction) -> None:
+        # Answered now, but the view stays registered while the reset runs: a second press meanwhile
+        # is told "This was already answered." by interaction_check instead of failing unanswered.
         self.answered = True
-        self.stop()
+        try:
+            await self._reset_everyone(interaction)
+        finally:
+            self.stop()
+
+    async def _reset_everyone(self, interaction: discord.Interaction) -> None:
         guild = interaction.guild
         if guild is None:
             return
@@ -183,8 +190,8 @@ class ConfirmResetAll(discord.ui.View):
         try:
             members = await self.services.xp_admin.reset_all(guild.id, self.admin_id)
         except Exception as error:
-            # The view has stopped, so the question is closed with the reason rather than left with
-            # buttons that would only say "already answered".
+            # The question is closed with the reason rather than left with buttons that would only
+            # say "already answered".
             text = error.message if isinstance(error, MalabotError) else explain_failure(
                 error, "/xp reset all", guild.id, busy=RESET_BUSY, otherwise=RESET_FAILED)
             await interaction.edit_original_response(content=text, view=None)

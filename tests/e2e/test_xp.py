@@ -7,6 +7,7 @@ Level thresholds on the default (standard) curve: level 1 at 100 XP, 2 at 255, 3
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -726,30 +727,54 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
 
 
-async def test_reset_all_answers_discord_before_it_waits_for_the_servers_file(place: Place) -> None:
-    world = place.world
-    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
-    asked = await world.command(world.admin, "xp reset all")
+@contextlib.asynccontextmanager
+async def servers_file_held(world: World) -> AsyncIterator[None]:
+    """The server's file held inside the block (by a long backup, say): a reset must wait for it."""
     holding, done = asyncio.Event(), asyncio.Event()
 
-    async def hold_the_file() -> None:  # a long backup, say: the reset must wait for the file
+    async def hold_the_file() -> None:
         async with world.live.tenants.reading(world.guild.id):
             holding.set()
             await done.wait()
 
     holder = asyncio.create_task(hold_the_file())
     await holding.wait()
-    world.server.answer_deadline = 0.2  # Discord's 3 s rule, sooner: the file is held past it
-    pressing = asyncio.create_task(world.server.press_button(asked.message, world.admin,
-                                                             label="Reset everyone's XP"))
-    await asyncio.sleep(0.3)
-    done.set()
-    await holder
+    try:
+        yield
+    finally:
+        done.set()
+        await holder
+
+
+async def test_reset_all_answers_discord_before_it_waits_for_the_servers_file(place: Place) -> None:
+    world = place.world
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    asked = await world.command(world.admin, "xp reset all")
+    async with servers_file_held(world):
+        world.server.answer_deadline = 0.2  # Discord's 3 s rule, sooner: the file is held past it
+        pressing = asyncio.create_task(world.server.press_button(asked.message, world.admin,
+                                                                 label="Reset everyone's XP"))
+        await asyncio.sleep(0.3)
     pressed = await pressing  # a first answer after the deadline fails here (10062 Unknown interaction)
     assert pressed.callback_type == 6, "deferred at once"
     await settled(world)
     assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
     assert await place.stored_xp() == {world.alice.id: 0}
+
+
+async def test_a_second_press_while_the_reset_runs_is_told_it_was_already_answered(place: Place) -> None:
+    world = place.world
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    asked = await world.command(world.admin, "xp reset all")
+    async with servers_file_held(world):
+        first = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        second = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    assert first.callback_type == 6, "the reset waits for the file"
+    assert second.ephemeral and second.content == "This was already answered."
+    await settled(world)
+    assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
+    assert await place.stored_xp() == {world.alice.id: 0}
+    assert [action for action, *_ in place.audit()] == ["set", "reset_all"], "reset once"
 
 
 @pytest.mark.quick
