@@ -19,6 +19,7 @@ from malabot.cogs.questions import EXPIRED
 from malabot.cogs.xp_admin import RESET_BUSY
 from malabot.features.xp import repository
 from malabot.sandbox import FakeDiscord, Overwrite
+from malabot.sandbox.payloads import channel_payload
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
@@ -206,6 +207,46 @@ async def test_a_level_role_the_bot_cannot_give_at_a_chat_level_up_is_told_in_th
     await place.chat(world.bob, text="a day later")    # 300 XP, level 2; the level 1 role still broken
     await settled(world)
     assert len(place.bot_messages(mod_log)) == 2
+
+
+async def test_a_level_up_channel_the_bot_may_not_post_in_is_told_in_the_mod_log(place: Place) -> None:
+    world = place.world
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    await place.configure(mod_log_channel_id=mod_log.id, levelup_channel_id=place.levels.id)
+    await fixed_xp(place, 100)
+    await world.set_bot_permissions(int(Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.MANAGE_ROLES
+                                        | Permission.EMBED_LINKS | Permission.READ_MESSAGE_HISTORY))
+    await world.server.set_overwrite(place.levels, Overwrite.for_role(world.bot_role(),
+                                                                      deny=int(Permission.SEND_MESSAGES)))
+    await place.chat(world.alice)                      # level 1
+    await settled(world)
+    assert [message.content for message in place.bot_messages(mod_log)] == [
+        "⚠️ A level-up could not do everything; an admin can fix this:\n"
+        f"• I may not post level-up messages in <#{place.levels.id}>."]
+    assert place.bot_messages(place.levels) == [] and place.bot_messages() == []
+
+
+async def test_a_deleted_level_up_channel_is_told_in_the_mod_log_and_to_the_admin_who_edits(place: Place) -> None:
+    world, server = place.world, place.world.server
+    mod_log = await server.create_channel(world.guild, "mod-log")
+    await place.configure(mod_log_channel_id=mod_log.id, levelup_channel_id=place.levels.id)
+    await fixed_xp(place, 100)
+    server.guild(world.guild).channel_ids.remove(place.levels.id)   # as Discord deletes it, unknown to the settings
+    del server.world.channels[place.levels.id]
+    await server.dispatch("CHANNEL_DELETE", channel_payload(server.world, place.levels), guild_id=world.guild.id)
+    gone = (f"The level-up channel (id {place.levels.id}) no longer exists; "
+            "set another with `/config set levelup_channel_id`.")
+
+    await place.chat(world.alice)                      # level 1
+    await settled(world)
+    assert [message.content for message in place.bot_messages(mod_log)] == [
+        f"⚠️ A level-up could not do everything; an admin can fix this:\n• {gone}"]
+    assert place.bot_messages() == [], "not posted in the chat channel instead"
+
+    reply = await world.command(world.admin, "xp add", {"member": world.bob, "amount": 100})
+    await settled(world)
+    assert [message.content for message in reply.messages][1:] == [f"⚠️ {gone}"]
+    assert all(message.ephemeral for message in reply.messages)
 
 
 async def test_level_up_message_can_be_switched_off(place: Place) -> None:

@@ -1,6 +1,6 @@
 """Plain helpers of the cogs: review buttons' ids, /help paging, 403 sentences, answers that fit a message,
 the scope each permission is checked in, when an answer must not take a deferral's visibility, the
-/welcome test overview fitted to one embed."""
+/welcome test overview fitted to one embed, the channel whose no-XP setting a message follows."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from malabot.cogs.moderation_checks import discord_refusal
 from malabot.cogs.utility import help_pages
 from malabot.cogs.verification import parse_review_custom_id, review_custom_id
 from malabot.cogs.welcome import fair_shares, fitted_overview
+from malabot.cogs.xp import xp_channel_id
 from malabot.commands import CommandContext, fit_lines, scoped_permissions, upload_limit
 from malabot.guild_settings import GuildSettings
 
@@ -136,3 +137,17 @@ def test_only_a_waiting_placeholder_of_the_other_visibility_is_in_an_answers_way
     answered_at_once = context_answered_with(response_message_loading=False, response_message_ephemeral=False)
     assert not answered_at_once.thinking_shows_otherwise(ephemeral=True)
     assert not context_answered_with().thinking_shows_otherwise(ephemeral=True)  # not answered yet
+
+
+def thread_in(parent_id: int, thread_id: int) -> discord.Thread:
+    """A thread with only the ids xp_channel_id reads (the sandbox has no threads)."""
+    thread = discord.Thread.__new__(discord.Thread)
+    thread.id, thread.parent_id = thread_id, parent_id
+    return thread
+
+
+def test_threads_and_forum_posts_follow_their_parent_channels_no_xp_setting() -> None:
+    text_channel, forum = 10, 20
+    assert xp_channel_id(SimpleNamespace(id=text_channel)) == text_channel
+    assert xp_channel_id(thread_in(parent_id=text_channel, thread_id=11)) == text_channel
+    assert xp_channel_id(thread_in(parent_id=forum, thread_id=21)) == forum   # a forum post is a thread
