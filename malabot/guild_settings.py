@@ -6,6 +6,7 @@ reaches every server that never touched it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -31,7 +32,8 @@ BETWEEN_SETTINGS = "between_settings"
 # Levels give and take their roles too, so none of these may be a level role.
 GIVEN_ROLE_SETTINGS = ("verified_role_id", "unverified_role_id", "birthday_role_id", "autorole_id")
 
-# Given-role settings that must not name one role, as (the setting a stored pair loses, the other, why).
+# Given-role settings that must not name one role, as (a setting, the other, why); checked when one of
+# them changes (check_roles_kept_apart), not when settings load: a pair an older bot stored keeps working.
 # verified_role_id and unverified_role_id are kept apart on their field (check_distinct_roles).
 # The autorole may be the unverified role: giving "Unverified" on joining is a common way to verify.
 ROLES_KEPT_APART = (
@@ -220,14 +222,6 @@ class GuildSettings(BaseModel):
                                    "xp_min", "xp_max")
         return self
 
-    @model_validator(mode="after")
-    def _roles_kept_apart(self) -> GuildSettings:
-        for name, other, why in ROLES_KEPT_APART:
-            role_id = getattr(self, name)
-            if role_id is not None and role_id == getattr(self, other):
-                raise between_settings(f"`{name}` and `{other}` must be different roles: {why}.", name)
-        return self
-
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -243,3 +237,12 @@ class GuildSettings(BaseModel):
     def stored_values(self) -> dict[str, object]:
         """Only the values that differ from the defaults, as JSON-ready data."""
         return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def check_roles_kept_apart(settings: GuildSettings, changed: Collection[str]) -> None:
+    """Refuse `settings` when a setting in `changed` now names the role of one it must differ from
+    (ROLES_KEPT_APART); pairs among the settings not changed are left as they were stored."""
+    for name, other, why in ROLES_KEPT_APART:
+        role_id = getattr(settings, name)
+        if (name in changed or other in changed) and role_id is not None and role_id == getattr(settings, other):
+            raise UserInputError(f"`{name}` and `{other}` must be different roles: {why}.")

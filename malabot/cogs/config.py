@@ -11,7 +11,6 @@ from malabot.cogs.posting import check_can_post
 from malabot.commands import MESSAGE_LIMIT, admin_group, answer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.settings.parsing import display_value, id_kind, parse_setting_value, setting_names
-from malabot.features.xp.rules import check_not_a_level_role
 from malabot.guild_settings import GIVEN_ROLE_SETTINGS, GuildSettings
 
 if TYPE_CHECKING:
@@ -99,8 +98,6 @@ class ConfigCog(discord.Cog):
         if isinstance(parsed, list | tuple) and id_kind(setting) is not None:
             parsed = tuple(parsed)
         check_references(ctx.guild, ctx.author, setting, parsed)
-        if setting in GIVEN_ROLE_SETTINGS and isinstance(parsed, int):  # level roles are kept with the XP
-            check_not_a_level_role(setting, parsed, await self.bot.services.xp.level_roles(guild_id))
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
         shown = display_value(setting, getattr(updated, setting))
         if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored

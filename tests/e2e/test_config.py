@@ -124,6 +124,29 @@ async def test_one_role_for_role_settings_that_work_against_each_other_is_refuse
     assert (getattr(settings, first), getattr(settings, second)) == (role.id, None)
 
 
+async def test_roles_an_older_bot_stored_against_the_rules_are_kept_by_an_unrelated_change(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The rules between role settings are about changes: a server whose old bot stored one role as both
+    auto-role and verified role (and a level role as birthday role) keeps them all, loaded and stored."""
+    member = await world.server.create_role(world.guild, "Member")
+    party = await world.server.create_role(world.guild, "Party")
+    async with world.live.tenants.transaction(world.guild.id) as conn:  # as the old bot left the file
+        await conn.executemany("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 'then')",
+                               [("autorole_id", str(member.id)), ("verified_role_id", str(member.id)),
+                                ("birthday_role_id", str(party.id))])
+        await conn.execute("INSERT INTO level_roles (level, role_id) VALUES (5, ?)", (party.id,))
+    await world.restart()  # what the file says, not a cached copy
+    settings = await world.live.guild_settings.get(world.guild.id)
+    assert (settings.autorole_id, settings.verified_role_id, settings.birthday_role_id) == (
+        member.id, member.id, party.id)
+    reply = await world.command(world.admin, "config set", {"setting": "xp_max", "value": "30"})
+    assert reply.content == "`xp_max` is now 30."
+    stored = await stored_settings(world)
+    assert {key: stored.get(key) for key in ("autorole_id", "verified_role_id", "birthday_role_id")} == {
+        "autorole_id": str(member.id), "verified_role_id": str(member.id), "birthday_role_id": str(party.id)}
+    assert not [record for record in caplog.records if "invalid stored settings" in record.getMessage()]
+
+
 async def test_the_autorole_may_be_the_unverified_role(world: World) -> None:
     """A common way to verify: everyone gets "Unverified" on joining, and verifying takes it away."""
     role = await world.server.create_role(world.guild, "Unverified")

@@ -25,7 +25,7 @@ from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
-from tests.file_holds import locked_from_outside
+from tests.file_holds import file_in_use, locked_from_outside
 
 
 @pytest.fixture
@@ -439,6 +439,23 @@ async def test_config_refuses_a_level_role_for_a_role_setting(place: Place, sett
     await world.command(world.admin, "levelrole remove", {"level": 1})
     freed = await world.command(world.admin, "config set", {"setting": setting, "value": f"<@&{chatter.id}>"})
     assert freed.content == f"`{setting}` is now <@&{chatter.id}>.", "a role no level gives any more is fine"
+
+
+async def test_a_role_chosen_at_once_as_autorole_and_as_level_role_is_refused_to_one(place: Place) -> None:
+    """Both rules are checked in the transaction that writes, so two admins at once cannot both pass."""
+    world, role = place.world, place.level_roles[0]
+    async with file_in_use(world.live.tenants, world.guild.id):
+        choosing = asyncio.create_task(world.command(world.admin, "config set",
+                                                     {"setting": "autorole_id", "value": str(role.id)}))
+        await asyncio.sleep(0.3)  # the /config set waits for the file first
+        adding = asyncio.create_task(world.command(world.admin, "levelrole add", {"level": 1, "role": role}))
+        await asyncio.sleep(0.3)
+    answers = [(await choosing).content, (await adding).content]
+    await settled(world)
+    assert answers[1] == ("That role is already `autorole_id`, and levels give and take their roles. "
+                          "Choose another role for this level, or change that setting first."), answers
+    assert (await world.live.guild_settings.get(world.guild.id)).autorole_id == role.id
+    assert await world.live.xp.level_roles(world.guild.id) == []
 
 
 async def test_manage_permissions_of_ones_own_channel_is_not_manage_roles(place: Place) -> None:

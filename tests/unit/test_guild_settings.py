@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from malabot.errors import UserInputError
 from malabot.features.settings.service import describe_settings_error
-from malabot.guild_settings import GuildSettings
+from malabot.guild_settings import GuildSettings, check_roles_kept_apart
 
 
 def test_defaults_are_the_documented_numbers() -> None:
@@ -82,13 +83,30 @@ def test_one_role_stored_as_both_verified_and_unverified_loses_only_the_unverifi
     assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, None, "Europe/Paris")
 
 
-def test_one_role_stored_for_role_settings_that_work_against_each_other_loses_only_the_lesser_ones() -> None:
-    # Stored before the rule existed: the verified role stays, the birthday role and autorole go.
+def test_one_role_stored_for_role_settings_that_work_against_each_other_is_kept() -> None:
+    # Stored before the rule existed (the old bot allowed it): the rule is about changes, so every
+    # role loads as stored, and an unrelated /config set stores them again unchanged.
     from malabot.features.settings.service import settings_from_stored
     settings = settings_from_stored(1, {"verified_role_id": 5, "birthday_role_id": 5, "autorole_id": 5,
                                         "unverified_role_id": 6, "timezone": "Europe/Paris"})
-    assert (settings.verified_role_id, settings.unverified_role_id, settings.timezone) == (5, 6, "Europe/Paris")
-    assert (settings.birthday_role_id, settings.autorole_id) == (None, None)
+    assert (settings.verified_role_id, settings.birthday_role_id, settings.autorole_id,
+            settings.unverified_role_id, settings.timezone) == (5, 5, 5, 6, "Europe/Paris")
+
+
+@pytest.mark.parametrize(("changed", "refused"), [
+    ({"autorole_id"}, True),
+    ({"verified_role_id"}, True),
+    ({"birthday_role_id"}, False),   # its own role, 6, is not the verified or auto-role
+    ({"xp_max", "timezone"}, False),  # a change of other settings keeps the stored pair
+    (set(), False),
+])
+def test_roles_kept_apart_are_checked_for_the_settings_that_change(changed: set[str], refused: bool) -> None:
+    settings = GuildSettings(autorole_id=5, verified_role_id=5, birthday_role_id=6)
+    if refused:
+        with pytest.raises(UserInputError, match="`autorole_id` and `verified_role_id` must be different roles"):
+            check_roles_kept_apart(settings, changed)
+    else:
+        check_roles_kept_apart(settings, changed)
 
 
 def test_a_stored_xp_range_out_of_order_loses_only_the_range() -> None:

@@ -18,17 +18,18 @@ A LevelChange tells the cog to resync the member's roles (XpService.role_changes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import aiosqlite
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
-from malabot.features.settings.service import SettingsService
+from malabot.features.settings.service import SettingsService, stored_settings
 from malabot.features.xp import repository
 from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.features.xp.rules import (
     check_level_role_of_its_own,
+    check_not_a_level_role,
     level_change,
     total_after_add,
     total_after_remove,
@@ -36,6 +37,7 @@ from malabot.features.xp.rules import (
     validate_role_level,
 )
 from malabot.features.xp.service import XpService
+from malabot.guild_settings import GIVEN_ROLE_SETTINGS, GuildSettings
 from malabot.snowflakes import is_snowflake
 
 
@@ -44,6 +46,7 @@ class XpAdmin:
         self._xp = xp
         self._settings = settings
         self._clock = clock
+        settings.add_change_rule(no_level_role_given)
 
     # -- XP ----------------------------------------------------------------------------------------
 
@@ -104,8 +107,9 @@ class XpAdmin:
         validate_role_level(level)
         if not is_snowflake(role_id):
             raise UserInputError("That is not a Discord role.")
-        check_level_role_of_its_own(await self._settings.get(guild_id), role_id)
         async def add(conn: aiosqlite.Connection) -> LevelRole | None:
+            # Read in this transaction: a /config set choosing the role at once cannot also pass.
+            check_level_role_of_its_own(await stored_settings(conn, guild_id), role_id)
             other_level = await repository.level_of_role(conn, role_id)
             if other_level is not None and other_level != level:
                 raise UserInputError(f"That role is already given at level {other_level}; "
@@ -137,3 +141,15 @@ class XpAdmin:
             return previous
 
         return await self._xp.in_transaction_after_flush(guild_id, remove)
+
+
+async def no_level_role_given(conn: aiosqlite.Connection, settings: GuildSettings, changed: Collection[str]) -> None:
+    """The settings' side of the level-role rule, run in the transaction that writes them: a changed
+    setting giving a role (GIVEN_ROLE_SETTINGS) cannot name a level role."""
+    given = {name: getattr(settings, name) for name in GIVEN_ROLE_SETTINGS if name in changed}
+    if not any(role_id is not None for role_id in given.values()):
+        return
+    level_roles = await repository.level_roles(conn)
+    for name, role_id in given.items():
+        if role_id is not None:
+            check_not_a_level_role(name, role_id, level_roles)
