@@ -12,6 +12,7 @@ view registered at start-up; the review buttons carry the member's id in their c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +25,6 @@ from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
-from malabot.features.verification.rules import check_distinct_roles
 from malabot.features.verification.service import ReviewResult, VerificationResult
 from malabot.snowflakes import snowflake_from_text
 
@@ -162,13 +162,18 @@ class VerificationCog(discord.Cog):
         if guild is None:
             raise UserInputError("I cannot see this server yet; please try again in a moment.")
         check_may_be_given(ctx.author, role, "the verified role")
-        # Before posting the panel; the update below checks it again on the settings as stored.
-        check_distinct_roles(role.id, (await self.settings.get(guild_id)).unverified_role_id)
+        # Every rule /config set applies (other role settings, level roles), before the panel is posted.
+        await self.settings.check(guild_id, verified_role_id=role.id)
         check_can_post(guild, channel)
         # Posting is a Discord call (it may wait out a rate limit): answer Discord's 3 s deadline first.
         await defer(ctx, ephemeral=True)
-        await channel.send(**panel_message(guild, channel), view=self.panel)
-        await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
+        panel = await channel.send(**panel_message(guild, channel), view=self.panel)
+        try:
+            await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
+        except UserInputError:  # another admin chose the role for something else meanwhile
+            with contextlib.suppress(discord.HTTPException):  # a panel left behind gives the old role
+                await panel.delete()
+            raise
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "
                           "Optional: `/config set` `unverified_role_id`, `verify_min_account_age_days`, "
                           "`verify_review_channel_id` (manual review).", ephemeral=True)

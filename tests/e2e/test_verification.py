@@ -239,6 +239,43 @@ async def test_the_verified_and_unverified_roles_must_be_different_roles(place: 
     assert (await world.live.guild_settings.get(world.guild.id)).unverified_role_id is None
 
 
+@pytest.mark.parametrize(("taken_by", "answer"), [
+    ("autorole", "`autorole_id` and `verified_role_id` must be different roles: every member who joins would "
+                 "be verified without verifying."),
+    ("level 5", "`verified_role_id`: that role is the level role of level 5, and levels give and take their "
+                "roles. Choose another role, or stop giving it at that level first with `/levelrole remove`."),
+])
+async def test_setup_with_a_role_another_setting_or_a_level_gives_is_refused_before_posting(
+        place: Place, taken_by: str, answer: str) -> None:
+    """/verify setup follows the rules /config set does, and refuses before it posts a panel."""
+    world = place.world
+    if taken_by == "autorole":
+        await place.configure(autorole_id=place.verified.id)
+    else:
+        await world.command(world.admin, "levelrole add", {"level": 5, "role": place.verified})
+    reply = await place.setup()
+    assert reply.flags & EPHEMERAL and reply.content == answer
+    assert not world.server.messages_in(place.panel_channel), "no panel is posted"
+    assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+
+
+async def test_a_setup_refused_after_its_panel_was_posted_takes_the_panel_back(place: Place) -> None:
+    """Another admin makes the role the auto-role while the panel is on its way: the write refuses it."""
+    world = place.world
+
+    def posting_the_panel(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith(f"/channels/{place.panel_channel.id}/messages")
+
+    async with world.server.holding_requests(posting_the_panel) as panel_on_its_way:
+        setting_up = asyncio.create_task(place.setup())
+        await panel_on_its_way.arrived(within=5)
+        await place.configure(autorole_id=place.verified.id)
+    reply = await setting_up
+    assert reply.flags & EPHEMERAL and reply.content.startswith("`autorole_id` and `verified_role_id` must be")
+    await eventually(lambda: not world.server.messages_in(place.panel_channel), what="the panel taken back")
+    assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+
+
 async def test_one_role_chosen_as_both_at_the_same_moment_is_stored_as_only_one(place: Place) -> None:
     # Two admins at once (or one, in two windows). Each change is checked against the settings as stored
     # when it is made, not as cached before the other one: else both pass, and the role would be given
