@@ -289,13 +289,19 @@ class VerificationCog(discord.Cog):
             await answer_interaction(interaction, f"Approved, but: {problem}")
 
     async def _approval_unfinished(self, interaction: discord.Interaction, result: ReviewResult) -> bool:
-        """Whether an approval left its member without the verified role (Discord failed as it was given).
-        Giving roles twice changes nothing, so pressing Approve again simply carries it out."""
+        """Whether an approval left its member without the verified role, or still with the unverified
+        one (Discord failed as they were given or taken). Giving and taking roles twice changes nothing,
+        so pressing Approve again simply carries it out."""
         guild = interaction.guild
         if not result.approved or guild is None or result.verified_role_id is None:
             return False
         member = await member_of(guild, result.user_id)
-        return member is not None and member.get_role(result.verified_role_id) is None
+        if member is None:
+            return False
+        lacks_verified = member.get_role(result.verified_role_id) is None
+        keeps_unverified = (result.unverified_role_id is not None
+                            and member.get_role(result.unverified_role_id) is not None)
+        return lacks_verified or keeps_unverified
 
     async def _carry_out(self, interaction: discord.Interaction, result: ReviewResult) -> str | None:
         """Give the roles of an approval and tell the member; returns what went wrong, if anything."""

@@ -70,6 +70,14 @@ class Place:
                              what="the request to show the decision")
         return reply
 
+    async def request_reviewed(self, user: User) -> Message:
+        """Verification set up with manual review and an unverified role; `user` asks: their request."""
+        await self.setup()
+        await self.configure(verify_review_channel_id=self.review_channel.id, unverified_role_id=self.unverified.id)
+        await self.press_verify(user)
+        [review] = self.reviews()
+        return review
+
     async def press_verify(self, user: User) -> Any:
         return await self.world.server.press_button(self.panel(), user, label="Verify")
 
@@ -486,12 +494,8 @@ async def test_an_approval_the_bot_cannot_carry_out_is_explained_to_the_reviewer
 async def test_an_approval_meeting_a_discord_failure_is_carried_out_by_pressing_approve_again(place: Place) -> None:
     # Before the fix the approval was stored, the role never given (the reviewer got the generic
     # apology), and pressing Approve again only said "This request was already approved".
-    world = place.world
-    await place.setup()
-    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)
-    alice = world.alice
-    await place.press_verify(alice)
-    [review] = place.reviews()
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
 
     def giving_the_role(method: str, path: str, body: Any) -> bool:
         return method == "PUT" and f"/members/{alice.id}/roles/" in path
@@ -514,6 +518,27 @@ async def test_an_approval_meeting_a_discord_failure_is_carried_out_by_pressing_
     await place.press_review(world.admin, "Approve")
     assert review.content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
     assert place.verified.id in place.roles_of(alice) and place.unverified.id not in place.roles_of(alice)
+    assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
+
+
+async def test_an_approval_failing_as_it_takes_the_unverified_role_is_finished_by_pressing_approve_again(
+        place: Place) -> None:
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+
+    def taking_the_unverified_role(method: str, path: str, body: Any) -> bool:
+        return method == "DELETE" and path.endswith(f"/members/{alice.id}/roles/{place.unverified.id}")
+
+    world.server.rate_limit(taking_the_unverified_role, times=5)  # py-cord's five tries all meet a 429
+    failed = await world.server.press_button(review, place.reviewer, label="Approve")
+    [_, problem] = await failed.wait_for_messages(2)
+    assert problem.content == ("Approved, but: Discord did not let me give the roles just now (error 429); "
+                               "press Approve again in a moment.")
+    assert place.verified.id in place.roles_of(alice) and place.unverified.id in place.roles_of(alice)
+
+    await place.press_review(world.admin, "Approve")
+    assert review.content.endswith(f"✅ Approved by <@{place.reviewer.id}>.")
+    assert place.unverified.id not in place.roles_of(alice)
     assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
 
 
