@@ -107,7 +107,20 @@ def permission_check(**perms: bool) -> Callable[[discord.ApplicationContext], Co
         missing = [_permission_label(name) for name, value in wanted if value and not getattr(granted, name)]
         raise RefusedCheck(f"You need the {', '.join(missing)} permission to use this command.")
 
+    predicate.permissions = wanted  # type: ignore[attr-defined]  # read by checked_permissions
     return predicate
+
+
+def checked_permissions(command: discord.ApplicationCommand) -> discord.Permissions:
+    """What the permission checks of a command and of its groups ask for at run time: more than
+    Discord shows it to when a subcommand needs more than its group (`/verify setup`)."""
+    wanted = discord.Permissions.none()
+    node: discord.ApplicationCommand | None = command
+    while node is not None:
+        for check in node.checks:
+            wanted |= getattr(check, "permissions", discord.Permissions.none())
+        node = getattr(node, "parent", None)
+    return wanted
 
 
 def is_server_owner(guild: discord.Guild | None, user: discord.abc.Snowflake | None) -> bool:

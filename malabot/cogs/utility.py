@@ -2,8 +2,8 @@
 
 `/help` is generated from the commands the bot registered, so it never lists a command that does not
 exist or misses one that does. It shows the commands the asking member may use (those whose
-default permissions they hold, checked as the commands check them at run time) and pages when they
-are many.
+default permissions they hold, and what their permission checks ask for on top, checked as the
+commands check them at run time) and pages when they are many.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import discord
 
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import answer, is_owner_only, is_server_owner, member_permissions
+from malabot.commands import answer, checked_permissions, is_owner_only, is_server_owner, member_permissions
 from malabot.errors import UserInputError
 from malabot.texts import only_pages
 
@@ -35,13 +35,17 @@ def _timestamp(moment: datetime, style: str = "f") -> str:
 
 
 def required_permissions(command: discord.ApplicationCommand) -> discord.Permissions | None:
-    """The command's default_member_permissions, inherited from its group as Discord does."""
+    """The command's default_member_permissions, inherited from its group as Discord does, and what its
+    permission checks ask for on top (None: the command needs none)."""
+    shown: discord.Permissions | None = None
     node: discord.ApplicationCommand | None = command
-    while node is not None:
-        if node.default_member_permissions is not None:
-            return node.default_member_permissions
+    while node is not None and shown is None:
+        shown = node.default_member_permissions
         node = getattr(node, "parent", None)
-    return None
+    checked = checked_permissions(command)
+    if shown is None and not checked.value:
+        return None
+    return (shown or discord.Permissions.none()) | checked
 
 
 def has_permissions(command: discord.ApplicationCommand, granted: discord.Permissions) -> bool:

@@ -129,6 +129,17 @@ async def test_help_shows_a_member_only_the_commands_they_may_use(world: World) 
     assert "backup create" in bob_names
 
 
+async def test_help_leaves_out_a_subcommand_whose_check_asks_more_than_its_group(world: World) -> None:
+    """Discord shows /verify to Manage Roles; `/verify setup` checks Manage Server too, so /help does."""
+    reviewers = await world.server.create_role(world.guild, "Reviewers", permissions=int(Permission.MANAGE_ROLES))
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, roles=[reviewers])
+    names, _ = await all_help(world, carol)
+    assert "verify reset" in names and "verify setup" not in names
+    refused = await run(world, carol, "verify setup", {"channel": world.general, "role": reviewers})
+    assert refused.content == "You need the Manage Server permission to use this command."
+
+
 async def test_help_tells_an_administrator_which_commands_are_for_the_owner_alone(world: World) -> None:
     """An Administrator lacks no permission: what they do not see is the owner's (/backup list|restore)."""
     admins = await world.server.create_role(world.guild, "Admins", permissions=int(Permission.ADMINISTRATOR))
