@@ -25,7 +25,7 @@ from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
-from malabot.features.verification.service import ReviewResult, VerificationResult
+from malabot.features.verification.service import OutOfDateReview, ReviewResult, VerificationResult
 from malabot.snowflakes import snowflake_from_text
 
 if TYPE_CHECKING:
@@ -183,10 +183,27 @@ class VerificationCog(discord.Cog):
                     checks=[permission_check(manage_roles=True)])
     @discord.option("member", discord.Member, description="The member whose request to forget")
     async def reset(self, ctx: discord.ApplicationContext, member: discord.Member) -> None:
-        if not await self.service.reset(guild_id_of(ctx), member.id):
+        guild_id = guild_id_of(ctx)
+        forgotten = await self.service.reset(guild_id, member.id)
+        if forgotten is None:
             raise UserInputError(f"{member.mention} has no verification request to reset.")
         await answer(ctx, f"{member.mention}'s verification request was reset; they can press Verify again.",
                      ephemeral=True, allowed_mentions=NO_PINGS)
+        if forgotten.review_message_id is not None:
+            await self._take_review_buttons(guild_id, forgotten.review_message_id)
+
+    async def _take_review_buttons(self, guild_id: int, message_id: int) -> None:
+        """Best effort: the buttons of a forgotten request's message would answer only "out of date"."""
+        channel_id = (await self.settings.get(guild_id)).verify_review_channel_id
+        channel = self.bot.get_channel(channel_id) if channel_id is not None else None
+        if not isinstance(channel, discord.TextChannel):
+            log.info("guild %s: no review channel to take the buttons of message %s from", guild_id, message_id)
+            return
+        try:
+            await channel.get_partial_message(message_id).edit(view=None)
+        except discord.HTTPException as error:  # deleted, or posted in a review channel changed since
+            log.warning("guild %s: could not take the buttons of review message %s (%s)", guild_id,
+                        message_id, error.status)
 
     # -- the panel's button -----------------------------------------------------------------------
 
@@ -257,7 +274,14 @@ class VerificationCog(discord.Cog):
         # The decision waits for the server's file (busy for seconds during a backup, say), then roles
         # and a DM follow: answer within Discord's 3 s first, or the decision is stored but never carried out.
         await interaction.response.defer()
-        result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve)
+        message_id = interaction.message.id if interaction.message else None
+        try:
+            result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve,
+                                               message_id=message_id)
+        except OutOfDateReview:
+            with contextlib.suppress(discord.HTTPException):  # its buttons would only say so again
+                await interaction.edit_original_response(view=None)
+            raise
         verdict = "approved" if result.approved else "denied"
         by = f" by <@{result.reviewer_id}>" if result.reviewer_id else ""
         unfinished = approve and not result.decided_now and await self._approval_unfinished(interaction, result)

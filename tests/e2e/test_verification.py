@@ -699,6 +699,43 @@ async def test_a_denial_is_undone_with_verify_reset(place: Place) -> None:
     assert place.verified.id in place.roles_of(alice)
 
 
+async def test_verify_reset_of_a_pending_request_takes_the_buttons_of_its_review_message(place: Place) -> None:
+    world = place.world
+    review = await place.request_reviewed(world.alice)
+    reset = await world.command(place.reviewer, "verify reset", {"member": world.alice})
+    assert reset.content == f"<@{world.alice.id}>'s verification request was reset; they can press Verify again."
+    await eventually(lambda: not world.server.message(review).buttons(), what="the old request's buttons taken")
+    assert place.request_of(world.alice) is None
+
+
+async def test_a_review_message_from_before_a_reset_is_out_of_date(place: Place) -> None:
+    """Its buttons stayed (Discord failed as the reset took them): they must not decide the new request."""
+    world, alice = place.world, place.world.alice
+    old = await place.request_reviewed(alice)
+
+    def taking_the_old_buttons(method: str, path: str, body: Any) -> bool:
+        return method == "PATCH" and path.endswith(f"/messages/{old.id}")
+
+    refused = world.server.rate_limit(taking_the_old_buttons, times=5)  # py-cord's five tries all meet a 429
+    reset = await world.command(place.reviewer, "verify reset", {"member": alice})
+    assert reset.flags & EPHEMERAL and "was reset" in reset.content, "a reset does not fail for its buttons"
+    await settled(world)
+    assert refused.hits == 5 and old.buttons()
+    await place.press_verify(alice)
+    [_, new] = place.reviews()
+
+    pressed = await world.server.press_button(old, place.reviewer, label="Approve")
+    [_, told] = await pressed.wait_for_messages(2)
+    assert told.flags & EPHEMERAL and told.content == "This request message is out of date; use the newest one."
+    await eventually(lambda: not world.server.message(old).buttons(), what="the old message's buttons taken")
+    assert place.request_of(alice)[1] == "pending"  # type: ignore[index]
+    assert place.verified.id not in place.roles_of(alice)
+
+    await world.server.press_button(new, world.admin, label="Deny")
+    await eventually(lambda: not world.server.message(new).buttons(), what="the new request to show the decision")
+    assert world.server.message(new).content.endswith(f"❌ Denied by <@{world.admin.id}>.")
+
+
 async def test_verify_reset_with_nothing_to_reset_or_without_manage_roles_is_refused(place: Place) -> None:
     world = place.world
     await place.setup()

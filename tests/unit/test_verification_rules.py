@@ -81,3 +81,16 @@ def test_request_decisions(kwargs: dict[str, object], expected: RequestDecision)
 ])
 def test_review_decisions(status: str | None, approve: bool, expected: ReviewDecision) -> None:
     assert decide_review(status, approve=approve) is expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status, pressed, own, expected", [
+    ("pending", 1, 2, ReviewDecision.OUT_OF_DATE),    # a message from before a reset
+    ("verified", 1, 2, ReviewDecision.OUT_OF_DATE),
+    ("pending", 2, 2, ReviewDecision.APPROVE),
+    ("pending", 1, None, ReviewDecision.APPROVE),     # its message not yet remembered
+    (None, 1, None, ReviewDecision.NO_REQUEST),
+])
+def test_review_decisions_of_a_message_that_is_not_the_requests_own(status: str | None, pressed: int,
+                                                                    own: int | None, expected: ReviewDecision) -> None:
+    assert decide_review(status, approve=True, pressed_message_id=pressed,  # type: ignore[arg-type]
+                         review_message_id=own) is expected

@@ -81,14 +81,19 @@ class ReviewDecision(Enum):
     """What a moderator's Approve or Deny leads to."""
 
     NO_REQUEST = "no request"            # the member left (their request was purged) or never asked
+    OUT_OF_DATE = "out of date"          # a message of an earlier request (reset since): nothing changes
     ALREADY_DECIDED = "already decided"  # another press (or moderator) was first: nothing changes
     APPROVE = "approve"
     DENY = "deny"
 
 
-def decide_review(status: RequestStatus | None, *, approve: bool) -> ReviewDecision:
+def decide_review(status: RequestStatus | None, *, approve: bool, pressed_message_id: int | None = None,
+                  review_message_id: int | None = None) -> ReviewDecision:
+    """`pressed_message_id`: the message whose button was pressed; `review_message_id`: the request's own."""
     if status is None:
         return ReviewDecision.NO_REQUEST
+    if None not in (pressed_message_id, review_message_id) and pressed_message_id != review_message_id:
+        return ReviewDecision.OUT_OF_DATE
     if status != "pending":
         return ReviewDecision.ALREADY_DECIDED
     return ReviewDecision.APPROVE if approve else ReviewDecision.DENY

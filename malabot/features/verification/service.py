@@ -8,8 +8,8 @@ What a cog calls:
     Verify button         -> request(guild_id, user_id) -> VerificationResult   (UserInputError: refused)
     review message posted -> attach_review_message(guild_id, user_id, message_id)
     review not postable   -> withdraw(guild_id, user_id)
-    Approve / Deny        -> review(guild_id, user_id, reviewer_id, approve=...) -> ReviewResult
-    /verify reset         -> reset(guild_id, user_id) -> bool
+    Approve / Deny        -> review(guild_id, user_id, reviewer_id, approve=..., message_id=...) -> ReviewResult
+    /verify reset         -> reset(guild_id, user_id) -> VerificationRequest | None (the request forgotten)
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ from malabot.tenancy.manager import TenantManager
 RequestOutcome = Literal["verified", "already_verified", "pending_review", "already_pending"]
 
 NOT_SET_UP = "Verification is not set up on this server yet; an admin can run `/verify setup`."
+
+
+class OutOfDateReview(UserInputError):
+    """A button of a review message that is not the request's own (one from before a reset)."""
+
+    def __init__(self) -> None:
+        super().__init__("This request message is out of date; use the newest one.")
 
 
 @dataclass(frozen=True)
@@ -98,18 +105,24 @@ class VerificationService:
         async with self._tenants.transaction(guild_id) as conn:
             return await repository.delete_pending(conn, user_id)
 
-    async def review(self, guild_id: int, user_id: int, reviewer_id: int, *, approve: bool) -> ReviewResult:
-        """A moderator approves or denies; a second answer changes nothing and says who was first."""
+    async def review(self, guild_id: int, user_id: int, reviewer_id: int, *, approve: bool,
+                     message_id: int | None = None) -> ReviewResult:
+        """A moderator approves or denies on review message `message_id`; a second answer changes nothing
+        and says who was first. A message that is not the request's own raises OutOfDateReview."""
         settings = await self._settings.get(guild_id)
         if approve and settings.verified_role_id is None:
             raise UserInputError(NOT_SET_UP)
         now = self._clock()
         async with self._tenants.transaction(guild_id) as conn:
             existing = await repository.get_request(conn, user_id)
-            decision = decide_review(existing.status if existing else None, approve=approve)
+            decision = decide_review(existing.status if existing else None, approve=approve,
+                                     pressed_message_id=message_id,
+                                     review_message_id=existing.review_message_id if existing else None)
             if decision is ReviewDecision.NO_REQUEST:
                 raise UserInputError(f"There is no verification request from <@{user_id}> any more "
                                      "(they may have left the server).")
+            if decision is ReviewDecision.OUT_OF_DATE:
+                raise OutOfDateReview()
             assert existing is not None
             decided_now = decision is not ReviewDecision.ALREADY_DECIDED
             if decided_now:
@@ -121,11 +134,14 @@ class VerificationService:
                             decided_now=decided_now, verified_role_id=settings.verified_role_id,
                             unverified_role_id=settings.unverified_role_id)
 
-    async def reset(self, guild_id: int, user_id: int) -> bool:
+    async def reset(self, guild_id: int, user_id: int) -> VerificationRequest | None:
         """Forget the member's request (a mistaken denial, say), so their next press of Verify asks anew;
-        False when they had none."""
+        returns the request forgotten (its review message has buttons to take away), None when none."""
         async with self._tenants.transaction(guild_id) as conn:
-            return await repository.delete_request(conn, user_id)
+            existing = await repository.get_request(conn, user_id)
+            if existing is not None:
+                await repository.delete_request(conn, user_id)
+            return existing
 
     async def status(self, guild_id: int, user_id: int) -> VerificationRequest | None:
         async with self._tenants.reading(guild_id) as conn:
