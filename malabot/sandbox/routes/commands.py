@@ -33,20 +33,64 @@ def _scope(request: web.Request) -> tuple[Sandbox, int | None]:
     return sandbox, guild.id
 
 
-def _validate(payload: Any, index: int | None = None) -> dict[str, Any]:
+_SUBCOMMAND_TYPES = (1, 2)   # SUB_COMMAND, SUB_COMMAND_GROUP
+_COMBINED_CHARACTERS = 4000  # names, descriptions and choice values of a command and all its options
+
+
+def validate_command(payload: Any, index: int | None = None) -> dict[str, Any]:
+    """Discord refuses the whole request (50035) when any part of a command breaks its rules, options
+    and choices at any depth included."""
     where = f"{index}." if index is not None else ""
     if not isinstance(payload, dict) or not payload.get("name"):
         raise invalid_form(f"{where}name", "This field is required")
-    command_type = int(payload.get("type") or 1)
-    name = str(payload["name"])
-    if command_type == 1:
-        if not _CHAT_INPUT_NAME.match(name) or name != name.lower():
-            raise invalid_form(f"{where}name", "Command name is invalid")
-        if not 1 <= len(str(payload.get("description") or "")) <= 100:
-            raise invalid_form(f"{where}description", "Must be between 1 and 100 in length.")
-    if len(payload.get("options") or []) > 25:
+    if int(payload.get("type") or 1) == 1:
+        _check_chat_input(payload, where)
+        if _characters(payload) > _COMBINED_CHARACTERS:
+            raise invalid_form(f"{where}options", "Command exceeds maximum size (4000)")
+    elif len(payload.get("options") or []) > 25:
         raise invalid_form(f"{where}options", "Must be 25 or fewer in length.")
     return payload
+
+
+def _check_chat_input(part: dict[str, Any], where: str) -> None:
+    """A slash command or one of its options: name, description, choices, then its own options."""
+    name = str(part.get("name") or "")
+    if not _CHAT_INPUT_NAME.match(name) or name != name.lower():
+        raise invalid_form(f"{where}name", "Command name is invalid")
+    if not 1 <= len(str(part.get("description") or "")) <= 100:
+        raise invalid_form(f"{where}description", "Must be between 1 and 100 in length.")
+    choices = part.get("choices") or []
+    if len(choices) > 25:
+        raise invalid_form(f"{where}choices", "Must be 25 or fewer in length.")
+    if choices and part.get("autocomplete"):
+        raise invalid_form(f"{where}autocomplete", "Autocomplete cannot be set with choices")
+    for number, choice in enumerate(choices):
+        if not 1 <= len(str(choice.get("name") or "")) <= 100 or len(str(choice.get("value", ""))) > 100:
+            raise invalid_form(f"{where}choices.{number}", "Must be between 1 and 100 in length.")
+    options = part.get("options") or []
+    if len(options) > 25:
+        raise invalid_form(f"{where}options", "Must be 25 or fewer in length.")
+    names = [str(option.get("name")) for option in options]
+    if len(set(names)) != len(names):
+        raise invalid_form(f"{where}options", "Option names must be unique")
+    if len({option.get("type") in _SUBCOMMAND_TYPES for option in options}) > 1:
+        raise invalid_form(f"{where}options", "Sub-commands and options cannot be mixed")
+    optional_seen = False
+    for number, option in enumerate(options):
+        if option.get("type") not in _SUBCOMMAND_TYPES:
+            if option.get("required") and optional_seen:
+                raise invalid_form(f"{where}options.{number}.required",
+                                   "Required options must be placed before non-required options")
+            optional_seen = optional_seen or not option.get("required")
+        _check_chat_input(option, f"{where}options.{number}.")
+
+
+def _characters(part: dict[str, Any]) -> int:
+    """What Discord counts against a command's combined size."""
+    return (len(str(part.get("name") or "")) + len(str(part.get("description") or ""))
+            + sum(len(str(choice.get("name") or "")) + len(str(choice.get("value", "")))
+                  for choice in part.get("choices") or [])
+            + sum(_characters(option) for option in part.get("options") or []))
 
 
 def _upsert(sandbox: Sandbox, guild_id: int | None,
@@ -83,7 +127,7 @@ async def overwrite_commands(request: web.Request) -> web.Response:
     wanted = body_of(request).json or []
     if not isinstance(wanted, list):
         raise invalid_form("body", "expected a list of commands")
-    kept = [_upsert(sandbox, guild_id, _validate(p, i))[0] for i, p in enumerate(wanted)]
+    kept = [_upsert(sandbox, guild_id, validate_command(p, i))[0] for i, p in enumerate(wanted)]
     kept_ids = {c.id for c in kept}
     for command in sandbox.world.commands_for(guild_id):
         if command.id not in kept_ids:
@@ -94,7 +138,7 @@ async def overwrite_commands(request: web.Request) -> web.Response:
 
 async def create_command(request: web.Request) -> web.Response:
     sandbox, guild_id = _scope(request)
-    command, created = _upsert(sandbox, guild_id, _validate(body_of(request).json))
+    command, created = _upsert(sandbox, guild_id, validate_command(body_of(request).json))
     sandbox.commands_changed.notify()
     return json_response(payloads.command_payload(command), status=201 if created else 200)
 
@@ -108,7 +152,7 @@ async def get_command(request: web.Request) -> web.Response:
 async def edit_command(request: web.Request) -> web.Response:
     sandbox, guild_id = _scope(request)
     command = _command(sandbox, guild_id, snowflake_arg(request, "command_id"))
-    merged = _validate({**command.payload, "name": command.name, "type": command.type,
+    merged = validate_command({**command.payload, "name": command.name, "type": command.type,
                         **body_of(request).object()})
     command.name = str(merged["name"])
     command.payload = {k: v for k, v in merged.items() if k not in ("id", "application_id", "version")}
