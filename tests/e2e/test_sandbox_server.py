@@ -951,6 +951,25 @@ async def test_membership_screening_pending_then_passed(discord_server: FakeDisc
     assert not discord_server.member(world.guild, dave).pending
 
 
+@pytest.mark.parametrize("giving", ["add_roles", "edit"])
+async def test_a_role_given_to_a_member_in_screening_lets_them_skip_it(discord_server: FakeDiscord, bot: DemoBot,
+                                                                       world: World, giving: str) -> None:
+    # Discord: a member given any role no longer waits in Membership Screening, and says so.
+    dave = discord_server.add_user("dave")
+    await discord_server.member_join(world.guild, dave, pending=True)
+    guild = bot.get_guild(world.guild.id)
+    member, role = guild.get_member(dave.id), guild.get_role(world.member_role.id)
+    if giving == "add_roles":
+        await member.add_roles(role)
+    else:
+        await member.edit(roles=[role])
+    await discord_server.sync_with_bot()
+
+    assert not discord_server.member(world.guild, dave).pending
+    [(before, after)] = bot.seen["member_update"]
+    assert before.pending and not after.pending
+
+
 async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     payload = {"guild_id": str(world.guild.id),
                "user": {"id": "42", "username": "ghost", "discriminator": "0", "avatar": None}}

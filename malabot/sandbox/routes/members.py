@@ -66,7 +66,14 @@ def _edit_roles(sandbox: Sandbox, guild: Guild, member: Member, wanted: list[Any
     new_ids = [int(r) for r in wanted]
     for role_id in set(new_ids) ^ set(member.roles):
         require_manageable_role(sandbox.world, guild, sandbox.world.role(guild.id, role_id), assigning=True)
+    if set(new_ids) - set(member.roles):
+        _ends_screening(member)
     member.roles = list(dict.fromkeys(new_ids))
+
+
+def _ends_screening(member: Member) -> None:
+    """Discord: a member given a role skips Membership Screening, as if they had accepted the rules."""
+    member.pending = False
 
 
 def _edit_timeout(sandbox: Sandbox, guild: Guild, member: Member, until: Any) -> None:
@@ -118,6 +125,7 @@ async def add_member_role(request: web.Request) -> web.Response:
     require_manageable_role(sandbox.world, guild, role, assigning=True)
     if role.id not in member.roles:
         member.roles.append(role.id)
+        _ends_screening(member)
         await events.member_updated(sandbox, member)
     return no_content()
 
