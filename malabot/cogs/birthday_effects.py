@@ -52,6 +52,11 @@ class DiscordBirthdayEffects:
         if found is None:
             return False
         member, role = found
+        if member.pending:
+            # Given a role, a member in Membership Screening would skip the rules: not given, so the
+            # pass records nothing to take back.
+            log.info("guild %s: no birthday role for member %s, still in membership screening", guild_id, user_id)
+            return False
         try:
             await member.add_roles(role, reason=ROLE_REASON)
         except (discord.Forbidden, discord.NotFound) as error:

@@ -8,10 +8,11 @@ It posts the level-up message when the member went up (if the server has it on: 
 channel, else in `channel_id`; no post when neither is known) and brings the member's level roles in
 line with their level as it is then (not the change's, which a later edit may have overtaken) in the
 server's stack/replace mode, both ways, so roles follow XP down after an
-admin edit too. Discord refusals (a role above the bot's top role, a deleted role or channel, a missing
-permission) never raise: each becomes a one-line `problems` entry for the caller to show an admin
-(`problems_text` for an ephemeral follow-up) or to tell through `bot.admin_notices` when nobody is
-waiting (chat, check-ins, birthdays).
+admin edit too. A member still in Membership Screening is given none (Discord lets a member given any
+role skip the rules): `sync_roles` gives them once they pass it. Discord refusals (a role above the
+bot's top role, a deleted role or channel, a missing permission) never raise: each becomes a one-line
+`problems` entry for the caller to show an admin (`problems_text` for an ephemeral follow-up) or to
+tell through `bot.admin_notices` when nobody is waiting (chat, check-ins, birthdays).
 """
 
 from __future__ import annotations
@@ -48,19 +49,17 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
     """Announce a level-up and sync the member's level roles; never raises for Discord refusals."""
     problems: list[str] = []
     announced_in = await _announce(services, guild, change, channel_id, problems)
-    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
-    added: tuple[int, ...] = ()
-    removed: tuple[int, ...] = ()
-    if level_of:  # no level roles: nothing to sync, and no member to look up
-        async with services.role_ledger.syncing(guild.id, change.user_id):
-            member = await _current_member(guild, change.user_id)
-            if member is not None:
-                # The level now, not the change's: an admin edit or another award may have landed
-                # since (while the level-up was posted, or while this waited for the member's turn).
-                level = await services.xp.member_level(guild.id, change.user_id)
-                added, removed = await _sync_level_roles(services, guild, member, level, level_of, problems)
+    added, removed = await _sync_member(services, guild, change.user_id, problems)
     return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
                           problems=tuple(problems))
+
+
+async def sync_roles(services: Services, guild: discord.Guild, user_id: int) -> LevelUpOutcome:
+    """Bring a member's level roles in line with their level, without an announcement: for a member
+    who just passed Membership Screening, whose level roles waited for it."""
+    problems: list[str] = []
+    added, removed = await _sync_member(services, guild, user_id, problems)
+    return LevelUpOutcome(roles_added=added, roles_removed=removed, problems=tuple(problems))
 
 
 def problems_text(outcome: LevelUpOutcome) -> str | None:
@@ -137,6 +136,21 @@ async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member 
         return None
 
 
+async def _sync_member(services: Services, guild: discord.Guild, user_id: int, problems: list[str]
+                       ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
+    if not level_of:  # no level roles: nothing to sync, and no member to look up
+        return (), ()
+    async with services.role_ledger.syncing(guild.id, user_id):
+        member = await _current_member(guild, user_id)
+        if member is None:
+            return (), ()
+        # The level now, not the change's: an admin edit or another award may have landed
+        # since (while the level-up was posted, or while this waited for the member's turn).
+        level = await services.xp.member_level(guild.id, user_id)
+        return await _sync_level_roles(services, guild, member, level, level_of, problems)
+
+
 async def _sync_level_roles(services: Services, guild: discord.Guild, member: discord.Member, level: int,
                             level_of: dict[int, int], problems: list[str]
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -146,7 +160,9 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
     changes = await services.xp.role_changes(guild.id, current, level, unusable)
     if changes.empty:
         return (), ()
-    to_add = _usable_roles(guild, changes.to_add, level_of, unusable, problems)
+    # A role given to a member in Membership Screening lets them skip the rules: theirs wait until
+    # they pass it (see `sync_roles`). Taking one away is harmless.
+    to_add = [] if member.pending else _usable_roles(guild, changes.to_add, level_of, unusable, problems)
     to_remove = _usable_roles(guild, changes.to_remove, level_of, unusable, problems)
     if not to_add and not to_remove:
         return (), ()

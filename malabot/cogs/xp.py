@@ -13,6 +13,7 @@ from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, answers_publicly, guild_id_of
+from malabot.features.welcome.rules import passed_screening
 from malabot.features.xp.models import LeaderboardEntry, LevelChange, Rank
 
 if TYPE_CHECKING:
@@ -88,10 +89,21 @@ class XpCog(discord.Cog):
         await self.bot.admin_notices.tell(guild, outcome.problems)
 
     @discord.Cog.listener()
-    async def on_member_update(self, _before: discord.Member, after: discord.Member) -> None:
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
         # Discord's word on the member's roles: the level-role changes it shows are confirmed, so a
         # moderator who takes one off by hand afterwards is seen by the next level-role sync.
         self.services.role_ledger.member_updated(after.guild.id, after.id, (role.id for role in after.roles))
+        # Level roles wait for a member in Membership Screening (see levelups): they accepted the rules.
+        if passed_screening(before.pending, after.pending):
+            await self._level_roles_after_screening(after)
+
+    async def _level_roles_after_screening(self, member: discord.Member) -> None:
+        try:
+            outcome = await levelups.sync_roles(self.services, member.guild, member.id)
+        except Exception:
+            log.exception("guild %s: level roles of member %s after screening failed", member.guild.id, member.id)
+            return
+        await self.bot.admin_notices.tell(member.guild, outcome.problems)
 
     @discord.slash_command(name="rank", description="Level, XP and server rank of a member",
                            contexts=GUILD_ONLY)

@@ -577,6 +577,22 @@ async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_st
     assert later.roles_removed == 0 and later.failures == 0
 
 
+async def test_a_member_in_membership_screening_is_announced_but_given_no_role(bd: Birthdays) -> None:
+    # Discord lets a member given any role skip the server's rules.
+    world = bd.world
+    await bd.configure()
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, pending=True)
+    await world.live.birthdays.set(world.guild.id, carol.id, 11, 26)
+    world.clock.advance(days=1)
+    report = await bd.run_pass()
+    assert (report.announced, report.roles_added) == (1, 0)
+    assert not bd.has_role(carol)
+    assert world.server.member(world.guild, carol).pending, "the bot let them skip the rules"
+    [row] = bd.celebrations()
+    assert row[5] is None, "nothing recorded to take back"
+
+
 async def test_a_member_who_leaves_takes_their_birthday_with_them(bd: Birthdays) -> None:
     world = bd.world
     await bd.configure()

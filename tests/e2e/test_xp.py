@@ -623,6 +623,22 @@ async def test_level_roles_come_back_at_an_edit_right_after_a_reset_of_everyone(
     assert place.roles_of(world.alice) == {chatter.id, regular.id}
 
 
+async def test_a_member_in_membership_screening_gets_level_roles_once_they_pass_it(place: Place) -> None:
+    # Discord lets a member given any role skip the server's rules: level roles wait for the screening.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    dave = world.server.add_user("dave")
+    await world.server.member_join(world.guild, dave, pending=True)
+    await world.command(world.admin, "xp add", {"member": dave, "amount": 150})      # level 1
+    await settled(world)
+    assert place.roles_of(dave) == set()
+    assert world.server.member(world.guild, dave).pending, "the bot let them skip the rules"
+
+    await world.server.update_member(world.guild, dave, pending=False)              # they accept the rules
+    await settled(world)
+    assert place.roles_of(dave) == {chatter.id}
+
+
 # -- /rank and /leaderboard ---------------------------------------------------------------------------
 
 async def test_rank_shows_level_progress_and_server_position(place: Place) -> None:
