@@ -50,7 +50,7 @@ DEFAULT_EVERYONE = (
     | Permission.SEND_MESSAGES_IN_THREADS
 )
 
-# A timed-out member keeps only these, whatever the roles say.
+# A timed-out member keeps only these, whatever the roles say (owner and administrators are exempt).
 _TIMEOUT_ALLOWED = Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
 
 
@@ -78,6 +78,17 @@ def base_permissions(guild: Guild, member: Member) -> int:
     return value
 
 
+def guild_permissions(guild: Guild, member: Member) -> int:
+    """What a member may do server-wide (kick, ban, manage roles, time out): base, then timeout."""
+    value = base_permissions(guild, member)
+    return value if value == ALL_PERMISSIONS else _after_timeout(member, value)
+
+
+def _after_timeout(member: Member, value: int) -> int:
+    """What a member keeps of `value` (short of owner or administrator) while timed out."""
+    return value & _TIMEOUT_ALLOWED if member.is_timed_out(datetime.now(UTC)) else value
+
+
 def channel_permissions(guild: Guild, member: Member, channel: Channel | None) -> int:
     """Permissions in a channel: base, then @everyone, role and member overwrites, then timeout."""
     value = base_permissions(guild, member)
@@ -98,8 +109,7 @@ def channel_permissions(guild: Guild, member: Member, channel: Channel | None) -
         own = overwrites.get((1, member.user_id))
         if own is not None:
             value = (value & ~own.deny) | own.allow
-    if member.is_timed_out(datetime.now(UTC)):
-        value &= _TIMEOUT_ALLOWED
+    value = _after_timeout(member, value)
     if not value & Permission.VIEW_CHANNEL:
         return 0
     return value

@@ -665,6 +665,24 @@ async def test_role_hierarchy_and_permissions_are_enforced(discord_server: FakeD
     assert discord_server.member(weak_guild, world.bob) is not None
 
 
+async def test_a_timed_out_bot_without_administrator_may_not_moderate(discord_server: FakeDiscord, world: World,
+                                                                       launch: Any) -> None:
+    # Discord: a timed-out member keeps only View Channel and Read Message History, server-wide too.
+    plain = discord_server.add_guild("Plain", bot_permissions=NOT_ADMIN)
+    discord_server.add_member(plain, world.bob)
+    helper = discord_server.add_role(plain, "Helper")
+    discord_server.member(plain, discord_server.bot_user).communication_disabled_until = \
+        datetime.now(UTC) + timedelta(hours=1)
+    bot = await launch()
+    guild = bot.get_guild(plain.id)
+
+    for refused in (guild.get_member(world.bob.id).add_roles(guild.get_role(helper.id)),
+                    guild.kick(discord.Object(world.bob.id)), guild.ban(discord.Object(world.bob.id))):
+        with pytest.raises(discord.Forbidden):
+            await refused
+    assert discord_server.member(plain, world.bob).roles == [] and not discord_server.guild(plain).bans
+
+
 async def test_unknown_ids_answer_discord_error_codes(discord_server: FakeDiscord, bot: DemoBot,
                                                       world: World) -> None:
     guild = bot.get_guild(world.guild.id)

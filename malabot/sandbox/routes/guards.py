@@ -5,9 +5,9 @@ from __future__ import annotations
 from malabot.sandbox.errors import missing_access, missing_permissions
 from malabot.sandbox.permissions import (
     Permission,
-    base_permissions,
     can_manage_role,
     channel_permissions,
+    guild_permissions,
     outranks,
 )
 from malabot.sandbox.state import DM, Channel, Guild, Member, Role, World
@@ -16,7 +16,7 @@ from malabot.sandbox.state import DM, Channel, Guild, Member, Role, World
 def has(world: World, guild: Guild, permission: Permission, channel: Channel | None = None) -> bool:
     """Whether the bot has `permission` (in `channel`, if given)."""
     bot = world.bot_member(guild)
-    granted = channel_permissions(guild, bot, channel) if channel else base_permissions(guild, bot)
+    granted = channel_permissions(guild, bot, channel) if channel else guild_permissions(guild, bot)
     return bool(granted & permission)
 
 
