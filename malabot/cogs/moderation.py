@@ -163,7 +163,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
                     f"(until <t:{int(running.timestamp())}:f>), so that was left as it is.")
         try:
             check_bot_permissions(escalation.action, permission_names(guild.me.guild_permissions))
-            async with refusals_explained(escalation.action, target.id):
+            async with refusals_explained(escalation.action, target.id, bot=guild.me):
                 audit = f"{escalation.reason} (MalaBoT warn threshold)"
                 if escalation.action == "timeout":
                     assert escalation.duration is not None
@@ -252,7 +252,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         guild = check_moderation(ctx, "timeout", target)
         check_can_time_out(target)
         await defer(ctx, ephemeral=True)
-        async with refusals_explained("timeout", target.id):
+        async with refusals_explained("timeout", target.id, bot=guild.me):
             await target.timeout_for(timeout_to_send(length), reason=audit_reason(ctx.author, reason))
         def done(entry: Case | NewCase) -> str:
             assert entry.expires_at is not None
@@ -273,7 +273,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         if not target.timed_out:
             raise UserInputError(f"{mention(target)} is not timed out.")
         await defer(ctx, ephemeral=True)
-        async with refusals_explained("untimeout", target.id):
+        async with refusals_explained("untimeout", target.id, bot=guild.me):
             await target.remove_timeout(reason=audit_reason(ctx.author, reason))
         await self._applied(ctx, guild, self.moderation.record_untimeout(guild.id, target.id, ctx.author.id, reason),
                             f"{mention(target)}'s timeout has ended.")
@@ -288,7 +288,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         reason = _required_reason(reason)
         guild = check_moderation(ctx, "kick", target)
         await defer(ctx, ephemeral=True)
-        async with refusals_explained("kick", target.id):
+        async with refusals_explained("kick", target.id, bot=guild.me):
             await target.kick(reason=audit_reason(ctx.author, reason))
         await self._applied(ctx, guild, self.moderation.record_kick(guild.id, target.id, ctx.author.id, reason),
                             f"{mention(target)} was kicked.")
@@ -304,7 +304,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         check_delete_message_days(delete_message_days)
         guild = check_moderation(ctx, "ban", member)
         await defer(ctx, ephemeral=True)
-        async with refusals_explained("ban", member.id):
+        async with refusals_explained("ban", member.id, bot=guild.me):
             await guild.ban(member, reason=audit_reason(ctx.author, reason),
                             delete_message_seconds=delete_message_days * 86_400)
         days = counted(delete_message_days, "day")
@@ -322,7 +322,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         guild = check_moderation(ctx, "unban", None)
         await defer(ctx, ephemeral=True)
         try:
-            async with refusals_explained("unban", banned):
+            async with refusals_explained("unban", banned, bot=guild.me):
                 await guild.unban(discord.Object(id=banned), reason=audit_reason(ctx.author, reason))
         except discord.NotFound:
             raise UserInputError(f"{mention(banned)} is not banned in this server.") from None
@@ -347,7 +347,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             raise UserInputError("Messages can only be purged in a text channel or thread.")
         await defer(ctx, ephemeral=True)
-        async with refusals_explained("purge"):
+        async with refusals_explained("purge", bot=guild.me):
             doomed = await _recent_messages(channel, count, None if member is None else member.id)
             if not doomed:
                 whose = f" by {mention(member)}" if member is not None else ""

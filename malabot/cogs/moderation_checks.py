@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -108,15 +109,20 @@ def check_can_time_out(target: discord.Member) -> None:
         raise PermissionRefused(f"Discord does not let anyone time out an administrator ({mention(target)}).")
 
 
-def discord_refusal(action: str, target_id: int | None = None) -> str:
-    """The sentence for a 403 from Discord: what it refused, and the two usual reasons."""
+def discord_refusal(action: str, target_id: int | None = None, *, timed_out_until: datetime | None = None) -> str:
+    """The sentence for a 403 from Discord: what it refused, and why. `timed_out_until`: the bot is
+    timed out, which takes all its permissions but reading; else the two usual reasons."""
+    who = f"<@{target_id}>" if target_id is not None else "them"
+    refused = "Discord refused to let me " + ("delete messages here" if action == "purge"
+                                              else f"{_VERBS.get(action, action)} {who}")
+    if timed_out_until is not None:
+        return (f"{refused}: I am timed out until <t:{int(timed_out_until.timestamp())}:f>, and a timed-out "
+                "member may do nothing but read. A moderator can end my timeout.")
     labels = [PERMISSION_LABELS.get(name, name) for name in BOT_PERMISSIONS.get(action, ())]
     needed = f"the {' and '.join(labels)} {plural(len(labels), 'permission')}"
     if action == "purge":
-        return f"Discord refused to let me delete messages here: I need {needed} in this channel."
-    who = f"<@{target_id}>" if target_id is not None else "them"
-    sentence = f"Discord refused to let me {_VERBS.get(action, action)} {who}: my top role must be above theirs"
-    return sentence + (f" and I need {needed}." if labels else ".")
+        return f"{refused}: I need {needed} in this channel."
+    return f"{refused}: my top role must be above theirs" + (f" and I need {needed}." if labels else ".")
 
 
 class TargetLeft(UserInputError):
@@ -124,16 +130,19 @@ class TargetLeft(UserInputError):
 
 
 @asynccontextmanager
-async def refusals_explained(action: str, target_id: int | None = None) -> AsyncIterator[None]:
+async def refusals_explained(action: str, target_id: int | None = None, *,
+                             bot: discord.Member) -> AsyncIterator[None]:
     """Turn Discord's 403 for the action into a PermissionRefused the member reads as a sentence, and
-    its 404 Unknown Member (the target left after Discord resolved the command) into TargetLeft."""
+    its 404 Unknown Member (the target left after Discord resolved the command) into TargetLeft.
+    `bot`: the bot's member, whose timeout explains a 403 (py-cord's guild_permissions ignore it)."""
     try:
         yield
     except discord.Forbidden as error:
         if error.code == SYSTEM_MESSAGE:  # not a missing permission: saying so would send them looking
             raise PermissionRefused("Discord refused to delete these messages: one of them is a system message, "
                                     "which Discord never deletes. Nothing was deleted.") from error
-        raise PermissionRefused(discord_refusal(action, target_id)) from error
+        timed_out_until = bot.communication_disabled_until if bot.timed_out else None
+        raise PermissionRefused(discord_refusal(action, target_id, timed_out_until=timed_out_until)) from error
     except discord.NotFound as error:
         if error.code != UNKNOWN_MEMBER or target_id is None:
             raise

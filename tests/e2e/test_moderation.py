@@ -587,6 +587,18 @@ async def test_a_discord_403_becomes_a_clear_sentence(cast: Cast) -> None:
     assert cast.is_member(cast.senior) and cast.cases() == []
 
 
+async def test_a_timed_out_bots_refusal_says_it_is_timed_out(cast: Cast) -> None:
+    # Discord takes a timed-out member's permissions but reading, which py-cord's guild_permissions
+    # do not show: the bot's own checks pass and Discord answers 403.
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    await cast.server.update_member(cast.world.guild, cast.server.bot_user, timed_out_until=until)
+    reply = await cast.run(cast.mod, "kick", {"member": cast.carol, "reason": "x"})
+    assert reply.content == (f"Discord refused to let me kick <@{cast.carol.id}>: I am timed out until "
+                             f"<t:{int(until.timestamp())}:f>, and a timed-out member may do nothing but read. "
+                             "A moderator can end my timeout.")
+    assert cast.is_member(cast.carol) and cast.cases() == []
+
+
 # -- warn thresholds -----------------------------------------------------------------------------------
 
 

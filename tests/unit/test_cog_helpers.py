@@ -4,6 +4,7 @@ the scope each permission is checked in, when an answer must not take a deferral
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -49,6 +50,9 @@ def test_discord_refusal_sentences() -> None:
                                          "and I need the Ban Members permission.")
     assert discord_refusal("purge") == ("Discord refused to let me delete messages here: I need the Manage "
                                         "Messages and Read Message History permissions in this channel.")
+    assert discord_refusal("purge", timed_out_until=datetime(2027, 1, 1, tzinfo=UTC)) == (
+        "Discord refused to let me delete messages here: I am timed out until <t:1798761600:f>, and a timed-out "
+        "member may do nothing but read. A moderator can end my timeout.")
 
 
 def test_fit_lines_keeps_what_fits_whole_and_counts_the_rest() -> None:
