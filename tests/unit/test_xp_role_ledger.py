@@ -36,6 +36,22 @@ def test_a_member_update_that_shows_a_change_ends_it_so_a_later_hand_removal_cou
     assert not ledger._unconfirmed
 
 
+def test_a_take_overtaking_an_unconfirmed_give_counts_after_the_give_is_confirmed() -> None:
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[])   # Discord answered, gateway behind
+    ledger.changed(GUILD, ALICE, given=[], taken=[REGULAR], cached=[])   # taken again, gateway still behind
+    ledger.member_updated(GUILD, ALICE, [REGULAR])                       # the update of the give comes
+    assert ledger.roles_now(GUILD, ALICE, [REGULAR]) == set()            # Discord has no Regular
+
+
+def test_a_give_overtaking_an_unconfirmed_take_counts_after_the_take_is_confirmed() -> None:
+    ledger = RoleLedger(clock=ManualClock())
+    ledger.changed(GUILD, ALICE, given=[], taken=[REGULAR], cached=[REGULAR])
+    ledger.changed(GUILD, ALICE, given=[REGULAR], taken=[], cached=[REGULAR])   # given back at once
+    ledger.member_updated(GUILD, ALICE, [])                                     # the update of the take
+    assert ledger.roles_now(GUILD, ALICE, []) == {REGULAR}                      # Discord has Regular again
+
+
 def test_a_member_update_that_does_not_show_a_change_yet_keeps_it() -> None:
     # Replace mode: Regular given, then Chatter taken; the update of the first request comes alone.
     ledger = RoleLedger(clock=ManualClock())

@@ -84,11 +84,12 @@ class RoleLedger:
         now, given_ids, taken_ids, shown = self._clock(), set(given), set(taken), set(cached)
         key = (guild_id, user_id)
         changes = self._unconfirmed.get(key, {})
-        for role_id in given_ids | taken_ids:
-            changes.pop(role_id, None)  # the bot's latest word on a role overtakes an older one
-        # Only what the cache does not show yet needs remembering.
-        news = ({role_id: (True, now) for role_id in given_ids - shown}
-                | {role_id: (False, now) for role_id in taken_ids & shown})
+        # The bot's latest word on a role overtakes an older one. While that older one is unconfirmed
+        # the cache is behind it, so what the cache shows of the role says nothing: keep the new word.
+        overtaken = {role_id for role_id in given_ids | taken_ids if changes.pop(role_id, None) is not None}
+        # Otherwise only what the cache does not show yet needs remembering.
+        news = ({role_id: (True, now) for role_id in given_ids if role_id not in shown or role_id in overtaken}
+                | {role_id: (False, now) for role_id in taken_ids if role_id in shown or role_id in overtaken})
         changes.update(news)
         if news:
             self._unconfirmed[key] = changes
