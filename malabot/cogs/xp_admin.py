@@ -202,6 +202,12 @@ class ConfirmResetAll(discord.ui.View):
         if (problems := levelups.problems_text(outcome)) is not None:
             await interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS)
 
+    async def on_timeout(self) -> None:
+        # Once answered the message is the answer (the reset may still be taking roles when the
+        # question's time runs out): its buttons must not come back, even disabled.
+        if not self.answered:
+            await super().on_timeout()
+
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, _button: discord.ui.Button[ConfirmResetAll], interaction: discord.Interaction) -> None:
         self.answered = True

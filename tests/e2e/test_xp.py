@@ -15,6 +15,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from malabot.cogs import xp_admin
 from malabot.cogs.questions import EXPIRED
 from malabot.cogs.xp_admin import RESET_BUSY
 from malabot.features.xp import repository
@@ -849,6 +850,28 @@ async def test_a_second_press_while_the_reset_runs_is_told_it_was_already_answer
     assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
     assert await place.stored_xp() == {world.alice.id: 0}
     assert [action for action, *_ in place.audit()] == ["set", "reset_all"], "reset once"
+
+
+async def test_a_question_timing_out_while_its_reset_takes_roles_keeps_the_answer_without_buttons(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = place.world
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})   # level 2: 2 roles
+    await settled(world)
+    monkeypatch.setattr(xp_admin, "CONFIRM_SECONDS", 1.0)   # stands for 120 s against a big server's removals
+    asked = await world.command(world.admin, "xp reset all")
+
+    def removing_a_role(method: str, path: str, body: Any) -> bool:
+        return method == "DELETE" and "/roles/" in path
+
+    async with world.server.holding_requests(removing_a_role) as slow:      # a slow, rate-limited Discord
+        await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        await slow.arrived(within=5)
+        await asyncio.sleep(1.5)                                            # the question's time runs out
+    await settled(world)
+    message = world.server.message(asked.message.id)
+    assert message.content == "Done: the XP of 1 member is back to 0."
+    assert message.components == [], "the answer does not get its buttons back, even disabled"
 
 
 @pytest.mark.quick
