@@ -170,8 +170,9 @@ class VerificationCog(discord.Cog):
         panel = await channel.send(**panel_message(guild, channel), view=self.panel)
         try:
             await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
-        except UserInputError:  # another admin chose the role for something else meanwhile
-            with contextlib.suppress(discord.HTTPException):  # a panel left behind gives the old role
+        except Exception:  # another admin chose the role for something else meanwhile, or the file is busy
+            # A panel left behind gives the old role, and the retry the admin is told to make posts another.
+            with contextlib.suppress(discord.HTTPException):
                 await panel.delete()
             raise
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "

@@ -284,6 +284,28 @@ async def test_a_setup_refused_after_its_panel_was_posted_takes_the_panel_back(p
     assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
 
 
+@pytest.mark.quick
+async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(place: Place) -> None:
+    """The write fails for another reason than a rule (an operator's sqlite3 session holds the file):
+    the admin is told to try again, so a panel left behind would be a second one at the retry."""
+    world = place.world
+    world.server.timeout = 20.0  # the bot waits out the busy timeout before it gives up on the file
+
+    def posting_the_panel(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith(f"/channels/{place.panel_channel.id}/messages")
+
+    async with world.server.holding_requests(posting_the_panel) as panel_on_its_way:
+        setting_up = asyncio.create_task(place.setup())
+        await panel_on_its_way.arrived(within=5)
+        with locked_from_outside(world.tenant_file(world.guild)):
+            panel_on_its_way.release()
+            reply = await setting_up
+            [told] = await reply.wait_for_messages(1) if not reply.content else [reply]
+    assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER
+    await eventually(lambda: not world.server.messages_in(place.panel_channel), what="the panel taken back")
+    assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+
+
 async def test_one_role_chosen_as_both_at_the_same_moment_is_stored_as_only_one(place: Place) -> None:
     # Two admins at once (or one, in two windows). Each change is checked against the settings as stored
     # when it is made, not as cached before the other one: else both pass, and the role would be given
