@@ -22,6 +22,7 @@ from malabot.features.moderation.rules import (
     MAX_REASON_LENGTH,
     PERMISSION_LABELS,
     check_action,
+    check_moderator_permissions,
 )
 from malabot.texts import plural
 
@@ -90,16 +91,40 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
     guild = guild_of(ctx)
     bot = guild.me
     bot_permissions = ctx.app_permissions if action == "purge" else bot.guild_permissions
+    actor_permissions = permission_names(member_permissions(ctx.interaction))
+    check_moderator_permissions(action, actor_permissions)
+    check_bot_not_timed_out(bot, action, None if target is None else target.id)
     check_action(
         action,
         actor=party_of(ctx.author, guild),
         target=None if target is None else party_of(target, guild),
         bot=party_of(bot, guild),
         owner_id=guild.owner_id or 0,  # always known for a server in the cache
-        actor_permissions=permission_names(member_permissions(ctx.interaction)),
+        actor_permissions=actor_permissions,
         bot_permissions=permission_names(bot_permissions),
     )
     return guild
+
+
+def check_bot_not_timed_out(bot: discord.Member, action: str, target_id: int | None) -> None:
+    """A timed-out bot (not an administrator) may do nothing on Discord but read. Said first: the
+    permissions it seems to lack (a purge's, masked in the channel) or Discord's 403 would send the
+    moderator looking at roles."""
+    if BOT_PERMISSIONS[action] and bot.timed_out and not bot.guild_permissions.administrator:
+        raise PermissionRefused(f"I cannot {_action_phrase(action, target_id)}: "
+                                + timed_out_clause(bot.communication_disabled_until))
+
+
+def timed_out_clause(until: datetime | None) -> str:
+    """Why a timed-out bot cannot act, and who can change that."""
+    when = f" until <t:{int(until.timestamp())}:f>" if until is not None else ""
+    return f"I am timed out{when}, and a timed-out member may do nothing but read. A moderator can end my timeout."
+
+
+def _action_phrase(action: str, target_id: int | None) -> str:
+    if action == "purge":
+        return "delete messages here"
+    return f"{_VERBS.get(action, action)} {'them' if target_id is None else mention(target_id)}"
 
 
 def check_can_time_out(target: discord.Member) -> None:
@@ -112,12 +137,9 @@ def check_can_time_out(target: discord.Member) -> None:
 def discord_refusal(action: str, target_id: int | None = None, *, timed_out_until: datetime | None = None) -> str:
     """The sentence for a 403 from Discord: what it refused, and why. `timed_out_until`: the bot is
     timed out, which takes all its permissions but reading; else the two usual reasons."""
-    who = f"<@{target_id}>" if target_id is not None else "them"
-    refused = "Discord refused to let me " + ("delete messages here" if action == "purge"
-                                              else f"{_VERBS.get(action, action)} {who}")
+    refused = f"Discord refused to let me {_action_phrase(action, target_id)}"
     if timed_out_until is not None:
-        return (f"{refused}: I am timed out until <t:{int(timed_out_until.timestamp())}:f>, and a timed-out "
-                "member may do nothing but read. A moderator can end my timeout.")
+        return f"{refused}: {timed_out_clause(timed_out_until)}"
     labels = [PERMISSION_LABELS.get(name, name) for name in BOT_PERMISSIONS.get(action, ())]
     needed = f"the {' and '.join(labels)} {plural(len(labels), 'permission')}"
     if action == "purge":

@@ -592,11 +592,15 @@ async def test_a_timed_out_bots_refusal_says_it_is_timed_out(cast: Cast) -> None
     # do not show: the bot's own checks pass and Discord answers 403.
     until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
     await cast.server.update_member(cast.world.guild, cast.server.bot_user, timed_out_until=until)
+    timed_out = (f"I am timed out until <t:{int(until.timestamp())}:f>, and a timed-out member may do nothing "
+                 "but read. A moderator can end my timeout.")
     reply = await cast.run(cast.mod, "kick", {"member": cast.carol, "reason": "x"})
-    assert reply.content == (f"Discord refused to let me kick <@{cast.carol.id}>: I am timed out until "
-                             f"<t:{int(until.timestamp())}:f>, and a timed-out member may do nothing but read. "
-                             "A moderator can end my timeout.")
+    assert reply.content == f"I cannot kick <@{cast.carol.id}>: {timed_out}"
     assert cast.is_member(cast.carol) and cast.cases() == []
+    # A purge too, although its channel permissions (masked by the timeout) look like a missing one.
+    purge = await cast.run(cast.mod, "purge", {"count": 5})
+    assert purge.content == f"I cannot delete messages here: {timed_out}"
+    assert cast.server.requests_to("POST", "/channels/*/messages/bulk-delete") == []
 
 
 # -- warn thresholds -----------------------------------------------------------------------------------
