@@ -26,6 +26,7 @@ import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_of
+from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import pinging_only
 from malabot.commands import fit_lines
 from malabot.features.xp.models import LevelChange
@@ -117,7 +118,8 @@ async def _announce(services: Services, guild: discord.Guild, change: LevelChang
         # The admin's template may name anyone, a role or @everyone: only the member is pinged.
         await channel.send(announcement.text, allowed_mentions=pinging_only(change.user_id))
     except discord.Forbidden:
-        problems.append(f"I may not post level-up messages in <#{announcement.channel_id}>.")
+        problems.append(f"I may not post level-up messages in <#{announcement.channel_id}>"
+                        + (f": {timed_out}" if (timed_out := own_timeout(guild)) is not None else "."))
         return None
     except discord.HTTPException as error:
         problems.append(f"Posting the level-up message in <#{announcement.channel_id}> failed ({error.status}).")
@@ -213,8 +215,8 @@ async def _change_roles(member: discord.Member, to_add: list[discord.Role], to_r
             await member.remove_roles(*to_remove, reason=reason)
     except discord.Forbidden:
         names = ", ".join(role.mention for role in [*to_add, *to_remove])
-        problems.append(f"Discord refused to change {names} for {member.mention}; check my role's place "
-                        "and the Manage Roles permission.")
+        why = own_timeout(member.guild) or "check my role's place and the Manage Roles permission."
+        problems.append(f"Discord refused to change {names} for {member.mention}; {why}")
         return False
     except discord.HTTPException as error:
         problems.append(f"Changing level roles of {member.mention} failed ({error.status}).")

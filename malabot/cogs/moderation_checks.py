@@ -14,6 +14,7 @@ from typing import Any
 import discord
 
 from malabot.cogs.members import UNKNOWN_MEMBER
+from malabot.cogs.own_timeout import own_timeout, timed_out_clause
 from malabot.commands import member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Party
@@ -93,7 +94,7 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
     bot_permissions = ctx.app_permissions if action == "purge" else bot.guild_permissions
     actor_permissions = permission_names(member_permissions(ctx.interaction))
     check_moderator_permissions(action, actor_permissions)
-    check_bot_not_timed_out(bot, action, None if target is None else target.id)
+    check_bot_not_timed_out(guild, action, None if target is None else target.id)
     check_action(
         action,
         actor=party_of(ctx.author, guild),
@@ -106,19 +107,11 @@ def check_moderation(ctx: discord.ApplicationContext, action: str,
     return guild
 
 
-def check_bot_not_timed_out(bot: discord.Member, action: str, target_id: int | None) -> None:
-    """A timed-out bot (not an administrator) may do nothing on Discord but read. Said first: the
-    permissions it seems to lack (a purge's, masked in the channel) or Discord's 403 would send the
-    moderator looking at roles."""
-    if BOT_PERMISSIONS[action] and bot.timed_out and not bot.guild_permissions.administrator:
-        raise PermissionRefused(f"I cannot {_action_phrase(action, target_id)}: "
-                                + timed_out_clause(bot.communication_disabled_until))
-
-
-def timed_out_clause(until: datetime | None) -> str:
-    """Why a timed-out bot cannot act, and who can change that."""
-    when = f" until <t:{int(until.timestamp())}:f>" if until is not None else ""
-    return f"I am timed out{when}, and a timed-out member may do nothing but read. A moderator can end my timeout."
+def check_bot_not_timed_out(guild: discord.Guild, action: str, target_id: int | None) -> None:
+    """Said first: the permissions a timed-out bot seems to lack (a purge's, masked in the channel) or
+    Discord's 403 would send the moderator looking at roles."""
+    if BOT_PERMISSIONS[action] and (timed_out := own_timeout(guild)) is not None:
+        raise PermissionRefused(f"I cannot {_action_phrase(action, target_id)}: {timed_out}")
 
 
 def _action_phrase(action: str, target_id: int | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import NO_PINGS, may_embed
 from malabot.errors import TenantError
 from malabot.features.moderation.models import Case, NewCase
@@ -46,7 +47,8 @@ class ModLog:
         try:
             message = await channel.send(**_entry(channel, guild, case))
         except discord.Forbidden:
-            return f"{heading} was not posted: I may not send messages in <#{channel_id}>."
+            why = own_timeout(guild) or f"I may not send messages in <#{channel_id}>."
+            return f"{heading} was not posted: {why}"
         except discord.HTTPException:
             log.exception("guild %s: posting %s to the mod log failed", guild.id, case_heading(case))
             return f"{heading} was not posted: Discord refused the message."

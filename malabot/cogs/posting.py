@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import discord
 
+from malabot.cogs.own_timeout import own_timeout
 from malabot.errors import UserInputError
 
 # Answers, lists and mod-log posts show mentions without pinging anyone.
@@ -17,6 +18,8 @@ def why_cannot_post(guild: discord.Guild, channel: discord.abc.GuildChannel) -> 
     granted = channel.permissions_for(guild.me)
     if granted.view_channel and granted.send_messages:
         return None
+    if (timed_out := own_timeout(guild)) is not None:
+        return f"I cannot post in {channel.mention}: {timed_out}"
     return f"I cannot post in {channel.mention}; let me view it and send messages there."
 
 

@@ -601,6 +601,10 @@ async def test_a_timed_out_bots_refusal_says_it_is_timed_out(cast: Cast) -> None
     purge = await cast.run(cast.mod, "purge", {"count": 5})
     assert purge.content == f"I cannot delete messages here: {timed_out}"
     assert cast.server.requests_to("POST", "/channels/*/messages/bulk-delete") == []
+    # A warning needs nothing from Discord: recorded, but its mod-log post is refused for the timeout.
+    warned = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "x"})
+    assert warned.content == (f"Case #1: warned <@{cast.carol.id}> (1 active warning).\n"
+                              f"Case #1 was not posted: {timed_out}")
 
 
 # -- warn thresholds -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from malabot.cogs import xp_admin
 from malabot.cogs.questions import EXPIRED
 from malabot.cogs.xp_admin import RESET_BUSY
 from malabot.features.xp import repository
-from malabot.sandbox import FakeDiscord, Overwrite
+from malabot.sandbox import ALL_PERMISSIONS, FakeDiscord, Overwrite
 from malabot.sandbox.payloads import channel_payload
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
@@ -850,6 +851,21 @@ async def test_a_second_press_while_the_reset_runs_is_told_it_was_already_answer
     assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
     assert await place.stored_xp() == {world.alice.id: 0}
     assert [action for action, *_ in place.audit()] == ["set", "reset_all"], "reset once"
+
+
+async def test_level_roles_refused_to_a_timed_out_bot_name_the_timeout(place: Place) -> None:
+    world = place.world
+    await place.give_level_roles()
+    await world.set_bot_permissions(ALL_PERMISSIONS & ~Permission.ADMINISTRATOR)   # a timeout binds it then
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    await world.server.update_member(world.guild, world.server.bot_user, timed_out_until=until)
+    reply = await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})   # level 1
+    _, problems = await reply.wait_for_messages(2)
+    timed_out = (f"I am timed out until <t:{int(until.timestamp())}:f>, and a timed-out member may do nothing "
+                 "but read. A moderator can end my timeout.")
+    assert problems.ephemeral and problems.content.splitlines() == [
+        f"⚠️ I may not post level-up messages in <#{world.general.id}>: {timed_out}",
+        f"⚠️ Discord refused to change <@&{place.level_roles[0].id}> for <@{world.alice.id}>; {timed_out}"]
 
 
 async def test_a_question_timing_out_while_its_reset_takes_roles_keeps_the_answer_without_buttons(
