@@ -211,8 +211,10 @@ class ConfirmResetAll(discord.ui.View):
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, _button: discord.ui.Button[ConfirmResetAll], interaction: discord.Interaction) -> None:
         self.answered = True
-        self.stop()
-        await interaction.response.edit_message(content="Cancelled: nobody's XP changed.", view=None)
+        try:  # registered until answered, as confirm: a second press meanwhile is told it was answered
+            await interaction.response.edit_message(content="Cancelled: nobody's XP changed.", view=None)
+        finally:
+            self.stop()
 
     async def on_error(self, error: Exception, item: ViewItem[Any],
                        interaction: discord.Interaction) -> None:

@@ -868,6 +868,22 @@ async def test_level_roles_refused_to_a_timed_out_bot_name_the_timeout(place: Pl
         f"⚠️ Discord refused to change <@&{place.level_roles[0].id}> for <@{world.alice.id}>; {timed_out}"]
 
 
+async def test_a_second_press_while_cancel_is_answered_is_told_it_was_already_answered(place: Place) -> None:
+    world = place.world
+    asked = await world.command(world.admin, "xp reset all")
+
+    def answering_a_press(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.startswith("/interactions/") and body.get("type") == 7
+
+    async with world.server.holding_requests(answering_a_press) as slow:       # Discord slow to take the edit
+        cancelling = asyncio.create_task(world.server.press_button(asked.message, world.admin, label="Cancel"))
+        await slow.arrived(within=5)
+        second = await world.server.press_button(asked.message, world.admin, label="Cancel")
+    await cancelling
+    assert second.ephemeral and second.content == "This was already answered."
+    assert world.server.message(asked.message.id).content == "Cancelled: nobody's XP changed."
+
+
 async def test_a_question_timing_out_while_its_reset_takes_roles_keeps_the_answer_without_buttons(
         place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
     world = place.world
