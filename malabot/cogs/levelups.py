@@ -165,6 +165,9 @@ async def _sync_level_roles(services: Services, guild: discord.Guild, member: di
     # A role given to a member in Membership Screening lets them skip the rules: theirs wait until
     # they pass it (see `sync_roles`). Taking one away is harmless.
     to_add = [] if member.pending else _usable_roles(guild, changes.to_add, level_of, unusable, problems)
+    if member.pending and changes.to_add:  # else the admin who edited their XP would wonder where they are
+        problems.append(f"{member.mention} is still in Membership Screening: their level roles wait until "
+                        "they accept the server's rules.")
     to_remove = _usable_roles(guild, changes.to_remove, level_of, unusable, problems)
     if not to_add and not to_remove:
         return (), ()

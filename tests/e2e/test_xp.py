@@ -631,7 +631,10 @@ async def test_a_member_in_membership_screening_gets_level_roles_once_they_pass_
     await place.give_level_roles()
     dave = world.server.add_user("dave")
     await world.server.member_join(world.guild, dave, pending=True)
-    await world.command(world.admin, "xp add", {"member": dave, "amount": 150})      # level 1
+    reply = await world.command(world.admin, "xp add", {"member": dave, "amount": 150})      # level 1
+    _, told = await reply.wait_for_messages(2)
+    assert told.ephemeral and told.content == (f"⚠️ <@{dave.id}> is still in Membership Screening: their level "
+                                               "roles wait until they accept the server's rules.")
     await settled(world)
     assert place.roles_of(dave) == set()
     assert world.server.member(world.guild, dave).pending, "the bot let them skip the rules"
