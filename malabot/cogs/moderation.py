@@ -30,8 +30,9 @@ from malabot.cogs.moderation_checks import (
     refusals_explained,
     require_member,
 )
-from malabot.cogs.modlog import DISCORD_UNREACHABLE, ModLog
+from malabot.cogs.modlog import ModLog
 from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import admin_group, answer, defer
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.moderation.models import Case, CaseNotRecorded, NewCase

@@ -12,11 +12,11 @@ import logging
 import sqlite3
 from typing import Any
 
-import aiohttp
 import discord
 
 from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import NO_PINGS, may_embed
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.errors import TenantError
 from malabot.features.moderation.models import Case, NewCase
 from malabot.features.moderation.rules import case_heading, render_case, render_case_text
@@ -24,10 +24,6 @@ from malabot.features.moderation.service import ModerationService
 from malabot.tenancy.failures import storage_trouble
 
 log = logging.getLogger(__name__)
-
-# Errors below HTTP that py-cord lets through (a connection reset, a timeout): Discord was not reached,
-# or its answer was lost.
-DISCORD_UNREACHABLE = (aiohttp.ClientConnectionError, OSError, TimeoutError)
 
 
 class ModLog:

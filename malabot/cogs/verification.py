@@ -23,6 +23,7 @@ from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
 from malabot.cogs.members import UNKNOWN_MEMBER, member_of
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.service import OutOfDateReview, ReviewResult, VerificationResult
@@ -172,7 +173,7 @@ class VerificationCog(discord.Cog):
             await self.settings.update(guild_id, ctx.author.id, verified_role_id=role.id)
         except Exception:  # another admin chose the role for something else meanwhile, or the file is busy
             # A panel left behind gives the old role, and the retry the admin is told to make posts another.
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(discord.HTTPException, *DISCORD_UNREACHABLE):
                 await panel.delete()
             raise
         await answer(ctx, f"Posted the verification panel in {channel.mention}; it gives {role.mention}. "

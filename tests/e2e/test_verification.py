@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import discord
 import pytest
 
 from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, Message, Overwrite, Role, User
@@ -304,6 +306,34 @@ async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(pl
     assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER
     await eventually(lambda: not world.server.messages_in(place.panel_channel), what="the panel taken back")
     assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
+
+
+@pytest.mark.quick
+async def test_a_setup_whose_panel_cannot_be_taken_back_still_tells_why_it_failed(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = place.world
+    world.server.timeout = 20.0
+    request = discord.http.HTTPClient.request
+
+    async def unreachable_for_the_delete(self: discord.http.HTTPClient, route: discord.http.Route,
+                                         **kwargs: Any) -> Any:
+        if route.method == "DELETE" and route.channel_id == place.panel_channel.id:
+            raise aiohttp.ClientConnectionError("Connection reset by peer")
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", unreachable_for_the_delete)
+
+    def posting_the_panel(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path.endswith(f"/channels/{place.panel_channel.id}/messages")
+
+    async with world.server.holding_requests(posting_the_panel) as panel_on_its_way:
+        setting_up = asyncio.create_task(place.setup())
+        await panel_on_its_way.arrived(within=5)
+        with locked_from_outside(world.tenant_file(world.guild)):
+            panel_on_its_way.release()
+            reply = await setting_up
+            [told] = await reply.wait_for_messages(1) if not reply.content else [reply]
+    assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER, "the busy file is the news, not the delete"
 
 
 async def test_one_role_chosen_as_both_at_the_same_moment_is_stored_as_only_one(place: Place) -> None:
