@@ -18,7 +18,7 @@ import aiohttp
 import discord
 import pytest
 
-from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, Message, Overwrite, Role, User
+from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, InteractionReply, Message, Overwrite, Role, User
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from malabot.tenancy.failures import BUSY_ANSWER
@@ -286,10 +286,9 @@ async def test_a_setup_refused_after_its_panel_was_posted_takes_the_panel_back(p
     assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
 
 
-@pytest.mark.quick
-async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(place: Place) -> None:
-    """The write fails for another reason than a rule (an operator's sqlite3 session holds the file):
-    the admin is told to try again, so a panel left behind would be a second one at the retry."""
+async def setup_meeting_a_locked_file(place: Place) -> Message | InteractionReply:
+    """/verify setup whose settings write finds the file locked by another program (an operator's sqlite3
+    session) once its panel is posted; the admin's answer."""
     world = place.world
     world.server.timeout = 20.0  # the bot waits out the busy timeout before it gives up on the file
 
@@ -303,6 +302,14 @@ async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(pl
             panel_on_its_way.release()
             reply = await setting_up
             [told] = await reply.wait_for_messages(1) if not reply.content else [reply]
+    return told
+
+
+@pytest.mark.quick
+async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(place: Place) -> None:
+    """The admin is told to try again, so a panel left behind would be a second one at the retry."""
+    world = place.world
+    told = await setup_meeting_a_locked_file(place)
     assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER
     await eventually(lambda: not world.server.messages_in(place.panel_channel), what="the panel taken back")
     assert (await world.live.guild_settings.get(world.guild.id)).verified_role_id is None
@@ -311,8 +318,6 @@ async def test_a_setup_whose_write_finds_the_file_locked_takes_the_panel_back(pl
 @pytest.mark.quick
 async def test_a_setup_whose_panel_cannot_be_taken_back_still_tells_why_it_failed(
         place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
-    world = place.world
-    world.server.timeout = 20.0
     request = discord.http.HTTPClient.request
 
     async def unreachable_for_the_delete(self: discord.http.HTTPClient, route: discord.http.Route,
@@ -322,17 +327,7 @@ async def test_a_setup_whose_panel_cannot_be_taken_back_still_tells_why_it_faile
         return await request(self, route, **kwargs)
 
     monkeypatch.setattr(discord.http.HTTPClient, "request", unreachable_for_the_delete)
-
-    def posting_the_panel(method: str, path: str, body: Any) -> bool:
-        return method == "POST" and path.endswith(f"/channels/{place.panel_channel.id}/messages")
-
-    async with world.server.holding_requests(posting_the_panel) as panel_on_its_way:
-        setting_up = asyncio.create_task(place.setup())
-        await panel_on_its_way.arrived(within=5)
-        with locked_from_outside(world.tenant_file(world.guild)):
-            panel_on_its_way.release()
-            reply = await setting_up
-            [told] = await reply.wait_for_messages(1) if not reply.content else [reply]
+    told = await setup_meeting_a_locked_file(place)
     assert told.flags & EPHEMERAL and told.content == BUSY_ANSWER, "the busy file is the news, not the delete"
 
 
