@@ -156,7 +156,8 @@ async def refusals_explained(action: str, target_id: int | None = None, *,
         if error.code == SYSTEM_MESSAGE:  # not a missing permission: saying so would send them looking
             raise PermissionRefused("Discord refused to delete these messages: one of them is a system message, "
                                     "which Discord never deletes. Nothing was deleted.") from error
-        timed_out_until = bot.communication_disabled_until if bot.timed_out else None
+        # The same judgement as before acting (own_timeout): an administrator's timeout binds nothing.
+        timed_out_until = bot.communication_disabled_until if own_timeout(bot.guild) is not None else None
         raise PermissionRefused(discord_refusal(action, target_id, timed_out_until=timed_out_until)) from error
     except discord.NotFound as error:
         if error.code != UNKNOWN_MEMBER or target_id is None:
