@@ -10,6 +10,7 @@ import discord
 
 from malabot.commands import CommandContext, RefusedCheck, answer, defer_when_slow, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
+from malabot.member_list_loading import MemberListLoader
 from malabot.member_lists import MemberListRetry
 from malabot.templates import within_one_message
 from malabot.tenancy.failures import BUSY_ANSWER, is_busy
@@ -35,6 +36,8 @@ class MalaBot(discord.Bot):
     def __init__(self, services: Services, **options: Any) -> None:
         options.setdefault("intents", intents())
         options.setdefault("cache_default_sounds", False)
+        # Member lists are loaded after on_ready, server by server (see member_list_loading.py).
+        options.setdefault("chunk_guilds_at_startup", False)
         options.setdefault("allowed_mentions", discord.AllowedMentions(everyone=False, roles=False))
         if services.settings.owner_ids:  # else py-cord asks Discord who owns the application
             options.setdefault("owner_ids", set(services.settings.owner_ids))
@@ -44,6 +47,7 @@ class MalaBot(discord.Bot):
         self.guilds_opened = asyncio.Event()
         # A member list Discord refused (RATE_LIMITED) is asked for again, not waited for forever.
         self.member_list_retry = MemberListRetry(self)
+        self.member_lists = MemberListLoader(self)
         self.add_check(only_in_guilds)
         from malabot.cogs import all_cogs
         from malabot.cogs.admin_notices import AdminNotices
@@ -57,6 +61,7 @@ class MalaBot(discord.Bot):
 
     async def close(self) -> None:
         self.member_list_retry.close()
+        self.member_lists.close()
         await super().close()
 
     async def get_application_context(self, interaction: discord.Interaction,

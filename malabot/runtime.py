@@ -28,6 +28,7 @@ from malabot.app import (
     stop_services,
     tenants_lock,
 )
+from malabot.cogs.birthdays import BIRTHDAY_PASS_NOW
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_undecodable_env, describe_validation_error
 from malabot.tenancy.backup import remove_all_backup_leftovers, remove_download_leftovers
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 # How long handlers already running (a command, a level-up post) may take to finish once the bot is
 # told to stop; short enough for the whole shutdown to fit in a container's 10 s.
 SHUTDOWN_GRACE_SECONDS = 5.0
-# py-cord runs every event listener (commands too) and every button callback in a task named so.
-_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-")
+# py-cord runs every event listener (commands too) and every button callback in a task named so; the
+# birthday cog runs one server's pass (for a birthday set to today, say) in a task of its own.
+_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-", BIRTHDAY_PASS_NOW)
 # on_ready's start-up sweep (open every server's file, archive the removed, purge the departed) is
 # done again at the next start, so a stop does not wait for it.
 _START_UP_SWEEP = "pycord: on_ready"

@@ -102,7 +102,7 @@ class BackupCog(discord.Cog):
         restored = await self.backups.restore(guild_id, snapshot_id)
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, restored.id)
         if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
-            await purge_departed(self.bot.services.member_data, [ctx.guild])
+            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild])).summary())
         await answer(ctx, f"Restored snapshot `{restored.id}` "
                           f"(taken {restored.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
                           "kept as a snapshot marked “before a restore” in `/backup list`.", ephemeral=True)

@@ -3,9 +3,10 @@
 Commands call BirthdayService and render its views. The birth year (and the age) only ever appears in
 ephemeral answers to the member themself; public answers show month and day and ping nobody.
 
-The pass is added to the scheduler once every guild has its file (bot.guilds_opened) and the member
-cache is filled: it runs at once (catching up on a pass missed while the bot was down) and then
-every quarter hour. `run_birthday_pass()` runs one now, exactly as the scheduler would.
+The pass is added to the scheduler once every guild has its file (bot.guilds_opened): it runs at
+once (catching up on a pass missed while the bot was down) and then every quarter hour. Members it
+cannot see yet (their server's member list is still loading) are left for later, and each server's
+pass runs again once its list is in. `run_birthday_pass()` runs one now, exactly as the scheduler would.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from malabot.bot import MalaBot
 
 log = logging.getLogger(__name__)
+
+# The name of a task running the pass for one server now: a shutdown lets it finish, as a handler.
+BIRTHDAY_PASS_NOW = "birthday-pass-now"
 
 # ---- rendering: views in, message text out -------------------------------------------------------
 
@@ -136,17 +140,18 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         finally:
             self.caught_up.set()
 
-    def _celebrate_today(self, guild_id: int) -> None:
-        """A birthday just set to today is celebrated now when the server's birthday hour has come (the
-        next pass would miss it in the server's last quarter hour of the day); not awaited by the command."""
+    def _celebrate_today(self, guild_id: int, why: str = "a birthday set for today") -> None:
+        """The pass for one server now, not awaited: for a birthday just set to today (the next pass
+        would miss it in the server's last quarter hour of the day), or for members the last pass could
+        not see yet (their server's member list came after it)."""
         async def celebrate() -> None:
             try:
                 report = await self.birthday_pass.run_for(guild_id)
                 await self._level_ups(report.level_changes)
             except Exception:
-                log.exception("guild %s: celebrating a birthday set for today failed", guild_id)
+                log.exception("guild %s: the birthday pass for %s failed", guild_id, why)
 
-        task = asyncio.create_task(celebrate(), name="birthday-set-today")
+        task = asyncio.create_task(celebrate(), name=BIRTHDAY_PASS_NOW)
         self._celebrations.add(task)
         task.add_done_callback(self._celebrations.discard)
 
@@ -173,6 +178,13 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         await self.bot.guilds_opened.wait()
         job = dataclasses.replace(birthday_pass_job(self.birthday_pass), run=self.scheduled_pass)
         add_job(self.services.scheduler, job)
+
+    @discord.Cog.listener()
+    async def on_member_list_complete(self, guild: discord.Guild) -> None:
+        # After a start the member lists come server by server, after the first pass: a birthday of a
+        # member it could not see is celebrated now, not at the next quarter hour.
+        if self.bot.guilds_opened.is_set():
+            self._celebrate_today(guild.id, why="members whose list just came in")
 
     def cog_unload(self) -> None:
         with contextlib.suppress(JobLookupError):

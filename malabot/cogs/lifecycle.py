@@ -1,13 +1,12 @@
 """Guild and member lifecycle: create files on join, purge a member who leaves, archive on removal.
 
-A member who leaves while the bot is offline sends no event the bot could hear; at start, in each
-guild whose member list is complete (py-cord has chunked it), in a big guild once its list arrives,
-and in a guild in an outage (at start, or one that began while the bot ran: nobody's leave is sent
-meanwhile) once it comes back with its list, everyone named in its file who is no longer a member is
-purged as if they had just left. Then `on_member_list_complete(guild)` is dispatched for each such
-guild, for other cogs to catch up from its list on what they missed meanwhile. Likewise a server
-that removed the bot while it was offline: READY lists every server the bot is in, so the file of any
-other is archived at start.
+A member who leaves while the bot is offline sends no event the bot could hear. So once a server's
+member list is in (after a start, server by server: member_list_loading.py; after the bot joins it;
+after an outage, at start or one that began while the bot ran, since nobody's leave is sent
+meanwhile), everyone named in its file who is no longer a member is purged as if they had just
+left. Then `on_member_list_complete(guild)` is dispatched, for other cogs to catch up from its list
+on what they missed meanwhile. Likewise a server that removed the bot while it was offline: READY
+lists every server the bot is in, so the file of any other is archived at start.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -31,45 +31,63 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long the start-up purge waits for a big server's member list (py-cord's own wait is 60 s).
-MEMBER_LIST_WAIT_SECONDS = 120
-
-
 def _progress_step(total: int) -> int:
     """Log progress about ten times over a long run, and not at all over a short one."""
     return max(total // 10, 100)
 
 
-async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild]) -> None:
+@dataclass
+class DepartedTally:
+    """What purges of members who left unheard did over several servers, for one summary line."""
+
+    servers: int = 0
+    checked: int = 0
+    purged_members: int = 0
+    purged_in: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        skipped = self.servers - self.checked
+        return (f"members who left while the bot was offline: {self.purged_members} purged in {self.purged_in} "
+                f"of {self.servers} servers ({skipped} skipped: member list not complete; {self.failed} failed)")
+
+
+async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild],
+                         tally: DepartedTally | None = None) -> DepartedTally:
     """Purge members named in a guild's file who are no longer its members (they left while the bot
-    was offline, or a restore brought their rows back), in guilds whose member list is complete."""
-    purged_members = purged_in = skipped = failed = 0
+    was offline, or a restore brought their rows back), in guilds whose member list is complete.
+    Each server that had some says so; the counts are added to `tally` (a new one by default)."""
+    tally = tally if tally is not None else DepartedTally(servers=len(guilds))
     step = _progress_step(len(guilds))
     for done, guild in enumerate(guilds, start=1):
-        is_member = server_members(guild)  # None until the list is complete (chunked): an
-        if is_member is None:               # incomplete one would make members look departed
-            skipped += 1
-        else:
-            try:
-                report = await member_data.purge_absent(guild.id, is_member)
-            except TenantArchived:  # the bot was removed meanwhile: its data is archived, not ours
-                log.debug("guild %s: archived before its departed members were purged", guild.id)
-                continue
-            except Exception:  # one server's broken file must not keep the others' departed data
-                failed += 1
-                log.exception("guild %s: purging members who are no longer here failed; those it found "
-                              "are retried until it works", guild.id)
-                continue
-            if report.user_ids:
-                purged_members += len(report.user_ids)
-                purged_in += 1
-                log.info("guild %s: %d members no longer here had data, %d rows purged",
-                         guild.id, len(report.user_ids), report.rows_changed)
+        await _purge_departed_in(member_data, guild, tally)
         if done % step == 0 and done < len(guilds):
             log.info("checked %d of %d servers for members who left while the bot was offline", done,
                      len(guilds))
-    log.info("members who left while the bot was offline: %d purged in %d of %d servers (%d skipped: "
-             "member list not complete; %d failed)", purged_members, purged_in, len(guilds), skipped, failed)
+    return tally
+
+
+async def _purge_departed_in(member_data: MemberData, guild: discord.Guild, tally: DepartedTally) -> None:
+    is_member = server_members(guild)  # None until the list is complete (chunked): an
+    if is_member is None:               # incomplete one would make members look departed
+        return
+    try:
+        report = await member_data.purge_absent(guild.id, is_member)
+    except TenantArchived:  # the bot was removed meanwhile: its data is archived, not ours
+        log.debug("guild %s: archived before its departed members were purged", guild.id)
+        return
+    except Exception:  # one server's broken file must not keep the others' departed data
+        tally.checked += 1
+        tally.failed += 1
+        log.exception("guild %s: purging members who are no longer here failed; those it found "
+                      "are retried until it works", guild.id)
+        return
+    tally.checked += 1
+    if report.user_ids:
+        tally.purged_members += len(report.user_ids)
+        tally.purged_in += 1
+        log.info("guild %s: %d members no longer here had data, %d rows purged",
+                 guild.id, len(report.user_ids), report.rows_changed)
 
 
 async def archive_removed_while_offline(tenants: TenantManager, guilds: Sequence[discord.Guild]) -> None:
@@ -105,24 +123,26 @@ class Lifecycle(discord.Cog):
         self._ready_purge_pending = True
         # An owed purge runs only for members still gone: one may rejoin while the bot hears nothing.
         self.services.member_data.check_membership_with(self.member_presence)
+        bot.member_lists.when_arrived(self.member_list_arrived)
+        # The counts of this start's purges (later ones, after an outage say, add to it unread).
+        self._start_tally = DepartedTally()
 
     async def member_presence(self, guild_id: int, user_ids: Sequence[int]) -> MemberPresence:
         return await member_presence(self.bot.get_guild(guild_id), user_ids)
 
-    async def catch_up(self, guilds: Sequence[discord.Guild]) -> None:
-        """Purge who left these guilds unheard, then dispatch on_member_list_complete for each whose
-        member list is complete (the others get theirs later, or at the next start)."""
-        await purge_departed(self.services.member_data, guilds)
-        for guild in guilds:
-            if server_members(guild) is not None:
-                self.bot.dispatch("member_list_complete", guild)
+    async def member_list_arrived(self, guild: discord.Guild) -> None:
+        """Purge who left this guild unheard, then dispatch on_member_list_complete for the other cogs
+        to catch up (unless the list is not complete after all: members came or went meanwhile)."""
+        await _purge_departed_in(self.services.member_data, guild, self._start_tally)
+        if server_members(guild) is not None:
+            self.bot.dispatch("member_list_complete", guild)
 
     async def open_guild(self, guild_id: int) -> bool:
         """A guild the bot is (again) in: its file, else a recent archive brought back (the tenant
         manager does that on whatever reaches the guild first), else a new file.
 
-        False when the bot has been removed since (py-cord dispatches a join only once the member list
-        has arrived, and a removal meanwhile at once): its removal archives the guild, or has."""
+        False when the bot has been removed since (a removal is dispatched at once, and may come
+        while a join's handler waits): its removal archives the guild, or has."""
         if self.bot.get_guild(guild_id) is None:  # checked right before ensure(): nothing in between
             log.info("guild %s: the bot was removed again before its data was opened", guild_id)
             return False
@@ -147,27 +167,11 @@ class Lifecycle(discord.Cog):
         await archive_removed_while_offline(self.services.tenants, self.bot.guilds)
         self.bot.guilds_opened.set()
         self._ready_purge_pending = False  # before the purge: a server back while it runs is purged too
-        await self.catch_up(self.bot.guilds)
-        await self.purge_once_member_lists_arrive(self.bot.guilds)
-
-    async def purge_once_member_lists_arrive(self, guilds: Sequence[discord.Guild]) -> None:
-        """py-cord waits only 5 s for a server's member list before READY: a big server's may come
-        later, and no event says so. Its purge waits for it here, all of them at once (py-cord's
-        requests still running are reused). A server in an outage is left to on_guild_available."""
-        lists = {asyncio.ensure_future(guild.chunk()): guild for guild in guilds
-                 if not guild.unavailable and server_members(guild) is None}
-        if not lists:
-            return
-        try:
-            arrived, late = await asyncio.wait(lists, timeout=MEMBER_LIST_WAIT_SECONDS)
-        finally:  # a stop cancels the sweep: the requests' waits go with it
-            for waiting in lists:
-                waiting.cancel()
-        for guild in (lists[waiting] for waiting in late):
-            log.warning("guild %s: its member list did not arrive within %d s; members who left while the bot "
-                        "was offline are purged at the next start", guild.id, MEMBER_LIST_WAIT_SECONDS)
-        ready = [guild for waiting, guild in lists.items() if waiting in arrived and not waiting.exception()]
-        await self.catch_up(ready)
+        # Each server's purge runs once its member list is in; a server in an outage waits for its return.
+        self._start_tally = tally = DepartedTally(servers=len(self.bot.guilds))
+        self.bot.member_lists.load(self.bot.guilds)
+        await self.bot.member_lists.settled.wait()
+        log.info(tally.summary())
 
     @discord.Cog.listener()
     async def on_connect(self) -> None:
@@ -181,15 +185,15 @@ class Lifecycle(discord.Cog):
 
     @discord.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        """A server back from an outage: py-cord reports it once its member list has arrived. Who
-        left meanwhile, or before a start that found the server out, is purged now."""
+        """A server back from an outage: its member list is asked for ahead of the others. Who left
+        meanwhile, or before a start that found the server out, is purged once it is in."""
         if not self._ready_purge_pending:
-            await self.catch_up([guild])
+            self.bot.member_lists.load_first(guild)
 
     @discord.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         if await self.open_guild(guild.id):  # may bring back an archive that names members gone since
-            await self.catch_up([guild])
+            self.bot.member_lists.load_first(guild)
 
     @discord.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -342,7 +342,7 @@ class Gateway:
 
     def guild_create(self, session: Session, guild: Guild, *, unavailable: bool | None) -> dict[str, Any]:
         return payloads.guild_create_payload(
-            self.world, guild, include_members=bool(session.intents & GUILD_MEMBERS), unavailable=unavailable,
+            self.world, guild, include_members=bool(session.intents & GUILD_PRESENCES), unavailable=unavailable,
             large_threshold=session.large_threshold,
         )
 

@@ -182,8 +182,10 @@ def guild_create_payload(world: World, guild: Guild, *, include_members: bool,
                          unavailable: bool | None, large_threshold: int) -> Json:
     """GUILD_CREATE. `unavailable` False marks a guild coming back (startup or after an outage);
     None (key absent) marks a guild the bot just joined; py-cord tells the two apart by it.
-    A guild of more than `large_threshold` members (IDENTIFY's) is large: as on Discord without
-    presences, only the bot's own member comes with it, the others in member chunks when asked."""
+    As on Discord, the member list comes with it only to a bot with the GUILD_PRESENCES intent
+    (`include_members`), and only for a guild of at most `large_threshold` members (IDENTIFY's):
+    otherwise only the bot's own member does (and those in voice channels, which the sandbox has
+    none of), the others in member chunks when asked."""
     bot_member = guild.members.get(world.bot_user.id)
     large = len(guild.members) > large_threshold
     members = (list(guild.members.values()) if include_members and not large

@@ -22,6 +22,9 @@ from malabot.sandbox import FakeDiscord, loopback_only, running_bot
 
 E2E_DIR = Path(__file__).parent
 
+# Seconds between two answered requests for a server's whole member list in e2e tests (Discord: 30).
+TEST_MEMBER_LIST_WINDOW = 0.3
+
 StartBot = Callable[[discord.Client], Awaitable[discord.Client]]
 
 
@@ -41,6 +44,9 @@ def network_guard() -> Iterator[None]:
 @pytest.fixture
 async def discord_server() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
+    # Discord answers a server's whole member list once per 30 s; a test restarting the bot would
+    # wait that long for its lists. The same refusal, shorter (tests of the window set their own).
+    server.member_list_window = TEST_MEMBER_LIST_WINDOW
     await server.start()
     try:
         yield server

@@ -15,6 +15,7 @@ import pytest
 from malabot.departures import MemberPresence
 from malabot.features.settings import repository as settings_repository
 from malabot.member_lists import forget_members, member_presence
+from malabot.scheduling import BIRTHDAY_PASS
 from malabot.sandbox import FakeDiscord, Guild, User
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths
@@ -227,6 +228,35 @@ async def test_a_member_who_left_while_offline_is_purged_once_an_outage_at_start
     assert rows_mentioning(world.tenant_file(world.guild), bob), "still a member of the first server"
 
 
+async def test_a_start_does_not_wait_for_member_lists_and_purges_each_server_once_its_own_is_in(
+        world: World) -> None:
+    """Without the presences intent every server's member list must be asked for, and the gateway takes
+    about two a second: py-cord's own start-up chunking held on_ready (files, scheduled jobs, purges)
+    until all had come, waiting 5 s for each that did not. Now the start is over while both lists are
+    held, and a server's purge of who left while the bot was offline runs once its own list is in."""
+    bob = world.bob.id
+    for guild in (world.guild, world.other_guild):
+        await seed_member(world, guild.id, bob)
+    await world.stop()
+    for guild in (world.guild, world.other_guild):
+        await world.server.remove_member(guild, world.bob)  # nobody is listening
+    first, other = world.tenant_file(world.guild), world.tenant_file(world.other_guild)
+    async with world.server.holding_member_lists(world.guild) as first_list, \
+            world.server.holding_member_lists(world.other_guild) as other_list:
+        await world.start(member_lists=False)
+        await first_list.arrived(within=5)
+        await other_list.arrived(within=5)
+        assert world.live.scheduler.get_job(BIRTHDAY_PASS) is not None, "the scheduled jobs run already"
+        assert rows_mentioning(first, bob) and rows_mentioning(other, bob), "no list in: nobody purged yet"
+
+        first_list.release()
+        await eventually(lambda: not rows_mentioning(first, bob), what="the first server's purge")
+        assert rows_mentioning(other, bob), "the other server's list is still held"
+        assert not world.running.member_lists.settled.is_set()
+    await settled(world)
+    assert not rows_mentioning(other, bob)
+
+
 async def test_a_member_who_left_while_offline_is_purged_once_a_big_servers_member_list_arrives(
         world: World) -> None:
     """A big server's member list may come after py-cord's 5 s wait at start: on_ready's purge finds
@@ -238,7 +268,7 @@ async def test_a_member_who_left_while_offline_is_purged_once_a_big_servers_memb
     for number in range(250):  # past py-cord's large_threshold: the list is asked for, not sent
         world.server.add_member(world.other_guild, world.server.add_user(f"member{number}"))
     async with world.server.holding_member_lists(world.other_guild) as held:
-        starting = asyncio.create_task(world.start())
+        starting = asyncio.create_task(world.start(member_lists=False))
         await held.arrived(within=5)
         await starting  # READY came after py-cord's 5 s wait, the list still held
         assert not world.running.get_guild(world.other_guild.id).chunked
@@ -312,6 +342,7 @@ async def test_the_purge_at_start_reports_exactly_the_members_and_rows_it_purged
     (the row stays, the actor cleared), one with no data; one who left and came back meanwhile, one
     whose leave the bot heard (purged then). Only the first two count, with their six rows."""
     caplog.set_level(logging.INFO, logger="malabot.cogs.lifecycle")
+    caplog.set_level(logging.INFO, logger="malabot.member_list_loading")
     path = world.tenant_file(world.guild)
     with_data, actor, without_data, back, purged = (world.server.add_user(name) for name in (
         "with_data", "actor", "without_data", "back", "purged"))
@@ -333,6 +364,9 @@ async def test_the_purge_at_start_reports_exactly_the_members_and_rows_it_purged
                                         f"{SEEDED_ROWS + 1} rows purged"]
     assert purge_summaries(caplog) == [f"{PURGE_SUMMARY} 2 purged in 1 of 2 servers (0 skipped: member list "
                                        "not complete; 0 failed)"]
+    [lists] = [record.getMessage() for record in caplog.records if record.name == "malabot.member_list_loading"]
+    assert lists.startswith("member lists: 2 of 2 servers complete in ") and lists.endswith(
+        " s (0 did not arrive in time)")
     assert rows_mentioning(path, with_data.id) == rows_mentioning(path, actor.id) == {}
     assert rows_mentioning(path, back.id) == SEEDED
 
@@ -493,16 +527,16 @@ async def test_bot_added_and_removed_at_once_keeps_no_file_and_the_archive(world
 
 
 def make_large(world: World, guild: Guild) -> None:
-    """More members than py-cord's large_threshold: its GUILD_CREATE comes without the member list,
-    which py-cord asks for and waits for before it reports the join."""
+    """More members than py-cord's large_threshold (Discord marks the server `large`); its member list
+    comes only when asked for, as every server's does for a bot without the presences intent."""
     for number in range(250):
         world.server.add_member(guild, world.server.add_user(f"member-{number}"))
 
 
-async def test_a_join_reported_after_the_bot_was_removed_again_keeps_no_file(world: World) -> None:
-    """A large server adds the bot back and removes it while py-cord waits for its member list:
-    py-cord reports the removal at once and the join only once the list has arrived. The late join
-    must not bring the archive back for a server the bot is not in."""
+async def test_a_member_list_that_arrives_after_the_bot_was_removed_again_keeps_no_file(world: World) -> None:
+    """A large server adds the bot back and removes it while the bot waits for its member list. The
+    list's late arrival (its purge of who left meanwhile) must not bring the archive back for a
+    server the bot is not in."""
     guild = world.other_guild
     await seed_member(world, guild.id, world.bob.id)
     live = world.tenant_file(guild)
@@ -512,9 +546,9 @@ async def test_a_join_reported_after_the_bot_was_removed_again_keeps_no_file(wor
     async with world.server.holding_member_lists(guild) as member_list:
         await world.server.add_bot_to_guild(guild)
         await member_list.arrived(within=5)
+        assert live.exists(), "the join is reported at once: the archive is back"
         await world.server.remove_bot_from_guild(guild)
-        joined = asyncio.ensure_future(world.running.wait_for("guild_join", timeout=5))
-    await joined
+        await eventually(lambda: not live.exists(), what="archived again on the second removal")
     await settled(world)
     assert not live.exists(), "no live file for a server the bot is not in"
     [archive] = TenantPaths(world.tenants_dir).archives_of(guild.id)
@@ -592,6 +626,7 @@ async def test_a_refused_member_list_of_a_server_that_removed_the_bot_meanwhile_
     await asyncio.sleep(MEMBER_LIST_WINDOW)  # past retry_after, and the window
     await world.server.add_bot_to_guild(guild)
     await eventually(lambda: world.tenant_file(guild).exists(), what="the join reported, the file back")
+    await settled(world)  # its member list asked for, and in
     first, refused, fresh = member_list_requests(world, guild)
     assert len({first, refused, fresh}) == 3, "the refused request is not sent again after the removal"
     assert world.running.get_guild(guild.id).chunked
@@ -689,6 +724,7 @@ async def test_an_unexpected_failure_is_logged_and_answered_with_an_apology(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     await world.live.tenants.close(world.guild.id)
     world.tenant_file(world.guild).write_bytes(b"this is not a database" * 100)
+    world.live.guild_settings.forget(world.guild.id)  # read at start, by the birthday passes
     reply = await world.command(world.admin, "config show")
     assert reply.ephemeral
     assert reply.content == "Sorry, something went wrong on our side. The error was logged; please try again later."
@@ -768,6 +804,7 @@ async def test_a_first_checkin_since_start_racing_the_members_leave_leaves_no_ro
     queues for the file meanwhile. It used to run before the check-in's transaction, which then wrote
     bob's check-in and XP back until the next start."""
     bob = world.bob.id
+    world.live.guild_settings.forget(world.guild.id)  # the start's birthday passes read them
     assert world.live.guild_settings.cached(world.guild.id) is None, "the check-in is the first use"
     reading, release = hold_settings_reads(monkeypatch)
     checkin = asyncio.create_task(world.command(world.bob, "checkin"))
@@ -788,6 +825,7 @@ async def test_a_first_chat_message_since_start_racing_the_members_leave_earns_n
     (The award is buffered as the settings arrive, before the purge's transaction can start, and the
     purge forgets the member's buffer after it.)"""
     bob = world.bob.id
+    world.live.guild_settings.forget(world.guild.id)  # the start's birthday passes read them
     assert world.live.guild_settings.cached(world.guild.id) is None, "the message is the first use"
     reading, release = hold_settings_reads(monkeypatch)
     await world.server.send_message(world.general, world.bob, "bye all")

@@ -482,7 +482,13 @@ async def test_member_remove_for_cached_and_uncached_members(discord_server: Fak
     assert bot.get_guild(world.guild.id).get_member(world.bob.id) is None
 
 
+# py-cord alone waits 60 s on a member list Discord refused within its window (MalaBot asks again:
+# malabot/member_lists.py). Tests about other things that make py-cord ask again at once lift the window.
+NO_MEMBER_LIST_WINDOW = 0.0
+
+
 async def test_outage_is_not_a_removal(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
+    discord_server.member_list_window = NO_MEMBER_LIST_WINDOW  # the return and the join ask again
     await discord_server.guild_outage(world.guild)
     assert [g.id for g in bot.seen["guild_unavailable"]] == [world.guild.id]
     assert bot.seen["guild_remove"] == []
@@ -494,7 +500,9 @@ async def test_outage_is_not_a_removal(discord_server: FakeDiscord, bot: DemoBot
     assert [g.id for g in bot.seen["guild_remove"]] == [world.guild.id]
     assert bot.get_guild(world.guild.id) is None
 
+    joined = bot.wait_for("guild_join", timeout=2)  # py-cord reports it once the member list is in
     await discord_server.add_bot_to_guild(world.guild)
+    await joined
     assert [g.id for g in bot.seen["guild_join"]] == [world.guild.id]
     assert bot.get_guild(world.guild.id) is not None
 
@@ -530,6 +538,7 @@ async def test_resume_replays_missed_events(discord_server: FakeDiscord, bot: De
 
 async def test_invalid_session_makes_the_bot_identify_again(discord_server: FakeDiscord,
                                                             bot: DemoBot) -> None:
+    discord_server.member_list_window = NO_MEMBER_LIST_WINDOW  # the new session asks again
     ready_again = bot.wait_for("ready", timeout=2)
     await discord_server.disconnect_bot(resumable=False)
     await ready_again
@@ -552,7 +561,7 @@ async def test_a_second_whole_member_list_within_the_window_gets_rate_limited_in
     30 s; another request meanwhile gets RATE_LIMITED (opcode 8, retry_after, meta) and no chunks."""
     discord_server.member_list_window = 1.0
     other = discord_server.add_guild("Other")
-    bot = await launch(enable_debug_events=True)
+    bot = await launch(enable_debug_events=True, chunk_guilds_at_startup=False)  # the requests are the test's
     dispatched: list[dict[str, Any]] = []
 
     async def record(raw: str) -> None:
@@ -594,6 +603,35 @@ async def test_a_second_whole_member_list_within_the_window_gets_rate_limited_in
     await bot.ws.request_chunks(world.guild.id, query="", limit=0, nonce="later")
     await eventually(lambda: any(chunk.get("nonce") == "later" for chunk in of_type("GUILD_MEMBERS_CHUNK")),
                      what="the whole list once the window is over")
+
+
+@pytest.mark.parametrize("presences", [False, True])
+async def test_a_guild_comes_with_its_members_only_to_a_bot_with_the_presences_intent(
+        discord_server: FakeDiscord, launch: Callable[..., Awaitable[DemoBot]], world: World,
+        presences: bool) -> None:
+    """As on Discord, GUILD_CREATE carries a guild's member list only with GUILD_PRESENCES; otherwise
+    just the bot's own member, and the bot asks for the list (py-cord does at start)."""
+    intents = MEMBERS_AND_CONTENT | discord.Intents(presences=presences)
+    bot = await launch(intents=intents, enable_debug_events=True, chunk_guilds_at_startup=False)
+    sent: list[dict[str, Any]] = []
+
+    async def record(raw: str) -> None:
+        frame = json.loads(raw)
+        if frame.get("t") == "GUILD_CREATE":
+            sent.append(frame["d"])
+
+    bot.add_listener(record, "on_socket_raw_receive")
+    joined = bot.wait_for("guild_join", timeout=2)
+    guild = discord_server.add_guild("Newcomers", with_bot=False)
+    discord_server.add_member(guild, discord_server.add_user("dana"))
+    await discord_server.add_bot_to_guild(guild)
+    await joined
+    [created] = sent
+    everyone = {str(user_id) for user_id in discord_server.guild(guild).members}
+    names = {member["user"]["id"] for member in created["members"]}
+    assert names == (everyone if presences else {str(discord_server.world.bot_user.id)})
+    assert created["member_count"] == len(everyone) == 3  # the owner, dana and the bot
+    assert bot.get_guild(guild.id).chunked is presences
 
 
 async def test_a_large_guild_comes_without_its_members_and_is_reported_once_they_arrive(

@@ -19,6 +19,7 @@ import pytest
 from malabot.app import Services, Waits, build_bot, build_services, start_services, stop_services
 from malabot.bot import MalaBot
 from malabot.clock import MovableClock
+from malabot.cogs.birthdays import BIRTHDAY_PASS_NOW
 from malabot.sandbox import (
     Channel,
     FakeDiscord,
@@ -73,7 +74,9 @@ class World:
         assert self.services is not None, "the bot is not running"
         return self.services
 
-    async def start(self) -> MalaBot:
+    async def start(self, *, member_lists: bool = True) -> MalaBot:
+        """Start the bot; return once every server's file is open and (`member_lists`) every member
+        list asked for at start is in, with the purges and catch-ups that follow each."""
         settings = Settings(tenants_dir=self.tenants_dir, api_base_url=self.server.api_base_url,
                             token=self.server.token)
         services = build_services(settings, clock=self.clock, monotonic=self.clock.monotonic, waits=self.waits)
@@ -83,6 +86,9 @@ class World:
         self.services, self.bot = services, bot  # type: ignore[assignment]
         await self._stack.enter_async_context(running_bot(self.server, bot))
         await asyncio.wait_for(bot.guilds_opened.wait(), timeout=10)
+        if member_lists:
+            await asyncio.wait_for(bot.member_lists.settled.wait(), timeout=10)
+            await settled(self)  # and what each list's arrival set off (the birthday pass, say)
         return bot  # type: ignore[return-value]
 
     async def stop(self) -> None:
@@ -143,3 +149,32 @@ async def make_world(server: FakeDiscord, tmp_path: Path, *,
         yield world
     finally:
         await world.stop()
+
+
+# Task names of py-cord's event handlers, of view (button) callbacks, and of the work chat XP leaves
+# behind a finished listener (reading members' stored totals, then their level-ups).
+BOT_TASK_PREFIXES = ("pycord: on_", "discord-ui-view-dispatch", "xp-load-totals", "xp-level-up", BIRTHDAY_PASS_NOW)
+
+
+async def settled(world: World, *, within: float = 5.0) -> None:
+    """Return once the bot has parsed every gateway event sent so far and finished handling them,
+    including events its own actions caused (the MESSAGE_CREATE of a level-up message) and the member
+    lists it asked for meanwhile (a server back from an outage, say)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        await world.server.sync_with_bot()
+        busy = {task for task in asyncio.all_tasks()
+                if task is not asyncio.current_task() and not task.done()
+                and task.get_name().startswith(BOT_TASK_PREFIXES)}
+        lists = world.running.member_lists.settled
+        if not busy and lists.is_set():
+            return
+        if loop.time() > deadline:
+            waiting = sorted(t.get_name() for t in busy) + ([] if lists.is_set() else ["member lists"])
+            raise AssertionError(f"the bot is still busy with {waiting}")
+        if busy:
+            await asyncio.wait(busy, timeout=max(deadline - loop.time(), 0.01))
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lists.wait(), timeout=max(deadline - loop.time(), 0.01))

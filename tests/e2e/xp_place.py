@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,32 +16,10 @@ from typing import Any
 from malabot.sandbox import Channel, FakeDiscord, Message, Role, User
 from malabot.sandbox.payloads import message_payload
 from tests.e2e.data_dump import all_rows
-from tests.e2e.world import World, make_world
+from tests.e2e.world import World, make_world, settled
 
 EPHEMERAL = 64
 EXTRA_MEMBERS = 11  # with admin, alice, bob and carol: 15 members, two leaderboard pages
-
-# Task names of py-cord's event handlers, of view (button) callbacks, and of the work chat XP leaves
-# behind a finished listener (reading members' stored totals, then their level-ups).
-BOT_TASK_PREFIXES = ("pycord: on_", "discord-ui-view-dispatch", "xp-load-totals", "xp-level-up")
-
-
-async def settled(world: World, *, within: float = 5.0) -> None:
-    """Return once the bot has parsed every gateway event sent so far and finished handling them,
-    including events its own actions caused (the MESSAGE_CREATE of a level-up message)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        await world.server.sync_with_bot()
-        busy = {task for task in asyncio.all_tasks()
-                if task is not asyncio.current_task() and not task.done()
-                and task.get_name().startswith(BOT_TASK_PREFIXES)}
-        if not busy:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"the bot is still busy with {sorted(t.get_name() for t in busy)}")
-        await asyncio.wait(busy, timeout=max(deadline - loop.time(), 0.01))
-
 
 @dataclass
 class Place:

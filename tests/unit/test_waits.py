@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from malabot import member_data
+from malabot import member_data, member_list_loading
 from malabot.app import Waits, build_services
-from malabot.cogs import lifecycle
 from malabot.settings import Settings
 
 
@@ -19,4 +18,4 @@ def test_the_bot_waits_the_production_values_unless_told_otherwise(tmp_path: Pat
 
 def test_the_owed_purge_back_off_and_the_member_list_wait() -> None:
     assert (member_data.OWED_RETRY_SECONDS, member_data.OWED_RETRY_LONGEST_SECONDS) == (5.0, 60.0)
-    assert lifecycle.MEMBER_LIST_WAIT_SECONDS == 120
+    assert member_list_loading.MEMBER_LIST_WAIT_SECONDS == 120

@@ -29,7 +29,7 @@ class SettingsService:
         self._cache: dict[int, GuildSettings] = {}
         self._change_rules: list[ChangeRule] = []
         # The file may be replaced (restore) or moved away (archive): read it afresh afterwards.
-        tenants.add_file_changed(self._forget)
+        tenants.add_file_changed(self.forget)
 
     async def get(self, guild_id: int) -> GuildSettings:
         cached = self._cache.get(guild_id)
@@ -89,7 +89,8 @@ class SettingsService:
                 await rule(conn, updated, changed)
         return updated
 
-    def _forget(self, guild_id: int) -> None:
+    def forget(self, guild_id: int) -> None:
+        """Read the settings from the file again at their next use."""
         self._cache.pop(guild_id, None)
 
 

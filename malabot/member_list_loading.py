@@ -1,0 +1,182 @@
+"""Loading every server's member list after a start without holding the start up.
+
+Without the GUILD_PRESENCES intent, Discord's GUILD_CREATE carries no member list (only the bot's own
+member), so every server's list must be asked for over the gateway (op 8), and the gateway takes
+about 110 such requests a minute. py-cord's own start-up chunking asks for them all before it fires
+on_ready, and then waits up to 5 s for each in turn: with 1,000 servers, nine minutes or more during
+which no file is opened, no scheduled job runs and nobody who left while the bot was offline is
+purged. So the bot turns that chunking off (`chunk_guilds_at_startup=False`) and loads the lists
+here instead, after on_ready: one request at a time through py-cord's rate limit, a server the bot
+just joined or that is back from an outage ahead of the rest, and each server handed to `arrived`
+as soon as its own list is in, not once all are.
+
+It uses py-cord's connection state (`chunk_guild(wait=False)`: send the request, get the future of
+its answer), which has no public form; `MemberListRetry` (member_lists.py) asks again for a list
+Discord refused, which completes the same future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import discord
+
+log = logging.getLogger(__name__)
+
+# How long a server's list may take once asked for (py-cord's own wait is 60 s; a refused request
+# is asked again after up to 30 s).
+MEMBER_LIST_WAIT_SECONDS = 120.0
+# A progress line this often while a long load runs (a start with hundreds of servers).
+PROGRESS_EVERY = 100
+
+Arrived = Callable[[discord.Guild], Awaitable[None]]
+
+
+@dataclass
+class LoadingTally:
+    """What one run of loading (from idle back to idle) did, for its progress lines and summary."""
+
+    started: float
+    asked: int = 0
+    arrived: int = 0
+    given_up: int = 0
+
+    def summary(self) -> str:
+        return (f"member lists: {self.arrived} of {self.asked} servers complete in "
+                f"{time.monotonic() - self.started:.1f} s ({self.given_up} did not arrive in time)")
+
+
+async def _nothing_to_do(guild: discord.Guild) -> None:
+    return None
+
+
+class MemberListLoader:
+    """Asks Discord for servers' member lists in order, and calls `arrived(guild)` once each is in.
+
+    `settled` is set whenever nothing is queued or awaited: every list asked for has arrived or was
+    given up on. `close()` stops the loading (a stop, or the end of the client)."""
+
+    def __init__(self, bot: discord.Client, *, wait_seconds: float = MEMBER_LIST_WAIT_SECONDS) -> None:
+        self._bot = bot
+        self._arrived: Arrived = _nothing_to_do
+        self._wait_seconds = wait_seconds
+        self._queue: collections.deque[int] = collections.deque()
+        self._queued = asyncio.Event()
+        self._awaiting: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
+        self._sending = False
+        self._tally: LoadingTally | None = None
+        # Clear until the first load (on_ready's) is done: a start is not over before that.
+        self.settled = asyncio.Event()
+
+    def when_arrived(self, arrived: Arrived) -> None:
+        """Call `arrived(guild)` for each server whose list is complete (the purge of who left unheard)."""
+        self._arrived = arrived
+
+    def load(self, guilds: Iterable[discord.Guild]) -> None:
+        """Queue these servers' lists behind those already queued (a start: every server)."""
+        queued = set(self._queue)
+        self._queue.extend(guild.id for guild in guilds if guild.id not in queued)
+        self._wake()
+
+    def load_first(self, guild: discord.Guild) -> None:
+        """Queue this server's list ahead of the others (just joined, or back from an outage)."""
+        if guild.id in self._queue:
+            self._queue.remove(guild.id)
+        self._queue.appendleft(guild.id)
+        self._wake()
+
+    def close(self) -> None:
+        self._queue.clear()
+        for task in [self._sender, *self._awaiting]:
+            if task is not None:
+                task.cancel()
+
+    def _wake(self) -> None:
+        if not self._queue:
+            self._settle_if_idle()
+            return
+        if self._tally is None:
+            self._tally = LoadingTally(time.monotonic())
+        self.settled.clear()
+        self._queued.set()
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_requests(), name="member-list-loader")
+
+    async def _send_requests(self) -> None:
+        while True:
+            if not self._queue:
+                self._queued.clear()
+                self._settle_if_idle()
+                await self._queued.wait()
+            guild = self._bot.get_guild(self._queue.popleft())
+            # Removed since (nothing to load), or in an outage (its return queues it again).
+            if guild is None or guild.unavailable:
+                continue
+            self._sending = True
+            self._count("asked")
+            try:
+                answer = await self._ask(guild)
+            finally:
+                self._sending = False
+            if answer is not None:
+                self._await(self._wait_for(guild, answer))
+
+    async def _ask(self, guild: discord.Guild) -> asyncio.Future[list[discord.Member]] | None:
+        """Send the request for `guild`'s list (or join one already sent); None when it is complete."""
+        if guild.chunked:
+            self._await(self._hand_over(guild))
+            return None
+        try:  # waits its turn in py-cord's gateway rate limit
+            return await self._bot._connection.chunk_guild(guild, wait=False)  # type: ignore[no-any-return]
+        except (discord.ConnectionClosed, OSError) as error:
+            # Disconnected: the next session's on_ready queues every server again.
+            log.info("guild %s: could not ask for its member list (%s)", guild.id, error)
+            return None
+
+    async def _wait_for(self, guild: discord.Guild, answer: asyncio.Future[list[discord.Member]]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(answer), timeout=self._wait_seconds)
+        except TimeoutError:
+            log.warning("guild %s: its member list did not arrive within %d s; members who left while the "
+                        "bot was offline are purged at the next start", guild.id, self._wait_seconds)
+            self._count("given_up")
+            return
+        await self._hand_over(guild)
+
+    async def _hand_over(self, guild: discord.Guild) -> None:
+        self._count("arrived")
+        try:
+            await self._arrived(guild)
+        except Exception:  # one server's catch-up must not stop the others'
+            log.exception("guild %s: catching up once its member list arrived failed", guild.id)
+
+    def _await(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._awaiting.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._awaiting.discard(task)
+        self._settle_if_idle()
+
+    def _count(self, what: str) -> None:
+        tally = self._tally
+        if tally is None:
+            return
+        setattr(tally, what, getattr(tally, what) + 1)
+        if what == "arrived" and tally.arrived % PROGRESS_EVERY == 0:
+            log.info("member lists: %d servers complete so far, %d asked for", tally.arrived, tally.asked)
+
+    def _settle_if_idle(self) -> None:
+        if self._queue or self._awaiting or self._sending:
+            return
+        if self._tally is not None and self._tally.asked:
+            log.info(self._tally.summary())
+        self._tally = None
+        self.settled.set()
