@@ -56,6 +56,19 @@ def forget_members(guild: discord.Guild) -> None:
 UNKNOWN_MEMBER = 10007  # Discord's error code for a user who is not a member of the guild
 
 
+async def complete_member_list(guild: discord.Guild, within: float) -> bool:
+    """Whether `guild`'s cached member list is complete, asking for it now (or joining the request
+    already sent) when it is not: after a start the lists load one server after another, and work
+    that goes through every member (who holds a role) must not miss those not loaded yet."""
+    if guild.chunked:
+        return True
+    try:
+        await asyncio.wait_for(guild.chunk(), timeout=within)
+    except (TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as error:
+        log.info("guild %s: its member list did not come in time (%s)", guild.id, error or "timed out")
+    return guild.chunked
+
+
 async def member_presence(guild: discord.Guild | None, user_ids: Sequence[int]) -> MemberPresence:
     """Which of these users are members of `guild` now: its cached list when complete (chunked),
     else Discord's answer to a member fetch (404 Unknown Member: gone). Nothing is known of a guild

@@ -30,6 +30,8 @@ from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import pinging_only
 from malabot.commands import fit_lines
 from malabot.features.xp.models import LevelChange
+from malabot.member_list_loading import MEMBER_LIST_WAIT_SECONDS
+from malabot.member_lists import complete_member_list
 
 if TYPE_CHECKING:
     from malabot.app import Services
@@ -80,6 +82,9 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
     """After every member's XP went back to 0: take every level role from everyone who has one."""
     problems: list[str] = []
     removed: list[int] = []
+    if not await complete_member_list(guild, within=MEMBER_LIST_WAIT_SECONDS):
+        problems.append("This server's member list did not load in time: level roles were taken only from "
+                        "the members the bot has seen since it started.")
     for level_role in await services.xp.level_roles(guild.id):
         role = guild.get_role(level_role.role_id)
         if role is None or not role.members:

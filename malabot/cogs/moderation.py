@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs.members import member_of
 from malabot.cogs.moderation_checks import (
     UNKNOWN_MESSAGE,
     TargetLeft,
@@ -228,7 +229,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
     async def warnings_remove(self, ctx: discord.ApplicationContext, case: int, reason: str | None) -> None:
         guild = guild_of(ctx)
         warning = await self.moderation.get_case(guild.id, case)
-        warned = guild.get_member(warning.target_id) if warning.target_id is not None else None
+        # From Discord when not cached (the member list may still be loading after a start).
+        warned = await member_of(guild, warning.target_id) if warning.target_id is not None else None
         if warned is not None:  # the rules of warning them: not yourself, nobody above you or the bot
             check_moderation(ctx, "warn", warned)
         removed = await self.moderation.remove_warning(guild.id, case, ctx.author.id, reason)

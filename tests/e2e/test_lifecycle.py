@@ -15,8 +15,8 @@ import pytest
 from malabot.departures import MemberPresence
 from malabot.features.settings import repository as settings_repository
 from malabot.member_lists import forget_members, member_presence
-from malabot.scheduling import BIRTHDAY_PASS
 from malabot.sandbox import FakeDiscord, Guild, User
+from malabot.scheduling import BIRTHDAY_PASS
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning

@@ -679,6 +679,21 @@ async def test_a_warning_can_only_be_withdrawn_by_someone_who_could_have_given_i
     assert by_owner.content == f"Case #3: warning #1 of <@{cast.mod.id}> withdrawn."
 
 
+async def test_a_warning_of_someone_above_is_not_withdrawn_while_the_member_list_loads(cast: Cast) -> None:
+    """After a start the member lists load server by server; until this server's is in, the warned
+    member is not in the bot's cache, and the rule must still hold (the bot asks Discord)."""
+    world = cast.world
+    await cast.run(world.admin, "warn", {"member": cast.senior, "reason": "late"})    # case 1
+    await world.stop()
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        assert world.running.get_guild(world.guild.id).get_member(cast.senior.id) is None
+        above = await cast.run(cast.mod, "warnings remove", {"case": 1})
+    assert above.content == f"You cannot do that to <@{cast.senior.id}>: their top role is not below yours."
+    assert [case["removed_at"] for case in cast.cases()] == [None]
+
+
 async def test_two_warnings_at_once_at_a_kick_threshold_kick_once_and_explain_the_other(cast: Cast) -> None:
     world = cast.world
     await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(

@@ -806,6 +806,30 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
 
 
+async def test_reset_all_right_after_a_start_takes_level_roles_from_members_not_loaded_yet(place: Place) -> None:
+    """After a start the member lists load server by server: until this server's is in, the bot knows
+    nobody holding a level role. The reset asks for the list first and takes the roles once it is in."""
+    world = place.world
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    await settled(world)
+    assert place.roles_of(world.alice) == {place.level_roles[0].id, place.level_roles[1].id}
+    await world.stop()
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        assert not world.running.get_guild(world.guild.id).chunked
+        asked = await world.command(world.admin, "xp reset all")
+        await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        await eventually(lambda: world.server.message(asked.message.id).content.startswith("Done"),
+                         what="the XP reset, before the level roles")
+        assert place.roles_of(world.alice) != set(), "the roles wait for the member list"
+        member_list.release()
+        await settled(world)
+    assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
+    assert place.roles_of(world.alice) == set()
+
+
 @contextlib.asynccontextmanager
 async def servers_file_held(world: World) -> AsyncIterator[None]:
     """The server's file held inside the block (by a long backup, say): a reset must wait for it."""
