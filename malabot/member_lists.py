@@ -96,6 +96,16 @@ async def member_presence(guild: discord.Guild | None, user_ids: Sequence[int]) 
     return MemberPresence(gone=frozenset(gone), present=frozenset(present_now))
 
 
+def forget_requests_of_a_lost_session(client: discord.Client) -> None:
+    """Give up the member-list requests still awaited when a new session starts (READY): Discord
+    answers a request only in the session that sent it. py-cord keeps them pending and hands them to
+    every later wait for the same server, which would then never end; given up, each wait goes on with
+    what it has (an incomplete list purges nobody) and the next one sends a request of its own."""
+    requests = client._connection._chunk_requests
+    for key in list(requests):
+        requests.pop(key).done()
+
+
 @dataclass(frozen=True)
 class RefusedMemberList:
     guild_id: int

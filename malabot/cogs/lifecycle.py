@@ -22,7 +22,7 @@ import discord
 from malabot.cogs.boards import server_members
 from malabot.departures import MemberPresence
 from malabot.errors import TenantArchived
-from malabot.member_lists import forget_members, member_presence
+from malabot.member_lists import forget_members, forget_requests_of_a_lost_session, member_presence
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -176,6 +176,7 @@ class Lifecycle(discord.Cog):
     @discord.Cog.listener()
     async def on_connect(self) -> None:
         self._ready_purge_pending = True  # READY (a start or a new session): on_ready follows
+        forget_requests_of_a_lost_session(self.bot)  # on_ready's loading asks for every list again
 
     @discord.Cog.listener()
     async def on_guild_unavailable(self, guild: discord.Guild) -> None:

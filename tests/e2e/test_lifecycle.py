@@ -781,6 +781,30 @@ async def test_after_an_invalidated_session_the_bot_catches_up_on_what_it_missed
     assert "rank #1" in reply.content
 
 
+async def test_a_member_list_asked_for_in_a_session_discord_invalidated_is_asked_for_again(world: World) -> None:
+    """Discord answers a member-list request only in the session that sent it. A list still awaited when
+    the session is invalidated never comes: the new session's loading must ask again, not wait on the
+    old request (py-cord keeps it pending, and would hand it to every later wait for that server)."""
+    bob = world.bob.id
+    await seed_member(world, world.other_guild.id, bob)
+    await world.stop()
+    await world.server.remove_member(world.other_guild, world.bob)  # nobody is listening
+    async with world.server.holding_member_lists(world.other_guild) as member_list:
+        bot = await world.start(member_lists=False)
+        bot.before_identify_hook = no_pause_before_identify  # type: ignore[method-assign]
+        await member_list.arrived(within=5)
+        ready_again = asyncio.ensure_future(bot.wait_for("ready", timeout=10))
+        await world.server.disconnect_bot(resumable=False)
+        await ready_again
+    await settled(world)
+    assert bot.get_guild(world.other_guild.id).chunked
+    assert not rows_mentioning(world.tenant_file(world.other_guild), bob)
+
+
+async def no_pause_before_identify(shard_id: int | None, *, initial: bool = False) -> None:
+    """Instead of py-cord's 5 s pause before every IDENTIFY but the first."""
+
+
 # -- a member-scoped write racing the member's leave ---------------------------------------------------
 
 def hold_settings_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
