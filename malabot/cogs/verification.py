@@ -186,7 +186,7 @@ class VerificationCog(discord.Cog):
     @discord.option("member", discord.Member, description="The member whose request to forget")
     async def reset(self, ctx: discord.ApplicationContext, member: discord.Member) -> None:
         guild_id = guild_id_of(ctx)
-        forgotten = await self.service.reset(guild_id, member.id)
+        forgotten = await self.service.reset(guild_id, member.id, ctx.author.id)
         if forgotten is None:
             raise UserInputError(f"{member.mention} has no verification request to reset.")
         await answer(ctx, f"{member.mention}'s verification request was reset; they can press Verify again.",

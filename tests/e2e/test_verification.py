@@ -8,6 +8,7 @@ creation time (a Discord id carries it), relative to that clock.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -737,6 +738,11 @@ async def test_a_denial_is_undone_with_verify_reset(place: Place) -> None:
     assert reset.flags & EPHEMERAL
     assert reset.content == f"<@{alice.id}>'s verification request was reset; they can press Verify again."
     assert place.request_of(alice) is None
+    [(action, actor, target, details)] = [(row[3], row[4], row[5], json.loads(row[7]))
+                                          for row in all_rows(world.tenant_file(world.guild))["audit_log"]
+                                          if row[2] == "verification"]
+    assert (action, actor, target) == ("reset", place.reviewer.id, alice.id)
+    assert details == {"status": "denied"}, "what the reset forgot"
 
     again = await place.press_verify(alice)
     assert again.content.startswith("Your request was sent to the moderators")

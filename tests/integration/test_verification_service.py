@@ -142,11 +142,11 @@ async def test_a_withdrawn_request_can_be_made_again(place: Place) -> None:
 
 async def test_a_reset_request_can_be_made_again_whatever_its_status(place: Place) -> None:
     await place.configure(verify_review_channel_id=REVIEW_CHANNEL)
-    assert not await place.service.reset(GUILD, ALICE), "nothing to reset"
+    assert not await place.service.reset(GUILD, ALICE, MOD), "nothing to reset"
     await place.service.request(GUILD, ALICE)
     await place.service.request(GUILD, BOB)
     await place.service.review(GUILD, ALICE, MOD, approve=False)
-    assert await place.service.reset(GUILD, ALICE)
+    assert await place.service.reset(GUILD, ALICE, MOD)
     assert [row[0] for row in place.rows()] == [BOB], "only the member's own request goes"
     assert (await place.service.request(GUILD, ALICE)).outcome == "pending_review"
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import UserInputError
+from malabot.features.audit import repository as audit
 from malabot.features.settings.service import SettingsService
 from malabot.features.verification import repository
 from malabot.features.verification.repository import VerificationRequest
@@ -134,13 +135,17 @@ class VerificationService:
                             decided_now=decided_now, verified_role_id=settings.verified_role_id,
                             unverified_role_id=settings.unverified_role_id)
 
-    async def reset(self, guild_id: int, user_id: int) -> VerificationRequest | None:
+    async def reset(self, guild_id: int, user_id: int, actor_id: int) -> VerificationRequest | None:
         """Forget the member's request (a mistaken denial, say), so their next press of Verify asks anew;
-        returns the request forgotten (its review message has buttons to take away), None when none."""
+        returns the request forgotten (its review message has buttons to take away), None when none.
+        The audit log keeps who reset it and what it was, since the request itself is gone."""
         async with self._tenants.transaction(guild_id) as conn:
             existing = await repository.get_request(conn, user_id)
             if existing is not None:
                 await repository.delete_request(conn, user_id)
+                # No reviewer id in the details: only the actor column is cleared when someone leaves.
+                await audit.record(conn, self._clock(), "verification", "reset", actor_id=actor_id,
+                                   target_id=user_id, details={"status": existing.status})
             return existing
 
     async def status(self, guild_id: int, user_id: int) -> VerificationRequest | None:
