@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import discord
 
+from malabot.member_lists import give_up_member_list_request
+
 log = logging.getLogger(__name__)
 
 # How long a server's list may take once asked for (py-cord's own wait is 60 s; a refused request
@@ -70,6 +72,8 @@ class MemberListLoader:
         self._awaiting: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
         self._sending = False
+        self._awaited: set[int] = set()  # servers whose request is sent and its answer awaited
+        self._unsent: set[int] = set()   # servers whose request failed to go out (disconnected)
         self._tally: LoadingTally | None = None
         # Clear until the first load (on_ready's) is done: a start is not over before that.
         self.settled = asyncio.Event()
@@ -81,7 +85,11 @@ class MemberListLoader:
     def load(self, guilds: Iterable[discord.Guild]) -> None:
         """Queue these servers' lists behind those already queued (a start: every server)."""
         queued = set(self._queue)
-        self._queue.extend(guild.id for guild in guilds if guild.id not in queued)
+        for guild in guilds:
+            self._unsent.discard(guild.id)
+            if guild.id not in queued:
+                self._queue.append(guild.id)
+                queued.add(guild.id)
         self._wake()
 
     def load_first(self, guild: discord.Guild) -> None:
@@ -90,6 +98,12 @@ class MemberListLoader:
             self._queue.remove(guild.id)
         self._queue.appendleft(guild.id)
         self._wake()
+
+    def ask_again_after_resume(self) -> None:
+        """The connection is back (RESUME): ask for the lists whose request could not be sent. A new
+        session (READY) needs nothing from here: its on_ready loads every server again."""
+        unsent, self._unsent = self._unsent, set()
+        self.load(guild for guild_id in sorted(unsent) if (guild := self._bot.get_guild(guild_id)) is not None)
 
     def close(self) -> None:
         self._queue.clear()
@@ -115,8 +129,9 @@ class MemberListLoader:
                 self._settle_if_idle()
                 await self._queued.wait()
             guild = self._bot.get_guild(self._queue.popleft())
-            # Removed since (nothing to load), or in an outage (its return queues it again).
-            if guild is None or guild.unavailable:
+            # Removed since (nothing to load), in an outage (its return queues it again), or its list
+            # already awaited (a server back from an outage while its request was under way).
+            if guild is None or guild.unavailable or guild.id in self._awaited:
                 continue
             self._sending = True
             self._count("asked")
@@ -125,6 +140,7 @@ class MemberListLoader:
             finally:
                 self._sending = False
             if answer is not None:
+                self._awaited.add(guild.id)
                 self._await(self._wait_for(guild, answer))
 
     async def _ask(self, guild: discord.Guild) -> asyncio.Future[list[discord.Member]] | None:
@@ -135,16 +151,26 @@ class MemberListLoader:
         try:  # waits its turn in py-cord's gateway rate limit
             return await self._bot._connection.chunk_guild(guild, wait=False)  # type: ignore[no-any-return]
         except (discord.ConnectionClosed, OSError) as error:
-            # Disconnected: the next session's on_ready queues every server again.
-            log.info("guild %s: could not ask for its member list (%s)", guild.id, error)
+            # Disconnected: py-cord keeps the unsent request pending, and every later wait for this
+            # server would join it. Given up, and asked again once the connection is back (a RESUME;
+            # a new session's on_ready queues every server anyway).
+            give_up_member_list_request(self._bot, guild.id)
+            self._unsent.add(guild.id)
+            log.debug("guild %s: could not ask for its member list (%s)", guild.id, error)
             return None
 
     async def _wait_for(self, guild: discord.Guild, answer: asyncio.Future[list[discord.Member]]) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(answer), timeout=self._wait_seconds)
         except TimeoutError:
+            give_up_member_list_request(self._bot, guild.id)  # or every later wait would join it
             log.warning("guild %s: its member list did not arrive within %d s; members who left while the "
                         "bot was offline are purged at the next start", guild.id, self._wait_seconds)
+            self._count("given_up")
+            return
+        finally:
+            self._awaited.discard(guild.id)
+        if not guild.chunked:  # given up (a lost session's request, say): nothing to hand over
             self._count("given_up")
             return
         await self._hand_over(guild)

@@ -106,6 +106,14 @@ def forget_requests_of_a_lost_session(client: discord.Client) -> None:
         requests.pop(key).done()
 
 
+def give_up_member_list_request(client: discord.Client, guild_id: int) -> None:
+    """Give up the pending request for `guild_id`'s whole list (one that could not be sent, or whose
+    answer did not come): its waiters go on with what they have, and the next wait sends a new one."""
+    request = client._connection._chunk_requests.pop(guild_id, None)
+    if request is not None:
+        request.done()
+
+
 @dataclass(frozen=True)
 class RefusedMemberList:
     guild_id: int

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import discord
@@ -40,16 +40,17 @@ def _progress_step(total: int) -> int:
 class DepartedTally:
     """What purges of members who left unheard did over several servers, for one summary line."""
 
-    servers: int = 0
-    checked: int = 0
+    servers: set[int] = field(default_factory=set)   # those meant to be checked
+    checked: set[int] = field(default_factory=set)
     purged_members: int = 0
     purged_in: int = 0
     failed: int = 0
 
     def summary(self) -> str:
-        skipped = self.servers - self.checked
+        servers = len(self.servers | self.checked)  # a server joined meanwhile is checked too
         return (f"members who left while the bot was offline: {self.purged_members} purged in {self.purged_in} "
-                f"of {self.servers} servers ({skipped} skipped: member list not complete; {self.failed} failed)")
+                f"of {servers} servers ({servers - len(self.checked)} skipped: member list not complete; "
+                f"{self.failed} failed)")
 
 
 async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild],
@@ -57,7 +58,7 @@ async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild
     """Purge members named in a guild's file who are no longer its members (they left while the bot
     was offline, or a restore brought their rows back), in guilds whose member list is complete.
     Each server that had some says so; the counts are added to `tally` (a new one by default)."""
-    tally = tally if tally is not None else DepartedTally(servers=len(guilds))
+    tally = tally if tally is not None else DepartedTally(servers={guild.id for guild in guilds})
     step = _progress_step(len(guilds))
     for done, guild in enumerate(guilds, start=1):
         await _purge_departed_in(member_data, guild, tally)
@@ -77,12 +78,12 @@ async def _purge_departed_in(member_data: MemberData, guild: discord.Guild, tall
         log.debug("guild %s: archived before its departed members were purged", guild.id)
         return
     except Exception:  # one server's broken file must not keep the others' departed data
-        tally.checked += 1
+        tally.checked.add(guild.id)
         tally.failed += 1
         log.exception("guild %s: purging members who are no longer here failed; those it found "
                       "are retried until it works", guild.id)
         return
-    tally.checked += 1
+    tally.checked.add(guild.id)
     if report.user_ids:
         tally.purged_members += len(report.user_ids)
         tally.purged_in += 1
@@ -168,7 +169,7 @@ class Lifecycle(discord.Cog):
         self.bot.guilds_opened.set()
         self._ready_purge_pending = False  # before the purge: a server back while it runs is purged too
         # Each server's purge runs once its member list is in; a server in an outage waits for its return.
-        self._start_tally = tally = DepartedTally(servers=len(self.bot.guilds))
+        self._start_tally = tally = DepartedTally(servers={guild.id for guild in self.bot.guilds})
         self.bot.member_lists.load(self.bot.guilds)
         await self.bot.member_lists.settled.wait()
         log.info(tally.summary())
@@ -177,6 +178,10 @@ class Lifecycle(discord.Cog):
     async def on_connect(self) -> None:
         self._ready_purge_pending = True  # READY (a start or a new session): on_ready follows
         forget_requests_of_a_lost_session(self.bot)  # on_ready's loading asks for every list again
+
+    @discord.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.bot.member_lists.ask_again_after_resume()
 
     @discord.Cog.listener()
     async def on_guild_unavailable(self, guild: discord.Guild) -> None:

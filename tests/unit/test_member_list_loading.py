@@ -29,6 +29,7 @@ class StandInConnection:
 
     asked: list[int] = field(default_factory=list)
     answers: dict[int, asyncio.Future[list[Any]]] = field(default_factory=dict)
+    _chunk_requests: dict[int, Any] = field(default_factory=dict)  # none kept here: nothing to give up
 
     async def chunk_guild(self, guild: StandInGuild, *, wait: bool) -> asyncio.Future[list[Any]]:
         assert wait is False
