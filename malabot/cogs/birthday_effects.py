@@ -42,6 +42,10 @@ class DiscordBirthdayEffects:
             return False
         return True
 
+    def knows_members(self, guild_id: int) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        return guild is not None and not guild.unavailable and guild.chunked
+
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         guild = self._bot.get_guild(guild_id)
         member = guild.get_member(user_id) if guild is not None else None
@@ -66,7 +70,7 @@ class DiscordBirthdayEffects:
 
     async def remove_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         guild = self._bot.get_guild(guild_id)
-        if guild is None or guild.unavailable or not guild.chunked:
+        if guild is None or not self.knows_members(guild_id):
             # Not in the guild right now, or it is in an outage or its members are not all cached yet
             # (after a start): a member or role not found says nothing. Try again on the next pass.
             return False

@@ -24,6 +24,7 @@ from apscheduler.jobstores.base import JobLookupError
 
 from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
+from malabot.cogs.boards import server_members
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, answers_publicly, fit_lines, guild_id_of
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
@@ -193,8 +194,11 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     async def _announces_age(self, guild_id: int) -> bool:
         return announces_age((await self.services.guild_settings.get(guild_id)).birthday_template)
 
-    def _is_member(self, guild_id: int) -> Callable[[int], bool]:
-        return lambda user_id: self.effects.is_member(guild_id, user_id)
+    def _is_member(self, guild: discord.Guild | None) -> Callable[[int], bool]:
+        """Who counts in lists: the server's members, or everyone with a birthday while its member
+        list is not complete (after a start), as on the leaderboards."""
+        members = server_members(guild)
+        return members if members is not None else lambda user_id: True
 
     # -- commands --
 
@@ -233,7 +237,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     @answers_publicly
     async def list_(self, ctx: discord.ApplicationContext, page: int) -> None:
         guild_id = guild_id_of(ctx)
-        found = await self.birthdays.list_page(guild_id, ctx.author.id, page, is_member=self._is_member(guild_id))
+        found = await self.birthdays.list_page(guild_id, ctx.author.id, page, is_member=self._is_member(ctx.guild))
         await answer(ctx, list_text(found), allowed_mentions=NO_PINGS)
 
     @birthday.command(name="upcoming", description="Birthdays coming up soon")
@@ -242,5 +246,5 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     @answers_publicly
     async def upcoming(self, ctx: discord.ApplicationContext, days: int) -> None:
         guild_id = guild_id_of(ctx)
-        found = await self.birthdays.upcoming(guild_id, ctx.author.id, days, is_member=self._is_member(guild_id))
+        found = await self.birthdays.upcoming(guild_id, ctx.author.id, days, is_member=self._is_member(ctx.guild))
         await answer(ctx, upcoming_text(found, days), allowed_mentions=NO_PINGS)

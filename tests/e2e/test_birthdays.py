@@ -7,6 +7,7 @@ The world starts on 2026-11-25 12:00 UTC (servers default to UTC, announcements 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -535,6 +536,45 @@ async def test_a_server_in_an_outage_at_start_gets_the_role_taken_back_once_it_i
     [row] = bd.celebrations()
     assert row[6] is not None, "recorded as taken back"
     assert (await bd.run_pass()).roles_removed == 0, "nothing left for the next pass"
+
+
+async def test_a_start_leaves_a_role_to_take_back_for_when_the_member_list_is_in(
+        bd: Birthdays, caplog: pytest.LogCaptureFixture) -> None:
+    """The start's pass runs before the server's member list is in: whether alice still holds the role
+    cannot be judged then. Not a failure (no warning, no first failure day starting the give-up
+    clock): the server's pass takes the role back once the list is in."""
+    world = bd.world
+    await celebrate_alice_with_the_role(bd)
+    await world.stop()
+    world.clock.advance(hours=14)                   # 02:00 the next day: the role is owed back
+    caplog.set_level(logging.WARNING, logger="malabot.features.birthdays")
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        await asyncio.wait_for(bd.cog.caught_up.wait(), timeout=10)
+        [row] = bd.celebrations()
+        assert row[6] is None and row[-1] is None, "neither taken back nor failed"
+        assert bd.has_role(world.alice)
+    await bd.settle()
+    assert [record.getMessage() for record in caplog.records] == []
+    assert not bd.has_role(world.alice)
+    [row] = bd.celebrations()
+    assert row[6] is not None, "taken back once the list was in"
+
+
+async def test_birthday_lists_right_after_a_start_name_members_whose_list_is_not_in_yet(bd: Birthdays) -> None:
+    world = bd.world
+    await set_birthday(world, world.alice, 12, 3)
+    await set_birthday(world, world.bob, 12, 4)
+    full = await world.command(world.alice, "birthday list")
+    await world.stop()
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        listed = await world.command(world.alice, "birthday list")
+        upcoming = await world.command(world.alice, "birthday upcoming", {"days": 30})
+    assert listed.content == full.content
+    assert f"<@{world.bob.id}>" in upcoming.content
 
 
 async def test_a_birthday_due_during_an_outage_is_celebrated_once_the_server_is_back(bd: Birthdays) -> None:

@@ -99,6 +99,9 @@ class RecordingDiscord:
     def is_member(self, guild_id: int, user_id: int) -> bool:
         return user_id not in self.absent
 
+    def knows_members(self, guild_id: int) -> bool:
+        return True
+
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         return role_id in self.roles_of(user_id, guild_id)
 

@@ -37,6 +37,9 @@ class NoDiscord:
     def is_member(self, guild_id: int, user_id: int) -> bool:
         return False
 
+    def knows_members(self, guild_id: int) -> bool:
+        return False
+
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         return False
 

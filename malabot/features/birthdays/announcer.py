@@ -175,7 +175,12 @@ class BirthdayPass:
             candidates = (await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year)
                           if due else [])
         report.visited += 1
-        roles_left = await self._take_back(guild_id, old_roles, today, report) if old_roles else False
+        if old_roles and not self._effects.knows_members(guild_id):
+            # Whether they still hold the role cannot be judged yet (after a start, the server's member
+            # list loads later): neither done nor failed. The server's pass runs again once it is in.
+            roles_left = True
+        else:
+            roles_left = await self._take_back(guild_id, old_roles, today, report) if old_roles else False
         # Members the bot cannot see (yet) are left unclaimed for a later pass.
         present = [(user_id, birthday) for user_id, birthday in candidates
                    if self._effects.is_member(guild_id, user_id)]

@@ -34,6 +34,11 @@ class BirthdayEffects(Protocol):
 
     def is_member(self, guild_id: int, user_id: int) -> bool: ...
 
+    def knows_members(self, guild_id: int) -> bool:
+        """Whether every member of the server is known now (its member list is in and it is not in an
+        outage): until then a member not found says nothing about whether they left."""
+        ...
+
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         """Whether the member holds the role now; False when that is not known."""
         ...

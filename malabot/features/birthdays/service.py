@@ -11,7 +11,7 @@ viewer, so the birth year only ever reaches the member it belongs to.
     /birthday upcoming [days]      -> upcoming(guild_id, viewer_id, days, is_member=…)  -> (BirthdayView, …)
 
 `is_member(user_id) -> bool` comes from the bot's member cache: list and upcoming show current
-members only.
+members only (everyone with a birthday while the server's member list is still loading).
 
 A restore keeps the celebrations the data it replaces records (see _carry_celebrations).
 """
