@@ -36,6 +36,10 @@ CLOSE_DECODE_ERROR = 4002
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_DISALLOWED_INTENTS = 4014
 CLOSE_RESUMABLE = 4000
+CLOSE_RATE_LIMITED = 4008
+# Discord closes a connection that sends more than this many payloads in a minute (py-cord keeps to 110
+# besides its heartbeats).
+SENDS_PER_MINUTE = 120
 
 GUILDS = 1 << 0
 GUILD_MEMBERS = 1 << 1
@@ -205,11 +209,15 @@ class Gateway:
         await socket.prepare(request)
         self._sockets.add(socket)
         session: Session | None = None
+        sent_at: deque[float] = deque()  # when the bot's last payloads came
         try:
             await self._send_raw(socket, {"op": HELLO, "d": {"heartbeat_interval": self.heartbeat_interval}})
             async for message in socket:
                 if message.type is not WSMsgType.TEXT:
                     continue
+                if _over_send_limit(sent_at, time.monotonic()):
+                    await socket.close(code=CLOSE_RATE_LIMITED, message=b"You are being rate limited.")
+                    break
                 try:
                     frame = json.loads(message.data)
                     op, data = frame.get("op"), frame.get("d")
@@ -395,6 +403,14 @@ class Gateway:
                 await socket.send_str(json.dumps(frame))
             except (ConnectionResetError, RuntimeError):
                 log.debug("gateway connection went away before %s", frame.get("op"))
+
+
+def _over_send_limit(sent_at: deque[float], now: float) -> bool:
+    """Record one payload from the bot; True once more than SENDS_PER_MINUTE came within a minute."""
+    sent_at.append(now)
+    while sent_at and now - sent_at[0] >= 60:
+        sent_at.popleft()
+    return len(sent_at) > SENDS_PER_MINUTE
 
 
 def _member_list_rate_limited(data: dict[str, Any], retry_after: float) -> dict[str, Any]:

@@ -605,6 +605,16 @@ async def test_a_second_whole_member_list_within_the_window_gets_rate_limited_in
                      what="the whole list once the window is over")
 
 
+async def test_more_than_120_payloads_a_minute_close_the_connection_with_4008(bot: DemoBot, world: World) -> None:
+    """As on Discord: py-cord keeps to 110 a minute; payloads sent past its limiter are counted too."""
+    socket = bot.ws.socket
+    for number in range(121):
+        await socket.send_str(json.dumps({"op": 8, "d": {"guild_id": str(world.guild.id), "query": "a",
+                                                           "limit": 1, "nonce": f"n{number}"}}))
+    await eventually(lambda: socket.close_code is not None, what="Discord closing the connection")
+    assert socket.close_code == 4008
+
+
 @pytest.mark.parametrize("presences", [False, True])
 async def test_a_guild_comes_with_its_members_only_to_a_bot_with_the_presences_intent(
         discord_server: FakeDiscord, launch: Callable[..., Awaitable[DemoBot]], world: World,
