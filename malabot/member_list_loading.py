@@ -12,7 +12,10 @@ as soon as its own list is in, not once all are.
 
 It uses py-cord's connection state (`chunk_guild(wait=False)`: send the request, get the future of
 its answer), which has no public form; `MemberListRetry` (member_lists.py) asks again for a list
-Discord refused, which completes the same future.
+Discord refused, which completes the same future. py-cord keeps a request pending until its answer
+comes, and every later wait for that server joins it: so one that could not be sent (disconnected)
+or was not answered in time is given up, the former sent again after a RESUME (a new session's
+on_ready loads every server again anyway).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import discord
 
@@ -69,10 +73,10 @@ class MemberListLoader:
         self._wait_seconds = wait_seconds
         self._queue: collections.deque[int] = collections.deque()
         self._queued = asyncio.Event()
-        self._awaiting: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # waits for answers, hand-overs
         self._sender: asyncio.Task[None] | None = None
         self._sending = False
-        self._awaited: set[int] = set()  # servers whose request is sent and its answer awaited
+        self._answer_awaited: set[int] = set()  # servers whose request is sent and its answer awaited
         self._unsent: set[int] = set()   # servers whose request failed to go out (disconnected)
         self._tally: LoadingTally | None = None
         # Clear until the first load (on_ready's) is done: a start is not over before that.
@@ -107,7 +111,7 @@ class MemberListLoader:
 
     def close(self) -> None:
         self._queue.clear()
-        for task in [self._sender, *self._awaiting]:
+        for task in [self._sender, *self._tasks]:
             if task is not None:
                 task.cancel()
 
@@ -131,7 +135,7 @@ class MemberListLoader:
             guild = self._bot.get_guild(self._queue.popleft())
             # Removed since (nothing to load), in an outage (its return queues it again), or its list
             # already awaited (a server back from an outage while its request was under way).
-            if guild is None or guild.unavailable or guild.id in self._awaited:
+            if guild is None or guild.unavailable or guild.id in self._answer_awaited:
                 continue
             self._sending = True
             self._count("asked")
@@ -140,7 +144,7 @@ class MemberListLoader:
             finally:
                 self._sending = False
             if answer is not None:
-                self._awaited.add(guild.id)
+                self._answer_awaited.add(guild.id)
                 self._await(self._wait_for(guild, answer))
 
     async def _ask(self, guild: discord.Guild) -> asyncio.Future[list[discord.Member]] | None:
@@ -169,7 +173,7 @@ class MemberListLoader:
             self._count("given_up")
             return
         finally:
-            self._awaited.discard(guild.id)
+            self._answer_awaited.discard(guild.id)
         if not guild.chunked:  # given up (a lost session's request, say): nothing to hand over
             self._count("given_up")
             return
@@ -184,14 +188,14 @@ class MemberListLoader:
 
     def _await(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
-        self._awaiting.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._awaiting.discard(task)
+        self._tasks.discard(task)
         self._settle_if_idle()
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: Literal["asked", "arrived", "given_up"]) -> None:
         tally = self._tally
         if tally is None:
             return
@@ -200,7 +204,7 @@ class MemberListLoader:
             log.info("member lists: %d servers complete so far, %d asked for", tally.arrived, tally.asked)
 
     def _settle_if_idle(self) -> None:
-        if self._queue or self._awaiting or self._sending:
+        if self._queue or self._tasks or self._sending:
             return
         if self._tally is not None and self._tally.asked:
             log.info(self._tally.summary())
