@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 MEMBER_LIST_WAIT_SECONDS = 120.0
 # A progress line this often while a long load runs (a start with hundreds of servers).
 PROGRESS_EVERY = 100
+# Requests sent per minute at most: py-cord's gateway limit is 110, and a payload that finds it spent
+# waits, even py-cord's answer to Discord asking for a heartbeat, which holds up every event meanwhile.
+# Kept below it, the rest of the bot never waits for the loading.
+REQUESTS_PER_MINUTE = 100
 
 Arrived = Callable[[discord.Guild], Awaitable[None]]
 
@@ -67,10 +71,15 @@ class MemberListLoader:
     `settled` is set whenever nothing is queued or awaited: every list asked for has arrived or was
     given up on. `close()` stops the loading (a stop, or the end of the client)."""
 
-    def __init__(self, bot: discord.Client, *, wait_seconds: float = MEMBER_LIST_WAIT_SECONDS) -> None:
+    def __init__(self, bot: discord.Client, *, wait_seconds: float = MEMBER_LIST_WAIT_SECONDS,
+                 requests_per_window: int = REQUESTS_PER_MINUTE, window_seconds: float = 60.0) -> None:
         self._bot = bot
         self._arrived: Arrived = _nothing_to_do
         self._wait_seconds = wait_seconds
+        self._requests_per_window, self._window_seconds = requests_per_window, window_seconds
+        self._sent_at: collections.deque[float] = collections.deque()  # when the last requests went
+        self._paused = False  # from a new session's READY until its on_ready loads every server
+        self._closed = False
         self._queue: collections.deque[int] = collections.deque()
         self._queued = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # waits for answers, hand-overs
@@ -78,6 +87,8 @@ class MemberListLoader:
         self._sending = False
         self._answer_awaited: set[int] = set()  # servers whose request is sent and its answer awaited
         self._unsent: set[int] = set()   # servers whose request failed to go out (disconnected)
+        self._sent_on: dict[int, object] = {}  # the connection each awaited request went out on
+        self._ask_again: set[int] = set()  # awaited requests given up at a RESUME: asked for anew
         self._tally: LoadingTally | None = None
         # Clear until the first load (on_ready's) is done: a start is not over before that.
         self.settled = asyncio.Event()
@@ -88,6 +99,7 @@ class MemberListLoader:
 
     def load(self, guilds: Iterable[discord.Guild]) -> None:
         """Queue these servers' lists behind those already queued (a start: every server)."""
+        self._paused = False
         queued = set(self._queue)
         for guild in guilds:
             self._unsent.discard(guild.id)
@@ -104,18 +116,35 @@ class MemberListLoader:
         self._wake()
 
     def ask_again_after_resume(self) -> None:
-        """The connection is back (RESUME): ask for the lists whose request could not be sent. A new
-        session (READY) needs nothing from here: its on_ready loads every server again."""
+        """The connection is back (RESUME): ask again for the lists whose request could not be sent,
+        and for those awaited since before: py-cord drops a send silently once the connection is
+        closing, and Discord replays events, not requests it never got. (An answer it did send
+        before comes back before RESUMED, and then nothing is asked again.)"""
+        current = self._bot.ws
+        for guild_id in [guild_id for guild_id in self._answer_awaited if self._sent_on.get(guild_id) is not current]:
+            self._ask_again.add(guild_id)
+            give_up_member_list_request(self._bot._connection, guild_id)  # its wait ends, and asks anew
         unsent, self._unsent = self._unsent, set()
-        self.load(guild for guild_id in sorted(unsent) if (guild := self._bot.get_guild(guild_id)) is not None)
+        self.load(guild for guild_id in sorted(unsent)
+                  if (guild := self._bot.get_guild(guild_id)) is not None and not guild.chunked)
+
+    def new_session(self) -> None:
+        """A new session (READY): the servers are being sent afresh and its on_ready loads them all;
+        nothing queued for the old one is asked for meanwhile (it would be handed over twice)."""
+        self._queue.clear()
+        self._unsent.clear()
+        self._paused = True
 
     def close(self) -> None:
+        self._closed = True
         self._queue.clear()
         for task in [self._sender, *self._tasks]:
             if task is not None:
                 task.cancel()
 
     def _wake(self) -> None:
+        if self._closed:
+            return
         if not self._queue:
             self._settle_if_idle()
             return
@@ -128,10 +157,13 @@ class MemberListLoader:
 
     async def _send_requests(self) -> None:
         while True:
-            if not self._queue:
+            while not self._queue or self._paused:
                 self._queued.clear()
                 self._settle_if_idle()
                 await self._queued.wait()
+            await self._pace()
+            if not self._queue or self._paused:  # a new session meanwhile
+                continue
             guild = self._bot.get_guild(self._queue.popleft())
             # Removed since (nothing to load), in an outage (its return queues it again), or its list
             # already awaited (a server back from an outage while its request was under way).
@@ -145,6 +177,7 @@ class MemberListLoader:
                 self._sending = False
             if answer is not None:
                 self._answer_awaited.add(guild.id)
+                self._sent_on[guild.id] = self._bot.ws
                 self._await(self._wait_for(guild, answer))
 
     async def _ask(self, guild: discord.Guild) -> asyncio.Future[list[discord.Member]] | None:
@@ -152,30 +185,50 @@ class MemberListLoader:
         if guild.chunked:
             self._await(self._hand_over(guild))
             return None
-        try:  # waits its turn in py-cord's gateway rate limit
+        self._sent_at.append(time.monotonic())
+        connection = self._bot.ws
+        try:
             return await self._bot._connection.chunk_guild(guild, wait=False)  # type: ignore[no-any-return]
         except (discord.ConnectionClosed, OSError) as error:
             # Disconnected: py-cord keeps the unsent request pending, and every later wait for this
-            # server would join it. Given up, and asked again once the connection is back (a RESUME;
-            # a new session's on_ready queues every server anyway).
-            give_up_member_list_request(self._bot, guild.id)
-            self._unsent.add(guild.id)
+            # server would join it. Given up, and asked again on the connection that replaced it, or
+            # once the connection is back (a RESUME; a new session's on_ready loads every server).
+            give_up_member_list_request(self._bot._connection, guild.id)
             log.debug("guild %s: could not ask for its member list (%s)", guild.id, error)
+            if self._bot.ws is not connection:  # replaced already (a RESUME that came first)
+                self._queue.append(guild.id)
+            else:
+                self._unsent.add(guild.id)
             return None
+
+    async def _pace(self) -> None:
+        """Wait until one more request keeps within REQUESTS_PER_MINUTE over the last minute."""
+        while len(self._sent_at) >= self._requests_per_window:
+            wait = self._sent_at[0] + self._window_seconds - time.monotonic()
+            if wait <= 0:
+                self._sent_at.popleft()
+            else:
+                await asyncio.sleep(wait)
 
     async def _wait_for(self, guild: discord.Guild, answer: asyncio.Future[list[discord.Member]]) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(answer), timeout=self._wait_seconds)
         except TimeoutError:
-            give_up_member_list_request(self._bot, guild.id)  # or every later wait would join it
+            give_up_member_list_request(self._bot._connection, guild.id)  # or every later wait would join it
             log.warning("guild %s: its member list did not arrive within %d s; members who left while the "
                         "bot was offline are purged at the next start", guild.id, self._wait_seconds)
             self._count("given_up")
             return
         finally:
             self._answer_awaited.discard(guild.id)
-        if not guild.chunked:  # given up (a lost session's request, say): nothing to hand over
-            self._count("given_up")
+            self._sent_on.pop(guild.id, None)
+        asked_anew = guild.id in self._ask_again
+        self._ask_again.discard(guild.id)
+        if not guild.chunked:  # given up: at a RESUME (asked for anew), or with a lost session
+            if asked_anew:
+                self.load([guild])
+            else:
+                self._count("given_up")
             return
         await self._hand_over(guild)
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import discord
+from discord.state import ConnectionState
 
 from malabot.departures import MemberPresence
 
@@ -65,6 +66,8 @@ async def complete_member_list(guild: discord.Guild, within: float) -> bool:
     try:
         await asyncio.wait_for(guild.chunk(), timeout=within)
     except (TimeoutError, discord.ClientException, discord.ConnectionClosed, OSError) as error:
+        # Not sent, or not answered: py-cord would keep the request pending for every later wait.
+        give_up_member_list_request(guild._state, guild.id)
         log.info("guild %s: its member list did not come in time (%s)", guild.id, error or "timed out")
     return guild.chunked
 
@@ -106,10 +109,11 @@ def forget_requests_of_a_lost_session(client: discord.Client) -> None:
         requests.pop(key).done()
 
 
-def give_up_member_list_request(client: discord.Client, guild_id: int) -> None:
+def give_up_member_list_request(state: ConnectionState, guild_id: int) -> None:
     """Give up the pending request for `guild_id`'s whole list (one that could not be sent, or whose
-    answer did not come): its waiters go on with what they have, and the next wait sends a new one."""
-    request = client._connection._chunk_requests.pop(guild_id, None)
+    answer did not come), in py-cord's connection state: its waiters go on with what they have, and
+    the next wait sends a new one."""
+    request = state._chunk_requests.pop(guild_id, None)
     if request is not None:
         request.done()
 

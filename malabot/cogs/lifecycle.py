@@ -178,6 +178,7 @@ class Lifecycle(discord.Cog):
     async def on_connect(self) -> None:
         self._ready_purge_pending = True  # READY (a start or a new session): on_ready follows
         forget_requests_of_a_lost_session(self.bot)  # on_ready's loading asks for every list again
+        self.bot.member_lists.new_session()
 
     @discord.Cog.listener()
     async def on_resumed(self) -> None:

@@ -216,6 +216,7 @@ class Gateway:
                 if message.type is not WSMsgType.TEXT:
                     continue
                 if _over_send_limit(sent_at, time.monotonic()):
+                    log.warning("closing the bot's connection: more than %d payloads in a minute", SENDS_PER_MINUTE)
                     await socket.close(code=CLOSE_RATE_LIMITED, message=b"You are being rate limited.")
                     break
                 try:

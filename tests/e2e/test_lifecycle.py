@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -800,26 +799,6 @@ async def test_a_member_list_asked_for_in_a_session_discord_invalidated_is_asked
     await settled(world)
     assert bot.get_guild(world.other_guild.id).chunked
     assert not rows_mentioning(world.tenant_file(world.other_guild), bob)
-
-
-async def test_a_member_list_request_that_could_not_be_sent_before_a_resume_is_sent_after_it(
-        world: World) -> None:
-    """A request waits its turn in py-cord's gateway rate limit; the connection drops meanwhile and the
-    bot RESUMEs (no READY, no on_ready). py-cord keeps the unsent request pending: the list must be
-    asked for again once the connection is back, not waited on for good."""
-    bot = world.running
-    await world.server.guild_outage(world.guild)
-    # py-cord's limiter (110 sends a minute) spent: the next request waits (2 s here, up to 60 s live).
-    limiter = bot.ws._rate_limiter
-    limiter.per, limiter.remaining, limiter.window = 2.0, 0, time.time()
-    back = asyncio.ensure_future(world.server.end_guild_outage(world.guild))  # its list asked for first
-    await eventually(limiter.lock.locked, what="the request waiting in the rate limit")
-    await world.server.disconnect_bot(resumable=True)
-    await back
-    await eventually(lambda: bot.get_guild(world.guild.id).chunked, within=10,
-                     what="the list asked for again after the RESUME")
-    await settled(world)
-    assert world.guild.id not in bot._connection._chunk_requests, "no request left pending"
 
 
 async def test_a_server_back_from_an_outage_while_its_list_is_awaited_is_caught_up_once(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +29,14 @@ class StandInConnection:
     """py-cord's connection state: `chunk_guild(wait=False)` sends a request and returns its answer's future."""
 
     asked: list[int] = field(default_factory=list)
+    asked_at: list[float] = field(default_factory=list)
     answers: dict[int, asyncio.Future[list[Any]]] = field(default_factory=dict)
     _chunk_requests: dict[int, Any] = field(default_factory=dict)  # none kept here: nothing to give up
 
     async def chunk_guild(self, guild: StandInGuild, *, wait: bool) -> asyncio.Future[list[Any]]:
         assert wait is False
         self.asked.append(guild.id)
+        self.asked_at.append(time.monotonic())
         return self.answers.setdefault(guild.id, asyncio.get_running_loop().create_future())
 
     def answer(self, guild: StandInGuild) -> None:
@@ -45,13 +48,15 @@ class StandInBot:
     def __init__(self, *guilds: StandInGuild) -> None:
         self.guilds = {guild.id: guild for guild in guilds}
         self._connection = StandInConnection()
+        self.ws = object()  # the gateway connection requests go out on
 
     def get_guild(self, guild_id: int) -> StandInGuild | None:
         return self.guilds.get(guild_id)
 
 
-async def loader_for(bot: StandInBot, *, wait_seconds: float = 5.0) -> tuple[MemberListLoader, list[int]]:
-    loader = MemberListLoader(bot, wait_seconds=wait_seconds)  # type: ignore[arg-type]
+async def loader_for(bot: StandInBot, *, wait_seconds: float = 5.0,
+                     **pacing: Any) -> tuple[MemberListLoader, list[int]]:
+    loader = MemberListLoader(bot, wait_seconds=wait_seconds, **pacing)  # type: ignore[arg-type]
     arrived: list[int] = []
 
     async def record(guild: Any) -> None:
@@ -128,3 +133,40 @@ async def test_loading_nothing_settles_at_once() -> None:
     loader, _ = await loader_for(StandInBot())
     loader.load([])
     assert loader.settled.is_set()
+
+
+async def test_requests_keep_within_their_rate_over_any_window() -> None:
+    """Below py-cord's own gateway limit, so that nothing else the bot sends waits behind the loading."""
+    guilds = [StandInGuild(number) for number in range(5)]
+    bot = StandInBot(*guilds)
+    loader, _ = await loader_for(bot, requests_per_window=2, window_seconds=0.2)
+    loader.load(guilds)
+    await eventually_asked(bot, 5)
+    times = bot._connection.asked_at
+    assert all(later - earlier >= 0.19 for earlier, later in zip(times, times[2:], strict=False)), times
+    assert times[1] - times[0] < 0.1, "within the rate, no wait"
+    loader.close()
+
+
+async def test_a_new_session_drops_the_queue_until_its_on_ready_loads_again() -> None:
+    """From READY to on_ready the servers are being sent afresh: nothing queued before is asked for."""
+    old, again = StandInGuild(1), StandInGuild(2)
+    bot = StandInBot(old, again)
+    loader, _ = await loader_for(bot)
+    loader.load([old])
+    loader.new_session()
+    loader.load_first(again)  # a server back meanwhile waits for on_ready too
+    await until_idle()
+    assert bot._connection.asked == []
+    loader.load([old])
+    await eventually_asked(bot, 2)
+    assert bot._connection.asked == [2, 1]
+    loader.close()
+
+
+async def eventually_asked(bot: StandInBot, count: int) -> None:
+    for _ in range(200):
+        if len(bot._connection.asked) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"asked for {bot._connection.asked}, expected {count} requests")
