@@ -30,7 +30,7 @@ from typing import Literal
 
 import discord
 
-from malabot.member_lists import give_up_member_list_request
+from malabot.member_lists import drop_cached_members, give_up_member_list_request
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class MemberListLoader:
         self._unsent: set[int] = set()   # servers whose request failed to go out (disconnected)
         self._sent_on: dict[int, object] = {}  # the connection each awaited request went out on
         self._ask_again: set[int] = set()  # awaited requests given up at a RESUME: asked for anew
+        self._out_of_date: set[int] = set()  # lists that came not matching the member count (once each)
         self._tally: LoadingTally | None = None
         # Clear until the first load (on_ready's) is done: a start is not over before that.
         self.settled = asyncio.Event()
@@ -133,6 +134,7 @@ class MemberListLoader:
         nothing queued for the old one is asked for meanwhile (it would be handed over twice)."""
         self._queue.clear()
         self._unsent.clear()
+        self._out_of_date.clear()
         self._paused = True
 
     def close(self) -> None:
@@ -224,13 +226,25 @@ class MemberListLoader:
             self._sent_on.pop(guild.id, None)
         asked_anew = guild.id in self._ask_again
         self._ask_again.discard(guild.id)
-        if not guild.chunked:  # given up: at a RESUME (asked for anew), or with a lost session
-            if asked_anew:
+        if not guild.chunked:  # given up (at a RESUME: asked for anew; with a lost session), or out of date
+            if asked_anew or self._came_out_of_date(guild):
                 self.load([guild])
             else:
                 self._count("given_up")
             return
         await self._hand_over(guild)
+
+    def _came_out_of_date(self, guild: discord.Guild) -> bool:
+        """An answered list that does not match the member count: a member left (or joined) while it
+        was on its way, and the event came before chunks built earlier. It never will match, since
+        py-cord only adds members: the cached ones are dropped and the whole list asked for once more."""
+        current = self._bot.get_guild(guild.id) is guild  # not a lost session's (the new one asks anew)
+        if not current or guild.id in self._out_of_date:
+            return False
+        self._out_of_date.add(guild.id)
+        log.info("guild %s: its member list came out of date; asking for it once more", guild.id)
+        drop_cached_members(guild)
+        return True
 
     async def _hand_over(self, guild: discord.Guild) -> None:
         self._count("arrived")

@@ -46,8 +46,13 @@ def forget_members(guild: discord.Guild) -> None:
     """Forget a server's cached members but the bot's own (py-cord always keeps that one, for
     `guild.me`), while the server is in an outage. Nothing is forgotten once it is back: the list
     is then the new one (the outage event's listener can run after the GUILD_CREATE that ends it)."""
-    if not guild.unavailable:
-        return
+    if guild.unavailable:
+        drop_cached_members(guild)
+
+
+def drop_cached_members(guild: discord.Guild) -> None:
+    """Drop a server's cached members but the bot's own, for the next whole list to replace them:
+    py-cord only ever adds a list's members to those it has."""
     me = guild.me
     for member in guild.members:
         if member != me:

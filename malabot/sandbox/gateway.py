@@ -319,13 +319,22 @@ class Gateway:
         return None
 
     async def _send_member_chunks_after(self, hold: Hold, session: Session, data: dict[str, Any]) -> None:
+        # The answer is the server as it was when asked (a leave meanwhile is an event of its own, which
+        # may reach the bot before the chunks that still name the member).
+        chunks = self._member_chunks(data)
         await hold.hold()
-        await self._send_member_chunks(session, data)
+        for payload in chunks:
+            await self._send_event(session, "GUILD_MEMBERS_CHUNK", payload)
 
     async def _send_member_chunks(self, session: Session, data: dict[str, Any]) -> None:
+        for payload in self._member_chunks(data):
+            await self._send_event(session, "GUILD_MEMBERS_CHUNK", payload)
+
+    def _member_chunks(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """GUILD_MEMBERS_CHUNK payloads answering a REQUEST_GUILD_MEMBERS, as of now."""
         guild = self.world.guilds.get(int(data["guild_id"]))
         if guild is None:
-            return
+            return []
         wanted_ids = {int(i) for i in data.get("user_ids") or []}
         members = _matching_members(self.world, guild, str(data.get("query") or ""), wanted_ids)
         limit = int(data.get("limit") or 0)
@@ -333,6 +342,7 @@ class Gateway:
             members = members[:limit]
         chunks = [members[i:i + CHUNK_SIZE] for i in range(0, len(members), CHUNK_SIZE)] or [[]]
         not_found = sorted(wanted_ids - {m.user_id for m in members})
+        answer = []
         for index, chunk in enumerate(chunks):
             payload: dict[str, Any] = {
                 "guild_id": str(guild.id),
@@ -345,7 +355,8 @@ class Gateway:
                 payload["presences"] = []
             if data.get("nonce") is not None:
                 payload["nonce"] = data["nonce"]  # py-cord waits 5 s per guild without it
-            await self._send_event(session, "GUILD_MEMBERS_CHUNK", payload)
+            answer.append(payload)
+        return answer
 
     # ---- payloads and sending --------------------------------------------------------------
 

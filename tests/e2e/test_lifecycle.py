@@ -801,6 +801,26 @@ async def test_a_member_list_asked_for_in_a_session_discord_invalidated_is_asked
     assert not rows_mentioning(world.tenant_file(world.other_guild), bob)
 
 
+async def test_a_member_list_that_came_out_of_date_is_asked_for_once_more(world: World) -> None:
+    """bob leaves while the server's list is on its way: the bot hears the leave, then chunks built
+    before it that still name him. The list never matches the member count, so it never looks
+    complete: asked for once more (from scratch), the server is caught up, carol's data (she left
+    while the bot was offline) purged."""
+    carol = world.server.add_user("carol")
+    world.server.add_member(world.guild, carol)
+    await seed_member(world, world.guild.id, carol.id)
+    await world.stop()
+    await world.server.remove_member(world.guild, carol)  # nobody is listening
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        await world.server.remove_member(world.guild, world.bob)  # heard at once
+    await settled(world)
+    guild = world.running.get_guild(world.guild.id)
+    assert guild.chunked and guild.get_member(world.bob.id) is None
+    assert rows_mentioning(world.tenant_file(world.guild), carol.id) == {}
+
+
 async def test_a_server_back_from_an_outage_while_its_list_is_awaited_is_caught_up_once(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """Its return asks for the list first, and the request already under way answers it: one purge,
