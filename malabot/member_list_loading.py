@@ -227,17 +227,17 @@ class MemberListLoader:
         asked_anew = guild.id in self._ask_again
         self._ask_again.discard(guild.id)
         if not guild.chunked:  # given up (at a RESUME: asked for anew; with a lost session), or out of date
-            if asked_anew or self._came_out_of_date(guild):
+            if asked_anew or self._ask_again_if_out_of_date(guild):
                 self.load([guild])
             else:
                 self._count("given_up")
             return
         await self._hand_over(guild)
 
-    def _came_out_of_date(self, guild: discord.Guild) -> bool:
-        """An answered list that does not match the member count: a member left (or joined) while it
-        was on its way, and the event came before chunks built earlier. It never will match, since
-        py-cord only adds members: the cached ones are dropped and the whole list asked for once more."""
+    def _ask_again_if_out_of_date(self, guild: discord.Guild) -> bool:
+        """True when this answered list, which does not match the member count, is to be asked for once
+        more: a member left (or joined) while it was on its way, and the event came before chunks built
+        earlier. It never will match, since py-cord only adds members: the cached ones are dropped first."""
         current = self._bot.get_guild(guild.id) is guild  # not a lost session's (the new one asks anew)
         if not current or guild.id in self._out_of_date:
             return False
