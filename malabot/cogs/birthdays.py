@@ -141,7 +141,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         finally:
             self.caught_up.set()
 
-    def _celebrate_today(self, guild_id: int, why: str = "a birthday set for today") -> None:
+    def _run_pass_now(self, guild_id: int, why: str = "a birthday set for today") -> None:
         """The pass for one server now, not awaited: for a birthday just set to today (the next pass
         would miss it in the server's last quarter hour of the day), or for members the last pass could
         not see yet (their server's member list came after it)."""
@@ -185,7 +185,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         # After a start the member lists come server by server, after the first pass: a birthday of a
         # member it could not see is celebrated now, not at the next quarter hour.
         if self.bot.guilds_opened.is_set():
-            self._celebrate_today(guild.id, why="members whose list just came in")
+            self._run_pass_now(guild.id, why="members whose list just came in")
 
     def cog_unload(self) -> None:
         with contextlib.suppress(JobLookupError):
@@ -213,7 +213,7 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         text = own_birthday_text(view, saved=True, age_announced=await self._announces_age(guild_id))
         await answer(ctx, text, ephemeral=True)
         if view.is_today and not view.celebrated_this_year:  # else the pass would find nothing to do
-            self._celebrate_today(guild_id)
+            self._run_pass_now(guild_id)
 
     @birthday.command(name="remove", description="Forget your birthday on this server")
     async def remove(self, ctx: discord.ApplicationContext) -> None:
