@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,20 @@ FULL_MEMBER_LIST_WINDOW = 30.0
 LARGE_THRESHOLD_DEFAULT, LARGE_THRESHOLD_MIN, LARGE_THRESHOLD_MAX = 50, 50, 250
 
 
+# (event name, payload) -> whether to hold the event back for now
+EventTest = Callable[[str, dict[str, Any]], bool]
+
+
+@dataclass
+class EventHold:
+    """Gateway events held back: on Discord the gateway's update of a change often comes seconds
+    after the HTTP answer to the request that made it."""
+
+    matches: EventTest
+    # What each held dispatch was called with (event, payload, guild_id, dm), in order.
+    held: list[tuple[str, dict[str, Any], int | None, bool]] = field(default_factory=list)
+
+
 def required_intent(event: str, *, in_guild: bool) -> int:
     """The intent a bot needs to receive `event` (0: always delivered, e.g. INTERACTION_CREATE)."""
     if event in _MESSAGE_EVENTS:
@@ -126,6 +140,7 @@ class Gateway:
         # one was answered (time.monotonic). Per bot, not per session: a new session does not reset it.
         self.full_member_list_window = FULL_MEMBER_LIST_WINDOW
         self._full_member_list_sent: dict[int, float] = {}
+        self.event_holds: list[EventHold] = []
 
     # ---- what the rest of the sandbox uses -------------------------------------------------
 
@@ -139,8 +154,13 @@ class Gateway:
 
         `guild_id` routes it to the right shard and marks it a guild event for intent checks;
         `dm` marks a direct-message event. Sessions that are disconnected keep it for RESUME.
-        Nothing is sent about a guild in an outage but its GUILD_DELETE, as on Discord.
+        Nothing is sent about a guild in an outage but its GUILD_DELETE, as on Discord. An event an
+        EventHold matches is kept (nothing sent yet) until `release_events`.
         """
+        for hold in self.event_holds:
+            if hold.matches(event, payload):
+                hold.held.append((event, payload, guild_id, dm))
+                return 0
         if guild_id is not None and event not in _SENT_DURING_OUTAGE and self.in_outage(guild_id):
             return 0
         sent = 0
@@ -153,6 +173,13 @@ class Gateway:
             await self._send_event(session, event, self._visible_payload(session, event, payload))
             sent += 1
         return sent
+
+    async def release_events(self, hold: EventHold) -> None:
+        """Stop holding and send what was held, in the order it happened."""
+        self.event_holds.remove(hold)
+        held, hold.held = hold.held, []
+        for event, payload, guild_id, dm in held:
+            await self.dispatch(event, payload, guild_id=guild_id, dm=dm)
 
     def in_outage(self, guild_id: int) -> bool:
         guild = self.world.guilds.get(guild_id)

@@ -28,7 +28,7 @@ from aiohttp import web
 from malabot.sandbox import events
 from malabot.sandbox.context import SANDBOX, Sandbox
 from malabot.sandbox.errors import SandboxError, SandboxTimeout
-from malabot.sandbox.gateway import Gateway, Session
+from malabot.sandbox.gateway import EventHold, EventTest, Gateway, Session
 from malabot.sandbox.holds import Hold, RequestTest
 from malabot.sandbox.interactions import (
     ANSWER_DEADLINE,
@@ -315,6 +315,19 @@ class FakeDiscord:
         finally:
             del self.gateway.member_list_holds[guild_id]
             hold.release()
+
+    @contextlib.asynccontextmanager
+    async def holding_events(self, matches: EventTest) -> AsyncIterator[EventHold]:
+        """Hold back the gateway events that `matches(name, payload)` accepts until the end of the
+        block, then send them in order (a gateway running behind Discord's HTTP answers, as it often
+        does by seconds). Events of other kinds go on meanwhile; `.held` lists those kept."""
+        hold = EventHold(matches)
+        self.gateway.event_holds.append(hold)
+        try:
+            yield hold
+        finally:
+            await self.gateway.release_events(hold)
+            await self._settle()
 
     # ---- the bot's connection ---------------------------------------------------------------
 

@@ -1036,6 +1036,31 @@ async def test_a_role_given_to_a_member_in_screening_lets_them_skip_it(discord_s
     assert before.pending and not after.pending
 
 
+async def test_held_member_updates_reach_the_bot_after_the_answer_in_order(discord_server: FakeDiscord,
+                                                                            bot: DemoBot, world: World) -> None:
+    # A gateway running behind the HTTP answers: the role is given on Discord, the cache shows it later.
+    guild = bot.get_guild(world.guild.id)
+    bob, role = guild.get_member(world.bob.id), guild.get_role(world.member_role.id)
+
+    def member_updates(event: str, payload: dict[str, Any]) -> bool:
+        return event == "GUILD_MEMBER_UPDATE"
+
+    async with discord_server.holding_events(member_updates) as lagging:
+        await bob.add_roles(role)
+        await bob.remove_roles(role)
+        await bob.add_roles(role)
+        await discord_server.send_message(world.channel, world.alice, "meanwhile")   # other events go on
+        assert [message.content for message in bot.seen["message"]] == ["meanwhile"]
+        assert world.member_role.id in discord_server.member(world.guild, world.bob).roles
+        assert guild.get_member(world.bob.id).get_role(role.id) is None
+        assert bot.seen["member_update"] == [] and len(lagging.held) == 3
+
+    # py-cord updates one cached member in place; each `before` is a copy of the cache at that update.
+    held_before = [before.get_role(role.id) is not None for before, _ in bot.seen["member_update"]]
+    assert held_before == [False, True, False]
+    assert guild.get_member(world.bob.id).get_role(role.id) is not None
+
+
 async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     payload = {"guild_id": str(world.guild.id),
                "user": {"id": "42", "username": "ghost", "discriminator": "0", "avatar": None}}
