@@ -87,12 +87,13 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
                         "the members the bot has seen since it started.")
     for level_role in await services.xp.level_roles(guild.id):
         role = guild.get_role(level_role.role_id)
-        if role is None or not role.members:
+        holders = _holders(services, guild, role) if role is not None else []
+        if role is None or not holders:
             continue
         if (reason := why_not_assignable(role)) is not None:
             problems.append(f"Level {level_role.level}: {reason}")
             continue
-        for member in list(role.members):
+        for member in holders:
             # Like a level-role sync, one at a time and remembered: a sync of the member right after
             # (an admin edit, a chat level-up) may come before the gateway shows the removal.
             async with services.role_ledger.syncing(guild.id, member.id):
@@ -101,6 +102,16 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
                                                  cached=_role_ids(member))
                     removed.append(role.id)
     return LevelUpOutcome(roles_removed=tuple(dict.fromkeys(removed)), problems=tuple(problems))
+
+
+def _holders(services: Services, guild: discord.Guild, role: discord.Role) -> list[discord.Member]:
+    """Who holds the role: the cache's holders and those the bot gave it to seconds ago, which the
+    gateway has not shown yet."""
+    holders = {member.id: member for member in role.members}
+    for user_id in services.role_ledger.given_unconfirmed(guild.id, role.id):
+        if user_id not in holders and (member := guild.get_member(user_id)) is not None:
+            holders[user_id] = member
+    return list(holders.values())
 
 
 # -- the announcement ----------------------------------------------------------------------------

@@ -806,6 +806,24 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
 
 
+async def test_reset_all_takes_a_level_role_the_gateway_has_not_shown_yet(place: Place) -> None:
+    # Discord answers the bot's role request first and tells the gateway seconds later: until then the
+    # cache shows nobody holding the role just given, yet the reset must take it.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    async with world.server.holding_events(lambda event, _: event == "GUILD_MEMBER_UPDATE") as lagging:
+        await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})     # level 1
+        await settled(world)
+        assert place.roles_of(world.alice) == {chatter.id} and lagging.held
+        assert world.running.get_guild(world.guild.id).get_role(chatter.id).members == []
+        asked = await world.command(world.admin, "xp reset all")
+        await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        await settled(world)
+        assert place.roles_of(world.alice) == set()
+    await settled(world)
+    assert place.roles_of(world.alice) == set()
+
+
 async def test_reset_all_right_after_a_start_takes_level_roles_from_members_not_loaded_yet(place: Place) -> None:
     """After a start the member lists load server by server: until this server's is in, the bot knows
     nobody holding a level role. The reset asks for the list first and takes the roles once it is in."""

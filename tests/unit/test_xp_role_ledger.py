@@ -147,3 +147,20 @@ async def test_syncs_of_one_member_run_one_at_a_time_and_others_do_not_wait() ->
     await asyncio.gather(first, second)
     assert order == ["alice 1 in", "bob in", "bob out", "alice 1 out", "alice 2 in", "alice 2 out"]
     assert ledger._locks == {}, "no lock is kept for members nobody syncs"
+
+
+def test_who_was_given_a_role_lately_lists_gives_the_cache_does_not_show_yet() -> None:
+    clock = ManualClock()
+    ledger = RoleLedger(keep_seconds=10, clock=clock)
+    ledger.changed(GUILD, ALICE, given=[CHATTER], taken=[], cached=[])
+    ledger.changed(GUILD, 12, given=[CHATTER], taken=[], cached=[])
+    ledger.changed(GUILD, BOB, given=[], taken=[CHATTER], cached=[CHATTER])   # taken: holds it no more
+    ledger.changed(2, 13, given=[CHATTER], taken=[], cached=[])               # another server
+    clock.now = 6
+    ledger.changed(GUILD, 14, given=[REGULAR], taken=[], cached=[])
+    ledger.member_updated(GUILD, 12, [CHATTER])                               # the gateway showed it
+    assert ledger.given_unconfirmed(GUILD, CHATTER) == [ALICE]
+    assert ledger.given_unconfirmed(GUILD, REGULAR) == [14]
+    clock.now = 10.5
+    assert ledger.given_unconfirmed(GUILD, CHATTER) == []                     # too old to count
+    assert ledger.given_unconfirmed(GUILD, REGULAR) == [14]

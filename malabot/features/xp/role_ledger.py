@@ -97,6 +97,14 @@ class RoleLedger:
         elif not changes:
             self._unconfirmed.pop(key, None)
 
+    def given_unconfirmed(self, guild_id: int, role_id: int) -> list[int]:
+        """The members the bot gave this role to and the cache does not show holding it yet, as far as
+        the ledger knows: the users among `role.members` from py-cord are not all who hold it."""
+        too_old = self._forget_expired()
+        return [user_id for (guild, user_id), changes in self._unconfirmed.items()
+                if guild == guild_id and (change := changes.get(role_id)) is not None
+                and change[0] and change[1] >= too_old]
+
     def member_updated(self, guild_id: int, user_id: int, roles: Iterable[int]) -> None:
         """The gateway's member update, with the member's roles on Discord: the changes it shows are
         confirmed and forgotten. One it does not show yet is kept (the update may predate it)."""
