@@ -13,9 +13,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import WSMsgType, web
 
@@ -73,6 +73,15 @@ FULL_MEMBER_LIST_WINDOW = 30.0
 LARGE_THRESHOLD_DEFAULT, LARGE_THRESHOLD_MIN, LARGE_THRESHOLD_MAX = 50, 50, 250
 
 
+class GatewayEvent(NamedTuple):
+    """One dispatch as `Gateway.dispatch` was asked for it."""
+
+    name: str
+    payload: dict[str, Any]
+    guild_id: int | None = None
+    dm: bool = False
+
+
 # (event name, payload) -> whether to hold the event back for now
 EventTest = Callable[[str, dict[str, Any]], bool]
 
@@ -83,8 +92,15 @@ class EventHold:
     after the HTTP answer to the request that made it."""
 
     matches: EventTest
-    # What each held dispatch was called with (event, payload, guild_id, dm), in order.
-    held: list[tuple[str, dict[str, Any], int | None, bool]] = field(default_factory=list)
+    deliver: Callable[[GatewayEvent], Awaitable[object]]
+    held: list[GatewayEvent] = field(default_factory=list)  # in the order they happened
+
+    async def send(self, count: int | None = None) -> None:
+        """Send the first `count` events held (all by default), in order; later ones stay held."""
+        sending = self.held[:count]
+        del self.held[:len(sending)]
+        for event in sending:
+            await self.deliver(event)
 
 
 def required_intent(event: str, *, in_guild: bool) -> int:
@@ -155,31 +171,29 @@ class Gateway:
         `guild_id` routes it to the right shard and marks it a guild event for intent checks;
         `dm` marks a direct-message event. Sessions that are disconnected keep it for RESUME.
         Nothing is sent about a guild in an outage but its GUILD_DELETE, as on Discord. An event an
-        EventHold matches is kept (nothing sent yet) until `release_events`.
+        EventHold matches is kept (nothing sent yet) until the hold sends it.
         """
         for hold in self.event_holds:
             if hold.matches(event, payload):
-                hold.held.append((event, payload, guild_id, dm))
+                hold.held.append(GatewayEvent(event, payload, guild_id, dm))
                 return 0
-        if guild_id is not None and event not in _SENT_DURING_OUTAGE and self.in_outage(guild_id):
+        return await self.deliver(GatewayEvent(event, payload, guild_id, dm))
+
+    async def deliver(self, event: GatewayEvent) -> int:
+        """Send an event past any EventHold: what `dispatch` does once no hold keeps it."""
+        name, payload, guild_id, dm = event
+        if guild_id is not None and name not in _SENT_DURING_OUTAGE and self.in_outage(guild_id):
             return 0
         sent = 0
         for session in list(self.sessions.values()):
             if guild_id is not None and not session.handles_guild(guild_id):
                 continue
-            needed = required_intent(event, in_guild=guild_id is not None and not dm)
+            needed = required_intent(name, in_guild=guild_id is not None and not dm)
             if needed and not session.intents & needed:
                 continue
-            await self._send_event(session, event, self._visible_payload(session, event, payload))
+            await self._send_event(session, name, self._visible_payload(session, name, payload))
             sent += 1
         return sent
-
-    async def release_events(self, hold: EventHold) -> None:
-        """Stop holding and send what was held, in the order it happened."""
-        self.event_holds.remove(hold)
-        held, hold.held = hold.held, []
-        for event, payload, guild_id, dm in held:
-            await self.dispatch(event, payload, guild_id=guild_id, dm=dm)
 
     def in_outage(self, guild_id: int) -> bool:
         guild = self.world.guilds.get(guild_id)

@@ -28,7 +28,7 @@ from aiohttp import web
 from malabot.sandbox import events
 from malabot.sandbox.context import SANDBOX, Sandbox
 from malabot.sandbox.errors import SandboxError, SandboxTimeout
-from malabot.sandbox.gateway import EventHold, EventTest, Gateway, Session
+from malabot.sandbox.gateway import EventHold, EventTest, Gateway, GatewayEvent, Session
 from malabot.sandbox.holds import Hold, RequestTest
 from malabot.sandbox.interactions import (
     ANSWER_DEADLINE,
@@ -320,14 +320,20 @@ class FakeDiscord:
     async def holding_events(self, matches: EventTest) -> AsyncIterator[EventHold]:
         """Hold back the gateway events that `matches(name, payload)` accepts until the end of the
         block, then send them in order (a gateway running behind Discord's HTTP answers, as it often
-        does by seconds). Events of other kinds go on meanwhile; `.held` lists those kept."""
-        hold = EventHold(matches)
+        does by seconds). Events of other kinds go on meanwhile; `.held` lists those kept, and
+        `await hold.send(n)` lets the first n go before the end."""
+
+        async def deliver(event: GatewayEvent) -> None:
+            await self.gateway.deliver(event)
+            await self._settle()
+
+        hold = EventHold(matches, deliver)
         self.gateway.event_holds.append(hold)
         try:
             yield hold
         finally:
-            await self.gateway.release_events(hold)
-            await self._settle()
+            self.gateway.event_holds.remove(hold)
+            await hold.send()
 
     # ---- the bot's connection ---------------------------------------------------------------
 

@@ -1054,6 +1054,9 @@ async def test_held_member_updates_reach_the_bot_after_the_answer_in_order(disco
         assert world.member_role.id in discord_server.member(world.guild, world.bob).roles
         assert guild.get_member(world.bob.id).get_role(role.id) is None
         assert bot.seen["member_update"] == [] and len(lagging.held) == 3
+        await lagging.send(1)                                # the first comes, the others stay behind
+        assert len(bot.seen["member_update"]) == 1 and len(lagging.held) == 2
+        assert guild.get_member(world.bob.id).get_role(role.id) is not None
 
     # py-cord updates one cached member in place; each `before` is a copy of the cache at that update.
     held_before = [before.get_role(role.id) is not None for before, _ in bot.seen["member_update"]]
