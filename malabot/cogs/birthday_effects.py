@@ -51,16 +51,16 @@ class DiscordBirthdayEffects:
         member = guild.get_member(user_id) if guild is not None else None
         return member is not None and member.get_role(role_id) is not None
 
+    def in_screening(self, guild_id: int, user_id: int) -> bool:
+        guild = self._bot.get_guild(guild_id)
+        member = guild.get_member(user_id) if guild is not None else None
+        return member is not None and member.pending
+
     async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         found = self._member_and_role(guild_id, user_id, role_id)
         if found is None:
             return False
         member, role = found
-        if member.pending:
-            # Given a role, a member in Membership Screening would skip the rules: not given, so the
-            # pass records nothing to take back.
-            log.info("guild %s: no birthday role for member %s, still in membership screening", guild_id, user_id)
-            return False
         try:
             await member.add_roles(role, reason=ROLE_REASON)
         except (discord.Forbidden, discord.NotFound) as error:

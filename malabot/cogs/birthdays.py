@@ -27,10 +27,12 @@ from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.cogs.boards import server_members
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import answer, answers_publicly, fit_lines, guild_id_of
+from malabot.errors import TenantArchived
 from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
 from malabot.features.birthdays.rules import announces_age, format_day, mention
 from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
 from malabot.features.birthdays.views import BirthdayPage, BirthdayView
+from malabot.features.welcome.rules import passed_screening
 from malabot.features.xp.models import LevelChange
 from malabot.scheduling import BIRTHDAY_PASS, add_job, birthday_pass_job
 
@@ -186,6 +188,14 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         # member it could not see is celebrated now, not at the next quarter hour.
         if self.bot.guilds_opened.is_set():
             self._run_pass_now(guild.id, why="members whose list just came in")
+
+    @discord.Cog.listener()
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        # The birthday role waits for a member in Membership Screening (see the pass): on the day of
+        # their celebration they get it once they accept the rules.
+        if passed_screening(before.pending, after.pending):
+            with contextlib.suppress(TenantArchived):  # the bot left the server meanwhile: nothing owed
+                await self.birthday_pass.role_after_screening(after.guild.id, after.id)
 
     def cog_unload(self) -> None:
         with contextlib.suppress(JobLookupError):

@@ -616,20 +616,50 @@ async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_st
     assert later.roles_removed == 0 and later.failures == 0
 
 
-async def test_a_member_in_membership_screening_is_announced_but_given_no_role(bd: Birthdays) -> None:
-    # Discord lets a member given any role skip the server's rules.
+async def celebrate_in_screening(bd: Birthdays) -> tuple[User, PassReport]:
+    """Carol joins and stays in Membership Screening; the pass of her birthday (tomorrow) runs."""
     world = bd.world
     await bd.configure()
     carol = world.server.add_user("carol")
     await world.server.member_join(world.guild, carol, pending=True)
     await world.live.birthdays.set(world.guild.id, carol.id, 11, 26)
     world.clock.advance(days=1)
-    report = await bd.run_pass()
-    assert (report.announced, report.roles_added) == (1, 0)
+    return carol, await bd.run_pass()
+
+
+async def test_a_member_in_membership_screening_gets_the_role_once_they_pass_it_that_day(bd: Birthdays) -> None:
+    # Discord lets a member given any role skip the server's rules: the role waits for the screening,
+    # which is no failure of the pass.
+    world = bd.world
+    carol, report = await celebrate_in_screening(bd)
+    assert (report.announced, report.roles_added, report.failures) == (1, 0, 0)
     assert not bd.has_role(carol)
     assert world.server.member(world.guild, carol).pending, "the bot let them skip the rules"
     [row] = bd.celebrations()
     assert row[5] is None, "nothing recorded to take back"
+
+    await world.server.update_member(world.guild, carol, pending=False)    # they accept the rules
+    await settled(world)
+    assert bd.has_role(carol)
+    [row] = bd.celebrations()
+    assert row[5] == bd.role.id, "recorded, to be taken back after the day"
+    again = await bd.run_pass()
+    assert (again.roles_added, again.failures) == (0, 0)
+
+    world.clock.advance(days=1)
+    after_the_day = await bd.run_pass()
+    assert after_the_day.roles_removed == 1 and not bd.has_role(carol)
+
+
+async def test_a_member_who_passes_screening_after_their_birthday_gets_no_birthday_role(bd: Birthdays) -> None:
+    world = bd.world
+    carol, _ = await celebrate_in_screening(bd)
+    world.clock.advance(days=1)
+    await world.server.update_member(world.guild, carol, pending=False)
+    await settled(world)
+    assert not bd.has_role(carol)
+    [row] = bd.celebrations()
+    assert row[5] is None
 
 
 async def test_a_member_who_leaves_takes_their_birthday_with_them(bd: Birthdays) -> None:

@@ -58,6 +58,7 @@ class RecordingDiscord:
     """The Discord side of the pass, recorded. Set fields to make calls fail or raise."""
 
     absent: set[int] = field(default_factory=set)
+    screening: set[int] = field(default_factory=set)          # members who have not accepted the rules
     refused_channels: set[int] = field(default_factory=set)
     refused_roles: set[int] = field(default_factory=set)
     raising: set[str] = field(default_factory=set)           # names of effects that raise
@@ -104,6 +105,9 @@ class RecordingDiscord:
 
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         return role_id in self.roles_of(user_id, guild_id)
+
+    def in_screening(self, guild_id: int, user_id: int) -> bool:
+        return user_id in self.screening
 
     def roles_of(self, user_id: int, guild_id: int = GUILD) -> set[int]:
         return self.roles.get((guild_id, user_id), set())
@@ -572,6 +576,45 @@ async def test_a_role_the_member_already_holds_is_never_recorded_to_take_back(
     later = await bot.birthday_pass.run()
     assert (later.roles_removed, later.failures) == (0, 0)
     assert discord.role_calls == [] and discord.roles_of(ALICE) == {ROLE}
+
+
+async def test_a_member_in_screening_gets_the_role_when_they_accept_the_rules_that_day(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
+    discord.screening.add(ALICE)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    report = await bot.birthday_pass.run()
+    assert (report.announced, report.roles_added, report.failures) == (1, 0, 0)
+    assert discord.role_calls == []
+    assert (await bot.celebration(ALICE, 2026) or {})["role_id"] is None
+
+    discord.screening.discard(ALICE)
+    clock.now = JUNE_15_0900_BERLIN.replace(hour=21, minute=59)    # 23:59 in Berlin: still the 15th
+    assert await bot.birthday_pass.role_after_screening(GUILD, ALICE)
+    assert discord.roles_of(ALICE) == {ROLE}
+    assert (await bot.celebration(ALICE, 2026) or {})["role_id"] == ROLE
+    assert not await bot.birthday_pass.role_after_screening(GUILD, ALICE), "given once"
+    assert not await bot.birthday_pass.role_after_screening(GUILD, BOB), "no celebration: nothing owed"
+
+    clock.now = JUNE_16_1000_BERLIN
+    later = await bot.birthday_pass.run()
+    assert later.roles_removed == 1 and discord.roles_of(ALICE) == set()
+
+
+async def test_a_role_refused_after_screening_is_not_recorded_and_none_is_owed_the_next_day(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
+    discord.screening.add(ALICE)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthdays.set(GUILD, BOB, 6, 15)
+    discord.screening.add(BOB)
+    await bot.birthday_pass.run()
+    discord.screening.clear()
+    discord.refused_roles.add(ROLE)
+    assert not await bot.birthday_pass.role_after_screening(GUILD, ALICE)
+    assert (await bot.celebration(ALICE, 2026) or {})["role_id"] is None, "nothing to take back"
+    clock.now = JUNE_16_1000_BERLIN
+    discord.refused_roles.clear()
+    assert not await bot.birthday_pass.role_after_screening(GUILD, BOB), "their day is over"
+    assert discord.roles_of(BOB) == set()
 
 
 async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(

@@ -43,6 +43,9 @@ class NoDiscord:
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         return False
 
+    def in_screening(self, guild_id: int, user_id: int) -> bool:
+        return False
+
 
 class NoXp:
     async def add_many_in_transaction(self, conn: object, guild_id: int, user_ids: Sequence[int],

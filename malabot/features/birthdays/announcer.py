@@ -238,6 +238,12 @@ class BirthdayPass:
                     # Held already (perhaps given since the claim): not given, so nothing to take back.
                     not_given.append(user_id)
                     continue
+                if self._effects.in_screening(guild_id, user_id):
+                    # No failure: given once they accept the rules today (role_after_screening).
+                    log.info("guild %s: birthday role of member %s waits for membership screening",
+                             guild_id, user_id)
+                    not_given.append(user_id)
+                    continue
                 given = await self._attempt(guild_id, "add role",
                                             self._effects.add_role(guild_id, user_id, role_id))
                 if given is True:
@@ -257,6 +263,26 @@ class BirthdayPass:
                     await repository.mark_announced(conn, announced, today.year, at)
                 if not_given:
                     await repository.forget_roles(conn, not_given, today.year)
+
+    async def role_after_screening(self, guild_id: int, user_id: int) -> bool:
+        """The member accepted the server's rules: the birthday role their celebration today did not
+        give them while they were in Membership Screening is given now. True when given."""
+        settings = await self._settings.get(guild_id)
+        role_id = settings.birthday_role_id
+        if role_id is None or self._effects.holds_role(guild_id, user_id, role_id):
+            return False
+        today = local_moment(self._clock(), settings.zone).day
+        async with self._tenants.transaction(guild_id, create=False) as conn:
+            year = await repository.record_role_of_the_day(conn, user_id, today, role_id)
+        if year is None:  # no celebration today, or its role is recorded (given, or taken back)
+            return False
+        given = await self._attempt(guild_id, "add role", self._effects.add_role(guild_id, user_id, role_id))
+        if given is False:
+            log.warning("birthday role %s not given to user %s in guild %s after membership screening",
+                        role_id, user_id, guild_id)
+            async with self._tenants.transaction(guild_id, create=False) as conn:
+                await repository.forget_roles(conn, [user_id], year)
+        return given is True
 
     async def _take_back(self, guild_id: int, roles: list[repository.PendingRole], today: date,
                          report: PassReport) -> bool:

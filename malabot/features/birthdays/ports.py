@@ -43,6 +43,11 @@ class BirthdayEffects(Protocol):
         """Whether the member holds the role now; False when that is not known."""
         ...
 
+    def in_screening(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member has not accepted the server's rules yet (Membership Screening): any role
+        given lets them skip the rules, so theirs waits until they accept them."""
+        ...
+
 
 class XpGranter(Protocol):
     """Adds XP to members inside the caller's open tenant transaction (the XP service's

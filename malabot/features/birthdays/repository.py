@@ -140,6 +140,19 @@ async def forget_roles(conn: aiosqlite.Connection, user_ids: Iterable[int], year
         [(user_id, year) for user_id in user_ids])
 
 
+async def record_role_of_the_day(conn: aiosqlite.Connection, user_id: int, local_day: date,
+                                 role_id: int) -> int | None:
+    """Record `role_id` as given with the member's celebration of `local_day`, unless one is
+    recorded already (or was taken back); returns the celebration's year, None when nothing was
+    recorded. Recorded before it is given, as at a claim, so that a crash cannot leave it unremoved."""
+    rows = list(await conn.execute_fetchall(
+        """UPDATE birthday_celebrations SET role_id = ?
+           WHERE user_id = ? AND local_day = ? AND role_id IS NULL AND role_removed_at IS NULL
+           RETURNING year""",
+        (role_id, user_id, local_day.isoformat())))
+    return int(rows[0][0]) if rows else None
+
+
 async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
     """Roles given on a day before `before` that have not been removed."""
     rows = await conn.execute_fetchall(
