@@ -15,7 +15,9 @@ its answer), which has no public form; `MemberListRetry` (member_lists.py) asks 
 Discord refused, which completes the same future. py-cord keeps a request pending until its answer
 comes, and every later wait for that server joins it: so one that could not be sent (disconnected)
 or was not answered in time is given up, the former sent again after a RESUME (a new session's
-on_ready loads every server again anyway).
+on_ready loads every server again anyway). A member who leaves while a list is on its way is heard
+before chunks built earlier that still name them, and py-cord caches them from those: they are
+dropped once the list is in, so that it matches the server's member count.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ class MemberListLoader:
         self._sent_on: dict[int, object] = {}  # the connection each awaited request went out on
         self._ask_again: set[int] = set()  # awaited requests given up at a RESUME: asked for anew
         self._out_of_date: set[int] = set()  # lists that came not matching the member count (once each)
+        # Members heard leaving a server while its list was on its way: chunks built before the leave
+        # still name them, and py-cord caches them after the leave. Dropped once the list is in.
+        self._left_meanwhile: dict[int, set[int]] = {}
         self._tally: LoadingTally | None = None
         # Clear until the first load (on_ready's) is done: a start is not over before that.
         self.settled = asyncio.Event()
@@ -136,6 +141,15 @@ class MemberListLoader:
         self._unsent.clear()
         self._out_of_date.clear()
         self._paused = True
+
+    def member_left(self, guild_id: int, user_id: int) -> None:
+        """A member left (heard on the gateway): if the server's list is on its way, chunks built
+        before the leave may still name them; they are dropped from it once it is in."""
+        if guild_id in self._answer_awaited:
+            self._left_meanwhile.setdefault(guild_id, set()).add(user_id)
+
+    def member_joined(self, guild_id: int, user_id: int) -> None:
+        self._left_meanwhile.get(guild_id, set()).discard(user_id)  # back: a member again
 
     def close(self) -> None:
         self._closed = True
@@ -224,6 +238,9 @@ class MemberListLoader:
         finally:
             self._answer_awaited.discard(guild.id)
             self._sent_on.pop(guild.id, None)
+            left_meanwhile = self._left_meanwhile.pop(guild.id, set())
+        if left_meanwhile:
+            drop_cached_members(guild, left_meanwhile)
         asked_anew = guild.id in self._ask_again
         self._ask_again.discard(guild.id)
         if not guild.chunked:  # given up (at a RESUME: asked for anew; with a lost session), or out of date
@@ -236,8 +253,9 @@ class MemberListLoader:
 
     def _ask_again_if_out_of_date(self, guild: discord.Guild) -> bool:
         """True when this answered list, which does not match the member count, is to be asked for once
-        more: a member left (or joined) while it was on its way, and the event came before chunks built
-        earlier. It never will match, since py-cord only adds members: the cached ones are dropped first."""
+        more. Members heard leaving while it was on its way are dropped from it already (`member_left`),
+        so this is a safety net for a cache gone wrong some other way. It never will match, since
+        py-cord only adds members: the cached ones are dropped first."""
         current = self._bot.get_guild(guild.id) is guild  # not a lost session's (the new one asks anew)
         if not current or guild.id in self._out_of_date:
             return False

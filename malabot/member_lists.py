@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +50,13 @@ def forget_members(guild: discord.Guild) -> None:
         drop_cached_members(guild)
 
 
-def drop_cached_members(guild: discord.Guild) -> None:
-    """Drop a server's cached members but the bot's own, for the next whole list to replace them:
-    py-cord only ever adds a list's members to those it has."""
+def drop_cached_members(guild: discord.Guild, user_ids: Iterable[int] | None = None) -> None:
+    """Drop these members (by default all) from a server's cache but the bot's own, e.g. for the next
+    whole list to replace them: py-cord only ever adds a list's members to those it has."""
     me = guild.me
-    for member in guild.members:
-        if member != me:
+    members = guild.members if user_ids is None else [guild.get_member(user_id) for user_id in user_ids]
+    for member in members:
+        if member is not None and member != me:
             guild._remove_member(member)  # py-cord has no public way to drop a member from its cache
 
 

@@ -214,6 +214,7 @@ class Lifecycle(discord.Cog):
 
     @discord.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
+        self.bot.member_lists.member_joined(member.guild.id, member.id)
         await self.services.member_data.member_joined(member.guild.id, member.id)
 
     @discord.Cog.listener()
@@ -221,6 +222,8 @@ class Lifecycle(discord.Cog):
         # The raw event fires for every member, cached or not, so nobody's data is left behind.
         if self.bot.user is not None and payload.user.id == self.bot.user.id:
             return
+        # Before any await: a member list that arrives next must find them (see member_list_loading).
+        self.bot.member_lists.member_left(payload.guild_id, payload.user.id)
         self.services.role_ledger.member_left(payload.guild_id, payload.user.id)
         report = await self.services.member_data.member_left(payload.guild_id, payload.user.id)
         if report is not None:  # None: the purge failed and is retried (member_data logs it)

@@ -801,24 +801,44 @@ async def test_a_member_list_asked_for_in_a_session_discord_invalidated_is_asked
     assert not rows_mentioning(world.tenant_file(world.other_guild), bob)
 
 
-async def test_a_member_list_that_came_out_of_date_is_asked_for_once_more(world: World) -> None:
-    """bob leaves while the server's list is on its way: the bot hears the leave, then chunks built
-    before it that still name him. The list never matches the member count, so it never looks
-    complete: asked for once more (from scratch), the server is caught up, carol's data (she left
-    while the bot was offline) purged."""
-    carol = world.server.add_user("carol")
-    world.server.add_member(world.guild, carol)
+async def test_members_who_leave_while_the_list_is_on_its_way_do_not_make_it_out_of_date(world: World) -> None:
+    """bob and dave leave while the server's list is on its way: the bot hears each leave, then chunks
+    built before it that still name them. Those who left are dropped from the arrived list, which then
+    matches the member count: complete at once, without asking again (a busy server would lose the
+    members who leave during the next answer too), and carol's data (she left while the bot was offline)
+    is purged."""
+    carol, dave = world.server.add_user("carol"), world.server.add_user("dave")
+    for member in (carol, dave):
+        world.server.add_member(world.guild, member)
     await seed_member(world, world.guild.id, carol.id)
     await world.stop()
     await world.server.remove_member(world.guild, carol)  # nobody is listening
+    asked_before = len(member_list_requests(world, world.guild))
     async with world.server.holding_member_lists(world.guild) as member_list:
         await world.start(member_lists=False)
         await member_list.arrived(within=5)
         await world.server.remove_member(world.guild, world.bob)  # heard at once
+        await world.server.remove_member(world.guild, dave)
     await settled(world)
     guild = world.running.get_guild(world.guild.id)
-    assert guild.chunked and guild.get_member(world.bob.id) is None
+    assert guild.chunked and guild.get_member(world.bob.id) is None and guild.get_member(dave.id) is None
+    nonces = set(member_list_requests(world, world.guild)[asked_before:])
+    assert len(nonces) == 1, "asked once (a refused request is sent again with its nonce)"
     assert rows_mentioning(world.tenant_file(world.guild), carol.id) == {}
+
+
+async def test_a_member_who_leaves_and_comes_back_while_the_list_is_on_its_way_stays(world: World) -> None:
+    await world.stop()
+    asked_before = len(member_list_requests(world, world.guild))
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        await world.server.remove_member(world.guild, world.bob)
+        await world.server.member_join(world.guild, world.bob)
+    await settled(world)
+    guild = world.running.get_guild(world.guild.id)
+    assert guild.chunked and guild.get_member(world.bob.id) is not None
+    assert len(set(member_list_requests(world, world.guild)[asked_before:])) == 1
 
 
 async def test_a_server_back_from_an_outage_while_its_list_is_awaited_is_caught_up_once(

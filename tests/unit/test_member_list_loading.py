@@ -22,6 +22,11 @@ class StandInGuild:
     id: int
     chunked: bool = False
     unavailable: bool = False
+    me: Any = None
+    members: list[Any] = field(default_factory=list)   # none cached here
+
+    def get_member(self, user_id: int) -> Any:
+        return None
 
 
 @dataclass
@@ -170,3 +175,37 @@ async def eventually_asked(bot: StandInBot, count: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"asked for {bot._connection.asked}, expected {count} requests")
+
+
+async def test_a_list_that_came_out_of_date_is_asked_for_once_more_then_given_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="malabot.member_list_loading")
+    guild = StandInGuild(1)
+    bot = StandInBot(guild)
+    loader, arrived = await loader_for(bot)
+    loader.load([guild])
+    await until_idle()
+    bot._connection.answers.pop(1).set_result([])     # answered, yet not matching the member count
+    await until_idle()
+    assert bot._connection.asked == [1, 1]
+    bot._connection.answers.pop(1).set_result([])
+    await asyncio.wait_for(loader.settled.wait(), timeout=1)
+    assert bot._connection.asked == [1, 1] and arrived == []
+    assert "guild 1: its member list came out of date; asking for it once more" in caplog.text
+    assert "member lists: 0 of 2 servers complete in " in caplog.text
+
+
+async def test_leaves_are_remembered_only_while_the_servers_list_is_on_its_way() -> None:
+    awaited, done = StandInGuild(1), StandInGuild(2, chunked=True)
+    bot = StandInBot(awaited, done)
+    loader, _ = await loader_for(bot)
+    loader.load([awaited, done])
+    await until_idle()
+    loader.member_left(2, 20)                          # its list is in: py-cord's cache is right
+    loader.member_left(1, 10)
+    loader.member_left(1, 11)
+    loader.member_joined(1, 11)                        # back before the list came
+    assert loader._left_meanwhile == {1: {10}}
+    bot._connection.answer(awaited)
+    await asyncio.wait_for(loader.settled.wait(), timeout=1)
+    assert loader._left_meanwhile == {}
