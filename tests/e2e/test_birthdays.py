@@ -651,6 +651,35 @@ async def test_a_member_in_membership_screening_gets_the_role_once_they_pass_it_
     assert after_the_day.roles_removed == 1 and not bd.has_role(carol)
 
 
+async def test_a_member_who_passes_screening_while_the_pass_shows_other_birthdays_gets_the_role(
+        bd: Birthdays) -> None:
+    world = bd.world
+    await bd.configure()
+    carol, dave = world.server.add_user("carol"), world.server.add_user("dave")
+    assert carol.id < dave.id  # the pass goes by member id: carol first
+    await world.server.member_join(world.guild, carol, pending=True)
+    await world.server.member_join(world.guild, dave)
+    for member in (carol, dave):
+        await world.live.birthdays.set(world.guild.id, member.id, 11, 26)
+    world.clock.advance(days=1)
+
+    def daves_announcement(method: str, path: str, body: Any) -> bool:
+        return (method == "POST" and path == f"/channels/{bd.channel.id}/messages"
+                and f"<@{dave.id}>" in str((body or {}).get("content")))
+
+    async with world.server.holding_requests(daves_announcement) as slow:
+        running = asyncio.ensure_future(bd.run_pass())
+        await slow.arrived(within=5)                       # carol's turn is over
+        await world.server.update_member(world.guild, carol, pending=False)   # she accepts the rules
+        await settled(world)
+        slow.release()
+        report = await running
+    await settled(world)
+    assert (report.roles_added, report.failures) == (1, 0)
+    assert bd.has_role(dave) and bd.has_role(carol)
+    assert {row[0]: row[5] for row in bd.celebrations()} == {carol.id: bd.role.id, dave.id: bd.role.id}
+
+
 async def test_a_member_who_passes_screening_after_their_birthday_gets_no_birthday_role(bd: Birthdays) -> None:
     world = bd.world
     carol, _ = await celebrate_in_screening(bd)

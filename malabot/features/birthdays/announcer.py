@@ -185,40 +185,50 @@ class BirthdayPass:
         present = [(user_id, birthday) for user_id, birthday in candidates
                    if self._effects.is_member(guild_id, user_id)]
         if present:
-            claimed = await self._claim(guild_id, present, settings, today, report)
-            await self._show(guild_id, claimed, settings, today, report)
+            claimed, roles_recorded = await self._claim(guild_id, present, settings, today, report)
+            await self._show(guild_id, claimed, roles_recorded, settings, today, report)
         if not roles_left and len(present) == len(candidates) and self._changes == changes_before:
             self._settled[guild_id] = _Settled(today, whole_day=due)
 
     async def _claim(self, guild_id: int, members: list[tuple[int, Birthday]], settings: GuildSettings,
-                     today: date, report: PassReport) -> list[tuple[int, Birthday]]:
+                     today: date, report: PassReport) -> tuple[list[tuple[int, Birthday]], set[int]]:
         """Claim this year's celebrations and award their XP in one transaction; returns those claimed
-        here (the others were claimed first by another pass or process)."""
+        here (the others were claimed first by another pass or process) and whose role is recorded."""
         async with self._tenants.transaction(guild_id, create=False) as conn:
             # Read again under the lock: a birthday removed or erased (/mydata delete) since the visit
             # read it, while it waited for Discord, is not celebrated (nor written back).
             due = dict(await repository.unclaimed_on(conn, dates_celebrated_on(today), today.year))
             members = [(user_id, due[user_id]) for user_id, _ in members if user_id in due]
             # A role the member already holds (the verified role, a level role, one handed out by
-            # hand) is not the birthday's to take back: nothing is recorded for them.
+            # hand) is not the birthday's to take back: nothing is recorded for them. Nor for a member
+            # in Membership Screening: the role waits for them to accept the rules (role_after_screening),
+            # and a role recorded now would keep that from recording it until the pass is over.
             role_id, user_ids = settings.birthday_role_id, [user_id for user_id, _ in members]
-            held = {user_id for user_id in user_ids
-                    if role_id is not None and self._effects.holds_role(guild_id, user_id, role_id)}
-            to_give = [user_id for user_id in user_ids if user_id not in held]
-            fresh = await repository.claim_celebrations(conn, to_give, today.year, today, settings.birthday_xp,
-                                                        role_id)
-            fresh |= await repository.claim_celebrations(conn, [user_id for user_id in user_ids if user_id in held],
-                                                         today.year, today, settings.birthday_xp, None)
+            not_now = {user_id for user_id in user_ids if role_id is not None
+                       and (self._effects.holds_role(guild_id, user_id, role_id)
+                            or self._waits_for_screening(guild_id, user_id))}
+            to_give = [user_id for user_id in user_ids if user_id not in not_now]
+            given_now = await repository.claim_celebrations(conn, to_give, today.year, today,
+                                                            settings.birthday_xp, role_id)
+            fresh = given_now | await repository.claim_celebrations(
+                conn, [user_id for user_id in user_ids if user_id in not_now], today.year, today,
+                settings.birthday_xp, None)
             claimed = [(user_id, birthday) for user_id, birthday in members if user_id in fresh]
             if settings.birthday_xp > 0:
                 report.level_changes += await self._xp.add_many_in_transaction(
                     conn, guild_id, [user_id for user_id, _ in claimed], settings.birthday_xp)
         report.celebrated += len(claimed)
         report.xp_awarded += settings.birthday_xp * len(claimed)
-        return claimed
+        return claimed, given_now if role_id is not None else set()
 
-    async def _show(self, guild_id: int, claimed: list[tuple[int, Birthday]], settings: GuildSettings,
-                    today: date, report: PassReport) -> None:
+    def _waits_for_screening(self, guild_id: int, user_id: int) -> bool:
+        if not self._effects.in_screening(guild_id, user_id):
+            return False
+        log.info("guild %s: birthday role of member %s waits for membership screening", guild_id, user_id)
+        return True
+
+    async def _show(self, guild_id: int, claimed: list[tuple[int, Birthday]], roles_recorded: set[int],
+                    settings: GuildSettings, today: date, report: PassReport) -> None:
         """The visible part of claimed celebrations, then one transaction recording what happened."""
         channel_id, role_id = settings.birthday_channel_id, settings.birthday_role_id
         announced: list[int] = []
@@ -233,15 +243,9 @@ class BirthdayPass:
                     report.failures += 1
                     log.warning("birthday of user %s in guild %s not announced in channel %s",
                                 user_id, guild_id, channel_id)
-            if role_id is not None:
+            if role_id is not None and user_id in roles_recorded:
                 if self._effects.holds_role(guild_id, user_id, role_id):
                     # Held already (perhaps given since the claim): not given, so nothing to take back.
-                    not_given.append(user_id)
-                    continue
-                if self._effects.in_screening(guild_id, user_id):
-                    # No failure: given once they accept the rules today (role_after_screening).
-                    log.info("guild %s: birthday role of member %s waits for membership screening",
-                             guild_id, user_id)
                     not_given.append(user_id)
                     continue
                 given = await self._attempt(guild_id, "add role",
