@@ -1064,6 +1064,33 @@ async def test_held_member_updates_reach_the_bot_after_the_answer_in_order(disco
     assert guild.get_member(world.bob.id).get_role(role.id) is not None
 
 
+async def test_events_the_bot_causes_while_held_ones_go_out_queue_behind_them(discord_server: FakeDiscord,
+                                                                                bot: DemoBot, world: World) -> None:
+    # One stream in order, as on Discord: the update of a role the bot gives in answer to a held event
+    # must not overtake older held updates, whose snapshots would then undo it in the cache.
+    guild = bot.get_guild(world.guild.id)
+    role = guild.get_role(world.member_role.id)
+
+    async def give_role_on_first_nick(before: discord.Member, after: discord.Member) -> None:
+        if after.nick == "first" and before.nick != "first":
+            await after.add_roles(role)
+
+    bot.add_listener(give_role_on_first_nick, "on_member_update")
+    others = [discord_server.add_user(f"other{number}") for number in range(8)]
+    for other in others:
+        await discord_server.member_join(world.guild, other)
+    async with discord_server.holding_events(lambda event, _: event == "GUILD_MEMBER_UPDATE"):
+        await discord_server.update_member(world.guild, world.bob, nick="first")
+        for other in others:                                   # a busy server meanwhile
+            await discord_server.update_member(world.guild, other, nick="busy")
+        await discord_server.update_member(world.guild, world.bob, nick="second")   # no role yet
+    await eventually(lambda: world.member_role.id in discord_server.member(world.guild, world.bob).roles,
+                     what="the role given on Discord")
+    await discord_server.sync_with_bot()
+    bob = guild.get_member(world.bob.id)
+    assert bob.nick == "second" and bob.get_role(role.id) is not None
+
+
 async def test_raw_dispatch(discord_server: FakeDiscord, bot: DemoBot, world: World) -> None:
     payload = {"guild_id": str(world.guild.id),
                "user": {"id": "42", "username": "ghost", "discriminator": "0", "avatar": None}}
