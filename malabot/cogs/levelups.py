@@ -85,6 +85,9 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
     if not await complete_member_list(guild, within=MEMBER_LIST_WAIT_SECONDS):
         problems.append("This server's member list did not load in time: level roles were taken only from "
                         "the members the bot has seen since it started.")
+    # A sync that read a level before the reset may be giving its role right now: its change is
+    # then in the ledger (or the cache) for _holders to see.
+    await services.role_ledger.syncs_finished(guild.id)
     for level_role in await services.xp.level_roles(guild.id):
         role = guild.get_role(level_role.role_id)
         holders = _holders(services, guild, role) if role is not None else []

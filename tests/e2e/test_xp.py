@@ -824,6 +824,26 @@ async def test_reset_all_takes_a_level_role_the_gateway_has_not_shown_yet(place:
     assert place.roles_of(world.alice) == set()
 
 
+async def test_reset_all_takes_a_level_role_whose_request_is_still_on_its_way(place: Place) -> None:
+    # The level-role sync read level 1 before the reset; its request for the role reaches Discord after
+    # the reset looked for holders. The reset must wait for it, then take the role.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+
+    def giving_a_level_role(method: str, path: str, body: Any) -> bool:
+        return method == "PUT" and path.endswith(f"/members/{world.alice.id}/roles/{chatter.id}")
+
+    async with world.server.holding_requests(giving_a_level_role) as slow:
+        await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})   # level 1
+        await slow.arrived(within=5)
+        asked = await world.command(world.admin, "xp reset all")
+        await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+        await eventually(lambda: world.server.message(asked.message.id).content.startswith("Done"),
+                         what="the XP reset, before the level roles")
+    await settled(world)
+    assert place.roles_of(world.alice) == set()
+
+
 async def test_reset_all_right_after_a_start_takes_level_roles_from_members_not_loaded_yet(place: Place) -> None:
     """After a start the member lists load server by server: until this server's is in, the bot knows
     nobody holding a level role. The reset asks for the list first and takes the roles once it is in."""

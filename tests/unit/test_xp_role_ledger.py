@@ -164,3 +164,25 @@ def test_who_was_given_a_role_lately_lists_gives_the_cache_does_not_show_yet() -
     clock.now = 10.5
     assert ledger.given_unconfirmed(GUILD, CHATTER) == []                     # too old to count
     assert ledger.given_unconfirmed(GUILD, REGULAR) == [14]
+
+
+async def test_waiting_for_a_servers_syncs_waits_for_those_running_now_only() -> None:
+    ledger = RoleLedger()
+    inside, release, other_release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def sync(guild_id: int, user_id: int, until: asyncio.Event) -> None:
+        async with ledger.syncing(guild_id, user_id):
+            inside.set()
+            await until.wait()
+
+    running = asyncio.create_task(sync(GUILD, ALICE, release))
+    elsewhere = asyncio.create_task(sync(2, BOB, other_release))   # another server's: not waited for
+    await inside.wait()
+    waiting = asyncio.create_task(ledger.syncs_finished(GUILD))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    release.set()
+    await asyncio.wait_for(waiting, timeout=1)
+    assert running.done() and not elsewhere.done()
+    other_release.set()
+    await elsewhere

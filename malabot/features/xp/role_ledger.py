@@ -57,6 +57,14 @@ class RoleLedger:
             if not self._users[key]:
                 del self._users[key], self._locks[key]
 
+    async def syncs_finished(self, guild_id: int) -> None:
+        """Return once the syncs of this server's members that run or wait now are over (not those
+        that start later): a sync that read a member's level before an XP reset may still be giving
+        the role of that level."""
+        for key in [key for key in self._locks if key[0] == guild_id]:
+            async with self.syncing(*key):
+                pass
+
     def roles_now(self, guild_id: int, user_id: int, cached: Iterable[int]) -> set[int]:
         """The member's roles: the cached ones with the bot's unconfirmed changes applied. A change
         the cache already shows, or an old one, is forgotten."""
