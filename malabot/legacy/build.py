@@ -269,11 +269,13 @@ def _whole_number(value: object) -> int | None:
 
 # --- birthdays and check-ins --------------------------------------------------------------------
 
-def _birthday_rows(user_id: int, text: object, announced_year: object, created_at: object, now: str,
+def _birthday_rows(user_id: int, text: object, announced_year: object, created_at: object,
                    today: date) -> tuple[tuple[tuple[str, TargetRow], ...], str | None]:
-    """The new rows of a legacy birthday, and what of it they leave out (a year the new bot refuses)."""
+    """The new rows of a legacy birthday, and what of it they leave out (a year the new bot refuses).
+    A birthday with no time it was set (the users table's column) keeps None there: the writer
+    stamps it, and never lets it replace a birthday a merged file has."""
     month, day, year, year_left_out = parse_birthday(text, today)
-    birthday = ("birthdays", (user_id, month, day, year, created_at or now))
+    birthday = ("birthdays", (user_id, month, day, year, created_at or None))
     year_announced = _whole_number(announced_year)
     if year_announced is None or not 1900 <= year_announced <= 9999:
         return (birthday,), year_left_out
@@ -295,7 +297,7 @@ def _birthdays(dest: Destination, schema: LegacySchema, content: Content, now: s
             content.hold(table, rowid, f"user {user_id!r} is not a Discord id")
             return
         try:
-            rows, year_left_out = _birthday_rows(user_id, text, announced, created, now, today)
+            rows, year_left_out = _birthday_rows(user_id, text, announced, created, today)
         except ValueError as error:
             content.hold(table, rowid, str(error))
             return

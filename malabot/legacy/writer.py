@@ -94,6 +94,8 @@ _KEPT_ON_MERGE = {
     "level_roles": "the server already has a role at this level, or this role at another level",
     "birthdays": "the server has a newer birthday of this member",
 }
+_UNDATED_ON_MERGE = "ON CONFLICT DO NOTHING"
+_UNDATED_KEPT = "the server has a birthday of this member, and the legacy one has no time it was set"
 # A member who erased their data in a server with /mydata delete (a member_erasures row) gets
 # none of it back from a merge: the rule the bot applies on erasure (each feature's member_data.py;
 # a unit test keeps these equal). A row about them is not written; their id as the one who acted is
@@ -111,15 +113,29 @@ ERASED = "the member erased their data in this server (/mydata delete)"
 ERASED_ACTOR = ("their id as moderator, reviewer or actor is left out: they erased their data in this "
                 "server (/mydata delete)")
 MERGE_RULES = ("XP and messages are summed; check-ins keep the newest day and streak, the best streak "
-               "and the summed total; the newer birthday wins; the server's own settings and level roles "
-               "win; records (cases, appeals, verifications, audit, roasts) are appended; nothing of a "
-               "member who erased their data there (/mydata delete) comes back but a case about them")
+               "and the summed total; the newer birthday wins (one with no time it was set fills only a "
+               "member who has none); the server's own settings and level roles win; records (cases, "
+               "appeals, verifications, audit, roasts) are appended; nothing of a member who erased their "
+               "data there (/mydata delete) comes back but a case about them")
 
 
-def _insert_sql(table: str, *, merge: bool = False) -> str:
+def _insert_sql(table: str, *, merge: bool = False, undated: bool = False) -> str:
     columns = TARGET_COLUMNS[table]
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    return f"{sql} {_ON_MERGE.get(table, '')}" if merge else sql
+    if not merge:
+        return sql
+    return f"{sql} {_UNDATED_ON_MERGE if undated else _ON_MERGE.get(table, '')}"
+
+
+def _undated(table: str, row: TargetRow) -> bool:
+    """A birthday with no time it was set (the legacy users table's column): it may be older than the
+    one a merged file has, so it fills only a member who has none."""
+    return table == "birthdays" and row[-1] is None
+
+
+def _stamped(table: str, row: TargetRow, now: str) -> TargetRow:
+    """The row as written: an undated birthday counts as set at the split."""
+    return (*row[:-1], now) if _undated(table, row) else row
 
 
 @dataclass
@@ -275,7 +291,7 @@ def _fill(staging: Path, content: Content, template: Path, marker: Marker, now: 
         conn.execute("PRAGMA journal_mode = MEMORY")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
-        result = _insert_all(conn, content)
+        result = _insert_all(conn, content, now)
         if content.settings is not None:
             _write_settings(conn, content.settings, now)
             result.settings_written = content.settings.rowids
@@ -288,21 +304,21 @@ def _fill(staging: Path, content: Content, template: Path, marker: Marker, now: 
     return result
 
 
-def _insert_all(conn: sqlite3.Connection, content: Content) -> WriteResult:
+def _insert_all(conn: sqlite3.Connection, content: Content, now: str) -> WriteResult:
     """Every row at once; should the schema refuse one, row by row to find and hold back the culprits."""
     conn.execute("SAVEPOINT rows")
     try:
         for table, rows in content.rows.items():
-            conn.executemany(_insert_sql(table), rows)
+            conn.executemany(_insert_sql(table), [_stamped(table, row, now) for row in rows])
         conn.execute("RELEASE rows")
         return WriteResult(written=content.origins_by_table())
     except (sqlite3.Error, OverflowError):  # OverflowError: an int no SQLite integer can hold
         conn.execute("ROLLBACK TO rows")
         conn.execute("RELEASE rows")
-    return _insert_one_by_one(conn, content, merge=False)
+    return _insert_one_by_one(conn, content, now, merge=False)
 
 
-def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: bool) -> WriteResult:
+def _insert_one_by_one(conn: sqlite3.Connection, content: Content, now: str, *, merge: bool) -> WriteResult:
     """Each legacy row's new rows in a savepoint of their own: a refused one takes nothing else with it."""
     result = WriteResult()
     case_offset = 0
@@ -327,7 +343,8 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
                     row = (None, *row[1:])
                 elif merge and table == "mod_cases":
                     row = (int(row[0]) + case_offset, *row[1:])  # type: ignore[call-overload]
-                conn.execute(_insert_sql(table, merge=merge), row)
+                sql = _insert_sql(table, merge=merge, undated=_undated(table, row))
+                conn.execute(sql, _stamped(table, row, now))
         except (sqlite3.Error, OverflowError) as error:
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
@@ -335,7 +352,9 @@ def _insert_one_by_one(conn: sqlite3.Connection, content: Content, *, merge: boo
             continue
         conn.execute("RELEASE one")
         if conn.total_changes == before:
-            result.refused.append((origin, _KEPT_ON_MERGE.get(rows[0][0], "already present")))
+            first_table, first_row = rows[0]
+            kept = _UNDATED_KEPT if _undated(first_table, first_row) else _KEPT_ON_MERGE.get(first_table)
+            result.refused.append((origin, kept or "already present"))
         else:
             result.written.setdefault(origin[0], set()).add(origin[1])
             if anonymised:  # written, and this part of it left out
@@ -419,7 +438,7 @@ def _rehearse_merge(paths: TenantPaths, guild_id: int, content: Content, migrati
 def _merge(conn: sqlite3.Connection, content: Content, marker: Marker, now: str) -> WriteResult:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = _insert_one_by_one(conn, content, merge=True)
+        result = _insert_one_by_one(conn, content, now, merge=True)
         if content.settings is not None:
             _merge_settings(conn, content.settings, now, result)
         conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",

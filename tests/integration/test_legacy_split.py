@@ -1235,6 +1235,29 @@ def test_merge_keeps_the_newest_check_in_streak_and_birthday(legacy: Path, tenan
     assert "the newer birthday wins" in report.render()
 
 
+def test_a_merged_birthday_with_no_time_it_was_set_never_replaces_the_servers_own(tmp_path: Path,
+                                                                                  tenants: Path) -> None:
+    """The users table's birthday column records no time: it may be older than the birthday the member
+    set on the new bot yesterday, which stays; a member with no birthday there gets the legacy one."""
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.user(17, birthday="05-05")
+    db.user(18, birthday="06-06")
+    for member in (17, 18):
+        db.appeal(A, member)
+    db.close()
+    live = live_file_with(tenants, A, "INSERT INTO birthdays (user_id, month, day, year, created_at) "
+                                      "VALUES (17, 7, 7, NULL, '2026-12-06T10:00:00+00:00')")
+
+    report = run(db.path, tenants, merge=True)
+
+    assert report.accounted and report.ledger.status[str(A)] == "merged"
+    assert rows(live, "SELECT user_id, month, day FROM birthdays ORDER BY user_id") == [(17, 7, 7), (18, 6, 6)]
+    assert ("held: users: the server has a birthday of this member, and the legacy one has no time it was "
+            "set (1)") in report.render()
+    [(created_at,)] = rows(live, "SELECT created_at FROM birthdays WHERE user_id = 18")
+    assert isinstance(created_at, str) and created_at.startswith("20"), "stamped with the split's time"
+
+
 def test_merge_keeps_the_instant_of_a_check_in_only_with_its_day(legacy: Path, tenants: Path) -> None:
     """The legacy check-in of member 11 (2024-05-01) is newer than the live one: its day wins, and the
     live check-in's instant goes with the live day (a legacy check-in has a day only, no instant)."""
