@@ -42,6 +42,7 @@ NEW = "new"
 MERGED = "merged"
 ALREADY = "already split from this file"
 OTHER_OPTIONS = "skipped: split with other options"
+OTHER_VERSION = "skipped: split from another version"
 SKIPPED = "skipped: has a live file"
 APPEARED = "skipped: a live file appeared"
 
@@ -49,6 +50,9 @@ _SKIP_REASONS = {
     ALREADY: "already in this server's file from an earlier run of this file",
     OTHER_OPTIONS: ("split earlier from this file with another --members or --assign-unknown; not merged "
                     "again, which would count rows twice (move the file away to split it anew)"),
+    OTHER_VERSION: ("split or merged earlier from another legacy file, or from this one before it changed "
+                    "(the old bot wrote to it, or SQLite folded its -wal in); not merged again, which would "
+                    "count rows twice (move the file away to split it anew)"),
     SKIPPED: "the server already has a live file (use --merge to merge into it)",
     APPEARED: "a live file appeared during the run",
 }
@@ -269,9 +273,12 @@ def _status(run: _Run, guild_id: int) -> str:
     live = run.paths.live(guild_id)
     if not live.exists():
         return NEW
-    earlier = writer.earlier_split(live, run.source)
-    if earlier is not None:
-        return ALREADY if earlier.get("placement") == run.placement else OTHER_OPTIONS
+    markers = writer.legacy_markers(live)
+    from_this_file = [marker for marker in markers if marker.get("source") == run.source]
+    if from_this_file:
+        return ALREADY if from_this_file[0].get("placement") == run.placement else OTHER_OPTIONS
+    if markers:  # its rows may be in the file already: a merge would add them again
+        return OTHER_VERSION
     return MERGED if run.options.merge else SKIPPED
 
 

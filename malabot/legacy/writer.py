@@ -169,23 +169,22 @@ class Marker:
         return (now, "legacy", action, details)
 
 
-def earlier_split(path: Path, source: str) -> dict[str, object] | None:
-    """The marker details if the file at `path` was split or merged from the legacy file `source`."""
+def legacy_markers(path: Path) -> list[dict[str, object]]:
+    """The marker details of every legacy split or merge into the file at `path`, oldest first."""
     with leaving_no_trace(path):
         try:
             conn = connect(path, read_only=True)
         except TenantError:
-            return None
+            return []
         try:
             found = conn.execute(
                 "SELECT details FROM audit_log WHERE category = 'legacy' AND action IN ('split', 'merge') "
-                "AND json_valid(details) AND json_extract(details, '$.source') = ? ORDER BY id LIMIT 1",
-                (source,)).fetchone()
+                "AND json_valid(details) ORDER BY id").fetchall()
         except sqlite3.Error:
-            return None
+            return []
         finally:
             conn.close()
-    return json.loads(found[0]) if found else None
+    return [json.loads(details) for (details,) in found]
 
 
 # --- new files ----------------------------------------------------------------------------------

@@ -636,6 +636,30 @@ def test_a_run_with_other_placement_options_does_not_merge_twice(legacy: Path, t
     assert len(list((tenants / writer.HOLDING_DIR).glob("*.sqlite3"))) == 2  # one per set of options
 
 
+def test_a_merge_after_the_legacy_file_changed_does_not_count_its_rows_twice(tmp_path: Path, tenants: Path) -> None:
+    """The old bot's file in WAL mode, its rows still in the -wal: once anything closes it (the old bot
+    stopping, `sqlite3 bot.db .tables`), SQLite folds the -wal in. Not one row changed, but the bytes
+    did: the servers split from it are not merged again."""
+    db = LegacyDb(tmp_path / "bot.db", GLOBAL)
+    db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+    db.user(17, xp=1000, messages=50)
+    db.appeal(A, 17)
+    db.conn.commit()
+    assert (tmp_path / "bot.db-wal").stat().st_size > 0
+    live = TenantPaths(tenants).live(A)
+    assert run(db.path, tenants).ledger.status[str(A)] == "new"
+    db.close()
+    assert not (tmp_path / "bot.db-wal").exists()
+    before = folder_state(tenants)
+
+    again = run(db.path, tenants, merge=True)
+
+    assert again.accounted and again.ledger.status[str(A)] == "skipped: split from another version"
+    assert rows(live, "SELECT xp, messages FROM xp") == [(1000, 50)]
+    assert {name: digest for name, digest in folder_state(tenants).items() if name in before} == before
+    assert "not merged again, which would count rows twice" in again.render()
+
+
 def test_the_legacy_file_is_never_changed(tmp_path: Path, tenants: Path) -> None:
     legacy = standard_legacy(tmp_path / "bot.db")
     # Keep committed rows in the -wal, as a legacy bot that was killed would have left them.
