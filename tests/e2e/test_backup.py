@@ -255,6 +255,31 @@ async def test_restore_brings_a_snapshot_back_and_keeps_what_it_replaced(world: 
     assert all_rows(world.tenant_file(world.guild)) == changed
 
 
+async def test_restoring_an_old_snapshot_keeps_the_newer_ones_and_itself(world: World) -> None:
+    # The day-0 data says backup_keep 1; the server keeps 3 now. The restore must not prune by the
+    # restored setting: the owner can still go forward again, or restore the same snapshot once more.
+    guild = world.guild.id
+    await world.live.guild_settings.update(guild, world.admin.id, backup_keep=1)
+    await take_nightly_snapshots(world)                     # day 0
+    await world.live.guild_settings.update(guild, world.admin.id, backup_keep=3)
+    for _ in range(2):                                      # days 1 and 2
+        world.clock.advance(days=1)
+        await take_nightly_snapshots(world)
+    nightly = snapshot_ids(world)                           # oldest first
+    assert len(nightly) == 3
+
+    reply = await world.command(world.admin, "backup restore", {"id": nightly[0]})
+
+    assert reply.content.startswith(f"Restored snapshot `{nightly[0]}`")
+    assert reply.content.endswith(" Its settings came back too: `backup_keep` is 1 again (it was 3), so from "
+                                  "tonight only the newest 1 nightly snapshot will be kept; `/config set "
+                                  "backup_keep` changes that.")
+    assert (await world.live.guild_settings.get(guild)).backup_keep == 1, "the day-0 data is back"
+    after = snapshot_ids(world)
+    assert [id_ for id_ in after if not id_.endswith("-before-restore")] == nightly
+    assert len([id_ for id_ in after if id_.endswith("-before-restore")]) == 1
+
+
 async def test_a_restore_does_not_bring_back_members_who_erased_their_data_or_left(world: World) -> None:
     await seed(world)
     await take_nightly_snapshots(world)

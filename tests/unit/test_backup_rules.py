@@ -14,6 +14,7 @@ from malabot.features.backups.rules import (
     parse_snapshot_file,
     parse_snapshot_id,
     size_text,
+    smaller_retention_notice,
 )
 
 GUILD = 42
@@ -77,3 +78,9 @@ def test_newest_first() -> None:
                                         (10 * 1024 * 1024, "10.0 MiB"), (11_600_000, "11.1 MiB")])
 def test_sizes_for_people(size: int, text: str) -> None:
     assert size_text(size) == text
+
+
+def test_a_restore_says_so_only_when_it_brings_back_a_smaller_backup_keep() -> None:
+    assert smaller_retention_notice(7, 7) == "" and smaller_retention_notice(3, 9) == ""
+    assert "`backup_keep` is 2 again (it was 7)" in smaller_retention_notice(7, 2)
+    assert "newest 2 nightly snapshots will be kept" in smaller_retention_notice(7, 2)

@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 from malabot.tenancy.paths import UTC_STAMP_FORMAT
+from malabot.texts import plural
 
 SnapshotKind = Literal["snapshot", "before restore"]
+NIGHTLY: SnapshotKind = "snapshot"
+BEFORE_RESTORE: SnapshotKind = "before restore"  # the data a restore replaced
+SNAPSHOT_KINDS: tuple[SnapshotKind, ...] = (NIGHTLY, BEFORE_RESTORE)
 
 _ID = re.compile(r"(?P<stamp>\d{8}T\d{6}Z)(?P<before>-before-restore)?")
 _SUFFIX = ".sqlite3"
@@ -60,7 +64,7 @@ def _parse(text: str) -> SnapshotName | None:
         taken_at = datetime.strptime(match["stamp"], UTC_STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
-    kind: SnapshotKind = "before restore" if match["before"] else "snapshot"
+    kind = BEFORE_RESTORE if match["before"] else NIGHTLY
     return SnapshotName(match[0], taken_at, kind)
 
 
@@ -71,7 +75,7 @@ def newest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
 def beyond_retention(snapshots: Sequence[Snapshot], keep: int) -> list[Snapshot]:
     """Snapshots to delete so that the newest `keep` of each kind remain."""
     doomed: list[Snapshot] = []
-    for kind in ("snapshot", "before restore"):
+    for kind in SNAPSHOT_KINDS:
         of_kind = newest_first(s for s in snapshots if s.kind == kind)
         doomed += of_kind[max(keep, 0):]
     return doomed
@@ -84,3 +88,14 @@ def size_text(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KiB"
     return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def smaller_retention_notice(keep_before: int, keep_restored: int) -> str:
+    """What the owner should know when the restored data keeps fewer snapshots than the server did:
+    tonight's pass keeps only that many (the snapshots are not in the data, so nothing else brings
+    the newer ones back)."""
+    if keep_restored >= keep_before:
+        return ""
+    return (f" Its settings came back too: `backup_keep` is {keep_restored} again (it was {keep_before}), so "
+            f"from tonight only the newest {keep_restored} nightly {plural(keep_restored, 'snapshot')} "
+            "will be kept; `/config set backup_keep` changes that.")

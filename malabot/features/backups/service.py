@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import RestoreRefused, UserInputError, quoted
 from malabot.features.backups.rules import (
+    BEFORE_RESTORE,
+    SNAPSHOT_KINDS,
     Snapshot,
     beyond_retention,
     newest_first,
@@ -135,10 +138,14 @@ class BackupService:
         guild_id = parse_guild_id(guild_id)
         return await asyncio.to_thread(self._list_snapshots, guild_id)
 
-    async def prune(self, guild_id: int) -> list[Snapshot]:
-        """Delete snapshots beyond the server's `backup_keep` (per kind); returns the deleted ones."""
-        keep = (await self._settings.get(guild_id)).backup_keep
-        doomed = beyond_retention(await self.snapshots(guild_id), keep)
+    async def prune(self, guild_id: int, *, keep: int | None = None,
+                    kinds: Collection[str] = SNAPSHOT_KINDS) -> list[Snapshot]:
+        """Delete snapshots of these kinds beyond `keep` (by default the server's `backup_keep`) of each;
+        returns the deleted ones."""
+        if keep is None:
+            keep = (await self._settings.get(guild_id)).backup_keep
+        snapshots = [snapshot for snapshot in await self.snapshots(guild_id) if snapshot.kind in kinds]
+        doomed = beyond_retention(snapshots, keep)
         for snapshot in doomed:
             await asyncio.to_thread(remove_database_files, snapshot.path)
         return doomed
@@ -152,13 +159,16 @@ class BackupService:
         if found is None:
             raise UserInputError(f"There is no snapshot `{quoted(snapshot_id)}`; "
                                  "`/backup list` shows the ids.")
+        # Kept as the server had it: the restored data may hold a smaller one, under which the
+        # snapshots newer than the one restored (and that one) would go at once.
+        keep = (await self._settings.get(guild_id)).backup_keep
         try:
             await self._tenants.restore(guild_id, found.path)
         except RestoreRefused as error:
             log.error("guild %s: snapshot %s refused: %s", guild_id, found.id, error)
             raise UserInputError(f"Snapshot `{found.id}` cannot be restored: it failed the safety checks. "
                                  "Nothing was changed; the details are in the bot's log.") from None
-        await self.prune(guild_id)
+        await self.prune(guild_id, keep=keep, kinds=[BEFORE_RESTORE])  # the copy it just made
         return found
 
     def _may_have_expired(self) -> list[int]:
