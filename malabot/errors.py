@@ -32,6 +32,11 @@ class TenantArchived(TenantError):
         super().__init__(f"guild {guild_id} was archived (the bot left it); its file is not recreated")
 
 
+class ReplacedDataUnreadable(TenantError):
+    """A restore refused because the data it would replace cannot be read (a damaged file): who erased
+    their data there since the backup cannot be known, so the restored data could bring them back."""
+
+
 class MigrationError(TenantError):
     """The migrations folder or a tenant's migration history is not acceptable."""
 

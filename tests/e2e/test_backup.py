@@ -280,6 +280,23 @@ async def test_restoring_an_old_snapshot_keeps_the_newer_ones_and_itself(world: 
     assert len([id_ for id_ in after if id_.endswith("-before-restore")]) == 1
 
 
+async def test_a_restore_over_damaged_data_says_what_the_operator_must_do(world: World) -> None:
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    await world.live.tenants.close(world.guild.id)
+    live = world.tenant_file(world.guild)
+    damaged = live.read_bytes()[:8192]               # cut short (a full disk, a bad copy)
+    live.write_bytes(damaged)
+
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+
+    assert reply.ephemeral
+    assert reply.content.startswith("Nothing was restored: this server's current data cannot be read")
+    assert f"`malabot tenants archive {world.guild.id}`, with the bot stopped" in reply.content
+    assert live.read_bytes() == damaged and snapshot_ids(world) == [snapshot], "nothing changed"
+
+
 async def test_a_restore_does_not_bring_back_members_who_erased_their_data_or_left(world: World) -> None:
     await seed(world)
     await take_nightly_snapshots(world)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from malabot.clock import Clock, utc_now
-from malabot.errors import RestoreRefused, UserInputError, quoted
+from malabot.errors import ReplacedDataUnreadable, RestoreRefused, UserInputError, quoted
 from malabot.features.backups.rules import (
     BEFORE_RESTORE,
     SNAPSHOT_KINDS,
@@ -168,6 +168,13 @@ class BackupService:
             log.error("guild %s: snapshot %s refused: %s", guild_id, found.id, error)
             raise UserInputError(f"Snapshot `{found.id}` cannot be restored: it failed the safety checks. "
                                  "Nothing was changed; the details are in the bot's log.") from None
+        except ReplacedDataUnreadable as error:
+            log.error("%s", error)
+            raise UserInputError(
+                "Nothing was restored: this server's current data cannot be read (the file is damaged), so I "
+                "cannot tell who had their data erased after that snapshot was taken, and restoring it could "
+                "bring their data back. The bot's operator can move the damaged file away (`malabot tenants "
+                f"archive {guild_id}`, with the bot stopped); then restore again.") from None
         await self.prune(guild_id, keep=keep, kinds=[BEFORE_RESTORE])  # the copy it just made
         return found
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiosqlite
 
 from malabot.clock import Clock
-from malabot.errors import TenantError, UserInputError
+from malabot.errors import ReplacedDataUnreadable, UserInputError
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata import repository
 from malabot.features.mydata.export import export_filename, export_json
@@ -88,7 +88,7 @@ class MyDataService:
         try:
             previous = await asyncio.to_thread(repository.erasures_in_file, replaced)
         except sqlite3.DatabaseError as error:  # a damaged file: the very case a restore is for
-            raise TenantError(
+            raise ReplacedDataUnreadable(
                 f"guild {guild_id}: nothing restored: the data it would replace ({replaced}) cannot be read "
                 f"({error}), so members who erased their data there cannot be erased again in the "
                 f"restored data; to restore without that, move it away first "
