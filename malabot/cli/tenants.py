@@ -1,7 +1,9 @@
 """`malabot tenants …`: list, migrate, back up, restore, archive and check the per-server files.
 
 Read-only commands and backup work while the bot runs. Restore and archive replace or move files,
-so they take the tenants-folder lock and refuse while a bot holds it. Work over many guilds prints
+so they take the tenants-folder lock and refuse while a bot holds it; so does migrate (the bot
+migrates each file as it opens it, and files migrated by newer code would lock an older running bot
+out of them). Work over many guilds prints
 progress per guild on stderr and ends with a summary; any failure makes the exit code non-zero.
 """
 
@@ -106,7 +108,8 @@ def migrate_tenants(args: argparse.Namespace) -> int:
             return "already up to date"
         return "applied " + ", ".join(migration.path.name for migration in applied)
 
-    return _for_each(guild_ids, migrate_one, f"at schema version {migrations.latest}")
+    with TenantsLock(paths.lock_file, "malabot tenants migrate"):
+        return _for_each(guild_ids, migrate_one, f"at schema version {migrations.latest}")
 
 
 def backup_tenants(args: argparse.Namespace) -> int:
