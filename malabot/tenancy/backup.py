@@ -404,8 +404,13 @@ def archive_tenant(paths: TenantPaths, guild_id: int, moment: datetime | None = 
 
 
 def archived_at(path: Path) -> datetime | None:
-    """The UTC moment in an archive's name, or None for a name this code did not make."""
-    stamp = path.name.removesuffix(TENANT_SUFFIX).rpartition("-")[2]
+    """The UTC moment in an archive's name, or None for a name this code did not make (exactly
+    `<guild>-<UTC stamp>.sqlite3`: an operator's `<guild>-before-upgrade-<stamp>.sqlite3` is theirs)."""
+    if not path.name.endswith(TENANT_SUFFIX):
+        return None
+    guild, _, stamp = path.name.removesuffix(TENANT_SUFFIX).partition("-")
+    if not guild.isdigit():
+        return None
     try:
         return datetime.strptime(stamp, UTC_STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:

@@ -829,3 +829,21 @@ async def test_the_bot_added_back_then_removed_while_the_file_is_busy_ends_archi
             await users_created_if_missing(tenants, 1)
     finally:
         await tenants.close_all()
+
+
+def test_only_archives_named_as_the_bot_names_them_count_for_retention_and_return(tmp_path: Path) -> None:
+    # An operator's own copies beside them are theirs: never deleted, never brought back at a re-add.
+    paths = TenantPaths(tmp_path / "tenants")
+    paths.archive_dir.mkdir(parents=True)
+    names = ("111-20200101T000000Z.sqlite3",                # the bot's, long expired
+             "111-20261120T000000Z.sqlite3",                # the bot's, within the retention
+             "111-before-upgrade-20200101T000000Z.sqlite3",  # an operator's copy
+             "111-keep-forever-20990101T000000Z.sqlite3")    # another, dated in the future
+    for name in names:
+        (paths.archive_dir / name).write_bytes(b"x")
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+
+    assert files.latest_archive(paths, 111, timedelta(days=30), now=now) == paths.archive_dir / names[1]
+    removed, _ = files.remove_expired_archives(paths, 111, timedelta(days=30), now=now)
+    assert [path.name for path in removed] == [names[0]]
+    assert sorted(path.name for path in paths.archive_dir.iterdir()) == sorted(names[1:])
