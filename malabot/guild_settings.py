@@ -239,10 +239,15 @@ class GuildSettings(BaseModel):
         return self.model_dump(mode="json", exclude_defaults=True)
 
 
+def roles_not_kept_apart(settings: GuildSettings) -> list[tuple[str, str, str]]:
+    """The pairs of ROLES_KEPT_APART that name one role in `settings` (as an older bot could store)."""
+    return [(name, other, why) for name, other, why in ROLES_KEPT_APART
+            if getattr(settings, name) is not None and getattr(settings, name) == getattr(settings, other)]
+
+
 def check_roles_kept_apart(settings: GuildSettings, changed: Collection[str]) -> None:
     """Refuse `settings` when a setting in `changed` now names the role of one it must differ from
     (ROLES_KEPT_APART); pairs among the settings not changed are left as they were stored."""
-    for name, other, why in ROLES_KEPT_APART:
-        role_id = getattr(settings, name)
-        if (name in changed or other in changed) and role_id is not None and role_id == getattr(settings, other):
+    for name, other, why in roles_not_kept_apart(settings):
+        if name in changed or other in changed:
             raise UserInputError(f"`{name}` and `{other}` must be different roles: {why}.")

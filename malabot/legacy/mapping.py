@@ -53,7 +53,12 @@ from malabot import templates
 from malabot.errors import UserInputError
 from malabot.features.birthdays.rules import EARLIEST_YEAR, celebration_date, validate_birthday
 from malabot.features.xp.rules import MAX_TOTAL_XP
-from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings, settings_at_fault
+from malabot.guild_settings import (
+    TEMPLATE_PLACEHOLDERS,
+    GuildSettings,
+    roles_not_kept_apart,
+    settings_at_fault,
+)
 from malabot.snowflakes import snowflake_from_text
 
 OLD_PLACEHOLDERS = {
@@ -186,6 +191,9 @@ class MappedSettings:
     kept: dict[str, str | None]         # legacy_settings rows: key → the value verbatim
     why_kept: dict[str, str]            # legacy key → why it is (also) kept verbatim
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # new field → legacy keys
+    # Role settings naming one role, which the bot no longer lets an admin set: kept as the old bot had
+    # them (it worked that way), and reported as "a = b: why".
+    roles_shared: tuple[str, ...] = ()
 
     def rows(self, updated_at: str) -> list[tuple[str, str, str]]:
         return [(key, json.dumps(value), updated_at) for key, value in sorted(self.values.items())]
@@ -321,7 +329,8 @@ def map_settings(legacy: Mapping[str, str | None]) -> MappedSettings:
     return MappedSettings(
         values=settings.stored_values(), decided={name: every_value[name] for name in draft.sources},
         kept=dict(draft.kept), why_kept=dict(draft.why_kept),
-        sources={name: tuple(keys) for name, keys in draft.sources.items()})
+        sources={name: tuple(keys) for name, keys in draft.sources.items()},
+        roles_shared=tuple(f"{name} = {other}: {why}" for name, other, why in roles_not_kept_apart(settings)))
 
 
 def _apply_old_behaviour(draft: _Draft, legacy: Mapping[str, str | None]) -> None:

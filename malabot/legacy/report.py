@@ -143,6 +143,7 @@ class Summary:
     removed_leftovers: int
     backups: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    roles_shared: Counter[str] = field(default_factory=Counter)  # "a = b: why" → servers
 
 
 def render(ledger: Ledger, summary: Summary) -> str:
@@ -161,6 +162,10 @@ def render(ledger: Ledger, summary: Summary) -> str:
         lines += ["", "Settings kept verbatim in legacy_settings (servers):"]
         for (key, why), servers in sorted(summary.settings_kept.items()):
             lines.append(f"  {key}: {why} ({servers})")
+    if summary.roles_shared:
+        lines += ["", "Role settings naming one role, kept as the old bot had them (the bot no longer lets "
+                      "an admin set such a pair; servers):"]
+        lines += [f"  {pair} ({servers})" for pair, servers in sorted(summary.roles_shared.items())]
     if summary.notes:
         lines += ["", *summary.notes]
     lines.append("")

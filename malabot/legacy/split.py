@@ -107,6 +107,7 @@ class FileOutcome:
     skipped: dict[str, set[int]] = field(default_factory=dict)  # rows a skipped file would have got
     settings_rowids: list[int] = field(default_factory=list)
     settings_kept: list[tuple[str, str]] = field(default_factory=list)  # (legacy key, why), for the report
+    roles_shared: list[str] = field(default_factory=list)  # role settings naming one role, for the report
 
 
 @dataclass
@@ -153,6 +154,7 @@ class _Tally:
 
     ledger: Ledger = field(default_factory=Ledger)
     settings_kept: Counter[tuple[str, str]] = field(default_factory=Counter)
+    roles_shared: Counter[str] = field(default_factory=Counter)
     backups: list[str] = field(default_factory=list)
     written_files: int = 0
 
@@ -212,6 +214,7 @@ def _split(options: SplitOptions, paths: TenantPaths, migrations: MigrationSet, 
         source=str(options.legacy_db), variant=str(schema.variant), fingerprint=source,
         dry_run=options.dry_run, holding_file=holding_file,
         global_settings=tuple(sorted(placement.global_settings)), settings_kept=tally.settings_kept,
+        roles_shared=tally.roles_shared,
         removed_leftovers=removed, backups=tuple(tally.backups),
         notes=_notes(schema, options))
     return SplitReport(tally.ledger, summary, tally.written_files)
@@ -296,7 +299,10 @@ def _outcome(label: str, status: str, content: Content, result: writer.WriteResu
         label=label, status=status, held=content.held, result=result,
         skipped=content.origins_by_table() if result is None else {},
         settings_rowids=settings.rowids if settings else [],
-        settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [])
+        settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [],
+        # A merge never adds such a pair (see writer._merge_settings); a new file keeps the old bot's.
+        roles_shared=list(settings.mapped.roles_shared) if settings and status == NEW and result is not None
+        else [])
 
 
 def _take(tally: _Tally, outcome: FileOutcome) -> None:
@@ -304,6 +310,7 @@ def _take(tally: _Tally, outcome: FileOutcome) -> None:
     ledger, label, result = tally.ledger, outcome.label, outcome.result
     ledger.status[label] = outcome.status
     tally.settings_kept.update(outcome.settings_kept)
+    tally.roles_shared.update(outcome.roles_shared)
     held = list(outcome.held)
     if result is None:
         reason = HOLDING_ALREADY if label == HOLDING_LABEL else _SKIP_REASONS[outcome.status]

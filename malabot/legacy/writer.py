@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from malabot.errors import TenantError
-from malabot.guild_settings import GuildSettings
+from malabot.errors import TenantError, UserInputError
+from malabot.guild_settings import GuildSettings, check_roles_kept_apart
 from malabot.legacy.build import Content, Origin, SettingsPlan, TargetRow
 from malabot.legacy.reader import leaving_no_trace
 from malabot.tenancy.backup import backup_tenant
@@ -462,8 +462,10 @@ def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, resu
                 lost.update(plan.mapped.sources.get(name, ()))
             continue
         try:
-            merged = merged.changed(**{name: value})
-        except ValueError:  # does not fit the server's current values
+            candidate = merged.changed(**{name: value})
+            check_roles_kept_apart(candidate, [name])  # e.g. the server's autorole as the verified role
+            merged = candidate
+        except (ValueError, UserInputError):  # does not fit the server's current values
             lost.update(plan.mapped.sources.get(name, ()))
     added = {key: value for key, value in merged.stored_values().items() if key not in current}
     conn.executemany("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
