@@ -108,6 +108,7 @@ def migrate_tenants(args: argparse.Namespace) -> int:
             return "already up to date"
         return "applied " + ", ".join(migration.path.name for migration in applied)
 
+    _require_folder(paths)  # the lock would create a mistyped one
     with TenantsLock(paths.lock_file, "malabot tenants migrate"):
         return _for_each(guild_ids, migrate_one, f"at schema version {migrations.latest}")
 

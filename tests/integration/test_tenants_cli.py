@@ -104,7 +104,7 @@ def test_a_sqlite_too_old_for_the_tenant_files_is_refused_in_one_line(
         "use a Python built with a newer SQLite (e.g. from python.org or pyenv)"]
 
 
-@pytest.mark.parametrize("args", [["list"], ["check"], ["migrate", "--all"], ["backup", "--all"]])
+@pytest.mark.parametrize("args", [["list"], ["check"], ["migrate", "--all"], ["migrate", "5"], ["backup", "--all"]])
 def test_a_folder_that_is_not_there_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       args: list[str]) -> None:
     missing = tmp_path / "tenats"  # a typo in a monitoring script must not read as healthy
