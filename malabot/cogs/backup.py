@@ -99,13 +99,12 @@ class BackupCog(discord.Cog):
     async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
         guild_id = guild_id_of(ctx)
         await defer(ctx, ephemeral=True)
-        settings = self.bot.services.guild_settings
-        keep_before = (await settings.get(guild_id)).backup_keep
         restored = await self.backups.restore(guild_id, snapshot_id)
-        log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, restored.id)
+        snapshot = restored.snapshot
+        log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)
         if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
             log.info((await purge_departed(self.bot.services.member_data, [ctx.guild])).summary())
-        notice = smaller_retention_notice(keep_before, (await settings.get(guild_id)).backup_keep)
-        await answer(ctx, f"Restored snapshot `{restored.id}` "
-                          f"(taken {restored.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
+        notice = smaller_retention_notice(restored.keep_before or restored.keep_now, restored.keep_now)
+        await answer(ctx, f"Restored snapshot `{snapshot.id}` "
+                          f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
                           f"kept as a snapshot marked “before a restore” in `/backup list`.{notice}", ephemeral=True)

@@ -272,15 +272,17 @@ async def test_restoring_an_old_snapshot_keeps_the_newer_ones_and_itself(world: 
 
     assert reply.content.startswith(f"Restored snapshot `{nightly[0]}`")
     assert reply.content.endswith(" Its settings came back too: `backup_keep` is 1 again (it was 3), so from "
-                                  "tonight only the newest 1 nightly snapshot will be kept; `/config set "
-                                  "backup_keep` changes that.")
+                                  "tonight only the newest 1 snapshot of each kind (nightly, before a restore) "
+                                  "will be kept; `/config set backup_keep` changes that.")
     assert (await world.live.guild_settings.get(guild)).backup_keep == 1, "the day-0 data is back"
     after = snapshot_ids(world)
     assert [id_ for id_ in after if not id_.endswith("-before-restore")] == nightly
     assert len([id_ for id_ in after if id_.endswith("-before-restore")]) == 1
 
 
-async def test_a_restore_over_damaged_data_says_what_the_operator_must_do(world: World) -> None:
+@pytest.mark.parametrize("settings_cached", [True, False])  # False: as after a restart
+async def test_a_restore_over_damaged_data_says_what_the_operator_must_do(world: World,
+                                                                          settings_cached: bool) -> None:
     await seed(world)
     await take_nightly_snapshots(world)
     [snapshot] = snapshot_ids(world)
@@ -288,6 +290,8 @@ async def test_a_restore_over_damaged_data_says_what_the_operator_must_do(world:
     live = world.tenant_file(world.guild)
     damaged = live.read_bytes()[:8192]               # cut short (a full disk, a bad copy)
     live.write_bytes(damaged)
+    if not settings_cached:
+        world.live.guild_settings.forget(world.guild.id)
 
     reply = await world.command(world.admin, "backup restore", {"id": snapshot})
 

@@ -271,7 +271,7 @@ async def test_restore_by_id_brings_the_data_back_and_keeps_the_replaced_data(pl
     await place.write("motto", "now")
 
     restored = await place.backups.restore(GUILD, f"  {snapshot.id} ")
-    assert restored.id == snapshot.id
+    assert restored.snapshot.id == snapshot.id
     assert place.values()["motto"] == "then"
     kinds = [s.kind for s in await place.backups.snapshots(GUILD)]
     assert sorted(kinds) == ["before restore", "snapshot"]

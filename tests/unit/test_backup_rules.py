@@ -83,4 +83,5 @@ def test_sizes_for_people(size: int, text: str) -> None:
 def test_a_restore_says_so_only_when_it_brings_back_a_smaller_backup_keep() -> None:
     assert smaller_retention_notice(7, 7) == "" and smaller_retention_notice(3, 9) == ""
     assert "`backup_keep` is 2 again (it was 7)" in smaller_retention_notice(7, 2)
-    assert "newest 2 nightly snapshots will be kept" in smaller_retention_notice(7, 2)
+    assert "newest 2 snapshots of each kind" in smaller_retention_notice(7, 2)
+    assert "newest 1 snapshot of each kind" in smaller_retention_notice(7, 1)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from malabot.tenancy.paths import UTC_STAMP_FORMAT
-from malabot.texts import plural
+from malabot.texts import counted
 
 SnapshotKind = Literal["snapshot", "before restore"]
 NIGHTLY: SnapshotKind = "snapshot"
@@ -97,5 +97,5 @@ def smaller_retention_notice(keep_before: int, keep_restored: int) -> str:
     if keep_restored >= keep_before:
         return ""
     return (f" Its settings came back too: `backup_keep` is {keep_restored} again (it was {keep_before}), so "
-            f"from tonight only the newest {keep_restored} nightly {plural(keep_restored, 'snapshot')} "
-            "will be kept; `/config set backup_keep` changes that.")
+            f"from tonight only the newest {counted(keep_restored, 'snapshot')} of each kind (nightly, before a "
+            "restore) will be kept; `/config set backup_keep` changes that.")

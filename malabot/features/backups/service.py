@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from malabot.clock import Clock, utc_now
-from malabot.errors import ReplacedDataUnreadable, RestoreRefused, UserInputError, quoted
+from malabot.errors import ReplacedDataUnreadable, RestoreRefused, TenantError, UserInputError, quoted
 from malabot.features.backups.rules import (
     BEFORE_RESTORE,
     SNAPSHOT_KINDS,
@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 class DownloadCopy:
     filename: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class Restored:
+    snapshot: Snapshot
+    keep_before: int | None  # the server's backup_keep before (None: its data could not be read)
+    keep_now: int            # the restored data's
 
 
 class BackupService:
@@ -150,7 +157,7 @@ class BackupService:
             await asyncio.to_thread(remove_database_files, snapshot.path)
         return doomed
 
-    async def restore(self, guild_id: int, snapshot_id: str) -> Snapshot:
+    async def restore(self, guild_id: int, snapshot_id: str) -> Restored:
         """Replace the server's data with one of its snapshots; the data replaced is kept as a snapshot."""
         guild_id = parse_guild_id(guild_id)
         wanted = parse_snapshot_id(snapshot_id)
@@ -159,9 +166,9 @@ class BackupService:
         if found is None:
             raise UserInputError(f"There is no snapshot `{quoted(snapshot_id)}`; "
                                  "`/backup list` shows the ids.")
-        # Kept as the server had it: the restored data may hold a smaller one, under which the
+        # Pruned as the server had it: the restored data may hold a smaller one, under which the
         # snapshots newer than the one restored (and that one) would go at once.
-        keep = (await self._settings.get(guild_id)).backup_keep
+        keep_before = await self._backup_keep_if_readable(guild_id)
         try:
             await self._tenants.restore(guild_id, found.path)
         except RestoreRefused as error:
@@ -175,8 +182,17 @@ class BackupService:
                 "cannot tell who had their data erased after that snapshot was taken, and restoring it could "
                 "bring their data back. The bot's operator can move the damaged file away (`malabot tenants "
                 f"archive {guild_id}`, with the bot stopped); then restore again.") from None
-        await self.prune(guild_id, keep=keep, kinds=[BEFORE_RESTORE])  # the copy it just made
-        return found
+        keep_now = (await self._settings.get(guild_id)).backup_keep
+        await self.prune(guild_id, keep=keep_before or keep_now, kinds=[BEFORE_RESTORE])  # the copy just made
+        return Restored(found, keep_before, keep_now)
+
+    async def _backup_keep_if_readable(self, guild_id: int) -> int | None:
+        """The server's backup_keep now; None when its data cannot be read (the damage a restore is
+        for: the restore itself then says what is wrong)."""
+        try:
+            return (await self._settings.get(guild_id)).backup_keep
+        except TenantError:
+            return None
 
     def _may_have_expired(self) -> list[int]:
         """Guilds with an archive, or with snapshots but no live file: the others have nothing that
