@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,6 +73,10 @@ class MemberData:
         self._owed_retry_seconds = owed_retry_seconds
         self._retrying: asyncio.Task[None] | None = None
         self._membership: MembershipCheck | None = None  # none: every owed member counts as gone
+        # Members with a purge under way, and those of them who rejoined meanwhile: what they earn from
+        # then on is theirs, and the forget after the purge must not drop it (see _forget_after).
+        self._being_purged: Counter[tuple[int, int]] = Counter()
+        self._back_during_purge: set[tuple[int, int]] = set()
         tenants.add_before_commit(self._purge_departed_again)
         tenants.add_file_changed(self._forget_owed_if_archived)
         tenants.add_shutdown_hook(self._stop_retrying)
@@ -93,10 +98,9 @@ class MemberData:
         if not self._tenants.exists(guild_id):
             self._departures.purged(guild_id, [user_id])  # nothing to purge: the purge is done
             return PurgeReport(guild_id, user_id, changed)
-        async with self._purging(guild_id, [user_id], also) as conn:
+        async with self._forget_after(guild_id, [user_id]), self._purging(guild_id, [user_id], also) as conn:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
-        await self._forget_all(guild_id, [user_id])
         if any(changed.values()):
             await self._tenants.wipe_erased(guild_id)  # shared by a burst of leaves: once, not per member
         return PurgeReport(guild_id, user_id, changed)
@@ -131,6 +135,8 @@ class MemberData:
         """The member is (back) in the server: their writes are kept again, and nothing stale from
         before they left (a known XP total) is used. A purge still owed since they left is tried once
         now, before they write anything new; a later retry would delete what they do from now on."""
+        if (guild_id, user_id) in self._being_purged:
+            self._back_during_purge.add((guild_id, user_id))
         if self._departures.rejoined(guild_id, user_id):
             await self.forget(guild_id, user_id)
         if not self._owed.cancel(guild_id, user_id):
@@ -267,12 +273,29 @@ class MemberData:
         if not user_ids and also is None:
             return PurgedMembers(guild_id, (), 0)
         await self._forget_all(guild_id, user_ids)
-        async with self._purging(guild_id, user_ids, also) as conn:
+        async with self._forget_after(guild_id, user_ids), self._purging(guild_id, user_ids, also) as conn:
             purged = await self.purge_rows(conn, guild_id, user_ids)
-        await self._forget_all(guild_id, user_ids)
         if purged.rows_changed:
             await self._tenants.wipe_erased(guild_id)  # once for the whole batch
         return purged
+
+    @contextlib.asynccontextmanager
+    async def _forget_after(self, guild_id: int, user_ids: Sequence[int]) -> AsyncIterator[None]:
+        """Once the purge in the block has committed, forget what is still in memory of these members
+        (XP a failed flush put back meanwhile), but not of those who rejoined while it waited for the
+        file or ran: their buffer now holds only what they earned since (a rejoin forgets the rest)."""
+        keys = [(guild_id, user_id) for user_id in user_ids]
+        self._being_purged.update(keys)
+        try:
+            yield
+            await self._forget_all(guild_id, [user_id for user_id in user_ids
+                                              if (guild_id, user_id) not in self._back_during_purge])
+        finally:
+            self._being_purged.subtract(keys)
+            for key in keys:
+                if self._being_purged[key] <= 0:
+                    del self._being_purged[key]
+                    self._back_during_purge.discard(key)
 
     @contextlib.asynccontextmanager
     async def _purging(self, guild_id: int, user_ids: Sequence[int],

@@ -987,6 +987,24 @@ async def test_a_member_who_rejoins_just_after_leaving_keeps_what_they_do_again(
     assert rows_mentioning(world.tenant_file(world.guild), bob) == {"checkins": 1, "checkin_days": 1, "xp": 1}
 
 
+async def test_xp_earned_after_a_quick_rejoin_survives_the_leaves_purge_that_waited_for_the_file(
+        world: World) -> None:
+    # The file is busy (a backup, a flush) as bob leaves and comes back at once: the leave's purge waits
+    # for it, then deletes his rows from before; the XP he earned since his return stays his.
+    guild, bob = world.guild, world.bob.id
+    await world.live.xp_admin.add(guild.id, world.admin.id, bob, 500)
+    await world.live.xp.flush_all()
+    async with world.live.tenants.transaction(guild.id):
+        await world.server.remove_member(guild, world.bob)
+        await world.server.member_join(guild, world.bob)
+        await world.server.send_message(world.general, world.bob, "hi again")
+        await eventually(lambda: world.live.xp.pending_xp(guild.id, bob) > 0, what="bob's XP buffered")
+    await settled(world)
+    await world.live.xp.flush_all()
+    [(xp,)] = [row[1:2] for row in all_rows(world.tenant_file(guild))["xp"] if row[0] == bob]
+    assert isinstance(xp, int) and 15 <= xp <= 25, "only the chat XP since the return"
+
+
 async def test_a_member_who_left_while_the_bot_was_removed_is_purged_when_the_archive_comes_back(
         world: World) -> None:
     guild, bob = world.other_guild, world.bob.id

@@ -248,3 +248,24 @@ async def test_members_leaving_at_once_do_not_each_look_up_all_the_others(
     async with services.tenants.reading(GUILD) as conn:
         assert await conn.execute_fetchall("SELECT user_id FROM xp") == []
         assert await conn.execute_fetchall("SELECT target_id FROM audit_log") == []
+
+
+async def test_a_member_back_while_a_purge_of_many_waits_keeps_the_xp_earned_since(services: Services) -> None:
+    """A purge of members who left (at start, or an owed one retried) waits for the file; one of them
+    rejoins meanwhile and chats. The purge takes their old rows, not what they earned since."""
+    back = sorted(GONE)[0]
+    insert(services.tenants.paths.live(GUILD), "INSERT INTO xp (user_id, xp, messages) VALUES (?, 500, 5)",
+           [(back,)])
+    await services.guild_settings.get(GUILD)           # cached, as in a running bot: chat reads no file
+    async with services.tenants.transaction(GUILD):   # the file is busy (a backup, say)
+        purging = asyncio.create_task(services.member_data.purge_many(GUILD, [back]))
+        await asyncio.sleep(0.05)
+        await services.member_data.member_joined(GUILD, back)
+        award = await asyncio.wait_for(services.xp.record_message(GUILD, back, 1, [], is_bot=False), 5)
+        assert award is not None and services.xp.pending_xp(GUILD, back) > 0
+    await purging
+    assert services.xp.pending_xp(GUILD, back) > 0, "the XP earned since the return is kept"
+    await services.xp.flush_all()
+    async with services.tenants.reading(GUILD) as conn:
+        [(xp,)] = await conn.execute_fetchall("SELECT xp FROM xp WHERE user_id = ?", (back,))
+    assert 0 < xp < 500
