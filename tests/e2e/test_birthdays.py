@@ -475,6 +475,28 @@ async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd
     assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
 
 
+async def test_erasing_your_data_while_the_pass_gives_your_role_still_takes_it_back(bd: Birthdays) -> None:
+    # The pass claimed her celebration (the role recorded) and waits for Discord; she erases her data
+    # meanwhile, which takes back a role she does not hold yet. The pass then gives it: taken back at once.
+    world = bd.world
+    await bd.configure()
+    await set_birthday(world, world.alice, 11, 26)
+    world.clock.advance(days=1)
+
+    def announcement(method: str, path: str, body: Any) -> bool:
+        return method == "POST" and path == f"/channels/{bd.channel.id}/messages"
+
+    async with world.server.holding_requests(announcement) as slow:
+        passing = asyncio.create_task(bd.run_pass())
+        await slow.arrived(within=5)
+        await delete_my_data(world, world.alice)
+        assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
+        slow.release()
+        await passing
+    await settled(world)
+    assert not bd.has_role(world.alice)
+
+
 async def celebrate_alice_who_holds_the_role_already(bd: Birthdays) -> None:
     """Alice was given the role before her birthday (today), by hand or as another setting's role."""
     world = bd.world

@@ -600,6 +600,23 @@ async def test_a_member_in_screening_gets_the_role_when_they_accept_the_rules_th
     assert later.roles_removed == 1 and discord.roles_of(ALICE) == set()
 
 
+async def test_a_role_given_after_screening_to_a_member_who_erased_meanwhile_is_taken_back(
+        bot: Bot, clock: MovableClock, discord: RecordingDiscord, folder: Path) -> None:
+    discord.screening.add(ALICE)
+    await bot.birthdays.set(GUILD, ALICE, 6, 15)
+    await bot.birthday_pass.run()
+    discord.screening.clear()
+
+    def erase_while_discord_is_asked() -> None:   # /mydata delete, as the role request is on its way
+        with closing(sqlite3.connect(folder / f"{GUILD}.sqlite3")) as conn, conn:
+            conn.execute("DELETE FROM birthday_celebrations WHERE user_id = ?", (ALICE,))
+
+    discord.observe = erase_while_discord_is_asked
+    await bot.birthday_pass.role_after_screening(GUILD, ALICE)
+    assert [call[0] for call in discord.role_calls] == ["add", "remove"]
+    assert discord.roles_of(ALICE) == set()
+
+
 async def test_a_role_refused_after_screening_is_not_recorded_and_none_is_owed_the_next_day(
         bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
     discord.screening.add(ALICE)

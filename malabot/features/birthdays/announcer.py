@@ -233,6 +233,7 @@ class BirthdayPass:
         channel_id, role_id = settings.birthday_channel_id, settings.birthday_role_id
         announced: list[int] = []
         not_given: list[int] = []
+        given: list[int] = []
         for user_id, birthday in claimed:
             if channel_id is not None:
                 text = announcement_text(guild_id, settings, user_id, birthday.age_on(today))
@@ -248,14 +249,15 @@ class BirthdayPass:
                     # Held already (perhaps given since the claim): not given, so nothing to take back.
                     not_given.append(user_id)
                     continue
-                given = await self._attempt(guild_id, "add role",
-                                            self._effects.add_role(guild_id, user_id, role_id))
-                if given is True:
+                outcome = await self._attempt(guild_id, "add role",
+                                              self._effects.add_role(guild_id, user_id, role_id))
+                if outcome is True:
                     report.roles_added += 1
+                    given.append(user_id)
                     continue
                 report.failures += 1
                 log.warning("birthday role %s not given to user %s in guild %s", role_id, user_id, guild_id)
-                if given is False:
+                if outcome is False:
                     # Definitely not given: nothing to take back. After an exception we cannot know,
                     # so the role stays recorded and is taken back after the day anyway.
                     not_given.append(user_id)
@@ -267,6 +269,8 @@ class BirthdayPass:
                     await repository.mark_announced(conn, announced, today.year, at)
                 if not_given:
                     await repository.forget_roles(conn, not_given, today.year)
+        if given and role_id is not None:
+            await self._take_back_if_erased(guild_id, given, today.year, role_id)
 
     async def role_after_screening(self, guild_id: int, user_id: int) -> bool:
         """The member accepted the server's rules: the birthday role their celebration today did not
@@ -286,7 +290,21 @@ class BirthdayPass:
                         role_id, user_id, guild_id)
             async with self._tenants.transaction(guild_id, create=False) as conn:
                 await repository.forget_roles(conn, [user_id], year)
+        if given is True:
+            await self._take_back_if_erased(guild_id, [user_id], year, role_id)
         return given is True
+
+    async def _take_back_if_erased(self, guild_id: int, user_ids: list[int], year: int, role_id: int) -> None:
+        """Roles just given whose record is gone: the member erased their data (/mydata delete) while
+        Discord was asked, and the erase took back what was recorded before the role was there. Taken
+        back now, or nothing would ever take them back."""
+        async with self._tenants.reading(guild_id, create=False) as conn:
+            recorded = await repository.with_role_recorded(conn, user_ids, year)
+        for user_id in user_ids:
+            if user_id not in recorded:
+                log.info("guild %s: member %s erased their data as their birthday role was given; taken back",
+                         guild_id, user_id)
+                await self._attempt(guild_id, "remove role", self._effects.remove_role(guild_id, user_id, role_id))
 
     async def _take_back(self, guild_id: int, roles: list[repository.PendingRole], today: date,
                          report: PassReport) -> bool:

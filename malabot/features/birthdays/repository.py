@@ -153,6 +153,19 @@ async def record_role_of_the_day(conn: aiosqlite.Connection, user_id: int, local
     return int(rows[0][0]) if rows else None
 
 
+async def with_role_recorded(conn: aiosqlite.Connection, user_ids: Sequence[int], year: int) -> set[int]:
+    """Those of these members whose celebration of `year` still records a role to take back (a member
+    who erased their data since has no row at all)."""
+    found: set[int] = set()
+    for start in range(0, len(user_ids), _CLAIMS_PER_STATEMENT):
+        chunk = user_ids[start:start + _CLAIMS_PER_STATEMENT]
+        rows = await conn.execute_fetchall(
+            f"""SELECT user_id FROM birthday_celebrations WHERE year = ? AND role_id IS NOT NULL
+                AND user_id IN ({', '.join('?' * len(chunk))})""", [year, *chunk])
+        found.update(int(row[0]) for row in rows)
+    return found
+
+
 async def pending_roles(conn: aiosqlite.Connection, before: date) -> list[PendingRole]:
     """Roles given on a day before `before` that have not been removed."""
     rows = await conn.execute_fetchall(
