@@ -91,14 +91,18 @@ class MemberData:
         replays the earlier startup purge with it."""
         return frozenset().union(*(handler.covers for handler in self.handlers))
 
-    async def purge(self, guild_id: int, user_id: int, *, also: AlsoInTransaction | None = None) -> PurgeReport:
-        """Delete every row of the member in this guild's file; nothing happens if it has no file."""
+    async def purge(self, guild_id: int, user_id: int, *, also: AlsoInTransaction | None = None,
+                    member_is_back: bool = False) -> PurgeReport:
+        """Delete every row of the member in this guild's file; nothing happens if it has no file.
+        `member_is_back`: the rows are from before they left and rejoined; what they earn from now on,
+        while the purge waits for the file, is theirs."""
         await self.forget(guild_id, user_id)
         changed: dict[str, int] = {}
         if not self._tenants.exists(guild_id):
             self._departures.purged(guild_id, [user_id])  # nothing to purge: the purge is done
             return PurgeReport(guild_id, user_id, changed)
-        async with self._forget_after(guild_id, [user_id]), self._purging(guild_id, [user_id], also) as conn:
+        async with self._forget_after(guild_id, [user_id], back=[user_id] if member_is_back else []), \
+                self._purging(guild_id, [user_id], also) as conn:
             for handler in self.handlers:
                 changed[handler.name] = await handler.purge(conn, user_id)
         if any(changed.values()):
@@ -142,7 +146,7 @@ class MemberData:
         if not self._owed.cancel(guild_id, user_id):
             return
         try:
-            await self.purge(guild_id, user_id)
+            await self.purge(guild_id, user_id, member_is_back=True)
         except TenantArchived:
             return
         except Exception as error:
@@ -280,12 +284,15 @@ class MemberData:
         return purged
 
     @contextlib.asynccontextmanager
-    async def _forget_after(self, guild_id: int, user_ids: Sequence[int]) -> AsyncIterator[None]:
+    async def _forget_after(self, guild_id: int, user_ids: Sequence[int],
+                            back: Sequence[int] = ()) -> AsyncIterator[None]:
         """Once the purge in the block has committed, forget what is still in memory of these members
-        (XP a failed flush put back meanwhile), but not of those who rejoined while it waited for the
-        file or ran: their buffer now holds only what they earned since (a rejoin forgets the rest)."""
+        (an XP total read from the file before it, as a member who chats during their /mydata delete
+        has), but not of those `back` or who rejoined while it waited for the file or ran: their
+        buffer holds only what they earned since (a rejoin forgets the rest), totals read after it."""
         keys = [(guild_id, user_id) for user_id in user_ids]
         self._being_purged.update(keys)
+        self._back_during_purge.update((guild_id, user_id) for user_id in back)
         try:
             yield
             await self._forget_all(guild_id, [user_id for user_id in user_ids

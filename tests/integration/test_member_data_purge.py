@@ -15,9 +15,10 @@ import aiosqlite
 import pytest
 
 import malabot.member_data as member_data_module
-from malabot.app import Services, build_services, stop_services
+from malabot.app import Services, Waits, build_services, stop_services
 from malabot.privacy import MEMBER_COLUMN
 from malabot.settings import Settings
+from tests.file_holds import locked_from_outside
 
 GUILD = 111_111_111_111_111_111
 # Members purged together (ids in both orders relative to each other in the rows), and members who stay.
@@ -269,3 +270,62 @@ async def test_a_member_back_while_a_purge_of_many_waits_keeps_the_xp_earned_sin
     async with services.tenants.reading(GUILD) as conn:
         [(xp,)] = await conn.execute_fetchall("SELECT xp FROM xp WHERE user_id = ?", (back,))
     assert 0 < xp < 500
+
+
+@pytest.fixture
+async def quick_services(tmp_path: Path) -> AsyncIterator[Services]:
+    """Services whose writes give up on a file another program holds after 0.3 s (5 s in the bot)."""
+    running = build_services(Settings(tenants_dir=tmp_path / "tenants", _env_file=None),  # type: ignore[call-arg]
+                             waits=Waits(busy_timeout_ms=300))
+    await running.tenants.start()
+    await running.tenants.ensure(GUILD)
+    await running.guild_settings.get(GUILD)    # cached, as in a running bot: chat reads no file
+    yield running
+    await stop_services(running)
+
+
+async def stored_xp(services: Services, user_id: int) -> int:
+    async with services.tenants.reading(GUILD) as conn:
+        rows = await conn.execute_fetchall("SELECT xp FROM xp WHERE user_id = ?", (user_id,))
+    return int(rows[0][0]) if rows else 0
+
+
+async def test_xp_a_failed_flush_took_before_a_leave_is_not_given_back_to_the_member_back_since(
+        quick_services: Services) -> None:
+    """The flush took bob's XP and waits on a file another program holds. He leaves (the purge waits
+    too), comes back and chats. The flush fails: what he earned before leaving goes with his leave."""
+    xp, member_data, bob = quick_services.xp, quick_services.member_data, GONE[0]
+    assert await xp.record_message(GUILD, bob, 1, [], is_bot=False) is not None
+    with locked_from_outside(quick_services.tenants.paths.live(GUILD)):
+        flushing = asyncio.create_task(xp.flush(GUILD))
+        await asyncio.sleep(0.1)                             # it took the XP and waits for the file
+        assert xp.pending_xp(GUILD, bob) == 0
+        leaving = asyncio.create_task(member_data.member_left(GUILD, bob))
+        await asyncio.sleep(0.05)
+        await member_data.member_joined(GUILD, bob)
+        assert await xp.record_message(GUILD, bob, 1, [], is_bot=False) is not None
+        since = xp.pending_xp(GUILD, bob)
+        with pytest.raises(sqlite3.OperationalError):
+            await flushing
+    await leaving
+    await xp.flush(GUILD)
+    assert await stored_xp(quick_services, bob) == since
+
+
+async def test_xp_earned_while_the_purge_owed_since_a_leave_waits_at_the_return_is_kept(
+        quick_services: Services) -> None:
+    """Bob's leave purge met a file another program held and is owed; he comes back while the file is
+    busy, so the owed purge tried at his return waits, and he chats meanwhile: that XP is his."""
+    xp, member_data, bob = quick_services.xp, quick_services.member_data, GONE[0]
+    insert(quick_services.tenants.paths.live(GUILD), "INSERT INTO xp (user_id, xp, messages) VALUES (?, 500, 5)",
+           [(bob,)])
+    with locked_from_outside(quick_services.tenants.paths.live(GUILD)):
+        assert await member_data.member_left(GUILD, bob) is None   # owed
+    async with quick_services.tenants.transaction(GUILD):          # busy (a backup, a flush) at his return
+        joining = asyncio.create_task(member_data.member_joined(GUILD, bob))
+        await asyncio.sleep(0.05)
+        assert await xp.record_message(GUILD, bob, 1, [], is_bot=False) is not None
+        since = xp.pending_xp(GUILD, bob)
+    await joining
+    await xp.flush(GUILD)
+    assert await stored_xp(quick_services, bob) == since > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from malabot.features.xp.buffer import GuildBuffer, awards_from
+from malabot.features.xp.buffer import GuildBuffer, MemberBuffer, TakenXp, awards_from
 
 
 def award(guild: GuildBuffer, user_id: int, xp: int, at: float, stored: int | None = 0) -> None:
@@ -20,7 +20,7 @@ def test_take_pending_moves_xp_to_the_stored_total_and_give_back_undoes_it() -> 
     award(guild, 1, 20, 100.0, stored=50)
     award(guild, 2, 15, 101.0, stored=None)
     taken = guild.take_pending()
-    assert sorted(taken) == [(1, 20, 1, 100.0), (2, 15, 1, 101.0)]
+    assert sorted(item[:4] for item in taken) == [(1, 20, 1, 100.0), (2, 15, 1, 101.0)]
     assert (guild.members[1].stored_xp, guild.members[1].pending_xp) == (70, 0)
     assert (guild.members[2].stored_xp, guild.members[2].pending_xp) == (None, 0)
     assert not guild.dirty
@@ -38,6 +38,17 @@ def test_give_back_skips_members_forgotten_meanwhile() -> None:
     del guild.members[1]
     guild.give_back(taken)
     assert guild.empty
+
+
+def test_give_back_leaves_alone_a_member_who_left_and_came_back_meanwhile() -> None:
+    # What they earned before leaving goes with them; the new entry holds only what they earned since.
+    guild = GuildBuffer()
+    award(guild, 1, 20, 100.0)
+    taken = guild.take_pending()
+    del guild.members[1]
+    award(guild, 1, 15, 200.0)
+    guild.give_back(taken)
+    assert (guild.members[1].pending_xp, guild.members[1].pending_messages) == (15, 1)
 
 
 def test_prune_forgets_quiet_members_with_nothing_pending_oldest_first() -> None:
@@ -70,6 +81,6 @@ def test_forget_stored_keeps_cooldowns_and_pending() -> None:
 
 
 def test_awards_carry_the_time_of_the_last_message_in_utc() -> None:
-    (award_,) = awards_from([(7, 20, 2, 1_781_524_800.0)])
+    (award_,) = awards_from([TakenXp(7, 20, 2, 1_781_524_800.0, MemberBuffer())])
     assert (award_.user_id, award_.xp, award_.messages, award_.last_message_at) == \
         (7, 20, 2, "2026-06-15T12:00:00+00:00")

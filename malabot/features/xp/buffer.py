@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from malabot.features.xp.awards import ChatAward
 from malabot.features.xp.repository import BufferedAward
@@ -28,6 +29,16 @@ class MemberBuffer:
     pending_messages: int = 0
     # Awards made while stored_xp was unknown, oldest first: their level changes wait for the total.
     unsettled: list[ChatAward] = field(default_factory=list)
+
+
+class TakenXp(NamedTuple):
+    """XP a flush took from a member's entry to write it."""
+
+    user_id: int
+    xp: int
+    messages: int
+    last_message_at: float
+    entry: MemberBuffer  # given back only to this entry: a new one (they left and came back) is not theirs
 
 
 @dataclass
@@ -46,15 +57,16 @@ class GuildBuffer:
         self.members[user_id] = member
         return member
 
-    def take_pending(self) -> list[tuple[int, int, int, float]]:
-        """Move every pending amount into the stored total, returning what moved as
-        (user_id, xp, messages, last_message_at). `give_back` undoes it if the write fails."""
+    def take_pending(self) -> list[TakenXp]:
+        """Move every pending amount into the stored total, returning what moved. `give_back` undoes
+        it if the write fails."""
         taken = []
         for user_id in self.dirty:
             member = self.members.get(user_id)
             if member is None or member.pending_xp == 0 and member.pending_messages == 0:
                 continue
-            taken.append((user_id, member.pending_xp, member.pending_messages, member.last_message_at))
+            taken.append(TakenXp(user_id, member.pending_xp, member.pending_messages, member.last_message_at,
+                                 member))
             if member.stored_xp is not None:
                 member.stored_xp += member.pending_xp
             member.pending_xp = 0
@@ -62,11 +74,13 @@ class GuildBuffer:
         self.dirty.clear()
         return taken
 
-    def give_back(self, taken: list[tuple[int, int, int, float]]) -> None:
+    def give_back(self, taken: list[TakenXp]) -> None:
         """Undo `take_pending` after the transaction that should have written it failed."""
-        for user_id, xp, messages, _ in taken:
+        for user_id, xp, messages, _, entry in taken:
             member = self.members.get(user_id)
-            if member is None:  # forgotten meanwhile (the member left): their XP goes with them
+            if member is not entry:
+                # Forgotten meanwhile (the member left, or asked for it): their XP goes with them, and
+                # an entry made since (they came back) holds only what they earned from then on.
                 continue
             if member.stored_xp is not None:
                 member.stored_xp -= xp
@@ -94,6 +108,6 @@ class GuildBuffer:
         return not self.members and not self.dirty
 
 
-def awards_from(taken: list[tuple[int, int, int, float]]) -> list[BufferedAward]:
+def awards_from(taken: list[TakenXp]) -> list[BufferedAward]:
     return [BufferedAward(user_id, xp, messages, datetime.fromtimestamp(at, UTC).isoformat())
-            for user_id, xp, messages, at in taken]
+            for user_id, xp, messages, at, _ in taken]

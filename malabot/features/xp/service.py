@@ -42,7 +42,7 @@ from malabot.features.settings import repository as settings_repository
 from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
 from malabot.features.xp.awards import ChatAward, settle_in_order
-from malabot.features.xp.buffer import GuildBuffer, MemberBuffer, awards_from
+from malabot.features.xp.buffer import GuildBuffer, MemberBuffer, TakenXp, awards_from
 from malabot.features.xp.curves import THRESHOLDS, level_for_xp
 from malabot.features.xp.models import (
     LeaderboardEntry,
@@ -401,7 +401,7 @@ class XpService:
         lock (so a concurrent flush of this guild has finished); when the block fails, its transaction
         included, the XP taken goes back into the buffer."""
         guild: GuildBuffer | None = None
-        taken: list[tuple[int, int, int, float]] = []
+        taken: list[TakenXp] = []
 
         async def write(conn: aiosqlite.Connection) -> None:
             nonlocal guild, taken
