@@ -330,7 +330,12 @@ def map_settings(legacy: Mapping[str, str | None]) -> MappedSettings:
         values=settings.stored_values(), decided={name: every_value[name] for name in draft.sources},
         kept=dict(draft.kept), why_kept=dict(draft.why_kept),
         sources={name: tuple(keys) for name, keys in draft.sources.items()},
-        roles_shared=tuple(f"{name} = {other}: {why}" for name, other, why in roles_not_kept_apart(settings)))
+        roles_shared=shared_role_lines(settings))
+
+
+def shared_role_lines(settings: GuildSettings) -> tuple[str, ...]:
+    """The role settings that name one role, as the report lists them: "a = b: why"."""
+    return tuple(f"{name} = {other}: {why}" for name, other, why in roles_not_kept_apart(settings))
 
 
 def _apply_old_behaviour(draft: _Draft, legacy: Mapping[str, str | None]) -> None:

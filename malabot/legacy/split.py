@@ -300,9 +300,7 @@ def _outcome(label: str, status: str, content: Content, result: writer.WriteResu
         skipped=content.origins_by_table() if result is None else {},
         settings_rowids=settings.rowids if settings else [],
         settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [],
-        # A merge never adds such a pair (see writer._merge_settings); a new file keeps the old bot's.
-        roles_shared=list(settings.mapped.roles_shared) if settings and status == NEW and result is not None
-        else [])
+        roles_shared=list(result.roles_shared) if result is not None else [])
 
 
 def _take(tally: _Tally, outcome: FileOutcome) -> None:

@@ -16,14 +16,15 @@ import json
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from malabot.errors import TenantError, UserInputError
-from malabot.guild_settings import GuildSettings, check_roles_kept_apart
+from malabot.errors import TenantError
+from malabot.guild_settings import GuildSettings, roles_not_kept_apart
 from malabot.legacy.build import Content, Origin, SettingsPlan, TargetRow
+from malabot.legacy.mapping import shared_role_lines
 from malabot.legacy.reader import leaving_no_trace
 from malabot.tenancy.backup import backup_tenant
 from malabot.tenancy.migrations import MigrationSet, migrate
@@ -146,6 +147,7 @@ class WriteResult:
     refused: list[tuple[Origin, str]] = field(default_factory=list)
     settings_written: list[int] = field(default_factory=list)         # legacy settings rowids
     settings_kept: list[tuple[int, str]] = field(default_factory=list)  # (rowid, why not written)
+    roles_shared: tuple[str, ...] = ()  # role settings the legacy ones made name one role ("a = b: why")
     published: bool = True
     backup: Path | None = None
     dry_run: bool = False  # nothing was written: what would have been
@@ -294,6 +296,7 @@ def _fill(staging: Path, content: Content, template: Path, marker: Marker, now: 
         if content.settings is not None:
             _write_settings(conn, content.settings, now)
             result.settings_written = content.settings.rowids
+            result.roles_shared = content.settings.mapped.roles_shared
         finish(conn, result)
         conn.execute("INSERT INTO audit_log (at, category, action, details) VALUES (?, ?, ?, ?)",
                      marker.row("split", now, result.count))
@@ -450,6 +453,13 @@ def _merge(conn: sqlite3.Connection, content: Content, marker: Marker, now: str)
     return result
 
 
+def _pairs_with_the_servers_own(settings: GuildSettings, name: str, current: Mapping[str, object]) -> bool:
+    """Whether the legacy value of `name` names the role of a setting the server set itself that it
+    must differ from (the bot refuses an admin such a pair; the server's own value wins)."""
+    return any(name == first and second in current or name == second and first in current
+               for first, second, _ in roles_not_kept_apart(settings))
+
+
 def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, result: WriteResult) -> None:
     """The server's current values win; legacy values fill only what it has not set."""
     current = {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM settings")}
@@ -463,10 +473,16 @@ def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, resu
             continue
         try:
             candidate = merged.changed(**{name: value})
-            check_roles_kept_apart(candidate, [name])  # e.g. the server's autorole as the verified role
-            merged = candidate
-        except (ValueError, UserInputError):  # does not fit the server's current values
+        except ValueError:  # does not fit the server's current values
             lost.update(plan.mapped.sources.get(name, ()))
+            continue
+        if _pairs_with_the_servers_own(candidate, name, current):  # e.g. its autorole as the verified role
+            lost.update(plan.mapped.sources.get(name, ()))
+            continue
+        merged = candidate
+    # Pairs the legacy values make among themselves are the old bot's, kept as for a new file.
+    result.roles_shared = tuple(line for line in shared_role_lines(merged)
+                                if line not in shared_role_lines(GuildSettings.model_validate(current)))
     added = {key: value for key, value in merged.stored_values().items() if key not in current}
     conn.executemany("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
                      [(key, json.dumps(value), now) for key, value in sorted(added.items())])

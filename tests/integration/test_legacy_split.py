@@ -1284,25 +1284,29 @@ def test_a_merged_birthday_with_no_time_it_was_set_never_replaces_the_servers_ow
 
 def test_a_role_pair_the_bot_refuses_now_is_kept_from_the_old_bot_and_reported(tmp_path: Path,
                                                                                 tenants: Path) -> None:
-    """The old bot gave its onboarding role on join; A used its verify role for that (everyone who joins
-    is verified). The split keeps it working as it did, and says so; a merge into B, whose own autorole
-    is that role, does not make B's verified role the same."""
+    """The old bot gave its onboarding role on join; A and C used their verify role for that (everyone
+    who joins is verified). The split keeps it working as it did, in a new file (A) and merged into one
+    that set neither (C), and says so; merged into B, whose own autorole is that role, it does not make
+    B's verified role the same."""
     db = LegacyDb(tmp_path / "bot.db", GLOBAL)
-    for guild in (A, B):
+    for guild in (A, B, C):
         db.setting(guild, "verify_role", "555")
-    db.setting(A, "onboarding_role", "555")
+    for guild in (A, C):
+        db.setting(guild, "onboarding_role", "555")
     db.close()
     live_b = live_file_with(tenants, B, "INSERT INTO settings (key, value, updated_at) "
                                         "VALUES ('autorole_id', '555', '2026-12-01T00:00:00+00:00')")
+    live_c = live_file_with(tenants, C)
 
     report = run(db.path, tenants, merge=True)
 
     assert report.accounted
-    assert {key: settings_of(TenantPaths(tenants).live(A))[key] for key in ("autorole_id", "verified_role_id")} == {
-        "autorole_id": 555, "verified_role_id": 555}
+    pair = {"autorole_id": 555, "verified_role_id": 555}
+    for live in (TenantPaths(tenants).live(A), live_c):
+        assert {key: settings_of(live)[key] for key in pair} == pair
     assert ("Role settings naming one role, kept as the old bot had them (the bot no longer lets an admin set "
             "such a pair; servers):\n  autorole_id = verified_role_id: every member who joins would be verified "
-            "without verifying (1)") in report.render()
+            "without verifying (2)") in report.render()
     assert "verified_role_id" not in settings_of(live_b)
     assert "held: settings: the server's own setting is kept (1)" in report.render()
 
