@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+import aiohttp
 import discord
 
 from malabot.errors import NotInGuild, PermissionRefused
@@ -209,6 +210,9 @@ async def _defer_slow(ctx: discord.ApplicationContext) -> None:
     except discord.HTTPException:
         log.warning("could not defer slow command /%s in guild %s",
                     command.qualified_name if command else "?", ctx.guild_id, exc_info=True)
+    except aiohttp.ClientError as error:  # the bot's connection closed under it (a shutdown)
+        log.info("could not defer slow command /%s in guild %s: %s",
+                 command.qualified_name if command else "?", ctx.guild_id, error)
 
 
 async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,

@@ -29,6 +29,7 @@ from malabot.app import (
     tenants_lock,
 )
 from malabot.cogs.birthdays import BIRTHDAY_PASS_NOW
+from malabot.cogs.xp import LEVEL_UP_TASK
 from malabot.errors import MalabotError
 from malabot.settings import Settings, describe_undecodable_env, describe_validation_error
 from malabot.tenancy.backup import remove_all_backup_leftovers, remove_download_leftovers
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 # told to stop; short enough for the whole shutdown to fit in a container's 10 s.
 SHUTDOWN_GRACE_SECONDS = 5.0
 # py-cord runs every event listener (commands too) and every button callback in a task named so; the
-# birthday cog runs one server's pass (for a birthday set to today, say) in a task of its own.
-_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-", BIRTHDAY_PASS_NOW)
+# birthday cog runs one server's pass (for a birthday set to today, say) in a task of its own, and the
+# XP cog each level-up (its post and its roles).
+_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-", BIRTHDAY_PASS_NOW, LEVEL_UP_TASK)
 # on_ready's start-up sweep (open every server's file, archive the removed, purge the departed) is
 # done again at the next start, so a stop does not wait for it.
 _START_UP_SWEEP = "pycord: on_ready"
@@ -61,11 +63,19 @@ def load_settings(**overrides: object) -> Settings:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop`, for as long as the block runs: the shutdown included, so that a
+    second Ctrl-C (or a second SIGTERM) does not cut short the flush of pending writes."""
     loop = asyncio.get_running_loop()
+
+    def stop_once() -> None:
+        if stop.is_set():
+            log.warning("already shutting down: flushing writes and closing files first")
+        stop.set()
+
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_once)
             installed.append(sig)
     try:
         yield
@@ -130,27 +140,42 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         services = build_services(settings)
         await start_services(services)
         bot = build_bot(services)
-        start_task: asyncio.Task[None] | None = None
-        try:
-            with stop_on_signals(stop):
-                start_task = asyncio.create_task(bot.start(token))
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({start_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                if start_task.done():
-                    start_task.result()
-        except discord.LoginFailure:
-            raise MalabotError("Discord refused the token (MALABOT_TOKEN); check it in the developer portal") from None
-        except discord.PrivilegedIntentsRequired:  # gateway close 4014: the only privileged intent asked for
-            raise MalabotError("Discord refused the Server Members intent; enable it for the bot in the Discord "
-                               "developer portal (Bot page, Privileged Gateway Intents)") from None
-        # aiohttp.ClientError: a server that hangs up or does not speak HTTP (not an OSError).
-        except (discord.GatewayNotFound, discord.ConnectionClosed, OSError, aiohttp.ClientError) as error:
-            raise MalabotError(f"cannot reach Discord at {settings.api_base_url}: {error}") from None
-        except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)
-            raise MalabotError(f"Discord at {settings.api_base_url} answered {error.status} {error.response.reason}; "
-                               "check MALABOT_API_BASE_URL (the REST base with its version, e.g. "
-                               "https://discord.com/api/v10)") from None
-        finally:
-            log.info("shutting down: flushing writes and closing tenants")
-            await shut_down(bot, start_task, services)
+        with stop_on_signals(stop):
+            start_task = asyncio.create_task(bot.start(token))
+            try:
+                await until_stopped(bot, start_task, stop, settings.api_base_url)
+            finally:
+                log.info("shutting down: flushing writes and closing tenants")
+                await shut_down(bot, start_task, services)
+
+
+async def until_stopped(bot: discord.Client, start_task: asyncio.Task[None], stop: asyncio.Event,
+                        api_base_url: str) -> None:
+    """Wait until `stop` is set or the client ends; a client that could not connect is one readable line."""
+    try:
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({start_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if start_task.done():
+            start_task.result()
+    except discord.LoginFailure:
+        raise MalabotError("Discord refused the token (MALABOT_TOKEN); check it in the developer portal") from None
+    except discord.PrivilegedIntentsRequired:  # gateway close 4014: the only privileged intent asked for
+        raise MalabotError("Discord refused the Server Members intent; enable it for the bot in the Discord "
+                           "developer portal (Bot page, Privileged Gateway Intents)") from None
+    # aiohttp.ClientError: a server that hangs up or does not speak HTTP (not an OSError).
+    except (discord.GatewayNotFound, discord.ConnectionClosed, OSError, aiohttp.ClientError) as error:
+        raise MalabotError(f"cannot reach Discord at {api_base_url}: {error}") from None
+    except discord.HTTPException as error:  # a server that is not the API (a wrong path, a proxy's error)
+        raise MalabotError(f"Discord at {api_base_url} answered {error.status} {error.response.reason}; "
+                           f"{CHECK_BASE_URL}") from None
+    except (TypeError, KeyError, ValueError) as error:
+        if bot.is_ready():
+            raise
+        # A site that answers 200 with a page or other JSON (a dashboard's address): py-cord fails to
+        # read it as the bot's user.
+        raise MalabotError(f"the server at {api_base_url} did not answer like Discord's API ({error!r}); "
+                           f"{CHECK_BASE_URL}") from None
+
+
+CHECK_BASE_URL = "check MALABOT_API_BASE_URL (the REST base with its version, e.g. https://discord.com/api/v10)"

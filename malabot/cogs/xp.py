@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The name of a task posting a level-up and syncing its roles: a shutdown lets it finish, as a handler.
+LEVEL_UP_TASK = "xp-level-up"
+
 GUILD_ONLY = {discord.InteractionContextType.guild}
 
 # Messages people write (not joins, pins, boosts or other system messages) earn XP.
@@ -76,7 +79,7 @@ class XpCog(discord.Cog):
     def _level_changed(self, guild: discord.Guild, channel_id: int, change: LevelChange) -> None:
         # The last flush at shutdown can settle awards after the bot has disconnected: nothing to post.
         if change.leveled_up and not self.bot.is_closed():
-            task = asyncio.create_task(self._level_up(guild, channel_id, change), name="xp-level-up")
+            task = asyncio.create_task(self._level_up(guild, channel_id, change), name=LEVEL_UP_TASK)
             self._level_ups.add(task)
             task.add_done_callback(self._level_ups.discard)
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import FakeDiscord, Guild
 from malabot.sandbox.gateway import GUILD_MEMBERS, PRIVILEGED_INTENTS
-from tests.e2e.data_dump import eventually
+from malabot.tenancy.migrations import MigrationSet
+from malabot.tenancy.opening import create_tenant_file
+from malabot.tenancy.paths import TenantPaths
+from tests.e2e.data_dump import all_rows, eventually
 
 VALID_LOOKING_TOKEN = "MTAxMDEwMTAxMDEwMTAxMDEw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
 # Another service's credential: a JWT is three base64url parts, so it has a bot token's shape.
@@ -115,14 +122,14 @@ async def test_the_open_file_limit_is_raised_to_what_the_pool_needs(discord_serv
     assert process.returncode == 0, stderr.decode()
 
 
-@pytest.fixture
-async def not_the_api() -> AsyncIterator[str]:
-    """A web server that is not Discord's API, e.g. discord.com without /api/v10: 404 HTML pages."""
-    async def not_found(request: web.Request) -> web.Response:
-        return web.Response(status=404, text="<html><body>Not Found</body></html>", content_type="text/html")
+@contextlib.asynccontextmanager
+async def web_site(status: int, body: str, content_type: str) -> AsyncIterator[str]:
+    """A web server on 127.0.0.1 that answers every path alike; its root URL."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
 
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", not_found)
+    app.router.add_route("*", "/{tail:.*}", page)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -134,12 +141,36 @@ async def not_the_api() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@pytest.fixture
+async def not_the_api() -> AsyncIterator[str]:
+    """A web server that is not Discord's API, e.g. discord.com without /api/v10: 404 HTML pages."""
+    async with web_site(404, "<html><body>Not Found</body></html>", "text/html") as url:
+        yield url
+
+
 async def test_a_rest_base_that_is_not_the_api_is_one_line(not_the_api: str, tmp_path: Path) -> None:
     env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=not_the_api,
                           MALABOT_LOG_LEVEL="ERROR")
     assert await refusal(env, tmp_path) == [
         f"malabot: Discord at {not_the_api} answered 404 Not Found; check MALABOT_API_BASE_URL "
         "(the REST base with its version, e.g. https://discord.com/api/v10)"]
+
+
+@pytest.fixture(params=[("<html><body>Welcome</body></html>", "text/html"), ('{"status": "ok"}', "application/json")],
+                ids=["a page", "other JSON"])
+async def answers_200_but_not_the_api(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A site that answers every path with 200 (a dashboard, a captive portal): not Discord's API."""
+    async with web_site(200, *request.param) as url:
+        yield f"{url}/api/v10"
+
+
+async def test_a_site_answering_200_that_is_not_the_api_is_one_line(answers_200_but_not_the_api: str,
+                                                                   tmp_path: Path) -> None:
+    env = bot_environment(tmp_path, MALABOT_TOKEN=VALID_LOOKING_TOKEN, MALABOT_API_BASE_URL=answers_200_but_not_the_api,
+                          MALABOT_LOG_LEVEL="ERROR")
+    [line] = await refusal(env, tmp_path)
+    assert line.startswith(f"malabot: the server at {answers_200_but_not_the_api} did not answer like Discord's API (")
+    assert line.endswith("check MALABOT_API_BASE_URL (the REST base with its version, e.g. https://discord.com/api/v10)")
 
 
 @pytest.fixture
@@ -262,8 +293,10 @@ async def test_sigterm_while_the_start_up_work_runs_ends_it_quietly(discord_serv
     assert not any(Path(f"{f}-wal").exists() for f in files)
 
 
-async def test_ctrl_c_shuts_malabot_run_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
-    guild = discord_server.add_guild("Ops")
+async def serving(discord_server: FakeDiscord, tmp_path: Path, guild: Guild
+                  ) -> tuple[asyncio.subprocess.Process, Path]:
+    """`malabot run` against the sandbox, once it has made `guild`'s file and synced its commands;
+    the process and that file."""
     env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
                           MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
     tenant = tmp_path / "tenants" / f"{guild.id}.sqlite3"
@@ -271,9 +304,81 @@ async def test_ctrl_c_shuts_malabot_run_down_cleanly(discord_server: FakeDiscord
     try:
         await eventually(tenant.exists, within=30, what="the bot to connect and create the server's file")
         await eventually(lambda: bool(discord_server.commands()), within=10, what="command sync")
-    finally:
-        process.send_signal(signal.SIGINT)  # the operator presses Ctrl-C
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process, tenant
+
+
+async def test_ctrl_c_shuts_malabot_run_down_cleanly(discord_server: FakeDiscord, tmp_path: Path) -> None:
+    process, tenant = await serving(discord_server, tmp_path, discord_server.add_guild("Ops"))
+    process.send_signal(signal.SIGINT)  # the operator presses Ctrl-C
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert "Traceback" not in stderr.decode()
     assert not Path(f"{tenant}-wal").exists(), "every tenant file was closed"
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C again", "SIGTERM"])
+async def test_a_second_signal_during_the_shutdown_does_not_cut_the_flush_short(
+        discord_server: FakeDiscord, tmp_path: Path, second: signal.Signals) -> None:
+    guild, ana = discord_server.add_guild("Ops"), discord_server.add_user("ana")
+    discord_server.add_member(guild, ana)
+    channel = discord_server.channel(guild.system_channel_id)
+    process, tenant = await serving(discord_server, tmp_path, guild)
+    try:
+        # A command Discord is slow to take the answer of: a handler still running at the shutdown.
+        async with discord_server.holding_requests(lambda method, path, body: "/callback" in path) as slow:
+            asking = asyncio.ensure_future(discord_server.invoke_command(guild, channel, ana, "rank"))
+            await slow.arrived(within=10)
+            await discord_server.send_message(channel, ana, "hello everyone")   # XP in the buffer
+            process.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.3)
+            process.send_signal(second)                    # impatient, or the container's runtime
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        asking.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "already shutting down" in stderr.decode() and "Traceback" not in stderr.decode()
+    assert not Path(f"{tenant}-wal").exists(), "every tenant file was closed"
+    assert [row[0] for row in all_rows(tenant)["xp"]] == [ana.id], "the buffered XP was written"
+
+
+async def test_a_level_up_under_way_at_sigterm_gets_its_post_and_its_role(discord_server: FakeDiscord,
+                                                                         tmp_path: Path) -> None:
+    guild, ana = discord_server.add_guild("Ops"), discord_server.add_user("ana")
+    discord_server.add_member(guild, ana)
+    channel = discord_server.channel(guild.system_channel_id)
+    level_1 = discord_server.add_role(guild, "Level 1")
+    paths = TenantPaths(tmp_path / "tenants")
+    create_tenant_file(paths, guild.id, MigrationSet.load())
+    with closing(sqlite3.connect(paths.live(guild.id))) as conn, conn:
+        conn.execute("INSERT INTO xp (user_id, xp, messages) VALUES (?, 95, 6)", (ana.id,))  # 5 XP to level 1
+        conn.execute("INSERT INTO level_roles (level, role_id) VALUES (1, ?)", (level_1.id,))
+    env = bot_environment(tmp_path, MALABOT_TOKEN=discord_server.token,
+                          MALABOT_API_BASE_URL=discord_server.api_base_url, MALABOT_LOG_LEVEL="WARNING")
+    process = await run_malabot(env, tmp_path)
+    try:
+        await eventually(lambda: bool(discord_server.commands()), within=30, what="command sync")
+        await eventually(lambda: discord_server.gateway.connected_sessions != [], within=10, what="the gateway")
+        await discord_server.sync_with_bot()
+
+        def posts(method: str, path: str, body: Any) -> bool:
+            return method == "POST" and path == f"/channels/{channel.id}/messages"
+
+        async with discord_server.holding_requests(posts) as slow:
+            await discord_server.send_message(channel, ana, "hello")
+            await slow.arrived(within=10)                  # the level-up is being posted
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)                       # Discord answers within the 5 s grace
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0 and "Traceback" not in stderr.decode(), stderr.decode()[-2000:]
+    assert level_1.id in discord_server.member(guild, ana).roles
