@@ -72,6 +72,14 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("tenants_dir", mode="before")
+    @classmethod
+    def _blank_folder_is_the_default(cls, value: object) -> object:
+        # Blank as compose leaves `${VAR:-}`: the default folder, not the working one (Path("") is ".").
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields["tenants_dir"].default
+        return value
+
     @model_validator(mode="after")
     def _discord_token_as_fallback(self) -> Self:
         if self.token is None and self.discord_token is not None:

@@ -60,6 +60,15 @@ def test_a_blank_malabot_token_does_not_hide_discord_token(monkeypatch: pytest.M
     assert settings.token is not None and settings.token.get_secret_value() == VALID_LOOKING_TOKEN
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_tenants_folder_is_the_default_not_the_working_folder(monkeypatch: pytest.MonkeyPatch,
+                                                                      blank: str) -> None:
+    """As compose's `MALABOT_TENANTS_DIR=${TENANTS:-}` leaves it: `tenants/`, not `.` (a new, empty file
+    for every server, as if every level had been reset)."""
+    monkeypatch.setenv("MALABOT_TENANTS_DIR", blank)
+    assert Settings().tenants_dir == Path("tenants")
+
+
 @pytest.mark.parametrize("name", ["TOKEN", "token", "Token"])
 def test_a_bare_token_variable_is_not_the_bot_token(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Often another service's secret (a JWT has a bot token's shape): it must never reach Discord."""
