@@ -147,6 +147,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             finally:
                 log.info("shutting down: flushing writes and closing tenants")
                 await shut_down(bot, start_task, services)
+        if lost := services.xp.unwritten():  # logged with the guilds; the exit code says so too
+            raise MalabotError(f"chat XP of {len(lost)} server(s) could not be written before the stop and "
+                               "is lost; the log names them and why")
 
 
 async def until_stopped(bot: discord.Client, start_task: asyncio.Task[None], stop: asyncio.Event,

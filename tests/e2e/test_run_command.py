@@ -382,3 +382,23 @@ async def test_a_level_up_under_way_at_sigterm_gets_its_post_and_its_role(discor
             await process.wait()
     assert process.returncode == 0 and "Traceback" not in stderr.decode(), stderr.decode()[-2000:]
     assert level_1.id in discord_server.member(guild, ana).roles
+
+
+async def test_xp_that_cannot_be_written_at_the_stop_is_named_and_fails_the_exit(discord_server: FakeDiscord,
+                                                                                tmp_path: Path) -> None:
+    guild, ana = discord_server.add_guild("Ops"), discord_server.add_user("ana")
+    discord_server.add_member(guild, ana)
+    process, tenant = await serving(discord_server, tmp_path, guild)
+    try:
+        with closing(sqlite3.connect(tenant, timeout=10)) as conn, conn:   # the disk fills up, say
+            conn.execute("CREATE TRIGGER disk_full BEFORE INSERT ON xp "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        await discord_server.send_message(discord_server.channel(guild.system_channel_id), ana, "hello")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    said = stderr.decode().strip().splitlines()
+    assert process.returncode == 1
+    assert said[-1] == ("malabot: chat XP of 1 server(s) could not be written before the stop and is lost; "
+                        "the log names them and why")
+    assert any(f"XP that could not be written is lost at this stop: guild {guild.id}: " in line for line in said)

@@ -124,6 +124,15 @@ class XpService:
             self._stopping.set()  # the loop ends after the flush it may be in; never cut one short
             await task
         await self.flush_all()
+        if lost := self.unwritten():  # the files refuse the write (a full disk, a lock held elsewhere)
+            log.error("XP that could not be written is lost at this stop: %s",
+                      ", ".join(f"guild {guild_id}: {xp:,} XP" for guild_id, xp in sorted(lost.items())))
+
+    def unwritten(self) -> dict[int, int]:
+        """Chat XP still waiting in memory for its write, per guild (none once a flush has worked)."""
+        lost = {guild_id: sum(member.pending_xp for member in guild.members.values())
+                for guild_id, guild in self._guilds.items() if guild.dirty}
+        return {guild_id: xp for guild_id, xp in lost.items() if xp}
 
     async def _flush_forever(self, stopping: asyncio.Event) -> None:
         """A flush starts `flush_interval` after the previous one started, or at once when that one
