@@ -147,7 +147,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             finally:
                 log.info("shutting down: flushing writes and closing tenants")
                 await shut_down(bot, start_task, services)
-        if lost := services.xp.unwritten():  # logged with the guilds; the exit code says so too
+        # After every flush of the stop (the last ones run as each file closes): what is left is lost.
+        if lost := services.xp.unwritten():  # the files refuse the write (a full disk, a lock held elsewhere)
+            log.error("XP that could not be written is lost at this stop: %s",
+                      ", ".join(f"guild {guild_id}: {xp:,} XP" for guild_id, xp in sorted(lost.items())))
             raise MalabotError(f"chat XP of {len(lost)} server(s) could not be written before the stop and "
                                "is lost; the log names them and why")
 

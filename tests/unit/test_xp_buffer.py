@@ -56,12 +56,25 @@ def test_prune_forgets_quiet_members_with_nothing_pending_oldest_first() -> None
     award(guild, 1, 20, 100.0)
     award(guild, 2, 20, 200.0)
     award(guild, 3, 20, 300.0)
-    guild.take_pending()
+    guild.written(guild.take_pending())  # flushed
     award(guild, 1, 20, 350.0)          # active again: moves to the newest end, pending
     guild.prune(now=400.0, keep_seconds=150.0)
     assert list(guild.members) == [3, 1]
-    guild.take_pending()
+    guild.written(guild.take_pending())
     guild.prune(now=1000.0, keep_seconds=150.0)
+    assert guild.empty
+
+
+def test_prune_keeps_a_member_whose_xp_is_being_written_so_a_failed_write_can_give_it_back() -> None:
+    guild = GuildBuffer()
+    award(guild, 1, 20, 100.0)
+    taken = guild.take_pending()
+    guild.prune(now=10_000.0, keep_seconds=1.0)          # a round prunes while the write waits
+    assert list(guild.members) == [1]
+    guild.give_back(taken)                               # the write failed
+    assert guild.members[1].pending_xp == 20
+    guild.written(guild.take_pending())                  # the next one worked
+    guild.prune(now=10_000.0, keep_seconds=1.0)
     assert guild.empty
 
 

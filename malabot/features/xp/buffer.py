@@ -29,6 +29,7 @@ class MemberBuffer:
     pending_messages: int = 0
     # Awards made while stored_xp was unknown, oldest first: their level changes wait for the total.
     unsettled: list[ChatAward] = field(default_factory=list)
+    writes: int = 0                      # writes under way with XP taken from here (kept till they end)
 
 
 class TakenXp(NamedTuple):
@@ -67,6 +68,7 @@ class GuildBuffer:
                 continue
             taken.append(TakenXp(user_id, member.pending_xp, member.pending_messages, member.last_message_at,
                                  member))
+            member.writes += 1
             if member.stored_xp is not None:
                 member.stored_xp += member.pending_xp
             member.pending_xp = 0
@@ -74,8 +76,15 @@ class GuildBuffer:
         self.dirty.clear()
         return taken
 
+    @staticmethod
+    def written(taken: list[TakenXp]) -> None:
+        """The write of what `take_pending` took is done: its entries may be pruned again."""
+        for item in taken:
+            item.entry.writes -= 1
+
     def give_back(self, taken: list[TakenXp]) -> None:
         """Undo `take_pending` after the transaction that should have written it failed."""
+        self.written(taken)
         for user_id, xp, messages, _, entry in taken:
             member = self.members.get(user_id)
             if member is not entry:
@@ -97,7 +106,8 @@ class GuildBuffer:
         """Drop entries with nothing pending whose last award is older than `keep_seconds`."""
         while self.members:
             user_id, member = next(iter(self.members.items()))
-            if member.pending_xp or member.pending_messages or member.unsettled or user_id in self.dirty:
+            if (member.pending_xp or member.pending_messages or member.unsettled or member.writes
+                    or user_id in self.dirty):
                 break
             if member.last_award_at is not None and now - member.last_award_at < keep_seconds:
                 break

@@ -124,9 +124,6 @@ class XpService:
             self._stopping.set()  # the loop ends after the flush it may be in; never cut one short
             await task
         await self.flush_all()
-        if lost := self.unwritten():  # the files refuse the write (a full disk, a lock held elsewhere)
-            log.error("XP that could not be written is lost at this stop: %s",
-                      ", ".join(f"guild {guild_id}: {xp:,} XP" for guild_id, xp in sorted(lost.items())))
 
     def unwritten(self) -> dict[int, int]:
         """Chat XP still waiting in memory for its write, per guild (none once a flush has worked)."""
@@ -430,6 +427,7 @@ class XpService:
             if taken and guild is not None:
                 guild.give_back(taken)
             raise
+        GuildBuffer.written(taken)
         if taken and (recovered := self._failing_writes.worked(guild_id)) is not None:
             log.info(recovered)
 
