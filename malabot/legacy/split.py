@@ -107,7 +107,6 @@ class FileOutcome:
     skipped: dict[str, set[int]] = field(default_factory=dict)  # rows a skipped file would have got
     settings_rowids: list[int] = field(default_factory=list)
     settings_kept: list[tuple[str, str]] = field(default_factory=list)  # (legacy key, why), for the report
-    roles_shared: list[str] = field(default_factory=list)  # role settings naming one role, for the report
 
 
 @dataclass
@@ -299,8 +298,7 @@ def _outcome(label: str, status: str, content: Content, result: writer.WriteResu
         label=label, status=status, held=content.held, result=result,
         skipped=content.origins_by_table() if result is None else {},
         settings_rowids=settings.rowids if settings else [],
-        settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [],
-        roles_shared=list(result.roles_shared) if result is not None else [])
+        settings_kept=list(settings.mapped.why_kept.items()) if settings and result is not None else [])
 
 
 def _take(tally: _Tally, outcome: FileOutcome) -> None:
@@ -308,7 +306,6 @@ def _take(tally: _Tally, outcome: FileOutcome) -> None:
     ledger, label, result = tally.ledger, outcome.label, outcome.result
     ledger.status[label] = outcome.status
     tally.settings_kept.update(outcome.settings_kept)
-    tally.roles_shared.update(outcome.roles_shared)
     held = list(outcome.held)
     if result is None:
         reason = HOLDING_ALREADY if label == HOLDING_LABEL else _SKIP_REASONS[outcome.status]
@@ -317,6 +314,7 @@ def _take(tally: _Tally, outcome: FileOutcome) -> None:
         held += [("settings", rowid, reason) for rowid in outcome.settings_rowids]
         ledger.record(label, {}, held)
         return
+    tally.roles_shared.update(result.roles_shared)
     if not result.dry_run:
         tally.written_files += 1
     if result.backup is not None:

@@ -464,6 +464,7 @@ def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, resu
     """The server's current values win; legacy values fill only what it has not set."""
     current = {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM settings")}
     merged = GuildSettings.model_validate(current)
+    own_pairs = shared_role_lines(merged)
     lost: set[str] = set()  # legacy keys whose value did not make it into the file
     # Defaults included: a legacy value equal to the default still differs from the server's own.
     for name, value in plan.mapped.decided.items():
@@ -481,8 +482,7 @@ def _merge_settings(conn: sqlite3.Connection, plan: SettingsPlan, now: str, resu
             continue
         merged = candidate
     # Pairs the legacy values make among themselves are the old bot's, kept as for a new file.
-    result.roles_shared = tuple(line for line in shared_role_lines(merged)
-                                if line not in shared_role_lines(GuildSettings.model_validate(current)))
+    result.roles_shared = tuple(line for line in shared_role_lines(merged) if line not in own_pairs)
     added = {key: value for key, value in merged.stored_values().items() if key not in current}
     conn.executemany("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
                      [(key, json.dumps(value), now) for key, value in sorted(added.items())])
