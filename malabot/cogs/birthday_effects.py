@@ -26,8 +26,7 @@ class DiscordBirthdayEffects:
         self._bot = bot
 
     def is_member(self, guild_id: int, user_id: int) -> bool:
-        guild = self._bot.get_guild(guild_id)
-        return guild is not None and guild.get_member(user_id) is not None
+        return self._cached_member(guild_id, user_id) is not None
 
     async def announce(self, guild_id: int, channel_id: int, user_id: int, text: str) -> bool:
         guild = self._bot.get_guild(guild_id)
@@ -47,14 +46,16 @@ class DiscordBirthdayEffects:
         return guild is not None and not guild.unavailable and guild.chunked
 
     def holds_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
-        guild = self._bot.get_guild(guild_id)
-        member = guild.get_member(user_id) if guild is not None else None
+        member = self._cached_member(guild_id, user_id)
         return member is not None and member.get_role(role_id) is not None
 
     def in_screening(self, guild_id: int, user_id: int) -> bool:
-        guild = self._bot.get_guild(guild_id)
-        member = guild.get_member(user_id) if guild is not None else None
+        member = self._cached_member(guild_id, user_id)
         return member is not None and member.pending
+
+    def _cached_member(self, guild_id: int, user_id: int) -> discord.Member | None:
+        guild = self._bot.get_guild(guild_id)
+        return guild.get_member(user_id) if guild is not None else None
 
     async def add_role(self, guild_id: int, user_id: int, role_id: int) -> bool:
         found = self._member_and_role(guild_id, user_id, role_id)

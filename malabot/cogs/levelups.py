@@ -90,8 +90,7 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
     await services.role_ledger.syncs_finished(guild.id)
     for level_role in await services.xp.level_roles(guild.id):
         role = guild.get_role(level_role.role_id)
-        holders = _holders(services, guild, role) if role is not None else []
-        if role is None or not holders:
+        if role is None or not (holders := _holders(services, guild, role)):
             continue
         if (reason := why_not_assignable(role)) is not None:
             problems.append(f"Level {level_role.level}: {reason}")
