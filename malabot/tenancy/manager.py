@@ -762,8 +762,11 @@ async def _staged(prepare: Callable[[], Path]) -> Path:
 
 
 async def _run_logged(work: Awaitable[None], what: str) -> None:
-    """Shutdown goes on whatever one hook does; the failure is logged, not raised."""
+    """Shutdown goes on whatever one hook does; the failure is logged, not raised. A file's refusal is
+    one line: the write that met it first (the shutdown flush's) logged its traceback already."""
     try:
         await work
+    except sqlite3.Error as error:
+        log.error("%s failed: %s", what, error)
     except Exception:
         log.exception("%s failed", what)

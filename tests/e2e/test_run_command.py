@@ -402,3 +402,4 @@ async def test_xp_that_cannot_be_written_at_the_stop_is_named_and_fails_the_exit
     assert said[-1] == ("malabot: chat XP of 1 server(s) could not be written before the stop and is lost; "
                         "the log names them and why")
     assert any(f"XP that could not be written is lost at this stop: guild {guild.id}: " in line for line in said)
+    assert stderr.decode().count("Traceback") == 1, "the file's refusal is shown once in full, then in one line"
