@@ -125,6 +125,14 @@ async def test_when_the_servers_message_shows_ages_members_giving_a_year_are_tol
     assert without_year.content == "Saved: your birthday is March 5; next celebrated in 100 days (March 5, 2027)."
 
 
+async def test_a_birthday_message_that_would_be_empty_without_a_year_is_refused(bd: Birthdays) -> None:
+    world = bd.world
+    refused = await world.command(world.admin, "config set", {"setting": "birthday_template", "value": "{age}th"})
+    assert refused.ephemeral and refused.content.startswith(
+        "That birthday message would be empty for members who saved no birth year")
+    assert (await world.live.guild_settings.get(world.guild.id)).birthday_template == "Happy birthday {member}! 🎂"
+
+
 async def test_set_show_and_remove_keep_the_year_private(bd: Birthdays) -> None:
     world = bd.world
     saved = await set_birthday(world, world.alice, 3, 5, 1990)

@@ -508,6 +508,13 @@ def test_an_unusable_template_falls_back_to_the_default() -> None:
     assert announcement_text(GUILD, stored, ALICE, None) == f"Happy birthday <@{ALICE}>! 🎂"
 
 
+def test_a_template_empty_without_an_age_falls_back_to_the_default_for_a_member_with_no_year() -> None:
+    # `/config` refuses it, but an older bot's file may hold it; Discord refuses an empty message.
+    stored = GuildSettings(birthday_template="{age}th")
+    assert announcement_text(GUILD, stored, ALICE, None) == f"Happy birthday <@{ALICE}>! 🎂"
+    assert announcement_text(GUILD, stored, ALICE, 30) == "30th"
+
+
 # --- failures ---------------------------------------------------------------------------------------------
 
 async def test_a_refused_announcement_is_logged_with_the_guild_and_never_repeated(

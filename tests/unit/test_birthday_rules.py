@@ -13,6 +13,7 @@ from malabot.features.birthdays.rules import (
     LocalMoment,
     announcement_due,
     celebration_date,
+    check_never_empty,
     dates_celebrated_on,
     local_moment,
     render_announcement,
@@ -230,6 +231,17 @@ def test_unknown_age_takes_its_ordinal_ending_with_it(template: str, expected: s
 
 def test_template_braces_are_literal_when_doubled() -> None:
     assert render_announcement("{{cake}} {member}", 7, None) == "{cake} <@7>"
+
+
+@pytest.mark.parametrize("template", ["{age}", " {age}th ", "{age}{age}"])
+def test_a_message_empty_without_an_age_is_refused(template: str) -> None:
+    with pytest.raises(UserInputError, match="would be empty for members who saved no birth year"):
+        check_never_empty(template)
+
+
+@pytest.mark.parametrize("template", ["{age} 🎂", "{member}", "Happy {age}th!"])
+def test_a_message_with_text_besides_the_age_is_taken(template: str) -> None:
+    check_never_empty(template)
 
 
 @pytest.mark.parametrize("template", ["{member.__class__}", "{0}", "{level}", "{member"])

@@ -70,13 +70,18 @@ class PassReport:
 
 
 def announcement_text(guild_id: int, settings: GuildSettings, user_id: int, age: int | None) -> str:
-    """The server's template filled in; the default one when the server's cannot be rendered."""
+    """The server's template filled in; the default one when the server's cannot be rendered or comes
+    out empty (an older bot's `{age}` alone, for a member with no birth year)."""
     try:
-        return render_announcement(settings.birthday_template, user_id, age)
+        text = render_announcement(settings.birthday_template, user_id, age)
+        if text.strip():
+            return text
+        problem = "empty without an age"
     except UserInputError as error:
-        log.warning("birthday template of guild %s is unusable (%s); using the default", guild_id, error)
-        default = GuildSettings.model_fields["birthday_template"].default
-        return render_announcement(default, user_id, age)
+        problem = error.message
+    log.warning("birthday template of guild %s is unusable (%s); using the default", guild_id, problem)
+    default = GuildSettings.model_fields["birthday_template"].default
+    return render_announcement(default, user_id, age)
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,11 @@ def render_announcement(template: str, user_id: int, age: int | None) -> str:
         template = _AGE_AND_ITS_ENDING.sub("", template)
     return templates.render(template, templates.values_for(
         TEMPLATE_PLACEHOLDERS["birthday_template"], member=mention(user_id), age="" if age is None else str(age)))
+
+
+def check_never_empty(template: str) -> None:
+    """Refuse a birthday message that comes out empty for a member who saved no birth year (their
+    `{age}` disappears): Discord refuses an empty message, and the birthday would go unannounced."""
+    if not render_announcement(template, 0, None).strip():
+        raise UserInputError("That birthday message would be empty for members who saved no birth year "
+                             "(`{age}` is left out for them); add some text, e.g. `Happy {age}th birthday {member}!`.")

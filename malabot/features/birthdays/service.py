@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from malabot.errors import TenantError, UserInputError
 from malabot.features.birthdays import repository
 from malabot.features.birthdays.ports import Clock, MemberCheck, utc_now
 from malabot.features.birthdays.rules import (
+    check_never_empty,
     local_moment,
     mention,
     upcoming,
@@ -39,6 +40,7 @@ from malabot.features.birthdays.rules import (
 )
 from malabot.features.birthdays.views import BirthdayPage, BirthdayView, view_for
 from malabot.features.settings.service import SettingsService
+from malabot.guild_settings import GuildSettings
 from malabot.tenancy.manager import TenantManager
 from malabot.texts import only_pages
 
@@ -60,6 +62,7 @@ class BirthdayService:
         self._page_size = page_size
         self._listeners: list[ChangeListener] = []
         tenants.add_before_install(self._carry_celebrations)
+        settings.add_change_rule(birthday_message_never_empty)
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -157,3 +160,10 @@ class BirthdayService:
         members = [(user_id, birthday) for user_id, birthday in stored if is_member(user_id)]
         return tuple(view_for(viewer_id, user_id, birthday, today, celebrated.get(user_id))
                      for _, user_id, birthday in upcoming(members, today, days, celebrated))
+
+
+async def birthday_message_never_empty(conn: aiosqlite.Connection, settings: GuildSettings,
+                                       changed: Collection[str]) -> None:
+    """The settings' rule on a changed birthday_template (see check_never_empty)."""
+    if "birthday_template" in changed:
+        check_never_empty(settings.birthday_template)
