@@ -8,6 +8,8 @@ a member's request, a denial say, so they can press Verify again.
 Both kinds of buttons survive a restart. The panel's button has one fixed custom_id and a persistent
 view registered at start-up; the review buttons carry the member's id in their custom_id
 ("malabot:review:approve:<user_id>"), which no fixed view can match, so one listener parses them.
+A pending request whose message is gone (deleted, or its review channel replaced) is posted again at
+the member's next press: no moderator could answer it otherwise.
 """
 
 from __future__ import annotations
@@ -53,6 +55,24 @@ def parse_review_custom_id(custom_id: str) -> tuple[bool, int] | None:
     if action not in ("approve", "deny") or user_id is None:
         return None
     return action == "approve", user_id
+
+
+async def review_message_gone(guild: discord.Guild, result: VerificationResult) -> bool:
+    """Whether a pending request's message is missing from the review channel (deleted, or the channel
+    replaced since), so no moderator can answer it. Unknown (no read access, Discord failing): no."""
+    if result.review_message_id is None:
+        return False  # being posted by another press right now
+    channel = guild.get_channel(result.review_channel_id) if result.review_channel_id else None
+    if not isinstance(channel, discord.TextChannel):
+        return True
+    try:
+        await channel.fetch_message(result.review_message_id)
+    except discord.NotFound:
+        return True
+    except discord.HTTPException as error:
+        log.info("guild %s: could not check the review message %s (%s)", guild.id, result.review_message_id,
+                 error.status)
+    return False
 
 
 class VerifyPanel(discord.ui.View):
@@ -230,6 +250,10 @@ class VerificationCog(discord.Cog):
             elif result.outcome == "pending_review":
                 await self.send_for_review(member, result)
                 text = "Your request was sent to the moderators; you will get the role once one approves it."
+            elif result.review_never_posted or await review_message_gone(member.guild, result):
+                await self.send_for_review(member, result)
+                text = ("Your request was no longer in front of the moderators (its message is gone), so I "
+                        "sent it again; you will get the role once one approves it.")
             else:
                 text = "Your request is waiting for a moderator."
             await answer_interaction(interaction, text)

@@ -456,6 +456,13 @@ class FakeDiscord:
         await self._settle()
         return channel
 
+    async def delete_channel(self, channel: IdLike) -> Channel:
+        """An admin deletes a channel -> CHANNEL_DELETE; the channel and its messages are gone."""
+        deleted = self.world.remove_channel(channel)
+        await events.channel_event(self._sandbox, "CHANNEL_DELETE", deleted)
+        await self._settle()
+        return deleted
+
     async def set_overwrite(self, channel: IdLike, overwrite: Overwrite) -> Channel:
         """Someone edits a channel's permissions for one role or member -> CHANNEL_UPDATE (it replaces
         that role's or member's overwrite, as Discord's PUT /channels/{id}/permissions/{id} does)."""

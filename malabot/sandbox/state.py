@@ -418,6 +418,15 @@ class World:
         target.channel_ids.append(channel.id)
         return channel
 
+    def remove_channel(self, channel: IdLike) -> Channel:
+        """Delete a guild channel; its messages go with it (routes then answer Unknown Channel)."""
+        target = self.channel(id_of(channel))
+        if target.guild_id is None:
+            raise SandboxError(f"{target.name} is not a guild channel")
+        self.guild(target.guild_id).channel_ids.remove(target.id)
+        del self.channels[target.id]
+        return target
+
     def add_member(
         self,
         guild: IdLike,

@@ -474,6 +474,53 @@ async def test_review_request_waits_for_a_moderator_and_is_not_duplicated(place:
     assert len(place.reviews()) == 1 and len(place.requests()) == 1
 
 
+async def test_a_request_in_a_review_channel_deleted_since_is_sent_to_the_new_one(place: Place) -> None:
+    alice, server = place.world.alice, place.world.server
+    first = await place.request_reviewed(alice)
+    new_review = await server.create_channel(place.world.guild, "review-2")
+    await place.configure(verify_review_channel_id=new_review.id)
+    await server.delete_channel(place.review_channel)
+
+    again = await place.press_verify(alice)
+    assert again.content.startswith("Your request was no longer in front of the moderators (its message is gone), "
+                                    "so I sent it again")
+    [posted] = server.messages_in(new_review, author=server.bot_user)
+    assert f"<@{alice.id}>" in posted.content and posted.buttons()
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "pending" and row[5] == posted.id != first.id
+    await server.press_button(posted, place.world.admin, label="Approve")
+    await eventually(lambda: place.verified.id in place.roles_of(alice), what="the approval of the new request")
+
+
+async def test_a_request_whose_review_message_was_deleted_is_posted_again(place: Place) -> None:
+    alice, server = place.world.alice, place.world.server
+    first = await place.request_reviewed(alice)
+    await server.delete_message(first)  # a moderator tidies the review channel
+
+    again = await place.press_verify(alice)
+    assert again.content.startswith("Your request was no longer in front of the moderators")
+    [posted] = [message for message in place.reviews() if message.id != first.id]
+    assert place.request_of(alice)[5] == posted.id  # type: ignore[index]
+    assert (await place.press_verify(alice)).content == "Your request is waiting for a moderator."
+    assert len(place.reviews()) == 1, "the request is posted again only while its message is gone"
+
+
+async def test_a_request_stored_but_never_posted_is_posted_at_the_next_press(place: Place) -> None:
+    """The bot stopped between storing the request and posting it: after a minute the next press posts it."""
+    alice = place.world.alice
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id)
+    await place.world.live.verification.request(place.world.guild.id, alice.id)  # stored, not posted
+    assert (await place.press_verify(alice)).content == "Your request is waiting for a moderator."
+    assert place.reviews() == [], "a press seconds later finds the first press still posting it"
+    place.world.clock.advance(minutes=2)
+
+    again = await place.press_verify(alice)
+    assert again.content.startswith("Your request was no longer in front of the moderators")
+    [posted] = place.reviews()
+    assert place.request_of(alice)[5] == posted.id  # type: ignore[index]
+
+
 async def test_approval_after_a_restart_gives_the_role(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id)

@@ -14,6 +14,7 @@ from malabot.features.verification.rules import (
     decide_request,
     decide_review,
     old_enough_at,
+    review_never_posted,
     try_again_after,
 )
 
@@ -94,3 +95,14 @@ def test_review_decisions_of_a_message_that_is_not_the_requests_own(status: str 
                                                                     own: int | None, expected: ReviewDecision) -> None:
     assert decide_review(status, approve=True, pressed_message_id=pressed,  # type: ignore[arg-type]
                          review_message_id=own) is expected
+
+
+@pytest.mark.parametrize("message_id, seconds_ago, expected", [
+    (None, 61, True),     # stored, then the bot stopped before posting it
+    (None, 60, False),    # another press may still be posting it
+    (None, 5, False),
+    (42, 3600, False),    # posted: whether that message still exists is Discord's to say
+])
+def test_a_review_message_never_posted(message_id: int | None, seconds_ago: int, expected: bool) -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assert review_never_posted(message_id, now - timedelta(seconds=seconds_ago), now) is expected

@@ -97,3 +97,13 @@ def decide_review(status: RequestStatus | None, *, approve: bool, pressed_messag
     if status != "pending":
         return ReviewDecision.ALREADY_DECIDED
     return ReviewDecision.APPROVE if approve else ReviewDecision.DENY
+
+
+# A request is posted for review right after it is stored. One still without its message this long
+# after never got it: the bot stopped in between.
+REVIEW_POST_GRACE = timedelta(minutes=1)
+
+
+def review_never_posted(review_message_id: int | None, requested_at: datetime, now: datetime) -> bool:
+    """Whether a pending request's review message was never posted, so no moderator can answer it."""
+    return review_message_id is None and now - requested_at > REVIEW_POST_GRACE

@@ -30,6 +30,7 @@ from malabot.features.verification.rules import (
     account_created_at,
     decide_request,
     decide_review,
+    review_never_posted,
     try_again_after,
 )
 from malabot.tenancy.manager import TenantManager
@@ -53,6 +54,9 @@ class VerificationResult:
     unverified_role_id: int | None     # take it away then, when the server has one
     review_channel_id: int | None      # where to post a new request ("pending_review")
     account_created_at: datetime
+    # "already_pending": the request's message for the moderators, and whether it was never posted.
+    review_message_id: int | None = None
+    review_never_posted: bool = False
 
     @property
     def gives_role(self) -> bool:
@@ -91,10 +95,14 @@ class VerificationService:
             elif decision is RequestDecision.REVIEW:
                 await repository.add_pending(conn, user_id, now)
         assert settings.verified_role_id is not None  # NOT_SET_UP was refused above
-        return VerificationResult(outcome=outcome, verified_role_id=settings.verified_role_id,
-                                  unverified_role_id=settings.unverified_role_id,
-                                  review_channel_id=settings.verify_review_channel_id,
-                                  account_created_at=account_created_at(user_id))
+        waiting = existing if decision is RequestDecision.ALREADY_PENDING else None
+        return VerificationResult(
+            outcome=outcome, verified_role_id=settings.verified_role_id,
+            unverified_role_id=settings.unverified_role_id, review_channel_id=settings.verify_review_channel_id,
+            account_created_at=account_created_at(user_id),
+            review_message_id=waiting.review_message_id if waiting else None,
+            review_never_posted=waiting is not None and review_never_posted(waiting.review_message_id,
+                                                                           waiting.requested_at, now))
 
     async def attach_review_message(self, guild_id: int, user_id: int, message_id: int) -> None:
         """Remember the moderators' message of a pending request."""
