@@ -2,8 +2,9 @@
 
 A chat message, a check-in or a birthday can level a member up; when a level role is gone or sits above
 the bot's role, or the level-up channel refuses the post, nobody who could fix it is in the
-conversation. The problem goes to the log and, when the server has a mod-log channel, there too: each
-problem at most once a day per server, so a broken setting is seen without flooding the channel.
+conversation. The same goes for the birthday pass (a birthday channel deleted, the birthday role moved
+above the bot's). The problem goes to the log and, when the server has a mod-log channel, there too:
+each problem at most once a day per server, so a broken setting is seen without flooding the channel.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class AdminNotices:
         self._clock = clock
         self._told: dict[tuple[int, str], datetime] = {}  # (guild, problem) → when it was last posted
 
-    async def tell(self, guild: discord.Guild, problems: Sequence[str]) -> None:
+    async def tell(self, guild: discord.Guild, problems: Sequence[str], *, about: str = "A level-up") -> None:
+        """Post `problems` of `about` ("A level-up", "The birthday pass") to the server's mod log."""
         for problem in problems:
-            log.warning("guild %s: level-up effects: %s", guild.id, problem)
+            log.warning("guild %s: %s: %s", guild.id, about.lower(), problem)
         if not problems:
             return
         channel_id = (await self._settings.get(guild.id)).mod_log_channel_id
@@ -46,9 +48,9 @@ class AdminNotices:
             return
         for problem in fresh:  # before posting: a channel that refuses is not retried at every level-up
             self._told[(guild.id, problem)] = now
-        text = fit_lines(["⚠️ A level-up could not do everything; an admin can fix this:",
+        text = fit_lines([f"⚠️ {about} could not do everything; an admin can fix this:",
                           *(f"• {problem}" for problem in fresh)], "… and {count} more.")
         try:
             await channel.send(text, allowed_mentions=NO_PINGS)
         except discord.HTTPException as error:
-            log.info("guild %s: could not tell the mod log about level-up problems: %s", guild.id, error)
+            log.info("guild %s: could not tell the mod log about problems of %s: %s", guild.id, about.lower(), error)

@@ -646,6 +646,29 @@ async def test_a_role_the_bot_cannot_give_is_not_retried_and_the_announcement_st
     assert later.roles_removed == 0 and later.failures == 0
 
 
+async def test_what_the_pass_cannot_do_is_told_to_the_mod_log_once_a_day(bd: Birthdays) -> None:
+    """Nobody waits for the pass's answer: a deleted birthday channel or a role above the bot's would
+    go unseen in the bot's log."""
+    world, server = bd.world, bd.world.server
+    mod_log = await server.create_channel(world.guild, "mod-log")
+    above = await server.create_role(world.guild, "Too high", above_bot=True)
+    await bd.configure(mod_log_channel_id=mod_log.id, birthday_role_id=above.id)
+    await server.delete_channel(bd.channel)
+    for user in (world.alice, world.bob):
+        await set_birthday(world, user, 11, 26)
+    world.clock.advance(days=1)
+    report = await bd.run_pass()
+    assert (report.celebrated, report.announced, report.roles_added) == (2, 0, 0)
+
+    header = "⚠️ The birthday pass could not do everything; an admin can fix this:\n• "
+    assert [message.content for message in server.messages_in(mod_log, author=server.bot_user)] == [
+        header + f"The birthday channel (id {bd.channel.id}) is gone or is not a text channel, so birthdays are "
+                 "not announced; choose another with `/config set birthday_channel_id`.",
+        header + f"Birthday role: The role <@&{above.id}> is not below my highest role, so I cannot give it; "
+                 "move my role above it in the server settings.",
+    ], "each problem once, not once per member"
+
+
 async def celebrate_in_screening(bd: Birthdays) -> tuple[User, PassReport]:
     """Carol joins and stays in Membership Screening; the pass of her birthday (tomorrow) runs."""
     world = bd.world

@@ -65,6 +65,7 @@ class RecordingDiscord:
     announcements: list[tuple[int, int, int, str]] = field(default_factory=list)
     roles: dict[tuple[int, int], set[int]] = field(default_factory=dict)
     role_calls: list[tuple[str, int, int, int]] = field(default_factory=list)
+    told: list[tuple[int, list[str]]] = field(default_factory=list)  # problems told to the admins
     observe: Callable[[], None] | None = None                 # called inside every effect
 
     def _call(self, name: str) -> None:
@@ -108,6 +109,9 @@ class RecordingDiscord:
 
     def in_screening(self, guild_id: int, user_id: int) -> bool:
         return user_id in self.screening
+
+    async def tell_admins(self, guild_id: int, problems: list[str]) -> None:
+        self.told.append((guild_id, problems))
 
     def roles_of(self, user_id: int, guild_id: int = GUILD) -> set[int]:
         return self.roles.get((guild_id, user_id), set())
@@ -653,6 +657,8 @@ async def test_a_role_that_cannot_be_removed_is_retried_then_given_up(
     assert len(removals) == ROLE_RETRY_DAYS + 1  # June 16, 17, 18 retried; given up on June 19
     row = await bot.celebration(ALICE, 2026)
     assert row is not None and row["role_removed_at"] is not None
+    assert discord.told == [(GUILD, [f"I gave up taking the birthday role <@&{ROLE}> back from <@{ALICE}> after "
+                                     f"{ROLE_RETRY_DAYS} days of trying; please take it off by hand."])]
 
 
 async def test_after_a_long_downtime_a_failed_removal_is_retried_from_its_first_failure(

@@ -46,6 +46,9 @@ class NoDiscord:
     def in_screening(self, guild_id: int, user_id: int) -> bool:
         return False
 
+    async def tell_admins(self, guild_id: int, problems: list[str]) -> None:
+        return None
+
 
 class NoXp:
     async def add_many_in_transaction(self, conn: object, guild_id: int, user_ids: Sequence[int],

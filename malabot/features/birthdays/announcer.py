@@ -315,7 +315,7 @@ class BirthdayPass:
                          report: PassReport) -> bool:
         """Remove roles of past days; a removal that keeps failing is given up after a few days.
         True when some are left to retry on the next pass."""
-        settled, first_failures = [], []
+        settled, first_failures, given_up = [], [], []
         for role in roles:
             removed = await self._attempt(guild_id, "remove role",
                                           self._effects.remove_role(guild_id, role.user_id, role.role_id))
@@ -333,12 +333,23 @@ class BirthdayPass:
                 log.warning("birthday role %s of user %s in guild %s not removed for %s days; giving up",
                             role.role_id, role.user_id, guild_id, ROLE_RETRY_DAYS)
                 settled.append(role)
+                given_up.append(role)
         if settled or first_failures:
             at = self._clock()
             async with self._tenants.transaction(guild_id, create=False) as conn:
                 await repository.mark_roles_removed(conn, settled, at)
                 await repository.mark_role_failures(conn, first_failures, today)
+        if given_up:  # nothing takes these back any more: the admins must, by hand
+            await self._tell_admins(guild_id, [
+                f"I gave up taking the birthday role <@&{role.role_id}> back from <@{role.user_id}> after "
+                f"{ROLE_RETRY_DAYS} days of trying; please take it off by hand." for role in given_up])
         return len(settled) < len(roles)
+
+    async def _tell_admins(self, guild_id: int, problems: list[str]) -> None:
+        try:
+            await self._effects.tell_admins(guild_id, problems)
+        except Exception:
+            log.exception("guild %s: telling the admins about birthday problems failed", guild_id)
 
     async def _attempt(self, guild_id: int, what: str, effect: Awaitable[bool]) -> bool | None:
         """The effect's answer, or None when it raised (logged with the guild id, never re-raised)."""

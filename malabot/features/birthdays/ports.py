@@ -48,6 +48,10 @@ class BirthdayEffects(Protocol):
         given lets them skip the rules, so theirs waits until they accept them."""
         ...
 
+    async def tell_admins(self, guild_id: int, problems: list[str]) -> None:
+        """Tell the server's admins (its mod log) what they must fix or do by hand."""
+        ...
+
 
 class XpGranter(Protocol):
     """Adds XP to members inside the caller's open tenant transaction (the XP service's
