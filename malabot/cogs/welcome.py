@@ -10,7 +10,8 @@ so a screening passed while the bot was offline still gets the role.
 Bots are not members to greet: they get no welcome, DM, auto-role or goodbye (a DM to a bot always
 fails, and their roles are for admins to pick).
 What cannot be done as configured (a deleted channel, refused DMs, a role above the bot's) is logged
-with the server's id; `/welcome test` shows it to the admins.
+with the server's id; `/welcome test` shows it to the admins, and what they can fix (all but a member's
+closed DMs) goes to the mod-log channel too, once a day (admin_notices.py).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ async def give_autorole(member: discord.Member, role_id: int, reason: str = "aut
 
 async def carry_out_join(member: discord.Member | discord.User, guild: discord.Guild, plan: JoinPlan, *,
                          autorole: bool) -> list[str]:
-    """Post, DM and give the auto-role as planned; returns the problems met (plan's own included)."""
+    """Give the auto-role and post as planned; returns the problems met (plan's own included), all
+    of which an admin can fix. The DM is `send_welcome_dm`'s: a member's closed DMs are nobody's to fix."""
     problems = list(plan.problems)
     pings = pinging_only(member.id)
     # The role first: it is often what opens the server to the newcomer. Each step fails alone.
@@ -113,9 +115,15 @@ async def carry_out_join(member: discord.Member | discord.User, guild: discord.G
             problems.append(await give_autorole(member, role_id) or "")
     if plan.channel_message is not None:
         problems.append(await post(guild, plan.channel_message, pings) or "")
-    if plan.dm_text is not None:
-        problems.append(await send_dm(member, plan.dm_text, pings) or "")
     return [problem for problem in problems if problem]
+
+
+async def send_welcome_dm(member: discord.Member | discord.User, plan: JoinPlan) -> list[str]:
+    """The welcome DM, when the server sends one; returns the problem met, if any."""
+    if plan.dm_text is None:
+        return []
+    problem = await send_dm(member, plan.dm_text, pinging_only(member.id))
+    return [problem] if problem else []
 
 
 async def carry_out_leave(guild: discord.Guild, plan: LeavePlan) -> list[str]:
@@ -206,7 +214,9 @@ class WelcomeCog(discord.Cog):
         guild = member.guild
         plan = await self.service.on_join(guild.id, member=member.mention, server=guild.name,
                                           member_count=member_count(guild))
-        for problem in await carry_out_join(member, guild, plan, autorole=True):
+        await self.bot.admin_notices.tell(guild, await carry_out_join(member, guild, plan, autorole=True),
+                                          about="A welcome")
+        for problem in await send_welcome_dm(member, plan):  # nobody's to fix: for the log only
             log.warning("guild %s: welcome of member %s: %s", guild.id, member.id, problem)
         if member.pending and plan.autorole_id is not None:
             # Remembered in the file: the update that ends their screening is lost if the bot is
@@ -244,7 +254,7 @@ class WelcomeCog(discord.Cog):
         if role_id is not None:
             problem = await give_autorole(member, role_id, reason="auto-role after membership screening")
             if problem:
-                log.warning("guild %s: auto-role of member %s: %s", member.guild.id, member.id, problem)
+                await self.bot.admin_notices.tell(member.guild, [problem], about="The auto-role")
         await self.service.autorole_done(member.guild.id, member.id)
 
     @discord.Cog.listener()
@@ -255,8 +265,7 @@ class WelcomeCog(discord.Cog):
             return
         plan = await self.service.on_leave(guild.id, member=plain_name(payload.user), server=guild.name,
                                            member_count=member_count(guild))
-        for problem in await carry_out_leave(guild, plan):
-            log.warning("guild %s: goodbye of member %s: %s", guild.id, payload.user.id, problem)
+        await self.bot.admin_notices.tell(guild, await carry_out_leave(guild, plan), about="A goodbye")
 
     @welcome.command(name="test", description="Preview the welcome, DM and goodbye messages with you as the member")
     @discord.option("post", bool, description="Also send them where they would go (the DM comes to you)",
@@ -279,7 +288,8 @@ class WelcomeCog(discord.Cog):
             # Up to four calls to Discord follow (two posts, opening the DM and sending it): answer
             # within Discord's 3 s first.
             await defer(ctx, ephemeral=True)
-            problems = await carry_out_join(me, guild, join, autorole=False) + await carry_out_leave(guild, leave)
+            problems = (await carry_out_join(me, guild, join, autorole=False) + await send_welcome_dm(me, join)
+                        + await carry_out_leave(guild, leave))
             sent = [what for what, planned in (("welcome", join.channel_message), ("DM", join.dm_text),
                                               ("goodbye", leave.channel_message)) if planned is not None]
             after += "\n\n**Sent for testing**: " + (", ".join(sent) if sent else "nothing, all are off") + "."

@@ -333,7 +333,30 @@ async def test_an_auto_role_deleted_meanwhile_is_logged_as_gone(place: Place,
     [refused] = autorole_requests(place, carol)
     assert refused.status == 404 and refused.response["code"] == 10011
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("WARNING", f"guild {world.guild.id}: welcome of member {carol.id}: the auto-role {role.id} no longer exists")]
+        ("WARNING", f"guild {world.guild.id}: a welcome: the auto-role {role.id} no longer exists")]
+
+
+async def test_what_admins_can_fix_is_told_to_the_mod_log_once_a_day(place: Place) -> None:
+    """Nobody who could fix a deleted welcome channel or an auto-role above the bot's is in the
+    conversation when a member joins; a member's closed DMs are nobody's to fix."""
+    world, server = place.world, place.world.server
+    mod_log = await server.create_channel(world.guild, "mod-log")
+    await place.switch_everything_on(autorole_id=place.staff.id, mod_log_channel_id=mod_log.id)
+    await server.delete_channel(place.welcome_channel)
+    await server.delete_channel(place.goodbye_channel)
+    dave = server.add_user("dave", accepts_dms=False)
+    for user in (place.carol, dave):
+        await server.member_join(world.guild, user)
+    await server.remove_member(world.guild, dave)
+    await settled(world)
+
+    assert place.posted(mod_log) == [
+        "⚠️ A welcome could not do everything; an admin can fix this:\n"
+        "• cannot give the auto-role @Staff (it must be below my highest role; I need Manage Roles)\n"
+        f"• channel {place.welcome_channel.id} is not a text channel of this server",
+        "⚠️ A goodbye could not do everything; an admin can fix this:\n"
+        f"• channel {place.goodbye_channel.id} is not a text channel of this server",
+    ], "each problem once a day, and not dave's closed DMs"
 
 
 async def test_welcome_test_previews_every_message_with_the_admin_as_member(place: Place) -> None:
