@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from malabot.cli import arguments
 from malabot.errors import MalabotError, one_line
-from malabot.tenancy.paths import parse_guild_id
 
 
 def register(groups: Any) -> None:
@@ -31,20 +31,13 @@ def register(groups: Any) -> None:
                        help="the tenants folder (default: MALABOT_TENANTS_DIR or ./tenants)")
     split.add_argument("--members", type=Path, default=None, metavar="FILE",
                        help="CSV of guild_id,user_id lines: evidence of membership")
-    split.add_argument("--assign-unknown", type=_guild_id, default=None, metavar="GUILD",
+    split.add_argument("--assign-unknown", type=arguments.guild_id, default=None, metavar="GUILD",
                        help="send rows with no evidence of any server to this server "
                             "(the usual single-server deployment) instead of the holding file")
     split.add_argument("--merge", action="store_true",
                        help="merge into servers that already have a live file (backed up first)")
     split.add_argument("--dry-run", action="store_true", help="print the report and write nothing")
     split.set_defaults(handler=run_split)
-
-
-def _guild_id(text: str) -> int:
-    try:
-        return parse_guild_id(text)
-    except MalabotError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _tenants_dir(args: argparse.Namespace) -> Path:

@@ -21,13 +21,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from malabot.cli import arguments
 from malabot.errors import MalabotError, one_line, os_reason, undecodable_byte, unprintable_character
 from malabot.settings import Settings, describe_validation_error
 from malabot.tenancy.backup import archive_tenant, backup_tenant, inspect_file
 from malabot.tenancy.lock import TenantsLock
 from malabot.tenancy.migrations import MigrationSet, schema_version
 from malabot.tenancy.opening import connect_to_look, migrate_tenant
-from malabot.tenancy.paths import TenantPaths, parse_guild_id, sidecars
+from malabot.tenancy.paths import TenantPaths, sidecars
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -59,13 +60,13 @@ def register(groups: Any) -> None:
                         help="folder for the backup files (default: <tenants>/backups/<guild>/)")
 
     restore = action("restore", restore_tenant_file, "replace a guild's data with a checked backup file")
-    restore.add_argument("guild", metavar="GUILD")
+    restore.add_argument("guild", type=arguments.guild_id, metavar="GUILD")
     restore.add_argument("file", type=Path, metavar="FILE")
     restore.add_argument("--allow-other-guild", action="store_true",
                          help="accept a file that belongs to another guild (moving data between guilds)")
 
     archive = action("archive", archive_tenant_file, "move a guild's file to <tenants>/archive/")
-    archive.add_argument("guild", metavar="GUILD")
+    archive.add_argument("guild", type=arguments.guild_id, metavar="GUILD")
 
     action("check", check_tenants, "run an integrity and identity check on every guild file")
 
@@ -76,7 +77,7 @@ def _add_tenants_dir(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def _add_guild_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("guilds", nargs="*", metavar="GUILD", help="guild ids")
+    parser.add_argument("guilds", nargs="*", type=arguments.guild_id, metavar="GUILD", help="guild ids")
     parser.add_argument("--all", action="store_true", help="every guild file in the tenants folder")
 
 
@@ -132,7 +133,7 @@ def backup_tenants(args: argparse.Namespace) -> int:
 
 def restore_tenant_file(args: argparse.Namespace) -> int:
     paths = _paths(args)
-    guild_id = parse_guild_id(args.guild)
+    guild_id: int = args.guild
     _require_folder(paths)
     with TenantsLock(paths.lock_file, "malabot tenants restore"):
         previous = asyncio.run(_restore(paths, guild_id, Path(args.file), args.allow_other_guild))
@@ -159,7 +160,7 @@ async def _restore(paths: TenantPaths, guild_id: int, source: Path, allow_other_
 
 def archive_tenant_file(args: argparse.Namespace) -> int:
     paths = _paths(args)
-    guild_id = parse_guild_id(args.guild)
+    guild_id: int = args.guild
     _require_folder(paths)
     with TenantsLock(paths.lock_file, "malabot tenants archive"):
         archived = archive_tenant(paths, guild_id)
@@ -201,7 +202,7 @@ def _selected_guilds(args: argparse.Namespace, paths: TenantPaths) -> list[int]:
         args.parser.error("give guild ids or --all (not both)")
     if args.all:
         return _live_guild_ids(paths)
-    return [parse_guild_id(value) for value in args.guilds]
+    return list(args.guilds)
 
 
 def _require_folder(paths: TenantPaths) -> None:

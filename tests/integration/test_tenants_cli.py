@@ -210,17 +210,26 @@ def test_migrate_reports_each_guild_and_fails_when_one_fails(paths: TenantPaths,
     assert "guild 5: FAILED: no data file for guild 5" in capsys.readouterr().err
 
 
+def test_a_guild_without_a_file_gets_one_line_and_exit_1(paths: TenantPaths,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert tenants(paths, "archive", "5") == 1
+    assert "no data file for guild 5" in one_error_line(capsys.readouterr().err)
+    assert paths.live_guild_ids() == [1, 2]
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["migrate", "../x"], "not a guild id: '../x'"),
-    (["backup", "-3"], "not a guild id: '-3'"),
-    (["restore", "0", "file.sqlite3"], "not a guild id: '0'"),
-    (["archive", "99999999999999999999"], "not a guild id"),
-    (["archive", "5"], "no data file for guild 5"),
+    (["migrate", "../x"], "argument GUILD: not a guild id: '../x'"),
+    (["backup", "1", "-3"], "argument GUILD: not a guild id: '-3'"),
+    (["restore", "0", "file.sqlite3"], "argument GUILD: not a guild id: '0'"),
+    (["archive", "99999999999999999999"], "argument GUILD: not a guild id"),
 ])
-def test_bad_requests_get_one_line_and_exit_1(paths: TenantPaths, capsys: pytest.CaptureFixture[str],
-                                               args: list[str], message: str) -> None:
-    assert tenants(paths, *args) == 1
-    assert message in one_error_line(capsys.readouterr().err)
+def test_a_malformed_guild_id_is_a_usage_mistake_that_changes_nothing(
+        paths: TenantPaths, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        tenants(paths, *args)
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert message in line and line.endswith(f"(see malabot tenants {args[0]} --help)"), line
     assert paths.live_guild_ids() == [1, 2]
 
 
@@ -490,9 +499,13 @@ def test_python_dash_m_malabot_lists_and_refuses_with_exit_codes(paths: TenantPa
     assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["1", "2"]
 
     refused = run_malabot("tenants", "--tenants-dir", str(paths.root), "restore", "../x", "f.sqlite3")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.strip() == (
-        "malabot: not a guild id: '../x' (a guild id is a positive whole number)")
+        "malabot tenants restore: argument GUILD: not a guild id: '../x' (a guild id is a positive whole number) "
+        "(see malabot tenants restore --help)")
+    missing = run_malabot("tenants", "--tenants-dir", str(paths.root), "archive", "5")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().startswith("malabot: ") and "no data file for guild 5" in missing.stderr
 
 
 def test_a_restore_that_cannot_write_its_copy_does_not_blame_the_backup(paths: TenantPaths,
