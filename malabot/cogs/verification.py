@@ -29,6 +29,7 @@ from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.service import OutOfDateReview, ReviewResult, VerificationResult
+from malabot.keyed_locks import KeyedLocks
 from malabot.snowflakes import snowflake_from_text
 
 if TYPE_CHECKING:
@@ -171,6 +172,9 @@ class VerificationCog(discord.Cog):
         self.settings = bot.services.guild_settings
         self.panel = VerifyPanel(self.press_verify)
         bot.add_view(self.panel)
+        # One press of a member at a time: a double click on a request whose message is gone would
+        # otherwise post it twice, each press finding the message gone before the other re-posted it.
+        self._presses: KeyedLocks[tuple[int, int]] = KeyedLocks()
 
     @verify.command(name="setup", description="Post the verification panel and choose the role it gives",
                     checks=[permission_check(manage_guild=True)])
@@ -240,23 +244,25 @@ class VerificationCog(discord.Cog):
                                      "joining); then press Verify again.")
             # Up to three calls to Discord follow (roles, the review post): answer within its 3 s first.
             await interaction.response.defer(ephemeral=True, invisible=False)
-            result = await self.service.request(guild_id, member.id)
-            if result.gives_role:
-                problem = await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
-                text = ("You are verified. Welcome!" if result.outcome == "verified"
-                        else "You are already verified.")
-                if problem is not None:
-                    text += f" But {problem}"
-            elif result.outcome == "pending_review":
-                await self.send_for_review(member, result)
-                text = "Your request was sent to the moderators; you will get the role once one approves it."
-            elif result.review_never_posted or await review_message_gone(member.guild, result):
-                await self.send_for_review(member, result)
-                text = ("Your request was no longer in front of the moderators (its message is gone), so I "
-                        "sent it again; you will get the role once one approves it.")
-            else:
-                text = "Your request is waiting for a moderator."
+            async with self._presses.holding((guild_id, member.id)):
+                text = await self._answer_press(guild_id, member)
             await answer_interaction(interaction, text)
+
+    async def _answer_press(self, guild_id: int, member: discord.Member) -> str:
+        """Carry out a press of Verify; returns the member's answer."""
+        result = await self.service.request(guild_id, member.id)
+        if result.gives_role:
+            problem = await apply_verified_roles(member, result.verified_role_id, result.unverified_role_id)
+            text = "You are verified. Welcome!" if result.outcome == "verified" else "You are already verified."
+            return text if problem is None else f"{text} But {problem}"
+        if result.outcome == "pending_review":
+            await self.send_for_review(member, result)
+            return "Your request was sent to the moderators; you will get the role once one approves it."
+        if result.review_never_posted or await review_message_gone(member.guild, result):
+            await self.send_for_review(member, result)
+            return ("Your request was no longer in front of the moderators (its message is gone), so I "
+                    "sent it again; you will get the role once one approves it.")
+        return "Your request is waiting for a moderator."
 
     async def send_for_review(self, member: discord.Member, result: VerificationResult) -> None:
         """Post the request with Approve/Deny; if that fails the request is withdrawn so a retry works."""

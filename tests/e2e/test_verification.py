@@ -505,6 +505,26 @@ async def test_a_request_whose_review_message_was_deleted_is_posted_again(place:
     assert len(place.reviews()) == 1, "the request is posted again only while its message is gone"
 
 
+async def test_a_double_click_on_a_request_whose_message_is_gone_posts_it_once(place: Place) -> None:
+    alice, server = place.world.alice, place.world.server
+    first = await place.request_reviewed(alice)
+    await server.delete_message(first)
+
+    def checking_the_message(method: str, path: str, body: Any) -> bool:
+        return method == "GET" and path.endswith(f"/messages/{first.id}")
+
+    async with server.holding_requests(checking_the_message) as checking:
+        one = asyncio.ensure_future(place.press_verify(alice))
+        await checking.arrived(within=5)  # the first press is asking whether its message is gone
+        two = asyncio.ensure_future(place.press_verify(alice))
+        await asyncio.sleep(0.2)
+    answers = sorted(reply.content for reply in await asyncio.gather(one, two))
+    assert answers[0] == "Your request is waiting for a moderator."
+    assert answers[1].startswith("Your request was no longer in front of the moderators")
+    [posted] = [message for message in place.reviews() if message.id != first.id]
+    assert place.request_of(alice)[5] == posted.id  # type: ignore[index]
+
+
 async def test_a_request_stored_but_never_posted_is_posted_at_the_next_press(place: Place) -> None:
     """The bot stopped between storing the request and posting it: after a minute the next press posts it."""
     alice = place.world.alice

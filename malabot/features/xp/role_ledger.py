@@ -18,12 +18,13 @@ whenever the ledger is used; a member who leaves is forgotten at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
+
+from malabot.keyed_locks import KeyedLocks
 
 # Longer than the gateway takes to confirm a change; after it the cache is trusted again even if no
 # confirmation came (a missed event must not hide a role change an admin made by hand for long).
@@ -37,8 +38,7 @@ class RoleLedger:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._keep_seconds = keep_seconds
         self._clock = clock
-        self._locks: dict[_Member, asyncio.Lock] = {}
-        self._users: dict[_Member, int] = {}   # coroutines holding or waiting for each lock
+        self._syncs: KeyedLocks[_Member] = KeyedLocks()
         # Per member: role id -> (True: given, False: taken; clock time of the change). Members in the
         # order of their latest change, oldest first, so expired ones are dropped from the front.
         self._unconfirmed: OrderedDict[_Member, dict[int, tuple[bool, float]]] = OrderedDict()
@@ -46,22 +46,14 @@ class RoleLedger:
     @contextlib.asynccontextmanager
     async def syncing(self, guild_id: int, user_id: int) -> AsyncIterator[None]:
         """Exclusive use of the member's level roles: read them, decide, change them."""
-        key = (guild_id, user_id)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
+        async with self._syncs.holding((guild_id, user_id)):
+            yield
 
     async def syncs_finished(self, guild_id: int) -> None:
         """Return once the syncs of this server's members that run or wait now are over (not those
         that start later): a sync that read a member's level before an XP reset may still be giving
         the role of that level."""
-        for key in [key for key in self._locks if key[0] == guild_id]:
+        for key in [key for key in self._syncs.in_use() if key[0] == guild_id]:
             async with self.syncing(*key):
                 pass
 
