@@ -567,6 +567,8 @@ async def test_missing_bot_permissions_are_refused_before_acting(cast: Cast) -> 
     assert kick.content == "I need the Kick Members permission to do that."
     timeout = await cast.run(cast.mod, "timeout", {"member": cast.carol, "duration": "1h", "reason": "x"})
     assert timeout.content == "I need the Timeout Members permission to do that."
+    untimeout = await cast.run(cast.mod, "untimeout", {"member": cast.carol, "reason": "x"})
+    assert untimeout.content == "I need the Timeout Members permission to do that."
     assert cast.is_member(cast.carol) and cast.timed_out_until(cast.carol) is None
     assert [request for request in cast.server.requests if request.method in ("DELETE", "PATCH")
             and "/members/" in request.path] == [], "the bot did not even try"

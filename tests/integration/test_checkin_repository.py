@@ -54,6 +54,14 @@ async def test_current_streak_board_leaves_out_broken_streaks(conn: aiosqlite.Co
     assert best == [(1, 9), (3, 8), (4, 6), (2, 5)]
 
 
+async def test_ties_on_both_boards_go_by_member_id_and_every_member_is_counted(conn: aiosqlite.Connection) -> None:
+    for user_id in (7, 3, 5):  # same streaks, stored out of order
+        await repository.save_streak(conn, user_id, DAY, 4, 6, 6, AT)
+    assert [pair async for pair in repository.by_current_streak(conn, DAY, AT)] == [(3, 4), (5, 4), (7, 4)]
+    assert [pair async for pair in repository.by_best_streak(conn)] == [(3, 6), (5, 6), (7, 6)]
+    assert await repository.members_checked_in(conn) == 3
+
+
 async def test_current_streak_board_counts_a_check_in_made_since_the_start_of_yesterday(
         conn: aiosqlite.Connection) -> None:
     # Stored on Nov 26 (a UTC server), made at 23:30 UTC: after a move to Tokyo that is Nov 27 there.

@@ -199,6 +199,17 @@ async def test_a_board_page_past_every_member_checked_in_is_answered_without_rea
         assert past.entries == () and not past.has_next
 
 
+async def test_the_last_page_of_a_board_holds_the_member_who_fills_it_exactly(world: XpWorld) -> None:
+    # Three members, two per page: the third is alone on page 2, and there is no page 3.
+    for user in (ALICE, BOB, CAROL):
+        await world.checkins.check_in(GUILD, user)
+    for by in ("current", "best"):
+        first = await world.checkins.leaderboard(GUILD, page=1, by=by, per_page=2)
+        last = await world.checkins.leaderboard(GUILD, page=2, by=by, per_page=2)
+        assert first.has_next and [entry.user_id for entry in last.entries] == [max(ALICE, BOB, CAROL)]
+        assert not last.has_next
+
+
 async def test_purge_removes_the_members_check_ins_only(world: XpWorld) -> None:
     await world.checkins.check_in(GUILD, ALICE)
     await world.checkins.check_in(GUILD, BOB)

@@ -30,6 +30,7 @@ def test_snapshot_files_of_the_guild_are_recognised() -> None:
 
 @pytest.mark.parametrize("name", [
     "43-20261125T033000Z.sqlite3",            # another guild
+    "20261125T033000Z.sqlite3",               # no guild at all
     "420-20261125T033000Z.sqlite3",
     "42-20261125T033000Z.sqlite3-wal",
     "42-20261125T033000Z.tmp",
@@ -74,7 +75,7 @@ def test_newest_first() -> None:
     assert [s.taken_at for s in newest_first(shuffled)] == [T0 + timedelta(days=d) for d in (2, 1, 0)]
 
 
-@pytest.mark.parametrize("size, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"),
+@pytest.mark.parametrize("size, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
                                         (10 * 1024 * 1024, "10.0 MiB"), (11_600_000, "11.1 MiB")])
 def test_sizes_for_people(size: int, text: str) -> None:
     assert size_text(size) == text

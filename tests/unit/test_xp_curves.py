@@ -104,6 +104,22 @@ def test_custom_table_anchors(level: int, total: int) -> None:
     assert level_for_xp("custom", total - 1) < level
 
 
+# As ../shared/legacy/README.md lists it: every level of the old bot's table, not only some.
+LEGACY_CUSTOM_TABLE = {
+    **dict(enumerate([50, 100, 200, 350, 550, 800, 1100, 1450, 1850, 2300, 2800, 3350, 3950, 4600, 5300, 6050,
+                      6850, 7700, 8600, 9550, 10550, 11600, 12700, 13850, 15050], start=1)),
+    30: 22000, 35: 30000, 40: 40000, 45: 52000, 50: 66000, 60: 100000, 70: 145000, 80: 200000,
+    90: 270000, 100: 350000,
+}
+
+
+def test_every_level_of_the_custom_table_is_reached_where_the_old_bot_reached_it() -> None:
+    assert {level: custom_threshold(level) for level in LEGACY_CUSTOM_TABLE} == LEGACY_CUSTOM_TABLE
+    for level, total in LEGACY_CUSTOM_TABLE.items():
+        assert (level_for_xp("custom", total - 1), level_for_xp("custom", total)) == (
+            max(known for known in [0, *LEGACY_CUSTOM_TABLE] if known < level), level)
+
+
 def test_custom_levels_between_anchors_cost_the_next_anchor() -> None:
     # The legacy table jumps from 25 to 30: 26–29 are reached together with 30.
     assert [custom_threshold(level) for level in range(26, 31)] == [22000] * 5
