@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,8 @@ Done = str | Callable[[Case | NewCase], str]
 
 # /purge looks at most this many recent messages to find `count` of one member's.
 PURGE_SCAN_LIMIT = 500
+# Where /purge works: every channel with a message history (a voice or stage channel's text chat too).
+PurgeableChannel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
 # Messages this close to Discord's 14-day bulk-delete limit are left alone, so none turns too old
 # between the scan and the delete request.
 PURGE_AGE_MARGIN = timedelta(minutes=5)
@@ -173,6 +176,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
                     await target.timeout_for(timeout_to_send(escalation.duration), reason=audit)
                 elif escalation.action == "kick":
                     await target.kick(reason=audit)
+                elif await already_banned(guild, target.id):  # a moderator was quicker: one ban, one case
+                    return f"{reached}, but {mention(target)} is already banned, so nothing more was done."
                 else:
                     await guild.ban(target, reason=audit)
         except PermissionRefused as refused:
@@ -307,6 +312,9 @@ class ModerationCog(discord.Cog, name="Moderation"):
         check_delete_message_days(delete_message_days)
         guild = check_moderation(ctx, "ban", member)
         await defer(ctx, ephemeral=True)
+        # Discord takes a second ban of a banned user without a word: it would be a second case.
+        if not isinstance(member, discord.Member) and await already_banned(guild, member.id):
+            raise UserInputError(f"{mention(member)} is already banned in this server; nothing was done.")
         async with refusals_explained("ban", member.id, bot=guild.me):
             await guild.ban(member, reason=audit_reason(ctx.author, reason),
                             delete_message_seconds=delete_message_days * 86_400)
@@ -347,42 +355,64 @@ class ModerationCog(discord.Cog, name="Moderation"):
         reason = normalise_reason(reason)
         guild = check_moderation(ctx, "purge", member)
         channel = ctx.channel
-        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+        if not isinstance(channel, PurgeableChannel):
             raise UserInputError("Messages can only be purged in a text channel or thread.")
         await defer(ctx, ephemeral=True)
+        whose = f" by {mention(member)}" if member is not None else ""
         async with refusals_explained("purge", bot=guild.me):
-            doomed = await _recent_messages(channel, count, None if member is None else member.id)
-            if not doomed:
-                whose = f" by {mention(member)}" if member is not None else ""
-                await answer(ctx, f"Nothing to delete: no unpinned messages{whose} newer than 14 days here.",
+            recent = await _recent_messages(channel, count, None if member is None else member.id)
+            # Short of `count` only among the newest messages looked at: older ones may be there.
+            looked = f" among the {PURGE_SCAN_LIMIT} newest messages here" if recent.scan_cut_short else ""
+            if not recent.found:
+                where = looked or " newer than 14 days here"
+                await answer(ctx, f"Nothing to delete: no unpinned messages{whose}{where}.",
                              ephemeral=True, allowed_mentions=NO_PINGS)
                 return
-            await _delete_messages(channel, doomed, audit_reason(ctx.author, reason))
-        whose = f" by {mention(member)}" if member is not None else ""
+            await _delete_messages(channel, recent.found, audit_reason(ctx.author, reason))
+        doomed = recent.found
         await self._applied(ctx, guild, self.moderation.record_purge(guild.id, channel.id, ctx.author.id, len(doomed),
                                                                      None if member is None else member.id, reason),
-                            f"deleted {counted(len(doomed), 'message')}{whose}.")
+                            f"deleted {counted(len(doomed), 'message')}{whose}{looked}.")
 
 
-async def _recent_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel, count: int,
-                           author_id: int | None) -> list[discord.Message]:
+async def already_banned(guild: discord.Guild, user_id: int) -> bool:
+    """Whether Discord has a ban of this user in the server; not known (Discord failing): no."""
+    try:
+        await guild.fetch_ban(discord.Object(id=user_id))
+    except discord.NotFound:
+        return False
+    except (discord.HTTPException, *DISCORD_UNREACHABLE) as error:
+        log.warning("guild %s: could not tell whether %s is banned (%s)", guild.id, user_id, error)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RecentMessages:
+    found: list[discord.Message]
+    scan_cut_short: bool  # fewer than asked for, and the scan stopped at PURGE_SCAN_LIMIT, not at old ones
+
+
+async def _recent_messages(channel: PurgeableChannel, count: int, author_id: int | None) -> RecentMessages:
     """Up to `count` of the newest unpinned messages (of one author) young enough for a bulk delete,
     leaving out system messages Discord never deletes."""
     cutoff = bulk_delete_cutoff(discord.utils.utcnow()) + PURGE_AGE_MARGIN
     found: list[discord.Message] = []
+    scanned = 0
     async for message in channel.history(limit=PURGE_SCAN_LIMIT):
+        scanned += 1
         if message.created_at < cutoff:
-            break  # newest first: every later one is older still
+            return RecentMessages(found, scan_cut_short=False)  # newest first: every later one is older
         if message.pinned or not is_deletable_type(message.type.value) or \
                 (author_id is not None and message.author.id != author_id):
             continue
         found.append(message)
         if len(found) == count:
             break
-    return found
+    return RecentMessages(found, scan_cut_short=len(found) < count and scanned == PURGE_SCAN_LIMIT)
 
 
-async def _delete_messages(channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+async def _delete_messages(channel: PurgeableChannel,
                            doomed: list[discord.Message], reason: str) -> None:
     """Delete the messages; one deleted by someone else meanwhile counts as deleted. Discord's bulk
     delete passes over such a message, but py-cord deletes a single message with a plain DELETE,

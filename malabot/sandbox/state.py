@@ -23,6 +23,7 @@ DM = 1
 GUILD_VOICE = 2
 GUILD_CATEGORY = 4
 GUILD_ANNOUNCEMENT = 5
+GUILD_STAGE_VOICE = 13
 
 # Message flags the sandbox cares about.
 EPHEMERAL = 1 << 6

@@ -35,6 +35,7 @@ from malabot.sandbox import (
     User,
 )
 from malabot.sandbox.payloads import channel_payload, role_payload
+from malabot.sandbox.state import GUILD_STAGE_VOICE
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import eventually, rows_mentioning
 from tests.e2e.world import World, make_world, marked_quick
@@ -397,6 +398,39 @@ async def test_ban_of_a_user_outside_the_server(cast: Cast) -> None:
     assert raider.id in cast.server.guild(cast.world.guild).bans
 
 
+async def test_a_second_ban_of_a_banned_user_is_refused_not_recorded_again(cast: Cast) -> None:
+    # Discord takes it without a word: the bot's records would show two bans for one.
+    raider = cast.server.add_user("raider")
+    await cast.run(cast.mod, "ban", {"member": raider, "reason": "raid"})
+    again = await cast.run(cast.mod, "ban", {"member": raider, "reason": "raid again"})
+    assert again.ephemeral and again.content == f"<@{raider.id}> is already banned in this server; nothing was done."
+    assert [(case["action"], case["reason"]) for case in cast.cases()] == [("ban", "raid")]
+    assert len(cast.server.requests_to("PUT", "/guilds/*/bans/*")) == 1
+
+
+async def test_a_threshold_ban_after_a_moderators_ban_is_not_a_second_ban(cast: Cast) -> None:
+    """Carol is warned (ban at one warning); while that warning is posted to the mod log, an admin
+    bans her by hand. The threshold then finds her banned."""
+    world, server = cast.world, cast.server
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="ban"),))
+
+    def the_warnings_post(method: str, path: str, body: Any) -> bool:
+        return (method == "POST" and path == f"/channels/{cast.mod_log.id}/messages"
+                and body["embeds"][0]["title"] == "Case #1 · Warning")
+
+    async with server.holding_requests(the_warnings_post) as slow:
+        warning = asyncio.ensure_future(cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"}))
+        await slow.arrived(within=5)
+        manual = asyncio.ensure_future(cast.run(world.admin, "ban", {"member": cast.carol, "reason": "raid"}))
+        await eventually(lambda: cast.carol.id in server.guild(world.guild).bans, what="the admin's ban")
+    assert (await manual).content == f"Case #2: <@{cast.carol.id}> was banned."  # its post waited for the first
+    reply = await warning
+    assert reply.content.endswith(f"Warn threshold reached (1 warning within 1 day), but <@{cast.carol.id}> "
+                                  "is already banned, so nothing more was done.")
+    assert [case["action"] for case in cast.cases()] == ["warn", "ban"]
+
+
 async def test_ban_and_unban_refuse_bad_values(cast: Cast) -> None:
     for days in (-1, 8):
         reply = await cast.run(cast.mod, "ban", {"member": cast.carol, "reason": "x", "delete_message_days": days})
@@ -441,6 +475,32 @@ async def test_purge_deletes_the_newest_messages_newer_than_14_days(cast: Cast) 
     nothing = await cast.run(cast.mod, "purge", {"count": 5, "member": world.alice})
     assert nothing.content == f"Nothing to delete: no unpinned messages by <@{world.alice.id}> newer than 14 days here."
     assert len(cast.cases()) == 2
+
+
+async def test_purge_says_how_far_it_looked_when_a_busy_channel_hides_older_messages(cast: Cast) -> None:
+    # Only the 500 newest messages are looked at: "nothing newer than 14 days" would be untrue.
+    world, server = cast.world, cast.server
+    general = server.channel(world.general)
+    spam = server.world.add_message(general, cast.carol.id, "spam", at=datetime.now(UTC) - timedelta(hours=2))
+    for n in range(500):
+        server.world.add_message(general, world.alice.id, f"chat {n}",
+                                 at=datetime.now(UTC) - timedelta(hours=1) + timedelta(seconds=n))
+    nothing = await cast.run(cast.mod, "purge", {"count": 5, "member": cast.carol, "reason": "spam"})
+    assert nothing.content == (f"Nothing to delete: no unpinned messages by <@{cast.carol.id}> among the 500 "
+                               "newest messages here.")
+    assert not server.message(spam).deleted
+    server.world.add_message(general, cast.carol.id, "more spam")
+    some = await cast.run(cast.mod, "purge", {"count": 5, "member": cast.carol, "reason": "spam"})
+    assert some.content == (f"Case #1: deleted 1 message by <@{cast.carol.id}> among the 500 newest "
+                            "messages here.")
+
+
+async def test_purge_works_in_a_stage_channels_text_chat(cast: Cast) -> None:
+    world, server = cast.world, cast.server
+    stage = await server.create_channel(world.guild, "stage", type=GUILD_STAGE_VOICE)
+    spam = await server.send_message(stage, world.alice, "spam")
+    reply = await cast.run(cast.mod, "purge", {"count": 5}, channel=stage)
+    assert reply.content == "Case #1: deleted 1 message." and server.message(spam).deleted
 
 
 async def test_purge_of_your_own_the_bots_or_the_owners_messages_is_allowed(cast: Cast) -> None:
