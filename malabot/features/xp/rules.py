@@ -16,8 +16,10 @@ from malabot.features.xp.curves import level_for_xp, threshold, top_level
 from malabot.features.xp.models import LevelChange, LevelRole
 from malabot.guild_settings import TEMPLATE_PLACEHOLDERS, GuildSettings, LevelRoleMode
 
-# Highest total XP a member may hold, and the largest single admin edit. Far above any real server
-# (level ~10,000 on the standard curve) and far below SQLite's 64-bit integer limit.
+# The highest total an admin edit may give a member, and its largest single amount. Far above any real
+# server (level ~84,000 on the standard curve) and far below SQLite's 64-bit integer limit: chat and
+# rewards may add to it (25 XP a minute would take millions of years to matter), so it is a limit
+# of the edits, not of what a member holds.
 MAX_TOTAL_XP = 10**15
 
 
@@ -171,8 +173,8 @@ def validate_amount(amount: int, *, allow_zero: bool = False) -> int:
 def total_after_add(total: int, amount: int) -> int:
     """`total + amount`, refused when it would pass MAX_TOTAL_XP."""
     if total + amount > MAX_TOTAL_XP:
-        raise UserInputError(f"That would take the member past the limit of {MAX_TOTAL_XP:,} XP "
-                             f"(they have {total:,}).")
+        raise UserInputError(f"That would take the member past the limit of {MAX_TOTAL_XP:,} XP that an admin "
+                             f"edit may give (they have {total:,}).")
     return total + amount
 
 
