@@ -3,7 +3,7 @@
 A chat message, a check-in or a birthday can level a member up; when a level role is gone or sits above
 the bot's role, or the level-up channel refuses the post, nobody who could fix it is in the
 conversation. The same goes for the birthday pass (a birthday channel deleted, the birthday role moved
-above the bot's). The problem goes to the log and, when the server has a mod-log channel, there too:
+above the bot's) and for welcomes, goodbyes and the auto-role. The problem goes to the log and, when the server has a mod-log channel, there too:
 each problem at most once a day per server, so a broken setting is seen without flooding the channel.
 """
 
@@ -32,7 +32,7 @@ class AdminNotices:
         self._told: dict[tuple[int, str], datetime] = {}  # (guild, problem) → when it was last posted
 
     async def tell(self, guild: discord.Guild, problems: Sequence[str], *, about: str = "A level-up") -> None:
-        """Post `problems` of `about` ("A level-up", "The birthday pass") to the server's mod log."""
+        """Post `problems` of `about` ("A level-up", "The birthday pass", "A welcome") to the mod log."""
         for problem in problems:
             log.warning("guild %s: %s: %s", guild.id, about.lower(), problem)
         if not problems:
