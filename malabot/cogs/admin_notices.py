@@ -3,8 +3,9 @@
 A chat message, a check-in or a birthday can level a member up; when a level role is gone or sits above
 the bot's role, or the level-up channel refuses the post, nobody who could fix it is in the
 conversation. The same goes for the birthday pass (a birthday channel deleted, the birthday role moved
-above the bot's) and for welcomes, goodbyes and the auto-role. The problem goes to the log and, when the server has a mod-log channel, there too:
-each problem at most once a day per server, so a broken setting is seen without flooding the channel.
+above the bot's) and for welcomes, goodbyes and the auto-role. The problem goes to the log and, when
+the server has a mod-log channel, there too: each problem at most once a day per server, so a broken
+setting is seen without flooding the channel.
 """
 
 from __future__ import annotations
