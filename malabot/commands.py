@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
-from malabot.errors import NotInGuild, PermissionRefused
+from malabot.errors import NotAMember, NotInGuild, PermissionRefused
 from malabot.templates import MESSAGE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,24 @@ class RefusedCheck(discord.CheckFailure):
 
 
 def guild_id_of(ctx: discord.ApplicationContext | discord.Interaction) -> int:
-    """The id of the server the interaction came from; raises NotInGuild in a DM."""
+    """The id of the server the interaction came from; raises NotInGuild in a DM, and NotAMember in a
+    server the bot is not in (its commands and buttons can stay there without it): it would keep data
+    of a server whose members' leaves it never hears."""
     guild_id = ctx.guild_id
     if guild_id is None:
         raise NotInGuild()
+    client = ctx.bot if isinstance(ctx, discord.ApplicationContext) else ctx.client
+    if client.get_guild(guild_id) is None:
+        raise NotAMember()
     return guild_id
 
 
 async def only_in_guilds(ctx: discord.ApplicationContext) -> bool:
-    """Global check: every MalaBoT command works on a server's data, so none runs in DMs."""
-    if ctx.guild_id is None:
-        raise RefusedCheck(NotInGuild().message)
+    """Global check: every MalaBoT command works on a server's data (see guild_id_of)."""
+    try:
+        guild_id_of(ctx)
+    except (NotInGuild, NotAMember) as error:
+        raise RefusedCheck(error.message) from None
     return True
 
 

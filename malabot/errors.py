@@ -56,6 +56,14 @@ class NotInGuild(MalabotError):
         super().__init__("This command only works in a server.")
 
 
+class NotAMember(MalabotError):
+    """A command or button used in a server the bot is not in (its commands can stay there without it)."""
+
+    def __init__(self) -> None:
+        super().__init__("I am not a member of this server (only my commands are here), so I keep no data "
+                         "for it. An admin can invite me to use them.")
+
+
 class UserInputError(MalabotError):
     """A slash command option or setting value was not acceptable; the text says what was wrong."""
 

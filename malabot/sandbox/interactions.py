@@ -22,6 +22,7 @@ from malabot.sandbox.state import (
     Channel,
     Guild,
     IdLike,
+    Member,
     Message,
     RegisteredCommand,
     Role,
@@ -225,7 +226,10 @@ def base_payload(world: World, reply: InteractionReply, guild: Guild | None, cha
     if guild is not None:
         member = world.member(guild.id, user.id)
         permissions = channel_permissions(guild, member, channel)
-        app_permissions = channel_permissions(guild, world.bot_member(guild), channel)
+        # Without its bot user in the server (its commands added alone, or the bot removed while they
+        # stay), the app has what @everyone has there.
+        app_member = guild.members.get(world.bot_user.id) or Member(guild.id, world.bot_user.id)
+        app_permissions = channel_permissions(guild, app_member, channel)
         payload.update(
             guild_id=str(guild.id),
             guild={"id": str(guild.id), "locale": guild.preferred_locale, "features": []},

@@ -441,6 +441,21 @@ async def test_a_server_that_removed_the_bot_while_it_was_offline_is_archived_at
     assert rows_mentioning(live, world.bob.id)
 
 
+async def test_commands_left_in_a_server_that_removed_the_bot_keep_no_data_there(world: World) -> None:
+    """Discord can leave an app's commands in a server after its bot user is gone. The bot hears no
+    member leave there, so it must keep nothing: no file, and not the archive brought back."""
+    await world.server.remove_bot_from_guild(world.other_guild)
+    await settled(world)
+    for attempt in ("right after the removal", "after a restart"):
+        reply = await world.command(world.bob, "rank", guild=world.other_guild)
+        assert reply.ephemeral and reply.content == (
+            "I am not a member of this server (only my commands are here), so I keep no data for it. "
+            "An admin can invite me to use them."), attempt
+        assert not world.tenant_file(world.other_guild).exists(), attempt
+        await world.restart()
+    assert len(TenantPaths(world.tenants_dir).archives_of(world.other_guild.id)) == 1
+
+
 async def test_a_file_that_cannot_be_archived_at_start_stops_neither_the_others_nor_the_start(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = 4_242_424_242_424_242  # a server that removed the bot too; archiving its file fails (a full disk)
