@@ -59,7 +59,7 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
 
 async def sync_roles(services: Services, guild: discord.Guild, user_id: int) -> LevelUpOutcome:
     """Bring a member's level roles in line with their level, without an announcement: for a member
-    who just passed Membership Screening, whose level roles waited for it."""
+    who just passed Membership Screening, whose level roles waited for it, or whose XP was erased."""
     problems: list[str] = []
     added, removed = await _sync_member(services, guild, user_id, problems)
     return LevelUpOutcome(roles_added=added, roles_removed=removed, problems=tuple(problems))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from malabot.bot import explain_failure
+from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
 from malabot.commands import answer, defer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
@@ -131,18 +132,22 @@ class MyDataCog(discord.Cog, name="MyData"):
         guild_id, user_id = guild_id_of(ctx), ctx.author.id
 
         # The birthday pass takes a birthday role back by the row the erase deletes: it is taken back
-        # here instead, once the member has the answer (Discord calls can be slow).
+        # here instead, with the level roles, once the member has the answer (Discord calls can be slow).
         birthday_roles: list[int] = []
 
         async def erase() -> int:
             birthday_roles.extend(await self.bot.services.birthdays.roles_held_by(guild_id, user_id))
             return (await self.service.delete(guild_id, user_id)).total
 
-        async def take_back_birthday_roles() -> None:
+        async def take_back_roles() -> None:
             for role_id in birthday_roles:
                 await self.birthday_effects.remove_role(guild_id, user_id, role_id)
+            # Their XP is gone, so is their level: their level roles go as after `/xp reset member`.
+            if (guild := self.bot.get_guild(guild_id)) is not None:
+                outcome = await levelups.sync_roles(self.bot.services, guild, user_id)
+                await self.bot.admin_notices.tell(guild, outcome.problems)
 
-        view = ConfirmDelete(user_id, erase, then=take_back_birthday_roles, timeout=self.confirm_timeout)
+        view = ConfirmDelete(user_id, erase, then=take_back_roles, timeout=self.confirm_timeout)
         self.bot.questions.stamp(view)
         await answer(ctx, DELETE_CONFIRMATION, view=view, ephemeral=True)
         view.question = ctx.interaction

@@ -194,6 +194,19 @@ async def test_confirmed_delete_erases_the_members_data_but_keeps_cases(world: W
     assert all_rows(world.tenant_file(world.other_guild)) == other_before, "another server is untouched"
 
 
+async def test_a_delete_takes_the_level_roles_its_erased_xp_gave(world: World) -> None:
+    first, third = [await world.server.create_role(world.guild, name) for name in ("Chatter", "Veteran")]
+    for level, role in ((1, first), (3, third)):
+        await world.command(world.admin, "levelrole add", {"level": level, "role": role})
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 500})   # level 3
+    await settled(world)
+    member = world.server.member(world.guild, world.alice)
+    assert member is not None and {first.id, third.id} <= set(member.roles)
+
+    await delete_my_data(world, world.alice)
+    assert not {first.id, third.id} & set(member.roles), "level 0 after the erase: no level role"
+
+
 async def test_delete_then_export_holds_only_the_record_of_the_erasure(world: World) -> None:
     bob = world.bob  # no moderation case names bob
     await delete_my_data(world, bob)
