@@ -103,7 +103,8 @@ class BackupCog(discord.Cog):
         snapshot = restored.snapshot
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)
         if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
-            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild])).summary())
+            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild],
+                                           members_since=snapshot.taken_at)).summary())
         notice = smaller_retention_notice(restored.keep_before or restored.keep_now, restored.keep_now)
         await answer(ctx, f"Restored snapshot `{snapshot.id}` "
                           f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "

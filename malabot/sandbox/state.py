@@ -8,7 +8,7 @@ network or knows about py-cord; gateway events are the caller's business.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -285,6 +285,8 @@ class World:
         self.commands: dict[int, RegisteredCommand] = {}
         self.attachments: dict[int, Attachment] = {}  # every uploaded file, served at its URL
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel with the bot
+        # When members join (their joined_at): a test moving the bot's clock sets the same one here.
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.bot_user = self.add_user(bot_name, bot=True)
         self.app_owner = self.add_user("sandbox-owner", global_name="Sandbox Owner")
 
@@ -443,7 +445,7 @@ class World:
         for role_id in role_ids:
             self.role(target.id, role_id)
         member = Member(target.id, user_id, roles=role_ids, nick=nick,
-                        joined_at=joined_at or datetime.now(UTC))
+                        joined_at=joined_at or self.now())
         target.members[user_id] = member
         return member
 

@@ -318,6 +318,24 @@ async def test_a_restore_does_not_bring_back_members_who_erased_their_data_or_le
     assert (await world.live.guild_settings.get(world.guild.id)).backup_keep == 3, "the rest is restored"
 
 
+async def test_a_restore_does_not_bring_back_the_old_rows_of_a_member_who_left_and_came_back(
+        world: World) -> None:
+    """Their leave purged those rows: the snapshot's belong to a membership that has ended."""
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    file = world.tenant_file(world.guild)
+    world.clock.advance(hours=1)
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(file, world.bob.id), what="bob's leave to be purged")
+    await world.server.member_join(world.guild, world.bob)
+
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    assert not rows_mentioning(file, world.bob.id), "his leave's purge stands"
+    assert rows_mentioning(file, world.alice.id), "a member since before the snapshot keeps hers"
+
+
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])
 async def test_unknown_snapshot_ids_are_refused(world: World, typed: str) -> None:
     await take_nightly_snapshots(world)

@@ -130,6 +130,8 @@ async def make_world(server: FakeDiscord, tmp_path: Path, *,
     """`quick`: the bot waits QUICK, and Discord's deadline is QUICK_ANSWER_DEADLINE."""
     if quick:
         server.answer_deadline = QUICK_ANSWER_DEADLINE
+    clock = MovableClock(start)
+    server.world.now = clock  # members join on the bot's day (restores compare it with snapshot times)
     admin = server.add_user("admin")
     guild = server.add_guild("Mala Town", owner=admin)
     other = server.add_guild("Elsewhere")
@@ -138,7 +140,7 @@ async def make_world(server: FakeDiscord, tmp_path: Path, *,
     server.add_member(guild, alice)
     server.add_member(guild, bob, roles=[moderators])
     server.add_member(other, bob)
-    world = World(server=server, tenants_dir=tmp_path / "tenants", clock=MovableClock(start), guild=guild,
+    world = World(server=server, tenants_dir=tmp_path / "tenants", clock=clock, guild=guild,
                   other_guild=other, general=server.channel(guild.system_channel_id),
                   other_general=server.channel(other.system_channel_id), admin=admin, alice=alice, bob=bob,
                   waits=QUICK if quick else Waits())
