@@ -336,6 +336,21 @@ async def test_a_restore_does_not_bring_back_the_old_rows_of_a_member_who_left_a
     assert rows_mentioning(file, world.alice.id), "a member since before the snapshot keeps hers"
 
 
+async def test_a_restore_keeps_the_cases_recorded_since_the_snapshot(world: World) -> None:
+    """They stand on Discord and in the mod log under their numbers: the next case must not reuse one."""
+    await world.command(world.admin, "warn", {"member": world.alice, "reason": "one"})       # case 1
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    await world.command(world.admin, "ban", {"member": world.alice, "reason": "raid"})      # case 2
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    warned = await world.command(world.admin, "warn", {"member": world.bob, "reason": "other"})
+    assert warned.content.startswith("Case #3: warned")
+    cases = all_rows(world.tenant_file(world.guild))["mod_cases"]
+    assert [(case[0], case[1], case[2]) for case in cases] == [
+        (1, "warn", world.alice.id), (2, "ban", world.alice.id), (3, "warn", world.bob.id)]
+
+
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])
 async def test_unknown_snapshot_ids_are_refused(world: World, typed: str) -> None:
     await take_nightly_snapshots(world)

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiosqlite
 
 from malabot.features.birthdays.rules import Birthday
-from malabot.tenancy.opening import connect_to_look
+from malabot.tenancy.carried_rows import Row, insert_rows, rows_in_file
 
 
 @dataclass(frozen=True)
@@ -201,28 +201,13 @@ async def mark_role_failures(conn: aiosqlite.Connection, roles: Iterable[Pending
     )
 
 
-def celebrations_in_file(path: Path) -> list[dict[str, object]]:
-    """Every celebration row of a closed tenant file, by column name (a file the bot has not migrated
-    yet lacks the newer columns)."""
-    conn = connect_to_look(path)  # the live file about to be replaced: nothing may appear beside it
-    try:
-        cursor = conn.execute("SELECT * FROM birthday_celebrations")
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
-    finally:
-        conn.close()
+def celebrations_in_file(path: Path) -> list[Row]:
+    """Every celebration row of a closed tenant file, by column name."""
+    return rows_in_file(path, "birthday_celebrations")
 
 
-async def add_missing_celebrations(conn: aiosqlite.Connection, rows: Sequence[dict[str, object]]) -> int:
+async def add_missing_celebrations(conn: aiosqlite.Connection, rows: Sequence[Row]) -> int:
     """Insert each row (as celebrations_in_file gives them) whose member and year have none here;
-    returns how many were added. Columns this file does not have are left out."""
-    if not rows:
-        return 0
-    known = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(birthday_celebrations)")}
-    columns = [name for name in rows[0] if name in known]  # names checked against this schema
-    cursor = await conn.executemany(
-        f"INSERT INTO birthday_celebrations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        " ON CONFLICT (user_id, year) DO NOTHING",
-        [[row[name] for name in columns] for row in rows])
-    return max(cursor.rowcount, 0)
+    returns how many were added."""
+    return await insert_rows(conn, "birthday_celebrations", rows, "ON CONFLICT (user_id, year) DO NOTHING")
 

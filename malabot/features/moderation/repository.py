@@ -8,12 +8,15 @@ from the legacy bot (e.g. "2024-01-31 12:00:00") compare correctly too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from malabot.features.moderation.models import Case, NewCase
+from malabot.tenancy.carried_rows import Row, insert_rows, rows_in_file
 
 _COLUMNS = ("case_number, action, target_id, moderator_id, reason, duration_seconds, channel_id, "
             "message_count, created_at, expires_at, removed_at, log_message_id")
@@ -124,3 +127,18 @@ async def warning_times_since(conn: aiosqlite.Connection, target_id: int, since:
         "AND julianday(created_at) >= julianday(?) ORDER BY case_number", (target_id, to_db_time(since))
     ) as cursor:
         return [from_db_time(row[0]) for row in await cursor.fetchall()]
+
+
+def cases_in_file(path: Path) -> list[Row]:
+    """Every case of a closed tenant file, by column name."""
+    return rows_in_file(path, "mod_cases")
+
+
+async def add_later_cases(conn: aiosqlite.Connection, rows: Sequence[Row]) -> int:
+    """Insert the cases (as cases_in_file gives them) numbered after this file's last one, under their
+    own numbers; returns how many were added."""
+    async with conn.execute("SELECT coalesce(max(case_number), 0) FROM mod_cases") as cursor:
+        row = await cursor.fetchone()
+    last = int(row[0]) if row else 0
+    later = [case for case in rows if int(str(case["case_number"])) > last]
+    return await insert_rows(conn, "mod_cases", later, "ON CONFLICT (case_number) DO NOTHING")

@@ -10,10 +10,15 @@ the file cannot take it, so the cog can still say that the action stands.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
 
 from malabot.clock import Clock
 from malabot.errors import TenantError, UserInputError
@@ -31,6 +36,8 @@ from malabot.features.moderation.rules import (
 from malabot.features.settings.service import SettingsService
 from malabot.tenancy.failures import storage_trouble
 from malabot.tenancy.manager import TenantManager
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED_CASES = 25
 
@@ -53,6 +60,22 @@ class ModerationService:
         self._tenants = tenants
         self._settings = settings
         self._clock = clock
+        tenants.add_before_install(self._carry_later_cases)
+
+    async def _carry_later_cases(self, guild_id: int, staged: aiosqlite.Connection, replaced: Path) -> None:
+        """Before a restored file goes live: add the cases the replaced file recorded after it was taken.
+        They stand on Discord (a ban, a kick) and were posted to the mod log under their numbers: without
+        them the next case would take one of those numbers again. Runs in the restore's transaction."""
+        try:
+            rows = await asyncio.to_thread(repository.cases_in_file, replaced)
+        except (sqlite3.DatabaseError, TenantError) as error:
+            # A damaged file is what a restore is for: it goes on, at worst numbering a case again.
+            log.error("guild %s: the moderation cases of the replaced data (%s) cannot be read (%s); cases "
+                      "since the restored backup are not kept", guild_id, replaced, error)
+            return
+        added = await repository.add_later_cases(staged, rows)
+        if added:
+            log.info("guild %s: %d moderation case(s) since the restored backup kept", guild_id, added)
 
     # -- recording actions -----------------------------------------------------------------------
 
