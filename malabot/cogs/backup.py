@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.cogs import levelups
 from malabot.cogs.lifecycle import purge_departed
+from malabot.cogs.posting import NO_PINGS
 from malabot.commands import (
     admin_group,
     answer,
@@ -27,6 +29,7 @@ from malabot.commands import (
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text, smaller_retention_notice
 from malabot.scheduling import add_job
+from malabot.texts import counted
 
 if TYPE_CHECKING:
     from malabot.bot import MalaBot
@@ -109,3 +112,19 @@ class BackupCog(discord.Cog):
         await answer(ctx, f"Restored snapshot `{snapshot.id}` "
                           f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
                           f"kept as a snapshot marked “before a restore” in `/backup list`.{notice}", ephemeral=True)
+        if ctx.guild is not None:  # levels went back with the XP: so do the level roles, told once done
+            await self._level_roles_follow(ctx, ctx.guild)
+
+    async def _level_roles_follow(self, ctx: discord.ApplicationContext, guild: discord.Guild) -> None:
+        outcome = await levelups.sync_everyones_roles(self.bot.services, guild)
+        changed = len(outcome.roles_added) + len(outcome.roles_removed)
+        if not changed and not outcome.problems:
+            return
+        lines = [f"Level roles now follow the restored XP: {counted(changed, 'role change')}."]
+        lines += [f"⚠️ {problem}" for problem in outcome.problems]
+        try:
+            await ctx.followup.send(fit_lines(lines, "… and {count} more problems with level roles."),
+                                    ephemeral=True, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as error:  # past the interaction's 15 minutes, say
+            log.warning("guild %s: could not tell the owner how level roles followed the restore (%s)",
+                        guild.id, error)

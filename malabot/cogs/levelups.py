@@ -106,6 +106,30 @@ async def remove_all_level_roles(services: Services, guild: discord.Guild) -> Le
     return LevelUpOutcome(roles_removed=tuple(dict.fromkeys(removed)), problems=tuple(problems))
 
 
+async def sync_everyones_roles(services: Services, guild: discord.Guild) -> LevelUpOutcome:
+    """After the XP behind every level was replaced (a restore): bring the level roles in line for
+    everyone who holds one and everyone whose level calls for one."""
+    level_roles = await services.xp.level_roles(guild.id)
+    if not level_roles:
+        return LevelUpOutcome()
+    problems: list[str] = []
+    if not await complete_member_list(guild, within=MEMBER_LIST_WAIT_SECONDS):
+        problems.append("This server's member list did not load in time: level roles were checked only for "
+                        "the members the bot has seen since it started.")
+    user_ids = set(await services.xp.members_at_level(guild.id, min(role.level for role in level_roles)))
+    for level_role in level_roles:
+        if (role := guild.get_role(level_role.role_id)) is not None:
+            user_ids.update(member.id for member in _holders(services, guild, role))
+    added: list[int] = []
+    removed: list[int] = []
+    for user_id in sorted(user_ids):
+        given, taken = await _sync_member(services, guild, user_id, problems)
+        added += given
+        removed += taken
+    return LevelUpOutcome(roles_added=tuple(added), roles_removed=tuple(removed),
+                          problems=tuple(dict.fromkeys(problems)))
+
+
 def _holders(services: Services, guild: discord.Guild, role: discord.Role) -> list[discord.Member]:
     """Who holds the role: the cache's holders and those the bot gave it to seconds ago, which the
     gateway has not shown yet."""

@@ -17,7 +17,7 @@ import pytest
 from malabot.bot import APOLOGY
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.runtime import finish_handlers
-from malabot.sandbox import FakeDiscord
+from malabot.sandbox import FakeDiscord, User
 from malabot.sandbox.state import Message
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
@@ -25,6 +25,7 @@ from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
 from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
+from tests.e2e.xp_place import settled
 
 EPHEMERAL = 64
 OWNER_ONLY = "Only the server owner can list or restore snapshots."
@@ -349,6 +350,31 @@ async def test_a_restore_keeps_the_cases_recorded_since_the_snapshot(world: Worl
     cases = all_rows(world.tenant_file(world.guild))["mod_cases"]
     assert [(case[0], case[1], case[2]) for case in cases] == [
         (1, "warn", world.alice.id), (2, "ban", world.alice.id), (3, "warn", world.bob.id)]
+
+
+async def test_level_roles_follow_the_restored_xp(world: World) -> None:
+    roles = {level: await world.server.create_role(world.guild, name)
+             for level, name in ((1, "Chatter"), (2, "Regular"), (3, "Veteran"))}
+    for level, role in roles.items():
+        await world.command(world.admin, "levelrole add", {"level": level, "role": role})
+    await world.command(world.admin, "config set", {"setting": "level_role_mode", "value": "replace"})
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})   # level 2
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 500})   # level 3
+    await world.command(world.admin, "xp set", {"member": world.bob, "amount": 100})     # level 1
+    await settled(world)
+
+    def held(user: User) -> set[int]:
+        member = world.server.member(world.guild, user)
+        assert member is not None
+        return set(member.roles) & {role.id for role in roles.values()}
+
+    assert (held(world.alice), held(world.bob)) == ({roles[3].id}, {roles[1].id})
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    follow_up = (await reply.wait_for_messages(2))[1]
+    assert follow_up.content == "Level roles now follow the restored XP: 3 role changes."
+    assert (held(world.alice), held(world.bob)) == ({roles[2].id}, set()), "as the snapshot's levels call for"
 
 
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])

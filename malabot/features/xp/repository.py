@@ -41,6 +41,12 @@ async def total_xp(conn: aiosqlite.Connection, user_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+async def members_with_xp_at_least(conn: aiosqlite.Connection, total: int) -> list[int]:
+    """Members whose stored XP is `total` or more."""
+    rows = await conn.execute_fetchall("SELECT user_id FROM xp WHERE xp >= ? ORDER BY user_id", (total,))
+    return [int(user_id) for (user_id,) in rows]
+
+
 async def stored_totals(conn: aiosqlite.Connection, user_ids: list[int]) -> dict[int, int]:
     """Stored XP of many members at once (0 for those without a row), in one statement: the ids go
     as one JSON array, so the statement's text never changes and the connection prepares it once."""

@@ -43,7 +43,7 @@ from malabot.features.settings.service import SettingsService
 from malabot.features.xp import repository
 from malabot.features.xp.awards import ChatAward, settle_in_order
 from malabot.features.xp.buffer import GuildBuffer, MemberBuffer, TakenXp, awards_from
-from malabot.features.xp.curves import THRESHOLDS, level_for_xp
+from malabot.features.xp.curves import THRESHOLDS, level_for_xp, threshold
 from malabot.features.xp.models import (
     LeaderboardEntry,
     LeaderboardPage,
@@ -510,6 +510,12 @@ class XpService:
             # Under the tenant lock no flush runs, so file and buffer do not overlap.
             total = await repository.total_xp(conn, user_id) + self.pending_xp(guild_id, user_id)
         return level_for_xp(curve, total)
+
+    async def members_at_level(self, guild_id: int, level: int) -> list[int]:
+        """Members whose XP in the file reaches `level` (after a restore: whose level roles to check)."""
+        curve = (await self._settings.get(guild_id)).level_curve
+        async with self._tenants.reading(guild_id) as conn:
+            return await repository.members_with_xp_at_least(conn, threshold(curve, level))
 
     async def level_roles(self, guild_id: int) -> list[LevelRole]:
         async with self._tenants.reading(guild_id) as conn:
