@@ -146,7 +146,7 @@ async def test_syncs_of_one_member_run_one_at_a_time_and_others_do_not_wait() ->
     release.set()
     await asyncio.gather(first, second)
     assert order == ["alice 1 in", "bob in", "bob out", "alice 1 out", "alice 2 in", "alice 2 out"]
-    assert ledger._locks == {}, "no lock is kept for members nobody syncs"
+    assert ledger._syncs.in_use() == [], "no lock is kept for members nobody syncs"
 
 
 def test_who_was_given_a_role_lately_lists_gives_the_cache_does_not_show_yet() -> None:
