@@ -113,7 +113,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now, monotonic: Mon
                     moderation=ModerationService(tenants, guild_settings, clock),
                     welcome=WelcomeService(tenants, guild_settings),
                     verification=VerificationService(tenants, guild_settings, clock=clock),
-                    backups=BackupService(tenants, guild_settings, clock=clock),
+                    backups=BackupService(tenants, guild_settings, member_data, clock=clock),
                     mydata=mydata, clock=clock, waits=waits)
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.bot import explain_failure
 from malabot.cogs import levelups
 from malabot.cogs.lifecycle import purge_departed
 from malabot.cogs.posting import NO_PINGS
@@ -45,6 +48,13 @@ def snapshot_line(snapshot: Snapshot) -> str:
     taken = snapshot.taken_at.strftime("%Y-%m-%d %H:%M UTC")
     marker = " (before a restore)" if snapshot.kind == "before restore" else ""
     return f"`{snapshot.id}` · {taken}{marker} · {size_text(snapshot.size)}"
+
+
+def joined_since(guild: discord.Guild | None, moment: datetime) -> list[int]:
+    """Members whose membership now began after `moment` (Discord's join time)."""
+    if guild is None:
+        return []
+    return [member.id for member in guild.members if member.joined_at is not None and member.joined_at > moment]
 
 
 class BackupCog(discord.Cog):
@@ -102,12 +112,11 @@ class BackupCog(discord.Cog):
     async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
         guild_id = guild_id_of(ctx)
         await defer(ctx, ephemeral=True)
-        restored = await self.backups.restore(guild_id, snapshot_id)
+        restored = await self.backups.restore(guild_id, snapshot_id, joined_since=partial(joined_since, ctx.guild))
         snapshot = restored.snapshot
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)
         if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
-            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild],
-                                           members_since=snapshot.taken_at)).summary())
+            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild])).summary())
         notice = smaller_retention_notice(restored.keep_before or restored.keep_now, restored.keep_now)
         await answer(ctx, f"Restored snapshot `{snapshot.id}` "
                           f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
@@ -116,12 +125,19 @@ class BackupCog(discord.Cog):
             await self._level_roles_follow(ctx, ctx.guild)
 
     async def _level_roles_follow(self, ctx: discord.ApplicationContext, guild: discord.Guild) -> None:
-        outcome = await levelups.sync_everyones_roles(self.bot.services, guild)
-        changed = len(outcome.roles_added) + len(outcome.roles_removed)
-        if not changed and not outcome.problems:
-            return
-        lines = [f"Level roles now follow the restored XP: {counted(changed, 'role change')}."]
-        lines += [f"⚠️ {problem}" for problem in outcome.problems]
+        try:
+            outcome = await levelups.sync_everyones_roles(self.bot.services, guild)
+        except Exception as error:  # the restore is done: the owner must not be told to try it again
+            reason = explain_failure(error, "level roles after /backup restore", guild.id,
+                                     busy="the server's file stayed busy", otherwise="an error, logged")
+            lines = [f"The restore is done, but bringing level roles in line with it failed ({reason}); "
+                     "each member's roles follow at their next level change."]
+        else:
+            changed = len(outcome.roles_added) + len(outcome.roles_removed)
+            if not changed and not outcome.problems:
+                return
+            lines = [f"Level roles now follow the restored XP: {counted(changed, 'role change')}."]
+            lines += [f"⚠️ {problem}" for problem in outcome.problems]
         try:
             await ctx.followup.send(fit_lines(lines, "… and {count} more problems with level roles."),
                                     ephemeral=True, allowed_mentions=NO_PINGS)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -55,30 +54,24 @@ class DepartedTally:
 
 
 async def purge_departed(member_data: MemberData, guilds: Sequence[discord.Guild],
-                         tally: DepartedTally | None = None, *, members_since: datetime | None = None
-                         ) -> DepartedTally:
+                         tally: DepartedTally | None = None) -> DepartedTally:
     """Purge members named in a guild's file who are no longer its members (they left while the bot
     was offline, or a restore brought their rows back), in guilds whose member list is complete.
-    `members_since` (a restored snapshot's time): also those who joined after it, whose rows in it
-    are of a membership that ended since (their leave purged them; a restore must not bring them back).
     Each server that had some says so; the counts are added to `tally` (a new one by default)."""
     tally = tally if tally is not None else DepartedTally(servers={guild.id for guild in guilds})
     step = _progress_step(len(guilds))
     for done, guild in enumerate(guilds, start=1):
-        await _purge_departed_in(member_data, guild, tally, members_since)
+        await _purge_departed_in(member_data, guild, tally)
         if done % step == 0 and done < len(guilds):
             log.info("checked %d of %d servers for members who left while the bot was offline", done,
                      len(guilds))
     return tally
 
 
-async def _purge_departed_in(member_data: MemberData, guild: discord.Guild, tally: DepartedTally,
-                             members_since: datetime | None = None) -> None:
+async def _purge_departed_in(member_data: MemberData, guild: discord.Guild, tally: DepartedTally) -> None:
     is_member = server_members(guild)  # None until the list is complete (chunked): an
     if is_member is None:               # incomplete one would make members look departed
         return
-    if members_since is not None:
-        is_member = _members_since(guild, members_since)
     try:
         report = await member_data.purge_absent(guild.id, is_member)
     except TenantArchived:  # the bot was removed meanwhile: its data is archived, not ours
@@ -96,14 +89,6 @@ async def _purge_departed_in(member_data: MemberData, guild: discord.Guild, tall
         tally.purged_in += 1
         log.info("guild %s: %d members no longer here had data, %d rows purged",
                  guild.id, len(report.user_ids), report.rows_changed)
-
-
-def _members_since(guild: discord.Guild, since: datetime) -> Callable[[int], bool]:
-    """Who has been a member without a break since `since` (Discord's join time of the membership now)."""
-    def member_since(user_id: int) -> bool:
-        member = guild.get_member(user_id)
-        return member is not None and (member.joined_at is None or member.joined_at <= since)
-    return member_since
 
 
 async def archive_removed_while_offline(tenants: TenantManager, guilds: Sequence[discord.Guild]) -> None:

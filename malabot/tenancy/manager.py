@@ -417,9 +417,12 @@ class TenantManager:
         return files.backup_tenant(self.paths, guild_id, self.migrations, destination, folder=folder,
                                    moment=moment, busy_timeout_ms=self._busy_timeout_ms)
 
-    async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False) -> Path | None:
+    async def restore(self, guild_id: int, source: Path, *, allow_other_guild: bool = False,
+                      first: StagedFileHook | None = None) -> Path | None:
         """Replace the guild's data with `source` after checking it; RestoreRefused says why not.
 
+        `first` runs on the staged file before the before-install hooks, in their transaction (for
+        what the caller alone knows must go from the restored data, before they carry rows into it).
         The previous live file is kept under tenants/backups/<guild>/ (…-before-restore.sqlite3); its
         path is returned (None when there was none).
         """
@@ -436,7 +439,7 @@ class TenantManager:
                                       "(its data was archived)")
                 await self._close_slot(slot, guild_id)
                 self._verified.pop(guild_id, None)
-                await self._run_before_install(guild_id, staging)
+                await self._run_before_install(guild_id, staging, first)
                 try:
                     previous = await asyncio.to_thread(files.install_restored, self.paths, guild_id, staging)
                 finally:  # also after a failure: a step after the swap may fail with the new file in place
@@ -650,11 +653,12 @@ class TenantManager:
             except Exception:  # the file is in place already; a cache left stale must not undo that
                 log.exception("file-changed hook failed for guild %s", guild_id)
 
-    async def _run_before_install(self, guild_id: int, staging: Path) -> None:
-        """The before-install hooks, in one transaction on the staged file (which only this restore
-        knows); nothing to carry over when there is no live file."""
+    async def _run_before_install(self, guild_id: int, staging: Path, first: StagedFileHook | None) -> None:
+        """The before-install hooks (`first` first), in one transaction on the staged file (which only
+        this restore knows); nothing to carry over when there is no live file."""
         replaced = self.paths.live(guild_id)
-        if not self._staged_hooks or not replaced.exists():
+        hooks = [first, *self._staged_hooks] if first is not None else self._staged_hooks
+        if not hooks or not replaced.exists():
             return
         try:
             async with aiosqlite.connect(staging, isolation_level=None) as conn:
@@ -662,7 +666,7 @@ class TenantManager:
                 await conn.executescript("PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for hook in self._staged_hooks:
+                    for hook in hooks:
                         await hook(guild_id, conn, replaced)
                 except BaseException:
                     await conn.execute("ROLLBACK")

@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import discord
 import pytest
 
 from malabot.bot import APOLOGY
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.runtime import finish_handlers
-from malabot.sandbox import FakeDiscord, User
+from malabot.sandbox import FakeDiscord, Permission, User
 from malabot.sandbox.state import Message
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
@@ -352,6 +354,24 @@ async def test_a_restore_keeps_the_cases_recorded_since_the_snapshot(world: Worl
         (1, "warn", world.alice.id), (2, "ban", world.alice.id), (3, "warn", world.bob.id)]
 
 
+async def test_a_restore_keeps_what_a_member_who_joined_since_did_after_the_snapshot(world: World) -> None:
+    """Only the snapshot's rows of a member who joined since go: a case they recorded as a moderator
+    after it is carried into the restored data under their name."""
+    await world.command(world.admin, "warn", {"member": world.bob, "reason": "one"})        # case 1
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)
+    carol = world.server.add_user("carol")
+    mods = await world.server.create_role(world.guild, "Mods", permissions=int(Permission.ADMINISTRATOR))
+    await world.server.member_join(world.guild, carol, roles=[mods])
+    warned = await world.command(carol, "warn", {"member": world.alice, "reason": "spam"})  # case 2
+    assert warned.content.startswith("Case #2")
+    before = all_rows(world.tenant_file(world.guild))["mod_cases"]
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    assert all_rows(world.tenant_file(world.guild))["mod_cases"] == before, "her case still names her"
+
+
 async def test_level_roles_follow_the_restored_xp(world: World) -> None:
     roles = {level: await world.server.create_role(world.guild, name)
              for level, name in ((1, "Chatter"), (2, "Regular"), (3, "Veteran"))}
@@ -375,6 +395,30 @@ async def test_level_roles_follow_the_restored_xp(world: World) -> None:
     follow_up = (await reply.wait_for_messages(2))[1]
     assert follow_up.content == "Level roles now follow the restored XP: 3 role changes."
     assert (held(world.alice), held(world.bob)) == ({roles[2].id}, set()), "as the snapshot's levels call for"
+
+
+async def test_level_roles_that_cannot_follow_a_finished_restore_do_not_make_it_look_failed(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A connection reset below HTTP while a role changes: "try again" would restore a second time.
+    role = await world.server.create_role(world.guild, "Chatter")
+    await world.command(world.admin, "levelrole add", {"level": 1, "role": role})
+    await take_nightly_snapshots(world)                                                  # alice: no XP
+    [snapshot] = snapshot_ids(world)
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})  # level 1: the role
+    await settled(world)
+    request = discord.http.HTTPClient.request
+
+    async def reset_on_role_changes(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        if route.path.endswith("/roles/{role_id}"):
+            raise aiohttp.ClientConnectionError("Connection reset by peer")
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", reset_on_role_changes)
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    follow_up = (await reply.wait_for_messages(2))[1]
+    assert follow_up.content == ("The restore is done, but bringing level roles in line with it failed (an error, "
+                                 "logged); each member's roles follow at their next level change.")
 
 
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])

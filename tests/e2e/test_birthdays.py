@@ -669,6 +669,28 @@ async def test_what_the_pass_cannot_do_is_told_to_the_mod_log_once_a_day(bd: Bir
     ], "each problem once, not once per member"
 
 
+async def test_the_role_of_a_member_who_joined_after_a_restored_snapshot_is_still_taken_back(
+        bd: Birthdays) -> None:
+    """Their celebration since the snapshot is carried into the restored data: it says to take the role back."""
+    world = bd.world
+    await bd.configure()
+    world.clock.advance(hours=15, minutes=30)          # 2026-11-26 03:30 UTC: the nightly snapshot
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)                       # 04:30: carol joins
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol)
+    await set_birthday(world, carol, 11, 26)
+    world.clock.advance(hours=7, minutes=30)           # 12:00: her birthday pass gives the role
+    await bd.run_pass()
+    assert bd.has_role(carol)
+    world.clock.advance(hours=2)                       # 14:00: the owner restores last night's snapshot
+    await restore(world, snapshot)
+    world.clock.advance(hours=12)                      # 02:00 the next day: the role of the day goes
+    await bd.run_pass()
+    assert not bd.has_role(carol)
+
+
 async def celebrate_in_screening(bd: Birthdays) -> tuple[User, PassReport]:
     """Carol joins and stays in Membership Screening; the pass of her birthday (tomorrow) runs."""
     world = bd.world

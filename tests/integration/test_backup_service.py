@@ -21,6 +21,7 @@ from malabot.clock import MovableClock
 from malabot.errors import UserInputError
 from malabot.features.backups.service import BackupService
 from malabot.features.settings.service import SettingsService
+from malabot.member_data import MemberData
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.migrations import MigrationSet
@@ -61,7 +62,7 @@ async def place(tenants: TenantManager) -> AsyncIterator[Place]:
     clock = MovableClock(datetime(2026, 11, 25, 3, 30, tzinfo=UTC))
     await tenants.ensure(GUILD)
     await tenants.ensure(OTHER)
-    yield Place(tenants, settings, BackupService(tenants, settings, clock=clock), clock)
+    yield Place(tenants, settings, BackupService(tenants, settings, MemberData(tenants, []), clock=clock), clock)
 
 
 async def test_download_copy_is_the_whole_file_and_leaves_no_temporary_files(
@@ -313,7 +314,7 @@ async def kept_30_days(tmp_path: Path) -> AsyncIterator[Place]:
     settings = SettingsService(tenants)
     clock = MovableClock(datetime(2026, 11, 25, 3, 30, tzinfo=UTC))
     await tenants.ensure(GUILD)
-    yield Place(tenants, settings, BackupService(tenants, settings, clock=clock), clock)
+    yield Place(tenants, settings, BackupService(tenants, settings, MemberData(tenants, []), clock=clock), clock)
     await tenants.close_all()
 
 

@@ -327,7 +327,7 @@ async def test_a_settled_server_is_not_read_again_in_the_passes_of_the_rest_of_i
 
 async def test_the_birthday_role_is_taken_back_after_restoring_a_snapshot_from_before_it(
         bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
-    backups = BackupService(bot.tenants, bot.settings, clock=clock)
+    backups = BackupService(bot.tenants, bot.settings, MemberData(bot.tenants, [birthday_member_data()]), clock=clock)
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     clock.now = datetime(2026, 6, 15, 3, 30, tzinfo=UTC)        # the nightly snapshot, 05:30 in Berlin
     snapshot = await backups.take_snapshot(GUILD)
@@ -345,7 +345,7 @@ async def test_the_birthday_role_is_taken_back_after_restoring_a_snapshot_from_b
 
 async def test_a_same_day_restore_of_a_snapshot_from_before_the_birthday_does_not_celebrate_again(
         bot: Bot, clock: MovableClock, discord: RecordingDiscord) -> None:
-    backups = BackupService(bot.tenants, bot.settings, clock=clock)
+    backups = BackupService(bot.tenants, bot.settings, MemberData(bot.tenants, [birthday_member_data()]), clock=clock)
     await bot.birthdays.set(GUILD, ALICE, 6, 15)
     clock.now = datetime(2026, 6, 15, 3, 30, tzinfo=UTC)        # the nightly snapshot
     snapshot = await backups.take_snapshot(GUILD)

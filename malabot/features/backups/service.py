@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+import aiosqlite
 
 from malabot.clock import Clock, utc_now
 from malabot.errors import ReplacedDataUnreadable, RestoreRefused, TenantError, UserInputError, quoted
@@ -33,6 +36,7 @@ from malabot.features.backups.rules import (
     size_text,
 )
 from malabot.features.settings.service import SettingsService
+from malabot.member_data import MemberData
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import ExpiredData, TenantManager
 from malabot.tenancy.opening import remove_database_files
@@ -54,10 +58,17 @@ class Restored:
     keep_now: int            # the restored data's
 
 
+# Who joined the server after a given moment (a snapshot's): their rows in that snapshot are of a
+# membership that has ended since, which their leave purged.
+JoinedSince = Callable[[datetime], Collection[int]]
+
+
 class BackupService:
-    def __init__(self, tenants: TenantManager, settings: SettingsService, *, clock: Clock = utc_now) -> None:
+    def __init__(self, tenants: TenantManager, settings: SettingsService, member_data: MemberData, *,
+                 clock: Clock = utc_now) -> None:
         self._tenants = tenants
         self._settings = settings
+        self._member_data = member_data
         self._clock = clock
 
     # -- on demand ------------------------------------------------------------------------------
@@ -157,8 +168,10 @@ class BackupService:
             await asyncio.to_thread(remove_database_files, snapshot.path)
         return doomed
 
-    async def restore(self, guild_id: int, snapshot_id: str) -> Restored:
-        """Replace the server's data with one of its snapshots; the data replaced is kept as a snapshot."""
+    async def restore(self, guild_id: int, snapshot_id: str, *, joined_since: JoinedSince | None = None) -> Restored:
+        """Replace the server's data with one of its snapshots; the data replaced is kept as a snapshot.
+        `joined_since`: members whose rows in the snapshot must not come back (they left and came back
+        since), purged from it before anything is carried into it from the data it replaces."""
         guild_id = parse_guild_id(guild_id)
         wanted = parse_snapshot_id(snapshot_id)
         found = None if wanted is None else next(
@@ -169,8 +182,18 @@ class BackupService:
         # Pruned as the server had it: the restored data may hold a smaller one, under which the
         # snapshots newer than the one restored (and that one) would go at once.
         keep_before = await self._backup_keep_if_readable(guild_id)
+        ended = sorted(joined_since(found.taken_at)) if joined_since is not None else []
+
+        async def purge_ended_memberships(guild_id: int, staged: aiosqlite.Connection, _replaced: Path) -> None:
+            for user_id in ended:
+                await self._member_data.forget(guild_id, user_id)
+            purged = await self._member_data.purge_rows(staged, guild_id, ended)
+            if purged.user_ids:
+                log.info("guild %s: the restored data loses the rows of %d member(s) who left and came back "
+                         "since (%d rows)", guild_id, len(purged.user_ids), purged.rows_changed)
+
         try:
-            await self._tenants.restore(guild_id, found.path)
+            await self._tenants.restore(guild_id, found.path, first=purge_ended_memberships if ended else None)
         except RestoreRefused as error:
             log.error("guild %s: snapshot %s refused: %s", guild_id, found.id, error)
             raise UserInputError(f"Snapshot `{found.id}` cannot be restored: it failed the safety checks. "
