@@ -246,3 +246,33 @@ async def test_the_database_refuses_a_second_claim_of_a_day_even_without_a_strea
         await world.checkins.check_in(GUILD, ALICE)
     assert (await world.xp.rank(GUILD, ALICE)).total_xp == 0
     assert (await world.checkins.streak(GUILD, ALICE)).total_checkins == 0
+
+
+async def test_chat_after_a_check_in_does_not_announce_the_same_level_up_again(world: XpWorld) -> None:
+    # The check-in's XP reaches the file, not the total the chat path knows: that must be forgotten.
+    await world.settings.update(GUILD, ADMIN, xp_min=60, xp_max=60)
+    first = await world.xp.on_message(GUILD, ALICE, 500, (), is_bot=False)    # 60 buffered, total known
+    assert first is not None and first.new_level == 0
+    result = await world.checkins.check_in(GUILD, ALICE)                       # +50: 110, level 1
+    assert result.level_change.leveled_up and result.level_change.total_xp == 110
+    world.clock.advance(minutes=1)
+    second = await world.xp.on_message(GUILD, ALICE, 500, (), is_bot=False)
+    assert second is not None
+    assert (second.old_level, second.new_level, second.total_xp) == (1, 1, 170)
+
+
+async def test_streak_shows_the_best_streak_after_a_break(world: XpWorld) -> None:
+    for _ in range(3):
+        await world.checkins.check_in(GUILD, ALICE)
+        world.clock.advance(days=1)
+    world.clock.advance(days=1)
+    await world.checkins.check_in(GUILD, ALICE)
+    info = await world.checkins.streak(GUILD, ALICE)
+    assert (info.current_streak, info.best_streak) == (1, 3)
+
+
+async def test_the_current_streak_board_leaves_out_a_streak_broken_since_yesterday(world: XpWorld) -> None:
+    await world.checkins.check_in(GUILD, ALICE)
+    world.clock.advance(days=2)
+    assert (await world.checkins.streak(GUILD, ALICE)).current_streak == 0
+    assert (await world.checkins.leaderboard(GUILD, by="current")).entries == ()

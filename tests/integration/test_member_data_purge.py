@@ -171,6 +171,36 @@ async def test_a_purge_of_many_members_leaves_exactly_the_rows_of_purging_them_o
             await stop_services(services)
 
 
+async def test_a_leave_deletes_or_anonymises_each_row_as_the_readme_says(services: Services) -> None:
+    """What stays of rows naming a departed member beside someone who stays: cases about them, their
+    erasure record, and what they did to others without their id; roasts by or about them go."""
+    gone, staying = GONE[0], STAYING[0]
+    path = services.tenants.paths.live(GUILD)
+    await services.tenants.close(GUILD)
+    insert(path, "INSERT INTO legacy_roast_log (user_id, target_id, action, created_at) VALUES (?, ?, 'roast', ?)",
+           [(staying, gone, AT), (gone, staying, AT), (staying, staying, AT)])
+    insert(path, "INSERT INTO audit_log (at, category, action, actor_id, target_id, details) "
+                 "VALUES (?, 'xp', 'add', ?, ?, '{}')", [(AT, gone, staying), (AT, staying, gone)])
+    insert(path, "INSERT INTO mod_cases (action, target_id, moderator_id, reason, created_at) "
+                 "VALUES ('ban', ?, ?, 'raid', ?)", [(gone, staying, AT), (staying, gone, AT)])
+    insert(path, "INSERT INTO member_erasures (user_id, erased_at) VALUES (?, ?)", [(gone, AT)])
+    await services.member_data.purge(GUILD, gone)
+    await services.tenants.close(GUILD)
+    assert read(path, "SELECT user_id, target_id FROM legacy_roast_log") == [(staying, staying)]
+    assert read(path, "SELECT actor_id, target_id FROM audit_log") == [(None, staying)]
+    assert read(path, "SELECT target_id, moderator_id FROM mod_cases ORDER BY case_number") == [
+        (gone, staying), (staying, None)]
+    assert read(path, "SELECT user_id FROM member_erasures") == [(gone,)]
+
+
+def read(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
 async def traced(services: Services) -> list[str]:
     """The SQL statements run on the guild's connection from now on."""
     statements: list[str] = []

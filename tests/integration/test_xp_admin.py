@@ -186,3 +186,9 @@ async def test_level_role_mistakes_are_explained(world: XpWorld) -> None:
         await world.admin.add_level_role(GUILD, ADMIN, 0, 106)
     assert await world.xp.level_roles(GUILD) == [LevelRole(5, 105)]
     assert len(audit(world)) == 1
+
+
+async def test_adding_the_same_level_role_again_replaces_nothing(world: XpWorld) -> None:
+    role = 777_777_777_777_777_777
+    assert await world.admin.add_level_role(GUILD, ADMIN, 5, role) is None
+    assert await world.admin.add_level_role(GUILD, ADMIN, 5, role) is None, "it does not replace itself"
