@@ -426,6 +426,14 @@ async def test_stop_writes_the_buffer_and_can_be_called_twice(world: XpWorld) ->
     assert len(file_rows(world.tenants)) == 1
 
 
+async def test_stop_writes_the_buffer_of_a_server_whose_file_is_closed(world: XpWorld) -> None:
+    # A closed file gets no flush as the files close at shutdown: stop() itself must write it.
+    await chat(world, ALICE)
+    await world.tenants.close(GUILD)
+    await world.xp.stop()
+    assert len(file_rows(world.tenants)) == 1
+
+
 async def test_the_background_task_flushes_on_its_own(tmp_path: Path) -> None:
     async with xp_world(tmp_path / "tenants") as world:
         world.xp._flush_interval = 0.01
