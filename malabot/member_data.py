@@ -326,6 +326,10 @@ class MemberData:
         # nothing left to do, and would report them purged a second time.
         self._owed.settled(guild_id, user_ids)
 
+    async def named_in(self, conn: aiosqlite.Connection) -> set[int]:
+        """Everyone named where a purge would change rows, on a connection the caller holds."""
+        return set(await ids_named_in(conn, self._changed_columns))
+
     async def purge_rows(self, conn: aiosqlite.Connection, guild_id: int, user_ids: Sequence[int]) -> PurgedMembers:
         """Purge several members' rows on a connection the caller holds in a transaction (e.g. a
         restore's staged file); their in-memory state is the caller's to forget. Reports those named

@@ -17,7 +17,6 @@ import discord
 
 from malabot.bot import explain_failure
 from malabot.cogs import levelups
-from malabot.cogs.lifecycle import purge_departed
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import (
     admin_group,
@@ -29,8 +28,11 @@ from malabot.commands import (
     owner_only,
     upload_limit,
 )
+from malabot.errors import UserInputError
 from malabot.features.backups.job import SNAPSHOT_HOUR_UTC, SNAPSHOT_MINUTE_UTC, nightly_snapshot_job
 from malabot.features.backups.rules import Snapshot, size_text, smaller_retention_notice
+from malabot.member_list_loading import MEMBER_LIST_WAIT_SECONDS
+from malabot.member_lists import complete_member_list
 from malabot.scheduling import add_job
 from malabot.texts import counted
 
@@ -50,11 +52,11 @@ def snapshot_line(snapshot: Snapshot) -> str:
     return f"`{snapshot.id}` · {taken}{marker} · {size_text(snapshot.size)}"
 
 
-def joined_since(guild: discord.Guild | None, moment: datetime) -> list[int]:
-    """Members whose membership now began after `moment` (Discord's join time)."""
-    if guild is None:
-        return []
-    return [member.id for member in guild.members if member.joined_at is not None and member.joined_at > moment]
+def member_since(guild: discord.Guild, user_id: int, moment: datetime) -> bool:
+    """Whether the user has been a member without a break since `moment` (Discord's join time of the
+    membership now), by the bot's member list (complete: see the restore)."""
+    member = guild.get_member(user_id)
+    return member is not None and (member.joined_at is None or member.joined_at <= moment)
 
 
 class BackupCog(discord.Cog):
@@ -112,17 +114,20 @@ class BackupCog(discord.Cog):
     async def restore(self, ctx: discord.ApplicationContext, snapshot_id: str) -> None:
         guild_id = guild_id_of(ctx)
         await defer(ctx, ephemeral=True)
-        restored = await self.backups.restore(guild_id, snapshot_id, joined_since=partial(joined_since, ctx.guild))
+        guild = ctx.guild
+        # The snapshot names members who have left since, or left and came back: their rows must not
+        # come back, and only the whole member list tells who they are.
+        if guild is None or not await complete_member_list(guild, within=MEMBER_LIST_WAIT_SECONDS):
+            raise UserInputError("Nothing was restored: this server's member list is still loading (after a "
+                                 "restart or an outage), and the restore needs it. Try again in a minute.")
+        restored = await self.backups.restore(guild_id, snapshot_id, member_since=partial(member_since, guild))
         snapshot = restored.snapshot
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)
-        if ctx.guild is not None:  # the snapshot may name members who have left since it was taken
-            log.info((await purge_departed(self.bot.services.member_data, [ctx.guild])).summary())
         notice = smaller_retention_notice(restored.keep_before or restored.keep_now, restored.keep_now)
         await answer(ctx, f"Restored snapshot `{snapshot.id}` "
                           f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
                           f"kept as a snapshot marked “before a restore” in `/backup list`.{notice}", ephemeral=True)
-        if ctx.guild is not None:  # levels went back with the XP: so do the level roles, told once done
-            await self._level_roles_follow(ctx, ctx.guild)
+        await self._level_roles_follow(ctx, guild)  # levels went back with the XP: so do the level roles
 
     async def _level_roles_follow(self, ctx: discord.ApplicationContext, guild: discord.Guild) -> None:
         try:

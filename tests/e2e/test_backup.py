@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -352,6 +353,51 @@ async def test_a_restore_keeps_the_cases_recorded_since_the_snapshot(world: Worl
     cases = all_rows(world.tenant_file(world.guild))["mod_cases"]
     assert [(case[0], case[1], case[2]) for case in cases] == [
         (1, "warn", world.alice.id), (2, "ban", world.alice.id), (3, "warn", world.bob.id)]
+
+
+async def bob_left_after_a_snapshot(world: World) -> str:
+    """Bob has XP in a snapshot, then leaves (his rows purged): the snapshot's id."""
+    await seed(world)
+    await world.live.xp_admin.add(world.guild.id, world.admin.id, world.bob.id, 900)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)
+    await world.server.remove_member(world.guild, world.bob)
+    await eventually(lambda: not rows_mentioning(world.tenant_file(world.guild), world.bob.id), what="his purge")
+    return snapshot
+
+
+async def test_a_restore_waits_for_the_member_list_to_tell_who_left_and_came_back(world: World) -> None:
+    snapshot = await bob_left_after_a_snapshot(world)
+    await world.server.member_join(world.guild, world.bob)
+    await world.stop()
+    for number in range(250):  # a big server: its member list comes after READY, in chunks
+        world.server.add_member(world.guild, world.server.add_user(f"member{number}"))
+    async with world.server.holding_member_lists(world.guild) as held:
+        await world.start(member_lists=False)
+        await held.arrived(within=5)
+        restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
+        await asyncio.sleep(1)  # the list arrives a moment into the restore
+    assert (await restoring).content.startswith(f"Restored snapshot `{snapshot}`")
+    assert not rows_mentioning(world.tenant_file(world.guild), world.bob.id), "his leave's purge stands"
+
+
+async def test_a_member_back_while_the_snapshot_is_being_staged_does_not_get_his_old_rows_back(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = await bob_left_after_a_snapshot(world)
+    prepare, staging, loop = files.prepare_restore, asyncio.Event(), asyncio.get_running_loop()
+
+    def slow_prepare(*args: Any, **kwargs: Any) -> Path:  # a big file takes a while to copy and check
+        loop.call_soon_threadsafe(staging.set)
+        time.sleep(1.0)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(files, "prepare_restore", slow_prepare)
+    restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
+    await asyncio.wait_for(staging.wait(), 5)
+    await world.server.member_join(world.guild, world.bob)
+    assert (await restoring).content.startswith(f"Restored snapshot `{snapshot}`")
+    assert not rows_mentioning(world.tenant_file(world.guild), world.bob.id), "his leave's purge stands"
 
 
 async def test_a_restore_keeps_what_a_member_who_joined_since_did_after_the_snapshot(world: World) -> None:

@@ -58,9 +58,9 @@ class Restored:
     keep_now: int            # the restored data's
 
 
-# Who joined the server after a given moment (a snapshot's): their rows in that snapshot are of a
-# membership that has ended since, which their leave purged.
-JoinedSince = Callable[[datetime], Collection[int]]
+# Whether a user has been a member of the server without a break since a moment (a snapshot's): the
+# snapshot's rows of anyone else are of a membership that has ended since, which their leave purged.
+MemberSince = Callable[[int, datetime], bool]
 
 
 class BackupService:
@@ -168,10 +168,12 @@ class BackupService:
             await asyncio.to_thread(remove_database_files, snapshot.path)
         return doomed
 
-    async def restore(self, guild_id: int, snapshot_id: str, *, joined_since: JoinedSince | None = None) -> Restored:
+    async def restore(self, guild_id: int, snapshot_id: str, *, member_since: MemberSince | None = None) -> Restored:
         """Replace the server's data with one of its snapshots; the data replaced is kept as a snapshot.
-        `joined_since`: members whose rows in the snapshot must not come back (they left and came back
-        since), purged from it before anything is carried into it from the data it replaces."""
+        `member_since` (needs the server's whole member list): the snapshot's rows of everyone who has
+        not been a member since it was taken are purged from it as it goes live, before anything is
+        carried into it from the data it replaces, and under the server's lock, so a member leaving
+        or coming back meanwhile is not missed."""
         guild_id = parse_guild_id(guild_id)
         wanted = parse_snapshot_id(snapshot_id)
         found = None if wanted is None else next(
@@ -182,18 +184,23 @@ class BackupService:
         # Pruned as the server had it: the restored data may hold a smaller one, under which the
         # snapshots newer than the one restored (and that one) would go at once.
         keep_before = await self._backup_keep_if_readable(guild_id)
-        ended = sorted(joined_since(found.taken_at)) if joined_since is not None else []
+
+        taken_at = found.taken_at
 
         async def purge_ended_memberships(guild_id: int, staged: aiosqlite.Connection, _replaced: Path) -> None:
+            assert member_since is not None
+            ended = sorted(user_id for user_id in await self._member_data.named_in(staged)
+                           if not member_since(user_id, taken_at))
             for user_id in ended:
                 await self._member_data.forget(guild_id, user_id)
             purged = await self._member_data.purge_rows(staged, guild_id, ended)
             if purged.user_ids:
-                log.info("guild %s: the restored data loses the rows of %d member(s) who left and came back "
-                         "since (%d rows)", guild_id, len(purged.user_ids), purged.rows_changed)
+                log.info("guild %s: the restored data loses the rows of %d member(s) who left since it was taken "
+                         "(%d rows)", guild_id, len(purged.user_ids), purged.rows_changed)
 
         try:
-            await self._tenants.restore(guild_id, found.path, first=purge_ended_memberships if ended else None)
+            await self._tenants.restore(guild_id, found.path,
+                                      first=purge_ended_memberships if member_since is not None else None)
         except RestoreRefused as error:
             log.error("guild %s: snapshot %s refused: %s", guild_id, found.id, error)
             raise UserInputError(f"Snapshot `{found.id}` cannot be restored: it failed the safety checks. "
