@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -689,6 +690,20 @@ async def test_the_role_of_a_member_who_joined_after_a_restored_snapshot_is_stil
     world.clock.advance(hours=12)                      # 02:00 the next day: the role of the day goes
     await bd.run_pass()
     assert not bd.has_role(carol)
+
+
+async def test_a_birthday_on_the_day_dst_skips_its_hour_23_is_announced_that_day(bd: Birthdays) -> None:
+    """America/Nuuk's Saturday 2027-03-27 goes from 22:59 straight to Sunday 00:00: no later pass that
+    day could catch the hour up. One pass per quarter hour, as the job runs."""
+    world = bd.world
+    await bd.configure(timezone="America/Nuuk", birthday_hour=23)
+    await set_birthday(world, world.alice, 3, 27)
+    world.clock.advance(datetime(2027, 3, 27, 3, tzinfo=UTC) - world.clock.now)   # Sat 01:00 in Nuuk
+    while world.clock.now <= datetime(2027, 3, 28, 3, tzinfo=UTC):                # Sun 04:00 in Nuuk
+        await bd.run_pass()
+        world.clock.advance(minutes=15)
+    [announcement] = bd.announcements()
+    assert announcement.content == f"Happy birthday <@{world.alice.id}>! 🎂"
 
 
 async def celebrate_in_screening(bd: Birthdays) -> tuple[User, PassReport]:

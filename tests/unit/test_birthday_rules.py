@@ -161,6 +161,18 @@ def test_an_hour_skipped_by_dst_is_caught_up_at_the_next_hour_of_that_day() -> N
     assert after_gap.day == date(2026, 3, 29)
 
 
+def test_an_hour_dst_skips_at_the_end_of_the_day_is_due_in_the_days_last_hour() -> None:
+    # America/Nuuk springs forward at 01:00 UTC, the end of the local Saturday: 22:59 is followed by
+    # Sunday 00:00, so that Saturday has no 23:00 and no later pass of the day to catch up in.
+    zone = ZoneInfo("America/Nuuk")
+    assert not announcement_due(local_moment(at("2026-03-28 23:59"), zone), 23)   # 21:59 local
+    last_hour = local_moment(at("2026-03-29 00:00"), zone)                          # 22:00 local
+    assert (last_hour.day, last_hour.hour, last_hour.last_hour) == (date(2026, 3, 28), 22, 22)
+    assert announcement_due(last_hour, 23)
+    assert local_moment(at("2026-03-29 01:00"), zone).day == date(2026, 3, 29)
+    assert local_moment(at("2026-06-15 12:00"), zone).last_hour == 23, "other days end at 23:xx"
+
+
 def test_a_failing_role_removal_is_given_up_only_days_after_its_first_failure() -> None:
     first = date(2026, 12, 30)
     assert not role_removal_given_up(first, first, 3)

@@ -10,7 +10,7 @@ import calendar
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,7 @@ class LocalMoment:
 
     day: date
     hour: int
+    last_hour: int = 23  # the day's last hour on that clock: 22 where DST skips its 23:00 (America/Nuuk)
 
 
 def validate_birthday(month: int, day: int, year: int | None, today: date) -> Birthday:
@@ -101,7 +102,10 @@ def local_moment(instant: datetime, zone: ZoneInfo) -> LocalMoment:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("local_moment needs an aware datetime")
     local = instant.astimezone(zone)
-    return LocalMoment(local.date(), local.hour)
+    # The instant the next local day starts (its midnight, or the first hour after a gap there), less a tick.
+    next_day = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+    day_end = (next_day.astimezone(UTC) - timedelta(microseconds=1)).astimezone(zone)
+    return LocalMoment(local.date(), local.hour, day_end.hour if day_end.date() == local.date() else 23)
 
 
 def announcement_due(moment: LocalMoment, birthday_hour: int) -> bool:
@@ -109,8 +113,9 @@ def announcement_due(moment: LocalMoment, birthday_hour: int) -> bool:
 
     `>=` rather than `==`: a pass that runs late (downtime, a DST gap that skips the hour) still
     catches up the same day; the next day is a different day and announces nothing for this one.
+    An hour the day does not reach (23:00 where DST skips the day's last hour) counts as its last one.
     """
-    return moment.hour >= birthday_hour
+    return moment.hour >= min(birthday_hour, moment.last_hour)
 
 
 def role_removal_given_up(first_failed_on: date, today: date, retry_days: int) -> bool:
