@@ -14,7 +14,7 @@ import discord
 
 from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
-from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.posting import NO_PINGS, plain_name
 from malabot.commands import answer, answers_publicly, guild_id_of
 from malabot.features.checkins.models import CheckinResult, StreakInfo
 from malabot.features.checkins.service import BoardKind
@@ -82,7 +82,7 @@ class CheckinCog(discord.Cog):
     async def streak(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
         target = member_target(ctx, member)
         info = await self.services.checkins.streak(guild_id_of(ctx), target.id)
-        await answer(ctx, streak_text(target.display_name, info), allowed_mentions=NO_PINGS)
+        await answer(ctx, streak_text(plain_name(target), info), allowed_mentions=NO_PINGS)
 
     async def _check_in(self, ctx: discord.ApplicationContext) -> None:
         guild_id = guild_id_of(ctx)

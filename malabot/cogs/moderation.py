@@ -33,7 +33,7 @@ from malabot.cogs.moderation_checks import (
     require_member,
 )
 from malabot.cogs.modlog import ModLog
-from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.posting import NO_PINGS, plain_name
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import admin_group, answer, defer
 from malabot.errors import PermissionRefused, UserInputError
@@ -224,7 +224,7 @@ class ModerationCog(discord.Cog, name="Moderation"):
             active = sum(1 for case in history if case.is_active_warning)
             header = (f"{mention(member)}: {counted(active, 'active warning')}, "
                       f"{counted(len(history), 'case')} in all.")
-            embed = cases_embed(f"Cases of {member.display_name}", header, history)
+            embed = cases_embed(f"Cases of {plain_name(member)}", header, history)
         await answer(ctx, embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
     @warnings.command(name="remove", description="Withdraw a warning by its case number")

@@ -42,3 +42,11 @@ def pinging_only(user_id: int) -> discord.AllowedMentions:
     or @everyone, and those stay plain text."""
     return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
                                    users=[discord.Object(user_id)])
+
+
+def plain_name(user: discord.User | discord.Member) -> str:
+    """A member's name as text, for a goodbye or an answer naming them: nothing in it acts as markdown,
+    a heading or a mention (a name is whatever its owner chose; `<@id>` would render as someone else's
+    mention, and zero-width spaces keep it text while the message pings nobody anyway)."""
+    text = discord.utils.escape_mentions(discord.utils.escape_markdown(user.display_name))
+    return "\\" + text if text.startswith(("#", "-", ">")) else text

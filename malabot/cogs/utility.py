@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import discord
 
-from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.posting import NO_PINGS, plain_name
 from malabot.commands import answer, checked_permissions, is_owner_only, is_server_owner, member_permissions
 from malabot.errors import UserInputError
 from malabot.texts import only_pages
@@ -140,7 +140,7 @@ def server_embed(guild: discord.Guild) -> discord.Embed:
 
 
 def user_embed(user: discord.Member | discord.User) -> discord.Embed:
-    embed = discord.Embed(title=user.display_name, description=f"<@{user.id}> · `{user.name}`")
+    embed = discord.Embed(title=plain_name(user), description=f"<@{user.id}> · `{user.name}`")
     embed.add_field(name="Account created", value=_timestamp(user.created_at, "D"))
     if isinstance(user, discord.Member):
         if user.joined_at is not None:

@@ -24,7 +24,7 @@ import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import UNKNOWN_MEMBER
-from malabot.cogs.posting import NO_PINGS, pinging_only, why_cannot_post
+from malabot.cogs.posting import NO_PINGS, pinging_only, plain_name, why_cannot_post
 from malabot.commands import admin_group, answer, defer, guild_id_of
 from malabot.errors import UserInputError, quoted
 from malabot.features.welcome.rules import (
@@ -49,14 +49,6 @@ CANNOT_SEND_TO_USER = 50007
 UNKNOWN_ROLE = 10011
 
 # A welcome pings the joining member alone (pinging_only), whatever the template says; a goodbye nobody.
-
-
-def plain_name(user: discord.User | discord.Member) -> str:
-    """A departed member's name for the goodbye, as text: nothing in it acts as markdown, a heading or
-    a mention (a name is whatever its owner chose; `<@id>` would render as someone else's mention,
-    and zero-width spaces keep it text while the message pings nobody anyway)."""
-    text = discord.utils.escape_mentions(discord.utils.escape_markdown(user.display_name))
-    return "\\" + text if text.startswith(("#", "-", ">")) else text
 
 
 def member_count(guild: discord.Guild) -> int:

@@ -11,7 +11,7 @@ import discord
 
 from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
-from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.posting import NO_PINGS, plain_name
 from malabot.commands import answer, answers_publicly, guild_id_of
 from malabot.features.welcome.rules import passed_screening
 from malabot.features.xp.models import LeaderboardEntry, LevelChange, Rank
@@ -116,7 +116,7 @@ class XpCog(discord.Cog):
     async def rank(self, ctx: discord.ApplicationContext, member: discord.Member | None) -> None:
         target = member_target(ctx, member)
         rank = await self.services.xp.rank(guild_id_of(ctx), target.id)
-        await answer(ctx, rank_text(target.display_name, rank), allowed_mentions=NO_PINGS)
+        await answer(ctx, rank_text(plain_name(target), rank), allowed_mentions=NO_PINGS)
 
     @discord.slash_command(name="leaderboard", description="The server's members by XP, 10 per page",
                            contexts=GUILD_ONLY)

@@ -102,6 +102,13 @@ async def test_a_reward_that_levels_up_is_announced_and_gives_the_level_role(pla
     assert place.roles_of(world.alice) == {place.level_roles[0].id}
 
 
+async def test_streak_shows_a_nickname_with_markdown_as_typed(place: Place) -> None:
+    world = place.world
+    await world.server.update_member(world.guild, world.alice, nick="**Luna** ~~x")
+    reply = await world.command(world.alice, "streak")
+    assert reply.content.startswith("**\\*\\*Luna\\*\\* \\~\\~x** has never checked in."), reply.content
+
+
 async def test_streak_shows_current_and_best(place: Place) -> None:
     world = place.world
     never = await world.command(world.alice, "streak")

@@ -684,6 +684,15 @@ async def test_rank_of_a_bot_or_a_non_member_is_refused(place: Place) -> None:
     assert reply.ephemeral and reply.content == f"<@{stranger.id}> is not a member of this server."
 
 
+async def test_rank_shows_a_nickname_as_typed_not_as_someone_elses_mention(place: Place) -> None:
+    # A public answer: alice's nickname `<@bob>` must not make her rank read as bob's.
+    world = place.world
+    await world.server.update_member(world.guild, world.alice, nick=f"<@{world.bob.id}> *star*")
+    reply = await world.command(world.alice, "rank")
+    assert not reply.ephemeral
+    assert reply.content.startswith(f"**<@\u200b{world.bob.id}> \\*star\\***"), reply.content
+
+
 async def test_leaderboard_pages_hold_ten_current_members(place: Place) -> None:
     world = place.world
     admin = world.live.xp_admin
