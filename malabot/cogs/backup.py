@@ -52,10 +52,20 @@ def snapshot_line(snapshot: Snapshot) -> str:
     return f"`{snapshot.id}` · {taken}{marker} · {size_text(snapshot.size)}"
 
 
+LIST_LOADING = ("Nothing was restored: this server's member list is still loading (after a restart or an "
+                "outage), and the restore needs it. Try again in a minute.")
+
+
 def member_since(guild: discord.Guild, user_id: int, moment: datetime) -> bool:
     """Whether the user has been a member without a break since `moment` (Discord's join time of the
-    membership now), by the bot's member list (complete: see the restore)."""
+    membership now), by the bot's member list; UserInputError when that list is not complete now (an
+    outage empties it): the restore then installs nothing. The bot itself counts as a member all along:
+    its removal archives the server's data, it purges nothing."""
+    if not guild.chunked or guild.unavailable:
+        raise UserInputError(LIST_LOADING)
     member = guild.get_member(user_id)
+    if member is not None and member == guild.me:
+        return True
     return member is not None and (member.joined_at is None or member.joined_at <= moment)
 
 
@@ -118,8 +128,7 @@ class BackupCog(discord.Cog):
         # The snapshot names members who have left since, or left and came back: their rows must not
         # come back, and only the whole member list tells who they are.
         if guild is None or not await complete_member_list(guild, within=MEMBER_LIST_WAIT_SECONDS):
-            raise UserInputError("Nothing was restored: this server's member list is still loading (after a "
-                                 "restart or an outage), and the restore needs it. Try again in a minute.")
+            raise UserInputError(LIST_LOADING)
         restored = await self.backups.restore(guild_id, snapshot_id, member_since=partial(member_since, guild))
         snapshot = restored.snapshot
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)

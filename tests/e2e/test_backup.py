@@ -19,6 +19,7 @@ import pytest
 
 from malabot.bot import APOLOGY
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
+from malabot.guild_settings import WarnThreshold
 from malabot.runtime import finish_handlers
 from malabot.sandbox import FakeDiscord, Permission, User
 from malabot.sandbox.state import Message
@@ -382,22 +383,65 @@ async def test_a_restore_waits_for_the_member_list_to_tell_who_left_and_came_bac
     assert not rows_mentioning(world.tenant_file(world.guild), world.bob.id), "his leave's purge stands"
 
 
-async def test_a_member_back_while_the_snapshot_is_being_staged_does_not_get_his_old_rows_back(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    snapshot = await bob_left_after_a_snapshot(world)
+def slow_staging(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """A restore's copy and check of the snapshot takes a second, as a big file's does; the event is
+    set as it starts."""
     prepare, staging, loop = files.prepare_restore, asyncio.Event(), asyncio.get_running_loop()
 
-    def slow_prepare(*args: Any, **kwargs: Any) -> Path:  # a big file takes a while to copy and check
+    def slow_prepare(*args: Any, **kwargs: Any) -> Path:
         loop.call_soon_threadsafe(staging.set)
         time.sleep(1.0)
         return prepare(*args, **kwargs)
 
     monkeypatch.setattr(files, "prepare_restore", slow_prepare)
+    return staging
+
+
+async def test_a_member_back_while_the_snapshot_is_being_staged_does_not_get_his_old_rows_back(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = await bob_left_after_a_snapshot(world)
+    staging = slow_staging(monkeypatch)
     restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
     await asyncio.wait_for(staging.wait(), 5)
     await world.server.member_join(world.guild, world.bob)
     assert (await restoring).content.startswith(f"Restored snapshot `{snapshot}`")
     assert not rows_mentioning(world.tenant_file(world.guild), world.bob.id), "his leave's purge stands"
+
+
+async def test_an_outage_while_the_snapshot_is_being_staged_restores_nothing(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The outage empties the member list: read then, it would make everyone look gone.
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 5})
+    before = all_rows(world.tenant_file(world.guild))
+    staging = slow_staging(monkeypatch)
+    restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
+    await asyncio.wait_for(staging.wait(), 5)
+    await world.server.guild_outage(world.guild)
+    reply = await restoring
+    assert reply.ephemeral and reply.content.startswith("Nothing was restored: this server's member list is "
+                                                        "still loading")
+    assert all_rows(world.tenant_file(world.guild)) == before
+
+
+async def test_a_restore_keeps_the_bots_own_cases_after_it_was_removed_and_added_back(world: World) -> None:
+    # Its removal archived the server's data and purged nothing: its join time says nothing of it.
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, warn_thresholds=(
+        WarnThreshold(count=1, days=1, action="timeout", timeout_minutes=10),))
+    await world.command(world.admin, "warn", {"member": world.alice, "reason": "spam"})  # and the bot's timeout
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    before = all_rows(world.tenant_file(world.guild))["mod_cases"]
+    world.clock.advance(hours=1)
+    await world.server.remove_bot_from_guild(world.guild)
+    await world.server.add_bot_to_guild(world.guild)
+    await settled(world)
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    assert all_rows(world.tenant_file(world.guild))["mod_cases"] == before
 
 
 async def test_a_restore_keeps_what_a_member_who_joined_since_did_after_the_snapshot(world: World) -> None:
