@@ -18,6 +18,7 @@ import discord
 import pytest
 
 from malabot.bot import APOLOGY
+from malabot.cogs import backup as backup_cog
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.guild_settings import WarnThreshold
 from malabot.runtime import finish_handlers
@@ -395,6 +396,26 @@ def slow_staging(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
 
     monkeypatch.setattr(files, "prepare_restore", slow_prepare)
     return staging
+
+
+async def test_a_restore_whose_member_list_does_not_come_restores_nothing(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 50})
+    await world.stop()
+    for number in range(250):  # a big server: its member list comes after READY
+        world.server.add_member(world.guild, world.server.add_user(f"member{number}"))
+    before = all_rows(world.tenant_file(world.guild))
+    monkeypatch.setattr(backup_cog, "MEMBER_LIST_WAIT_SECONDS", 1.0)  # two minutes live
+    async with world.server.holding_member_lists(world.guild) as held:
+        await world.start(member_lists=False)
+        await held.arrived(within=5)
+        reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+        assert reply.ephemeral and reply.content == backup_cog.LIST_LOADING
+        assert all_rows(world.tenant_file(world.guild)) == before
 
 
 async def test_a_member_back_while_the_snapshot_is_being_staged_does_not_get_his_old_rows_back(
