@@ -4,6 +4,7 @@ too large a file gets a clear answer, and the owner lists and restores the night
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -369,15 +370,33 @@ async def bob_left_after_a_snapshot(world: World) -> str:
     return snapshot
 
 
-async def test_a_restore_waits_for_the_member_list_to_tell_who_left_and_came_back(world: World) -> None:
-    snapshot = await bob_left_after_a_snapshot(world)
-    await world.server.member_join(world.guild, world.bob)
+@contextlib.asynccontextmanager
+async def restarted_as_a_big_server_whose_member_list_waits(world: World) -> AsyncIterator[None]:
+    """The bot restarted, the server grown big (its member list comes after READY); the list is held
+    inside the block and arrives at its end."""
     await world.stop()
-    for number in range(250):  # a big server: its member list comes after READY, in chunks
+    for number in range(250):
         world.server.add_member(world.guild, world.server.add_user(f"member{number}"))
     async with world.server.holding_member_lists(world.guild) as held:
         await world.start(member_lists=False)
         await held.arrived(within=5)
+        yield
+
+
+async def more_xp_since_a_snapshot(world: World) -> str:
+    """Seeded data, its snapshot, then alice earns XP: the snapshot's id."""
+    await seed(world)
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    world.clock.advance(hours=1)
+    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 5})
+    return snapshot
+
+
+async def test_a_restore_waits_for_the_member_list_to_tell_who_left_and_came_back(world: World) -> None:
+    snapshot = await bob_left_after_a_snapshot(world)
+    await world.server.member_join(world.guild, world.bob)
+    async with restarted_as_a_big_server_whose_member_list_waits(world):
         restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
         await asyncio.sleep(1)  # the list arrives a moment into the restore
     assert (await restoring).content.startswith(f"Restored snapshot `{snapshot}`")
@@ -400,19 +419,10 @@ def slow_staging(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
 
 async def test_a_restore_whose_member_list_does_not_come_restores_nothing(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    await seed(world)
-    await take_nightly_snapshots(world)
-    [snapshot] = snapshot_ids(world)
-    world.clock.advance(hours=1)
-    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 50})
-    await world.stop()
-    for number in range(250):  # a big server: its member list comes after READY
-        world.server.add_member(world.guild, world.server.add_user(f"member{number}"))
-    before = all_rows(world.tenant_file(world.guild))
+    snapshot = await more_xp_since_a_snapshot(world)
     monkeypatch.setattr(backup_cog, "MEMBER_LIST_WAIT_SECONDS", 1.0)  # two minutes live
-    async with world.server.holding_member_lists(world.guild) as held:
-        await world.start(member_lists=False)
-        await held.arrived(within=5)
+    async with restarted_as_a_big_server_whose_member_list_waits(world):
+        before = all_rows(world.tenant_file(world.guild))
         reply = await world.command(world.admin, "backup restore", {"id": snapshot})
         assert reply.ephemeral and reply.content == backup_cog.LIST_LOADING
         assert all_rows(world.tenant_file(world.guild)) == before
@@ -432,11 +442,7 @@ async def test_a_member_back_while_the_snapshot_is_being_staged_does_not_get_his
 async def test_an_outage_while_the_snapshot_is_being_staged_restores_nothing(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # The outage empties the member list: read then, it would make everyone look gone.
-    await seed(world)
-    await take_nightly_snapshots(world)
-    [snapshot] = snapshot_ids(world)
-    world.clock.advance(hours=1)
-    await world.command(world.admin, "xp add", {"member": world.alice, "amount": 5})
+    snapshot = await more_xp_since_a_snapshot(world)
     before = all_rows(world.tenant_file(world.guild))
     staging = slow_staging(monkeypatch)
     restoring = asyncio.ensure_future(world.command(world.admin, "backup restore", {"id": snapshot}))
