@@ -372,28 +372,27 @@ async def test_nothing_is_deleted_without_an_archive_retention(place: Place) -> 
     assert place.tenants.paths.archives_of(OTHER) == [old]
 
 
+async def snapshots_keeping(place: Place, first_keep: int, then_keep: int, *, apart: timedelta) -> tuple[str, str]:
+    """A snapshot of data whose backup_keep is `first_keep`, then `apart` later one with `then_keep`."""
+    await place.settings.update(GUILD, ADMIN, backup_keep=first_keep)
+    first = await place.backups.take_snapshot(GUILD)
+    place.clock.advance(apart)
+    await place.settings.update(GUILD, ADMIN, backup_keep=then_keep)
+    return first.id, (await place.backups.take_snapshot(GUILD)).id
+
+
 async def test_a_restore_prunes_its_copies_of_replaced_data_by_the_keep_the_server_had(place: Place) -> None:
     # Not by the restored data's smaller backup_keep, which would delete the older copies at once.
-    backups, settings, clock = place.backups, place.settings, place.clock
-    await settings.update(GUILD, ADMIN, backup_keep=1)
-    old = await backups.take_snapshot(GUILD)
-    clock.advance(days=1)
-    await settings.update(GUILD, ADMIN, backup_keep=5)
-    newer = await backups.take_snapshot(GUILD)
+    old, newer = await snapshots_keeping(place, 1, 5, apart=timedelta(days=1))
     for _ in range(2):
-        clock.advance(seconds=5)
-        await backups.restore(GUILD, newer.id)
-    clock.advance(seconds=5)
-    await backups.restore(GUILD, old.id)
-    assert [snapshot.kind for snapshot in await backups.snapshots(GUILD)].count("before restore") == 3
+        place.clock.advance(seconds=5)
+        await place.backups.restore(GUILD, newer)
+    place.clock.advance(seconds=5)
+    await place.backups.restore(GUILD, old)
+    assert [snapshot.kind for snapshot in await place.backups.snapshots(GUILD)].count("before restore") == 3
 
 
 async def test_a_restore_brings_back_the_snapshot_named_not_another_of_the_same_day(place: Place) -> None:
-    backups, settings, clock = place.backups, place.settings, place.clock
-    await settings.update(GUILD, ADMIN, backup_keep=5)
-    morning = await backups.take_snapshot(GUILD)
-    clock.advance(hours=1)
-    await settings.update(GUILD, ADMIN, backup_keep=4)
-    await backups.take_snapshot(GUILD)
-    restored = await backups.restore(GUILD, morning.id)
-    assert (restored.snapshot.id, restored.keep_now) == (morning.id, 5)
+    morning, _ = await snapshots_keeping(place, 5, 4, apart=timedelta(hours=1))
+    restored = await place.backups.restore(GUILD, morning)
+    assert (restored.snapshot.id, restored.keep_now) == (morning, 5)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from xp_fixtures import read_file
 
 import malabot.member_data as member_data_module
 from malabot.app import Services, Waits, build_services, stop_services
@@ -186,19 +187,11 @@ async def test_a_leave_deletes_or_anonymises_each_row_as_the_readme_says(service
     insert(path, "INSERT INTO member_erasures (user_id, erased_at) VALUES (?, ?)", [(gone, AT)])
     await services.member_data.purge(GUILD, gone)
     await services.tenants.close(GUILD)
-    assert read(path, "SELECT user_id, target_id FROM legacy_roast_log") == [(staying, staying)]
-    assert read(path, "SELECT actor_id, target_id FROM audit_log") == [(None, staying)]
-    assert read(path, "SELECT target_id, moderator_id FROM mod_cases ORDER BY case_number") == [
+    assert read_file(path, "SELECT user_id, target_id FROM legacy_roast_log") == [(staying, staying)]
+    assert read_file(path, "SELECT actor_id, target_id FROM audit_log") == [(None, staying)]
+    assert read_file(path, "SELECT target_id, moderator_id FROM mod_cases ORDER BY case_number") == [
         (gone, staying), (staying, None)]
-    assert read(path, "SELECT user_id FROM member_erasures") == [(gone,)]
-
-
-def read(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    assert read_file(path, "SELECT user_id FROM member_erasures") == [(gone,)]
 
 
 async def traced(services: Services) -> list[str]:
