@@ -7,6 +7,7 @@ except February 29, which is celebrated on February 28 in years that have no Feb
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -102,10 +103,16 @@ def local_moment(instant: datetime, zone: ZoneInfo) -> LocalMoment:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("local_moment needs an aware datetime")
     local = instant.astimezone(zone)
-    # The instant the next local day starts (its midnight, or the first hour after a gap there), less a tick.
-    next_day = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+    return LocalMoment(local.date(), local.hour, _last_hour(local.date(), zone))
+
+
+@functools.lru_cache(maxsize=4096)  # a pass asks for every server's day: the same few (day, zone) pairs
+def _last_hour(day: date, zone: ZoneInfo) -> int:
+    """The hour of the last instant of `day` on the zone's clock: the instant the next day starts (its
+    midnight, or the first hour after a gap there), less a tick."""
+    next_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     day_end = (next_day.astimezone(UTC) - timedelta(microseconds=1)).astimezone(zone)
-    return LocalMoment(local.date(), local.hour, day_end.hour if day_end.date() == local.date() else 23)
+    return day_end.hour if day_end.date() == day else 23
 
 
 def announcement_due(moment: LocalMoment, birthday_hour: int) -> bool:
