@@ -120,10 +120,11 @@ async def sync_everyones_roles(services: Services, guild: discord.Guild) -> Leve
     for level_role in level_roles:
         if (role := guild.get_role(level_role.role_id)) is not None:
             user_ids.update(member.id for member in _holders(services, guild, role))
+    level_of = {level_role.role_id: level_role.level for level_role in level_roles}
     added: list[int] = []
     removed: list[int] = []
     for user_id in sorted(user_ids):
-        given, taken = await _sync_member(services, guild, user_id, problems)
+        given, taken = await _sync_member(services, guild, user_id, problems, level_of)
         added += given
         removed += taken
     return LevelUpOutcome(roles_added=tuple(added), roles_removed=tuple(removed),
@@ -180,9 +181,11 @@ async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member 
         return None
 
 
-async def _sync_member(services: Services, guild: discord.Guild, user_id: int, problems: list[str]
-                       ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
+async def _sync_member(services: Services, guild: discord.Guild, user_id: int, problems: list[str],
+                       level_of: dict[int, int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """`level_of` (role id → level): the server's level roles, when the caller read them already."""
+    if level_of is None:
+        level_of = {level_role.role_id: level_role.level for level_role in await services.xp.level_roles(guild.id)}
     if not level_of:  # no level roles: nothing to sync, and no member to look up
         return (), ()
     async with services.role_ledger.syncing(guild.id, user_id):
