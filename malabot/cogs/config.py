@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -26,6 +26,11 @@ CHANGE_NOTES = {
     "level_curve": "Levels now follow this curve; each member's level roles catch up at their next level change.",
     "level_role_mode": "Each member's level roles follow this mode at their next level change.",
 }
+
+
+def shown_value(name: str, value: Any, *, brief: bool = False) -> str:
+    """A setting's value as Discord shows it: texts as typed, not as markdown."""
+    return display_value(name, value, brief=brief, literal=discord.utils.escape_markdown)
 
 
 def changed_text(sentence: str, setting: str) -> str:
@@ -71,7 +76,7 @@ def settings_summary(settings: GuildSettings) -> str:
     lines = []
     for name in setting_names():
         marker = "•" if name in changed else "◦"
-        lines.append(f"{marker} `{name}`: {display_value(name, getattr(settings, name), brief=True)}")
+        lines.append(f"{marker} `{name}`: {shown_value(name, getattr(settings, name), brief=True)}")
     return "\n".join(lines)
 
 
@@ -99,9 +104,9 @@ class ConfigCog(discord.Cog):
             parsed = tuple(parsed)
         check_references(ctx.guild, ctx.author, setting, parsed)
         updated = await self.settings.update(guild_id, ctx.author.id, **{setting: parsed})
-        shown = display_value(setting, getattr(updated, setting))
+        shown = shown_value(setting, getattr(updated, setting))
         if len(shown) > SHOWN_IN_FULL:  # a long list: Discord would refuse the answer, the value is stored
-            shown = display_value(setting, getattr(updated, setting), brief=True)
+            shown = shown_value(setting, getattr(updated, setting), brief=True)
         await answer(ctx, changed_text(f"`{setting}` is now {shown}.", setting), ephemeral=True)
 
     @config.command(name="reset", description="Put one setting back to its default")
@@ -111,5 +116,6 @@ class ConfigCog(discord.Cog):
             raise UserInputError(f"There is no setting called `{quoted(setting)}`.")
         default = GuildSettings.model_fields[setting].get_default(call_default_factory=True)
         updated = await self.settings.update(guild_id_of(ctx), ctx.author.id, **{setting: default})
-        shown = display_value(setting, getattr(updated, setting))
-        await answer(ctx, changed_text(f"`{setting}` is back to its default: {shown}.", setting), ephemeral=True)
+        shown = shown_value(setting, getattr(updated, setting))
+        await answer(ctx, changed_text(f"`{setting}` is back to its default: {shown}.", setting),
+                     ephemeral=True)

@@ -185,8 +185,22 @@ async def stored_settings(world: World) -> dict[str, str]:
 async def test_a_timezone_typed_in_any_case_is_stored_under_its_iana_name(world: World, typed: str,
                                                                           stored: str) -> None:
     reply = await world.command(world.admin, "config set", {"setting": "timezone", "value": typed})
-    assert reply.content == f"`timezone` is now {stored}."
+    assert reply.content == f"`timezone` is now {stored.replace('_', chr(92) + '_')}."
     assert await stored_settings(world) == {"timezone": f'"{stored}"'}
+
+
+async def test_texts_are_shown_as_typed_not_as_markdown(world: World) -> None:
+    # Discord renders what the bot sends: unescaped, "Port_of_Spain" would read "Port*of*Spain" in italics.
+    zone = await world.command(world.admin, "config set", {"setting": "timezone", "value": "America/Port_of_Spain"})
+    assert zone.content == "`timezone` is now America/Port\\_of\\_Spain."
+    template = "**Welcome** {member}, read the __rules__ ~~now~~"
+    escaped = "\\*\\*Welcome\\*\\* {member}, read the \\_\\_rules\\_\\_ \\~\\~now\\~\\~"
+    welcome = await world.command(world.admin, "config set", {"setting": "welcome_template", "value": template})
+    assert welcome.content == f"`welcome_template` is now {escaped}."
+    summary = (await world.command(world.admin, "config show")).embeds[0]["description"]
+    assert "• `timezone`: America/Port\\_of\\_Spain\n" in summary
+    assert f"• `welcome_template`: {escaped}\n" in summary
+    assert (await world.live.guild_settings.get(world.guild.id)).welcome_template == template, "stored as typed"
 
 
 async def test_a_channel_the_bot_cannot_post_in_is_refused_for_its_posts_but_not_as_a_no_xp_channel(

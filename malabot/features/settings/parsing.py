@@ -10,6 +10,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal
 
 from malabot.errors import UserInputError, quoted
@@ -81,9 +82,11 @@ SHOWN_IDS = 5          # of a list of channels or roles, in the /config show sum
 SHOWN_CHARACTERS = 80  # of a text (templates), in the summary
 
 
-def display_value(name: str, value: Any, *, brief: bool = False) -> str:
+def display_value(name: str, value: Any, *, brief: bool = False, literal: Callable[[str], str] = str) -> str:
     """How `/config` shows a value: mentions for channels and roles, on/off for toggles. `brief`
-    (the summary of every setting, which must fit one embed): long lists and texts are shortened."""
+    (the summary of every setting, which must fit one embed): long lists and texts are shortened.
+    `literal` makes a text show as typed where it is read (Discord renders markdown: the underscores of
+    `America/Port_of_Spain` would turn "of" italic)."""
     kind = id_kind(name)
     if value is None:
         return "none" if kind is None else "not set"
@@ -103,8 +106,8 @@ def display_value(name: str, value: Any, *, brief: bool = False) -> str:
     else:
         text = str(value)
     if brief and len(text) > SHOWN_CHARACTERS:
-        return f"{text[:SHOWN_CHARACTERS - 1]}… ({len(text):,} characters)"
-    return text
+        return f"{literal(text[:SHOWN_CHARACTERS - 1])}… ({len(text):,} characters)"
+    return literal(text)
 
 
 def _parse_bool(name: str, text: str) -> bool:
