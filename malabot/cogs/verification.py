@@ -172,8 +172,9 @@ class VerificationCog(discord.Cog):
         self.settings = bot.services.guild_settings
         self.panel = VerifyPanel(self.press_verify)
         bot.add_view(self.panel)
-        # One press of a member at a time: a double click on a request whose message is gone would
-        # otherwise post it twice, each press finding the message gone before the other re-posted it.
+        # One press about a member at a time: a double click on a request whose message is gone would
+        # otherwise post it twice, each press finding the message gone before the other re-posted it;
+        # and a second Approve would carry the approval out again before the first had given the roles.
         self._presses: KeyedLocks[tuple[int, int]] = KeyedLocks()
 
     @verify.command(name="setup", description="Post the verification panel and choose the role it gives",
@@ -302,10 +303,16 @@ class VerificationCog(discord.Cog):
         granted = member_permissions(interaction)  # Manage Roles of the server, not of this channel
         if not (granted.manage_roles or granted.administrator):
             raise PermissionRefused("You need the Manage Roles permission to review verification requests.")
-        assert interaction.user is not None  # every component interaction has its user
         # The decision waits for the server's file (busy for seconds during a backup, say), then roles
         # and a DM follow: answer within Discord's 3 s first, or the decision is stored but never carried out.
         await interaction.response.defer()
+        # One decision per member at a time, with its roles and DM: a double click, or a second moderator,
+        # finds the first approval carried out and is told so.
+        async with self._presses.holding((guild_id, user_id)):
+            await self._decide(interaction, guild_id, user_id, approve=approve)
+
+    async def _decide(self, interaction: discord.Interaction, guild_id: int, user_id: int, *, approve: bool) -> None:
+        assert interaction.user is not None  # every component interaction has its user
         message_id = interaction.message.id if interaction.message else None
         try:
             result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve,
@@ -351,8 +358,9 @@ class VerificationCog(discord.Cog):
         guild = interaction.guild
         if not result.approved or guild is None or result.verified_role_id is None:
             return False
-        member = await member_of(guild, result.user_id)
-        if member is None:
+        try:  # Discord's word, not the cache: the gateway brings the roles just given seconds later
+            member = await guild.fetch_member(result.user_id)
+        except discord.NotFound:
             return False
         lacks_verified = member.get_role(result.verified_role_id) is None
         keeps_unverified = (result.unverified_role_id is not None

@@ -726,6 +726,24 @@ async def test_two_moderators_answering_at_once_decide_once(place: Place) -> Non
     assert (place.verified.id in place.roles_of(alice)) == (verdict == "approved")
 
 
+async def test_a_second_approve_while_the_gateway_lags_tells_the_member_once(place: Place) -> None:
+    # Discord's events often come seconds after its HTTP answers: the role the first Approve gave is not
+    # in the bot's member cache yet when a double click, or a second moderator, presses Approve.
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        answers = await asyncio.gather(world.server.press_button(review, place.reviewer, label="Approve"),
+                                       world.server.press_button(review, world.admin, label="Approve"))
+        await eventually(lambda: not review.buttons(), what="the request to show the decision")
+        await settled(world)
+    await settled(world)
+    assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
+    [late] = [answer for answer in answers if answer.followups]
+    row = place.request_of(alice)
+    assert row is not None and row[1] == "verified"
+    assert [told.content for told in late.followups] == [f"This request was already approved by <@{row[3]}>."]
+
+
 @pytest.mark.quick
 async def test_a_review_approved_while_the_file_is_in_use_still_gives_the_role(place: Place) -> None:
     # Before the fix the decision was written first: stored as approved, then Discord had dropped the
