@@ -19,6 +19,7 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
     from malabot.cogs.moderation import ModerationCog
     from malabot.cogs.mydata import MyDataCog
     from malabot.cogs.questions import StaleQuestionsCog
+    from malabot.cogs.screening import ScreeningCog
     from malabot.cogs.utility import UtilityCog
     from malabot.cogs.verification import VerificationCog
     from malabot.cogs.welcome import WelcomeCog
@@ -27,4 +28,4 @@ def all_cogs(bot: MalaBot) -> list[discord.Cog]:
 
     return [Lifecycle(bot), ConfigCog(bot), BirthdaysCog(bot), XpCog(bot), XpAdminCog(bot), CheckinCog(bot),
             ModerationCog(bot), MyDataCog(bot), UtilityCog(bot),
-            VerificationCog(bot), WelcomeCog(bot), BackupCog(bot), StaleQuestionsCog(bot)]
+            VerificationCog(bot), WelcomeCog(bot), BackupCog(bot), StaleQuestionsCog(bot), ScreeningCog(bot)]

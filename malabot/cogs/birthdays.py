@@ -32,7 +32,6 @@ from malabot.features.birthdays.announcer import PassReport, build_birthday_pass
 from malabot.features.birthdays.rules import announces_age, format_day, mention
 from malabot.features.birthdays.service import DEFAULT_UPCOMING_DAYS
 from malabot.features.birthdays.views import BirthdayPage, BirthdayView
-from malabot.features.welcome.rules import passed_screening
 from malabot.features.xp.models import LevelChange
 from malabot.scheduling import BIRTHDAY_PASS, add_job, birthday_pass_job
 
@@ -190,12 +189,11 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
             self._run_pass_now(guild.id, why="members whose list just came in")
 
     @discord.Cog.listener()
-    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+    async def on_member_passed_screening(self, member: discord.Member) -> None:
         # The birthday role waits for a member in Membership Screening (see the pass): on the day of
         # their celebration they get it once they accept the rules.
-        if passed_screening(before.pending, after.pending):
-            with contextlib.suppress(TenantArchived):  # the bot left the server meanwhile: nothing owed
-                await self.birthday_pass.role_after_screening(after.guild.id, after.id)
+        with contextlib.suppress(TenantArchived):  # the bot left the server meanwhile: nothing owed
+            await self.birthday_pass.role_after_screening(member.guild.id, member.id)
 
     def cog_unload(self) -> None:
         with contextlib.suppress(JobLookupError):

@@ -32,7 +32,7 @@ from malabot.features.welcome.rules import (
     JoinPlan,
     LeavePlan,
     autorole_to_give,
-    passed_screening,
+    marks_unverified,
 )
 from malabot.guild_settings import GuildSettings
 
@@ -216,11 +216,10 @@ class WelcomeCog(discord.Cog):
             await self.service.autorole_waits(guild.id, [member.id])
 
     @discord.Cog.listener()
-    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+    async def on_member_passed_screening(self, member: discord.Member) -> None:
         # The auto-role a member in Membership Screening did not get at join: now they accepted the
-        # rules. Only this one update (pending true → false) gives it, so later updates never do.
-        if passed_screening(before.pending, after.pending):
-            await self.autorole_after_screening(after)
+        # rules. Only this one event gives it, so later updates never do.
+        await self.autorole_after_screening(member)
 
     @discord.Cog.listener()
     async def on_member_list_complete(self, guild: discord.Guild) -> None:
@@ -242,12 +241,24 @@ class WelcomeCog(discord.Cog):
         """Give the auto-role to a member who passed Membership Screening, unless they hold it; then
         it no longer waits for them (a role that cannot be given is logged, not tried again)."""
         settings = await self.settings.get(member.guild.id)
-        role_id = autorole_to_give(settings.autorole_id, [role.id for role in member.roles], pending=member.pending)
+        held = [role.id for role in member.roles]
+        verified = marks_unverified(settings.autorole_id, settings.unverified_role_id) \
+            and await self._verified(member.guild.id, member.id, held, settings)
+        role_id = autorole_to_give(settings.autorole_id, held, pending=member.pending, verified=verified,
+                                   unverified_role_id=settings.unverified_role_id)
         if role_id is not None:
             problem = await give_autorole(member, role_id, reason="auto-role after membership screening")
             if problem:
                 await self.bot.admin_notices.tell(member.guild, [problem], about="The auto-role")
         await self.service.autorole_done(member.guild.id, member.id)
+
+    async def _verified(self, guild_id: int, user_id: int, held: list[int], settings: GuildSettings) -> bool:
+        """Whether the member holds the verified role or verified through the bot (the roles an event
+        carries may be from before they pressed Verify)."""
+        if settings.verified_role_id is not None and settings.verified_role_id in held:
+            return True
+        request = await self.bot.services.verification.status(guild_id, user_id)
+        return request is not None and request.status == "verified"
 
     @discord.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:

@@ -13,7 +13,6 @@ from malabot.cogs import levelups
 from malabot.cogs.boards import board_embed, empty_page_text, member_target, server_members
 from malabot.cogs.posting import NO_PINGS, plain_name
 from malabot.commands import answer, answers_publicly, guild_id_of
-from malabot.features.welcome.rules import passed_screening
 from malabot.features.xp.models import LeaderboardEntry, LevelChange, Rank
 
 if TYPE_CHECKING:
@@ -96,11 +95,10 @@ class XpCog(discord.Cog):
         # Discord's word on the member's roles: the level-role changes it shows are confirmed, so a
         # moderator who takes one off by hand afterwards is seen by the next level-role sync.
         self.services.role_ledger.member_updated(after.guild.id, after.id, (role.id for role in after.roles))
-        # Level roles wait for a member in Membership Screening (see levelups): they accepted the rules.
-        if passed_screening(before.pending, after.pending):
-            await self._level_roles_after_screening(after)
 
-    async def _level_roles_after_screening(self, member: discord.Member) -> None:
+    @discord.Cog.listener()
+    async def on_member_passed_screening(self, member: discord.Member) -> None:
+        # Level roles wait for a member in Membership Screening (see levelups): they accepted the rules.
         try:
             outcome = await levelups.sync_roles(self.services, member.guild, member.id)
         except Exception:

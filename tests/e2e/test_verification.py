@@ -423,6 +423,26 @@ async def test_a_member_still_in_membership_screening_is_asked_to_accept_the_rul
     assert place.verified.id in place.roles_of(carol)
 
 
+async def test_an_unverified_auto_role_is_not_given_to_a_member_who_verified_before_discord_said_they_passed_screening(
+        place: Place) -> None:
+    # Discord's update often comes seconds after the member accepted the rules: they may have pressed
+    # Verify meanwhile (the press brings their fresh data), and the update still carries their old roles.
+    world = place.world
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id, autorole_id=place.unverified.id)
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
+        assert (await place.press_verify(carol)).content == "You are verified. Welcome!"
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}
+    await world.restart()  # nothing is owed to her at the next start either
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}
+
+
 async def test_the_panel_still_works_after_a_restart(place: Place) -> None:
     await place.setup()
     await place.world.restart()

@@ -209,6 +209,24 @@ async def test_the_auto_role_waits_for_membership_screening_and_the_welcome_does
     assert given.reason == "auto-role after membership screening"
 
 
+async def test_a_member_who_uses_the_bot_before_discord_says_they_passed_screening_still_gets_the_auto_role(
+        place: Place) -> None:
+    # Discord's update often comes seconds after the member accepted the rules. A command meanwhile
+    # brings their fresh data (no longer pending) into the bot's cache ahead of it.
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        await world.server.update_member(world.guild, carol, pending=False)          # they accept the rules
+        assert "level 0" in (await world.command(carol, "rank")).content
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+    await world.server.update_member(world.guild, carol, nick="Carol")               # later updates give nothing
+    await settled(world)
+    assert len(autorole_requests(place, carol)) == 1
+
+
 async def test_a_member_given_the_auto_role_by_hand_during_screening_is_not_given_it_again(place: Place) -> None:
     world, carol = place.world, place.carol
     await place.configure(autorole_id=place.newcomer_role.id)

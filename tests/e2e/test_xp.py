@@ -644,6 +644,23 @@ async def test_a_member_in_membership_screening_gets_level_roles_once_they_pass_
     assert place.roles_of(dave) == {chatter.id}
 
 
+async def test_level_roles_follow_a_member_who_uses_the_bot_before_discord_says_they_passed_screening(
+        place: Place) -> None:
+    # A command brings the member's fresh data (no longer pending) into the bot's cache before Discord's
+    # update arrives, which then no longer looks like the end of the screening.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    dave = world.server.add_user("dave")
+    await world.server.member_join(world.guild, dave, pending=True)
+    await world.live.xp_admin.set(world.guild.id, world.admin.id, dave.id, 150)      # level 1
+    await settled(world)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        await world.server.update_member(world.guild, dave, pending=False)          # they accept the rules
+        assert (await world.command(dave, "rank")).content.startswith("**dave** — level 1")
+    await settled(world)
+    assert place.roles_of(dave) == {chatter.id}
+
+
 # -- /rank and /leaderboard ---------------------------------------------------------------------------
 
 async def test_rank_shows_level_progress_and_server_position(place: Place) -> None:

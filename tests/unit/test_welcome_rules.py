@@ -99,6 +99,14 @@ def test_no_auto_role_when_none_is_set_or_the_member_holds_it() -> None:
     assert rules.autorole_to_give(7, [3, 7], pending=False) is None
 
 
+def test_an_auto_role_that_is_the_unverified_role_is_not_given_to_a_verified_member() -> None:
+    assert rules.autorole_to_give(7, [], pending=False, verified=True, unverified_role_id=7) is None
+    assert rules.autorole_to_give(7, [], pending=False, verified=False, unverified_role_id=7) == 7
+    assert rules.autorole_to_give(7, [], pending=False, verified=True, unverified_role_id=8) == 7, \
+        "any other auto-role is for verified members too"
+    assert not rules.marks_unverified(None, None)
+
+
 @pytest.mark.parametrize(("was_pending", "is_pending", "passed"), [
     (True, False, True),     # they accepted the rules
     (True, True, False),     # another change while still pending

@@ -96,12 +96,22 @@ def plan_join(settings: GuildSettings, *, member: str, server: str, member_count
                     problems=tuple(problems))
 
 
-def autorole_to_give(autorole_id: int | None, held_role_ids: Iterable[int], *, pending: bool) -> int | None:
+def autorole_to_give(autorole_id: int | None, held_role_ids: Iterable[int], *, pending: bool,
+                     verified: bool = False, unverified_role_id: int | None = None) -> int | None:
     """The auto-role to give a member now, if any. A member still in Membership Screening (`pending`)
-    waits: Discord lets a member given any role skip the server's rules. One who holds it keeps it."""
+    waits: Discord lets a member given any role skip the server's rules. One who holds it keeps it.
+    A server whose auto-role is its unverified role marks newcomers with it: not a member who has
+    verified meanwhile (pressing Verify right after accepting the rules, before the bot heard they had)."""
     if autorole_id is None or pending or autorole_id in set(held_role_ids):
         return None
+    if verified and marks_unverified(autorole_id, unverified_role_id):
+        return None
     return autorole_id
+
+
+def marks_unverified(autorole_id: int | None, unverified_role_id: int | None) -> bool:
+    """Whether the auto-role is the role verification takes away."""
+    return autorole_id is not None and autorole_id == unverified_role_id
 
 
 def passed_screening(was_pending: bool, is_pending: bool) -> bool:
