@@ -4,6 +4,7 @@ part of a file name, or stored by the old bot."""
 from __future__ import annotations
 
 MAX_SNOWFLAKE = 2**63 - 1  # Discord ids are positive signed 64-bit integers
+DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z, the zero of Discord's snowflakes
 _MAX_DIGITS = len(str(MAX_SNOWFLAKE))
 
 

@@ -10,7 +10,8 @@ server's own scope beats a global one; then the larger XP, the newer check-in da
 The losers are held back as "superseded", never merged silently.
 
 Target rows are tuples in the column order of writer.TARGET_COLUMNS. Timestamps arrive already as
-ISO text (the reader's query converts them, see schema_detect.ISO_UTC).
+ISO text (the reader's query converts them, see schema_detect.ISO_UTC), other values verbatim; a case's
+time, which the bot reads, is checked too (mapping.case_time).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import date
 from malabot.legacy.evidence import is_member_id
 from malabot.legacy.mapping import (
     MappedSettings,
+    case_time,
     celebration_day,
     legacy_xp,
     map_settings,
@@ -357,8 +359,11 @@ def _mod_cases(rows: Iterable[Row], content: Content, now: str) -> None:
     for number, row in enumerate(sorted(rows), start=1):
         (rowid, _guild, user_id, moderator_id, action, reason, duration, channel_id, message_count,
          timestamp, created_at) = row
+        when = case_time(timestamp) or case_time(created_at)
+        if when is None and (timestamp or created_at):  # the case stays: a warning is not dropped for its date
+            content.hold("mod_logs", rowid, "its time is not a date or a Unix time; the case is dated at the split")
         out.append((number, action, user_id, moderator_id, reason, duration, channel_id, message_count,
-                    timestamp or created_at or now))
+                    when or now))
         origins.append(("mod_logs", rowid))
         used.append(rowid)
 

@@ -45,7 +45,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from pydantic import ValidationError
 
@@ -59,7 +59,7 @@ from malabot.guild_settings import (
     roles_not_kept_apart,
     settings_at_fault,
 )
-from malabot.snowflakes import snowflake_from_text
+from malabot.snowflakes import DISCORD_EPOCH_MS, snowflake_from_text
 
 OLD_PLACEHOLDERS = {
     "{member.mention}": "{member}",
@@ -178,6 +178,34 @@ def parse_day(text: object) -> str:
         except ValueError:
             pass
     raise ValueError(f"invalid date {text!r}")
+
+
+def case_time(value: object) -> str | None:
+    """A legacy moderation time as the ISO UTC text the bot reads (it dates every case it lists, and
+    counts warnings by it); None when it is not a time. The old bot may have stored Unix seconds or
+    milliseconds (TIMESTAMP columns keep `int(time.time())` as a number), not from before Discord (a
+    number that small is something else); a time without an offset is UTC."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC).isoformat()
+    if not isinstance(value, int | float):
+        return None
+    if value < DISCORD_EPOCH_MS / 1000:
+        return None
+    seconds = value / 1000 if value >= DISCORD_EPOCH_MS else value
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):  # nan, inf, or beyond the years a datetime holds
+        return None
 
 
 # --- settings -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -405,18 +406,43 @@ def test_a_row_the_new_schema_refuses_is_held_back_and_the_rest_written(tmp_path
 
 def test_legacy_timestamps_become_iso_utc_and_others_stay_verbatim(tmp_path: Path, tenants: Path) -> None:
     db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
-    for stamp in ("2024-03-01 10:00:00", "2024-03-01 10:00:00.250", "2024-03-01T10:00:00Z",
-                  "2024-03-01 10:00:00+02:00", "yesterday"):
-        db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action, timestamp)"
-                        " VALUES (?, 1, 2, 'warn', ?)", (A, stamp))
+    stamps = ("2024-03-01 10:00:00", "2024-03-01 10:00:00.250", "2024-03-01T10:00:00Z",
+              "2024-03-01 10:00:00+02:00", "yesterday", 1709287200)
+    for stamp in stamps:
+        db.conn.execute("INSERT INTO audit_log (category, action, guild_id, timestamp) VALUES ('admin', 'x', ?, ?)",
+                        (A, stamp))
     db.close()
 
     run(db.path, tenants)
 
-    assert [at for (at,) in rows(TenantPaths(tenants).live(A), "SELECT created_at FROM mod_cases "
-                                                               "ORDER BY case_number")] == [
+    assert [at for (at,) in rows(TenantPaths(tenants).live(A), "SELECT at FROM audit_log WHERE category = 'admin' "
+                                                               "ORDER BY id")] == [
         "2024-03-01T10:00:00+00:00", "2024-03-01T10:00:00.250+00:00", "2024-03-01T10:00:00Z",
-        "2024-03-01 10:00:00+02:00", "yesterday"]
+        "2024-03-01 10:00:00+02:00", "yesterday", "1709287200"]
+
+
+def test_case_times_become_times_the_bot_reads(tmp_path: Path, tenants: Path) -> None:
+    # The bot dates every case it lists and counts warnings by it: a time it cannot read would break
+    # the server's case lists. Unreadable times fall back to the row's created_at, then to the split.
+    db = LegacyDb(tmp_path / "bot.db", PER_GUILD)
+    for stamp, created_at in (("2024-03-01 10:00:00.250", None), ("2024-03-01 10:00:00+02:00", None),
+                              (1709287200, None), (1709287200123, None), ("1709287200", None),
+                              ("yesterday", "2024-02-01 00:00:00"), ("yesterday", None), (1000, None)):
+        db.conn.execute("INSERT INTO mod_logs (guild_id, user_id, moderator_id, action, timestamp, created_at)"
+                        " VALUES (?, 1, 2, 'warn', ?, ?)", (A, stamp, created_at))
+    db.close()
+
+    report = run(db.path, tenants)
+
+    *read, split_time, also_split_time = [at for (at,) in rows(
+        TenantPaths(tenants).live(A), "SELECT created_at FROM mod_cases ORDER BY case_number")]
+    assert read == [
+        "2024-03-01T10:00:00.250000+00:00", "2024-03-01T08:00:00+00:00", "2024-03-01T10:00:00+00:00",
+        "2024-03-01T10:00:00.123000+00:00", "2024-03-01T10:00:00+00:00", "2024-02-01T00:00:00+00:00"]
+    assert split_time == also_split_time
+    assert abs(datetime.fromisoformat(str(split_time)) - datetime.now(UTC)) < timedelta(minutes=5)
+    assert dict(report.ledger.totals()["mod_logs"].partly) == {
+        "its time is not a date or a Unix time; the case is dated at the split": 2}
 
 
 def test_tenant_files_are_complete_malabot_files(legacy: Path, tenants: Path) -> None:

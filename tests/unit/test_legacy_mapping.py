@@ -18,6 +18,7 @@ from malabot.guild_settings import GuildSettings
 from malabot.legacy import writer
 from malabot.legacy.mapping import (
     RULES,
+    case_time,
     celebration_day,
     map_settings,
     parse_birthday,
@@ -281,3 +282,20 @@ def test_a_merge_treats_an_erased_members_columns_as_the_bot_does_on_erasure() -
     assert subject | actor == changed and not subject & actor
     assert merged - changed == {("mod_cases", "target_id")}  # kept by the bot: written by a merge too
     assert all(column.endswith(("moderator_id", "reviewer_id", "actor_id")) for _table, column in actor)
+
+
+@pytest.mark.parametrize(("stored", "read"), [
+    ("2024-03-01T10:00:00+00:00", "2024-03-01T10:00:00+00:00"),
+    ("2024-03-01 12:00:00+02:00", "2024-03-01T10:00:00+00:00"),
+    ("2024-03-01 10:00", "2024-03-01T10:00:00+00:00"),              # no offset: UTC, as the old bot's
+    (1709287200, "2024-03-01T10:00:00+00:00"),                       # Unix seconds
+    (1709287200.5, "2024-03-01T10:00:00.500000+00:00"),
+    (" 1709287200 ", "2024-03-01T10:00:00+00:00"),                   # kept as text
+    (1709287200123, "2024-03-01T10:00:00.123000+00:00"),             # milliseconds
+    (1420070400, "2015-01-01T00:00:00+00:00"),                       # Discord's first second
+    (1420070399, None), (2024, None), ("20240301", None),            # before Discord: something else
+    ("yesterday", None), ("", None), (None, None), (True, None), ("nan", None), (float("inf"), None),
+    (10**30, None), (b"2024-03-01", None),
+])
+def test_case_times_are_read_as_the_bot_reads_them(stored: object, read: str | None) -> None:
+    assert case_time(stored) == read

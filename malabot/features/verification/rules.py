@@ -12,8 +12,7 @@ from enum import Enum
 from typing import Literal
 
 from malabot.errors import UserInputError
-
-DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z, the zero of Discord's snowflakes
+from malabot.snowflakes import DISCORD_EPOCH_MS
 
 RequestStatus = Literal["pending", "verified", "denied"]
 
