@@ -12,8 +12,12 @@ async def member_of(guild: discord.Guild, user_id: int) -> discord.Member | None
     """The member from the cache, else from Discord; None when they are not on the server.
     Other Discord errors propagate: the caller knows whether they matter."""
     member = guild.get_member(user_id)
-    if member is not None:
-        return member
+    return member if member is not None else await fresh_member(guild, user_id)
+
+
+async def fresh_member(guild: discord.Guild, user_id: int) -> discord.Member | None:
+    """The member as Discord has them now; None when they are not on the server. For deciding from
+    their roles just after they changed: the gateway brings the change to the cache seconds later."""
     try:
         return await guild.fetch_member(user_id)
     except discord.NotFound:

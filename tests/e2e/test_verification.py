@@ -443,6 +443,30 @@ async def test_an_unverified_auto_role_is_not_given_to_a_member_who_verified_bef
     assert place.roles_of(carol) == {place.verified.id}
 
 
+async def test_an_approval_takes_an_unverified_auto_role_whose_news_has_not_reached_the_bot(place: Place) -> None:
+    # Carol accepts the rules and at once asks to be verified; Discord's word that she passed screening
+    # comes, and the bot gives her the Unverified auto-role. The moderator approves before Discord's news
+    # of that role has come back: the approval must go by her roles as Discord has them.
+    world = place.world
+    carol = world.server.add_user("carol")
+    await place.setup()
+    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id,
+                          autorole_id=place.unverified.id)
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE") as lagging:
+        await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
+        await place.press_verify(carol)
+        await settled(world)
+        await lagging.send(1)  # the news that she passed screening
+        await settled(world)
+        assert place.roles_of(carol) == {place.unverified.id}
+        await place.press_review(place.reviewer, "Approve")
+        await settled(world)
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}
+
+
 async def test_the_panel_still_works_after_a_restart(place: Place) -> None:
     await place.setup()
     await place.world.restart()
