@@ -123,6 +123,12 @@ async def start_services(services: Services) -> None:
     services.scheduler.start()
 
 
+def pause_scheduler(services: Services) -> None:
+    """No new job runs; those under way go on (a stop gives them the handlers' grace)."""
+    if services.scheduler.running:
+        services.scheduler.pause()
+
+
 def stop_scheduler(services: Services) -> None:
     """No new job runs; a running one is cancelled (jobs are idempotent). Safe to call twice."""
     if services.scheduler.running:

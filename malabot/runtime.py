@@ -1,7 +1,8 @@
 """Running the bot until it is told to stop, then shutting down in order.
 
-Order on the way out: stop taking events (cancel the gateway task), let the handlers already running
-finish for a few seconds (cancelling the rest: their transactions roll back), close the client, then
+Order on the way out: start no scheduled job and stop taking events (cancel the gateway task), let the
+handlers and jobs already running finish for a few seconds (cancelling the rest: their transactions
+roll back), close the client, then
 flush the services' pending writes and close every tenant. py-cord's `close()` closes the HTTP session
 before it marks the client closed, so the `start()` task is cancelled first (see notes on offline
 testing).
@@ -23,14 +24,15 @@ from malabot.app import (
     Services,
     build_bot,
     build_services,
+    pause_scheduler,
     start_services,
-    stop_scheduler,
     stop_services,
     tenants_lock,
 )
 from malabot.cogs.birthdays import BIRTHDAY_PASS_NOW
 from malabot.cogs.xp import LEVEL_UP_TASK
 from malabot.errors import MalabotError
+from malabot.scheduling import JOB_TASK_PREFIX
 from malabot.settings import Settings, describe_undecodable_env, describe_validation_error
 from malabot.tenancy.backup import remove_all_backup_leftovers, remove_download_leftovers
 from malabot.tenancy.descriptors import ensure_descriptors
@@ -44,8 +46,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 5.0
 # py-cord runs every event listener (commands too) and every button callback in a task named so; the
 # birthday cog runs one server's pass (for a birthday set to today, say) in a task of its own, and the
-# XP cog each level-up (its post and its roles).
-_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-", BIRTHDAY_PASS_NOW, LEVEL_UP_TASK)
+# XP cog each level-up (its post and its roles). A scheduled job under way (the quarter-hour birthday
+# pass: a celebration it claimed and did not show would stay unshown) finishes the same way.
+_HANDLER_TASK_PREFIXES = ("pycord: ", "discord-ui-view-", BIRTHDAY_PASS_NOW, LEVEL_UP_TASK, JOB_TASK_PREFIX)
 # on_ready's start-up sweep (open every server's file, archive the removed, purge the departed) is
 # done again at the next start, so a stop does not wait for it.
 _START_UP_SWEEP = "pycord: on_ready"
@@ -85,7 +88,7 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 def running_handlers() -> set[asyncio.Task[object]]:
-    """py-cord's tasks running a listener, command or button callback now."""
+    """The tasks running a listener, command, button callback or scheduled job now."""
     current = asyncio.current_task()
     return {task for task in asyncio.all_tasks()
             if task is not current and task.get_name().startswith(_HANDLER_TASK_PREFIXES)}
@@ -113,7 +116,7 @@ async def finish_handlers(within: float) -> None:
 
 
 async def shut_down(bot: discord.Client, start_task: asyncio.Task[None] | None, services: Services) -> None:
-    stop_scheduler(services)  # first: a job must not act on Discord while the client goes away
+    pause_scheduler(services)  # first: no job starts while the client goes away; those under way finish below
     if start_task is not None and not start_task.done():
         start_task.cancel()  # no new events from here on
         with contextlib.suppress(asyncio.CancelledError, Exception):

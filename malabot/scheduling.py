@@ -28,6 +28,8 @@ from malabot.features.birthdays.announcer import BirthdayPass
 log = logging.getLogger(__name__)
 
 BIRTHDAY_PASS = "birthday pass"
+# The name of the task a job runs in: a stop lets runs under way finish, as it lets event handlers.
+JOB_TASK_PREFIX = "scheduled job: "
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ def _quiet_on_shutdown(job: ScheduledJob) -> Callable[[], Awaitable[object]]:
     where it stopped on its next run), so that is logged as a line, not as a failure with a traceback."""
 
     async def run() -> object:
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(JOB_TASK_PREFIX + job.id)
         try:
             return await job.run()
         except asyncio.CancelledError:

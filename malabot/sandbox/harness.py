@@ -24,6 +24,9 @@ from malabot.sandbox.server import FakeDiscord
 
 ClientT = TypeVar("ClientT", bound=discord.Client)
 
+# The task running py-cord's `start()`: what `malabot run` cancels first when told to stop.
+START_TASK = "sandbox-bot-start"
+
 
 def sandbox_client_options() -> dict[str, Any]:
     """Keyword arguments a py-cord client needs to start fast against the sandbox."""
@@ -42,7 +45,7 @@ async def running_bot(server: FakeDiscord, bot: ClientT, *, token: str | None = 
     """
     previous_base = Route.API_BASE_URL
     Route.API_BASE_URL = server.api_base_url
-    start = asyncio.create_task(bot.start(token or server.token), name="sandbox-bot-start")
+    start = asyncio.create_task(bot.start(token or server.token), name=START_TASK)
     try:
         await _until_ready(bot, start, ready_within)
         yield bot

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -15,7 +16,9 @@ import pytest
 from malabot.departures import MemberPresence
 from malabot.features.settings import repository as settings_repository
 from malabot.member_lists import forget_members, member_presence
+from malabot.runtime import shut_down
 from malabot.sandbox import FakeDiscord, Guild, User
+from malabot.sandbox.harness import START_TASK
 from malabot.scheduling import BIRTHDAY_PASS
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths
@@ -1033,3 +1036,31 @@ async def test_a_member_who_left_while_the_bot_was_removed_is_purged_when_the_ar
     await eventually(live.exists, what="the archive to come back")
     await settled(world)
     await eventually(lambda: not rows_mentioning(live, bob), what="bob's rows purged from the restored file")
+
+
+async def test_a_stop_while_the_scheduled_birthday_pass_announces_lets_it_finish(world: World) -> None:
+    # The pass records a day's celebrations (and their XP) before it shows them: cut off in between by
+    # the stop of a deploy, those not shown yet would never be, not even by the pass after the restart.
+    server = world.server
+    channel = await server.create_channel(world.guild, "birthdays")
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, birthday_channel_id=channel.id)
+    world.live.scheduler.pause_job(BIRTHDAY_PASS)
+    for user in (world.alice, world.bob):
+        await world.command(user, "birthday set", {"month": 11, "day": 26})
+    world.clock.now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # their day, at the announcement hour
+
+    async with server.holding_requests(lambda method, path, body: method == "POST"
+                                       and path == f"/channels/{channel.id}/messages") as slow:
+        world.live.scheduler.resume_job(BIRTHDAY_PASS)
+        world.live.scheduler.modify_job(BIRTHDAY_PASS, next_run_time=datetime.now(UTC))  # the quarter hour
+        await slow.arrived(within=10)  # the first announcement is on its way
+        [start] = [task for task in asyncio.all_tasks() if task.get_name() == START_TASK]
+        stopping = asyncio.create_task(shut_down(world.running, start, world.live))  # SIGTERM
+        await asyncio.sleep(0.5)  # Discord answers well within the stop's grace
+        slow.release()
+        await stopping
+    await world.stop()
+
+    posted = [message.content for message in server.messages_in(channel, author=server.bot_user)]
+    assert sorted(text for text in posted if text.startswith("Happy birthday")) == sorted(
+        f"Happy birthday <@{user.id}>! 🎂" for user in (world.alice, world.bob))
