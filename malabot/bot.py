@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from malabot.commands import CommandContext, RefusedCheck, answer, defer_when_slow, only_in_guilds
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
+from malabot.commands import ANSWER_LOST, CommandContext, RefusedCheck, answer, defer_when_slow, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
 from malabot.member_list_loading import MemberListLoader
 from malabot.member_lists import MemberListRetry
@@ -91,16 +92,20 @@ class MalaBot(discord.Bot):
         """Domain errors and refused checks become ephemeral answers; anything else is logged with
         the guild id and answered with a short apology, never a traceback."""
         error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
-        if isinstance(error, MalabotError | RefusedCheck) and not isinstance(error, OPERATOR_ERRORS):
+        name = ctx.command.qualified_name if ctx.command else "?"
+        if isinstance(ctx, CommandContext) and ctx.answer_lost:
+            log.warning("command /%s in guild %s: Discord did not take its answer", name, ctx.guild_id,
+                        exc_info=error)
+            message = ANSWER_LOST
+        elif isinstance(error, MalabotError | RefusedCheck) and not isinstance(error, OPERATOR_ERRORS):
             message = error.message
         elif isinstance(error, discord.CheckFailure):
             message = "You are not allowed to use this command."
         else:
-            name = ctx.command.qualified_name if ctx.command else "?"
             message = explain_failure(error, f"command /{name}", ctx.guild_id)
         try:  # cut to fit: Discord refuses a longer answer, and the user would be told nothing
             await answer(ctx, within_one_message(message), ephemeral=True)
-        except discord.HTTPException:
+        except (discord.HTTPException, *DISCORD_UNREACHABLE):
             log.warning("could not tell the user about an error in guild %s", ctx.guild_id)
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.errors import NotAMember, NotInGuild, PermissionRefused
 from malabot.templates import MESSAGE_LIMIT
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 DEFER_AFTER = 2.0
 
 _Callback = TypeVar("_Callback", bound=Callable[..., Any])
+
+# The word after a command whose answer Discord did not take: the command ran, perhaps to its end (a
+# warning recorded, XP added), so "try again" could do it twice.
+ANSWER_LOST = ("Discord did not take my answer just now, but what you asked may be done already: please "
+               "check before you try again.")
 
 
 def fit_lines(lines: Sequence[str], more: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -171,12 +177,14 @@ def upload_limit(ctx: discord.ApplicationContext) -> int:
 
 class CommandContext(discord.ApplicationContext):
     """The context MalaBot runs slash commands in: it also knows whether an answer has gone out
-    since a "thinking..." deferral. Discord makes the first follow-up after one the placeholder's
-    answer, as public or private as the deferral was, whatever the follow-up asks for."""
+    since a "thinking..." deferral (Discord makes the first follow-up after one the placeholder's
+    answer, as public or private as the deferral was, whatever the follow-up asks for), and whether
+    Discord failed to take an answer (the command's work may be done: see ANSWER_LOST)."""
 
     def __init__(self, bot: discord.Bot, interaction: discord.Interaction) -> None:
         super().__init__(bot, interaction)
         self.followed_up = False
+        self.answer_lost = False
 
     def thinking_shows_otherwise(self, *, ephemeral: bool) -> bool:
         """Whether a "thinking..." placeholder still waits for its answer and would show it the
@@ -225,7 +233,18 @@ async def _defer_slow(ctx: discord.ApplicationContext) -> None:
 async def answer(ctx: discord.ApplicationContext, content: str | None = None, *, ephemeral: bool = False,
                  **kwargs: Any) -> None:
     """Reply, or follow up when the interaction was already answered or deferred; either way the
-    answer is as public or private as `ephemeral` says, whatever the deferral was."""
+    answer is as public or private as `ephemeral` says, whatever the deferral was. When Discord does
+    not take it (an error after py-cord's retries, or no connection), the context remembers it."""
+    try:
+        await _deliver(ctx, content, ephemeral=ephemeral, **kwargs)
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
+        if isinstance(ctx, CommandContext):
+            ctx.answer_lost = True
+        raise
+
+
+async def _deliver(ctx: discord.ApplicationContext, content: str | None, *, ephemeral: bool,
+                   **kwargs: Any) -> None:
     if not ctx.interaction.response.is_done():
         try:
             await ctx.respond(content, ephemeral=ephemeral, **kwargs)

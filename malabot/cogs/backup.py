@@ -133,10 +133,13 @@ class BackupCog(discord.Cog):
         snapshot = restored.snapshot
         log.info("guild %s: owner %s restored snapshot %s", guild_id, ctx.author.id, snapshot.id)
         notice = smaller_retention_notice(restored.keep_before or restored.keep_now, restored.keep_now)
-        await answer(ctx, f"Restored snapshot `{snapshot.id}` "
-                          f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
-                          f"kept as a snapshot marked “before a restore” in `/backup list`.{notice}", ephemeral=True)
-        await self._level_roles_follow(ctx, guild)  # levels went back with the XP: so do the level roles
+        try:
+            await answer(ctx, f"Restored snapshot `{snapshot.id}` "
+                              f"(taken {snapshot.taken_at.strftime('%Y-%m-%d %H:%M UTC')}). The data it replaced is "
+                              f"kept as a snapshot marked “before a restore” in `/backup list`.{notice}",
+                         ephemeral=True)
+        finally:  # the restore is done, whether or not Discord took the answer
+            await self._level_roles_follow(ctx, guild)  # levels went back with the XP: so do the level roles
 
     async def _level_roles_follow(self, ctx: discord.ApplicationContext, guild: discord.Guild) -> None:
         try:

@@ -87,12 +87,14 @@ class CheckinCog(discord.Cog):
     async def _check_in(self, ctx: discord.ApplicationContext) -> None:
         guild_id = guild_id_of(ctx)
         result = await self.services.checkins.check_in(guild_id, ctx.author.id)
-        await answer(ctx, checkin_text(result))
-        if ctx.guild is not None:
-            # The reward may level the member up: announce it and bring their level roles in line.
-            outcome = await levelups.apply(self.services, ctx.guild, result.level_change,
-                                           channel_id=ctx.channel_id)
-            await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
+        try:
+            await answer(ctx, checkin_text(result))
+        finally:  # the reward is stored, whether or not Discord took the answer
+            if ctx.guild is not None:
+                # The reward may level the member up: announce it and bring their level roles in line.
+                outcome = await levelups.apply(self.services, ctx.guild, result.level_change,
+                                               channel_id=ctx.channel_id)
+                await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
 
     async def _board(self, ctx: discord.ApplicationContext, kind: BoardKind, page: int) -> None:
         board = await self.services.checkins.leaderboard(guild_id_of(ctx), page, by=kind,

@@ -101,11 +101,12 @@ class XpAdminCog(discord.Cog):
                           "away too. This cannot be undone.", view=view, ephemeral=True)
 
     async def _after_edit(self, ctx: discord.ApplicationContext, change: LevelChange, done: str) -> None:
-        await answer(ctx, edit_summary(done, change), ephemeral=True, allowed_mentions=NO_PINGS)
-        if ctx.guild is None:
-            return
-        outcome = await levelups.apply(self.services, ctx.guild, change, channel_id=ctx.channel_id)
-        if (problems := levelups.problems_text(outcome)) is not None:
+        try:
+            await answer(ctx, edit_summary(done, change), ephemeral=True, allowed_mentions=NO_PINGS)
+        finally:  # the edit is stored, whether or not Discord took the answer: the roles follow it
+            outcome = await levelups.apply(self.services, ctx.guild, change, channel_id=ctx.channel_id) \
+                if ctx.guild is not None else None
+        if outcome is not None and (problems := levelups.problems_text(outcome)) is not None:
             await answer(ctx, problems, ephemeral=True, allowed_mentions=NO_PINGS)
 
     # -- /levelrole ---------------------------------------------------------------------------------

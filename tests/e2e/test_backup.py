@@ -18,12 +18,12 @@ import aiohttp
 import discord
 import pytest
 
-from malabot.bot import APOLOGY
 from malabot.cogs import backup as backup_cog
+from malabot.commands import ANSWER_LOST
 from malabot.features.backups.job import NIGHTLY_SNAPSHOTS
 from malabot.guild_settings import WarnThreshold
 from malabot.runtime import finish_handlers
-from malabot.sandbox import FakeDiscord, Permission, User
+from malabot.sandbox import FakeDiscord, Permission, Role, User
 from malabot.sandbox.state import Message
 from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
@@ -141,7 +141,7 @@ async def test_a_copy_discord_would_not_take_leaves_nothing_behind(world: World)
     reply = await world.command(world.admin, "backup create")
     assert refused.hits == 5
     assert reply.flags & EPHEMERAL and reply.files == []
-    assert reply.content == APOLOGY
+    assert reply.content == ANSWER_LOST
     assert not downloads(world).exists()
 
 
@@ -514,15 +514,21 @@ async def test_level_roles_follow_the_restored_xp(world: World) -> None:
     assert (held(world.alice), held(world.bob)) == ({roles[2].id}, set()), "as the snapshot's levels call for"
 
 
+async def level_role_given_since_a_snapshot(world: World) -> tuple[Role, str]:
+    """Level 1 gives a role; a snapshot is taken with alice at 0 XP, then she reaches level 1."""
+    role = await world.server.create_role(world.guild, "Chatter")
+    await world.command(world.admin, "levelrole add", {"level": 1, "role": role})
+    await take_nightly_snapshots(world)
+    [snapshot] = snapshot_ids(world)
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})
+    await settled(world)
+    return role, snapshot
+
+
 async def test_level_roles_that_cannot_follow_a_finished_restore_do_not_make_it_look_failed(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # A connection reset below HTTP while a role changes: "try again" would restore a second time.
-    role = await world.server.create_role(world.guild, "Chatter")
-    await world.command(world.admin, "levelrole add", {"level": 1, "role": role})
-    await take_nightly_snapshots(world)                                                  # alice: no XP
-    [snapshot] = snapshot_ids(world)
-    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})  # level 1: the role
-    await settled(world)
+    role, snapshot = await level_role_given_since_a_snapshot(world)
     request = discord.http.HTTPClient.request
 
     async def reset_on_role_changes(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
@@ -536,6 +542,17 @@ async def test_level_roles_that_cannot_follow_a_finished_restore_do_not_make_it_
     follow_up = (await reply.wait_for_messages(2))[1]
     assert follow_up.content == ("The restore is done, but bringing level roles in line with it failed (an error, "
                                  "logged); each member's roles follow at their next level change.")
+
+
+async def test_a_restore_whose_answer_discord_loses_still_moves_level_roles_and_is_not_said_to_have_failed(
+        world: World) -> None:
+    # "Try again" would restore a second time (and keep one more snapshot of what it replaced).
+    role, snapshot = await level_role_given_since_a_snapshot(world)
+    world.lose_next_answer(deferred=True)
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    await settled(world)
+    assert ANSWER_LOST in [message.content for message in await reply.wait_for_messages(2)]
+    assert role.id not in world.server.member(world.guild, world.alice).roles, "level 0 again: no level role"
 
 
 @pytest.mark.parametrize("typed", ["20200101T000000Z", "../../1", "latest"])

@@ -22,6 +22,7 @@ import aiohttp
 import discord
 import pytest
 
+from malabot.commands import ANSWER_LOST
 from malabot.guild_settings import WarnThreshold
 from malabot.sandbox import (
     ALL_PERMISSIONS,
@@ -169,6 +170,15 @@ async def test_case_numbers_count_per_server(cast: Cast) -> None:
     assert reply.content == f"Case #1: warned <@{world.bob.id}> (1 active warning)."
     assert [case["case_number"] for case in cast.cases()] == [1, 2, 3]
     assert [case["target_id"] for case in cast.cases(world.other_guild)] == [world.bob.id]
+
+
+async def test_a_warning_whose_answer_discord_loses_is_not_said_to_have_failed(cast: Cast) -> None:
+    # The warning is recorded and posted before the answer: "try again" would warn twice.
+    cast.world.lose_next_answer(deferred=True)
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+    assert reply.content == ANSWER_LOST
+    assert [case["action"] for case in cast.cases()] == ["warn"]
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning"]
 
 
 async def test_warnings_list_and_remove(cast: Cast) -> None:

@@ -19,6 +19,7 @@ import pytest
 from malabot.cogs import xp_admin
 from malabot.cogs.questions import EXPIRED
 from malabot.cogs.xp_admin import RESET_BUSY
+from malabot.commands import ANSWER_LOST
 from malabot.features.xp import repository
 from malabot.sandbox import ALL_PERMISSIONS, FakeDiscord, Overwrite
 from malabot.sandbox.payloads import channel_payload
@@ -773,6 +774,33 @@ async def test_admin_edit_levelling_up_announces_it(place: Place) -> None:
     world = place.world
     await world.command(world.bob, "xp add", {"member": world.alice, "amount": 100})
     await settled(world)
+    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+
+async def test_an_edit_whose_answer_discord_loses_still_moves_level_roles_and_is_not_said_to_have_failed(
+        place: Place) -> None:
+    # The XP is added before the answer: "try again" would add it twice.
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    world.lose_next_answer()
+    reply = await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})   # level 1
+    assert reply.content == ANSWER_LOST
+    await settled(world)
+    assert await place.stored_xp() == {world.alice.id: 100}
+    assert place.roles_of(world.alice) == {chatter.id}
+    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+
+async def test_a_check_in_whose_answer_discord_loses_still_levels_the_member_up(place: Place) -> None:
+    world, chatter = place.world, place.level_roles[0]
+    await place.give_level_roles()
+    await world.live.xp_admin.set(world.guild.id, world.admin.id, world.alice.id, 80)
+    world.lose_next_answer()
+    reply = await world.command(world.alice, "checkin")
+    assert reply.content == ANSWER_LOST
+    await settled(world)
+    assert await place.stored_xp() == {world.alice.id: 130}
+    assert place.roles_of(world.alice) == {chatter.id}
     assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
 
 

@@ -107,6 +107,17 @@ class World:
                                                      self.other_general if where is self.other_guild else None)
         return await self.server.invoke_command(where, place, user, name, options)
 
+    def lose_next_answer(self, *, deferred: bool = False) -> None:
+        """Discord fails the next answer to a command past py-cord's retries (five 429s in a row, as a
+        5xx would): its first response, or (`deferred`) the follow-up after its deferral."""
+        app_id = self.server.application_id
+
+        def is_answer(method: str, path: str, body: Any) -> bool:
+            return method == "POST" and (path.startswith(f"/webhooks/{app_id}/") if deferred
+                                         else path.endswith("/callback"))
+
+        self.server.rate_limit(is_answer, times=5, retry_after=0.01)
+
     def tenant_file(self, guild: Guild) -> Path:
         return self.tenants_dir / f"{guild.id}.sqlite3"
 

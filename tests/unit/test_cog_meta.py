@@ -96,7 +96,7 @@ def test_the_readme_says_which_permissions_to_invite_the_bot_with() -> None:
 
 # Every cog of malabot/cogs, by the name py-cord keys it under (it refuses a second one of a name).
 COGS = {"BackupCog", "Birthdays", "CheckinCog", "ConfigCog", "Lifecycle", "Moderation", "MyData", "StaleQuestions",
-        "Utility", "VerificationCog", "WelcomeCog", "XpAdminCog", "XpCog"}
+        "ScreeningCog", "Utility", "VerificationCog", "WelcomeCog", "XpAdminCog", "XpCog"}
 
 
 async def test_the_bot_loads_every_cog(bot: MalaBot) -> None:
