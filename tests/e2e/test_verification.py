@@ -837,6 +837,18 @@ async def test_a_review_meeting_a_file_locked_elsewhere_is_told_it_is_busy(place
     assert place.verified.id in place.roles_of(alice)
 
 
+async def test_a_denial_goes_through_while_discord_fails_to_look_members_up(place: Place) -> None:
+    # Only an approval needs the member's roles as Discord has them; a denial tells them from the cache.
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    world.server.rate_limit(lambda method, path, body: method == "GET"
+                            and path == f"/guilds/{world.guild.id}/members/{alice.id}", times=5)
+    await world.server.press_button(review, place.reviewer, label="Deny")
+    await settled(world)
+    assert place.dms_to(alice) == [f"Your verification request in {world.guild.name} was denied."]
+    assert review.content.endswith(f"❌ Denied by <@{place.reviewer.id}>.")
+
+
 async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id)
