@@ -11,6 +11,7 @@ import discord
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import ANSWER_LOST, CommandContext, RefusedCheck, answer, defer_when_slow, only_in_guilds
 from malabot.errors import InvalidGuildId, MalabotError, TenantError, TenantsLocked
+from malabot.keyed_locks import KeyedLocks
 from malabot.member_list_loading import MemberListLoader
 from malabot.member_lists import MemberListRetry
 from malabot.templates import within_one_message
@@ -55,6 +56,9 @@ class MalaBot(discord.Bot):
         from malabot.cogs.questions import Questions
 
         self.questions = Questions()  # stamps confirmation buttons with this run
+        # Role changes about one member that decide from their roles run one at a time: a Verify press,
+        # a moderator's decision on their request, the auto-role after Membership Screening.
+        self.member_role_changes: KeyedLocks[tuple[int, int]] = KeyedLocks()
         self.admin_notices = AdminNotices(services.guild_settings, services.clock)
 
         for cog in all_cogs(self):

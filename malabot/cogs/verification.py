@@ -29,7 +29,6 @@ from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
 from malabot.errors import PermissionRefused, UserInputError
 from malabot.features.verification.service import OutOfDateReview, ReviewResult, VerificationResult
-from malabot.keyed_locks import KeyedLocks
 from malabot.snowflakes import snowflake_from_text
 
 if TYPE_CHECKING:
@@ -127,16 +126,17 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
     verified = guild.get_role(verified_role_id)
     if verified is None:
         raise UserInputError(VERIFIED_ROLE_GONE)
+    # Whatever the cache says: it may not show yet a role given or taken a moment ago (an auto-role),
+    # and giving a held role or taking one not held changes nothing.
     try:
-        if verified not in member.roles:
-            await member.add_roles(verified, reason="verification")
+        await member.add_roles(verified, reason="verification")
     except discord.Forbidden:
         raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
                                 "above the verification roles); please tell an admin.") from None
     except discord.NotFound as error:  # deleted after the lookup above (Discord knew before py-cord did)
         raise UserInputError(MEMBER_GONE if error.code == UNKNOWN_MEMBER else VERIFIED_ROLE_GONE) from None
     unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
-    if unverified is None or unverified not in member.roles:
+    if unverified is None:
         return None
     try:
         await member.remove_roles(unverified, reason="verification")
@@ -174,8 +174,9 @@ class VerificationCog(discord.Cog):
         bot.add_view(self.panel)
         # One press about a member at a time: a double click on a request whose message is gone would
         # otherwise post it twice, each press finding the message gone before the other re-posted it;
-        # and a second Approve would carry the approval out again before the first had given the roles.
-        self._presses: KeyedLocks[tuple[int, int]] = KeyedLocks()
+        # a second Approve would carry the approval out again before the first had given the roles;
+        # and an unverified auto-role given as they verify would stay.
+        self._presses = bot.member_role_changes
 
     @verify.command(name="setup", description="Post the verification panel and choose the role it gives",
                     checks=[permission_check(manage_guild=True)])

@@ -240,6 +240,10 @@ class WelcomeCog(discord.Cog):
     async def autorole_after_screening(self, member: discord.Member) -> None:
         """Give the auto-role to a member who passed Membership Screening, unless they hold it; then
         it no longer waits for them (a role that cannot be given is logged, not tried again)."""
+        async with self.bot.member_role_changes.holding((member.guild.id, member.id)):  # not as they verify
+            await self._autorole_after_screening(member)
+
+    async def _autorole_after_screening(self, member: discord.Member) -> None:
         settings = await self.settings.get(member.guild.id)
         held = [role.id for role in member.roles]
         verified = marks_unverified(settings.autorole_id, settings.unverified_role_id) \

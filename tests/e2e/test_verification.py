@@ -467,6 +467,29 @@ async def test_an_approval_takes_an_unverified_auto_role_whose_news_has_not_reac
     assert place.roles_of(carol) == {place.verified.id}
 
 
+async def test_verify_pressed_while_the_unverified_auto_role_is_being_given_ends_verified_only(
+        place: Place) -> None:
+    # The member accepts the rules and presses Verify at once, while Discord is slow to give the
+    # auto-role and its news of the roles runs behind.
+    world = place.world
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id, autorole_id=place.unverified.id)
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    async with world.server.holding_requests(lambda method, path, body: method == "PUT" and path.endswith(
+            f"/members/{carol.id}/roles/{place.unverified.id}")) as slow:
+        await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
+        await slow.arrived(5)  # the auto-role is on its way
+        async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+            pressing = asyncio.create_task(place.press_verify(carol))
+            await asyncio.sleep(0.2)
+            slow.release()
+            assert (await pressing).content == "You are verified. Welcome!"
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}
+
+
 async def test_the_panel_still_works_after_a_restart(place: Place) -> None:
     await place.setup()
     await place.world.restart()
