@@ -423,16 +423,22 @@ async def test_a_member_still_in_membership_screening_is_asked_to_accept_the_rul
     assert place.verified.id in place.roles_of(carol)
 
 
+async def newcomer_marked_unverified(place: Place, **settings: Any) -> User:
+    """Carol joins, in Membership Screening, a server whose auto-role is its Unverified role."""
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id, autorole_id=place.unverified.id, **settings)
+    carol = place.world.server.add_user("carol")
+    await place.world.server.member_join(place.world.guild, carol, pending=True)
+    await settled(place.world)
+    return carol
+
+
 async def test_an_unverified_auto_role_is_not_given_to_a_member_who_verified_before_discord_said_they_passed_screening(
         place: Place) -> None:
     # Discord's update often comes seconds after the member accepted the rules: they may have pressed
     # Verify meanwhile (the press brings their fresh data), and the update still carries their old roles.
     world = place.world
-    await place.setup()
-    await place.configure(unverified_role_id=place.unverified.id, autorole_id=place.unverified.id)
-    carol = world.server.add_user("carol")
-    await world.server.member_join(world.guild, carol, pending=True)
-    await settled(world)
+    carol = await newcomer_marked_unverified(place)
     async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
         await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
         assert (await place.press_verify(carol)).content == "You are verified. Welcome!"
@@ -448,12 +454,7 @@ async def test_an_approval_takes_an_unverified_auto_role_whose_news_has_not_reac
     # comes, and the bot gives her the Unverified auto-role. The moderator approves before Discord's news
     # of that role has come back: the approval must go by her roles as Discord has them.
     world = place.world
-    carol = world.server.add_user("carol")
-    await place.setup()
-    await place.configure(verify_review_channel_id=place.review_channel.id, unverified_role_id=place.unverified.id,
-                          autorole_id=place.unverified.id)
-    await world.server.member_join(world.guild, carol, pending=True)
-    await settled(world)
+    carol = await newcomer_marked_unverified(place, verify_review_channel_id=place.review_channel.id)
     async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE") as lagging:
         await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
         await place.press_verify(carol)
@@ -472,11 +473,7 @@ async def test_verify_pressed_while_the_unverified_auto_role_is_being_given_ends
     # The member accepts the rules and presses Verify at once, while Discord is slow to give the
     # auto-role and its news of the roles runs behind.
     world = place.world
-    await place.setup()
-    await place.configure(unverified_role_id=place.unverified.id, autorole_id=place.unverified.id)
-    carol = world.server.add_user("carol")
-    await world.server.member_join(world.guild, carol, pending=True)
-    await settled(world)
+    carol = await newcomer_marked_unverified(place)
     async with world.server.holding_requests(lambda method, path, body: method == "PUT" and path.endswith(
             f"/members/{carol.id}/roles/{place.unverified.id}")) as slow:
         await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
