@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from malabot.legacy.evidence import is_member_id
 from malabot.legacy.mapping import (
@@ -356,10 +356,11 @@ def _mod_cases(rows: Iterable[Row], content: Content, now: str) -> None:
     """Numbered per server in the order of the legacy ids, from 1."""
     out, origins = content.target("mod_cases")
     used = content.source("mod_logs")
+    split_at = datetime.fromisoformat(now)
     for number, row in enumerate(sorted(rows), start=1):
         (rowid, _guild, user_id, moderator_id, action, reason, duration, channel_id, message_count,
          timestamp, created_at) = row
-        when = case_time(timestamp) or case_time(created_at)
+        when = case_time(timestamp, not_after=split_at) or case_time(created_at, not_after=split_at)
         if when is None and (timestamp or created_at):  # the case stays: a warning is not dropped for its date
             content.hold("mod_logs", rowid, "its time is not a date or a Unix time; the case is dated at the split")
         out.append((number, action, user_id, moderator_id, reason, duration, channel_id, message_count,

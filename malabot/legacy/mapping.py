@@ -180,11 +180,17 @@ def parse_day(text: object) -> str:
     raise ValueError(f"invalid date {text!r}")
 
 
-def case_time(value: object) -> str | None:
+def case_time(value: object, *, not_after: datetime) -> str | None:
     """A legacy moderation time as the ISO UTC text the bot reads (it dates every case it lists, and
     counts warnings by it); None when it is not a time. The old bot may have stored Unix seconds or
     milliseconds (TIMESTAMP columns keep `int(time.time())` as a number), not from before Discord (a
-    number that small is something else); a time without an offset is UTC."""
+    number that small is something else); a time without an offset is UTC. A time after `not_after`
+    (the split) was something else too: a compact `20240301100000` read as milliseconds is in 2611."""
+    moment = _case_moment(value)
+    return None if moment is None or moment > not_after else moment.isoformat()
+
+
+def _case_moment(value: object) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
@@ -196,15 +202,13 @@ def case_time(value: object) -> str | None:
                 moment = datetime.fromisoformat(text)
             except ValueError:
                 return None
-            return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC).isoformat()
-    if not isinstance(value, int | float):
-        return None
-    if value < DISCORD_EPOCH_MS / 1000:
+            return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
+    if not isinstance(value, int | float) or not value >= DISCORD_EPOCH_MS / 1000:  # `not >=`: nan too
         return None
     seconds = value / 1000 if value >= DISCORD_EPOCH_MS else value
     try:
-        return datetime.fromtimestamp(seconds, UTC).isoformat()
-    except (ValueError, OverflowError, OSError):  # nan, inf, or beyond the years a datetime holds
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):  # inf, or beyond the years a datetime holds
         return None
 
 

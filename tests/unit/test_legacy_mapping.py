@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -296,6 +296,8 @@ def test_a_merge_treats_an_erased_members_columns_as_the_bot_does_on_erasure() -
     (1420070399, None), (2024, None), ("20240301", None),            # before Discord: something else
     ("yesterday", None), ("", None), (None, None), (True, None), ("nan", None), (float("inf"), None),
     (10**30, None), (b"2024-03-01", None),
+    (20240301100000, None), ("2026-11-25 12:00:01", None),           # after the split: something else
+    ("2026-11-25 12:00:00", "2026-11-25T12:00:00+00:00"),
 ])
 def test_case_times_are_read_as_the_bot_reads_them(stored: object, read: str | None) -> None:
-    assert case_time(stored) == read
+    assert case_time(stored, not_after=datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) == read
