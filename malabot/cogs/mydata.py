@@ -17,6 +17,7 @@ import discord
 from malabot.bot import explain_failure
 from malabot.cogs import levelups
 from malabot.cogs.birthday_effects import DiscordBirthdayEffects
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, upload_limit
 from malabot.features.backups.rules import size_text
 from malabot.features.mydata.service import DELETE_CONFIRMATION
@@ -140,14 +141,31 @@ class MyDataCog(discord.Cog, name="MyData"):
             return (await self.service.delete(guild_id, user_id)).total
 
         async def take_back_roles() -> None:
-            for role_id in birthday_roles:
-                await self.birthday_effects.remove_role(guild_id, user_id, role_id)
+            # Nothing remembers a birthday role once its row is erased: one not taken back now is the
+            # admins' to take off by hand, and they are told so.
+            kept = [role_id for role_id in birthday_roles if not await self._took_back(guild_id, user_id, role_id)]
+            if (guild := self.bot.get_guild(guild_id)) is None:
+                return
+            await self.bot.admin_notices.tell(guild, [birthday_role_kept(user_id, role_id) for role_id in kept],
+                                              about="Erasing a member's data")
             # Their XP is gone, so is their level: their level roles go as after `/xp reset member`.
-            if (guild := self.bot.get_guild(guild_id)) is not None:
-                outcome = await levelups.sync_roles(self.bot.services, guild, user_id)
-                await self.bot.admin_notices.tell(guild, outcome.problems)
+            outcome = await levelups.sync_roles(self.bot.services, guild, user_id)
+            await self.bot.admin_notices.tell(guild, outcome.problems)
 
         view = ConfirmDelete(user_id, erase, then=take_back_roles, timeout=self.confirm_timeout)
         self.bot.questions.stamp(view)
         await answer(ctx, DELETE_CONFIRMATION, view=view, ephemeral=True)
         view.question = ctx.interaction
+
+    async def _took_back(self, guild_id: int, user_id: int, role_id: int) -> bool:
+        try:
+            return await self.birthday_effects.remove_role(guild_id, user_id, role_id)
+        except (discord.HTTPException, *DISCORD_UNREACHABLE):  # a 5xx past py-cord's retries, say
+            log.warning("guild %s: could not take the birthday role %s back from member %s after their "
+                        "erasure", guild_id, role_id, user_id, exc_info=True)
+            return False
+
+
+def birthday_role_kept(user_id: int, role_id: int) -> str:
+    return (f"<@{user_id}> erased their data on their birthday, and I could not take the birthday role "
+            f"<@&{role_id}> back from them; please take it off by hand.")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from malabot.cogs.birthdays import BirthdaysCog
+from malabot.cogs.mydata import birthday_role_kept
 from malabot.features.birthdays.announcer import PassReport
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, Message, Role, User
 from malabot.scheduling import BIRTHDAY_PASS
@@ -482,6 +483,22 @@ async def test_erasing_your_data_on_your_birthday_takes_the_role_back_at_once(bd
     await delete_my_data(world, world.alice)
     assert not bd.has_role(world.alice), "the row that said what to take back is gone with the data"
     assert set(rows_mentioning(world.tenant_file(world.guild), world.alice.id)) == {"member_erasures"}
+
+
+async def test_a_birthday_role_an_erasure_could_not_take_back_is_named_to_the_admins(bd: Birthdays) -> None:
+    # Nothing remembers the role once her data is erased: the admins take it off by hand.
+    world = bd.world
+    await celebrate_alice_with_the_role(bd)
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=world.general.id)
+    world.server.rate_limit(lambda method, path, body: method == "DELETE"
+                            and path.endswith(f"/members/{world.alice.id}/roles/{bd.role.id}"), times=5)
+
+    done = await delete_my_data(world, world.alice)
+    assert done.content.startswith("Done: your data in this server is erased")
+    await settled(world)
+    told = "\n".join(message.content for message in world.server.messages_in(world.general,
+                                                                             author=world.server.bot_user))
+    assert f"• {birthday_role_kept(world.alice.id, bd.role.id)}" in told
 
 
 async def test_erasing_your_data_while_the_pass_gives_your_role_still_takes_it_back(bd: Birthdays) -> None:
