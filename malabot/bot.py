@@ -98,8 +98,11 @@ class MalaBot(discord.Bot):
         error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
         name = ctx.command.qualified_name if ctx.command else "?"
         if isinstance(ctx, CommandContext) and ctx.answer_lost:
-            log.warning("command /%s in guild %s: Discord did not take its answer", name, ctx.guild_id,
-                        exc_info=error)
+            # Discord failing (5xx, 429 past the retries, no connection) is a warning; a refusal of the
+            # answer itself (400: too long, say) is the bot's error.
+            refused = isinstance(error, discord.HTTPException) and error.status < 500 and error.status != 429
+            log.log(logging.ERROR if refused else logging.WARNING, "command /%s in guild %s: Discord did not "
+                    "take its answer", name, ctx.guild_id, exc_info=error)
             message = ANSWER_LOST
         elif isinstance(error, MalabotError | RefusedCheck) and not isinstance(error, OPERATOR_ERRORS):
             message = error.message

@@ -172,11 +172,16 @@ async def test_case_numbers_count_per_server(cast: Cast) -> None:
     assert [case["target_id"] for case in cast.cases(world.other_guild)] == [world.bob.id]
 
 
-async def test_a_warning_whose_answer_discord_loses_is_not_said_to_have_failed(cast: Cast) -> None:
+async def test_a_warning_whose_answer_discord_loses_is_not_said_to_have_failed(
+        cast: Cast, caplog: pytest.LogCaptureFixture) -> None:
     # The warning is recorded and posted before the answer: "try again" would warn twice.
     cast.world.lose_next_answer(deferred=True)
-    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+    with caplog.at_level(logging.WARNING, logger="malabot.bot"):
+        reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
     assert reply.content == ANSWER_LOST
+    assert [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "malabot.bot"] == [
+        ("WARNING", f"command /warn in guild {cast.world.guild.id}: Discord did not take its answer")], \
+        "Discord failing is no error of the bot's"
     assert [case["action"] for case in cast.cases()] == ["warn"]
     assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning"]
 
