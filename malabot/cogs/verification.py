@@ -127,12 +127,14 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
     if verified is None:
         raise UserInputError(VERIFIED_ROLE_GONE)
     # Whatever the cache says: it may not show yet a role given or taken a moment ago (an auto-role),
-    # and giving a held role or taking one not held changes nothing.
+    # and giving a held role or taking one not held changes nothing. Discord refuses both for a role
+    # above the bot's, though: that matters only when the change was due.
     try:
         await member.add_roles(verified, reason="verification")
     except discord.Forbidden:
-        raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my role "
-                                "above the verification roles); please tell an admin.") from None
+        if await holds_on_discord(member, verified) is not True:
+            raise PermissionRefused("I am not allowed to give the verified role (I need Manage Roles and my "
+                                    "role above the verification roles); please tell an admin.") from None
     except discord.NotFound as error:  # deleted after the lookup above (Discord knew before py-cord did)
         raise UserInputError(MEMBER_GONE if error.code == UNKNOWN_MEMBER else VERIFIED_ROLE_GONE) from None
     unverified = guild.get_role(unverified_role_id) if unverified_role_id is not None else None
@@ -141,6 +143,8 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
     try:
         await member.remove_roles(unverified, reason="verification")
     except discord.Forbidden:  # e.g. the role was moved above the bot's after it was configured
+        if await holds_on_discord(member, unverified) is False:
+            return None
         log.warning("guild %s: could not take the unverified role %s from member %s", guild.id, unverified.id,
                     member.id)
         return (f"I could not take away the unverified role {unverified.mention} (I need Manage Roles and my "
@@ -149,6 +153,15 @@ async def apply_verified_roles(member: discord.Member, verified_role_id: int,
         if error.code == UNKNOWN_MEMBER:
             raise UserInputError(MEMBER_GONE) from None
     return None
+
+
+async def holds_on_discord(member: discord.Member, role: discord.Role) -> bool | None:
+    """Whether the member holds the role as Discord has it now; None when Discord does not say."""
+    try:
+        fresh = await fresh_member(member.guild, member.id)
+    except discord.HTTPException:
+        return None
+    return fresh is not None and fresh.get_role(role.id) is not None
 
 
 async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:

@@ -395,6 +395,21 @@ async def test_an_unverified_role_the_bot_cannot_take_does_not_undo_the_verifica
     assert place.request_of(alice)[1] == "verified"  # type: ignore[index]
 
 
+async def test_roles_above_the_bot_that_need_no_change_are_not_reported(place: Place) -> None:
+    # Verifying gives and takes both roles whatever the cache shows, and Discord refuses either for a
+    # role above the bot's even when it would change nothing: that is no problem to report.
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id)
+    carol = place.world.server.add_user("carol")
+    await place.world.server.member_join(place.world.guild, carol)              # never marked unverified
+    await settled(place.world)
+    place.world.server.role(place.world.guild, place.unverified).position = 999
+    assert (await place.press_verify(carol)).content == "You are verified. Welcome!"
+    place.world.server.role(place.world.guild, place.verified).position = 998   # after she verified
+    assert (await place.press_verify(carol)).content == "You are already verified."
+    assert place.roles_of(carol) == {place.verified.id}
+
+
 async def test_pressing_before_setup_is_refused(place: Place) -> None:
     await place.setup()
     await place.configure(verified_role_id=None)  # e.g. reset with /config reset

@@ -108,8 +108,9 @@ class World:
         return await self.server.invoke_command(where, place, user, name, options)
 
     def lose_next_answer(self, *, deferred: bool = False) -> None:
-        """Discord fails the next answer to a command past py-cord's retries (five 429s in a row, as a
-        5xx would): its first response, or (`deferred`) the follow-up after its deferral."""
+        """Discord fails the next answer to a command past py-cord's retries (five 429s in a row): its
+        first response, or (`deferred`) the follow-up after its deferral. (A 5xx on a first response
+        would make py-cord wait out Discord's 3 s deadline, and no answer at all would arrive.)"""
         app_id = self.server.application_id
 
         def is_answer(method: str, path: str, body: Any) -> bool:
