@@ -28,6 +28,7 @@ from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_of
 from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import pinging_only
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import fit_lines
 from malabot.features.xp.models import LevelChange
 from malabot.member_list_loading import MEMBER_LIST_WAIT_SECONDS
@@ -167,6 +168,10 @@ async def _announce(services: Services, guild: discord.Guild, change: LevelChang
     except discord.HTTPException as error:
         problems.append(f"Posting the level-up message in <#{announcement.channel_id}> failed ({error.status}).")
         return None
+    except DISCORD_UNREACHABLE:
+        problems.append(f"Posting the level-up message in <#{announcement.channel_id}> failed: I could not "
+                        "reach Discord (it may have been posted).")
+        return None
     return announcement.channel_id
 
 
@@ -176,7 +181,7 @@ async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member 
     """The member whose level roles to sync; None once they left or when Discord cannot say."""
     try:
         return await member_of(guild, user_id)
-    except discord.HTTPException:
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
         log.warning("guild %s: could not look up member %s for level roles", guild.id, user_id)
         return None
 
@@ -268,5 +273,9 @@ async def _change_roles(member: discord.Member, to_add: list[discord.Role], to_r
         return False
     except discord.HTTPException as error:
         problems.append(f"Changing level roles of {member.mention} failed ({error.status}).")
+        return False
+    except DISCORD_UNREACHABLE:  # below HTTP: the change may or may not have happened
+        problems.append(f"Changing level roles of {member.mention} failed: I could not reach Discord (the "
+                        "change may have happened).")
         return False
     return True

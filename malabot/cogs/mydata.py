@@ -74,7 +74,7 @@ class ConfirmDelete(discord.ui.View):
                      self.owner_id)
         try:
             await self.then()
-        except discord.HTTPException:
+        except (discord.HTTPException, *DISCORD_UNREACHABLE):
             log.warning("guild %s: after erasing member %s's data, Discord refused a follow-up",
                         interaction.guild_id, self.owner_id, exc_info=True)
 

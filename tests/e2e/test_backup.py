@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -14,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import discord
 import pytest
 
 from malabot.cogs import backup as backup_cog
@@ -29,6 +28,7 @@ from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.discord_failures import drop_role_changes
 from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
@@ -529,14 +529,23 @@ async def test_level_roles_that_cannot_follow_a_finished_restore_do_not_make_it_
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # A connection reset below HTTP while a role changes: "try again" would restore a second time.
     role, snapshot = await level_role_given_since_a_snapshot(world)
-    request = discord.http.HTTPClient.request
+    drop_role_changes(monkeypatch)
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
+    follow_up = (await reply.wait_for_messages(2))[1]
+    assert follow_up.content == (f"Level roles now follow the restored XP: 0 role changes.\n⚠️ Changing level "
+                                 f"roles of <@{world.alice.id}> failed: I could not reach Discord (the change may "
+                                 "have happened).")
 
-    async def reset_on_role_changes(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
-        if route.path.endswith("/roles/{role_id}"):
-            raise aiohttp.ClientConnectionError("Connection reset by peer")
-        return await request(self, route, **kwargs)
 
-    monkeypatch.setattr(discord.http.HTTPClient, "request", reset_on_role_changes)
+async def test_level_roles_failing_after_a_finished_restore_do_not_make_it_look_failed(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    role, snapshot = await level_role_given_since_a_snapshot(world)
+
+    async def failing(*args: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(backup_cog.levelups, "sync_everyones_roles", failing)
     reply = await world.command(world.admin, "backup restore", {"id": snapshot})
     assert reply.content.startswith(f"Restored snapshot `{snapshot}`")
     follow_up = (await reply.wait_for_messages(2))[1]

@@ -22,6 +22,7 @@ from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.privacy import MEMBER_COLUMN
 from malabot.sandbox import FakeDiscord, InteractionReply, Message, User
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
+from tests.e2e.discord_failures import drop_role_changes
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -205,6 +206,19 @@ async def test_a_delete_takes_the_level_roles_its_erased_xp_gave(world: World) -
 
     await delete_my_data(world, world.alice)
     assert not {first.id, third.id} & set(member.roles), "level 0 after the erase: no level role"
+
+
+async def test_a_connection_lost_as_level_roles_follow_an_erasure_does_not_unsay_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    chatter = await world.server.create_role(world.guild, "Chatter")
+    await world.command(world.admin, "levelrole add", {"level": 1, "role": chatter})
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 150})
+    await settled(world)
+    drop_role_changes(monkeypatch)
+
+    answered = await delete_my_data(world, world.alice)
+    assert answered.content.startswith("Done: your data in this server is erased"), "not: nothing may be deleted"
+    assert "xp" not in rows_mentioning(world.tenant_file(world.guild), world.alice.id)
 
 
 async def test_delete_then_export_holds_only_the_record_of_the_erasure(world: World) -> None:

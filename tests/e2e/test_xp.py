@@ -26,6 +26,7 @@ from malabot.sandbox.payloads import channel_payload
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
+from tests.e2e.discord_failures import drop_role_changes
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -802,6 +803,20 @@ async def test_a_check_in_whose_answer_discord_loses_still_levels_the_member_up(
     assert await place.stored_xp() == {world.alice.id: 130}
     assert place.roles_of(world.alice) == {chatter.id}
     assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+
+async def test_a_connection_lost_as_level_roles_follow_an_edit_is_a_problem_not_a_failure(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The XP is added: "try again" would add it twice. The role may or may not have been given.
+    world = place.world
+    await place.give_level_roles()
+    drop_role_changes(monkeypatch)
+    reply = await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})   # level 1
+    assert [message.content for message in await reply.wait_for_messages(2)] == [
+        f"Added 100 XP to <@{world.alice.id}>: they now have 100 XP, level 1 (was 0).",
+        f"⚠️ Changing level roles of <@{world.alice.id}> failed: I could not reach Discord (the change may "
+        "have happened)."]
+    assert await place.stored_xp() == {world.alice.id: 100}
 
 
 @pytest.mark.parametrize(("command", "amount", "expected"), [
