@@ -130,7 +130,8 @@ def pause_scheduler(services: Services) -> None:
 
 
 def stop_scheduler(services: Services) -> None:
-    """No new job runs; a running one is cancelled (jobs are idempotent). Safe to call twice."""
+    """No new job runs; a running one is cancelled (a stop pauses the scheduler first and lets it
+    finish, see runtime.py). Safe to call twice."""
     if services.scheduler.running:
         services.scheduler.shutdown(wait=False)
 

@@ -94,7 +94,8 @@ class MalaBot(discord.Bot):
 
     async def explain_error(self, ctx: discord.ApplicationContext, exception: BaseException) -> None:
         """Domain errors and refused checks become ephemeral answers; anything else is logged with
-        the guild id and answered with a short apology, never a traceback."""
+        the guild id and answered with a short apology, never a traceback. After an answer Discord
+        did not take, the user reads ANSWER_LOST instead: the command may have done its work."""
         error = exception.original if isinstance(exception, discord.ApplicationCommandInvokeError) else exception
         name = ctx.command.qualified_name if ctx.command else "?"
         if isinstance(ctx, CommandContext) and ctx.answer_lost:

@@ -64,8 +64,9 @@ def add_job(scheduler: AsyncIOScheduler, job: ScheduledJob, *, now: datetime | N
 
 
 def _quiet_on_shutdown(job: ScheduledJob) -> Callable[[], Awaitable[object]]:
-    """Shutting the scheduler down cancels a job that is running. Every job is idempotent (it picks up
-    where it stopped on its next run), so that is logged as a line, not as a failure with a traceback."""
+    """A stop lets a job under way finish within its grace (runtime.py: the task is named for it), then
+    cancels it: that is logged as a line, not as a failure with a traceback. The next run picks up where
+    it stopped, except what the birthday pass claimed and did not show (at most once, never twice)."""
 
     async def run() -> object:
         task = asyncio.current_task()
@@ -81,7 +82,7 @@ def _quiet_on_shutdown(job: ScheduledJob) -> Callable[[], Awaitable[object]]:
 
 
 def _log_interrupted(job_id: str) -> None:
-    log.info("%s: interrupted by shutdown; the next run picks up where it stopped", job_id)
+    log.info("%s: interrupted by shutdown", job_id)
 
 
 class _QuietOnShutdownExecutor(AsyncIOExecutor):

@@ -131,9 +131,9 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
         return report
 
     async def scheduled_pass(self) -> PassReport | None:
-        """The scheduler's job. Shutting the scheduler down cancels a pass under way: that is the
-        normal end of a run, not an error. The next start catches up; a celebration claimed but not
-        yet shown stays unshown (at most once, never twice)."""
+        """The scheduler's job. A stop lets a pass under way finish within its grace (runtime.py); one
+        still running after it is cancelled, which is the end of a run, not an error. The next start
+        catches up; a celebration it claimed but did not show stays unshown (at most once, never twice)."""
         try:
             return await self.run_birthday_pass()
         except asyncio.CancelledError:

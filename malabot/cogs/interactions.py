@@ -1,4 +1,4 @@
-"""What button handlers share: ephemeral answers and the same error explanations slash commands get.
+"""What button handlers share: ephemeral answers and the error explanations slash commands get.
 
 py-cord routes slash command errors to the bot's error handler, but a failing button callback only
 reaches a log; `explained_errors` gives components the same behaviour: domain errors become the

@@ -69,7 +69,7 @@ class ConfirmDelete(discord.ui.View):
             await interaction.edit_original_response(
                 content=f"Done: your data in this server is erased ({counted(changed, 'row')} "
                         "changed). Moderation cases about you are kept.", view=None)
-        except discord.HTTPException:  # the member dismissed the question meanwhile, say
+        except (discord.HTTPException, *DISCORD_UNREACHABLE):  # the member dismissed the question meanwhile, say
             log.info("guild %s: could not show member %s that their data is erased", interaction.guild_id,
                      self.owner_id)
         try:

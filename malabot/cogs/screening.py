@@ -43,8 +43,9 @@ class ScreeningCog(discord.Cog):
 
     @discord.Cog.listener()
     async def on_member_list_complete(self, guild: discord.Guild) -> None:
-        # The whole list, fresh from Discord: who is pending now (updates missed in an outage are
-        # caught up by each feature from its own records).
+        # The whole list, fresh from Discord: who is pending now. A member who accepted the rules while
+        # the bot heard nothing (an outage, offline) gets no event: the auto-role catches up from its
+        # own records (welcome.py), level roles at their next level change, the birthday role not.
         self._reading_rules[guild.id] = {member.id for member in guild.members if member.pending}
 
     @discord.Cog.listener()

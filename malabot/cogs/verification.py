@@ -159,7 +159,7 @@ async def holds_on_discord(member: discord.Member, role: discord.Role) -> bool |
     """Whether the member holds the role as Discord has it now; None when Discord does not say."""
     try:
         fresh = await fresh_member(member.guild, member.id)
-    except discord.HTTPException:
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
         return None
     return fresh is not None and fresh.get_role(role.id) is not None
 
@@ -257,7 +257,7 @@ class VerificationCog(discord.Cog):
             if member.pending:  # Membership Screening: a role given now would let them skip the rules
                 raise UserInputError("Please accept this server's rules first (Discord shows them to you on "
                                      "joining); then press Verify again.")
-            # Up to three calls to Discord follow (roles, the review post): answer within its 3 s first.
+            # Calls to Discord follow (roles, the review post): answer within its 3 s first.
             await interaction.response.defer(ephemeral=True, invisible=False)
             async with self._presses.holding((guild_id, member.id)):
                 text = await self._answer_press(guild_id, member)

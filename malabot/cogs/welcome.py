@@ -238,8 +238,9 @@ class WelcomeCog(discord.Cog):
             await self.service.autorole_waits(guild.id, screening)
 
     async def autorole_after_screening(self, member: discord.Member) -> None:
-        """Give the auto-role to a member who passed Membership Screening, unless they hold it; then
-        it no longer waits for them (a role that cannot be given is logged, not tried again)."""
+        """Give the auto-role to a member who passed Membership Screening, unless they hold it (or it is
+        the unverified role and they verified meanwhile); then it no longer waits for them (a role that
+        cannot be given is logged, not tried again)."""
         async with self.bot.member_role_changes.holding((member.guild.id, member.id)):  # not as they verify
             await self._autorole_after_screening(member)
 

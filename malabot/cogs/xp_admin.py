@@ -19,7 +19,8 @@ from malabot.cogs import levelups
 from malabot.cogs.boards import member_target
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.posting import NO_PINGS
-from malabot.commands import admin_group, answer, fit_lines, guild_id_of
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
+from malabot.commands import CommandContext, admin_group, answer, fit_lines, guild_id_of
 from malabot.errors import MalabotError
 from malabot.features.xp.models import LevelChange
 from malabot.features.xp.rules import MAX_ROLE_LEVEL, MAX_TOTAL_XP
@@ -28,6 +29,7 @@ from malabot.texts import plural
 if TYPE_CHECKING:
     from malabot.app import Services
     from malabot.bot import MalaBot
+    from malabot.cogs.admin_notices import AdminNotices
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class XpAdminCog(discord.Cog):
     @reset.command(name="all", description="Put every member's XP back to 0 (asks first)")
     async def reset_all(self, ctx: discord.ApplicationContext) -> None:
         guild_id_of(ctx)
-        view = ConfirmResetAll(self.services, ctx.author.id)
+        view = ConfirmResetAll(self.services, ctx.author.id, self.bot.admin_notices)
         self.bot.questions.stamp(view)
         await answer(ctx, "Reset the XP of **every member** of this server to 0? Level roles are taken "
                           "away too. This cannot be undone.", view=view, ephemeral=True)
@@ -104,9 +106,15 @@ class XpAdminCog(discord.Cog):
         try:
             await answer(ctx, edit_summary(done, change), ephemeral=True, allowed_mentions=NO_PINGS)
         finally:  # the edit is stored, whether or not Discord took the answer: the roles follow it
-            outcome = await levelups.apply(self.services, ctx.guild, change, channel_id=ctx.channel_id) \
-                if ctx.guild is not None else None
-        if outcome is not None and (problems := levelups.problems_text(outcome)) is not None:
+            await self._roles_follow(ctx, change)
+
+    async def _roles_follow(self, ctx: discord.ApplicationContext, change: LevelChange) -> None:
+        if ctx.guild is None:
+            return
+        outcome = await levelups.apply(self.services, ctx.guild, change, channel_id=ctx.channel_id)
+        if isinstance(ctx, CommandContext) and ctx.answer_lost:  # the admin's answers do not get through
+            await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
+        elif (problems := levelups.problems_text(outcome)) is not None:
             await answer(ctx, problems, ephemeral=True, allowed_mentions=NO_PINGS)
 
     # -- /levelrole ---------------------------------------------------------------------------------
@@ -159,10 +167,11 @@ class XpAdminCog(discord.Cog):
 class ConfirmResetAll(discord.ui.View):
     """The question `/xp reset all` asks: reset everyone, or cancel. Answered once, by the admin who asked."""
 
-    def __init__(self, services: Services, admin_id: int) -> None:
+    def __init__(self, services: Services, admin_id: int, notices: AdminNotices) -> None:
         super().__init__(timeout=CONFIRM_SECONDS, disable_on_timeout=True)
         self.services = services
         self.admin_id = admin_id
+        self.notices = notices  # the mod log: for problems the admin's own answer could not carry
         self.answered = False
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -197,11 +206,18 @@ class ConfirmResetAll(discord.ui.View):
                 error, "/xp reset all", guild.id, busy=RESET_BUSY, otherwise=RESET_FAILED)
             await interaction.edit_original_response(content=text, view=None)
             return
-        await interaction.edit_original_response(
-            content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
+        # Everyone's XP is reset whatever Discord says now: never "try again", and the level roles follow.
+        try:
+            await interaction.edit_original_response(
+                content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
+        except (discord.HTTPException, *DISCORD_UNREACHABLE):
+            log.warning("guild %s: could not show the admin that everyone's XP is reset", guild.id, exc_info=True)
         outcome = await levelups.remove_all_level_roles(self.services, guild)
         if (problems := levelups.problems_text(outcome)) is not None:
-            await interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS)
+            try:
+                await interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS)
+            except (discord.HTTPException, *DISCORD_UNREACHABLE):
+                await self.notices.tell(guild, outcome.problems)
 
     async def on_timeout(self) -> None:
         # Once answered the message is the answer (the reset may still be taking roles when the

@@ -9,9 +9,9 @@ Where two legacy rows give the same member's XP, birthday or check-in, one wins:
 server's own scope beats a global one; then the larger XP, the newer check-in day, the newer row.
 The losers are held back as "superseded", never merged silently.
 
-Target rows are tuples in the column order of writer.TARGET_COLUMNS. Timestamps arrive already as
-ISO text (the reader's query converts them, see schema_detect.ISO_UTC), other values verbatim; a case's
-time, which the bot reads, is checked too (mapping.case_time).
+Target rows are tuples in the column order of writer.TARGET_COLUMNS. Timestamps in SQLite's
+CURRENT_TIMESTAMP form arrive as ISO text (the reader's query converts them, see schema_detect.ISO_UTC),
+anything else as stored; a case's time, which the bot reads, is converted or replaced (mapping.case_time).
 """
 
 from __future__ import annotations

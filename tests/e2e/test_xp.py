@@ -875,6 +875,34 @@ async def test_reset_all_asks_first_and_takes_level_roles_away(place: Place) -> 
     assert details["before"] == {"members_with_xp": 2, "total_xp": 420}
 
 
+async def test_reset_all_whose_done_discord_loses_still_takes_level_roles_and_says_no_try_again(
+        place: Place) -> None:
+    world = place.world
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    await settled(world)
+    asked = await world.command(world.admin, "xp reset all")
+    world.server.rate_limit(lambda method, path, body: method == "PATCH" and path.endswith("/messages/@original"),
+                            times=5, retry_after=0.01)  # the question cannot be turned into "Done"
+    pressed = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    await settled(world)
+    assert await place.stored_xp() == {world.alice.id: 0}
+    assert place.roles_of(world.alice) == set()
+    assert pressed.followups == [], "no 'please try again later' after everyone's XP was reset"
+
+
+async def test_problems_of_an_edit_whose_answer_discord_loses_go_to_the_mod_log(place: Place) -> None:
+    world = place.world
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    await place.configure(mod_log_channel_id=mod_log.id)
+    await world.live.xp_admin.add_level_role(world.guild.id, world.admin.id, 1, place.overlord.id)
+    world.lose_next_answer()
+    assert (await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})).content == ANSWER_LOST
+    await settled(world)
+    [notice] = place.bot_messages(mod_log)
+    assert notice.content.startswith("⚠️ A level-up could not do everything; an admin can fix this:\n• Level 1:")
+
+
 async def test_reset_all_takes_a_level_role_the_gateway_has_not_shown_yet(place: Place) -> None:
     # Discord answers the bot's role request first and tells the gateway seconds later: until then the
     # cache shows nobody holding the role just given, yet the reset must take it.

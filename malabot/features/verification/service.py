@@ -10,6 +10,7 @@ What a cog calls:
     review not postable   -> withdraw(guild_id, user_id)
     Approve / Deny        -> review(guild_id, user_id, reviewer_id, approve=..., message_id=...) -> ReviewResult
     /verify reset         -> reset(guild_id, user_id) -> VerificationRequest | None (the request forgotten)
+    auto-role (welcome)   -> status(guild_id, user_id) -> VerificationRequest | None (verified already?)
 """
 
 from __future__ import annotations
