@@ -5,6 +5,7 @@ The sandbox answers every request it gets; a connection reset is made in py-cord
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import aiohttp
@@ -23,3 +24,24 @@ def drop_role_changes(monkeypatch: pytest.MonkeyPatch, method: str | None = None
         return await request(self, route, **kwargs)
 
     monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
+
+
+def fail_answers(monkeypatch: pytest.MonkeyPatch, failures: list[Exception]) -> None:
+    """The next answers to commands (a first response or a follow-up, both py-cord's webhook requests)
+    fail with `failures`, in order, without reaching the sandbox."""
+    from discord.webhook.async_ import AsyncWebhookAdapter
+
+    request = AsyncWebhookAdapter.request
+
+    async def failing(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
+        if route.method == "POST" and "/webhooks/" in route.url and failures:
+            raise failures.pop(0)
+        return await request(self, route, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncWebhookAdapter, "request", failing)
+
+
+def http_error(status: int) -> discord.HTTPException:
+    """Discord's answer of `status` (400: the request was malformed, 500: Discord failed)."""
+    return discord.HTTPException(types.SimpleNamespace(status=status, reason="Bad Request"),  # type: ignore[arg-type]
+                                 {"code": 50035, "message": "Invalid Form Body"})

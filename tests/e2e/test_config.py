@@ -329,3 +329,16 @@ async def test_a_long_list_is_stored_and_the_answer_says_so_within_one_message(
     shown = " ".join(f"<#{channel}>" for channel in channels[:5])
     assert reply.content == f"`no_xp_channel_ids` is now {shown} and 95 more."
     assert (await world.live.guild_settings.get(world.guild.id)).no_xp_channel_ids == tuple(channels)
+
+
+async def test_a_long_template_is_shown_as_typed_in_the_summary(world: World) -> None:
+    template = "**Welcome** {member}, read the __rules__ " + "x" * 100
+    await world.command(world.admin, "config set", {"setting": "welcome_template", "value": template})
+    summary = (await world.command(world.admin, "config show")).embeds[0]["description"]
+    assert "• `welcome_template`: \\*\\*Welcome\\*\\* {member}, read the \\_\\_rules\\_\\_ x" in summary, summary
+
+
+async def test_a_very_long_template_is_shown_as_typed_when_set(world: World) -> None:
+    template = "**Welcome** {member} " + "_x" * 700  # escaped, too long to show in full
+    reply = await world.command(world.admin, "config set", {"setting": "welcome_template", "value": template})
+    assert reply.content.startswith("`welcome_template` is now \\*\\*Welcome\\*\\* {member} \\_x"), reply.content[:200]

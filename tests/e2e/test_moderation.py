@@ -39,6 +39,7 @@ from malabot.sandbox.payloads import channel_payload, role_payload
 from malabot.sandbox.state import GUILD_STAGE_VOICE
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import eventually, rows_mentioning
+from tests.e2e.discord_failures import fail_answers, http_error
 from tests.e2e.world import World, make_world, marked_quick
 from tests.file_holds import locked_from_outside
 
@@ -1062,3 +1063,42 @@ async def test_a_threshold_kick_whose_case_cannot_be_recorded_is_told_as_done(ca
     assert [case["action"] for case in cast.cases()] == ["warn"]
     assert [post.embeds[0]["title"] for post in cast.log_posts()] == \
         ["Case #1 · Warning", "Not recorded (no case number) · Kick"]
+
+
+async def test_a_warning_whose_answer_is_lost_to_a_connection_reset_is_not_said_to_have_failed(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    fail_answers(monkeypatch, [aiohttp.ClientConnectionError("Connection reset by peer")])
+    reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+    assert reply.content == ANSWER_LOST
+    assert [case["action"] for case in cast.cases()] == ["warn"]
+
+
+async def test_an_answer_discord_refuses_as_malformed_is_logged_as_the_bots_error(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    fail_answers(monkeypatch, [http_error(400)])
+    with caplog.at_level(logging.WARNING, logger="malabot.bot"):
+        reply = await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+    assert reply.content == ANSWER_LOST
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "malabot.bot"] == [
+        ("ERROR", f"command /warn in guild {cast.world.guild.id}: Discord did not take its answer")]
+
+
+async def test_a_500_on_the_answer_is_logged_as_discords_failure(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    fail_answers(monkeypatch, [http_error(500)])
+    with caplog.at_level(logging.WARNING, logger="malabot.bot"):
+        await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "malabot.bot"] == [
+        ("WARNING", f"command /warn in guild {cast.world.guild.id}: Discord did not take its answer")]
+
+
+async def test_an_error_answer_that_cannot_reach_discord_is_a_warning(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    fail_answers(monkeypatch, [aiohttp.ClientConnectionError("reset"), aiohttp.ClientConnectionError("reset")])
+    with caplog.at_level(logging.WARNING):
+        try:
+            await cast.run(cast.mod, "warn", {"member": cast.carol, "reason": "spam"})
+        except Exception:  # noqa: BLE001  no answer ever arrives
+            pass
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"could not tell the user about an error in guild {cast.world.guild.id}" in messages, messages

@@ -1012,3 +1012,85 @@ async def test_a_missing_review_channel_withdraws_the_request(place: Place) -> N
     assert reply.flags & EPHEMERAL
     assert reply.content == "The review channel is missing; please tell an admin."
     assert place.requests() == [], "the member can ask again once the channel is fixed"
+
+
+async def test_two_approves_while_discord_is_slow_to_give_the_role_tell_the_member_once(place: Place) -> None:
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    async with world.server.holding_requests(lambda method, path, body: method == "PUT" and path.endswith(
+            f"/members/{alice.id}/roles/{place.verified.id}")) as slow:
+        first = asyncio.create_task(world.server.press_button(review, place.reviewer, label="Approve"))
+        await slow.arrived(5)
+        second = asyncio.create_task(world.server.press_button(review, world.admin, label="Approve"))
+        await asyncio.sleep(1.0)
+        slow.release()
+        await asyncio.gather(first, second)
+        await eventually(lambda: not review.buttons(), what="the request to show the decision")
+        await settled(world)
+    await settled(world)
+    assert place.dms_to(alice) == [f"You are verified in {world.guild.name}. Welcome!"]
+
+
+async def test_verify_pressed_while_the_auto_role_is_held_long_ends_verified_only(place: Place) -> None:
+    world = place.world
+    carol = await newcomer_marked_unverified(place)
+    async with world.server.holding_requests(lambda method, path, body: method == "PUT" and path.endswith(
+            f"/members/{carol.id}/roles/{place.unverified.id}")) as slow:
+        await world.server.update_member(world.guild, carol, pending=False)  # she accepts the rules
+        await slow.arrived(5)
+        async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+            pressing = asyncio.create_task(place.press_verify(carol))
+            await asyncio.wait({pressing}, timeout=1.5)  # a press not kept waiting gets to take the role
+            slow.release()
+            assert (await pressing).content == "You are verified. Welcome!"
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}
+
+
+async def test_verify_gives_the_role_back_when_the_cache_still_shows_it(place: Place) -> None:
+    world, alice = place.world, place.world.alice
+    await place.setup()
+    assert (await place.press_verify(alice)).content == "You are verified. Welcome!"
+    await settled(world)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        await world.server.update_member(world.guild, alice, roles=[])   # a moderator took it by mistake
+        reply = await place.press_verify(alice)
+    await settled(world)
+    assert place.verified.id in place.roles_of(alice), reply.content
+
+
+async def test_an_unverified_role_above_the_bot_is_reported_when_discord_cannot_say(place: Place) -> None:
+    world = place.world
+    await place.setup()
+    await place.configure(unverified_role_id=place.unverified.id)
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol, roles=[place.unverified])
+    await settled(world)
+    world.server.role(world.guild, place.unverified).position = 999
+    world.server.rate_limit(lambda method, path, body: method == "GET"
+                            and path == f"/guilds/{world.guild.id}/members/{carol.id}", times=5)
+    reply = await place.press_verify(carol)
+    assert place.unverified.id in place.roles_of(carol)
+    assert "could not take away the unverified role" in reply.content, reply.content
+
+
+async def test_a_verified_role_above_the_bot_is_refused_when_discord_cannot_say(place: Place) -> None:
+    world = place.world
+    await place.setup()
+    carol = world.server.add_user("carol")
+    await world.server.member_join(world.guild, carol)
+    await settled(world)
+    world.server.role(world.guild, place.verified).position = 999
+    world.server.rate_limit(lambda method, path, body: method == "GET"
+                            and path == f"/guilds/{world.guild.id}/members/{carol.id}", times=5)
+    reply = await place.press_verify(carol)
+    assert place.verified.id not in place.roles_of(carol)
+    assert "not allowed to give the verified role" in reply.content, reply.content
+
+
+async def test_a_member_verified_by_hand_during_screening_is_not_marked_unverified(place: Place) -> None:
+    world = place.world
+    carol = await newcomer_marked_unverified(place)
+    await world.server.update_member(world.guild, carol, roles=[place.verified], pending=False)
+    await settled(world)
+    assert place.roles_of(carol) == {place.verified.id}

@@ -267,25 +267,26 @@ async def test_the_auto_role_is_given_at_start_to_a_member_who_passed_screening_
 
 async def test_the_auto_role_is_given_after_an_outage_during_which_the_member_passed_screening(
         place: Place) -> None:
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await passes_screening_in_an_outage(place)
+    assert place.newcomer_role.id in place.roles_of(place.carol)
+
+
+async def joined_in_screening_while_offline(place: Place) -> User:
+    """Carol joins a server with an auto-role while the bot is offline, and is still reading the rules
+    when it is back."""
     world, carol = place.world, place.carol
     await place.configure(autorole_id=place.newcomer_role.id)
-    await world.server.member_join(world.guild, carol, pending=True)
+    await world.stop()
+    world.server.add_member(world.guild, carol).pending = True
+    await world.start()
     await settled(world)
-    await world.server.guild_outage(world.guild)
-    world.server.member(world.guild, carol).pending = False   # Discord sends nothing during the outage
-    await world.server.end_guild_outage(world.guild)
-    await settled(world)
-    assert place.newcomer_role.id in place.roles_of(carol)
+    return carol
 
 
 async def test_a_member_who_joined_in_screening_while_the_bot_was_offline_is_waited_for_from_the_start(
         place: Place) -> None:
-    world, carol = place.world, place.carol
-    await place.configure(autorole_id=place.newcomer_role.id)
-    await world.stop()
-    world.server.add_member(world.guild, carol).pending = True   # joins unheard, still reading the rules
-    await world.start()
-    await settled(world)
+    world, carol = place.world, await joined_in_screening_while_offline(place)
     assert autorole_requests(place, carol) == [], "still in screening"
     await world.stop()
     world.server.member(world.guild, carol).pending = False      # accepts the rules, again unheard
@@ -449,3 +450,61 @@ async def test_templates_with_other_placeholders_are_refused(place: Place, templ
     assert "{member}, {server}, {member_count}" in reply.content
     settings = await place.world.live.guild_settings.get(place.world.guild.id)
     assert settings.welcome_template == "Welcome to {server}, {member}! You are member #{member_count}."
+
+
+async def passes_screening_in_an_outage(place: Place) -> None:
+    """Carol joins in Membership Screening and accepts the rules while her server is out: Discord sends
+    the bot nothing about it."""
+    world = place.world
+    await world.server.member_join(world.guild, place.carol, pending=True)
+    await settled(world)
+    await world.server.guild_outage(world.guild)
+    world.server.member(world.guild, place.carol).pending = False
+    await world.server.end_guild_outage(world.guild)
+    await settled(world)
+
+
+async def test_an_auto_role_taken_after_an_outage_catch_up_is_not_given_again(place: Place) -> None:
+    world, carol = place.world, place.carol
+    await place.configure(autorole_id=place.newcomer_role.id)
+    await passes_screening_in_an_outage(place)
+    assert place.newcomer_role.id in place.roles_of(carol)
+    # A moderator takes the auto-role away: that update is not the end of her screening.
+    await world.server.update_member(world.guild, carol, roles=[])
+    await settled(world)
+    assert place.newcomer_role.id not in place.roles_of(carol)
+    assert len(autorole_requests(place, carol)) == 1
+
+
+async def test_a_member_who_joined_in_screening_while_the_bot_was_offline_and_used_it_at_once_gets_the_auto_role(
+        place: Place) -> None:
+    world, carol = place.world, await joined_in_screening_while_offline(place)
+    async with world.server.holding_events(lambda name, payload: name == "GUILD_MEMBER_UPDATE"):
+        await world.server.update_member(world.guild, carol, pending=False)          # accepts the rules
+        assert "level 0" in (await world.command(carol, "rank")).content
+    await settled(world)
+    assert place.newcomer_role.id in place.roles_of(carol)
+
+
+async def test_an_auto_role_set_after_an_outage_is_not_given_on_a_later_update(place: Place) -> None:
+    world, carol = place.world, place.carol
+    await passes_screening_in_an_outage(place)
+    await place.configure(autorole_id=place.newcomer_role.id)  # later, for newcomers
+    await world.server.update_member(world.guild, carol, nick="Caz")
+    await settled(world)
+    assert autorole_requests(place, carol) == []
+
+
+async def test_a_member_who_left_in_screening_and_rejoined_without_it_is_not_given_a_later_auto_role(
+        place: Place) -> None:
+    world, carol = place.world, place.carol
+    await world.server.member_join(world.guild, carol, pending=True)
+    await settled(world)
+    await world.server.remove_member(world.guild, carol)       # leaves while reading the rules
+    await settled(world)
+    await world.server.member_join(world.guild, carol)          # screening since turned off: not pending
+    await settled(world)
+    await place.configure(autorole_id=place.newcomer_role.id)  # later, for newcomers
+    await world.server.update_member(world.guild, carol, nick="Caz")
+    await settled(world)
+    assert autorole_requests(place, carol) == []
