@@ -11,13 +11,14 @@ setting is seen without flooding the channel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import discord
 
 from malabot.clock import Clock
 from malabot.cogs.posting import NO_PINGS
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import fit_lines
 from malabot.features.settings.service import SettingsService
 
@@ -53,5 +54,17 @@ class AdminNotices:
                           *(f"• {problem}" for problem in fresh)], "… and {count} more.")
         try:
             await channel.send(text, allowed_mentions=NO_PINGS)
-        except discord.HTTPException as error:
+        except (discord.HTTPException, *DISCORD_UNREACHABLE) as error:
             log.info("guild %s: could not tell the mod log about problems of %s: %s", guild.id, about.lower(), error)
+
+
+async def tell_admin_else_mod_log(notices: AdminNotices, guild: discord.Guild, send: Callable[[], Awaitable[object]],
+                                  problems: Sequence[str], *, about: str = "A level-up") -> None:
+    """Problems that follow finished work, in the admin's own follow-up (`send`); when Discord does not
+    take it, in the mod log: the work is done, so the failure is no reason to tell anyone to try again."""
+    try:
+        await send()
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
+        log.warning("guild %s: the admin's follow-up did not go through; problems go to the mod log", guild.id,
+                    exc_info=True)
+        await notices.tell(guild, problems, about=about)

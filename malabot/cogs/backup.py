@@ -17,6 +17,7 @@ import discord
 
 from malabot.bot import explain_failure
 from malabot.cogs import levelups
+from malabot.cogs.admin_notices import tell_admin_else_mod_log
 from malabot.cogs.posting import NO_PINGS
 from malabot.commands import (
     admin_group,
@@ -149,15 +150,17 @@ class BackupCog(discord.Cog):
                                      busy="the server's file stayed busy", otherwise="an error, logged")
             lines = [f"The restore is done, but bringing level roles in line with it failed ({reason}); "
                      "each member's roles follow at their next level change."]
+            problems: tuple[str, ...] = ()
         else:
             changed = len(outcome.roles_added) + len(outcome.roles_removed)
             if not changed and not outcome.problems:
                 return
             lines = [f"Level roles now follow the restored XP: {counted(changed, 'role change')}."]
             lines += [f"⚠️ {problem}" for problem in outcome.problems]
-        try:
-            await ctx.followup.send(fit_lines(lines, "… and {count} more problems with level roles."),
-                                    ephemeral=True, allowed_mentions=NO_PINGS)
-        except discord.HTTPException as error:  # past the interaction's 15 minutes, say
-            log.warning("guild %s: could not tell the owner how level roles followed the restore (%s)",
-                        guild.id, error)
+            problems = outcome.problems
+        # Past the interaction's 15 minutes, say: what the owner had to fix goes to the mod log.
+        await tell_admin_else_mod_log(
+            self.bot.admin_notices, guild,
+            lambda: ctx.followup.send(fit_lines(lines, "… and {count} more problems with level roles."),
+                                      ephemeral=True, allowed_mentions=NO_PINGS),
+            problems, about="Level roles after a restore")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from malabot.cogs.granting import why_bot_cannot_give
-from malabot.cogs.members import member_of
+from malabot.cogs.members import member_if_found
 from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import pinging_only
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
@@ -177,15 +177,6 @@ async def _announce(services: Services, guild: discord.Guild, change: LevelChang
 
 # -- level roles ---------------------------------------------------------------------------------
 
-async def _current_member(guild: discord.Guild, user_id: int) -> discord.Member | None:
-    """The member whose level roles to sync; None once they left or when Discord cannot say."""
-    try:
-        return await member_of(guild, user_id)
-    except (discord.HTTPException, *DISCORD_UNREACHABLE):
-        log.warning("guild %s: could not look up member %s for level roles", guild.id, user_id)
-        return None
-
-
 async def _sync_member(services: Services, guild: discord.Guild, user_id: int, problems: list[str],
                        level_of: dict[int, int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """`level_of` (role id → level): the server's level roles, when the caller read them already."""
@@ -194,7 +185,7 @@ async def _sync_member(services: Services, guild: discord.Guild, user_id: int, p
     if not level_of:  # no level roles: nothing to sync, and no member to look up
         return (), ()
     async with services.role_ledger.syncing(guild.id, user_id):
-        member = await _current_member(guild, user_id)
+        member = await member_if_found(guild, user_id, for_what="level roles")
         if member is None:
             return (), ()
         # The level now, not the change's: an admin edit or another award may have landed

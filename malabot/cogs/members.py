@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import discord
+
+from malabot.cogs.unreachable import DISCORD_UNREACHABLE
+
+log = logging.getLogger(__name__)
 
 # Discord's code for a member who is not (or no longer) on the server.
 UNKNOWN_MEMBER = 10007
@@ -21,4 +27,14 @@ async def fresh_member(guild: discord.Guild, user_id: int) -> discord.Member | N
     try:
         return await guild.fetch_member(user_id)
     except discord.NotFound:
+        return None
+
+
+async def member_if_found(guild: discord.Guild, user_id: int, *, for_what: str) -> discord.Member | None:
+    """member_of, with Discord unable to say just now (an error past py-cord's retries, no connection)
+    taken as "not found" and logged: for what can do without the member (`for_what` names it)."""
+    try:
+        return await member_of(guild, user_id)
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
+        log.warning("guild %s: could not look up member %s for %s", guild.id, user_id, for_what)
         return None

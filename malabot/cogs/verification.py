@@ -23,7 +23,7 @@ import discord
 
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.interactions import answer_interaction, explained_errors
-from malabot.cogs.members import UNKNOWN_MEMBER, fresh_member, member_of
+from malabot.cogs.members import UNKNOWN_MEMBER, fresh_member, member_if_found
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
@@ -384,8 +384,8 @@ class VerificationCog(discord.Cog):
         """Give the roles of an approval and tell the member; returns what went wrong, if anything."""
         guild = interaction.guild
         if not result.approved:  # nothing to give: a member who has gone needs no answer either
-            denied = await member_of(guild, result.user_id) if guild is not None else None
-            if guild is not None and denied is not None:
+            if guild is not None and (denied := await member_if_found(
+                    guild, result.user_id, for_what="the DM of a denial")) is not None:
                 await tell_member(denied, f"Your verification request in {guild.name} was denied.", guild.id)
             return None
         # Their roles as Discord has them: the auto-role given a moment ago may not be in the cache yet.

@@ -16,6 +16,7 @@ from discord.ui.item import ViewItem
 
 from malabot.bot import explain_failure
 from malabot.cogs import levelups
+from malabot.cogs.admin_notices import AdminNotices, tell_admin_else_mod_log
 from malabot.cogs.boards import member_target
 from malabot.cogs.granting import check_may_be_given
 from malabot.cogs.posting import NO_PINGS
@@ -29,7 +30,6 @@ from malabot.texts import plural
 if TYPE_CHECKING:
     from malabot.app import Services
     from malabot.bot import MalaBot
-    from malabot.cogs.admin_notices import AdminNotices
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ class XpAdminCog(discord.Cog):
         if isinstance(ctx, CommandContext) and ctx.answer_lost:  # the admin's answers do not get through
             await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
         elif (problems := levelups.problems_text(outcome)) is not None:
-            await answer(ctx, problems, ephemeral=True, allowed_mentions=NO_PINGS)
+            await tell_admin_else_mod_log(
+                self.bot.admin_notices, ctx.guild,
+                lambda: ctx.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS), outcome.problems)
 
     # -- /levelrole ---------------------------------------------------------------------------------
 
@@ -214,10 +216,10 @@ class ConfirmResetAll(discord.ui.View):
             log.warning("guild %s: could not show the admin that everyone's XP is reset", guild.id, exc_info=True)
         outcome = await levelups.remove_all_level_roles(self.services, guild)
         if (problems := levelups.problems_text(outcome)) is not None:
-            try:
-                await interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS)
-            except (discord.HTTPException, *DISCORD_UNREACHABLE):
-                await self.notices.tell(guild, outcome.problems)
+            await tell_admin_else_mod_log(
+                self.notices, guild,
+                lambda: interaction.followup.send(problems, ephemeral=True, allowed_mentions=NO_PINGS),
+                outcome.problems)
 
     async def on_timeout(self) -> None:
         # Once answered the message is the answer (the reset may still be taking roles when the

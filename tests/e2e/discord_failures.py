@@ -26,16 +26,17 @@ def drop_role_changes(monkeypatch: pytest.MonkeyPatch, method: str | None = None
     monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
 
 
-def fail_answers(monkeypatch: pytest.MonkeyPatch, failures: list[Exception]) -> None:
+def fail_answers(monkeypatch: pytest.MonkeyPatch, failures: list[Exception | None]) -> None:
     """The next answers to commands (a first response or a follow-up, both py-cord's webhook requests)
-    fail with `failures`, in order, without reaching the sandbox."""
+    fail with `failures`, in order, without reaching the sandbox; None lets one through."""
     from discord.webhook.async_ import AsyncWebhookAdapter
 
     request = AsyncWebhookAdapter.request
 
     async def failing(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
-        if route.method == "POST" and "/webhooks/" in route.url and failures:
-            raise failures.pop(0)
+        if route.method == "POST" and "/webhooks/" in route.url and failures \
+                and (failure := failures.pop(0)) is not None:
+            raise failure
         return await request(self, route, *args, **kwargs)
 
     monkeypatch.setattr(AsyncWebhookAdapter, "request", failing)

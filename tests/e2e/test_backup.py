@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from malabot.cogs import backup as backup_cog
@@ -28,7 +29,7 @@ from malabot.tenancy import backup as files
 from malabot.tenancy.manager import TenantManager
 from malabot.tenancy.paths import TenantPaths, utc_stamp
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
-from tests.e2e.discord_failures import drop_role_changes
+from tests.e2e.discord_failures import drop_role_changes, fail_answers
 from tests.e2e.test_mydata import delete_my_data
 from tests.e2e.world import World, make_world
 from tests.e2e.xp_place import settled
@@ -551,6 +552,16 @@ async def test_level_roles_failing_after_a_finished_restore_do_not_make_it_look_
     follow_up = (await reply.wait_for_messages(2))[1]
     assert follow_up.content == ("The restore is done, but bringing level roles in line with it failed (an error, "
                                  "logged); each member's roles follow at their next level change.")
+
+
+async def test_a_restore_whose_level_roles_follow_up_is_lost_is_not_said_to_have_failed(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    role, snapshot = await level_role_given_since_a_snapshot(world)
+    fail_answers(monkeypatch, [None, aiohttp.ServerDisconnectedError()])  # "Restored" goes, the roles' word not
+    reply = await world.command(world.admin, "backup restore", {"id": snapshot})
+    await settled(world)
+    assert [message.content[:18] for message in reply.messages] == ["Restored snapshot "], "no 'try again'"
+    assert role.id not in world.server.member(world.guild, world.alice).roles
 
 
 async def test_a_restore_whose_answer_discord_loses_still_moves_level_roles_and_is_not_said_to_have_failed(

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import discord
 import pytest
 
 from malabot.cogs.birthdays import BirthdaysCog
@@ -506,6 +508,37 @@ async def test_a_birthday_role_an_erasure_could_not_take_back_is_named_to_the_ad
     told = "\n".join(message.content for message in world.server.messages_in(world.general,
                                                                              author=world.server.bot_user))
     assert f"• {birthday_role_kept(world.alice.id, bd.role.id)}" in told
+
+
+async def test_level_roles_follow_an_erasure_when_the_mod_log_post_also_drops(
+        bd: Birthdays, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = bd.world
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    level_role = await world.server.create_role(world.guild, "Chatter")
+    await world.command(world.admin, "levelrole add", {"level": 1, "role": level_role})
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 100})
+    await settled(world)
+    assert level_role.id in world.server.member(world.guild, world.alice).roles
+    await celebrate_alice_with_the_role(bd)
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=mod_log.id)
+
+    request = discord.http.HTTPClient.request
+
+    async def dropping(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        # A flaky connection: the birthday role's removal and the mod-log post are dropped.
+        if route.method == "DELETE" and route.path.endswith("/roles/{role_id}") \
+                and route.url.endswith(f"/roles/{bd.role.id}"):
+            raise aiohttp.ServerDisconnectedError()
+        if route.method == "POST" and route.path == "/channels/{channel_id}/messages" \
+                and int(route.channel_id) == mod_log.id:
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
+    done = await delete_my_data(world, world.alice)
+    assert done.content.startswith("Done: your data in this server is erased")
+    await settled(world)
+    assert level_role.id not in world.server.member(world.guild, world.alice).roles, "her XP is erased"
 
 
 async def test_erasing_your_data_while_the_pass_gives_your_role_still_takes_it_back(bd: Birthdays) -> None:

@@ -884,6 +884,23 @@ async def test_a_denial_goes_through_while_discord_fails_to_look_members_up(plac
     assert review.content.endswith(f"❌ Denied by <@{place.reviewer.id}>.")
 
 
+async def test_a_denial_right_after_a_start_goes_through_while_discord_fails_to_look_members_up(
+        place: Place) -> None:
+    # Until the member list is in after a start, the cache does not know her: the DM is skipped, not the denial.
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    await world.stop()
+    async with world.server.holding_member_lists(world.guild) as member_list:
+        await world.start(member_lists=False)
+        await member_list.arrived(within=5)
+        world.server.rate_limit(lambda method, path, body: method == "GET"
+                                and path == f"/guilds/{world.guild.id}/members/{alice.id}", times=5)
+        pressed = await world.server.press_button(review, place.reviewer, label="Deny")
+        await eventually(lambda: not world.server.message(review).buttons(), what="the request to show the denial")
+        assert world.server.message(review).content.endswith(f"❌ Denied by <@{place.reviewer.id}>.")
+        assert pressed.followups == [], "no 'please try again later'"
+
+
 async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import aiosqlite
 import pytest
 
@@ -26,7 +27,7 @@ from malabot.sandbox.payloads import channel_payload
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
-from tests.e2e.discord_failures import drop_role_changes
+from tests.e2e.discord_failures import drop_role_changes, fail_answers
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -790,6 +791,20 @@ async def test_an_edit_whose_answer_discord_loses_still_moves_level_roles_and_is
     assert await place.stored_xp() == {world.alice.id: 100}
     assert place.roles_of(world.alice) == {chatter.id}
     assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
+
+
+async def test_problems_of_an_edit_whose_follow_up_is_lost_go_to_the_mod_log(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = place.world
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    await place.configure(mod_log_channel_id=mod_log.id)
+    await world.live.xp_admin.add_level_role(world.guild.id, world.admin.id, 1, place.overlord.id)
+    fail_answers(monkeypatch, [aiohttp.ServerDisconnectedError()])  # the problems' follow-up (the answer went first)
+    reply = await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})
+    await settled(world)
+    assert [message.content[:13] for message in reply.messages] == ["Added 100 XP "], "no 'may be done already'"
+    [notice] = place.bot_messages(mod_log)
+    assert notice.content.startswith("⚠️ A level-up could not do everything; an admin can fix this:\n• Level 1:")
 
 
 async def test_a_check_in_whose_answer_discord_loses_still_levels_the_member_up(place: Place) -> None:
