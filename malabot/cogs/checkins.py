@@ -92,8 +92,8 @@ class CheckinCog(discord.Cog):
         finally:  # the reward is stored, whether or not Discord took the answer
             if ctx.guild is not None:
                 # The reward may level the member up: announce it and bring their level roles in line.
-                outcome = await levelups.apply(self.services, ctx.guild, result.level_change,
-                                               channel_id=ctx.channel_id)
+                outcome = await levelups.apply_after_stored_work(self.services, ctx.guild, result.level_change,
+                                                                 channel_id=ctx.channel_id)
                 await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
 
     async def _board(self, ctx: discord.ApplicationContext, kind: BoardKind, page: int) -> None:

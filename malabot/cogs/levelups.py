@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from malabot.bot import explain_failure
 from malabot.cogs.granting import why_bot_cannot_give
 from malabot.cogs.members import member_if_found
 from malabot.cogs.own_timeout import own_timeout
 from malabot.cogs.posting import pinging_only
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import fit_lines
+from malabot.errors import TenantArchived
 from malabot.features.xp.models import LevelChange
 from malabot.member_list_loading import MEMBER_LIST_WAIT_SECONDS
 from malabot.member_lists import complete_member_list
@@ -56,6 +58,22 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
     added, removed = await _sync_member(services, guild, change.user_id, problems)
     return LevelUpOutcome(announced_in=announced_in, roles_added=added, roles_removed=removed,
                           problems=tuple(problems))
+
+
+async def apply_after_stored_work(services: Services, guild: discord.Guild, change: LevelChange, *,
+                                  channel_id: int | None = None) -> LevelUpOutcome:
+    """`apply`, after work that is stored (a check-in, an admin's edit): a failure of its own (the
+    server's file busy, say) is logged and becomes a problem, never an error of the command, which
+    would tell the member to try again what is done."""
+    try:
+        return await apply(services, guild, change, channel_id=channel_id)
+    except TenantArchived:  # the bot was removed meanwhile: nobody to tell
+        raise
+    except Exception as error:
+        reason = explain_failure(error, "a level-up", guild.id, busy="the server's file stayed busy",
+                                 otherwise="an error, logged")
+        return LevelUpOutcome(problems=(f"The level-up of <@{change.user_id}> could not finish ({reason}); "
+                                        "their level roles follow at their next level change.",))
 
 
 async def sync_roles(services: Services, guild: discord.Guild, user_id: int) -> LevelUpOutcome:

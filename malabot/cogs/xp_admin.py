@@ -111,7 +111,7 @@ class XpAdminCog(discord.Cog):
     async def _roles_follow(self, ctx: discord.ApplicationContext, change: LevelChange) -> None:
         if ctx.guild is None:
             return
-        outcome = await levelups.apply(self.services, ctx.guild, change, channel_id=ctx.channel_id)
+        outcome = await levelups.apply_after_stored_work(self.services, ctx.guild, change, channel_id=ctx.channel_id)
         if isinstance(ctx, CommandContext) and ctx.answer_lost:  # the admin's answers do not get through
             await self.bot.admin_notices.tell(ctx.guild, outcome.problems)
         elif (problems := levelups.problems_text(outcome)) is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -805,6 +806,24 @@ async def test_problems_of_an_edit_whose_follow_up_is_lost_go_to_the_mod_log(
     assert [message.content[:13] for message in reply.messages] == ["Added 100 XP "], "no 'may be done already'"
     [notice] = place.bot_messages(mod_log)
     assert notice.content.startswith("⚠️ A level-up could not do everything; an admin can fix this:\n• Level 1:")
+
+
+async def test_a_level_up_failing_after_a_stored_edit_is_a_problem_not_a_failure(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The XP is stored: "try again" would add it twice.
+    world = place.world
+    await place.give_level_roles()
+
+    async def failing(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(world.live.xp, "levelup_announcement", failing)
+    reply = await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})
+    assert [message.content for message in await reply.wait_for_messages(2)] == [
+        f"Added 100 XP to <@{world.alice.id}>: they now have 100 XP, level 1 (was 0).",
+        f"⚠️ The level-up of <@{world.alice.id}> could not finish (an error, logged); their level roles follow "
+        "at their next level change."]
+    assert await place.stored_xp() == {world.alice.id: 100}
 
 
 async def test_a_check_in_whose_answer_discord_loses_still_levels_the_member_up(place: Place) -> None:
