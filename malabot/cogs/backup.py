@@ -150,7 +150,7 @@ class BackupCog(discord.Cog):
                                      busy="the server's file stayed busy", otherwise="an error, logged")
             lines = [f"The restore is done, but bringing level roles in line with it failed ({reason}); "
                      "each member's roles follow at their next level change."]
-            problems: tuple[str, ...] = ()
+            problems: tuple[str, ...] = (lines[0],)
         else:
             changed = len(outcome.roles_added) + len(outcome.roles_removed)
             if not changed and not outcome.problems:

@@ -18,7 +18,7 @@ tell through `bot.admin_notices` when nobody is waiting (chat, check-ins, birthd
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,20 +60,27 @@ async def apply(services: Services, guild: discord.Guild, change: LevelChange, *
                           problems=tuple(problems))
 
 
-async def apply_after_stored_work(services: Services, guild: discord.Guild, change: LevelChange, *,
-                                  channel_id: int | None = None) -> LevelUpOutcome:
-    """`apply`, after work that is stored (a check-in, an admin's edit): a failure of its own (the
-    server's file busy, say) is logged and becomes a problem, never an error of the command, which
-    would tell the member to try again what is done."""
+async def after_stored_work(work: Awaitable[LevelUpOutcome], guild: discord.Guild, *, failed: str) -> LevelUpOutcome:
+    """Level roles after work that is stored (a check-in, an admin's edit, an erasure, a reset): a
+    failure of their own (the server's file, not Discord) is logged and becomes the problem `failed`
+    (its `{reason}` filled in), never an error of the command, which would tell the member to try
+    again what is done."""
     try:
-        return await apply(services, guild, change, channel_id=channel_id)
+        return await work
     except TenantArchived:  # the bot was removed meanwhile: nobody to tell
         raise
     except Exception as error:
-        reason = explain_failure(error, "a level-up", guild.id, busy="the server's file stayed busy",
-                                 otherwise="an error, logged")
-        return LevelUpOutcome(problems=(f"The level-up of <@{change.user_id}> could not finish ({reason}); "
-                                        "their level roles follow at their next level change.",))
+        reason = explain_failure(error, "level roles after stored work", guild.id,
+                                 busy="the server's file stayed busy", otherwise="an error, logged")
+        return LevelUpOutcome(problems=(failed.format(reason=reason),))
+
+
+async def apply_after_stored_work(services: Services, guild: discord.Guild, change: LevelChange, *,
+                                  channel_id: int | None = None) -> LevelUpOutcome:
+    """`apply`, after a stored check-in or admin edit (see after_stored_work)."""
+    return await after_stored_work(apply(services, guild, change, channel_id=channel_id), guild,
+                                   failed=f"The level-up of <@{change.user_id}> could not finish ({{reason}}); "
+                                          "their level roles follow at their next level change.")
 
 
 async def sync_roles(services: Services, guild: discord.Guild, user_id: int) -> LevelUpOutcome:

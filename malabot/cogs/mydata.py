@@ -149,7 +149,10 @@ class MyDataCog(discord.Cog, name="MyData"):
             await self.bot.admin_notices.tell(guild, [birthday_role_kept(user_id, role_id) for role_id in kept],
                                               about="Erasing a member's data")
             # Their XP is gone, so is their level: their level roles go as after `/xp reset member`.
-            outcome = await levelups.sync_roles(self.bot.services, guild, user_id)
+            outcome = await levelups.after_stored_work(
+                levelups.sync_roles(self.bot.services, guild, user_id), guild,
+                failed=f"Taking the level roles of <@{user_id}> after they erased their data failed ({{reason}}); "
+                       "an admin can take them off by hand.")
             await self.bot.admin_notices.tell(guild, outcome.problems)
 
         view = ConfirmDelete(user_id, erase, then=take_back_roles, timeout=self.confirm_timeout)

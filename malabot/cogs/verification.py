@@ -168,7 +168,7 @@ async def tell_member(member: discord.Member, text: str, guild_id: int) -> None:
     """A courtesy DM; members who closed their DMs simply do not get it."""
     try:
         await member.send(text)
-    except discord.HTTPException:
+    except (discord.HTTPException, *DISCORD_UNREACHABLE):
         log.info("guild %s: could not DM member %s about their verification", guild_id, member.id)
 
 

@@ -214,7 +214,10 @@ class ConfirmResetAll(discord.ui.View):
                 content=f"Done: the XP of {members:,} {plural(members, 'member')} is back to 0.", view=None)
         except (discord.HTTPException, *DISCORD_UNREACHABLE):
             log.warning("guild %s: could not show the admin that everyone's XP is reset", guild.id, exc_info=True)
-        outcome = await levelups.remove_all_level_roles(self.services, guild)
+        outcome = await levelups.after_stored_work(
+            levelups.remove_all_level_roles(self.services, guild), guild,
+            failed="Taking the level roles after everyone's XP was reset failed ({reason}); each member's "
+                   "roles follow at their next level change.")
         if (problems := levelups.problems_text(outcome)) is not None:
             await tell_admin_else_mod_log(
                 self.notices, guild,

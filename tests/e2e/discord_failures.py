@@ -5,6 +5,7 @@ The sandbox answers every request it gets; a connection reset is made in py-cord
 
 from __future__ import annotations
 
+import sqlite3
 import types
 from typing import Any
 
@@ -46,3 +47,10 @@ def http_error(status: int) -> discord.HTTPException:
     """Discord's answer of `status` (400: the request was malformed, 500: Discord failed)."""
     return discord.HTTPException(types.SimpleNamespace(status=status, reason="Bad Request"),  # type: ignore[arg-type]
                                  {"code": 50035, "message": "Invalid Form Body"})
+
+
+def busy_file_error() -> sqlite3.OperationalError:
+    """What SQLite raises when another program held the server's file past the bot's wait."""
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    return error

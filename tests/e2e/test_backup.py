@@ -564,6 +564,23 @@ async def test_a_restore_whose_level_roles_follow_up_is_lost_is_not_said_to_have
     assert role.id not in world.server.member(world.guild, world.alice).roles
 
 
+async def test_level_roles_failing_after_a_restore_whose_follow_up_is_lost_reach_the_mod_log(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod_log = await world.server.create_channel(world.guild, "mod-log")
+    await world.live.guild_settings.update(world.guild.id, world.admin.id, mod_log_channel_id=mod_log.id)
+    role, snapshot = await level_role_given_since_a_snapshot(world)
+
+    async def failing(*args: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(backup_cog.levelups, "sync_everyones_roles", failing)
+    fail_answers(monkeypatch, [None, aiohttp.ServerDisconnectedError()])  # "Restored" goes, the roles' word not
+    await world.command(world.admin, "backup restore", {"id": snapshot})
+    await settled(world)
+    [notice] = world.server.messages_in(mod_log, author=world.server.bot_user)
+    assert "• The restore is done, but bringing level roles in line with it failed" in notice.content
+
+
 async def test_a_restore_whose_answer_discord_loses_still_moves_level_roles_and_is_not_said_to_have_failed(
         world: World) -> None:
     # "Try again" would restore a second time (and keep one more snapshot of what it replaced).

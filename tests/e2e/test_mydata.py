@@ -22,7 +22,7 @@ from malabot.features.mydata.service import DELETE_CONFIRMATION
 from malabot.privacy import MEMBER_COLUMN
 from malabot.sandbox import FakeDiscord, InteractionReply, Message, User
 from tests.e2e.data_dump import all_rows, eventually, rows_mentioning
-from tests.e2e.discord_failures import drop_role_changes
+from tests.e2e.discord_failures import busy_file_error, drop_role_changes
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -218,6 +218,26 @@ async def test_a_connection_lost_as_level_roles_follow_an_erasure_does_not_unsay
 
     answered = await delete_my_data(world, world.alice)
     assert answered.content.startswith("Done: your data in this server is erased"), "not: nothing may be deleted"
+    assert "xp" not in rows_mentioning(world.tenant_file(world.guild), world.alice.id)
+
+
+@pytest.mark.parametrize("failure", [sqlite3.OperationalError("disk I/O error"), busy_file_error()])
+async def test_level_roles_failing_after_an_erasure_do_not_unsay_it(
+        world: World, monkeypatch: pytest.MonkeyPatch, failure: sqlite3.OperationalError) -> None:
+    # The data is gone: "nothing was deleted, try again" would be false.
+    chatter = await world.server.create_role(world.guild, "Chatter")
+    await world.command(world.admin, "levelrole add", {"level": 1, "role": chatter})
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 150})
+    await settled(world)
+    question = await world.command(world.alice, "mydata delete")
+
+    async def failing(*args: Any, **kwargs: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(world.live.xp, "level_roles", failing)
+    await world.server.press_button(question.message, world.alice, label=CONFIRM_LABEL)
+    await settled(world)
+    assert question.message.content.startswith("Done: your data in this server is erased")
     assert "xp" not in rows_mentioning(world.tenant_file(world.guild), world.alice.id)
 
 

@@ -901,6 +901,24 @@ async def test_a_denial_right_after_a_start_goes_through_while_discord_fails_to_
         assert pressed.followups == [], "no 'please try again later'"
 
 
+async def test_a_denial_whose_dm_loses_its_connection_is_still_shown_as_denied(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    request = discord.http.HTTPClient.request
+
+    async def dropping(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        if route.path == "/users/@me/channels":  # opening the DM
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
+    pressed = await world.server.press_button(review, place.reviewer, label="Deny")
+    await settled(world)
+    assert world.server.message(review).content.endswith(f"❌ Denied by <@{place.reviewer.id}>.")
+    assert pressed.followups == [], "no 'please try again later'"
+
+
 async def test_denied_members_are_told_and_cannot_ask_again(place: Place) -> None:
     await place.setup()
     await place.configure(verify_review_channel_id=place.review_channel.id)

@@ -28,7 +28,7 @@ from malabot.sandbox.payloads import channel_payload
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.state import GUILD_VOICE
 from tests.e2e.data_dump import all_rows, eventually
-from tests.e2e.discord_failures import drop_role_changes, fail_answers
+from tests.e2e.discord_failures import busy_file_error, drop_role_changes, fail_answers
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import EPHEMERAL, Place, make_place, settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -935,6 +935,26 @@ async def test_problems_of_an_edit_whose_answer_discord_loses_go_to_the_mod_log(
     await settled(world)
     [notice] = place.bot_messages(mod_log)
     assert notice.content.startswith("⚠️ A level-up could not do everything; an admin can fix this:\n• Level 1:")
+
+
+async def test_reset_all_whose_level_roles_meet_a_busy_file_is_not_followed_by_try_again(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = place.world
+    await place.give_level_roles()
+    await world.command(world.admin, "xp set", {"member": world.alice, "amount": 300})
+    await settled(world)
+    asked = await world.command(world.admin, "xp reset all")
+
+    async def busy(*args: Any, **kwargs: Any) -> None:
+        raise busy_file_error()
+
+    monkeypatch.setattr(world.live.xp, "level_roles", busy)
+    pressed = await world.server.press_button(asked.message, world.admin, label="Reset everyone's XP")
+    await settled(world)
+    assert world.server.message(asked.message.id).content == "Done: the XP of 1 member is back to 0."
+    assert [message.content for message in pressed.followups] == [
+        "⚠️ Taking the level roles after everyone's XP was reset failed (the server's file stayed busy); each "
+        "member's roles follow at their next level change."]
 
 
 async def test_reset_all_takes_a_level_role_the_gateway_has_not_shown_yet(place: Place) -> None:
