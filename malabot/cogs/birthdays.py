@@ -218,10 +218,12 @@ class BirthdaysCog(discord.Cog, name="Birthdays"):
     async def set_(self, ctx: discord.ApplicationContext, month: int, day: int, year: int | None) -> None:
         guild_id = guild_id_of(ctx)
         view = await self.birthdays.set(guild_id, ctx.author.id, month, day, year)
+        # Started before the answer (it runs on its own): an answer Discord does not take must not keep
+        # today's celebration away. Else the pass would find nothing to do.
+        if view.is_today and not view.celebrated_this_year:
+            self._run_pass_now(guild_id)
         text = own_birthday_text(view, saved=True, age_announced=await self._announces_age(guild_id))
         await answer(ctx, text, ephemeral=True)
-        if view.is_today and not view.celebrated_this_year:  # else the pass would find nothing to do
-            self._run_pass_now(guild_id)
 
     @birthday.command(name="remove", description="Forget your birthday on this server")
     async def remove(self, ctx: discord.ApplicationContext) -> None:

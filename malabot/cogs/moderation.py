@@ -238,8 +238,8 @@ class ModerationCog(discord.Cog, name="Moderation"):
         warned = await member_of(guild, warning.target_id) if warning.target_id is not None else None
         if warned is not None:  # the rules of warning them: not yourself, nobody above you or the bot
             check_moderation(ctx, "warn", warned)
+        await defer(ctx, ephemeral=True)  # before the withdrawal is stored: a deferral Discord refuses changes nothing
         removed = await self.moderation.remove_warning(guild.id, case, ctx.author.id, reason)
-        await defer(ctx, ephemeral=True)
         await self.modlog.refresh(guild, removed.warning)
         who = mention(removed.warning.target_id) if removed.warning.target_id is not None else "a former member"
         await self._finish(ctx, guild, removed.case,

@@ -33,10 +33,15 @@ class ModLog:
     async def post(self, guild: discord.Guild, case: Case | NewCase) -> str | None:
         """Post the case (or an action not recorded: no number, nothing to link it to); None when posted
         (or no mod-log channel is set), else a note for the moderator."""
-        channel_id = await self._moderation.mod_log_channel(guild.id)
+        heading = f"Case #{case.case_number}" if isinstance(case, Case) else "The mod-log entry"
+        try:
+            channel_id = await self._moderation.mod_log_channel(guild.id)
+        except (sqlite3.Error, TenantError) as error:  # the action is done: never "try again" for its post
+            log.warning("guild %s: the mod-log setting could not be read for %s", guild.id, case_heading(case),
+                        exc_info=error)
+            return f"{heading} was not posted: the mod-log setting could not be read ({storage_trouble(error)})."
         if channel_id is None:
             return None
-        heading = f"Case #{case.case_number}" if isinstance(case, Case) else "The mod-log entry"
         channel = guild.get_channel_or_thread(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return f"{heading} was not posted: the mod-log channel <#{channel_id}> no longer exists."
@@ -72,17 +77,18 @@ class ModLog:
 
     async def refresh(self, guild: discord.Guild, case: Case) -> None:
         """Show a changed case (a withdrawn warning) in its mod-log message; best effort."""
-        channel_id = await self._moderation.mod_log_channel(guild.id)
-        if channel_id is None or case.log_message_id is None:
-            return
-        channel = guild.get_channel_or_thread(channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
-            return
         try:
+            channel_id = await self._moderation.mod_log_channel(guild.id)
+            if channel_id is None or case.log_message_id is None:
+                return
+            channel = guild.get_channel_or_thread(channel_id)
+            if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+                return
             await channel.get_partial_message(case.log_message_id).edit(**_entry(channel, guild, case))
-        except discord.HTTPException:
+        except (discord.HTTPException, *DISCORD_UNREACHABLE, sqlite3.Error, TenantError) as error:
             # The message may have been deleted or posted elsewhere before a settings change.
-            log.info("guild %s: could not update the mod-log message of case %s", guild.id, case.case_number)
+            log.info("guild %s: could not update the mod-log message of case %s (%s)", guild.id, case.case_number,
+                     error)
 
 
 def _entry(channel: discord.abc.Messageable, guild: discord.Guild, case: Case | NewCase) -> dict[str, Any]:

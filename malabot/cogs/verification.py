@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +28,7 @@ from malabot.cogs.members import UNKNOWN_MEMBER, fresh_member, member_if_found
 from malabot.cogs.posting import NO_PINGS, check_can_post, may_embed
 from malabot.cogs.unreachable import DISCORD_UNREACHABLE
 from malabot.commands import answer, defer, guild_id_of, member_permissions, permission_check
-from malabot.errors import PermissionRefused, UserInputError
+from malabot.errors import MalabotError, PermissionRefused, UserInputError
 from malabot.features.verification.service import OutOfDateReview, ReviewResult, VerificationResult
 from malabot.snowflakes import snowflake_from_text
 
@@ -228,23 +229,26 @@ class VerificationCog(discord.Cog):
         forgotten = await self.service.reset(guild_id, member.id, ctx.author.id)
         if forgotten is None:
             raise UserInputError(f"{member.mention} has no verification request to reset.")
-        await answer(ctx, f"{member.mention}'s verification request was reset; they can press Verify again.",
-                     ephemeral=True, allowed_mentions=NO_PINGS)
-        if forgotten.review_message_id is not None:
-            await self._take_review_buttons(guild_id, forgotten.review_message_id)
+        try:
+            await answer(ctx, f"{member.mention}'s verification request was reset; they can press Verify again.",
+                         ephemeral=True, allowed_mentions=NO_PINGS)
+        finally:  # the request is forgotten, whether or not Discord took the answer
+            if forgotten.review_message_id is not None:
+                await self._take_review_buttons(guild_id, forgotten.review_message_id)
 
     async def _take_review_buttons(self, guild_id: int, message_id: int) -> None:
         """Best effort: the buttons of a forgotten request's message would answer only "out of date"."""
-        channel_id = (await self.settings.get(guild_id)).verify_review_channel_id
-        channel = self.bot.get_channel(channel_id) if channel_id is not None else None
-        if not isinstance(channel, discord.TextChannel):
-            log.info("guild %s: no review channel to take the buttons of message %s from", guild_id, message_id)
-            return
         try:
+            channel_id = (await self.settings.get(guild_id)).verify_review_channel_id
+            channel = self.bot.get_channel(channel_id) if channel_id is not None else None
+            if not isinstance(channel, discord.TextChannel):
+                log.info("guild %s: no review channel to take the buttons of message %s from", guild_id, message_id)
+                return
             await channel.get_partial_message(message_id).edit(view=None)
-        except discord.HTTPException as error:  # deleted, or posted in a review channel changed since
-            log.warning("guild %s: could not take the buttons of review message %s (%s)", guild_id,
-                        message_id, error.status)
+        except (discord.HTTPException, *DISCORD_UNREACHABLE, MalabotError, sqlite3.Error) as error:
+            # Deleted, posted in a review channel changed since, or the settings unreadable just now.
+            log.warning("guild %s: could not take the buttons of review message %s (%s)", guild_id, message_id,
+                        error)
 
     # -- the panel's button -----------------------------------------------------------------------
 
@@ -359,9 +363,9 @@ class VerificationCog(discord.Cog):
         try:
             await interaction.edit_original_response(content=f"{original}\n{mark}{by}.", view=None,
                                                      allowed_mentions=NO_PINGS)
-        except discord.NotFound:  # the request's message was deleted meanwhile; the decision stands
-            log.info("guild %s: the review message of %s's request was gone before it could show the "
-                     "decision", guild_id, user_id)
+        except (discord.HTTPException, *DISCORD_UNREACHABLE) as error:  # deleted meanwhile, say: the decision stands
+            log.info("guild %s: the review message of %s's request could not show the decision (%s)",
+                     guild_id, user_id, error)
         if problem is not None:
             await answer_interaction(interaction, f"Approved, but: {problem}")
 

@@ -437,12 +437,15 @@ async def test_a_birthday_changed_after_this_years_celebration_is_promised_for_n
                              "next celebrated on November 28, 2027.")
 
 
+@pytest.mark.parametrize("answer_lost", [False, True])
 async def test_a_birthday_set_in_the_last_hour_of_the_servers_day_is_still_celebrated_that_day(
-        bd: Birthdays) -> None:
+        bd: Birthdays, answer_lost: bool) -> None:
     world = bd.world
     # Auckland is UTC+13 in November: 2026-11-25 10:50 UTC is 23:50 there, after the day's last pass.
     await bd.configure(timezone="Pacific/Auckland")
     world.clock.advance(hours=-1, minutes=-10)
+    if answer_lost:  # the birthday is stored: the celebration must not wait for its answer
+        world.lose_next_answer()
     await set_birthday(world, world.alice, 11, 25)
     await eventually(lambda: len(bd.announcements()) == 1, what="the announcement before the day ends")
 

@@ -22,6 +22,7 @@ import aiohttp
 import discord
 import pytest
 
+from malabot.bot import APOLOGY
 from malabot.commands import ANSWER_LOST
 from malabot.guild_settings import WarnThreshold
 from malabot.sandbox import (
@@ -1102,3 +1103,39 @@ async def test_an_error_answer_that_cannot_reach_discord_is_a_warning(
             pass
     messages = [r.getMessage() for r in caplog.records]
     assert f"could not tell the user about an error in guild {cast.world.guild.id}" in messages, messages
+
+
+async def test_a_withdrawal_whose_mod_log_edit_loses_its_connection_is_done_and_posted(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = cast.world.alice
+    await cast.run(cast.mod, "warn", {"member": alice, "reason": "first"})
+    request = discord.http.HTTPClient.request
+
+    async def dropping(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        if route.method == "PATCH" and route.path.endswith("/messages/{message_id}"):  # the warning's entry
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
+    removed = await cast.run(cast.mod, "warnings remove", {"case": 1})
+    assert removed.content == f"Case #2: warning #1 of <@{alice.id}> withdrawn."
+    assert [post.embeds[0]["title"] for post in cast.log_posts()] == ["Case #1 · Warning", "Case #2 · Warning removed"]
+
+
+async def test_a_withdrawal_whose_deferral_discord_refuses_changes_nothing(cast: Cast) -> None:
+    await cast.run(cast.mod, "warn", {"member": cast.world.alice, "reason": "first"})
+    cast.world.lose_next_answer()  # the deferral, before anything is stored
+    removed = await cast.run(cast.mod, "warnings remove", {"case": 1})
+    assert removed.content == APOLOGY, "nothing was done: trying again is right"
+    assert [(case["action"], case["removed_at"]) for case in cast.cases()] == [("warn", None)]
+
+
+async def test_a_kick_whose_mod_log_setting_cannot_be_read_is_done_and_says_why_it_was_not_posted(
+        cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def failing(guild_id: int) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(cast.world.live.moderation, "mod_log_channel", failing)
+    reply = await cast.run(cast.mod, "kick", {"member": cast.carol, "reason": "spam"})
+    assert "Case #1 was not posted: the mod-log setting could not be read" in reply.content
+    assert not cast.is_member(cast.carol) and [case["action"] for case in cast.cases()] == ["kick"]

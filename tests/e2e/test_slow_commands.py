@@ -13,17 +13,15 @@ The tests marked quick run with the waits shortened in the same order (world.QUI
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from malabot.bot import APOLOGY
+from malabot.cogs import checkins as checkins_cog
 from malabot.commands import DEFER_AFTER
-from malabot.features.xp import repository as xp_repository
 from malabot.sandbox import Channel, FakeDiscord, InteractionReply, User
 from malabot.sandbox.interactions import ANSWER_DEADLINE
 from malabot.tenancy.failures import BUSY_ANSWER
@@ -149,11 +147,12 @@ async def test_a_private_error_after_a_slow_public_answer_leaves_that_answer(
     """The public answer filled the public "thinking...": an error after it (privately, as ever) is a
     message of its own, and must not take the answer away as if it were still the placeholder."""
 
-    async def unreadable(conn: aiosqlite.Connection) -> object:
-        raise sqlite3.OperationalError("disk I/O error")
+    async def failing(*args: Any, **kwargs: Any) -> object:
+        raise RuntimeError("a step after the answer that nothing expected to fail")
 
-    # The check-in is stored and answered; then its level-up work fails reading the level roles.
-    monkeypatch.setattr(xp_repository, "level_roles", unreadable)
+    # The check-in is stored and answered; then the work that follows it fails (a level-up's own
+    # failures become problems for the admins: this is a failure nothing foresaw).
+    monkeypatch.setattr(checkins_cog.levelups, "apply_after_stored_work", failing)
     slow = await slowly(world, world.alice, "checkin")
     await settled(world)
 

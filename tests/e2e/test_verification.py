@@ -19,11 +19,13 @@ import aiohttp
 import discord
 import pytest
 
+from malabot.commands import ANSWER_LOST
 from malabot.sandbox import ALL_PERMISSIONS, Channel, FakeDiscord, InteractionReply, Message, Overwrite, Role, User
 from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import all_rows, eventually
+from tests.e2e.discord_failures import fail_answers, http_error
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -1129,3 +1131,58 @@ async def test_a_member_verified_by_hand_during_screening_is_not_marked_unverifi
     await world.server.update_member(world.guild, carol, roles=[place.verified], pending=False)
     await settled(world)
     assert place.roles_of(carol) == {place.verified.id}
+
+
+async def test_a_reset_whose_button_removal_loses_its_connection_is_said_once(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, alice = place.world, place.world.alice
+    await place.request_reviewed(alice)
+    request = discord.http.HTTPClient.request
+
+    async def dropping(self: discord.http.HTTPClient, route: discord.http.Route, **kwargs: Any) -> Any:
+        if route.method == "PATCH" and route.path.endswith("/messages/{message_id}"):
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", dropping)
+    reset = await world.command(place.reviewer, "verify reset", {"member": alice})
+    await settled(world)
+    assert [message.content for message in reset.messages] == [
+        f"<@{alice.id}>'s verification request was reset; they can press Verify again."]
+    assert place.request_of(alice) is None
+
+
+@pytest.mark.parametrize("failure", ["429s", "a dropped connection"])
+async def test_an_approval_whose_request_cannot_show_it_is_no_failure(
+        place: Place, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    world, alice = place.world, place.world.alice
+    review = await place.request_reviewed(alice)
+    if failure == "429s":
+        world.server.rate_limit(lambda method, path, body: method == "PATCH" and path.endswith("/messages/@original"),
+                                times=5, retry_after=0.01)
+    else:
+        from discord.webhook.async_ import AsyncWebhookAdapter
+        request = AsyncWebhookAdapter.request
+
+        async def dropping(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
+            if route.method == "PATCH" and route.url.endswith("/messages/@original"):
+                raise aiohttp.ServerDisconnectedError()
+            return await request(self, route, *args, **kwargs)
+
+        monkeypatch.setattr(AsyncWebhookAdapter, "request", dropping)
+    pressed = await world.server.press_button(review, place.reviewer, label="Approve")
+    await settled(world)
+    assert place.verified.id in place.roles_of(alice)
+    assert pressed.followups == [], "no 'please try again later' after the approval was carried out"
+
+
+@pytest.mark.parametrize("failure", [http_error(500), aiohttp.ServerDisconnectedError()], ids=["500", "dropped"])
+async def test_a_verify_press_whose_answer_is_lost_says_it_may_be_done(
+        place: Place, monkeypatch: pytest.MonkeyPatch, failure: Exception) -> None:
+    world, alice = place.world, place.world.alice
+    await place.setup()
+    fail_answers(monkeypatch, [failure])
+    pressed = await place.press_verify(alice)
+    await settled(world)
+    assert [message.content for message in pressed.messages] == [ANSWER_LOST]
+    assert place.verified.id in place.roles_of(alice)
