@@ -336,7 +336,8 @@ class VerificationCog(discord.Cog):
             result = await self.service.review(guild_id, user_id, interaction.user.id, approve=approve,
                                                message_id=message_id)
         except OutOfDateReview:
-            with contextlib.suppress(discord.HTTPException):  # its buttons would only say so again
+            # Its buttons would only say so again; failing to take them changes nothing about the answer.
+            with contextlib.suppress(discord.HTTPException, *DISCORD_UNREACHABLE):
                 await interaction.edit_original_response(view=None)
             raise
         verdict = "approved" if result.approved else "denied"

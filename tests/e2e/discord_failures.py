@@ -54,3 +54,17 @@ def busy_file_error() -> sqlite3.OperationalError:
     error = sqlite3.OperationalError("database is locked")
     error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
     return error
+
+
+def drop_original_edits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edit of a button's message (the interaction's original response) loses its connection."""
+    from discord.webhook.async_ import AsyncWebhookAdapter
+
+    request = AsyncWebhookAdapter.request
+
+    async def dropping(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
+        if route.method == "PATCH" and route.url.endswith("/messages/@original"):
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, route, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncWebhookAdapter, "request", dropping)

@@ -25,7 +25,7 @@ from malabot.sandbox.permissions import Permission
 from malabot.sandbox.snowflakes import snowflake_at
 from malabot.tenancy.failures import BUSY_ANSWER
 from tests.e2e.data_dump import all_rows, eventually
-from tests.e2e.discord_failures import fail_answers, http_error
+from tests.e2e.discord_failures import drop_original_edits, fail_answers, http_error
 from tests.e2e.world import World, make_world, marked_quick
 from tests.e2e.xp_place import settled
 from tests.file_holds import file_in_use, locked_from_outside
@@ -1161,15 +1161,7 @@ async def test_an_approval_whose_request_cannot_show_it_is_no_failure(
         world.server.rate_limit(lambda method, path, body: method == "PATCH" and path.endswith("/messages/@original"),
                                 times=5, retry_after=0.01)
     else:
-        from discord.webhook.async_ import AsyncWebhookAdapter
-        request = AsyncWebhookAdapter.request
-
-        async def dropping(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
-            if route.method == "PATCH" and route.url.endswith("/messages/@original"):
-                raise aiohttp.ServerDisconnectedError()
-            return await request(self, route, *args, **kwargs)
-
-        monkeypatch.setattr(AsyncWebhookAdapter, "request", dropping)
+        drop_original_edits(monkeypatch)
     pressed = await world.server.press_button(review, place.reviewer, label="Approve")
     await settled(world)
     assert place.verified.id in place.roles_of(alice)
@@ -1186,3 +1178,19 @@ async def test_a_verify_press_whose_answer_is_lost_says_it_may_be_done(
     await settled(world)
     assert [message.content for message in pressed.messages] == [ANSWER_LOST]
     assert place.verified.id in place.roles_of(alice)
+
+
+async def test_an_out_of_date_request_whose_buttons_cannot_be_taken_still_says_so(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, alice = place.world, place.world.alice
+    old = await place.request_reviewed(alice)
+    world.server.rate_limit(lambda method, path, body: method == "PATCH" and path.endswith(f"/messages/{old.id}"),
+                            times=5)  # the reset cannot take the old message's buttons
+    await world.command(place.reviewer, "verify reset", {"member": alice})
+    await settled(world)
+    await place.press_verify(alice)  # a new request, a new message
+    drop_original_edits(monkeypatch)
+    pressed = await world.server.press_button(old, place.reviewer, label="Approve")
+    await settled(world)
+    assert [message.content for message in pressed.followups] == [
+        "This request message is out of date; use the newest one."]
