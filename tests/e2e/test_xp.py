@@ -780,20 +780,6 @@ async def test_admin_edit_levelling_up_announces_it(place: Place) -> None:
     assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
 
 
-async def test_an_edit_whose_answer_discord_loses_still_moves_level_roles_and_is_not_said_to_have_failed(
-        place: Place) -> None:
-    # The XP is added before the answer: "try again" would add it twice.
-    world, chatter = place.world, place.level_roles[0]
-    await place.give_level_roles()
-    world.lose_next_answer()
-    reply = await world.command(world.admin, "xp add", {"member": world.alice, "amount": 100})   # level 1
-    assert reply.content == ANSWER_LOST
-    await settled(world)
-    assert await place.stored_xp() == {world.alice.id: 100}
-    assert place.roles_of(world.alice) == {chatter.id}
-    assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
-
-
 async def test_problems_of_an_edit_whose_follow_up_is_lost_go_to_the_mod_log(
         place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
     world = place.world
@@ -826,15 +812,22 @@ async def test_a_level_up_failing_after_a_stored_edit_is_a_problem_not_a_failure
     assert await place.stored_xp() == {world.alice.id: 100}
 
 
-async def test_a_check_in_whose_answer_discord_loses_still_levels_the_member_up(place: Place) -> None:
+@pytest.mark.parametrize(("before", "who", "command", "options", "after"), [
+    (0, "admin", "xp add", {"amount": 100}, 100),   # stored before the answer: "try again" would add it twice
+    (80, "alice", "checkin", {}, 130),             # the check-in's 50 XP
+])
+async def test_xp_stored_before_an_answer_discord_loses_still_levels_the_member_up(
+        place: Place, before: int, who: str, command: str, options: dict[str, Any], after: int) -> None:
     world, chatter = place.world, place.level_roles[0]
     await place.give_level_roles()
-    await world.live.xp_admin.set(world.guild.id, world.admin.id, world.alice.id, 80)
+    await world.live.xp_admin.set(world.guild.id, world.admin.id, world.alice.id, before)
     world.lose_next_answer()
-    reply = await world.command(world.alice, "checkin")
+    if command == "xp add":
+        options = {"member": world.alice, **options}
+    reply = await world.command(getattr(world, who), command, options)
     assert reply.content == ANSWER_LOST
     await settled(world)
-    assert await place.stored_xp() == {world.alice.id: 130}
+    assert await place.stored_xp() == {world.alice.id: after}
     assert place.roles_of(world.alice) == {chatter.id}
     assert [m.content for m in place.bot_messages()] == [f"GG <@{world.alice.id}>, you reached level 1!"]
 
