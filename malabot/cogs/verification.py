@@ -190,7 +190,7 @@ class VerificationCog(discord.Cog):
         # otherwise post it twice, each press finding the message gone before the other re-posted it;
         # a second Approve would carry the approval out again before the first had given the roles;
         # and an unverified auto-role given as they verify would stay.
-        self._presses = bot.member_role_changes
+        self._role_changes = bot.member_role_changes
 
     @verify.command(name="setup", description="Post the verification panel and choose the role it gives",
                     checks=[permission_check(manage_guild=True)])
@@ -263,7 +263,7 @@ class VerificationCog(discord.Cog):
                                      "joining); then press Verify again.")
             # Calls to Discord follow (roles, the review post): answer within its 3 s first.
             await interaction.response.defer(ephemeral=True, invisible=False)
-            async with self._presses.holding((guild_id, member.id)):
+            async with self._role_changes.holding((guild_id, member.id)):
                 text = await self._answer_press(guild_id, member)
             await answer_interaction(interaction, text)
 
@@ -326,7 +326,7 @@ class VerificationCog(discord.Cog):
         await interaction.response.defer()
         # One decision per member at a time, with its roles and DM: a double click, or a second moderator,
         # finds the first approval carried out and is told so.
-        async with self._presses.holding((guild_id, user_id)):
+        async with self._role_changes.holding((guild_id, user_id)):
             await self._decide(interaction, guild_id, user_id, approve=approve)
 
     async def _decide(self, interaction: discord.Interaction, guild_id: int, user_id: int, *, approve: bool) -> None:
